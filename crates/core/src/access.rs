@@ -1,0 +1,262 @@
+//! Who is asking, and the one place where the service asks the policy and records its answer.
+
+use std::sync::Arc;
+
+use strongroom_policy::{
+    AccessRequest, Action, Decision, Denial, PrincipalFacts, Purpose, ResourceFacts, Role,
+    TenantFacts,
+};
+use strongroom_store::UserRow;
+
+use crate::audit::{Actor, AuditDecision, AuditRecord, ResourceRef};
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::model::TenantInstructions;
+use crate::{TenantState, Vault};
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: String,
+    pub username: String,
+    pub roles: Vec<Role>,
+    pub tenant_id: Option<String>,
+    pub confidentiality_version: Option<String>,
+    pub active: bool,
+    pub(crate) token_hash: [u8; 32],
+}
+
+impl Principal {
+    pub fn is_staff(&self) -> bool {
+        self.roles.iter().any(Role::is_staff)
+    }
+    pub fn role_names(&self) -> Vec<String> {
+        self.roles.iter().map(|r| r.as_str().to_owned()).collect()
+    }
+}
+
+/// What the front end read from the request besides the body.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub purpose: Option<Purpose>,
+    /// Free text such as a case reference; recorded in the audit log.
+    pub justification: Option<String>,
+}
+
+pub(crate) fn parse_roles(text: &str) -> Vec<Role> {
+    text.split(',').filter_map(|r| r.parse().ok()).collect()
+}
+
+impl Vault {
+    pub(crate) fn principal_facts(&self, p: &Principal) -> PrincipalFacts {
+        PrincipalFacts {
+            id: p.user_id.clone(),
+            roles: p.roles.clone(),
+            tenant_id: p.tenant_id.clone(),
+            active: p.active,
+            confidentiality_acknowledged: p.confidentiality_version.as_deref()
+                == Some(self.settings.confidentiality_version.as_str()),
+        }
+    }
+
+    pub(crate) fn decide(
+        &self,
+        p: &Principal,
+        action: Action,
+        resource: &ResourceFacts,
+        tenant: Option<&TenantFacts>,
+        purpose: Option<Purpose>,
+    ) -> Decision {
+        let principal = self.principal_facts(p);
+        self.policy.decide(&AccessRequest {
+            principal: &principal,
+            action,
+            resource,
+            tenant,
+            purpose,
+        })
+    }
+
+    /// An audit record carrying the caller, purpose and request id.
+    pub(crate) fn record(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        action: &'static str,
+        tenant_id: Option<&str>,
+        resource: Option<ResourceRef>,
+    ) -> AuditRecord {
+        let mut r = AuditRecord::new(action, &ctx.request_id);
+        r.actor = Some(Actor {
+            user_id: p.user_id.clone(),
+            roles: p.role_names(),
+        });
+        r.tenant_id = tenant_id.map(str::to_owned);
+        r.resource = resource;
+        r.purpose = ctx.purpose.map(|p| p.as_str());
+        r.justification = ctx.justification.clone();
+        r
+    }
+
+    /// Records a refusal and turns it into the error the caller sees. The refusal is returned even if
+    /// the log cannot take it: nothing leaves either way.
+    pub(crate) async fn refuse(
+        &self,
+        mut record: AuditRecord,
+        denial: Denial,
+        policy_ids: Vec<String>,
+    ) -> ServiceError {
+        record.decision = AuditDecision::Deny;
+        record.reason = Some(denial.code());
+        record.policy_ids = policy_ids;
+        if let Err(err) = self.audit.append(record).await {
+            return err;
+        }
+        denial_error(denial)
+    }
+
+    /// Refuses unless allowed; on success the record carries the deciding policies.
+    pub(crate) async fn enforce(
+        &self,
+        record: &mut AuditRecord,
+        decision: &Decision,
+    ) -> ServiceResult<()> {
+        if decision.allowed {
+            record.policy_ids = decision.policy_ids.clone();
+            return Ok(());
+        }
+        let denial = decision.denial.unwrap_or(Denial::Forbidden);
+        Err(self
+            .refuse(record.clone(), denial, decision.policy_ids.clone())
+            .await)
+    }
+
+    /// Requests on tenant content must state a purpose.
+    pub(crate) async fn require_purpose(
+        &self,
+        record: &AuditRecord,
+        ctx: &RequestContext,
+    ) -> ServiceResult<Purpose> {
+        match ctx.purpose {
+            Some(p) => Ok(p),
+            None => Err(self
+                .refuse(record.clone(), Denial::PurposeRequired, Vec::new())
+                .await),
+        }
+    }
+
+    /// The start of every operation on tenant content: the audit record, the stated purpose (required)
+    /// and the tenant (which must exist). Refusals are recorded.
+    pub(crate) async fn open_content(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        action: &'static str,
+        tenant_id: &str,
+        resource: Option<ResourceRef>,
+    ) -> ServiceResult<(AuditRecord, Purpose, Arc<TenantState>)> {
+        let record = self.record(p, ctx, action, Some(tenant_id), resource);
+        let purpose = self.require_purpose(&record, ctx).await?;
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        Ok((record, purpose, tenant))
+    }
+
+    /// The tenant, from memory or the store; `not_found` (recorded) when it does not exist.
+    pub(crate) async fn tenant_for(
+        &self,
+        record: &AuditRecord,
+        tenant_id: &str,
+    ) -> ServiceResult<Arc<TenantState>> {
+        match self.tenant_state(tenant_id).await? {
+            Some(t) => Ok(t),
+            None => Err(self
+                .refuse(record.clone(), Denial::NotFound, Vec::new())
+                .await),
+        }
+    }
+
+    pub(crate) async fn tenant_state(
+        &self,
+        tenant_id: &str,
+    ) -> ServiceResult<Option<Arc<TenantState>>> {
+        let key = tenant_id.to_owned();
+        if let Some(t) = self.tenants.get(&key) {
+            return Ok(Some(t));
+        }
+        let generation = self.tenants.generation();
+        let Some(row) = self.store.tenant(tenant_id).await? else {
+            return Ok(None);
+        };
+        let state = Arc::new(tenant_state_from(row)?);
+        self.tenants
+            .insert_loaded(key, Arc::clone(&state), generation);
+        Ok(Some(state))
+    }
+
+    pub(crate) fn forget_tenant(&self, tenant_id: &str) {
+        self.tenants.invalidate(&tenant_id.to_owned());
+    }
+
+    pub(crate) async fn user_row(&self, user_id: &str) -> ServiceResult<Option<Arc<UserRow>>> {
+        let key = user_id.to_owned();
+        if let Some(u) = self.users.get(&key) {
+            return Ok(Some(u));
+        }
+        let generation = self.users.generation();
+        let Some(row) = self.store.user(user_id).await? else {
+            return Ok(None);
+        };
+        let row = Arc::new(row);
+        self.users.insert_loaded(key, Arc::clone(&row), generation);
+        Ok(Some(row))
+    }
+
+    pub(crate) fn forget_user(&self, user_id: &str) {
+        self.users.invalidate(&user_id.to_owned());
+    }
+}
+
+pub(crate) fn tenant_state_from(row: strongroom_store::TenantRow) -> ServiceResult<TenantState> {
+    let instructions: TenantInstructions = serde_json::from_str(&row.instructions)
+        .map_err(|_| ServiceError::internal("tenant instructions unreadable"))?;
+    let facts = TenantFacts {
+        id: row.id.clone(),
+        active: row.status == "active",
+        allowed_purposes: instructions
+            .allowed_purposes
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+        operator_access_requires_approval: instructions.operator_access_requires_approval,
+    };
+    Ok(TenantState {
+        row,
+        instructions,
+        facts,
+    })
+}
+
+pub(crate) fn denial_error(denial: Denial) -> ServiceError {
+    let (code, message) = match denial {
+        Denial::NotFound => (ErrorCode::NotFound, "no such resource"),
+        Denial::Forbidden => (ErrorCode::Forbidden, "the policy denies this action"),
+        Denial::PurposeRequired => (
+            ErrorCode::PurposeRequired,
+            "requests for customer data must carry an Access-Purpose header",
+        ),
+        Denial::PurposeNotPermitted => (
+            ErrorCode::PurposeNotPermitted,
+            "the purpose is not permitted for this role or by the tenant's instructions",
+        ),
+        Denial::AccessGrantRequired => (
+            ErrorCode::AccessGrantRequired,
+            "staff access to this tenant's content needs an assignment or an approved grant",
+        ),
+        Denial::ConfidentialityAcknowledgementRequired => (
+            ErrorCode::ConfidentialityAcknowledgementRequired,
+            "acknowledge the current confidentiality agreement first",
+        ),
+        Denial::AccountSuspended => (ErrorCode::AccountSuspended, "the account is suspended"),
+    };
+    ServiceError::new(code, message)
+}

@@ -1,0 +1,431 @@
+//! Group commit: one task owns the tree's frontier, drains every pending submission into one batch, and
+//! commits the batch's entries, tree nodes and data changes in ONE store transaction (one sync). Callers
+//! get their answer only after that commit, so an entry is durable before its data leaves. If the commit
+//! fails, the frontier is left as it was and every caller in the batch gets `audit_unavailable`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteSigner, ProofPlan, leaf_hash};
+use strongroom_store::{
+    AuditAppend, AuditEntryRow, CheckpointRow, Mutation, NodeKey, Store, StoreError,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::entry::{AuditRecord, encode};
+use crate::clock::{Clock, rfc3339};
+use crate::error::{ServiceError, ServiceResult};
+
+/// Fewest milliseconds between two signed checkpoints; a new one always follows within a second.
+const CHECKPOINT_INTERVAL_MS: u64 = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeHead {
+    pub size: u64,
+    pub root: Hash,
+}
+
+struct Submission {
+    records: Vec<AuditRecord>,
+    mutations: Vec<Mutation>,
+    reply: oneshot::Sender<Result<u64, SubmitError>>,
+}
+
+enum SubmitError {
+    Audit,
+    Unit(StoreError),
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    pub hashes: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub hashes: Vec<String>,
+}
+
+pub struct AuditLog {
+    submit: mpsc::Sender<Submission>,
+    head: watch::Receiver<TreeHead>,
+    store: Arc<dyn Store>,
+    verifier_key: String,
+    origin: String,
+    latest_note: Arc<RwLock<Arc<str>>>,
+}
+
+impl AuditLog {
+    /// Restores the tree from the store, checks it against the last signed checkpoint, and starts the
+    /// committer and the checkpoint signer. Refuses to open a log that contradicts its own checkpoint.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        signer: NoteSigner,
+        origin: String,
+        clock: Arc<dyn Clock>,
+        max_batch: usize,
+    ) -> ServiceResult<Arc<Self>> {
+        let size = store.audit_size().await?;
+        let frontier = restore_frontier(store.as_ref(), size).await?;
+        let verifier = signer.verifier();
+        if let Some(last) = store.latest_checkpoint().await? {
+            let checkpoint = verifier
+                .verify_checkpoint(&last.note)
+                .map_err(|_| ServiceError::internal("stored checkpoint does not verify"))?;
+            if checkpoint.size > size {
+                return Err(ServiceError::internal(
+                    "audit log is shorter than its last signed checkpoint (truncated?)",
+                ));
+            }
+            let root = root_at(store.as_ref(), checkpoint.size, &frontier).await?;
+            if root != checkpoint.root {
+                return Err(ServiceError::internal(
+                    "audit log does not match its last signed checkpoint (rewritten?)",
+                ));
+            }
+        }
+        let head = TreeHead {
+            size,
+            root: frontier.root(),
+        };
+        let (head_tx, head_rx) = watch::channel(head);
+        let (submit, rx) = mpsc::channel(max_batch.max(1) * 4);
+        let signer = Arc::new(signer);
+        let note = sign(&signer, &origin, head)?;
+        save_checkpoint(store.as_ref(), head.size, &note, clock.now_ms()).await?;
+        let latest_note: Arc<RwLock<Arc<str>>> = Arc::new(RwLock::new(Arc::from(note.as_str())));
+
+        tokio::spawn(run_committer(
+            Arc::clone(&store),
+            frontier,
+            rx,
+            head_tx,
+            Arc::clone(&clock),
+            max_batch.max(1),
+        ));
+        tokio::spawn(run_signer(
+            Arc::clone(&store),
+            Arc::clone(&signer),
+            origin.clone(),
+            head_rx.clone(),
+            Arc::clone(&latest_note),
+            clock,
+        ));
+        Ok(Arc::new(Self {
+            submit,
+            head: head_rx,
+            store,
+            verifier_key: verifier.to_vkey(),
+            origin,
+            latest_note,
+        }))
+    }
+
+    /// Appends `records` and applies `mutations` in the same transaction; returns the first record's index.
+    ///
+    /// `audit_unavailable` when the log cannot be written (then nothing was changed); the mutations'
+    /// own constraint errors (e.g. a duplicate username) come back as their service error, with the
+    /// records written all the same.
+    pub async fn commit(
+        &self,
+        records: Vec<AuditRecord>,
+        mutations: Vec<Mutation>,
+    ) -> ServiceResult<u64> {
+        let (reply, answer) = oneshot::channel();
+        self.submit
+            .send(Submission {
+                records,
+                mutations,
+                reply,
+            })
+            .await
+            .map_err(|_| ServiceError::audit_unavailable())?;
+        match answer.await {
+            Ok(Ok(index)) => Ok(index),
+            Ok(Err(SubmitError::Unit(err))) => Err(err.into()),
+            Ok(Err(SubmitError::Audit)) | Err(_) => Err(ServiceError::audit_unavailable()),
+        }
+    }
+
+    pub async fn append(&self, record: AuditRecord) -> ServiceResult<u64> {
+        self.commit(vec![record], Vec::new()).await
+    }
+
+    pub fn head(&self) -> TreeHead {
+        *self.head.borrow()
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn verifier_key(&self) -> &str {
+        &self.verifier_key
+    }
+
+    /// The latest signed checkpoint note.
+    pub fn checkpoint(&self) -> Arc<str> {
+        match self.latest_note.read() {
+            Ok(note) => Arc::clone(&note),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub async fn entries(&self, start: u64, limit: u32) -> ServiceResult<Vec<AuditEntryRow>> {
+        Ok(self.store.audit_entries(start, limit).await?)
+    }
+
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        tree_size: u64,
+    ) -> ServiceResult<InclusionProof> {
+        if tree_size > self.head().size || index >= tree_size {
+            return Err(ServiceError::validation(
+                "index must be below tree_size, and tree_size at most the log's size",
+                &["index", "tree_size"],
+            ));
+        }
+        let plan = ProofPlan::inclusion(index, tree_size)
+            .map_err(|_| ServiceError::invalid("no such proof"))?;
+        let hashes = assemble(self.store.as_ref(), &plan).await?;
+        let leaf = fetch_nodes(self.store.as_ref(), &[NodeId { level: 0, index }]).await?;
+        let leaf = leaf
+            .get(&NodeId { level: 0, index })
+            .copied()
+            .ok_or_else(|| ServiceError::internal("audit leaf missing"))?;
+        Ok(InclusionProof {
+            index,
+            tree_size,
+            leaf_hash: b64(&leaf),
+            hashes: hashes.iter().map(|h| b64(h)).collect(),
+        })
+    }
+
+    pub async fn consistency_proof(&self, from: u64, to: u64) -> ServiceResult<ConsistencyProof> {
+        if to > self.head().size || from > to {
+            return Err(ServiceError::validation(
+                "from must be at most to, and to at most the log's size",
+                &["from", "to"],
+            ));
+        }
+        let plan =
+            ProofPlan::consistency(from, to).map_err(|_| ServiceError::invalid("no such proof"))?;
+        let hashes = assemble(self.store.as_ref(), &plan).await?;
+        Ok(ConsistencyProof {
+            from,
+            to,
+            hashes: hashes.iter().map(|h| b64(h)).collect(),
+        })
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn fetch_nodes(store: &dyn Store, ids: &[NodeId]) -> ServiceResult<HashMap<NodeId, Hash>> {
+    Ok(read_nodes(store, ids).await?)
+}
+
+/// The stored hashes of `ids`; absent nodes are simply missing from the map.
+pub(super) async fn read_nodes(
+    store: &dyn Store,
+    ids: &[NodeId],
+) -> Result<HashMap<NodeId, Hash>, StoreError> {
+    let keys: Vec<NodeKey> = ids
+        .iter()
+        .map(|id| NodeKey {
+            level: id.level,
+            index: id.index,
+        })
+        .collect();
+    let found = store.audit_nodes(&keys).await?;
+    Ok(ids
+        .iter()
+        .zip(found)
+        .filter_map(|(id, hash)| hash.map(|h| (*id, h)))
+        .collect())
+}
+
+async fn assemble(store: &dyn Store, plan: &ProofPlan) -> ServiceResult<Vec<Hash>> {
+    let nodes = fetch_nodes(store, plan.needed()).await?;
+    plan.assemble(&|id| nodes.get(&id).copied())
+        .map_err(|_| ServiceError::internal("audit tree node missing"))
+}
+
+async fn restore_frontier(store: &dyn Store, size: u64) -> ServiceResult<Frontier> {
+    let ids = Frontier::node_ids_for_size(size);
+    let nodes = fetch_nodes(store, &ids).await?;
+    let hashes: Option<Vec<Hash>> = ids.iter().map(|id| nodes.get(id).copied()).collect();
+    let hashes = hashes.ok_or_else(|| ServiceError::internal("audit tree node missing"))?;
+    Frontier::from_nodes(size, &hashes).map_err(|_| ServiceError::internal("audit frontier"))
+}
+
+async fn root_at(store: &dyn Store, size: u64, frontier: &Frontier) -> ServiceResult<Hash> {
+    if size == frontier.size() {
+        return Ok(frontier.root());
+    }
+    let plan = ProofPlan::root(size).map_err(|_| ServiceError::internal("audit root plan"))?;
+    let hashes = assemble(store, &plan).await?;
+    hashes
+        .first()
+        .copied()
+        .ok_or_else(|| ServiceError::internal("audit root"))
+}
+
+fn sign(signer: &NoteSigner, origin: &str, head: TreeHead) -> ServiceResult<String> {
+    let body = Checkpoint {
+        origin: origin.to_owned(),
+        size: head.size,
+        root: head.root,
+    }
+    .body();
+    signer
+        .sign(&body)
+        .map_err(|_| ServiceError::internal("checkpoint signing failed"))
+}
+
+async fn save_checkpoint(store: &dyn Store, size: u64, note: &str, now: i64) -> ServiceResult<()> {
+    store
+        .save_checkpoint(&CheckpointRow {
+            size: i64::try_from(size).map_err(|_| ServiceError::internal("tree size"))?,
+            note: note.to_owned(),
+            created_at: now,
+        })
+        .await?;
+    Ok(())
+}
+
+async fn run_committer(
+    store: Arc<dyn Store>,
+    mut frontier: Frontier,
+    mut rx: mpsc::Receiver<Submission>,
+    head: watch::Sender<TreeHead>,
+    clock: Arc<dyn Clock>,
+    max_batch: usize,
+) {
+    let mut batch: Vec<Submission> = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let cycle = std::time::Instant::now();
+        let mut next = frontier.clone();
+        let time = rfc3339(clock.now_ms());
+        let mut audit = AuditAppend::default();
+        let mut first_index = Vec::with_capacity(batch.len());
+        let mut encoded = true;
+        for submission in &batch {
+            first_index.push(next.size());
+            for record in &submission.records {
+                let index = next.size();
+                let Ok(bytes) = encode(record, index, &time) else {
+                    encoded = false;
+                    break;
+                };
+                let Ok(nodes) = next.append(leaf_hash(&bytes)) else {
+                    encoded = false;
+                    break;
+                };
+                for (id, hash) in nodes {
+                    audit.nodes.push((
+                        NodeKey {
+                            level: id.level,
+                            index: id.index,
+                        },
+                        hash,
+                    ));
+                }
+                audit.entries.push(AuditEntryRow {
+                    idx: i64::try_from(index).unwrap_or(i64::MAX),
+                    tenant_id: record.tenant_id.clone(),
+                    entry: bytes,
+                });
+            }
+        }
+        let units: Vec<Vec<Mutation>> = batch
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.mutations))
+            .collect();
+        let started = std::time::Instant::now();
+        let outcome = if encoded {
+            store.commit(&units, &audit).await
+        } else {
+            Err(StoreError::Corrupt("audit entry encoding".into()))
+        };
+        match outcome {
+            Ok(results) => {
+                metrics::histogram!("strongroom_audit_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("strongroom_audit_batch_entries")
+                    .record(audit.entries.len() as f64);
+                tracing::debug!(
+                    entries = audit.entries.len(),
+                    prepare_us = u64::try_from((started - cycle).as_micros()).unwrap_or(u64::MAX),
+                    commit_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    "audit batch committed"
+                );
+                frontier = next;
+                head.send_replace(TreeHead {
+                    size: frontier.size(),
+                    root: frontier.root(),
+                });
+                for ((submission, result), index) in batch.drain(..).zip(results).zip(first_index) {
+                    let _ = submission
+                        .reply
+                        .send(result.map(|()| index).map_err(SubmitError::Unit));
+                }
+            }
+            Err(err) => {
+                metrics::counter!("strongroom_audit_commit_failures_total").increment(1);
+                tracing::error!(error = %err, entries = audit.entries.len(), "audit commit failed; requests refused");
+                for submission in batch.drain(..) {
+                    let _ = submission.reply.send(Err(SubmitError::Audit));
+                }
+            }
+        }
+    }
+}
+
+async fn run_signer(
+    store: Arc<dyn Store>,
+    signer: Arc<NoteSigner>,
+    origin: String,
+    mut head: watch::Receiver<TreeHead>,
+    latest: Arc<RwLock<Arc<str>>>,
+    clock: Arc<dyn Clock>,
+) {
+    let mut signed = *head.borrow();
+    loop {
+        // Wait for an append only when everything is signed; after a failure, retry on our own.
+        if *head.borrow() == signed && head.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS)).await;
+        let current = *head.borrow_and_update();
+        if current == signed {
+            continue;
+        }
+        let note = match sign(&signer, &origin, current) {
+            Ok(note) => note,
+            Err(_) => {
+                tracing::error!("checkpoint signing failed; will retry");
+                continue;
+            }
+        };
+        if let Err(err) = save_checkpoint(store.as_ref(), current.size, &note, clock.now_ms()).await
+        {
+            tracing::error!(error = %err.message, "checkpoint not saved; will retry");
+            continue;
+        }
+        if let Ok(mut slot) = latest.write() {
+            *slot = Arc::from(note.as_str());
+        }
+        signed = current;
+    }
+}

@@ -1,0 +1,10 @@
+//! The audit log as the service uses it: group-committed appends that carry the request's own changes,
+//! signed checkpoints, and proofs.
+
+mod entry;
+mod log;
+mod verify;
+
+pub use entry::{Actor, AuditDecision, AuditRecord, ENTRY_VERSION, ResourceRef, encode};
+pub use log::{AuditLog, ConsistencyProof, InclusionProof, TreeHead};
+pub use verify::{Failure, FailureKind, VerifyError, VerifyReport, verify_store};

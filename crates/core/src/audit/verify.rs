@@ -1,0 +1,368 @@
+//! Offline verification of a stored audit log: one streaming pass over the entries, in index order,
+//! that recomputes every leaf and perfect-subtree hash and checks each signed checkpoint against the
+//! tree recomputed at its size. Memory stays constant in the number of entries (one page at a time,
+//! plus the O(log n) frontier); only the checkpoint list is read whole, as the store offers it.
+//!
+//! The first failure wins, in stream order, so the report names the lowest index where the stored
+//! log stops being the log that was signed.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteVerifier, leaf_hash};
+use strongroom_store::{AuditEntryRow, Store, StoreError};
+
+use super::entry::ENTRY_VERSION;
+
+/// Entries read per store call.
+const PAGE: u32 = 1000;
+
+/// What a successful verification covered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries read, hashed and checked against the stored tree.
+    pub entries: u64,
+    /// Signed checkpoints whose signature and root were checked.
+    pub checkpoints: u64,
+    /// The largest signed checkpoint, if any.
+    pub latest: Option<Checkpoint>,
+    /// The root recomputed over all `entries`.
+    pub root: Hash,
+    /// Entry bytes fed to the leaf hash.
+    pub bytes_hashed: u64,
+    pub elapsed: Duration,
+}
+
+impl VerifyReport {
+    /// Entries appended after the latest checkpoint: checked against the stored tree but not
+    /// yet covered by a signature (the server signs within a second of an append).
+    #[must_use]
+    pub fn unsigned_tail(&self) -> u64 {
+        self.entries
+            .saturating_sub(self.latest.as_ref().map_or(0, |c| c.size))
+    }
+}
+
+/// Why the log failed verification at [`Failure::index`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No entry is stored at this index although later ones are.
+    Gap,
+    /// The entry does not parse as a version-1 entry.
+    Unreadable(String),
+    /// The entry's own `index` member names another position (entries moved or swapped).
+    IndexMismatch { claimed: u64 },
+    /// The `tenant_id` column (used to serve tenants their access log) differs from the entry's.
+    TenantMismatch,
+    /// The stored leaf hash (level-0 node) differs from the hash of the entry bytes.
+    LeafMismatch,
+    /// A stored perfect-subtree node differs from the one recomputed from the entries.
+    NodeMismatch { level: u8, node_index: u64 },
+    /// A tree node that must exist is missing.
+    NodeMissing { level: u8, node_index: u64 },
+    /// The checkpoint stored for this tree size does not verify under the log's key.
+    CheckpointSignature { size: u64, error: String },
+    /// The checkpoint row's size or origin does not match its signed body.
+    CheckpointMismatch { size: u64, what: &'static str },
+    /// A signed checkpoint's root differs from the root recomputed at its size: entries in
+    /// `[since, size)` were changed after it was signed (earlier ones match an earlier one).
+    CheckpointRoot { size: u64, since: u64 },
+    /// The latest checkpoint covers more entries than are stored: the tail was removed.
+    Truncated { checkpoint_size: u64 },
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Gap => write!(f, "entry missing (deleted?)"),
+            Self::Unreadable(why) => write!(f, "entry unreadable: {why}"),
+            Self::IndexMismatch { claimed } => {
+                write!(f, "entry claims index {claimed} (entries moved or swapped)")
+            }
+            Self::TenantMismatch => {
+                write!(f, "tenant_id column differs from the entry's tenant_id")
+            }
+            Self::LeafMismatch => write!(
+                f,
+                "entry bytes do not hash to the stored leaf hash (entry modified)"
+            ),
+            Self::NodeMismatch { level, node_index } => write!(
+                f,
+                "stored tree node (level {level}, index {node_index}) differs from the recomputed one"
+            ),
+            Self::NodeMissing { level, node_index } => {
+                write!(f, "tree node (level {level}, index {node_index}) missing")
+            }
+            Self::CheckpointSignature { size, error } => {
+                write!(
+                    f,
+                    "checkpoint for tree size {size} does not verify: {error}"
+                )
+            }
+            Self::CheckpointMismatch { size, what } => {
+                write!(f, "checkpoint row for tree size {size}: {what}")
+            }
+            Self::CheckpointRoot { size, since } => write!(
+                f,
+                "checkpoint for tree size {size} does not match the entries: \
+                 some entry in [{since}, {size}) was changed after it was signed"
+            ),
+            Self::Truncated { checkpoint_size } => write!(
+                f,
+                "a signed checkpoint covers {checkpoint_size} entries but the log ends here (tail removed)"
+            ),
+        }
+    }
+}
+
+/// The first place where the stored log is not the signed log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The first bad entry index; for checkpoint failures, the tree size the checkpoint claims.
+    pub index: u64,
+    pub kind: FailureKind,
+    /// What had been verified before the failure.
+    pub entries_verified: u64,
+    pub checkpoints_verified: u64,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "index {}: {}", self.index, self.kind)
+    }
+}
+
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The log is not intact.
+    #[error("audit log fails verification at {0}")]
+    Invalid(Failure),
+    /// The log could not be read (not evidence of tampering).
+    #[error("cannot read the audit log: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Checkpoints still ahead of the stream, smallest first.
+struct Pending {
+    queue: VecDeque<(u64, String)>,
+    verified: u64,
+    latest: Option<Checkpoint>,
+    /// Size of the last checkpoint that matched, so a mismatch can bound where the change is.
+    last_good: u64,
+}
+
+struct Walk<'a> {
+    verifier: &'a NoteVerifier,
+    frontier: Frontier,
+    checkpoints: Pending,
+    bytes: u64,
+}
+
+impl Walk<'_> {
+    fn fail(&self, index: u64, kind: FailureKind) -> VerifyError {
+        VerifyError::Invalid(Failure {
+            index,
+            kind,
+            entries_verified: self.frontier.size(),
+            checkpoints_verified: self.checkpoints.verified,
+        })
+    }
+
+    /// Checks every checkpoint whose size equals the current tree size.
+    fn check_checkpoints_here(&mut self) -> Result<(), VerifyError> {
+        let size = self.frontier.size();
+        while let Some((claimed, note)) = self.checkpoints.queue.front() {
+            if *claimed != size {
+                break;
+            }
+            let cp = match self.verifier.verify_checkpoint(note) {
+                Ok(cp) => cp,
+                Err(e) => {
+                    let error = e.to_string();
+                    return Err(self.fail(size, FailureKind::CheckpointSignature { size, error }));
+                }
+            };
+            if cp.size != size {
+                let what = "size column differs from the signed size";
+                return Err(self.fail(size, FailureKind::CheckpointMismatch { size, what }));
+            }
+            if cp.origin != self.verifier.name() {
+                let what = "origin differs from the log's key name";
+                return Err(self.fail(size, FailureKind::CheckpointMismatch { size, what }));
+            }
+            if cp.root != self.frontier.root() {
+                let since = self.checkpoints.last_good;
+                return Err(self.fail(since, FailureKind::CheckpointRoot { size, since }));
+            }
+            self.checkpoints.queue.pop_front();
+            self.checkpoints.verified += 1;
+            self.checkpoints.last_good = size;
+            self.checkpoints.latest = Some(cp);
+        }
+        Ok(())
+    }
+
+    /// Verifies one page of rows starting at the current size.
+    async fn page(&mut self, store: &dyn Store, rows: &[AuditEntryRow]) -> Result<(), VerifyError> {
+        let start = self.frontier.size();
+        let stored = stored_nodes(store, start, rows.len()).await?;
+        for row in rows {
+            let index = self.frontier.size();
+            if u64::try_from(row.idx).ok() != Some(index) {
+                return Err(self.fail(index, FailureKind::Gap));
+            }
+            check_entry(row, index).map_err(|kind| self.fail(index, kind))?;
+            self.bytes = self
+                .bytes
+                .saturating_add(u64::try_from(row.entry.len()).unwrap_or(u64::MAX));
+            let completed = match self.frontier.append(leaf_hash(&row.entry)) {
+                Ok(nodes) => nodes,
+                Err(e) => return Err(self.fail(index, FailureKind::Unreadable(e.to_string()))),
+            };
+            for (id, hash) in completed {
+                let found = stored.get(&id);
+                let kind = match found {
+                    Some(h) if *h == hash => continue,
+                    Some(_) if id.level == 0 => FailureKind::LeafMismatch,
+                    Some(_) => FailureKind::NodeMismatch {
+                        level: id.level,
+                        node_index: id.index,
+                    },
+                    None => FailureKind::NodeMissing {
+                        level: id.level,
+                        node_index: id.index,
+                    },
+                };
+                return Err(VerifyError::Invalid(Failure {
+                    index,
+                    kind,
+                    entries_verified: index,
+                    checkpoints_verified: self.checkpoints.verified,
+                }));
+            }
+            self.check_checkpoints_here()?;
+        }
+        Ok(())
+    }
+}
+
+/// The members of an entry that verification cross-checks.
+#[derive(serde::Deserialize)]
+struct EntryHead {
+    v: u32,
+    index: u64,
+    tenant_id: Option<String>,
+}
+
+fn check_entry(row: &AuditEntryRow, index: u64) -> Result<(), FailureKind> {
+    let head: EntryHead = serde_json::from_slice(&row.entry)
+        .map_err(|e| FailureKind::Unreadable(format!("not an audit entry: {e}")))?;
+    if head.v != ENTRY_VERSION {
+        return Err(FailureKind::Unreadable(format!(
+            "unknown version {}",
+            head.v
+        )));
+    }
+    if head.index != index {
+        return Err(FailureKind::IndexMismatch {
+            claimed: head.index,
+        });
+    }
+    if head.tenant_id != row.tenant_id {
+        return Err(FailureKind::TenantMismatch);
+    }
+    Ok(())
+}
+
+/// Reads every stored node that appending `count` leaves from `start` completes.
+async fn stored_nodes(
+    store: &dyn Store,
+    start: u64,
+    count: usize,
+) -> Result<HashMap<NodeId, Hash>, StoreError> {
+    let mut ids = Vec::with_capacity(count.saturating_mul(2));
+    for i in 0..u64::try_from(count).unwrap_or(0) {
+        let Some(leaf) = start.checked_add(i) else {
+            break;
+        };
+        // Leaf `leaf` completes the node at level l iff its 2^l low bits are all ones.
+        for level in 0u8..64 {
+            if level > 0 && (leaf >> (level - 1)) & 1 == 0 {
+                break;
+            }
+            ids.push(NodeId::new(level, leaf >> level));
+        }
+    }
+    super::log::read_nodes(store, &ids).await
+}
+
+/// Verifies the whole stored log against `verifier`, the log's note key (whose name is the origin).
+///
+/// Checks, in index order: no gaps; each entry's `index` member equals its position; each leaf and
+/// every perfect-subtree node recomputed from the entries equals the stored one; each stored
+/// checkpoint verifies, names our origin, and has the root recomputed at its size (so all
+/// checkpoints are mutually consistent: they are prefixes of one tree); finally, no checkpoint
+/// claims more entries than are stored.
+pub async fn verify_store(
+    store: &dyn Store,
+    verifier: &NoteVerifier,
+) -> Result<VerifyReport, VerifyError> {
+    let started = Instant::now();
+    let mut queue = VecDeque::new();
+    for row in store.checkpoints().await? {
+        let Ok(size) = u64::try_from(row.size) else {
+            return Err(VerifyError::Invalid(Failure {
+                index: 0,
+                kind: FailureKind::CheckpointMismatch {
+                    size: 0,
+                    what: "negative size column",
+                },
+                entries_verified: 0,
+                checkpoints_verified: 0,
+            }));
+        };
+        queue.push_back((size, row.note));
+    }
+    queue.make_contiguous().sort_by_key(|(size, _)| *size);
+    let mut walk = Walk {
+        verifier,
+        frontier: Frontier::new(),
+        checkpoints: Pending {
+            queue,
+            verified: 0,
+            latest: None,
+            last_good: 0,
+        },
+        bytes: 0,
+    };
+    walk.check_checkpoints_here()?;
+    loop {
+        let rows = store.audit_entries(walk.frontier.size(), PAGE).await?;
+        if rows.is_empty() {
+            break;
+        }
+        walk.page(store, &rows).await?;
+    }
+    if let Some((checkpoint_size, _)) = walk.checkpoints.queue.front() {
+        let checkpoint_size = *checkpoint_size;
+        return Err(walk.fail(
+            walk.frontier.size(),
+            FailureKind::Truncated { checkpoint_size },
+        ));
+    }
+    Ok(VerifyReport {
+        entries: walk.frontier.size(),
+        checkpoints: walk.checkpoints.verified,
+        latest: walk.checkpoints.latest,
+        root: walk.frontier.root(),
+        bytes_hashed: walk.bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

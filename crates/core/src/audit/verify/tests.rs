@@ -1,0 +1,282 @@
+//! `verify_store` on hand-built logs in a real SQLite store, one test per failure kind.
+
+use strongroom_ledger::{NoteSigner, node_hash};
+use strongroom_store::{AuditAppend, CheckpointRow, NodeKey, SqliteStore};
+
+use super::*;
+use crate::audit::entry::{AuditRecord, encode};
+
+const ORIGIN: &str = "test.local/audit";
+
+fn entry(index: u64) -> AuditEntryRow {
+    let mut r = AuditRecord::new("contact.read", &format!("req-{index}"));
+    r.tenant_id = index.is_multiple_of(3).then(|| format!("t{}", index % 2));
+    AuditEntryRow {
+        idx: i64::try_from(index).unwrap(),
+        tenant_id: r.tenant_id.clone(),
+        entry: encode(&r, index, "2026-01-01T00:00:00.000Z").unwrap(),
+    }
+}
+
+/// A log as the server writes it: entries, every completed node, and the roots at each size.
+struct Log {
+    entries: Vec<AuditEntryRow>,
+    nodes: Vec<(NodeKey, Hash)>,
+    roots: Vec<Hash>,
+}
+
+fn log_of(entries: Vec<AuditEntryRow>) -> Log {
+    let mut f = Frontier::new();
+    let mut nodes = Vec::new();
+    let mut roots = vec![f.root()];
+    for e in &entries {
+        for (id, h) in f.append(leaf_hash(&e.entry)).unwrap() {
+            nodes.push((
+                NodeKey {
+                    level: id.level,
+                    index: id.index,
+                },
+                h,
+            ));
+        }
+        roots.push(f.root());
+    }
+    Log {
+        entries,
+        nodes,
+        roots,
+    }
+}
+
+fn log(n: u64) -> Log {
+    log_of((0..n).map(entry).collect())
+}
+
+fn signer() -> NoteSigner {
+    NoteSigner::from_bytes(ORIGIN, &[7; 32]).unwrap()
+}
+
+fn note(signer: &NoteSigner, origin: &str, size: u64, root: Hash) -> String {
+    let body = Checkpoint {
+        origin: origin.into(),
+        size,
+        root,
+    }
+    .body();
+    signer.sign(&body).unwrap()
+}
+
+async fn store_of(
+    entries: &[AuditEntryRow],
+    nodes: &[(NodeKey, Hash)],
+    checkpoints: &[(u64, String)],
+) -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let audit = AuditAppend {
+        entries: entries.to_vec(),
+        nodes: nodes.to_vec(),
+    };
+    store.commit(&[], &audit).await.unwrap();
+    for (size, note) in checkpoints {
+        let row = CheckpointRow {
+            size: i64::try_from(*size).unwrap(),
+            note: note.clone(),
+            created_at: 0,
+        };
+        store.save_checkpoint(&row).await.unwrap();
+    }
+    (dir, store)
+}
+
+fn checkpoints(log: &Log, sizes: &[u64]) -> Vec<(u64, String)> {
+    let s = signer();
+    sizes
+        .iter()
+        .map(|&n| {
+            (
+                n,
+                note(&s, ORIGIN, n, log.roots[usize::try_from(n).unwrap()]),
+            )
+        })
+        .collect()
+}
+
+async fn failure(
+    entries: &[AuditEntryRow],
+    nodes: &[(NodeKey, Hash)],
+    cps: &[(u64, String)],
+) -> Failure {
+    let (_dir, store) = store_of(entries, nodes, cps).await;
+    match verify_store(&store, &signer().verifier()).await {
+        Err(VerifyError::Invalid(f)) => f,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn intact_log_verifies() {
+    let log = log(2500);
+    let cps = checkpoints(&log, &[0, 1, 10, 1000, 2047, 2048, 2500]);
+    let (_dir, store) = store_of(&log.entries[..2400], &log.nodes, &cps[..6]).await;
+    // A tail not yet signed is fine; it is still checked against the stored nodes.
+    let report = verify_store(&store, &signer().verifier()).await.unwrap();
+    assert_eq!((report.entries, report.checkpoints), (2400, 6));
+    assert_eq!(report.latest.as_ref().map(|c| c.size), Some(2048));
+    assert_eq!(report.unsigned_tail(), 352);
+    assert_eq!(report.root, log.roots[2400]);
+    let bytes: usize = log.entries[..2400].iter().map(|e| e.entry.len()).sum();
+    assert_eq!(report.bytes_hashed, u64::try_from(bytes).unwrap());
+
+    let (_dir, empty) = store_of(&[], &[], &checkpoints(&log, &[0])).await;
+    let report = verify_store(&empty, &signer().verifier()).await.unwrap();
+    assert_eq!((report.entries, report.checkpoints), (0, 1));
+}
+
+#[tokio::test]
+async fn modified_entry_is_named() {
+    let log = log(40);
+    let mut entries = log.entries.clone();
+    let pos = entries[17].entry.len() - 5;
+    entries[17].entry[pos] ^= 1;
+    let f = failure(&entries, &log.nodes, &checkpoints(&log, &[40])).await;
+    assert_eq!((f.index, f.kind), (17, FailureKind::LeafMismatch));
+    assert_eq!(f.entries_verified, 17);
+}
+
+#[tokio::test]
+async fn gap_swap_and_truncation_are_named() {
+    let log = log(40);
+    let cps = checkpoints(&log, &[20, 40]);
+    let mut gap = log.entries.clone();
+    gap.remove(9);
+    let f = failure(&gap, &log.nodes, &cps).await;
+    assert_eq!((f.index, f.kind), (9, FailureKind::Gap));
+
+    let mut swapped = log.entries.clone();
+    let (a, b) = (swapped[25].entry.clone(), swapped[31].entry.clone());
+    swapped[25].entry = b;
+    swapped[31].entry = a;
+    let f = failure(&swapped, &log.nodes, &cps).await;
+    assert_eq!(
+        (f.index, f.kind),
+        (25, FailureKind::IndexMismatch { claimed: 31 })
+    );
+
+    let f = failure(&log.entries[..33], &log.nodes, &cps).await;
+    assert_eq!(
+        (f.index, f.kind),
+        (
+            33,
+            FailureKind::Truncated {
+                checkpoint_size: 40
+            }
+        )
+    );
+
+    let mut moved = log.entries.clone();
+    moved[3].tenant_id = Some("other".into());
+    let f = failure(&moved, &log.nodes, &cps).await;
+    assert_eq!((f.index, f.kind), (3, FailureKind::TenantMismatch));
+}
+
+#[tokio::test]
+async fn stored_nodes_are_checked() {
+    let log = log(16);
+    let cps = checkpoints(&log, &[16]);
+    let mut nodes = log.nodes.clone();
+    let at = nodes
+        .iter()
+        .position(|(k, _)| k.level == 2 && k.index == 1)
+        .unwrap();
+    nodes[at].1[0] ^= 1;
+    let f = failure(&log.entries, &nodes, &cps).await;
+    assert_eq!(
+        (f.index, f.kind),
+        (
+            7,
+            FailureKind::NodeMismatch {
+                level: 2,
+                node_index: 1
+            }
+        )
+    );
+
+    nodes.remove(at);
+    let f = failure(&log.entries, &nodes, &cps).await;
+    assert_eq!(
+        (f.index, f.kind),
+        (
+            7,
+            FailureKind::NodeMissing {
+                level: 2,
+                node_index: 1
+            }
+        )
+    );
+}
+
+#[tokio::test]
+async fn consistent_rewrite_is_caught_by_checkpoints() {
+    let old = log(30);
+    let cps = checkpoints(&old, &[5, 12, 30]);
+    let mut entries = old.entries.clone();
+    let mut r = AuditRecord::new("contact.read", "forged");
+    r.tenant_id = entries[14].tenant_id.clone();
+    entries[14].entry = encode(&r, 14, "2026-01-01T00:00:00.000Z").unwrap();
+    let new = log_of(entries);
+    let f = failure(&new.entries, &new.nodes, &cps).await;
+    assert_eq!(
+        (f.index, f.kind),
+        (
+            12,
+            FailureKind::CheckpointRoot {
+                size: 30,
+                since: 12
+            }
+        )
+    );
+    assert_eq!(f.checkpoints_verified, 2);
+}
+
+#[tokio::test]
+async fn bad_checkpoints_are_named() {
+    let log = log(30);
+    let mut cps = checkpoints(&log, &[10, 30]);
+    let other = NoteSigner::from_bytes(ORIGIN, &[8; 32]).unwrap();
+    cps[0].1 = note(&other, ORIGIN, 10, log.roots[10]);
+    let f = failure(&log.entries, &log.nodes, &cps).await;
+    assert_eq!(f.index, 10);
+    assert!(
+        matches!(f.kind, FailureKind::CheckpointSignature { size: 10, .. }),
+        "{f}"
+    );
+
+    // Validly signed, but for another log.
+    let mut cps = checkpoints(&log, &[10, 30]);
+    cps[0].1 = note(&signer(), "elsewhere", 10, log.roots[10]);
+    let f = failure(&log.entries, &log.nodes, &cps).await;
+    assert!(
+        matches!(f.kind, FailureKind::CheckpointMismatch { size: 10, .. }),
+        "{f}"
+    );
+
+    // A row filed under another size than it signs.
+    let mut cps = checkpoints(&log, &[10, 30]);
+    cps[0].1 = note(&signer(), ORIGIN, 11, log.roots[11]);
+    let f = failure(&log.entries, &log.nodes, &cps).await;
+    assert!(
+        matches!(f.kind, FailureKind::CheckpointMismatch { size: 10, .. }),
+        "{f}"
+    );
+
+    // The empty tree's checkpoint must carry the empty root.
+    let cps = vec![(0, note(&signer(), ORIGIN, 0, node_hash(&[0; 32], &[0; 32])))];
+    let f = failure(&log.entries, &log.nodes, &cps).await;
+    assert_eq!(
+        (f.index, f.kind),
+        (0, FailureKind::CheckpointRoot { size: 0, since: 0 })
+    );
+}

@@ -1,0 +1,5 @@
+//! Authentication: password policy and hashing, login throttling, sessions.
+
+pub mod password;
+pub mod session;
+pub mod throttle;

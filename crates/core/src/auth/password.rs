@@ -1,0 +1,153 @@
+//! Passwords after NIST SP 800-63B rev 4: length, a blocklist, a strength estimate, no composition rules;
+//! stored as Argon2id at OWASP's parameters.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use zeroize::Zeroizing;
+
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+
+pub const MIN_LENGTH: usize = 15;
+pub const MAX_LENGTH: usize = 64;
+/// zxcvbn score a password must reach (0–4).
+pub const MIN_SCORE: u8 = 3;
+
+static BLOCKLIST: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../../data/common-passwords.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect()
+});
+
+/// Why a password was refused (stable codes for `details.reasons`).
+pub fn weaknesses(password: &str, username: &str) -> Vec<&'static str> {
+    let mut reasons = Vec::new();
+    let length = password.chars().count();
+    if length < MIN_LENGTH {
+        reasons.push("too_short");
+    }
+    if length > MAX_LENGTH {
+        reasons.push("too_long");
+    }
+    let lowered = password.to_lowercase();
+    if BLOCKLIST.contains(lowered.as_str()) || BLOCKLIST.contains(lowered.trim()) {
+        reasons.push("common_password");
+    }
+    let user = username.trim().to_lowercase();
+    if !user.is_empty() && lowered.contains(&user) {
+        reasons.push("contains_username");
+    }
+    if length <= MAX_LENGTH {
+        let score = u8::from(zxcvbn::zxcvbn(password, &[username]).score());
+        if score < MIN_SCORE {
+            reasons.push("too_guessable");
+        }
+    }
+    reasons
+}
+
+pub fn check_policy(password: &str, username: &str) -> ServiceResult<()> {
+    let reasons = weaknesses(password, username);
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::new(
+            ErrorCode::WeakPassword,
+            "the password does not meet the policy",
+        )
+        .with_details(serde_json::json!({ "reasons": reasons })))
+    }
+}
+
+fn hasher() -> ServiceResult<Argon2<'static>> {
+    // OWASP: Argon2id, m = 19 MiB, t = 2, p = 1.
+    let params = Params::new(19 * 1024, 2, 1, None)
+        .map_err(|_| ServiceError::internal("argon2 parameters"))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Hashes on a blocking thread: Argon2 is deliberately slow.
+pub async fn hash(password: Zeroizing<String>) -> ServiceResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let argon = hasher()?;
+        argon
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|_| ServiceError::internal("password hashing failed"))
+    })
+    .await
+    .map_err(|_| ServiceError::internal("password hashing task"))?
+}
+
+/// Verifies on a blocking thread. A malformed stored hash verifies as false.
+pub async fn verify(password: Zeroizing<String>, stored: String) -> ServiceResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let Ok(parsed) = PasswordHash::new(&stored) else {
+            return Ok(false);
+        };
+        let argon = hasher()?;
+        Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .map_err(|_| ServiceError::internal("password verification task"))?
+}
+
+/// A valid hash of a random password, verified against when the username is unknown so that an unknown
+/// user costs the same time as a wrong password.
+pub static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let argon = hasher().ok();
+    let random: [u8; 24] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    argon
+        .and_then(|a| a.hash_password(&random).ok())
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_reasons() {
+        assert_eq!(
+            weaknesses("short", "bob"),
+            vec!["too_short", "too_guessable"]
+        );
+        assert!(weaknesses(&"x".repeat(65), "bob").contains(&"too_long"));
+        assert!(weaknesses("password", "bob").contains(&"common_password"));
+        assert!(weaknesses("alice-correct-horse-battery", "alice").contains(&"contains_username"));
+        assert!(weaknesses("aaaaaaaaaaaaaaaaaaaa", "bob").contains(&"too_guessable"));
+        assert!(weaknesses("violet tundra mapleshade 1987", "bob").is_empty());
+    }
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let h = hash(Zeroizing::new("violet tundra mapleshade 1987".into()))
+            .await
+            .unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(
+            verify(
+                Zeroizing::new("violet tundra mapleshade 1987".into()),
+                h.clone()
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            !verify(Zeroizing::new("violet tundra mapleshade 1988".into()), h)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify(Zeroizing::new("x".into()), "garbage".into())
+                .await
+                .unwrap()
+        );
+    }
+}

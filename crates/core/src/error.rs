@@ -1,0 +1,158 @@
+//! The service's one error type. Its codes are API.md's, and messages never carry personal data.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+use strongroom_store::StoreError;
+
+/// Stable, greppable error codes (API.md "Errors").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    InvalidRequest,
+    PurposeRequired,
+    Unauthenticated,
+    InvalidCredentials,
+    MfaRequired,
+    Forbidden,
+    PurposeNotPermitted,
+    AccessGrantRequired,
+    ConfidentialityAcknowledgementRequired,
+    MfaEnrolmentRequired,
+    AccountSuspended,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    WeakPassword,
+    ValidationFailed,
+    TooManyAttempts,
+    AuditUnavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::PurposeRequired => "purpose_required",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::MfaRequired => "mfa_required",
+            Self::Forbidden => "forbidden",
+            Self::PurposeNotPermitted => "purpose_not_permitted",
+            Self::AccessGrantRequired => "access_grant_required",
+            Self::ConfidentialityAcknowledgementRequired => {
+                "confidentiality_acknowledgement_required"
+            }
+            Self::MfaEnrolmentRequired => "mfa_enrolment_required",
+            Self::AccountSuspended => "account_suspended",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::WeakPassword => "weak_password",
+            Self::ValidationFailed => "validation_failed",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::AuditUnavailable => "audit_unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidRequest | Self::PurposeRequired => 400,
+            Self::Unauthenticated | Self::InvalidCredentials | Self::MfaRequired => 401,
+            Self::Forbidden
+            | Self::PurposeNotPermitted
+            | Self::AccessGrantRequired
+            | Self::ConfidentialityAcknowledgementRequired
+            | Self::MfaEnrolmentRequired
+            | Self::AccountSuspended => 403,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::WeakPassword | Self::ValidationFailed => 422,
+            Self::TooManyAttempts => 429,
+            Self::Internal => 500,
+            Self::AuditUnavailable => 503,
+        }
+    }
+}
+
+/// An error the service returns to its callers (HTTP, CLI).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct ServiceError {
+    pub code: ErrorCode,
+    pub message: Cow<'static, str>,
+    pub details: Option<Value>,
+    /// Seconds, for `too_many_attempts`.
+    pub retry_after: Option<u64>,
+}
+
+impl ServiceError {
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
+    }
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "no such resource")
+    }
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            ErrorCode::Unauthenticated,
+            "missing, expired or revoked credentials",
+        )
+    }
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+    /// `fields` names the offending fields (names only, never values).
+    pub fn validation(message: impl Into<Cow<'static, str>>, fields: &[&str]) -> Self {
+        Self::new(ErrorCode::ValidationFailed, message)
+            .with_details(serde_json::json!({ "fields": fields }))
+    }
+    pub fn too_many_attempts(retry_after_secs: u64) -> Self {
+        let mut err = Self::new(ErrorCode::TooManyAttempts, "too many attempts; retry later");
+        err.retry_after = Some(retry_after_secs.max(1));
+        err
+    }
+    pub fn audit_unavailable() -> Self {
+        Self::new(
+            ErrorCode::AuditUnavailable,
+            "the audit log cannot be written; the request was refused and nothing changed",
+        )
+    }
+    /// An internal failure. `context` goes to the operator log only; it must not hold personal data.
+    pub fn internal(context: &str) -> Self {
+        tracing::error!(context, "internal error");
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(_) => {
+                Self::new(ErrorCode::Conflict, "the resource already exists")
+            }
+            StoreError::MissingReference => Self::new(
+                ErrorCode::ValidationFailed,
+                "a referenced record does not exist",
+            ),
+            other => Self::internal(&other.to_string()),
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

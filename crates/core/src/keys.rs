@@ -1,0 +1,71 @@
+//! Tenant keyrings: unwrapped on first use under the root key, kept in memory (zeroized on drop).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use strongroom_crypto::{RootKey, TenantKeyring, TenantKeys, unwrap_tenant_keys, wrap_tenant_keys};
+use strongroom_store::{Store, TenantKeyRow, TenantScope};
+
+use crate::error::{ServiceError, ServiceResult};
+
+pub struct KeyCache {
+    root: RootKey,
+    rings: RwLock<HashMap<String, Arc<TenantKeyring>>>,
+}
+
+impl KeyCache {
+    pub fn new(root: RootKey) -> Self {
+        Self {
+            root,
+            rings: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Fresh keys for a new tenant, wrapped for storage.
+    pub fn new_tenant_keys(&self, tenant_id: &str, now: i64) -> ServiceResult<TenantKeyRow> {
+        let keys = TenantKeys::generate(1).map_err(|_| ServiceError::internal("key generation"))?;
+        let wrapped = wrap_tenant_keys(&self.root, tenant_id, &keys)
+            .map_err(|_| ServiceError::internal("key wrapping"))?;
+        Ok(TenantKeyRow {
+            tenant_id: tenant_id.to_owned(),
+            version: 1,
+            wrapped,
+            created_at: now,
+        })
+    }
+
+    /// The tenant's keyring; a tenant without keys (or whose keys do not unwrap) has no usable data,
+    /// and the request fails closed.
+    pub async fn keyring(
+        &self,
+        store: &dyn Store,
+        tenant_id: &str,
+    ) -> ServiceResult<Arc<TenantKeyring>> {
+        if let Some(ring) = self
+            .rings
+            .read()
+            .ok()
+            .and_then(|m| m.get(tenant_id).cloned())
+        {
+            return Ok(ring);
+        }
+        let rows = store.tenant_keys(&TenantScope::new(tenant_id)).await?;
+        let mut versions = Vec::with_capacity(rows.len());
+        for row in rows {
+            let version = u32::try_from(row.version)
+                .map_err(|_| ServiceError::internal("tenant key version"))?;
+            versions.push(
+                unwrap_tenant_keys(&self.root, tenant_id, version, &row.wrapped)
+                    .map_err(|_| ServiceError::internal("tenant keys do not unwrap"))?,
+            );
+        }
+        let ring = Arc::new(
+            TenantKeyring::new(tenant_id, versions)
+                .map_err(|_| ServiceError::internal("tenant has no keys"))?,
+        );
+        if let Ok(mut map) = self.rings.write() {
+            map.insert(tenant_id.to_owned(), Arc::clone(&ring));
+        }
+        Ok(ring)
+    }
+}

@@ -1,0 +1,325 @@
+//! Domain and wire types shared by every front end (HTTP, CLI, console).
+//!
+//! Request types reject unknown fields; response types never carry secrets (password hashes, tokens
+//! other than the one just issued).
+
+use serde::{Deserialize, Serialize};
+pub use strongroom_policy::{FieldClass, Purpose, Role, Visibility};
+
+/// A tenant's processing instructions: they bound every access to its data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantInstructions {
+    pub allowed_purposes: Vec<String>,
+    pub retention_days: u32,
+    pub operator_access_requires_approval: bool,
+    pub export_allowed: bool,
+    pub region: String,
+}
+
+impl Default for TenantInstructions {
+    fn default() -> Self {
+        Self {
+            allowed_purposes: Purpose::ALL
+                .iter()
+                .filter(|p| !matches!(p, Purpose::Marketing | Purpose::Advertising))
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            retention_days: 365,
+            operator_access_requires_approval: false,
+            export_allowed: true,
+            region: "eu".into(),
+        }
+    }
+}
+
+/// Partial instructions, for creation (missing = default) and PATCH (missing = unchanged).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstructionsPatch {
+    pub allowed_purposes: Option<Vec<String>>,
+    pub retention_days: Option<u32>,
+    pub operator_access_requires_approval: Option<bool>,
+    pub export_allowed: Option<bool>,
+    pub region: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    pub name: String,
+    #[serde(default)]
+    pub instructions: InstructionsPatch,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub instructions: TenantInstructions,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub roles: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SuspendReason {
+    Left,
+    RoleChange,
+    Inactivity,
+    Other,
+}
+
+impl SuspendReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Left => "left",
+            Self::RoleChange => "role_change",
+            Self::Inactivity => "inactivity",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suspension {
+    pub reason: SuspendReason,
+}
+
+/// A user as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+    pub tenant_id: Option<String>,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub confidentiality_acknowledged_version: Option<String>,
+    pub last_login_at: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LoginUser {
+    pub id: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub expires_at: String,
+    pub user: LoginUser,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Agreement {
+    pub version: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AcknowledgementReceipt {
+    pub version: String,
+    pub acknowledged_at: String,
+}
+
+/// Contact fields in API order; every one is personal data.
+pub const CONTACT_FIELDS: [&str; 5] = ["name", "email", "phone", "address", "notes"];
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub notes: Option<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub severity: Option<String>,
+    pub status: Option<String>,
+    pub product: Option<String>,
+    pub contact_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    pub user_id: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommentInput {
+    pub body: String,
+}
+
+pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+pub const CASE_STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
+
+/// A page of a list: `{"items": [...], "next_cursor": ...}`.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A record shaped for its reader: revealed fields in clear, masked ones replaced, withheld ones absent,
+/// and `_access` saying which.
+pub type RecordView = serde_json::Map<String, serde_json::Value>;
+
+/// Paging parameters, already validated by the front end (1..=500).
+#[derive(Clone, Debug)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: 50,
+            cursor: None,
+        }
+    }
+}
+
+/// Personal data never reaches a log or a panic message through `Debug`: only which fields are set.
+macro_rules! presence_debug {
+    ($ty:ident { $($field:ident),* }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field.as_ref().map(|_| "[set]")))*
+                    .finish()
+            }
+        }
+    };
+}
+presence_debug!(ContactInput {
+    name,
+    email,
+    phone,
+    address,
+    notes
+});
+presence_debug!(CaseInput {
+    title,
+    description,
+    severity,
+    status,
+    product,
+    contact_id
+});
+
+impl std::fmt::Debug for CommentInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommentInput")
+            .field("body", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Secrets never reach a log through `Debug`.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("roles", &self.roles)
+            .field("tenant_id", &self.tenant_id)
+            .field("password", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .field("totp", &self.totp.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let c = Credentials {
+            username: "u".into(),
+            password: "hunter2-secret".into(),
+            totp: Some("123456".into()),
+        };
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2-secret") && !text.contains("123456"));
+        let r = LoginResponse {
+            token: "sr_secret_token".into(),
+            expires_at: String::new(),
+            user: LoginUser {
+                id: "i".into(),
+                username: "u".into(),
+                roles: vec![],
+                tenant_id: None,
+            },
+        };
+        assert!(!format!("{r:?}").contains("sr_secret_token"));
+    }
+}

@@ -1,0 +1,336 @@
+//! Login, sessions and the confidentiality acknowledgement.
+
+use std::sync::Arc;
+
+use strongroom_crypto::{Token, token_hash};
+use strongroom_policy::Role;
+use strongroom_store::{Mutation, SessionRow, UserRow};
+use zeroize::Zeroizing;
+
+use crate::access::{Principal, RequestContext, parse_roles};
+use crate::audit::{Actor, AuditDecision, AuditRecord};
+use crate::auth::password;
+use crate::auth::session::CachedSession;
+use crate::clock::rfc3339;
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::model::{
+    Acknowledgement, AcknowledgementReceipt, Agreement, Credentials, LoginResponse, LoginUser, User,
+};
+use crate::{Vault, new_id};
+
+fn actor_of(user: &UserRow) -> Actor {
+    Actor {
+        user_id: user.id.clone(),
+        roles: user
+            .roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+pub(crate) fn user_view(u: &UserRow) -> User {
+    User {
+        id: u.id.clone(),
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        roles: u
+            .roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        tenant_id: u.tenant_id.clone(),
+        status: u.status.clone(),
+        status_reason: u.status_reason.clone(),
+        confidentiality_acknowledged_version: u.confidentiality_version.clone(),
+        last_login_at: u.last_login_at.map(rfc3339),
+        created_at: rfc3339(u.created_at),
+    }
+}
+
+impl Vault {
+    /// Creates the platform administrator `admin` when the deployment has no user yet.
+    /// Returns true when it did.
+    pub async fn bootstrap_admin(&self, password: &str) -> ServiceResult<bool> {
+        if self.store.user_count().await? > 0 {
+            return Ok(false);
+        }
+        password::check_policy(password, "admin")?;
+        let hash = password::hash(Zeroizing::new(password.to_owned())).await?;
+        let now = self.now();
+        let row = super::users::new_user_row(
+            new_id(),
+            "admin".into(),
+            "Platform administrator".into(),
+            hash,
+            Role::PlatformAdmin.as_str().into(),
+            None,
+            now,
+        );
+        let mut record = AuditRecord::new("user.bootstrap_admin", "bootstrap");
+        record.resource = Some(crate::audit::ResourceRef {
+            kind: "user",
+            id: Some(row.id.clone()),
+        });
+        self.audit
+            .commit(vec![record], vec![Mutation::InsertUser(row)])
+            .await?;
+        Ok(true)
+    }
+
+    pub async fn login(
+        &self,
+        credentials: Credentials,
+        request_id: &str,
+    ) -> ServiceResult<LoginResponse> {
+        let now = self.now();
+        let username = credentials.username;
+        let password = Zeroizing::new(credentials.password);
+        let mut record = AuditRecord::new("auth.login", request_id);
+        record.decision = AuditDecision::Deny;
+
+        if let Some(secs) = self.throttle.retry_after(&username, now) {
+            record.reason = Some("too_many_attempts");
+            self.audit.append(record).await?;
+            return Err(ServiceError::too_many_attempts(secs));
+        }
+        let user = self.store.user_by_username(&username).await?;
+        if let Some(locked_until) = user.as_ref().and_then(|u| u.locked_until) {
+            self.throttle.restore_lockout(&username, locked_until, now);
+            if let Some(secs) = self.throttle.retry_after(&username, now) {
+                record.actor = user.as_ref().map(actor_of);
+                record.reason = Some("too_many_attempts");
+                self.audit.append(record).await?;
+                return Err(ServiceError::too_many_attempts(secs));
+            }
+        }
+        // Checked and counted as failed in one step before the slow check, so parallel attempts cannot
+        // outrun the throttle; a success clears it.
+        let locked_until = match self.throttle.begin_attempt(&username, now) {
+            Ok(locked_until) => locked_until,
+            Err(secs) => {
+                record.actor = user.as_ref().map(actor_of);
+                record.reason = Some("too_many_attempts");
+                self.audit.append(record).await?;
+                return Err(ServiceError::too_many_attempts(secs));
+            }
+        };
+        let Some(user) = user else {
+            // Same work and the same answer as a wrong password.
+            let _ = password::verify(password, password::DUMMY_HASH.clone()).await?;
+            record.reason = Some("invalid_credentials");
+            self.audit.append(record).await?;
+            return Err(invalid_credentials());
+        };
+        record.actor = Some(actor_of(&user));
+        if !password::verify(password, user.password_hash.clone()).await? {
+            record.reason = Some(if locked_until.is_some() {
+                "locked_out"
+            } else {
+                "invalid_credentials"
+            });
+            self.audit
+                .commit(
+                    vec![record],
+                    vec![Mutation::RecordLoginFailure {
+                        user_id: user.id.clone(),
+                        at: now,
+                        locked_until,
+                    }],
+                )
+                .await?;
+            return Err(invalid_credentials());
+        }
+        self.throttle.record_success(&username);
+        if user.status != "active" {
+            record.reason = Some("account_suspended");
+            self.audit.append(record).await?;
+            return Err(ServiceError::new(
+                ErrorCode::AccountSuspended,
+                "the account is suspended",
+            ));
+        }
+
+        let token = Token::generate().map_err(|_| ServiceError::internal("token generation"))?;
+        let hash = token.hash();
+        let absolute_ms = i64::try_from(
+            self.settings
+                .session_absolute_timeout_secs
+                .saturating_mul(1000),
+        )
+        .unwrap_or(i64::MAX);
+        let session = SessionRow {
+            token_hash: hash.to_vec(),
+            user_id: user.id.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.saturating_add(absolute_ms),
+            revoked_at: None,
+        };
+        record.decision = AuditDecision::Allow;
+        record.reason = None;
+        self.audit
+            .commit(
+                vec![record],
+                vec![
+                    Mutation::InsertSession(session.clone()),
+                    Mutation::RecordLoginSuccess {
+                        user_id: user.id.clone(),
+                        at: now,
+                    },
+                ],
+            )
+            .await?;
+        self.sessions
+            .insert_fresh(hash, Arc::new(CachedSession::from_row(&session)));
+        self.forget_user(&user.id);
+        Ok(LoginResponse {
+            token: token.as_str().to_owned(),
+            expires_at: rfc3339(session.expires_at),
+            user: LoginUser {
+                id: user.id.clone(),
+                username: user.username.clone(),
+                roles: actor_of(&user).roles,
+                tenant_id: user.tenant_id.clone(),
+            },
+        })
+    }
+
+    /// Resolves a bearer token to its principal; `unauthenticated` for anything not currently valid.
+    pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
+        let hash = token_hash(token);
+        let now = self.now();
+        let session = match self.sessions.get(&hash) {
+            Some(s) => s,
+            None => {
+                let generation = self.sessions.generation();
+                let row = self
+                    .store
+                    .session(&hash)
+                    .await?
+                    .ok_or_else(ServiceError::unauthenticated)?;
+                let s = Arc::new(CachedSession::from_row(&row));
+                self.sessions
+                    .insert_loaded(hash, Arc::clone(&s), generation);
+                s
+            }
+        };
+        if session.is_revoked() || now >= session.expires_at {
+            return Err(ServiceError::unauthenticated());
+        }
+        let idle_ms = i64::try_from(self.settings.session_idle_timeout_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        if now - session.last_seen() > idle_ms {
+            self.sessions.remove(&hash);
+            let _ = self
+                .audit
+                .commit(
+                    Vec::new(),
+                    vec![Mutation::RevokeSession {
+                        token_hash: hash.to_vec(),
+                        at: now,
+                    }],
+                )
+                .await;
+            return Err(ServiceError::unauthenticated());
+        }
+        let user = self
+            .user_row(&session.user_id)
+            .await?
+            .ok_or_else(ServiceError::unauthenticated)?;
+        if user.status != "active" {
+            return Err(ServiceError::unauthenticated());
+        }
+        if session.touch(now) {
+            let audit = Arc::clone(&self.audit);
+            let token_hash = hash.to_vec();
+            tokio::spawn(async move {
+                let _ = audit
+                    .commit(
+                        Vec::new(),
+                        vec![Mutation::TouchSession {
+                            token_hash,
+                            at: now,
+                        }],
+                    )
+                    .await;
+            });
+        }
+        Ok(Principal {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            roles: parse_roles(&user.roles),
+            tenant_id: user.tenant_id.clone(),
+            confidentiality_version: user.confidentiality_version.clone(),
+            active: true,
+            token_hash: hash,
+        })
+    }
+
+    pub async fn logout(&self, p: &Principal, ctx: &RequestContext) -> ServiceResult<()> {
+        let record = self.record(p, ctx, "auth.logout", None, None);
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::RevokeSession {
+                    token_hash: p.token_hash.to_vec(),
+                    at: self.now(),
+                }],
+            )
+            .await?;
+        self.sessions.remove(&p.token_hash);
+        Ok(())
+    }
+
+    pub async fn me(&self, p: &Principal) -> ServiceResult<User> {
+        let user = self
+            .user_row(&p.user_id)
+            .await?
+            .ok_or_else(ServiceError::unauthenticated)?;
+        Ok(user_view(&user))
+    }
+
+    pub fn agreement(&self) -> Agreement {
+        Agreement {
+            version: self.settings.confidentiality_version.clone(),
+            text: self.settings.confidentiality_text.clone(),
+        }
+    }
+
+    pub async fn acknowledge_confidentiality(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        ack: Acknowledgement,
+    ) -> ServiceResult<AcknowledgementReceipt> {
+        if ack.version != self.settings.confidentiality_version {
+            return Err(ServiceError::validation(
+                "that is not the current agreement's version",
+                &["version"],
+            ));
+        }
+        let now = self.now();
+        let record = self.record(p, ctx, "user.acknowledge_confidentiality", None, None);
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::AcknowledgeConfidentiality {
+                    user_id: p.user_id.clone(),
+                    version: ack.version.clone(),
+                    at: now,
+                }],
+            )
+            .await?;
+        self.forget_user(&p.user_id);
+        Ok(AcknowledgementReceipt {
+            version: ack.version,
+            acknowledged_at: rfc3339(now),
+        })
+    }
+}
+
+fn invalid_credentials() -> ServiceError {
+    ServiceError::new(ErrorCode::InvalidCredentials, "wrong username or password")
+}

@@ -1,0 +1,497 @@
+//! Cases and their comments. Title, description and comment bodies are ciphertext; the rest is metadata.
+
+use std::sync::Arc;
+
+use strongroom_crypto::TenantKeyring;
+use strongroom_policy::{
+    Action, Decision, Denial, FieldClass, ResourceFacts, ResourceKind, Role, Visibility,
+};
+use strongroom_store::{CaseFilter, CaseRow, CommentRow, Mutation, TenantScope};
+
+use super::{MAX_FIELD_CHARS, optional_text, required_text};
+use crate::access::{Principal, RequestContext, parse_roles};
+use crate::audit::{AuditRecord, ResourceRef};
+use crate::error::{ServiceError, ServiceResult};
+use crate::model::{
+    Assignment, CASE_STATUSES, CaseInput, CommentInput, Page, PageRequest, RecordView, SEVERITIES,
+};
+use crate::{TenantState, Vault, new_id, shape};
+
+const KIND: &str = "case";
+
+fn case_ref(id: Option<&str>) -> Option<ResourceRef> {
+    Some(ResourceRef {
+        kind: KIND,
+        id: id.map(str::to_owned),
+    })
+}
+
+fn case_facts(p: &Principal, row: &CaseRow) -> ResourceFacts {
+    let mut r = ResourceFacts::new(ResourceKind::Case, &row.id, Some(row.tenant_id.clone()));
+    r.assigned_to_principal = row.assignee_id.as_deref() == Some(p.user_id.as_str());
+    r
+}
+
+fn one_of(
+    value: Option<&str>,
+    allowed: &[&str],
+    field: &'static str,
+) -> ServiceResult<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) if allowed.contains(&v) => Ok(Some(v.to_owned())),
+        Some(_) => Err(ServiceError::validation(
+            "value is not one of the allowed ones",
+            &[field],
+        )),
+    }
+}
+
+struct Gate {
+    tenant: Arc<TenantState>,
+    row: CaseRow,
+    record: AuditRecord,
+}
+
+impl Vault {
+    async fn case_gate(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        case_id: &str,
+        action: Action,
+        audit_action: &'static str,
+    ) -> ServiceResult<(Gate, Decision)> {
+        let (mut record, purpose, tenant) = self
+            .open_content(p, ctx, audit_action, tenant_id, case_ref(Some(case_id)))
+            .await?;
+        // An id that is not in this tenant is not found, whoever asks and whatever their role.
+        let Some(row) = self
+            .store
+            .case(&TenantScope::new(tenant_id), case_id)
+            .await?
+        else {
+            return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
+        };
+        let decision = self.decide(
+            p,
+            action,
+            &case_facts(p, &row),
+            Some(&tenant.facts),
+            Some(purpose),
+        );
+        self.enforce(&mut record, &decision).await?;
+        Ok((
+            Gate {
+                tenant,
+                row,
+                record,
+            },
+            decision,
+        ))
+    }
+
+    /// The caller's view of a case it is writing; what the view discloses goes into `record`, which the
+    /// caller then commits with the write, so the answer is audited like a read.
+    fn case_view_for(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant: &TenantState,
+        ring: &TenantKeyring,
+        row: &CaseRow,
+        record: &mut AuditRecord,
+    ) -> ServiceResult<RecordView> {
+        let decision = self.decide(
+            p,
+            Action::ReadCase,
+            &case_facts(p, row),
+            Some(&tenant.facts),
+            ctx.purpose,
+        );
+        Ok(shape::disclose(
+            record,
+            shape::case(ring, row, &decision.fields)?,
+        ))
+    }
+
+    pub async fn read_case(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        case_id: &str,
+    ) -> ServiceResult<RecordView> {
+        let (mut gate, decision) = self
+            .case_gate(p, ctx, tenant_id, case_id, Action::ReadCase, "case.read")
+            .await?;
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let view = shape::disclose(
+            &mut gate.record,
+            shape::case(&ring, &gate.row, &decision.fields)?,
+        );
+        self.audit.append(gate.record).await?;
+        Ok(view)
+    }
+
+    pub async fn list_cases(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<RecordView>> {
+        let (mut record, purpose, tenant) = self
+            .open_content(p, ctx, "case.list", tenant_id, case_ref(None))
+            .await?;
+        let mut probe = ResourceFacts::new(ResourceKind::Case, "", Some(tenant_id.to_owned()));
+        probe.assigned_to_principal = true;
+        let decision = self.decide(
+            p,
+            Action::ListCases,
+            &probe,
+            Some(&tenant.facts),
+            Some(purpose),
+        );
+        self.enforce(&mut record, &decision).await?;
+        // Engineers list their own cases; supervisors triage the whole queue (metadata only unless assigned).
+        let filter = CaseFilter {
+            assignee_id: (p.is_staff() && !p.roles.contains(&Role::SupportSupervisor))
+                .then(|| p.user_id.clone()),
+        };
+        let rows = self
+            .store
+            .cases(
+                &TenantScope::new(tenant_id),
+                &filter,
+                page.cursor.as_deref(),
+                page.limit,
+            )
+            .await?;
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let d = self.decide(
+                p,
+                Action::ReadCase,
+                &case_facts(p, row),
+                Some(&tenant.facts),
+                Some(purpose),
+            );
+            if !d.allowed {
+                continue;
+            }
+            record.records.push(row.id.clone());
+            items.push(shape::disclose(
+                &mut record,
+                shape::case(&ring, row, &d.fields)?,
+            ));
+        }
+        self.audit.append(record).await?;
+        let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn check_contact_ref(
+        &self,
+        tenant_id: &str,
+        contact_id: Option<&str>,
+    ) -> ServiceResult<()> {
+        if let Some(cid) = contact_id
+            && self
+                .store
+                .contact(&TenantScope::new(tenant_id), cid)
+                .await?
+                .is_none()
+        {
+            return Err(ServiceError::validation(
+                "no such contact in this tenant",
+                &["contact_id"],
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn create_case(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        input: CaseInput,
+    ) -> ServiceResult<RecordView> {
+        let id = new_id();
+        let (mut record, purpose, tenant) = self
+            .open_content(p, ctx, "case.create", tenant_id, case_ref(Some(&id)))
+            .await?;
+        let resource = ResourceFacts::new(ResourceKind::Case, &id, Some(tenant_id.to_owned()));
+        let decision = self.decide(
+            p,
+            Action::CreateCase,
+            &resource,
+            Some(&tenant.facts),
+            Some(purpose),
+        );
+        self.enforce(&mut record, &decision).await?;
+
+        let title = required_text(input.title.as_deref(), "title", 1_000)?;
+        let description =
+            optional_text(input.description.as_deref(), "description", MAX_FIELD_CHARS)?;
+        let severity = one_of(input.severity.as_deref(), &SEVERITIES, "severity")?
+            .unwrap_or_else(|| "medium".into());
+        let status = one_of(input.status.as_deref(), &CASE_STATUSES, "status")?
+            .unwrap_or_else(|| "open".into());
+        let product = optional_text(input.product.as_deref(), "product", 200)?;
+        let contact_id = optional_text(input.contact_id.as_deref(), "contact_id", 64)?;
+        self.check_contact_ref(tenant_id, contact_id.as_deref())
+            .await?;
+
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let now = self.now();
+        let row = CaseRow {
+            tenant_id: tenant_id.to_owned(),
+            id: id.clone(),
+            title: shape::seal(&ring, KIND, &id, "title", &title)?,
+            description: description
+                .as_deref()
+                .map(|d| shape::seal(&ring, KIND, &id, "description", d))
+                .transpose()?,
+            severity,
+            status,
+            product,
+            contact_id,
+            assignee_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        record.fields_requested = vec![
+            "title",
+            "description",
+            "severity",
+            "status",
+            "product",
+            "contact_id",
+        ];
+        let view = self.case_view_for(p, ctx, &tenant, &ring, &row, &mut record)?;
+        self.audit
+            .commit(vec![record], vec![Mutation::InsertCase(row.clone())])
+            .await?;
+        Ok(view)
+    }
+
+    pub async fn update_case(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        case_id: &str,
+        input: CaseInput,
+    ) -> ServiceResult<RecordView> {
+        let (mut gate, decision) = self
+            .case_gate(
+                p,
+                ctx,
+                tenant_id,
+                case_id,
+                Action::UpdateCase,
+                "case.update",
+            )
+            .await?;
+        let content_change = input.title.is_some() || input.description.is_some();
+        // Staff reach a contact through the cases assigned to them, so a staff member who could re-point
+        // a case at another contact could reach any contact of the tenant: only the customer links them.
+        let relinks_contact = p.is_staff() && input.contact_id.is_some();
+        if relinks_contact
+            || (content_change
+                && decision.fields.get(FieldClass::CaseContent) != Visibility::Reveal)
+        {
+            return Err(self
+                .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
+                .await);
+        }
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let mut row = gate.row.clone();
+        if let Some(title) = input.title.as_deref() {
+            let title = required_text(Some(title), "title", 1_000)?;
+            row.title = shape::seal(&ring, KIND, case_id, "title", &title)?;
+        }
+        if let Some(description) = input.description.as_deref() {
+            let d = optional_text(Some(description), "description", MAX_FIELD_CHARS)?;
+            row.description = d
+                .as_deref()
+                .map(|d| shape::seal(&ring, KIND, case_id, "description", d))
+                .transpose()?;
+        }
+        if let Some(s) = one_of(input.severity.as_deref(), &SEVERITIES, "severity")? {
+            row.severity = s;
+        }
+        if let Some(s) = one_of(input.status.as_deref(), &CASE_STATUSES, "status")? {
+            row.status = s;
+        }
+        if let Some(product) = input.product.as_deref() {
+            row.product = optional_text(Some(product), "product", 200)?;
+        }
+        if let Some(contact_id) = input.contact_id.as_deref() {
+            let cid = optional_text(Some(contact_id), "contact_id", 64)?;
+            self.check_contact_ref(tenant_id, cid.as_deref()).await?;
+            row.contact_id = cid;
+        }
+        row.updated_at = self.now();
+        gate.record.fields_requested = [
+            ("title", input.title.is_some()),
+            ("description", input.description.is_some()),
+            ("severity", input.severity.is_some()),
+            ("status", input.status.is_some()),
+            ("product", input.product.is_some()),
+            ("contact_id", input.contact_id.is_some()),
+        ]
+        .iter()
+        .filter(|(_, present)| *present)
+        .map(|(f, _)| *f)
+        .collect();
+        let view = self.case_view_for(p, ctx, &gate.tenant, &ring, &row, &mut gate.record)?;
+        self.audit
+            .commit(vec![gate.record], vec![Mutation::UpdateCase(row.clone())])
+            .await?;
+        Ok(view)
+    }
+
+    pub async fn assign_case(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        case_id: &str,
+        assignment: Assignment,
+    ) -> ServiceResult<RecordView> {
+        let (mut gate, _) = self
+            .case_gate(
+                p,
+                ctx,
+                tenant_id,
+                case_id,
+                Action::AssignCase,
+                "case.assign",
+            )
+            .await?;
+        // Four eyes: assigning a case to oneself would turn triage into standing access to its content.
+        if assignment.user_id == p.user_id {
+            return Err(self
+                .refuse(gate.record, Denial::Forbidden, Vec::new())
+                .await);
+        }
+        let assignee = self.user_row(&assignment.user_id).await?;
+        let eligible = assignee.as_ref().is_some_and(|u| {
+            u.status == "active"
+                && parse_roles(&u.roles)
+                    .iter()
+                    .any(|r| matches!(r, Role::SupportEngineer | Role::SupportSupervisor))
+        });
+        if !eligible {
+            return Err(ServiceError::validation(
+                "the assignee must be an active support engineer or supervisor",
+                &["user_id"],
+            ));
+        }
+        let mut row = gate.row.clone();
+        row.assignee_id = Some(assignment.user_id.clone());
+        row.updated_at = self.now();
+        gate.record.fields_requested = vec!["assignee_id"];
+        gate.record.records = vec![assignment.user_id];
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let view = self.case_view_for(p, ctx, &gate.tenant, &ring, &row, &mut gate.record)?;
+        self.audit
+            .commit(vec![gate.record], vec![Mutation::UpdateCase(row.clone())])
+            .await?;
+        Ok(view)
+    }
+
+    pub async fn add_comment(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        case_id: &str,
+        input: CommentInput,
+    ) -> ServiceResult<RecordView> {
+        let (mut gate, _) = self
+            .case_gate(
+                p,
+                ctx,
+                tenant_id,
+                case_id,
+                Action::AddComment,
+                "comment.create",
+            )
+            .await?;
+        let body = required_text(Some(&input.body), "body", MAX_FIELD_CHARS)?;
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let id = new_id();
+        let row = CommentRow {
+            tenant_id: tenant_id.to_owned(),
+            id: id.clone(),
+            case_id: case_id.to_owned(),
+            author_id: p.user_id.clone(),
+            body: shape::seal(&ring, "comment", &id, "body", &body)?,
+            created_at: self.now(),
+        };
+        gate.record.fields_requested = vec!["body"];
+        gate.record.records = vec![id];
+        let d = self.decide(
+            p,
+            Action::ReadComments,
+            &case_facts(p, &gate.row),
+            Some(&gate.tenant.facts),
+            ctx.purpose,
+        );
+        let view = shape::disclose(&mut gate.record, shape::comment(&ring, &row, &d.fields)?);
+        self.audit
+            .commit(
+                vec![gate.record],
+                vec![Mutation::InsertComment(row.clone())],
+            )
+            .await?;
+        Ok(view)
+    }
+
+    pub async fn list_comments(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        case_id: &str,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<RecordView>> {
+        let (mut gate, decision) = self
+            .case_gate(
+                p,
+                ctx,
+                tenant_id,
+                case_id,
+                Action::ReadComments,
+                "comment.list",
+            )
+            .await?;
+        let rows = self
+            .store
+            .comments(
+                &TenantScope::new(tenant_id),
+                case_id,
+                page.cursor.as_deref(),
+                page.limit,
+            )
+            .await?;
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            gate.record.records.push(row.id.clone());
+            items.push(shape::disclose(
+                &mut gate.record,
+                shape::comment(&ring, row, &decision.fields)?,
+            ));
+        }
+        self.audit.append(gate.record).await?;
+        let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
+        Ok(Page { items, next_cursor })
+    }
+}

@@ -1,0 +1,451 @@
+//! Contacts: the customer's personal data. Every field is ciphertext at rest; the email also has a blind
+//! index for exact lookup.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use strongroom_crypto::{TenantKeyring, normalise_email};
+use strongroom_policy::{
+    Action, Decision, Denial, FieldClass, ResourceFacts, ResourceKind, Visibility,
+};
+use strongroom_store::{CaseFilter, ContactRow, Mutation, TenantScope};
+
+use super::{MAX_FIELD_CHARS, optional_text, required_text};
+use crate::access::{Principal, RequestContext};
+use crate::audit::{AuditRecord, ResourceRef};
+use crate::error::{ServiceError, ServiceResult};
+use crate::model::{ContactInput, Page, PageRequest, RecordView};
+use crate::{TenantState, Vault, new_id, shape};
+
+const KIND: &str = "contact";
+
+fn contact_ref(id: Option<&str>) -> Option<ResourceRef> {
+    Some(ResourceRef {
+        kind: KIND,
+        id: id.map(str::to_owned),
+    })
+}
+
+fn valid_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// Digits and the usual separators, with at least three digits.
+fn valid_phone(phone: &str) -> bool {
+    phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || crate::mask::is_phone_separator(c))
+        && phone.chars().filter(char::is_ascii_digit).count() >= 3
+}
+
+fn email_index(ring: &TenantKeyring, email: &str) -> ServiceResult<Vec<u8>> {
+    ring.blind_index(KIND, "email", normalise_email(email).as_bytes())
+        .map_err(|_| ServiceError::internal("blind index"))
+}
+
+/// The policy facts of one contact: staff reach it through a case assigned to them.
+fn contact_facts(row: &ContactRow, assigned_to_principal: bool) -> ResourceFacts {
+    let mut r = ResourceFacts::new(ResourceKind::Contact, &row.id, Some(row.tenant_id.clone()));
+    r.assigned_to_principal = assigned_to_principal;
+    r
+}
+
+struct Gate {
+    tenant: Arc<TenantState>,
+    row: ContactRow,
+    record: AuditRecord,
+}
+
+impl Vault {
+    /// Facts → decision → (recorded) refusal, for an operation on one existing contact.
+    async fn contact_gate(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        contact_id: &str,
+        action: Action,
+        audit_action: &'static str,
+    ) -> ServiceResult<(Gate, Decision)> {
+        let (mut record, purpose, tenant) = self
+            .open_content(
+                p,
+                ctx,
+                audit_action,
+                tenant_id,
+                contact_ref(Some(contact_id)),
+            )
+            .await?;
+        let scope = TenantScope::new(tenant_id);
+        // An id that is not in this tenant is not found, whoever asks and whatever their role.
+        // Staff reach a contact through a case assigned to them; customers through their tenant.
+        let found = if p.is_staff() {
+            self.store
+                .contact_with_reach(&scope, contact_id, &p.user_id)
+                .await?
+        } else {
+            self.store
+                .contact(&scope, contact_id)
+                .await?
+                .map(|row| (row, false))
+        };
+        let Some((row, reachable)) = found else {
+            return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
+        };
+        let decision = self.decide(
+            p,
+            action,
+            &contact_facts(&row, reachable),
+            Some(&tenant.facts),
+            Some(purpose),
+        );
+        self.enforce(&mut record, &decision).await?;
+        Ok((
+            Gate {
+                tenant,
+                row,
+                record,
+            },
+            decision,
+        ))
+    }
+
+    pub async fn read_contact(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        contact_id: &str,
+    ) -> ServiceResult<RecordView> {
+        let (mut gate, decision) = self
+            .contact_gate(
+                p,
+                ctx,
+                tenant_id,
+                contact_id,
+                Action::ReadContact,
+                "contact.read",
+            )
+            .await?;
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let view = shape::disclose(
+            &mut gate.record,
+            shape::contact(&ring, &gate.row, &decision.fields)?,
+        );
+        self.audit.append(gate.record).await?;
+        Ok(view)
+    }
+
+    pub async fn create_contact(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        input: ContactInput,
+    ) -> ServiceResult<RecordView> {
+        let id = new_id();
+        let (mut record, purpose, tenant) = self
+            .open_content(p, ctx, "contact.create", tenant_id, contact_ref(Some(&id)))
+            .await?;
+        let resource = ResourceFacts::new(ResourceKind::Contact, &id, Some(tenant_id.to_owned()));
+        let decision = self.decide(
+            p,
+            Action::CreateContact,
+            &resource,
+            Some(&tenant.facts),
+            Some(purpose),
+        );
+        self.enforce(&mut record, &decision).await?;
+
+        let name = required_text(input.name.as_deref(), "name", 1_000)?;
+        let email = optional_text(input.email.as_deref(), "email", 320)?;
+        if email.as_deref().is_some_and(|e| !valid_email(e)) {
+            return Err(ServiceError::validation("not an email address", &["email"]));
+        }
+        let phone = optional_text(input.phone.as_deref(), "phone", 64)?;
+        if phone.as_deref().is_some_and(|p| !valid_phone(p)) {
+            return Err(ServiceError::validation(
+                "a phone number holds digits and + - ( ) . only",
+                &["phone"],
+            ));
+        }
+        let address = optional_text(input.address.as_deref(), "address", 2_000)?;
+        let notes = optional_text(input.notes.as_deref(), "notes", MAX_FIELD_CHARS)?;
+
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let seal = |field: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| shape::seal(&ring, KIND, &id, field, v))
+                .transpose()
+        };
+        let now = self.now();
+        let row = ContactRow {
+            tenant_id: tenant_id.to_owned(),
+            id: id.clone(),
+            name: shape::seal(&ring, KIND, &id, "name", &name)?,
+            email: seal("email", &email)?,
+            phone: seal("phone", &phone)?,
+            address: seal("address", &address)?,
+            notes: seal("notes", &notes)?,
+            email_index: email
+                .as_deref()
+                .map(|e| email_index(&ring, e))
+                .transpose()?,
+            created_at: now,
+            updated_at: now,
+        };
+        record.fields_requested = present_fields(&input);
+        let read = self.decide(
+            p,
+            Action::ReadContact,
+            &contact_facts(&row, false),
+            Some(&tenant.facts),
+            ctx.purpose,
+        );
+        let view = shape::disclose(&mut record, shape::contact(&ring, &row, &read.fields)?);
+        self.audit
+            .commit(vec![record], vec![Mutation::InsertContact(row.clone())])
+            .await?;
+        Ok(view)
+    }
+
+    pub async fn update_contact(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        contact_id: &str,
+        input: ContactInput,
+    ) -> ServiceResult<RecordView> {
+        let (mut gate, decision) = self
+            .contact_gate(
+                p,
+                ctx,
+                tenant_id,
+                contact_id,
+                Action::UpdateContact,
+                "contact.update",
+            )
+            .await?;
+        // Writing a field one may not read would let a caller probe or clobber it.
+        for field in present_fields(&input) {
+            if decision.fields.get(shape::contact_class(field)) != Visibility::Reveal {
+                return Err(self
+                    .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
+                    .await);
+            }
+        }
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let mut row = gate.row.clone();
+        if let Some(name) = input.name.as_deref() {
+            let name = required_text(Some(name), "name", 1_000)?;
+            row.name = shape::seal(&ring, KIND, contact_id, "name", &name)?;
+        }
+        if let Some(email) = input.email.as_deref() {
+            let email = optional_text(Some(email), "email", 320)?;
+            if email.as_deref().is_some_and(|e| !valid_email(e)) {
+                return Err(ServiceError::validation("not an email address", &["email"]));
+            }
+            row.email = email
+                .as_deref()
+                .map(|e| shape::seal(&ring, KIND, contact_id, "email", e))
+                .transpose()?;
+            row.email_index = email
+                .as_deref()
+                .map(|e| email_index(&ring, e))
+                .transpose()?;
+        }
+        for (field, value, max) in [
+            ("phone", &input.phone, 64),
+            ("address", &input.address, 2_000),
+            ("notes", &input.notes, MAX_FIELD_CHARS),
+        ] {
+            if let Some(v) = value.as_deref() {
+                let v = optional_text(Some(v), field, max)?;
+                if field == "phone" && v.as_deref().is_some_and(|p| !valid_phone(p)) {
+                    return Err(ServiceError::validation(
+                        "a phone number holds digits and + - ( ) . only",
+                        &["phone"],
+                    ));
+                }
+                let sealed = v
+                    .as_deref()
+                    .map(|v| shape::seal(&ring, KIND, contact_id, field, v))
+                    .transpose()?;
+                match field {
+                    "phone" => row.phone = sealed,
+                    "address" => row.address = sealed,
+                    _ => row.notes = sealed,
+                }
+            }
+        }
+        row.updated_at = self.now();
+        gate.record.fields_requested = present_fields(&input);
+        // The update was allowed, so a staff writer reached this contact through an assignment.
+        let assigned = p.is_staff();
+        let read = self.decide(
+            p,
+            Action::ReadContact,
+            &contact_facts(&row, assigned),
+            Some(&gate.tenant.facts),
+            ctx.purpose,
+        );
+        let view = shape::disclose(&mut gate.record, shape::contact(&ring, &row, &read.fields)?);
+        self.audit
+            .commit(
+                vec![gate.record],
+                vec![Mutation::UpdateContact(row.clone())],
+            )
+            .await?;
+        Ok(view)
+    }
+
+    pub async fn delete_contact(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        contact_id: &str,
+    ) -> ServiceResult<()> {
+        let (gate, _) = self
+            .contact_gate(
+                p,
+                ctx,
+                tenant_id,
+                contact_id,
+                Action::DeleteContact,
+                "contact.delete",
+            )
+            .await?;
+        self.audit
+            .commit(
+                vec![gate.record],
+                vec![Mutation::DeleteContact {
+                    scope: TenantScope::new(tenant_id),
+                    id: contact_id.to_owned(),
+                }],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Lists contacts, or finds them by exact email through the blind index (`email` set).
+    ///
+    /// The request is first checked as if a contact were reachable, so that purpose, confidentiality
+    /// and role guardrails answer with their own codes; each hit is then decided on its own facts. A
+    /// search never returns a record whose email the caller could not see: a hit would disclose it.
+    pub async fn list_contacts(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        email: Option<&str>,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<RecordView>> {
+        let action_name = if email.is_some() {
+            "contact.search"
+        } else {
+            "contact.list"
+        };
+        let (mut record, purpose, tenant) = self
+            .open_content(p, ctx, action_name, tenant_id, contact_ref(None))
+            .await?;
+        let mut probe = ResourceFacts::new(ResourceKind::Contact, "", Some(tenant_id.to_owned()));
+        probe.assigned_to_principal = true;
+        let action = if email.is_some() {
+            Action::SearchContacts
+        } else {
+            Action::ReadContact
+        };
+        let decision = self.decide(p, action, &probe, Some(&tenant.facts), Some(purpose));
+        self.enforce(&mut record, &decision).await?;
+
+        let scope = TenantScope::new(tenant_id);
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let rows = match email {
+            Some(email) => {
+                record.fields_requested = vec!["email"];
+                self.store
+                    .contacts_by_email_index(&scope, &email_index(&ring, email)?, 500)
+                    .await?
+            }
+            None => {
+                self.store
+                    .contacts(&scope, page.cursor.as_deref(), page.limit)
+                    .await?
+            }
+        };
+        let reachable: Option<HashSet<String>> = if p.is_staff() {
+            let filter = CaseFilter {
+                assignee_id: Some(p.user_id.clone()),
+            };
+            let cases = self.store.cases(&scope, &filter, None, 500).await?;
+            Some(cases.into_iter().filter_map(|c| c.contact_id).collect())
+        } else {
+            None
+        };
+        let wanted = email.map(normalise_email);
+        let mut items = Vec::new();
+        let mut last_id = None;
+        for row in &rows {
+            last_id = Some(row.id.clone());
+            let reached = reachable.as_ref().is_some_and(|r| r.contains(&row.id));
+            let d = self.decide(
+                p,
+                Action::ReadContact,
+                &contact_facts(row, reached),
+                Some(&tenant.facts),
+                Some(purpose),
+            );
+            if !d.allowed {
+                continue;
+            }
+            if let Some(wanted) = &wanted {
+                if d.fields.get(FieldClass::ContactIdentity) != Visibility::Reveal {
+                    continue;
+                }
+                let Some(ct) = row.email.as_deref() else {
+                    continue;
+                };
+                // The index collides by design: confirm on the decrypted value.
+                if normalise_email(&shape::open(&ring, KIND, &row.id, "email", ct)?) != *wanted {
+                    continue;
+                }
+            }
+            record.records.push(row.id.clone());
+            items.push(shape::disclose(
+                &mut record,
+                shape::contact(&ring, row, &d.fields)?,
+            ));
+        }
+        self.audit.append(record).await?;
+        let full_page =
+            email.is_none() && u32::try_from(rows.len()).unwrap_or(u32::MAX) >= page.limit;
+        Ok(Page {
+            items,
+            next_cursor: if full_page { last_id } else { None },
+        })
+    }
+}
+
+fn present_fields(input: &ContactInput) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    for (name, present) in [
+        ("name", input.name.is_some()),
+        ("email", input.email.is_some()),
+        ("phone", input.phone.is_some()),
+        ("address", input.address.is_some()),
+        ("notes", input.notes.is_some()),
+    ] {
+        if present {
+            fields.push(name);
+        }
+    }
+    fields
+}

@@ -1,0 +1,51 @@
+//! The operations, one module per noun. Each follows: facts → decision → audit → store → shape.
+
+mod audit_log;
+pub use audit_log::LoggedEntry;
+mod auth;
+mod cases;
+mod contacts;
+mod tenants;
+mod users;
+
+use crate::error::{ServiceError, ServiceResult};
+
+/// Checks a required, trimmed, bounded text field; returns it trimmed.
+pub(crate) fn required_text(
+    value: Option<&str>,
+    field: &'static str,
+    max: usize,
+) -> ServiceResult<String> {
+    match value.map(str::trim) {
+        Some(v) if !v.is_empty() && v.chars().count() <= max => Ok(v.to_owned()),
+        _ => Err(ServiceError::validation(
+            "a required field is empty or too long",
+            &[field],
+        )),
+    }
+}
+
+/// An optional text field; `""` means absent.
+pub(crate) fn optional_text(
+    value: Option<&str>,
+    field: &'static str,
+    max: usize,
+) -> ServiceResult<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some("") => Ok(None),
+        Some(v) if v.chars().count() <= max => Ok(Some(v.to_owned())),
+        Some(_) => Err(ServiceError::validation("a field is too long", &[field])),
+    }
+}
+
+pub(crate) const MAX_FIELD_CHARS: usize = 10_000;
+
+/// The cursor of the next page: the last item's key when the page came back full.
+pub(crate) fn next_cursor<T>(rows: &[T], limit: u32, key: impl Fn(&T) -> String) -> Option<String> {
+    if u32::try_from(rows.len()).unwrap_or(u32::MAX) >= limit {
+        rows.last().map(key)
+    } else {
+        None
+    }
+}

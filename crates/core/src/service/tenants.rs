@@ -1,0 +1,195 @@
+//! Tenants and their processing instructions.
+
+use strongroom_policy::{Action, Purpose, ResourceFacts, ResourceKind};
+use strongroom_store::{Mutation, TenantRow};
+
+use super::required_text;
+use crate::access::{Principal, RequestContext, tenant_state_from};
+use crate::audit::ResourceRef;
+use crate::clock::rfc3339;
+use crate::error::{ServiceError, ServiceResult};
+use crate::model::{InstructionsPatch, NewTenant, Tenant, TenantInstructions};
+use crate::{TenantState, Vault, new_id};
+
+fn tenant_ref(id: &str) -> Option<ResourceRef> {
+    Some(ResourceRef {
+        kind: "tenant",
+        id: Some(id.to_owned()),
+    })
+}
+
+fn view(t: &TenantState) -> Tenant {
+    Tenant {
+        id: t.row.id.clone(),
+        name: t.row.name.clone(),
+        status: t.row.status.clone(),
+        instructions: t.instructions.clone(),
+        created_at: rfc3339(t.row.created_at),
+        updated_at: rfc3339(t.row.updated_at),
+    }
+}
+
+/// Applies `patch` and checks the result; marketing and advertising can never reach tenant content.
+fn merge(base: TenantInstructions, patch: InstructionsPatch) -> ServiceResult<TenantInstructions> {
+    let mut out = base;
+    if let Some(purposes) = patch.allowed_purposes {
+        let mut parsed = Vec::with_capacity(purposes.len());
+        for p in &purposes {
+            match p.parse::<Purpose>() {
+                Ok(Purpose::Marketing | Purpose::Advertising) => {
+                    return Err(ServiceError::validation(
+                        "marketing and advertising can never be allowed for tenant content",
+                        &["instructions.allowed_purposes"],
+                    ));
+                }
+                Ok(purpose) => {
+                    if !parsed.contains(&purpose) {
+                        parsed.push(purpose);
+                    }
+                }
+                Err(_) => {
+                    return Err(ServiceError::validation(
+                        "unknown purpose",
+                        &["instructions.allowed_purposes"],
+                    ));
+                }
+            }
+        }
+        out.allowed_purposes = parsed.iter().map(|p| p.as_str().to_owned()).collect();
+    }
+    if let Some(days) = patch.retention_days {
+        if !(1..=36_500).contains(&days) {
+            return Err(ServiceError::validation(
+                "retention_days must be between 1 and 36500",
+                &["instructions.retention_days"],
+            ));
+        }
+        out.retention_days = days;
+    }
+    if let Some(v) = patch.operator_access_requires_approval {
+        out.operator_access_requires_approval = v;
+    }
+    if let Some(v) = patch.export_allowed {
+        out.export_allowed = v;
+    }
+    if let Some(region) = patch.region {
+        let ok = !region.is_empty()
+            && region.len() <= 32
+            && region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(ServiceError::validation(
+                "invalid region label",
+                &["instructions.region"],
+            ));
+        }
+        out.region = region;
+    }
+    Ok(out)
+}
+
+impl Vault {
+    pub async fn create_tenant(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        input: NewTenant,
+    ) -> ServiceResult<Tenant> {
+        let id = new_id();
+        let mut record = self.record(p, ctx, "tenant.create", Some(&id), tenant_ref(&id));
+        let resource = ResourceFacts::new(ResourceKind::Tenant, &id, Some(id.clone()));
+        let decision = self.decide(p, Action::CreateTenant, &resource, None, ctx.purpose);
+        self.enforce(&mut record, &decision).await?;
+        let name = required_text(Some(&input.name), "name", 200)?;
+        let instructions = merge(TenantInstructions::default(), input.instructions)?;
+        let now = self.now();
+        let row = TenantRow {
+            id: id.clone(),
+            name,
+            status: "active".into(),
+            instructions: serde_json::to_string(&instructions)
+                .map_err(|_| ServiceError::internal("instructions encoding"))?,
+            created_at: now,
+            updated_at: now,
+        };
+        let keys = self.keys.new_tenant_keys(&id, now)?;
+        record.fields_requested = vec!["name", "instructions"];
+        self.audit
+            .commit(
+                vec![record],
+                vec![
+                    Mutation::InsertTenant(row.clone()),
+                    Mutation::InsertTenantKey(keys),
+                ],
+            )
+            .await?;
+        Ok(view(&tenant_state_from(row)?))
+    }
+
+    pub async fn tenant(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+    ) -> ServiceResult<Tenant> {
+        let mut record = self.record(
+            p,
+            ctx,
+            "tenant.read",
+            Some(tenant_id),
+            tenant_ref(tenant_id),
+        );
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        let resource =
+            ResourceFacts::new(ResourceKind::Tenant, tenant_id, Some(tenant_id.to_owned()));
+        let decision = self.decide(
+            p,
+            Action::ReadTenant,
+            &resource,
+            Some(&tenant.facts),
+            ctx.purpose,
+        );
+        self.enforce(&mut record, &decision).await?;
+        self.audit.append(record).await?;
+        Ok(view(&tenant))
+    }
+
+    pub async fn update_instructions(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        patch: InstructionsPatch,
+    ) -> ServiceResult<Tenant> {
+        let mut record = self.record(
+            p,
+            ctx,
+            "tenant.update_instructions",
+            Some(tenant_id),
+            tenant_ref(tenant_id),
+        );
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        let resource =
+            ResourceFacts::new(ResourceKind::Tenant, tenant_id, Some(tenant_id.to_owned()));
+        let decision = self.decide(
+            p,
+            Action::UpdateTenantInstructions,
+            &resource,
+            Some(&tenant.facts),
+            ctx.purpose,
+        );
+        self.enforce(&mut record, &decision).await?;
+        let instructions = merge(tenant.instructions.clone(), patch)?;
+        let mut row = tenant.row.clone();
+        row.instructions = serde_json::to_string(&instructions)
+            .map_err(|_| ServiceError::internal("instructions encoding"))?;
+        row.updated_at = self.now();
+        record.fields_requested = vec!["instructions"];
+        self.audit
+            .commit(vec![record], vec![Mutation::UpdateTenant(row.clone())])
+            .await?;
+        self.forget_tenant(tenant_id);
+        Ok(view(&tenant_state_from(row)?))
+    }
+}

@@ -1,0 +1,338 @@
+//! Users, roles and suspension.
+
+use strongroom_policy::{Action, ResourceFacts, ResourceKind, Role};
+use strongroom_store::{Mutation, UserRow};
+use zeroize::Zeroizing;
+
+use super::auth::user_view;
+use super::required_text;
+use crate::access::{Principal, RequestContext, parse_roles};
+use crate::audit::{AuditRecord, ResourceRef};
+use crate::auth::password;
+use crate::error::{ServiceError, ServiceResult};
+use crate::model::{NewUser, Suspension, User, UserPatch};
+use crate::{Vault, new_id};
+
+fn user_ref(id: &str) -> Option<ResourceRef> {
+    Some(ResourceRef {
+        kind: "user",
+        id: Some(id.to_owned()),
+    })
+}
+
+fn parse_role_list(names: &[String]) -> ServiceResult<Vec<Role>> {
+    let mut roles = Vec::with_capacity(names.len());
+    for name in names {
+        let role: Role = name
+            .parse()
+            .map_err(|_| ServiceError::validation("unknown role", &["roles"]))?;
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    if roles.is_empty() {
+        return Err(ServiceError::validation(
+            "at least one role is required",
+            &["roles"],
+        ));
+    }
+    let staff = roles.iter().any(Role::is_staff);
+    let customer = roles.iter().any(Role::is_customer);
+    if staff && customer {
+        return Err(ServiceError::validation(
+            "a user is either staff or a customer, not both",
+            &["roles"],
+        ));
+    }
+    Ok(roles)
+}
+
+/// A freshly created, active user with no history.
+pub(crate) fn new_user_row(
+    id: String,
+    username: String,
+    display_name: String,
+    password_hash: String,
+    roles: String,
+    tenant_id: Option<String>,
+    now: i64,
+) -> UserRow {
+    UserRow {
+        id,
+        username,
+        display_name,
+        password_hash,
+        roles,
+        tenant_id,
+        status: "active".into(),
+        status_reason: None,
+        confidentiality_version: None,
+        confidentiality_at: None,
+        failed_logins: 0,
+        last_failed_login_at: None,
+        locked_until: None,
+        last_login_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn join_roles(roles: &[Role]) -> String {
+    roles.iter().map(Role::as_str).collect::<Vec<_>>().join(",")
+}
+
+fn valid_username(name: &str) -> bool {
+    (3..=64).contains(&name.len())
+        && name.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '@')
+        })
+}
+
+impl Vault {
+    pub async fn create_user(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        input: NewUser,
+    ) -> ServiceResult<User> {
+        let id = new_id();
+        let mut record = self.record(
+            p,
+            ctx,
+            "user.create",
+            input.tenant_id.as_deref(),
+            user_ref(&id),
+        );
+        let roles = parse_role_list(&input.roles)?;
+        let customer = roles.iter().any(Role::is_customer);
+        let tenant = match (&input.tenant_id, customer) {
+            (Some(tid), true) => Some(self.tenant_for(&record, tid).await?),
+            (None, false) => None,
+            (None, true) => {
+                return Err(ServiceError::validation(
+                    "customer users belong to a tenant",
+                    &["tenant_id"],
+                ));
+            }
+            (Some(_), false) => {
+                return Err(ServiceError::validation(
+                    "staff users belong to no tenant",
+                    &["tenant_id"],
+                ));
+            }
+        };
+        let mut resource = ResourceFacts::new(ResourceKind::User, &id, input.tenant_id.clone());
+        resource.target_roles = roles.clone();
+        let action = if customer {
+            Action::CreateCustomerUser
+        } else {
+            Action::CreateStaffUser
+        };
+        let decision = self.decide(
+            p,
+            action,
+            &resource,
+            tenant.as_ref().map(|t| &t.facts),
+            ctx.purpose,
+        );
+        self.enforce(&mut record, &decision).await?;
+
+        if !valid_username(&input.username) {
+            return Err(ServiceError::validation(
+                "usernames are 3 to 64 characters of a-z, 0-9, '.', '_', '-', '@'",
+                &["username"],
+            ));
+        }
+        let display_name = required_text(Some(&input.display_name), "display_name", 200)?;
+        let secret = Zeroizing::new(input.password);
+        password::check_policy(&secret, &input.username)?;
+        let hash = password::hash(secret).await?;
+        let now = self.now();
+        let row = new_user_row(
+            id,
+            input.username,
+            display_name,
+            hash,
+            join_roles(&roles),
+            input.tenant_id,
+            now,
+        );
+        self.audit
+            .commit(vec![record], vec![Mutation::InsertUser(row.clone())])
+            .await?;
+        Ok(user_view(&row))
+    }
+
+    /// Loads the target user and decides `action` on it; `not_found` when it does not exist.
+    async fn user_target(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        user_id: &str,
+        action: Action,
+        audit_action: &'static str,
+        extra_roles: &[Role],
+    ) -> ServiceResult<(UserRow, AuditRecord)> {
+        let mut record = self.record(p, ctx, audit_action, None, user_ref(user_id));
+        let Some(user) = self.user_row(user_id).await? else {
+            return Err(self
+                .refuse(record, strongroom_policy::Denial::NotFound, Vec::new())
+                .await);
+        };
+        record.tenant_id = user.tenant_id.clone();
+        let tenant = match &user.tenant_id {
+            Some(tid) => self.tenant_state(tid).await?,
+            None => None,
+        };
+        let mut resource = ResourceFacts::new(ResourceKind::User, user_id, user.tenant_id.clone());
+        resource.target_roles = parse_roles(&user.roles);
+        for r in extra_roles {
+            if !resource.target_roles.contains(r) {
+                resource.target_roles.push(*r);
+            }
+        }
+        let decision = self.decide(
+            p,
+            action,
+            &resource,
+            tenant.as_ref().map(|t| &t.facts),
+            ctx.purpose,
+        );
+        self.enforce(&mut record, &decision).await?;
+        Ok(((*user).clone(), record))
+    }
+
+    pub async fn user(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        user_id: &str,
+    ) -> ServiceResult<User> {
+        let (user, record) = self
+            .user_target(p, ctx, user_id, Action::ReadUser, "user.read", &[])
+            .await?;
+        self.audit.append(record).await?;
+        Ok(user_view(&user))
+    }
+
+    /// Changes roles; the user's sessions (and, once they exist, grants and keys) are revoked.
+    pub async fn update_user_roles(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        user_id: &str,
+        patch: UserPatch,
+    ) -> ServiceResult<User> {
+        let roles = parse_role_list(&patch.roles)?;
+        let (mut user, record) = self
+            .user_target(
+                p,
+                ctx,
+                user_id,
+                Action::UpdateUserRoles,
+                "user.update_roles",
+                &roles,
+            )
+            .await?;
+        let was_customer = parse_roles(&user.roles).iter().any(Role::is_customer);
+        if was_customer != roles.iter().any(Role::is_customer) {
+            return Err(ServiceError::validation(
+                "a role change cannot turn staff into a customer or back",
+                &["roles"],
+            ));
+        }
+        let now = self.now();
+        user.roles = join_roles(&roles);
+        user.updated_at = now;
+        self.audit
+            .commit(
+                vec![record],
+                vec![
+                    Mutation::SetUserRoles {
+                        user_id: user_id.to_owned(),
+                        roles: user.roles.clone(),
+                        at: now,
+                    },
+                    Mutation::RevokeUserSessions {
+                        user_id: user_id.to_owned(),
+                        at: now,
+                    },
+                ],
+            )
+            .await?;
+        self.sessions.revoke_user(user_id);
+        self.forget_user(user_id);
+        Ok(user_view(&user))
+    }
+
+    pub async fn suspend_user(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        user_id: &str,
+        suspension: Suspension,
+    ) -> ServiceResult<User> {
+        let (mut user, mut record) = self
+            .user_target(p, ctx, user_id, Action::SuspendUser, "user.suspend", &[])
+            .await?;
+        record.reason = Some(suspension.reason.as_str());
+        let now = self.now();
+        user.status = "suspended".into();
+        user.status_reason = Some(suspension.reason.as_str().into());
+        user.updated_at = now;
+        self.audit
+            .commit(
+                vec![record],
+                vec![
+                    Mutation::SetUserStatus {
+                        user_id: user_id.to_owned(),
+                        status: user.status.clone(),
+                        reason: user.status_reason.clone(),
+                        at: now,
+                    },
+                    Mutation::RevokeUserSessions {
+                        user_id: user_id.to_owned(),
+                        at: now,
+                    },
+                ],
+            )
+            .await?;
+        self.sessions.revoke_user(user_id);
+        self.forget_user(user_id);
+        Ok(user_view(&user))
+    }
+
+    pub async fn reactivate_user(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        user_id: &str,
+    ) -> ServiceResult<User> {
+        let (mut user, record) = self
+            .user_target(
+                p,
+                ctx,
+                user_id,
+                Action::ReactivateUser,
+                "user.reactivate",
+                &[],
+            )
+            .await?;
+        user.status = "active".into();
+        user.status_reason = None;
+        user.updated_at = self.now();
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::SetUserStatus {
+                    user_id: user_id.to_owned(),
+                    status: user.status.clone(),
+                    reason: None,
+                    at: user.updated_at,
+                }],
+            )
+            .await?;
+        self.forget_user(user_id);
+        Ok(user_view(&user))
+    }
+}

@@ -1,0 +1,215 @@
+//! Turning ciphertext rows into what one reader may see: decrypt only what the decision reveals or masks,
+//! mask, withhold the rest, and say so in `_access`.
+
+use serde_json::{Value, json};
+use strongroom_crypto::{FieldContext, TenantKeyring};
+use strongroom_policy::{FieldClass, FieldMask, Visibility};
+use strongroom_store::{CaseRow, CommentRow, ContactRow};
+
+use crate::audit::AuditRecord;
+use crate::clock::rfc3339;
+use crate::error::{ServiceError, ServiceResult};
+use crate::mask;
+use crate::model::RecordView;
+
+/// A shaped record and what it disclosed, for the audit entry.
+pub(crate) struct Shaped {
+    pub view: RecordView,
+    pub requested: Vec<&'static str>,
+    pub disclosed: Vec<&'static str>,
+    pub masked: Vec<&'static str>,
+}
+
+pub(crate) fn contact_class(field: &str) -> FieldClass {
+    match field {
+        "name" | "email" => FieldClass::ContactIdentity,
+        "phone" | "address" => FieldClass::ContactDetail,
+        _ => FieldClass::Sensitive,
+    }
+}
+
+pub(crate) fn seal(
+    ring: &TenantKeyring,
+    kind: &str,
+    record_id: &str,
+    field: &str,
+    plaintext: &str,
+) -> ServiceResult<Vec<u8>> {
+    ring.encrypt_field(
+        &FieldContext {
+            kind,
+            record_id,
+            field,
+        },
+        plaintext.as_bytes(),
+    )
+    .map_err(|_| ServiceError::internal("field encryption failed"))
+}
+
+pub(crate) fn open(
+    ring: &TenantKeyring,
+    kind: &str,
+    record_id: &str,
+    field: &str,
+    ciphertext: &[u8],
+) -> ServiceResult<String> {
+    let plain = ring
+        .decrypt_field(
+            &FieldContext {
+                kind,
+                record_id,
+                field,
+            },
+            ciphertext,
+        )
+        .map_err(|_| ServiceError::internal("field does not decrypt (integrity failure)"))?;
+    String::from_utf8(plain.to_vec()).map_err(|_| ServiceError::internal("field is not UTF-8"))
+}
+
+struct Builder<'a> {
+    ring: &'a TenantKeyring,
+    kind: &'static str,
+    id: &'a str,
+    mask: &'a FieldMask,
+    out: Shaped,
+    withheld: Vec<&'static str>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(
+        ring: &'a TenantKeyring,
+        kind: &'static str,
+        id: &'a str,
+        tenant_id: &str,
+        mask: &'a FieldMask,
+    ) -> Self {
+        let mut view = RecordView::new();
+        view.insert("id".into(), json!(id));
+        view.insert("tenant_id".into(), json!(tenant_id));
+        Self {
+            ring,
+            kind,
+            id,
+            mask,
+            out: Shaped {
+                view,
+                requested: Vec::new(),
+                disclosed: Vec::new(),
+                masked: Vec::new(),
+            },
+            withheld: Vec::new(),
+        }
+    }
+
+    fn secret(
+        &mut self,
+        field: &'static str,
+        class: FieldClass,
+        ciphertext: Option<&[u8]>,
+    ) -> ServiceResult<()> {
+        self.out.requested.push(field);
+        match self.mask.get(class) {
+            Visibility::Withhold => self.withheld.push(field),
+            Visibility::Reveal => {
+                let value = match ciphertext {
+                    Some(ct) => Value::String(open(self.ring, self.kind, self.id, field, ct)?),
+                    None => Value::Null,
+                };
+                self.out.view.insert(field.into(), value);
+                self.out.disclosed.push(field);
+            }
+            Visibility::Mask => {
+                let value = match ciphertext {
+                    Some(ct) => Value::String(mask::field(
+                        field,
+                        &open(self.ring, self.kind, self.id, field, ct)?,
+                    )),
+                    None => Value::Null,
+                };
+                self.out.view.insert(field.into(), value);
+                self.out.masked.push(field);
+            }
+        }
+        Ok(())
+    }
+
+    fn metadata(&mut self, field: &'static str, value: Value) {
+        if self.mask.get(FieldClass::Metadata) == Visibility::Withhold {
+            self.withheld.push(field);
+        } else {
+            self.out.view.insert(field.into(), value);
+        }
+    }
+
+    fn finish(mut self) -> Shaped {
+        self.out.view.insert(
+            "_access".into(),
+            json!({ "masked": self.out.masked, "withheld": self.withheld }),
+        );
+        self.out
+    }
+}
+
+pub(crate) fn contact(
+    ring: &TenantKeyring,
+    row: &ContactRow,
+    mask: &FieldMask,
+) -> ServiceResult<Shaped> {
+    let mut b = Builder::new(ring, "contact", &row.id, &row.tenant_id, mask);
+    b.secret("name", FieldClass::ContactIdentity, Some(&row.name))?;
+    b.secret("email", FieldClass::ContactIdentity, row.email.as_deref())?;
+    b.secret("phone", FieldClass::ContactDetail, row.phone.as_deref())?;
+    b.secret("address", FieldClass::ContactDetail, row.address.as_deref())?;
+    b.secret("notes", FieldClass::Sensitive, row.notes.as_deref())?;
+    b.metadata("created_at", json!(rfc3339(row.created_at)));
+    b.metadata("updated_at", json!(rfc3339(row.updated_at)));
+    Ok(b.finish())
+}
+
+pub(crate) fn case(ring: &TenantKeyring, row: &CaseRow, mask: &FieldMask) -> ServiceResult<Shaped> {
+    let mut b = Builder::new(ring, "case", &row.id, &row.tenant_id, mask);
+    b.secret("title", FieldClass::CaseContent, Some(&row.title))?;
+    b.secret(
+        "description",
+        FieldClass::CaseContent,
+        row.description.as_deref(),
+    )?;
+    b.metadata("severity", json!(row.severity));
+    b.metadata("status", json!(row.status));
+    b.metadata("product", json!(row.product));
+    b.metadata("contact_id", json!(row.contact_id));
+    b.metadata("assignee_id", json!(row.assignee_id));
+    b.metadata("created_at", json!(rfc3339(row.created_at)));
+    b.metadata("updated_at", json!(rfc3339(row.updated_at)));
+    Ok(b.finish())
+}
+
+pub(crate) fn comment(
+    ring: &TenantKeyring,
+    row: &CommentRow,
+    mask: &FieldMask,
+) -> ServiceResult<Shaped> {
+    let mut b = Builder::new(ring, "comment", &row.id, &row.tenant_id, mask);
+    b.metadata("case_id", json!(row.case_id));
+    b.metadata("author_id", json!(row.author_id));
+    b.secret("body", FieldClass::CaseContent, Some(&row.body))?;
+    b.metadata("created_at", json!(rfc3339(row.created_at)));
+    Ok(b.finish())
+}
+
+/// Records in `record` what `shaped` discloses (accumulating across the records of a list) and hands
+/// back the view: a view reaches a caller only through its audit record.
+pub(crate) fn disclose(record: &mut AuditRecord, shaped: Shaped) -> RecordView {
+    for (into, from) in [
+        (&mut record.fields_requested, &shaped.requested),
+        (&mut record.fields_disclosed, &shaped.disclosed),
+        (&mut record.fields_masked, &shaped.masked),
+    ] {
+        for f in from {
+            if !into.contains(f) {
+                into.push(f);
+            }
+        }
+    }
+    shaped.view
+}

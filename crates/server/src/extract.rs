@@ -1,0 +1,185 @@
+//! Extractors whose rejections become our error body: JSON, query strings and the authenticated caller.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+use strongroom_core::model::{PageRequest, Purpose};
+use strongroom_core::{ErrorCode, Principal, RequestContext, Vault};
+
+use crate::error::ApiError;
+use crate::request_id;
+
+/// JSON body; malformed JSON, unknown fields and wrong types are `invalid_request`, an oversized body
+/// `payload_too_large`.
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::BytesRejection(r))
+                if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the request body is larger than allowed",
+                ))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body must be JSON (Content-Type: application/json)",
+            )),
+            // serde's messages can quote input values; keep only the class of error.
+            Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body is not valid JSON",
+            )),
+            Err(JsonRejection::JsonDataError(_)) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body has an unknown field, a missing field or a value of the wrong type",
+            )),
+            Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the request body is larger than allowed",
+                ))
+            }
+            Err(_) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body could not be read",
+            )),
+        }
+    }
+}
+
+/// Query string; anything that does not parse is `invalid_request`.
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(_)) | Err(_) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "a query parameter is unknown or malformed",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest {
+            limit: limit(self.limit)?,
+            cursor: self.cursor.clone(),
+        })
+    }
+}
+
+/// A list's `?limit=`: 50 when absent, otherwise 1 to 500.
+pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
+    let limit = requested.unwrap_or(50);
+    if (1..=500).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "limit must be between 1 and 500",
+        ))
+    }
+}
+
+const MAX_JUSTIFICATION_CHARS: usize = 500;
+
+/// The authenticated caller and what the request says about purpose.
+pub struct Caller {
+    pub principal: Principal,
+    pub ctx: RequestContext,
+}
+
+pub fn context(headers: &HeaderMap) -> Result<RequestContext, ApiError> {
+    let purpose = match headers.get("access-purpose") {
+        None => None,
+        Some(v) => {
+            let text = v.to_str().map_err(|_| {
+                ApiError::new(ErrorCode::InvalidRequest, "Access-Purpose is not text")
+            })?;
+            Some(text.trim().parse::<Purpose>().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Access-Purpose is not a known purpose",
+                )
+            })?)
+        }
+    };
+    let justification = match headers.get("access-justification") {
+        None => None,
+        Some(v) => {
+            let text = std::str::from_utf8(v.as_bytes()).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Access-Justification is not UTF-8",
+                )
+            })?;
+            if text.chars().count() > MAX_JUSTIFICATION_CHARS || text.chars().any(char::is_control)
+            {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Access-Justification is too long or has control characters",
+                ));
+            }
+            Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+        }
+    };
+    Ok(RequestContext {
+        request_id: request_id::current(),
+        purpose,
+        justification,
+    })
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+impl FromRequestParts<Arc<Vault>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        vault: &Arc<Vault>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ApiError(strongroom_core::ServiceError::unauthenticated()))?;
+        let principal = vault.authenticate(token).await?;
+        let ctx = context(&parts.headers)?;
+        Ok(Self { principal, ctx })
+    }
+}

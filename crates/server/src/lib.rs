@@ -1,0 +1,209 @@
+//! Strongroom's HTTPS API and ops listener. Handlers parse, call the [`Vault`], and answer; every
+//! decision lives in the service layer.
+
+pub mod error;
+pub mod extract;
+pub mod request_id;
+mod routes;
+mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, patch, post};
+use axum::{Router, middleware};
+use metrics_exporter_prometheus::PrometheusHandle;
+use strongroom_core::{ErrorCode, Vault};
+
+pub use error::{ApiError, ApiResult};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where and how to listen.
+#[derive(Clone, Debug)]
+pub struct ListenConfig {
+    pub api: SocketAddr,
+    pub ops: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub grace: Duration,
+}
+
+/// The addresses actually bound (port 0 picks a free one).
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    pub api: SocketAddr,
+    pub ops: SocketAddr,
+}
+
+/// The OpenAPI description of this API, written by hand next to the routes it describes.
+const OPENAPI: &str = include_str!("../api/openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such resource")
+}
+
+/// The API router; shared by `serve` and the tests.
+pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
+    use routes::{admin, audit, auth, data};
+    let tenant_data = Router::new()
+        .route(
+            "/contacts",
+            post(data::create_contact).get(data::list_contacts),
+        )
+        .route(
+            "/contacts/{contact_id}",
+            get(data::contact)
+                .patch(data::update_contact)
+                .delete(data::delete_contact),
+        )
+        .route("/cases", post(data::create_case).get(data::list_cases))
+        .route("/cases/{case_id}", get(data::case).patch(data::update_case))
+        .route("/cases/{case_id}/assign", post(data::assign_case))
+        .route(
+            "/cases/{case_id}/comments",
+            post(data::add_comment).get(data::list_comments),
+        )
+        .route("/access-log", get(audit::tenant_access_log))
+        .route("/instructions", patch(admin::update_instructions));
+    Router::new()
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/me", get(auth::me))
+        .route("/v1/me/confidentiality", post(auth::acknowledge))
+        .route("/v1/confidentiality", get(auth::agreement))
+        .route("/v1/tenants", post(admin::create_tenant))
+        .route("/v1/tenants/{tenant_id}", get(admin::tenant))
+        .nest("/v1/tenants/{tenant_id}", tenant_data)
+        .route("/v1/users", post(admin::create_user))
+        .route(
+            "/v1/users/{user_id}",
+            get(admin::user).patch(admin::update_user),
+        )
+        .route("/v1/users/{user_id}/suspend", post(admin::suspend))
+        .route("/v1/users/{user_id}/reactivate", post(admin::reactivate))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/v1/audit/verifier-key", get(audit::verifier_key))
+        .route("/v1/audit/entries", get(audit::entries))
+        .route("/v1/audit/proofs/inclusion", get(audit::inclusion))
+        .route("/v1/audit/proofs/consistency", get(audit::consistency))
+        .route("/v1/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn(request_id::observe))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(request_id::middleware))
+        .with_state(vault)
+}
+
+/// The ops router: health and metrics, nothing else.
+pub fn ops_app(vault: Arc<Vault>, metrics: Option<PrometheusHandle>) -> Router {
+    async fn healthz(
+        State((vault, _)): State<(Arc<Vault>, Option<PrometheusHandle>)>,
+    ) -> (axum::http::StatusCode, &'static str) {
+        if vault.ready().await {
+            (axum::http::StatusCode::OK, "ok")
+        } else {
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable",
+            )
+        }
+    }
+    async fn render(State((_, handle)): State<(Arc<Vault>, Option<PrometheusHandle>)>) -> String {
+        handle.map(|h| h.render()).unwrap_or_default()
+    }
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render))
+        .with_state((vault, metrics))
+}
+
+/// Installs the process-wide Prometheus recorder (once).
+pub fn install_metrics() -> Option<PrometheusHandle> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok()
+}
+
+/// Serves the API over TLS and the ops listener over loopback HTTP until `shutdown` resolves, then
+/// lets in-flight requests finish. `on_bound` learns the real addresses once both listen.
+pub async fn serve(
+    vault: Arc<Vault>,
+    config: ListenConfig,
+    metrics: Option<PrometheusHandle>,
+    on_bound: impl FnOnce(Bound),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let tls = tls::server_config(&config.tls_cert, &config.tls_key)?;
+    let ops_listener = tokio::net::TcpListener::bind(config.ops)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.ops,
+            source,
+        })?;
+    let ops_addr = ops_listener.local_addr()?;
+    let api_listener =
+        std::net::TcpListener::bind(config.api).map_err(|source| ServerError::Bind {
+            addr: config.api,
+            source,
+        })?;
+    api_listener.set_nonblocking(true)?;
+    let api_addr = api_listener.local_addr()?;
+
+    let handle = axum_server::Handle::new();
+    let (ops_stop_tx, ops_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let grace = config.grace;
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        stopper.graceful_shutdown(Some(grace));
+        let _ = ops_stop_tx.send(());
+    });
+
+    let ops = axum::serve(ops_listener, ops_app(Arc::clone(&vault), metrics))
+        .with_graceful_shutdown(async {
+            let _ = ops_stop_rx.await;
+        });
+    let api = axum_server::from_tcp_rustls(
+        api_listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )?
+    .handle(handle)
+    .serve(app(vault, config.max_body_bytes).into_make_service());
+    on_bound(Bound {
+        api: api_addr,
+        ops: ops_addr,
+    });
+    tracing::info!(api = %api_addr, ops = %ops_addr, "listening");
+    let (api, ops) = tokio::join!(api, ops);
+    api?;
+    ops?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use strongroom_core::Vault;
+use strongroom_core::model::{
+    InstructionsPatch, NewTenant, NewUser, Suspension, Tenant, User, UserPatch,
+};
+
+use crate::error::ApiResult;
+use crate::extract::{Caller, Json};
+
+pub async fn create_tenant(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Json(input): Json<NewTenant>,
+) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(vault.create_tenant(&c.principal, &c.ctx, input).await?),
+    ))
+}
+
+pub async fn tenant(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(tenant_id): Path<String>,
+) -> ApiResult<axum::Json<Tenant>> {
+    Ok(axum::Json(
+        vault.tenant(&c.principal, &c.ctx, &tenant_id).await?,
+    ))
+}
+
+pub async fn update_instructions(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(tenant_id): Path<String>,
+    Json(patch): Json<InstructionsPatch>,
+) -> ApiResult<axum::Json<Tenant>> {
+    Ok(axum::Json(
+        vault
+            .update_instructions(&c.principal, &c.ctx, &tenant_id, patch)
+            .await?,
+    ))
+}
+
+pub async fn create_user(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Json(input): Json<NewUser>,
+) -> ApiResult<(StatusCode, axum::Json<User>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(vault.create_user(&c.principal, &c.ctx, input).await?),
+    ))
+}
+
+pub async fn user(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(user_id): Path<String>,
+) -> ApiResult<axum::Json<User>> {
+    Ok(axum::Json(
+        vault.user(&c.principal, &c.ctx, &user_id).await?,
+    ))
+}
+
+pub async fn update_user(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(user_id): Path<String>,
+    Json(patch): Json<UserPatch>,
+) -> ApiResult<axum::Json<User>> {
+    Ok(axum::Json(
+        vault
+            .update_user_roles(&c.principal, &c.ctx, &user_id, patch)
+            .await?,
+    ))
+}
+
+pub async fn suspend(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(user_id): Path<String>,
+    Json(suspension): Json<Suspension>,
+) -> ApiResult<axum::Json<User>> {
+    Ok(axum::Json(
+        vault
+            .suspend_user(&c.principal, &c.ctx, &user_id, suspension)
+            .await?,
+    ))
+}
+
+pub async fn reactivate(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(user_id): Path<String>,
+) -> ApiResult<axum::Json<User>> {
+    Ok(axum::Json(
+        vault
+            .reactivate_user(&c.principal, &c.ctx, &user_id)
+            .await?,
+    ))
+}

@@ -1,0 +1,189 @@
+//! Customer data: contacts, cases, comments. Personal data only ever in bodies (and the one `?email=`
+//! lookup, which is never logged).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use strongroom_core::Vault;
+use strongroom_core::model::{Assignment, CaseInput, CommentInput, ContactInput, Page, RecordView};
+
+use crate::error::ApiResult;
+use crate::extract::{Caller, Json, PageQuery, Query};
+
+type Created = (StatusCode, axum::Json<RecordView>);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactQuery {
+    email: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn create_contact(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(tenant_id): Path<String>,
+    Json(input): Json<ContactInput>,
+) -> ApiResult<Created> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            vault
+                .create_contact(&c.principal, &c.ctx, &tenant_id, input)
+                .await?,
+        ),
+    ))
+}
+
+pub async fn list_contacts(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(tenant_id): Path<String>,
+    Query(q): Query<ContactQuery>,
+) -> ApiResult<axum::Json<Page<RecordView>>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .page()?;
+    Ok(axum::Json(
+        vault
+            .list_contacts(&c.principal, &c.ctx, &tenant_id, q.email.as_deref(), &page)
+            .await?,
+    ))
+}
+
+pub async fn contact(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, contact_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<RecordView>> {
+    Ok(axum::Json(
+        vault
+            .read_contact(&c.principal, &c.ctx, &tenant_id, &contact_id)
+            .await?,
+    ))
+}
+
+pub async fn update_contact(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, contact_id)): Path<(String, String)>,
+    Json(input): Json<ContactInput>,
+) -> ApiResult<axum::Json<RecordView>> {
+    Ok(axum::Json(
+        vault
+            .update_contact(&c.principal, &c.ctx, &tenant_id, &contact_id, input)
+            .await?,
+    ))
+}
+
+pub async fn delete_contact(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, contact_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    vault
+        .delete_contact(&c.principal, &c.ctx, &tenant_id, &contact_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn create_case(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(tenant_id): Path<String>,
+    Json(input): Json<CaseInput>,
+) -> ApiResult<Created> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            vault
+                .create_case(&c.principal, &c.ctx, &tenant_id, input)
+                .await?,
+        ),
+    ))
+}
+
+pub async fn list_cases(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(tenant_id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<RecordView>>> {
+    Ok(axum::Json(
+        vault
+            .list_cases(&c.principal, &c.ctx, &tenant_id, &q.page()?)
+            .await?,
+    ))
+}
+
+pub async fn case(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<RecordView>> {
+    Ok(axum::Json(
+        vault
+            .read_case(&c.principal, &c.ctx, &tenant_id, &case_id)
+            .await?,
+    ))
+}
+
+pub async fn update_case(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id)): Path<(String, String)>,
+    Json(input): Json<CaseInput>,
+) -> ApiResult<axum::Json<RecordView>> {
+    Ok(axum::Json(
+        vault
+            .update_case(&c.principal, &c.ctx, &tenant_id, &case_id, input)
+            .await?,
+    ))
+}
+
+pub async fn assign_case(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id)): Path<(String, String)>,
+    Json(assignment): Json<Assignment>,
+) -> ApiResult<axum::Json<RecordView>> {
+    Ok(axum::Json(
+        vault
+            .assign_case(&c.principal, &c.ctx, &tenant_id, &case_id, assignment)
+            .await?,
+    ))
+}
+
+pub async fn add_comment(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id)): Path<(String, String)>,
+    Json(input): Json<CommentInput>,
+) -> ApiResult<Created> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            vault
+                .add_comment(&c.principal, &c.ctx, &tenant_id, &case_id, input)
+                .await?,
+        ),
+    ))
+}
+
+pub async fn list_comments(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<RecordView>>> {
+    Ok(axum::Json(
+        vault
+            .list_comments(&c.principal, &c.ctx, &tenant_id, &case_id, &q.page()?)
+            .await?,
+    ))
+}

@@ -1,0 +1,6 @@
+//! HTTP handlers: parse, call the vault, answer. No decision is made here.
+
+pub mod admin;
+pub mod audit;
+pub mod auth;
+pub mod data;

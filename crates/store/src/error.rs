@@ -1,0 +1,45 @@
+use thiserror::Error;
+
+/// Storage failures. Messages name tables and constraints, never values.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness constraint was violated (e.g. a duplicate username).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// A referenced row does not exist (foreign key).
+    #[error("a referenced record does not exist")]
+    MissingReference,
+    /// The database could not be reached, was locked too long, or an I/O error occurred.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The database holds something this version cannot read.
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => {
+                    return Self::Conflict("unique constraint");
+                }
+                sqlx::error::ErrorKind::ForeignKeyViolation => return Self::MissingReference,
+                _ => {}
+            }
+        }
+        match err {
+            sqlx::Error::ColumnDecode { index, .. } => Self::Corrupt(format!("column {index}")),
+            sqlx::Error::Decode(_) => Self::Corrupt("undecodable value".into()),
+            // Database messages may quote values; keep only the driver's error code.
+            sqlx::Error::Database(db) => Self::Unavailable(format!(
+                "database error {}",
+                db.code().map(|c| c.into_owned()).unwrap_or_default()
+            )),
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}

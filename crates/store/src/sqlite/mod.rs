@@ -1,0 +1,395 @@
+//! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk when it returns), one writer
+//! connection that commits whole batches, and a small pool of readers.
+
+mod write;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::rows::*;
+use crate::{Store, StoreError, UnitResult};
+
+fn migrator() -> Migrator {
+    let migration = |version, description, sql: &'static str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "initial",
+            include_str!("../../migrations/sqlite/0001_initial.sql"),
+        ),
+        migration(
+            2,
+            "contact reach index",
+            include_str!("../../migrations/sqlite/0002_contact_reach.sql"),
+        ),
+    ])
+}
+
+/// Readers map the file: every group commit would otherwise invalidate their page caches and
+/// make each read re-`pread` its pages.
+fn reader_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options.read_only(true).pragma("mmap_size", "268435456")
+}
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub async fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(busy_timeout)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-32768");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        migrator()
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        // Refresh the planner's statistics so indexed lookups stay indexed as tables grow.
+        sqlx::query("PRAGMA optimize=0x10002")
+            .execute(&write)
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(reader_options(options))
+            .await?;
+        Ok(Self { read, write })
+    }
+
+    /// Opens an existing database for reading only: no creation, no migration, and every write
+    /// fails. For tools that inspect a data dir, possibly while its server runs (`audit verify`).
+    pub async fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(busy_timeout);
+        let read = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            write: read.clone(),
+            read,
+        })
+    }
+
+    /// Closes both pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn tenant(&self, id: &str) -> Result<Option<TenantRow>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn tenants(&self, after: Option<&str>, limit: u32) -> Result<Vec<TenantRow>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM tenants WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    async fn tenant_keys(&self, scope: &TenantScope) -> Result<Vec<TenantKeyRow>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM tenant_keys WHERE tenant_id = $1 ORDER BY version")
+                .bind(scope.id())
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn user_count(&self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    async fn contact(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+    ) -> Result<Option<ContactRow>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM contacts WHERE tenant_id = $1 AND id = $2")
+                .bind(scope.id())
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    async fn contact_with_reach(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        assignee_id: &str,
+    ) -> Result<Option<(ContactRow, bool)>, StoreError> {
+        let row: Option<ContactReachRow> = sqlx::query_as(
+            "SELECT c.*, EXISTS (SELECT 1 FROM cases k WHERE k.tenant_id = c.tenant_id \
+             AND k.contact_id = c.id AND k.assignee_id = $3) AS reachable \
+             FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
+        )
+        .bind(scope.id())
+        .bind(id)
+        .bind(assignee_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| (r.contact, r.reachable)))
+    }
+
+    async fn contacts_by_email_index(
+        &self,
+        scope: &TenantScope,
+        index: &[u8],
+        limit: u32,
+    ) -> Result<Vec<ContactRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM contacts WHERE tenant_id = $1 AND email_index = $2 ORDER BY id LIMIT $3",
+        )
+        .bind(scope.id())
+        .bind(index)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn contacts(
+        &self,
+        scope: &TenantScope,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ContactRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM contacts WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(scope.id())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn case(&self, scope: &TenantScope, id: &str) -> Result<Option<CaseRow>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM cases WHERE tenant_id = $1 AND id = $2")
+                .bind(scope.id())
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    async fn cases(
+        &self,
+        scope: &TenantScope,
+        filter: &CaseFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CaseRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM cases WHERE tenant_id = $1 AND id > $2 \
+             AND ($3 IS NULL OR assignee_id = $3) ORDER BY id LIMIT $4",
+        )
+        .bind(scope.id())
+        .bind(after.unwrap_or(""))
+        .bind(filter.assignee_id.as_deref())
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn comments(
+        &self,
+        scope: &TenantScope,
+        case_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CommentRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM comments WHERE tenant_id = $1 AND case_id = $2 AND id > $3 \
+             ORDER BY id LIMIT $4",
+        )
+        .bind(scope.id())
+        .bind(case_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn audit_size(&self) -> Result<u64, StoreError> {
+        let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(idx) + 1 FROM audit_entries")
+            .fetch_one(&self.write)
+            .await?;
+        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    async fn audit_nodes(&self, ids: &[NodeKey]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut conn = self.read.acquire().await?;
+        for id in ids {
+            let index =
+                i64::try_from(id.index).map_err(|_| StoreError::Corrupt("node index".into()))?;
+            let row: Option<(Vec<u8>,)> =
+                sqlx::query_as("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
+                    .bind(i64::from(id.level))
+                    .bind(index)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            out.push(match row {
+                Some((bytes,)) => Some(
+                    <[u8; 32]>::try_from(bytes.as_slice())
+                        .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?,
+                ),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn audit_entries(
+        &self,
+        start: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntryRow>, StoreError> {
+        let start = i64::try_from(start).unwrap_or(i64::MAX);
+        Ok(sqlx::query_as(
+            "SELECT idx, tenant_id, entry FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        )
+        .bind(start)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn audit_entries_for_tenant(
+        &self,
+        scope: &TenantScope,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntryRow>, StoreError> {
+        let after = after.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX));
+        Ok(sqlx::query_as(
+            "SELECT idx, tenant_id, entry FROM audit_entries WHERE tenant_id = $1 AND idx > $2 \
+             ORDER BY idx LIMIT $3",
+        )
+        .bind(scope.id())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM audit_checkpoints ORDER BY size")
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(checkpoint.size)
+        .bind(&checkpoint.note)
+        .bind(checkpoint.created_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(
+        &self,
+        units: &[Vec<Mutation>],
+        audit: &AuditAppend,
+    ) -> Result<Vec<UnitResult>, StoreError> {
+        // Fast path: the whole batch in one transaction, no savepoints. Only when some unit breaks a
+        // constraint is the batch redone with one savepoint per unit, so that unit fails alone.
+        match self.commit_batch(units, audit, false).await {
+            Err(StoreError::Conflict(_) | StoreError::MissingReference) => {
+                self.commit_batch(units, audit, true).await
+            }
+            other => other,
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+}

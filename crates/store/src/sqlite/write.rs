@@ -1,0 +1,385 @@
+//! The write path: one transaction per batch of units plus their audit rows.
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::SqliteStore;
+use crate::rows::*;
+use crate::{StoreError, UnitResult};
+
+/// Rows per multi-row INSERT; SQLite allows 32766 bound variables.
+const INSERT_CHUNK: usize = 500;
+
+impl SqliteStore {
+    pub(super) async fn commit_batch(
+        &self,
+        units: &[Vec<Mutation>],
+        audit: &AuditAppend,
+        isolate_units: bool,
+    ) -> Result<Vec<UnitResult>, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut results = Vec::with_capacity(units.len());
+        for unit in units {
+            if !isolate_units {
+                for mutation in unit {
+                    apply(&mut tx, mutation).await?;
+                }
+                results.push(Ok(()));
+                continue;
+            }
+            if unit.is_empty() {
+                results.push(Ok(()));
+                continue;
+            }
+            sqlx::query("SAVEPOINT unit").execute(&mut *tx).await?;
+            let mut outcome = Ok(());
+            for mutation in unit {
+                if let Err(err) = apply(&mut tx, mutation).await {
+                    outcome = Err(err);
+                    break;
+                }
+            }
+            match outcome {
+                Ok(()) => {
+                    sqlx::query("RELEASE unit").execute(&mut *tx).await?;
+                    results.push(Ok(()));
+                }
+                Err(err @ (StoreError::Conflict(_) | StoreError::MissingReference)) => {
+                    sqlx::query("ROLLBACK TO unit").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE unit").execute(&mut *tx).await?;
+                    results.push(Err(err));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+async fn append_audit(conn: &mut SqliteConnection, audit: &AuditAppend) -> Result<(), StoreError> {
+    for chunk in audit.entries.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO audit_entries (idx, tenant_id, entry) ");
+        qb.push_values(chunk, |mut row, e| {
+            row.push_bind(e.idx)
+                .push_bind(e.tenant_id.clone())
+                .push_bind(e.entry.clone());
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    for chunk in audit.nodes.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO audit_nodes (level, idx, hash) ");
+        let mut bad_index = false;
+        qb.push_values(chunk, |mut row, (key, hash)| {
+            let index = i64::try_from(key.index).unwrap_or_else(|_| {
+                bad_index = true;
+                -1
+            });
+            row.push_bind(i64::from(key.level))
+                .push_bind(index)
+                .push_bind(hash.to_vec());
+        });
+        if bad_index {
+            return Err(StoreError::Corrupt("audit node index out of range".into()));
+        }
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A case may only reference a contact of its own tenant that exists when the case is written (checked
+/// inside the transaction, so a concurrent delete cannot leave a dangling link).
+async fn require_contact(
+    conn: &mut SqliteConnection,
+    tenant_id: &str,
+    contact_id: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(contact_id) = contact_id else {
+        return Ok(());
+    };
+    let found: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(contact_id)
+            .fetch_optional(conn)
+            .await?;
+    found.map(|_| ()).ok_or(StoreError::MissingReference)
+}
+
+async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), StoreError> {
+    match mutation {
+        Mutation::InsertTenant(t) => {
+            sqlx::query(
+                "INSERT INTO tenants (id, name, status, instructions, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&t.status)
+            .bind(&t.instructions)
+            .bind(t.created_at)
+            .bind(t.updated_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::UpdateTenant(t) => {
+            sqlx::query(
+                "UPDATE tenants SET name = $2, status = $3, instructions = $4, updated_at = $5 WHERE id = $1",
+            )
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&t.status)
+            .bind(&t.instructions)
+            .bind(t.updated_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::InsertTenantKey(k) => {
+            sqlx::query(
+                "INSERT INTO tenant_keys (tenant_id, version, wrapped, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&k.tenant_id)
+            .bind(k.version)
+            .bind(&k.wrapped)
+            .bind(k.created_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::InsertUser(u) => {
+            sqlx::query(
+                "INSERT INTO users (id, username, display_name, password_hash, roles, tenant_id, status, \
+                 status_reason, confidentiality_version, confidentiality_at, failed_logins, \
+                 last_failed_login_at, locked_until, last_login_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(&u.id)
+            .bind(&u.username)
+            .bind(&u.display_name)
+            .bind(&u.password_hash)
+            .bind(&u.roles)
+            .bind(&u.tenant_id)
+            .bind(&u.status)
+            .bind(&u.status_reason)
+            .bind(&u.confidentiality_version)
+            .bind(u.confidentiality_at)
+            .bind(u.failed_logins)
+            .bind(u.last_failed_login_at)
+            .bind(u.locked_until)
+            .bind(u.last_login_at)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::SetUserRoles { user_id, roles, at } => {
+            sqlx::query("UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1")
+                .bind(user_id)
+                .bind(roles)
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
+        Mutation::SetUserStatus {
+            user_id,
+            status,
+            reason,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE users SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(status)
+            .bind(reason)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::AcknowledgeConfidentiality {
+            user_id,
+            version,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE users SET confidentiality_version = $2, confidentiality_at = $3, updated_at = $3 \
+                 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(version)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::RecordLoginFailure {
+            user_id,
+            at,
+            locked_until,
+        } => {
+            sqlx::query(
+                "UPDATE users SET failed_logins = failed_logins + 1, last_failed_login_at = $2, \
+                 locked_until = COALESCE($3, locked_until) WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(at)
+            .bind(locked_until)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::RecordLoginSuccess { user_id, at } => {
+            sqlx::query(
+                "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::InsertSession(s) => {
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&s.token_hash)
+            .bind(&s.user_id)
+            .bind(s.created_at)
+            .bind(s.last_seen_at)
+            .bind(s.expires_at)
+            .bind(s.revoked_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::TouchSession { token_hash, at } => {
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = MAX(last_seen_at, $2) WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::RevokeSession { token_hash, at } => {
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(token_hash)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::RevokeUserSessions { user_id, at } => {
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::InsertContact(c) => {
+            sqlx::query(
+                "INSERT INTO contacts (tenant_id, id, name, email, phone, address, notes, email_index, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&c.tenant_id)
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(&c.email)
+            .bind(&c.phone)
+            .bind(&c.address)
+            .bind(&c.notes)
+            .bind(&c.email_index)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::UpdateContact(c) => {
+            sqlx::query(
+                "UPDATE contacts SET name = $3, email = $4, phone = $5, address = $6, notes = $7, \
+                 email_index = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(&c.tenant_id)
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(&c.email)
+            .bind(&c.phone)
+            .bind(&c.address)
+            .bind(&c.notes)
+            .bind(&c.email_index)
+            .bind(c.updated_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::DeleteContact { scope, id } => {
+            sqlx::query(
+                "UPDATE cases SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
+            )
+            .bind(scope.id())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
+                .bind(scope.id())
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+        Mutation::InsertCase(c) => {
+            require_contact(&mut *conn, &c.tenant_id, c.contact_id.as_deref()).await?;
+            sqlx::query(
+                "INSERT INTO cases (tenant_id, id, title, description, severity, status, product, \
+                 contact_id, assignee_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&c.tenant_id)
+            .bind(&c.id)
+            .bind(&c.title)
+            .bind(&c.description)
+            .bind(&c.severity)
+            .bind(&c.status)
+            .bind(&c.product)
+            .bind(&c.contact_id)
+            .bind(&c.assignee_id)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::UpdateCase(c) => {
+            require_contact(&mut *conn, &c.tenant_id, c.contact_id.as_deref()).await?;
+            sqlx::query(
+                "UPDATE cases SET title = $3, description = $4, severity = $5, status = $6, product = $7, \
+                 contact_id = $8, assignee_id = $9, updated_at = $10 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(&c.tenant_id)
+            .bind(&c.id)
+            .bind(&c.title)
+            .bind(&c.description)
+            .bind(&c.severity)
+            .bind(&c.status)
+            .bind(&c.product)
+            .bind(&c.contact_id)
+            .bind(&c.assignee_id)
+            .bind(c.updated_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::InsertComment(c) => {
+            sqlx::query(
+                "INSERT INTO comments (tenant_id, id, case_id, author_id, body, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&c.tenant_id)
+            .bind(&c.id)
+            .bind(&c.case_id)
+            .bind(&c.author_id)
+            .bind(&c.body)
+            .bind(c.created_at)
+            .execute(conn)
+            .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Load phases, CPU accounting and the report.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------------
+// Load phases.
+
+pub(super) struct RunResult {
+    pub(super) kind: RunKind,
+    pub(super) seconds: f64,
+    /// Latencies of measured requests, microseconds, sorted.
+    pub(super) latencies: Vec<u32>,
+    pub(super) errors: u64,
+    pub(super) first_error: Option<String>,
+    pub(super) audit_delta: Option<u64>,
+    pub(super) cpu: CpuShares,
+}
+
+#[derive(Default)]
+pub(super) struct TaskStats {
+    pub(super) latencies: Vec<u32>,
+    pub(super) errors: u64,
+    pub(super) first_error: Option<String>,
+}
+
+pub(super) async fn run_phase(
+    kind: RunKind,
+    args: &BenchArgs,
+    server_pid: u32,
+    fx: &Arc<Fixture>,
+) -> Result<RunResult> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let clients = (0..args.connections)
+        .map(|_| client(&fx.cert, true))
+        .collect::<Result<Vec<_>>>()?;
+    let start = tokio::time::Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup);
+    let end = measure_from + Duration::from_secs(args.seconds);
+
+    let mut set = JoinSet::new();
+    for http in clients {
+        let (fx, counter) = (Arc::clone(fx), Arc::clone(&counter));
+        set.spawn(async move {
+            let mut stats = TaskStats::default();
+            loop {
+                let t0 = tokio::time::Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let outcome = one_request(kind, &http, &fx, &counter).await;
+                if t0 >= measure_from {
+                    let micros = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
+                    stats.latencies.push(micros);
+                    if let Err(e) = outcome {
+                        stats.errors += 1;
+                        stats.first_error.get_or_insert(e);
+                    }
+                }
+            }
+            stats
+        });
+    }
+
+    // Sample the audit tree size and CPU counters at the edges of the measured window.
+    sleep_until(measure_from).await;
+    let audit_before = fx.api.audit_size().await.ok();
+    let cpu_before = cpu_sample(server_pid);
+    sleep_until(end).await;
+    let audit_after = fx.api.audit_size().await.ok();
+    let cpu_after = cpu_sample(server_pid);
+    let elapsed = (tokio::time::Instant::now() - measure_from).as_secs_f64();
+
+    let mut merged = TaskStats::default();
+    while let Some(joined) = set.join_next().await {
+        let s = joined.context("load task")?;
+        merged.latencies.extend(s.latencies);
+        merged.errors += s.errors;
+        if merged.first_error.is_none() {
+            merged.first_error = s.first_error;
+        }
+    }
+    merged.latencies.sort_unstable();
+    Ok(RunResult {
+        kind,
+        seconds: args.seconds as f64,
+        latencies: merged.latencies,
+        errors: merged.errors,
+        first_error: merged.first_error,
+        audit_delta: audit_before
+            .zip(audit_after)
+            .map(|(a, b)| b.saturating_sub(a)),
+        cpu: cpu_shares(cpu_before, cpu_after, elapsed),
+    })
+}
+
+/// Sends one request and reads the whole body; any non-2xx is an error carrying its body.
+pub(super) async fn one_request(
+    kind: RunKind,
+    http: &reqwest::Client,
+    fx: &Fixture,
+    counter: &AtomicU64,
+) -> Result<(), String> {
+    let n = counter.fetch_add(1, Ordering::Relaxed);
+    let rb = match kind {
+        RunKind::Ceiling => http
+            .get(format!("{}/v1/me", fx.api.base))
+            .bearer_auth(&fx.engineer),
+        RunKind::Read => {
+            let len = fx.contacts.len().max(1) as u64;
+            let id = fx
+                .contacts
+                .get((n % len) as usize)
+                .map(String::as_str)
+                .unwrap_or_default();
+            http.get(format!(
+                "{}/v1/tenants/{}/contacts/{id}",
+                fx.api.base, fx.tenant
+            ))
+            .bearer_auth(&fx.engineer)
+            .header("Access-Purpose", STAFF_PURPOSE)
+        }
+        RunKind::Create => http
+            .post(format!("{}/v1/tenants/{}/contacts", fx.api.base, fx.tenant))
+            .bearer_auth(&fx.tenant_admin)
+            .header("Access-Purpose", CUSTOMER_PURPOSE)
+            .json(&contact_body(1_000_000 + n)),
+    };
+    let resp = rb.send().await.map_err(|e| format!("transport: {e}"))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("{status}, body unreadable: {e}"))?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// CPU accounting from /proc: who used the cores during a run.
+
+/// Ticks used so far by the server, this process, and all CPUs together.
+pub(super) fn cpu_sample(server_pid: u32) -> [Option<u64>; 3] {
+    let server = proc_ticks(&format!("/proc/{server_pid}/stat"));
+    [server, proc_ticks("/proc/self/stat"), system_busy()]
+}
+
+/// utime + stime of a process (fields 14 and 15; the command name may contain spaces, so split after ')').
+pub(super) fn proc_ticks(path: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Busy ticks of all CPUs: user, nice, system, irq, softirq, steal.
+pub(super) fn system_busy() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    Some([0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum())
+}
+
+/// Cores used (CPU-seconds per second) by the server, the load generator and everything else.
+#[derive(Clone, Copy, Default)]
+pub(super) struct CpuShares {
+    pub(super) server: Option<f64>,
+    pub(super) bench: Option<f64>,
+    pub(super) other: Option<f64>,
+}
+
+pub(super) fn cpu_shares(a: [Option<u64>; 3], b: [Option<u64>; 3], secs: f64) -> CpuShares {
+    let rate = |i: usize| Some(b[i]?.saturating_sub(a[i]?) as f64 / TICKS_PER_SEC / secs.max(1e-9));
+    let (server, bench, busy) = (rate(0), rate(1), rate(2));
+    let other = (|| Some((busy? - server? - bench?).max(0.0)))();
+    CpuShares {
+        server,
+        bench,
+        other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Report.
+
+pub(super) fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted
+        .get(rank - 1)
+        .copied()
+        .map_or(f64::NAN, |us| f64::from(us) / 1000.0)
+}
+
+impl RunResult {
+    pub(super) fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.seconds
+    }
+}
+
+pub(super) fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+pub(super) fn report(args: &BenchArgs, results: &[RunResult]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{} contacts, {} connections (HTTP/1.1 keep-alive, TLS), {} s measured after {} s warm-up per run.\n",
+        args.contacts, args.connections, args.seconds, args.warmup
+    );
+    let _ = writeln!(
+        out,
+        "| run | requests/s | p50 ms | p99 ms | p99.9 ms | errors | audit entries/s | server cores | bench cores | other cores | server CPU µs/req |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for r in results {
+        let rate = r.rate();
+        let audit = r.audit_delta.map(|d| d as f64 / r.seconds);
+        let per_req = r.cpu.server.map(|c| c * 1e6 / rate.max(1e-9));
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            r.kind.label(),
+            rate,
+            percentile_ms(&r.latencies, 0.50),
+            percentile_ms(&r.latencies, 0.99),
+            percentile_ms(&r.latencies, 0.999),
+            r.errors,
+            fmt_opt(audit, 0),
+            fmt_opt(r.cpu.server, 2),
+            fmt_opt(r.cpu.bench, 2),
+            fmt_opt(r.cpu.other, 2),
+            fmt_opt(per_req, 0),
+        );
+    }
+    let find = |k: RunKind| results.iter().find(|r| r.kind == k);
+    if let (Some(read), Some(ceiling)) = (find(RunKind::Read), find(RunKind::Ceiling)) {
+        let _ = writeln!(
+            out,
+            "\nProtected read / ceiling: {:.1} %",
+            100.0 * read.rate() / ceiling.rate().max(1e-9)
+        );
+    }
+    for r in results {
+        if let Some(e) = &r.first_error {
+            let _ = writeln!(out, "\nFirst error in {}: {e}", r.kind.label());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<u32> = (1..=1000).map(|i| i * 1000).collect();
+        assert_eq!(percentile_ms(&v, 0.50), 500.0);
+        assert_eq!(percentile_ms(&v, 0.99), 990.0);
+        assert_eq!(percentile_ms(&v, 0.999), 999.0);
+        assert_eq!(percentile_ms(&[7000], 0.999), 7.0);
+        assert!(percentile_ms(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn proc_ticks_reads_own_process() {
+        assert!(proc_ticks("/proc/self/stat").is_some());
+        assert!(system_busy().is_some());
+    }
+}

@@ -1,0 +1,348 @@
+//! `strongroom bench`: drives a real server over HTTPS and reports throughput and latency.
+//!
+//! It starts `strongroom serve` on a throwaway data dir, loads contacts and cases through the public API
+//! (so the data is exactly what production would hold), then runs fixed-length phases with C keep-alive
+//! HTTP/1.1 connections, one client per task, like a fleet of independent callers. The load generator
+//! shares the machine's cores with the server, so CPU shares are reported next to the figures.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio::time::sleep_until;
+
+mod measure;
+mod process;
+
+use measure::*;
+use process::*;
+
+const ADMIN_PASSWORD: &str = "Quiet harbour beacon 5823 lantern!";
+const USER_PASSWORD: &str = "Umbrella quartz lantern 7 ridge!";
+const STAFF_PURPOSE: &str = "case-resolution";
+const CUSTOMER_PURPOSE: &str = "customer-self-service";
+/// Linux reports process times in USER_HZ ticks, 100 per second on every mainstream architecture.
+const TICKS_PER_SEC: f64 = 100.0;
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Contacts to load (each with one case assigned to the benchmark engineer).
+    #[arg(long, default_value_t = 1000)]
+    pub contacts: usize,
+    /// Concurrent keep-alive connections per run.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Unmeasured seconds at the start of each run (TLS handshakes, caches).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Runs to perform, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["ceiling", "read", "create"])]
+    pub runs: Vec<RunKind>,
+    /// Keep the temporary data dir and the server's output (path printed on stderr).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunKind {
+    /// GET /v1/me as the engineer: authentication and the HTTP stack, no data.
+    Ceiling,
+    /// GET a contact as the engineer with a purpose: policy, decryption, masking, audit.
+    Read,
+    /// POST a contact as the tenant admin: encryption, blind index, durable write, audit.
+    Create,
+}
+
+impl RunKind {
+    fn label(self) -> &'static str {
+        match self {
+            RunKind::Ceiling => "ceiling: GET /v1/me",
+            RunKind::Read => "protected read: GET contact (masked)",
+            RunKind::Create => "durable create: POST contact",
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    if args.contacts == 0 || args.connections == 0 || args.seconds == 0 {
+        bail!("--contacts, --connections and --seconds must be at least 1");
+    }
+    let mut server = ServerProcess::start(args.keep).await?;
+    eprintln!(
+        "bench: server pid {} on {} (data {})",
+        server.pid,
+        server.api,
+        server.root.display()
+    );
+    let outcome = drive(&args, &server).await;
+    let stop = server.terminate();
+    let results = outcome?;
+    let status = stop?;
+    print!("{}", report(&args, &results));
+    if status.success() {
+        println!("\nServer stopped cleanly on SIGTERM.");
+    } else {
+        println!("\nServer exit on SIGTERM: {status}.");
+    }
+    Ok(())
+}
+
+async fn drive(args: &BenchArgs, server: &ServerProcess) -> Result<Vec<RunResult>> {
+    let fixture = Arc::new(setup(args, server).await?);
+    let mut results = Vec::with_capacity(args.runs.len());
+    for &kind in &args.runs {
+        eprintln!(
+            "bench: {} for {}+{} s with {} connections",
+            kind.label(),
+            args.warmup,
+            args.seconds,
+            args.connections
+        );
+        results.push(run_phase(kind, args, server.pid, &fixture).await?);
+    }
+    Ok(results)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Loading the data set through the API.
+
+/// The setup client: a shared pool (HTTP/2 where offered), errors carry the response body.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn send(&self, rb: reqwest::RequestBuilder, what: &str) -> Result<Value> {
+        let resp = rb.send().await.with_context(|| what.to_owned())?;
+        let status = resp.status();
+        let text = resp.text().await.with_context(|| format!("{what}: body"))?;
+        if !status.is_success() {
+            bail!("{what}: {status}: {text}");
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).with_context(|| format!("{what}: body is not JSON"))
+    }
+
+    async fn get(&self, path: &str, token: &str, purpose: Option<&str>) -> Result<Value> {
+        let mut rb = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(p) = purpose {
+            rb = rb.header("Access-Purpose", p);
+        }
+        self.send(rb, &format!("GET {path}")).await
+    }
+
+    /// POST with a JSON body; an empty `token` sends no credentials.
+    async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        purpose: Option<&str>,
+        body: Value,
+    ) -> Result<Value> {
+        let mut rb = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if !token.is_empty() {
+            rb = rb.bearer_auth(token);
+        }
+        if let Some(p) = purpose {
+            rb = rb.header("Access-Purpose", p);
+        }
+        self.send(rb, &format!("POST {path}")).await
+    }
+
+    /// Logs in; returns the token and the user id.
+    async fn login(&self, username: &str, password: &str) -> Result<(String, String)> {
+        let body = json!({"username": username, "password": password});
+        let v = self.post("/v1/auth/login", "", None, body).await?;
+        Ok((str_field(&v, "token")?, str_field(&v["user"], "id")?))
+    }
+
+    async fn create_user(
+        &self,
+        admin: &str,
+        name: &str,
+        role: &str,
+        tenant: Option<&str>,
+    ) -> Result<()> {
+        let mut body = json!({"username": name, "display_name": name, "password": USER_PASSWORD});
+        body["roles"] = json!([role]);
+        if let Some(t) = tenant {
+            body["tenant_id"] = json!(t);
+        }
+        self.post("/v1/users", admin, None, body).await.map(drop)
+    }
+
+    /// Staff must accept the current confidentiality agreement before any content access.
+    async fn acknowledge(&self, token: &str) -> Result<()> {
+        let version = str_field(
+            &self.get("/v1/confidentiality", token, None).await?,
+            "version",
+        )?;
+        let body = json!({"version": version});
+        self.post("/v1/me/confidentiality", token, None, body)
+            .await
+            .map(drop)
+    }
+
+    /// The tree size of the latest signed checkpoint (second line of the note).
+    async fn audit_size(&self) -> Result<u64> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/audit/checkpoint", self.base))
+            .send()
+            .await?;
+        let text = resp.error_for_status()?.text().await?;
+        let size = text.lines().nth(1).and_then(|l| l.trim().parse().ok());
+        size.ok_or_else(|| anyhow!("checkpoint has no size line"))
+    }
+}
+
+fn str_field(v: &Value, key: &str) -> Result<String> {
+    let s = v[key].as_str().map(str::to_owned);
+    s.ok_or_else(|| anyhow!("response has no string {key:?}"))
+}
+
+/// Everything the load phases need: tokens, the tenant, the contact ids.
+struct Fixture {
+    api: Api,
+    cert: reqwest::Certificate,
+    tenant: String,
+    engineer: String,
+    tenant_admin: String,
+    contacts: Vec<String>,
+}
+
+fn contact_body(i: u64) -> Value {
+    json!({
+        "name": format!("Bench Contact {i}"),
+        "email": format!("contact{i}@bench.example"),
+        "phone": format!("+44 20 7946 {:04}", i % 10_000),
+        "address": format!("{i} Benchmark Street, London"),
+        "notes": format!("Prefers e-mail; bench record {i}."),
+    })
+}
+
+/// One contact, one case referencing it, assigned to the engineer; returns the contact id.
+async fn load_one(
+    api: &Api,
+    tenant: &str,
+    owner: &str,
+    sup: &str,
+    eng_id: &str,
+    i: u64,
+) -> Result<String> {
+    let base = format!("/v1/tenants/{tenant}");
+    let c = api
+        .post(
+            &format!("{base}/contacts"),
+            owner,
+            Some(CUSTOMER_PURPOSE),
+            contact_body(i),
+        )
+        .await?;
+    let contact_id = str_field(&c, "id")?;
+    let case = json!({"title": format!("Bench case {i}"), "description": "Cannot log in.", "contact_id": contact_id});
+    let case = api
+        .post(
+            &format!("{base}/cases"),
+            owner,
+            Some(CUSTOMER_PURPOSE),
+            case,
+        )
+        .await?;
+    let assign = format!("{base}/cases/{}/assign", str_field(&case, "id")?);
+    api.post(
+        &assign,
+        sup,
+        Some(STAFF_PURPOSE),
+        json!({"user_id": eng_id}),
+    )
+    .await?;
+    Ok(contact_id)
+}
+
+async fn setup(args: &BenchArgs, server: &ServerProcess) -> Result<Fixture> {
+    let started = Instant::now();
+    let cert = server
+        .cert
+        .clone()
+        .ok_or_else(|| anyhow!("server certificate not loaded"))?;
+    let api = Api {
+        http: client(&cert, false)?,
+        base: format!("https://{}", server.api),
+    };
+    let (admin, _) = api
+        .login("admin", ADMIN_PASSWORD)
+        .await
+        .context("admin login")?;
+    let tenant = api
+        .post("/v1/tenants", &admin, None, json!({"name": "Bench Tenant"}))
+        .await?;
+    let tenant = str_field(&tenant, "id")?;
+    api.create_user(&admin, "bench-owner", "tenant_admin", Some(&tenant))
+        .await?;
+    api.create_user(&admin, "bench-supervisor", "support_supervisor", None)
+        .await?;
+    api.create_user(&admin, "bench-engineer", "support_engineer", None)
+        .await?;
+    let (owner, _) = api.login("bench-owner", USER_PASSWORD).await?;
+    let (supervisor, _) = api.login("bench-supervisor", USER_PASSWORD).await?;
+    let (engineer, engineer_id) = api.login("bench-engineer", USER_PASSWORD).await?;
+    api.acknowledge(&supervisor).await?;
+    api.acknowledge(&engineer).await?;
+
+    let workers = args.contacts.min(16);
+    let mut set = JoinSet::new();
+    for w in 0..workers {
+        let (api, tenant, owner) = (api.clone(), tenant.clone(), owner.clone());
+        let (sup, eng, n) = (supervisor.clone(), engineer_id.clone(), args.contacts);
+        set.spawn(async move {
+            let mut ids = Vec::new();
+            for i in (w..n).step_by(workers) {
+                ids.push(load_one(&api, &tenant, &owner, &sup, &eng, i as u64).await?);
+            }
+            Ok::<_, anyhow::Error>(ids)
+        });
+    }
+    let mut contacts = Vec::with_capacity(args.contacts);
+    while let Some(joined) = set.join_next().await {
+        contacts.extend(joined.context("loader task")??);
+    }
+    let (n, secs) = (contacts.len(), started.elapsed().as_secs_f64());
+    eprintln!("bench: loaded {n} contacts, {n} cases and {n} assignments in {secs:.1} s");
+
+    // The read run must measure the masked shape, not an error or a full reveal.
+    let first = contacts
+        .first()
+        .ok_or_else(|| anyhow!("no contacts loaded"))?;
+    let path = format!("/v1/tenants/{tenant}/contacts/{first}");
+    let seen = api.get(&path, &engineer, Some(STAFF_PURPOSE)).await?;
+    let access = &seen["_access"];
+    if access["masked"] != json!(["phone", "address"]) || access["withheld"] != json!(["notes"]) {
+        bail!("the engineer's view of a contact is not the expected masked shape: {access}");
+    }
+    Ok(Fixture {
+        api,
+        cert,
+        tenant,
+        engineer,
+        tenant_admin: owner,
+        contacts,
+    })
+}

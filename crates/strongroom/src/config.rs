@@ -1,0 +1,116 @@
+//! One typed configuration, layered: defaults ← TOML file ← `STRONGROOM_*` environment ← flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use strongroom_core::Settings;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub ops_listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    /// Extra Cedar policies, validated against the built-in schema.
+    pub policy_dir: Option<PathBuf>,
+    /// Take the root key from this environment variable (base64) instead of the data dir's key file.
+    pub root_key_env: Option<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub store_busy_timeout_ms: u64,
+    pub shutdown_grace_secs: u64,
+    /// Service settings (`[service]` in the file; `STRONGROOM_<KEY>` in the environment).
+    pub service: Settings,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            tls_cert: None,
+            tls_key: None,
+            max_body_bytes: 1024 * 1024,
+            policy_dir: None,
+            root_key_env: None,
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            store_busy_timeout_ms: 5_000,
+            shutdown_grace_secs: 30,
+            service: Settings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (or `DATA_DIR/strongroom.toml` when present), then the environment.
+    pub fn load(file: Option<&Path>, data_dir: &Path) -> Result<Self> {
+        let mut table =
+            toml::Table::try_from(Config::default()).context("default configuration")?;
+        let implicit = data_dir.join("strongroom.toml");
+        let path = file
+            .map(Path::to_path_buf)
+            .or_else(|| implicit.exists().then_some(implicit));
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading configuration {}", path.display()))?;
+            let overlay: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("parsing configuration {}", path.display()))?;
+            for (k, v) in overlay {
+                if !table.contains_key(&k) {
+                    bail!("{}: unknown configuration key `{k}`", path.display());
+                }
+                table.insert(k, v);
+            }
+        }
+        overlay_env(&mut table)?;
+        if let Some(toml::Value::Table(service)) = table.get_mut("service") {
+            overlay_env(service)?;
+        }
+        // Options absent from the defaults (None) can still come from the environment.
+        for key in ["tls_cert", "tls_key", "policy_dir", "root_key_env"] {
+            if let Ok(raw) = std::env::var(format!("STRONGROOM_{}", key.to_uppercase())) {
+                table.insert(key.into(), toml::Value::String(raw));
+            }
+        }
+        table.try_into().context("invalid configuration")
+    }
+}
+
+/// Replaces each key of `table` whose `STRONGROOM_<KEY>` variable is set, typed like the default.
+fn overlay_env(table: &mut toml::Table) -> Result<()> {
+    let keys: Vec<String> = table.keys().cloned().collect();
+    for key in keys {
+        let var = format!("STRONGROOM_{}", key.to_uppercase());
+        let Ok(raw) = std::env::var(&var) else {
+            continue;
+        };
+        let value = match table.get(&key) {
+            Some(toml::Value::Integer(_)) => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .with_context(|| format!("{var} must be an integer"))?,
+            ),
+            Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+                raw.trim()
+                    .parse()
+                    .with_context(|| format!("{var} must be true or false"))?,
+            ),
+            Some(toml::Value::Table(_)) => bail!("{var}: set the individual keys instead"),
+            _ => toml::Value::String(raw),
+        };
+        table.insert(key, value);
+    }
+    Ok(())
+}

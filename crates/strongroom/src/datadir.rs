@@ -1,0 +1,149 @@
+//! The data directory: its layout, its lock, and what the first start creates in it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use strongroom_ledger::NoteSigner;
+use zeroize::Zeroizing;
+
+pub struct DataDir {
+    root: PathBuf,
+    _lock: Option<File>,
+}
+
+impl DataDir {
+    /// Creates the layout if needed (mode 0700) and takes the exclusive lock.
+    pub fn open_locked(root: &Path) -> Result<Self> {
+        let mut dir = Self::open_unlocked(root)?;
+        let lock_path = dir.path("run/lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            bail!(
+                "data directory {} is already in use by another strongroom process",
+                root.display()
+            );
+        }
+        dir._lock = Some(lock);
+        Ok(dir)
+    }
+
+    /// The layout without the lock, for read-only tools (`audit verify`).
+    pub fn open_unlocked(root: &Path) -> Result<Self> {
+        for sub in ["", "keys", "tls", "run", "logs"] {
+            let p = root.join(sub);
+            if !p.exists() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&p)
+                    .with_context(|| format!("creating {}", p.display()))?;
+            }
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            _lock: None,
+        })
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.path("strongroom.db")
+    }
+
+    /// The log signing key, created on first start (32 random bytes, base64, mode 0600).
+    pub fn log_signer(&self, name: &str) -> Result<NoteSigner> {
+        let path = self.path("keys/log-signing.key");
+        if !path.exists() {
+            let signer = NoteSigner::generate(name).context("generating the log signing key")?;
+            let text = Zeroizing::new(STANDARD.encode(*signer.secret_bytes()));
+            write_secret(&path, text.as_bytes())?;
+        }
+        check_private(&path)?;
+        let text = Zeroizing::new(
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+        );
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(text.trim())
+                .with_context(|| format!("{} is not base64", path.display()))?,
+        );
+        let secret: Zeroizing<[u8; 32]> = Zeroizing::new(
+            bytes
+                .as_slice()
+                .try_into()
+                .with_context(|| format!("{} does not hold 32 bytes", path.display()))?,
+        );
+        NoteSigner::from_bytes(name, &secret).context("loading the log signing key")
+    }
+
+    /// A self-signed certificate for localhost/127.0.0.1, created on first start.
+    pub fn ensure_tls(&self) -> Result<(PathBuf, PathBuf)> {
+        let cert = self.path("tls/cert.pem");
+        let key = self.path("tls/key.pem");
+        if cert.exists() && key.exists() {
+            return Ok((cert, key));
+        }
+        let names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        let certified =
+            rcgen::generate_simple_self_signed(names).context("generating the TLS certificate")?;
+        write_secret(&key, certified.signing_key.serialize_pem().as_bytes())?;
+        fs::write(&cert, certified.cert.pem())
+            .with_context(|| format!("writing {}", cert.display()))?;
+        Ok((cert, key))
+    }
+
+    /// Tells tools where the server listens (written atomically once both listeners are bound).
+    pub fn write_listen_file(&self, api: &str, ops: &str) -> Result<()> {
+        let body = serde_json::json!({ "api": api, "ops": ops, "pid": std::process::id() });
+        let tmp = self.path("run/listen.json.tmp");
+        fs::write(&tmp, body.to_string())?;
+        fs::rename(&tmp, self.path("run/listen.json"))?;
+        Ok(())
+    }
+
+    pub fn remove_listen_file(&self) {
+        let _ = fs::remove_file(self.path("run/listen.json"));
+    }
+}
+
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn check_private(path: &Path) -> Result<()> {
+    let mode = fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! `strongroom`: the HTTPS API server and the operator CLI.
+
+mod audit_cmd;
+mod bench;
+mod config;
+mod datadir;
+mod demo;
+mod logging;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "strongroom",
+    version,
+    about = "Customer-data vault for support organisations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTPS API server (and the ops listener).
+    Serve {
+        #[arg(long, env = "STRONGROOM_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Configuration file (TOML); defaults to DATA_DIR/strongroom.toml when present.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[arg(long)]
+        ops_listen: Option<SocketAddr>,
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+        /// Load the demo data set on first start and print its credentials.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Benchmark a real server over HTTPS (see docs/benchmarks.md).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the log: offline from a data dir, or as a monitor of a running server.
+    Verify(audit_cmd::VerifyArgs),
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve {
+            data_dir,
+            config,
+            listen,
+            ops_listen,
+            tls_cert,
+            tls_key,
+            demo,
+        } => {
+            let mut cfg = config::Config::load(config.as_deref(), &data_dir)?;
+            if let Some(a) = listen {
+                cfg.listen = a;
+            }
+            if let Some(a) = ops_listen {
+                cfg.ops_listen = a;
+            }
+            if tls_cert.is_some() || tls_key.is_some() {
+                cfg.tls_cert = tls_cert;
+                cfg.tls_key = tls_key;
+            }
+            serve::run(serve::ServeArgs {
+                data_dir,
+                config: cfg,
+                demo,
+            })
+            .await
+        }
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => audit_cmd::verify(args).await,
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strongroom: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strongroom: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

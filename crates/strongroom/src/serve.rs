@@ -1,0 +1,136 @@
+//! `strongroom serve`: bootstrap the data dir, open the vault, serve until a signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use strongroom_core::clock::SystemClock;
+use strongroom_core::{Vault, VaultParts};
+use strongroom_crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider};
+use strongroom_policy::PolicyEngine;
+use strongroom_server::ListenConfig;
+use strongroom_store::SqliteStore;
+
+use crate::config::Config;
+use crate::datadir::DataDir;
+
+pub struct ServeArgs {
+    pub data_dir: PathBuf,
+    pub config: Config,
+    pub demo: bool,
+}
+
+/// Opens the vault on a (locked) data dir: keys, policy, store, audit log.
+pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
+    let provider: Box<dyn KeyProvider> = match &config.root_key_env {
+        Some(var) => Box::new(EnvKeyProvider::new(var.clone())),
+        None => Box::new(
+            FileKeyProvider::open_or_create(dir.path("keys/root.key")).context("root key")?,
+        ),
+    };
+    let root_key = provider
+        .root_key()
+        .with_context(|| format!("root key from {}", provider.describe()))?;
+    let policy =
+        PolicyEngine::load(config.policy_dir.as_deref()).context("policy set does not validate")?;
+    let store = SqliteStore::open(
+        &dir.database(),
+        Duration::from_millis(config.store_busy_timeout_ms),
+    )
+    .await
+    .context("opening the database")?;
+    let log_signer = dir.log_signer("strongroom")?;
+    let vault = Vault::open(VaultParts {
+        store: Arc::new(store),
+        policy,
+        root_key,
+        log_signer,
+        settings: config.service.clone(),
+        clock: Arc::new(SystemClock::default()),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))?;
+    Ok(vault)
+}
+
+fn generated_password() -> Result<String> {
+    let bytes: [u8; 18] = strongroom_crypto::random_bytes().context("random")?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let dir = DataDir::open_locked(&args.data_dir)?;
+    crate::logging::init(
+        args.config.log_format,
+        &args.config.log_level,
+        Some(&dir.path("logs/strongroom.log")),
+    )?;
+    let (tls_cert, tls_key) = match (&args.config.tls_cert, &args.config.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => dir.ensure_tls()?,
+    };
+    let vault = open_vault(&dir, &args.config).await?;
+
+    let env_password = std::env::var("STRONGROOM_ADMIN_PASSWORD").ok();
+    let admin_password = match &env_password {
+        Some(p) => p.clone(),
+        None => generated_password()?,
+    };
+    let created = vault
+        .bootstrap_admin(&admin_password)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the administrator: {e}"))?;
+    if created && env_password.is_none() {
+        eprintln!(
+            "strongroom: created platform administrator `admin` with password: {admin_password}"
+        );
+        eprintln!("strongroom: this password is shown once; store it now.");
+    }
+    if args.demo && created {
+        crate::demo::load(&vault, &admin_password).await?;
+    }
+
+    let metrics = strongroom_server::install_metrics();
+    let listen = ListenConfig {
+        api: args.config.listen,
+        ops: args.config.ops_listen,
+        tls_cert,
+        tls_key,
+        max_body_bytes: args.config.max_body_bytes,
+        grace: Duration::from_secs(args.config.shutdown_grace_secs),
+    };
+    let mut bound_result = Ok(());
+    strongroom_server::serve(
+        vault,
+        listen,
+        metrics,
+        |bound| {
+            bound_result = dir.write_listen_file(&bound.api.to_string(), &bound.ops.to_string());
+            eprintln!(
+                "strongroom: listening on https://{} (ops http://{})",
+                bound.api, bound.ops
+            );
+        },
+        shutdown_signal(),
+    )
+    .await
+    .context("serving")?;
+    bound_result.context("writing run/listen.json")?;
+    dir.remove_listen_file();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

@@ -1,0 +1,471 @@
+//! The audit log end to end: `strongroom audit verify` offline (on the data dir and on tampered
+//! copies of it) and as a monitor of a live server, inclusion proofs over HTTP, and fail-closed
+//! behaviour when the log cannot be written.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use strongroom_ledger::{Checkpoint, Hash, NoteSigner, NoteVerifier, leaf_hash, verify_inclusion};
+
+use crate::kit::*;
+
+/// Longer than the server's checkpoint interval, so the latest entries are signed.
+const SIGNING_PAUSE: Duration = Duration::from_millis(1500);
+
+/// The outcome of one `strongroom audit verify` run.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ok={}\n--- stdout\n{}--- stderr\n{}",
+            self.ok, self.stdout, self.stderr
+        )
+    }
+}
+
+fn audit_verify<S: AsRef<OsStr>>(args: &[S]) -> Run {
+    let mut cmd = Command::new(binary());
+    cmd.args(["audit", "verify"]).args(args);
+    for (key, _) in std::env::vars() {
+        let lower = key.to_ascii_lowercase();
+        if key.starts_with("STRONGROOM_") || lower.ends_with("_proxy") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.output().expect("run strongroom audit verify");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn verify_dir(dir: &Path) -> Run {
+    audit_verify(&[OsStr::new("--data-dir"), dir.as_os_str()])
+}
+
+fn monitor(server: &Server, state: &Path) -> Run {
+    let ca = server.data_dir.join("tls/cert.pem");
+    audit_verify(&[
+        OsStr::new("--url"),
+        OsStr::new(&server.url("")),
+        OsStr::new("--state"),
+        state.as_os_str(),
+        OsStr::new("--ca-cert"),
+        ca.as_os_str(),
+    ])
+}
+
+/// Tenant, users and contacts created and read through the API: a few dozen entries.
+async fn activity(server: &Server) {
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let boss = tenant_session(server, &admin, "tenant_admin", &tenant).await;
+    for n in 0..4 {
+        let c = create_contact(&boss, &tenant, json!({"name": format!("Audit Person {n}")})).await;
+        boss.get(&contact_path(&tenant, &id_of(&c))).await.ok(200);
+    }
+    list_items(&boss, &contacts_path(&tenant)).await;
+}
+
+/// A copy of the server's database and log key (as a data dir) to tamper with.
+fn copy_data_dir(from: &Path) -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(data.join("keys")).unwrap();
+    for name in ["strongroom.db", "strongroom.db-wal", "strongroom.db-shm"] {
+        if from.join(name).exists() {
+            std::fs::copy(from.join(name), data.join(name)).unwrap();
+        }
+    }
+    std::fs::copy(
+        from.join("keys/log-signing.key"),
+        data.join("keys/log-signing.key"),
+    )
+    .unwrap();
+    (root, data)
+}
+
+async fn connect(data: &Path) -> SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(data.join("strongroom.db"))
+        .busy_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn scalar(conn: &mut SqliteConnection, sql: &'static str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(conn).await.unwrap();
+    n
+}
+
+async fn entry_bytes(conn: &mut SqliteConnection, idx: i64) -> Vec<u8> {
+    let (bytes,): (Vec<u8>,) = sqlx::query_as("SELECT entry FROM audit_entries WHERE idx = $1")
+        .bind(idx)
+        .fetch_one(conn)
+        .await
+        .unwrap();
+    bytes
+}
+
+async fn set_entry(conn: &mut SqliteConnection, idx: i64, bytes: &[u8]) {
+    let done = sqlx::query("UPDATE audit_entries SET entry = $1 WHERE idx = $2")
+        .bind(bytes)
+        .bind(idx)
+        .execute(conn)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+}
+
+/// Runs `tamper` on a fresh copy of `from`, then expects verification to fail at `index`.
+async fn expect_failure_at<F>(from: &Path, index: i64, what: &str, tamper: F)
+where
+    F: AsyncFnOnce(&mut SqliteConnection),
+{
+    let (_root, data) = copy_data_dir(from);
+    let mut conn = connect(&data).await;
+    tamper(&mut conn).await;
+    conn.close().await.unwrap();
+    let run = verify_dir(&data);
+    assert!(!run.ok, "{what}: verification passed\n{run}");
+    let needle = format!("first bad index {index}:");
+    assert!(
+        run.stderr.contains(&needle),
+        "{what}: expected {needle:?}\n{run}"
+    );
+    assert!(
+        run.stdout.contains(&format!("FAILED at index {index}:")),
+        "{what}\n{run}"
+    );
+}
+
+#[tokio::test]
+async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
+    let server = Server::start();
+    activity(&server).await;
+    tokio::time::sleep(SIGNING_PAUSE).await;
+    let status = server.stop().await;
+    assert!(status.success(), "server exited with {status}");
+
+    let run = verify_dir(&server.data_dir);
+    assert!(run.ok, "untouched log fails verification\n{run}");
+    assert!(run.stdout.contains("OK: "), "{run}");
+
+    let (_root, probe) = copy_data_dir(&server.data_dir);
+    let mut conn = connect(&probe).await;
+    let count = scalar(&mut conn, "SELECT COUNT(*) FROM audit_entries").await;
+    let signed = scalar(&mut conn, "SELECT MAX(size) FROM audit_checkpoints").await;
+    conn.close().await.unwrap();
+    assert!(count >= 12, "only {count} entries");
+    assert!(
+        signed >= count - 1 && signed <= count,
+        "latest checkpoint {signed} of {count}"
+    );
+    let run = verify_dir(&probe);
+    assert!(
+        run.stdout.contains(&format!("OK: {count} entries")),
+        "{run}"
+    );
+
+    // One byte of one entry (a digit of its time: still valid JSON, still the right index).
+    let mid = count / 2;
+    expect_failure_at(&server.data_dir, mid, "modified byte", async |c| {
+        let mut bytes = entry_bytes(&mut *c, mid).await;
+        let at = find(&bytes, b"\"time\":\"") + 8;
+        bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
+        set_entry(&mut *c, mid, &bytes).await;
+    })
+    .await;
+
+    // A deleted entry in the middle.
+    let gone = count / 3;
+    expect_failure_at(&server.data_dir, gone, "deleted entry", async |c| {
+        sqlx::query("DELETE FROM audit_entries WHERE idx = $1")
+            .bind(gone)
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    })
+    .await;
+
+    // The last K entries and every node covering them: the stored tree is self-consistent, but
+    // the latest signed checkpoint is longer than the log.
+    let keep = signed - 3;
+    expect_failure_at(&server.data_dir, keep, "truncated tail", async |c| {
+        sqlx::query("DELETE FROM audit_entries WHERE idx >= $1")
+            .bind(keep)
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM audit_nodes WHERE ((idx + 1) << level) > $1")
+            .bind(keep)
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    })
+    .await;
+
+    // Two entries' bytes swapped: the first of them is named.
+    let (a, b) = (count / 4, count / 4 + 3);
+    expect_failure_at(&server.data_dir, a, "swapped entries", async |c| {
+        let (x, y) = (entry_bytes(&mut *c, a).await, entry_bytes(&mut *c, b).await);
+        set_entry(&mut *c, a, &y).await;
+        set_entry(&mut *c, b, &x).await;
+    })
+    .await;
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{:?} not in entry", String::from_utf8_lossy(needle)))
+}
+
+#[tokio::test]
+async fn monitor_follows_the_server_and_refuses_forks_and_key_changes() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("monitor.json");
+
+    let first = monitor(&server, &state);
+    assert!(first.ok, "first monitor run\n{first}");
+    assert!(first.stdout.contains("trust on first use"), "{first}");
+    let stored: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let vkey = server.anon().get("/v1/audit/verifier-key").await.text;
+    assert_eq!(stored["vkey"].as_str(), Some(vkey.trim()));
+
+    activity(&server).await;
+    tokio::time::sleep(SIGNING_PAUSE).await;
+    let second = monitor(&server, &state);
+    assert!(second.ok, "second monitor run\n{second}");
+    assert!(second.stdout.contains("consistent: size "), "{second}");
+    let good = std::fs::read(&state).unwrap();
+    let good_state: Value = serde_json::from_slice(&good).unwrap();
+    let verifier = NoteVerifier::parse(vkey.trim()).unwrap();
+    let trusted = verifier
+        .verify_checkpoint(good_state["note"].as_str().unwrap())
+        .unwrap();
+    assert!(trusted.size > 10, "{trusted:?}");
+
+    // Offline verification works on the live server's database (read-only open).
+    let live = verify_dir(&server.data_dir);
+    assert!(live.ok, "verify while the server runs\n{live}");
+
+    // A fork: a checkpoint validly signed with the log's own key, but for another tree.
+    let seed = STANDARD
+        .decode(
+            std::fs::read_to_string(server.data_dir.join("keys/log-signing.key"))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap();
+    let signer = NoteSigner::from_bytes(verifier.name(), &seed.try_into().unwrap()).unwrap();
+    let forged = Checkpoint {
+        origin: trusted.origin.clone(),
+        size: trusted.size - 2,
+        root: [9; 32],
+    };
+    let forged_note = signer.sign_checkpoint(&forged).unwrap();
+    let forged_state =
+        serde_json::to_vec(&json!({"vkey": vkey.trim(), "note": forged_note})).unwrap();
+    std::fs::write(&state, &forged_state).unwrap();
+    let fork = monitor(&server, &state);
+    assert!(!fork.ok, "monitor accepted a fork\n{fork}");
+    assert!(fork.stderr.contains("not consistent"), "{fork}");
+    for part in [
+        "---- trusted checkpoint ----",
+        "---- offered checkpoint ----",
+        "---- consistency proof (",
+    ] {
+        assert!(fork.stdout.contains(part), "missing {part:?}\n{fork}");
+    }
+    assert!(
+        fork.stdout
+            .contains(&forged_note.lines().next().unwrap().to_owned()),
+        "{fork}"
+    );
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        forged_state,
+        "state changed on failure"
+    );
+
+    // Back to the genuine state: the same server passes again.
+    std::fs::write(&state, &good).unwrap();
+    let third = monitor(&server, &state);
+    assert!(third.ok, "third monitor run\n{third}");
+    let after_third = std::fs::read(&state).unwrap();
+
+    // Another server (another key) behind the same state: refused.
+    let other = Server::start();
+    let switched = monitor(&other, &state);
+    assert!(!switched.ok, "monitor accepted a new key\n{switched}");
+    assert!(
+        switched.stderr.contains("verifier key changed"),
+        "{switched}"
+    );
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        after_third,
+        "state changed on failure"
+    );
+}
+
+fn b64_hash(v: &Value) -> Hash {
+    STANDARD
+        .decode(v.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn inclusion_proofs_over_http_verify_against_the_signed_checkpoint() {
+    let server = Server::start();
+    activity(&server).await;
+    let admin = server.admin().await;
+    let auditor = staff_session(&server, &admin, "auditor").await;
+    tokio::time::sleep(SIGNING_PAUSE).await;
+
+    let anon = server.anon();
+    let vkey = anon.get("/v1/audit/verifier-key").await.text;
+    let verifier = NoteVerifier::parse(vkey.trim()).unwrap();
+    let note = anon.get("/v1/audit/checkpoint").await.text;
+    let cp = verifier.verify_checkpoint(&note).unwrap();
+    assert_eq!(cp.origin, verifier.name());
+    assert!(cp.size > 5, "{cp:?}");
+
+    let page = auditor
+        .get("/v1/audit/entries?start=0&limit=100")
+        .await
+        .ok(200);
+    let items = page["items"].as_array().unwrap();
+    let mut checked = 0;
+    for item in items {
+        let index = item["index"].as_u64().unwrap();
+        if index >= cp.size {
+            continue;
+        }
+        let leaf = STANDARD.decode(item["leaf"].as_str().unwrap()).unwrap();
+        let parsed: Value = serde_json::from_slice(&leaf).unwrap();
+        assert_eq!(parsed, item["entry"], "leaf bytes and entry differ");
+        assert_eq!(parsed["index"].as_u64(), Some(index));
+        let path = format!(
+            "/v1/audit/proofs/inclusion?index={index}&tree_size={}",
+            cp.size
+        );
+        let proof = anon.get(&path).await.ok(200);
+        assert_eq!(proof["index"].as_u64(), Some(index));
+        assert_eq!(proof["tree_size"].as_u64(), Some(cp.size));
+        let hashes: Vec<Hash> = proof["hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(b64_hash)
+            .collect();
+        let leaf_hash_served = b64_hash(&proof["leaf_hash"]);
+        assert_eq!(
+            leaf_hash_served,
+            leaf_hash(&leaf),
+            "served leaf hash of {index}"
+        );
+        verify_inclusion(index, cp.size, &leaf_hash(&leaf), &hashes, &cp.root)
+            .unwrap_or_else(|e| panic!("inclusion of {index} in {}: {e}", cp.size));
+        // The same proof does not place another entry there, nor this entry elsewhere.
+        let other = leaf_hash(b"not the entry");
+        assert!(verify_inclusion(index, cp.size, &other, &hashes, &cp.root).is_err());
+        if index + 1 < cp.size {
+            assert!(
+                verify_inclusion(index + 1, cp.size, &leaf_hash(&leaf), &hashes, &cp.root).is_err()
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(
+        u64::try_from(checked).unwrap(),
+        cp.size.min(100),
+        "entries checked"
+    );
+
+    // Entries are not public.
+    anon.get("/v1/audit/entries")
+        .await
+        .err(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn requests_fail_closed_while_the_log_cannot_be_written() {
+    let server = Server::start_with(&[("STRONGROOM_STORE_BUSY_TIMEOUT_MS", "300")], &[]);
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let secret = format!("Lockheld Person {}", rand_hex(4));
+    let contact = create_contact(
+        &boss,
+        &tenant,
+        json!({"name": secret, "email": "held@example.com"}),
+    )
+    .await;
+    let path = contact_path(&tenant, &id_of(&contact));
+    boss.get(&path).await.ok(200);
+
+    // Another process holds the database's write lock: no audit entry can be committed.
+    let mut lock = connect(&server.data_dir).await;
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let read = boss.get(&path).await;
+    read.err(503, "audit_unavailable");
+    let create = boss
+        .post(&contacts_path(&tenant), json!({"name": "Never Stored"}))
+        .await;
+    create.err(503, "audit_unavailable");
+    for resp in [&read, &create] {
+        assert!(
+            !resp.text.contains(&secret),
+            "record data in a refusal: {}",
+            resp.text
+        );
+        assert!(
+            !resp.text.contains("held@example.com"),
+            "record data in a refusal: {}",
+            resp.text
+        );
+    }
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+
+    // Released: requests work again, and the refused create left nothing behind.
+    let body = boss.get(&path).await.ok(200);
+    assert_eq!(body["name"].as_str(), Some(secret.as_str()));
+    let names: Vec<String> = list_items(&boss, &contacts_path(&tenant))
+        .await
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!names.iter().any(|n| n == "Never Stored"), "{names:?}");
+    drop((boss, admin));
+    tokio::time::sleep(SIGNING_PAUSE).await;
+    let status = server.stop().await;
+    assert!(status.success(), "server exited with {status}");
+    let run = verify_dir(&server.data_dir);
+    assert!(run.ok, "log after the outage\n{run}");
+}

@@ -1,0 +1,353 @@
+//! Bad input is refused with the right error, and nothing is written.
+
+use std::sync::OnceLock;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::kit::*;
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+fn server() -> Shared {
+    shared(&SERVER, &[("STRONGROOM_MAX_BODY_BYTES", "4096")])
+}
+
+struct Setup {
+    tenant: String,
+    boss: Session,
+    contact: Value,
+    case: Value,
+}
+
+async fn setup(server: &Server) -> Setup {
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let boss = tenant_session(server, &admin, "tenant_admin", &tenant).await;
+    let contact = create_contact(&boss, &tenant, json!({"name": "Base Contact"})).await;
+    let case = create_case(
+        &boss,
+        &tenant,
+        json!({"title": "Base case", "contact_id": id_of(&contact)}),
+    )
+    .await;
+    Setup {
+        tenant,
+        boss,
+        contact,
+        case,
+    }
+}
+
+impl Setup {
+    /// Everything in the tenant, to prove that refused requests wrote nothing.
+    async fn state(&self) -> Value {
+        let case = id_of(&self.case);
+        json!({
+            "contacts": list_items(&self.boss, &contacts_path(&self.tenant)).await,
+            "cases": list_items(&self.boss, &cases_path(&self.tenant)).await,
+            "comments": list_items(&self.boss, &comments_path(&self.tenant, &case)).await,
+        })
+    }
+}
+
+#[tokio::test]
+async fn malformed_unknown_field_and_wrong_type() {
+    let server = server();
+    let s = setup(&server).await;
+    let before = s.state().await;
+    let contacts = contacts_path(&s.tenant);
+    let contact = contact_path(&s.tenant, &id_of(&s.contact));
+    let cases = cases_path(&s.tenant);
+    let raw = |b: &str| Body::Raw(b.to_owned());
+    let probes: Vec<(Method, String, Body)> = vec![
+        (Method::POST, contacts.clone(), raw(r#"{"name": "#)),
+        (Method::POST, contacts.clone(), raw("not json at all")),
+        (Method::POST, contacts.clone(), raw("")),
+        (Method::POST, contacts.clone(), raw(r#"["name"]"#)),
+        (
+            Method::POST,
+            contacts.clone(),
+            Body::Json(json!({"name": "x", "nickname": "y"})),
+        ),
+        (
+            Method::POST,
+            contacts.clone(),
+            Body::Json(json!({"name": 42})),
+        ),
+        (
+            Method::POST,
+            contacts.clone(),
+            Body::Json(json!({"name": "x", "email": ["a@b.c"]})),
+        ),
+        (Method::PATCH, contact.clone(), raw(r#"{"name": "x""#)),
+        (
+            Method::PATCH,
+            contact.clone(),
+            Body::Json(json!({"name": true})),
+        ),
+        (
+            Method::POST,
+            cases.clone(),
+            Body::Json(json!({"title": "t", "colour": "red"})),
+        ),
+        (
+            Method::POST,
+            cases.clone(),
+            Body::Json(json!({"title": ["t"]})),
+        ),
+        (
+            Method::POST,
+            comments_path(&s.tenant, &id_of(&s.case)),
+            Body::Json(json!({"body": 7})),
+        ),
+        (
+            Method::POST,
+            "/v1/auth/login".to_owned(),
+            Body::Json(json!({"username": "admin", "password": ADMIN_PASSWORD, "extra": 1})),
+        ),
+        (Method::POST, "/v1/auth/login".to_owned(), raw("{")),
+    ];
+    for (method, path, body) in probes {
+        s.boss
+            .send(method, &path, body, &[])
+            .await
+            .err(400, "invalid_request");
+    }
+    assert_eq!(before, s.state().await, "a refused request wrote something");
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let server = server();
+    let s = setup(&server).await;
+    let before = s.state().await;
+    let big = "x".repeat(5000);
+    s.boss
+        .post(&contacts_path(&s.tenant), json!({"name": big}))
+        .await
+        .err(413, "payload_too_large");
+    s.boss
+        .patch(
+            &contact_path(&s.tenant, &id_of(&s.contact)),
+            json!({"notes": big}),
+        )
+        .await
+        .err(413, "payload_too_large");
+    server
+        .anon()
+        .post(
+            "/v1/auth/login",
+            json!({"username": "admin", "password": big}),
+        )
+        .await
+        .err(413, "payload_too_large");
+    // Just under the limit is fine.
+    let fits = "y".repeat(3000);
+    let c = create_contact(&s.boss, &s.tenant, json!({"name": "Fits", "notes": fits})).await;
+    assert_eq!(c["notes"], json!(fits));
+    s.boss
+        .delete(&contact_path(&s.tenant, &id_of(&c)))
+        .await
+        .ok(204);
+    assert_eq!(before, s.state().await);
+}
+
+#[tokio::test]
+async fn unknown_ids_are_404() {
+    let server = server();
+    let s = setup(&server).await;
+    let admin = server.admin().await;
+    let before = s.state().await;
+    let t = &s.tenant;
+    let nope = unique("missing");
+    let probes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, contact_path(t, &nope), None),
+        (
+            Method::PATCH,
+            contact_path(t, &nope),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::DELETE, contact_path(t, &nope), None),
+        (Method::GET, case_path(t, &nope), None),
+        (
+            Method::PATCH,
+            case_path(t, &nope),
+            Some(json!({"title": "x"})),
+        ),
+        (Method::GET, comments_path(t, &nope), None),
+        (
+            Method::POST,
+            comments_path(t, &nope),
+            Some(json!({"body": "x"})),
+        ),
+        (Method::GET, contacts_path(&nope), None),
+        (
+            Method::POST,
+            contacts_path(&nope),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::GET, format!("/v1/tenants/{nope}"), None),
+        (Method::GET, "/v1/no-such-thing".to_owned(), None),
+    ];
+    for (method, path, body) in probes {
+        s.boss
+            .send(method, &path, body.map_or(Body::None, Body::Json), &[])
+            .await
+            .err(404, "not_found");
+    }
+    admin
+        .get(&format!("/v1/tenants/{nope}"))
+        .await
+        .err(404, "not_found");
+    admin
+        .get(&format!("/v1/users/{nope}"))
+        .await
+        .err(404, "not_found");
+    admin
+        .patch(&format!("/v1/users/{nope}"), json!({"roles": ["auditor"]}))
+        .await
+        .err(404, "not_found");
+    admin
+        .post(
+            &format!("/v1/users/{nope}/suspend"),
+            json!({"reason": "left"}),
+        )
+        .await
+        .err(404, "not_found");
+    // Deleting twice: the second is a 404.
+    let c = create_contact(&s.boss, t, json!({"name": "Short lived"})).await;
+    s.boss.delete(&contact_path(t, &id_of(&c))).await.ok(204);
+    s.boss
+        .delete(&contact_path(t, &id_of(&c)))
+        .await
+        .err(404, "not_found");
+    s.boss
+        .get(&contact_path(t, &id_of(&c)))
+        .await
+        .err(404, "not_found");
+    assert_eq!(before, s.state().await);
+}
+
+#[tokio::test]
+async fn invalid_values_are_422_with_fields() {
+    let server = server();
+    let s = setup(&server).await;
+    let before = s.state().await;
+    let t = &s.tenant;
+    let case = case_path(t, &id_of(&s.case));
+    let probes: Vec<(Method, String, Value, &str)> = vec![
+        (
+            Method::POST,
+            cases_path(t),
+            json!({"title": "t", "severity": "urgent"}),
+            "severity",
+        ),
+        (
+            Method::POST,
+            cases_path(t),
+            json!({"title": "t", "status": "done"}),
+            "status",
+        ),
+        (
+            Method::POST,
+            cases_path(t),
+            json!({"title": "t", "contact_id": unique("nope")}),
+            "contact_id",
+        ),
+        (
+            Method::PATCH,
+            case.clone(),
+            json!({"severity": "URGENT"}),
+            "severity",
+        ),
+        (
+            Method::PATCH,
+            case.clone(),
+            json!({"status": "reopened"}),
+            "status",
+        ),
+        (
+            Method::POST,
+            contacts_path(t),
+            json!({"name": "x", "email": "no-at-sign"}),
+            "email",
+        ),
+        (
+            Method::PATCH,
+            contact_path(t, &id_of(&s.contact)),
+            json!({"email": "still.no.at"}),
+            "email",
+        ),
+    ];
+    for (method, path, body, field) in probes {
+        let r = s.boss.send(method, &path, Body::Json(body), &[]).await;
+        r.err(422, "validation_failed");
+        assert_eq!(r.fields(), vec![field.to_owned()], "{}: {}", r.what, r.text);
+    }
+    assert_eq!(before, s.state().await, "a refused request wrote something");
+}
+
+#[tokio::test]
+async fn bad_query_parameters() {
+    let server = server();
+    let s = setup(&server).await;
+    for limit in ["0", "501", "-1", "abc", "1.5"] {
+        for path in [contacts_path(&s.tenant), cases_path(&s.tenant)] {
+            s.boss
+                .get(&format!("{path}?limit={limit}"))
+                .await
+                .err(400, "invalid_request");
+        }
+    }
+    for limit in ["1", "500"] {
+        let items = list_items(&s.boss, &format!("{}?limit={limit}", cases_path(&s.tenant))).await;
+        assert_eq!(items.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn pagination_walks_every_item_once() {
+    let server = server();
+    let s = setup(&server).await;
+    for n in 0..4 {
+        create_contact(&s.boss, &s.tenant, json!({"name": format!("Page {n}")})).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let mut path = format!("{}?limit=2", contacts_path(&s.tenant));
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={}", urlencode(c)));
+        }
+        let page = s.boss.get(&path).await.ok(200);
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2, "limit ignored: {page}");
+        seen.extend(items.iter().map(id_of));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut unique_ids = seen.clone();
+    unique_ids.sort();
+    unique_ids.dedup();
+    assert_eq!(seen.len(), 5, "pages: {seen:?}");
+    assert_eq!(unique_ids.len(), 5, "duplicates across pages: {seen:?}");
+}
+
+#[tokio::test]
+async fn every_response_has_a_request_id() {
+    let server = server();
+    let s = setup(&server).await;
+    let a = s.boss.get(&contacts_path(&s.tenant)).await;
+    let b = s.boss.get(&contacts_path(&s.tenant)).await;
+    let (a, b) = (
+        a.request_id().unwrap().to_owned(),
+        b.request_id().unwrap().to_owned(),
+    );
+    assert!(!a.is_empty());
+    assert_ne!(a, b, "request ids repeat");
+    let r = server.anon().get("/v1/me").await;
+    r.err(401, "unauthenticated");
+}

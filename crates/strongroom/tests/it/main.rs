@@ -1,0 +1,20 @@
+//! End-to-end tests: each module starts the real `strongroom` binary on a
+//! temporary data dir and talks HTTPS to it, trusting the server's own
+//! self-signed certificate.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[allow(dead_code)] // a kit: not every helper is used by every test
+mod kit;
+
+mod access_rules;
+mod audit_log;
+mod bad_input;
+mod encryption;
+mod isolation;
+mod passwords;
+mod policy_files;
+mod sessions;
+mod startup;
+mod throttling;
+mod users;
+mod visibility;

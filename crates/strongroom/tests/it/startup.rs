@@ -1,0 +1,254 @@
+//! Start-up, listeners, files on disk, the data-dir lock and graceful stop.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::kit::*;
+
+#[tokio::test]
+async fn listen_json_healthz_and_metrics() {
+    let server = Server::start();
+    let listen: Value = serde_json::from_str(
+        &std::fs::read_to_string(server.data_dir.join("run/listen.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(listen["api"], json!(server.api.to_string()));
+    assert_eq!(listen["ops"], json!(server.ops.to_string()));
+    assert_eq!(listen["pid"], json!(server.pid));
+    assert_ne!(server.api.port(), server.ops.port());
+    assert!(server.api.ip().is_loopback() && server.ops.ip().is_loopback());
+
+    // Some API traffic first, so that metrics have something to say.
+    server.admin().await;
+
+    let ops = reqwest::Client::builder().no_proxy().build().unwrap();
+    let health = ops.get(server.ops_url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap().trim(), "ok");
+
+    let metrics = ops.get(server.ops_url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let value = line.rsplit(' ').next().unwrap_or_default();
+        assert!(
+            value.parse::<f64>().is_ok() || ["NaN", "+Inf", "-Inf"].contains(&value),
+            "not a Prometheus sample line: {line:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ops_listener_serves_nothing_else() {
+    let server = Server::start();
+    let ops = reqwest::Client::builder().no_proxy().build().unwrap();
+    for path in [
+        "/v1/me",
+        "/v1/audit/checkpoint",
+        "/v1/audit/verifier-key",
+        "/v1/confidentiality",
+        "/v1/openapi.json",
+        "/",
+        "/healthz/x",
+    ] {
+        let r = ops.get(server.ops_url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "ops GET {path}");
+    }
+    let r = ops
+        .post(server.ops_url("/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "ops POST /v1/auth/login");
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("token"), "ops login answered: {body}");
+}
+
+#[tokio::test]
+async fn api_port_speaks_tls_only() {
+    let server = Server::start();
+    // Plaintext HTTP to the API port never gets an HTTP answer.
+    let mut stream = TcpStream::connect(server.api).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "plaintext request got an HTTP answer: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    // And the server is still fine after it.
+    let r = server.anon().get("/v1/me").await;
+    r.err(401, "unauthenticated");
+
+    // http:// URL through reqwest: a transport error, not a response.
+    let plain = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let r = plain
+        .get(format!("http://{}/v1/me", server.api))
+        .send()
+        .await;
+    assert!(r.is_err(), "plain HTTP got a response: {r:?}");
+
+    // A client that does not trust the server's certificate fails.
+    let untrusting = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let r = untrusting.get(server.url("/v1/me")).send().await;
+    assert!(r.is_err(), "untrusted certificate accepted: {r:?}");
+
+    // The certificate also names localhost.
+    let r = server
+        .http_client()
+        .get(format!("https://localhost:{}/v1/me", server.api.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn unknown_api_route_is_404_not_found() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    admin.get("/v1/no-such-route").await.err(404, "not_found");
+    server
+        .anon()
+        .get("/nothing-here")
+        .await
+        .err(404, "not_found");
+}
+
+#[tokio::test]
+async fn data_dir_layout_and_key_modes() {
+    let server = Server::start();
+    let d = &server.data_dir;
+    for key in ["keys/root.key", "keys/log-signing.key"] {
+        let meta = std::fs::metadata(d.join(key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert!(meta.is_file(), "{key} is not a file");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{key} mode");
+        assert!(meta.len() > 0, "{key} is empty");
+    }
+    let cert = std::fs::read_to_string(d.join("tls/cert.pem")).unwrap();
+    assert!(
+        cert.contains("-----BEGIN CERTIFICATE-----"),
+        "cert.pem: {cert}"
+    );
+    let key = std::fs::read_to_string(d.join("tls/key.pem")).unwrap();
+    assert!(
+        key.contains("PRIVATE KEY-----"),
+        "key.pem is not a PEM private key"
+    );
+    let key_mode = std::fs::metadata(d.join("tls/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o077, 0, "tls/key.pem readable by group/others");
+    assert!(d.join("strongroom.db").is_file(), "no strongroom.db");
+    assert!(d.join("run/lock").exists(), "no run/lock");
+
+    // JSON log lines in logs/strongroom.log.
+    server.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(d.join("logs/strongroom.log")).unwrap_or_default();
+        if !log.trim().is_empty() || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!log.trim().is_empty(), "logs/strongroom.log is empty");
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "log line is not JSON: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn second_serve_on_same_dir_fails_already_in_use() {
+    let server = Server::start();
+    let (err, out) = refused_serve(&server.data_dir, &[]);
+    assert!(
+        err.contains("already in use") || out.contains("already in use"),
+        "no 'already in use' message: stderr={err:?} stdout={out:?}"
+    );
+    // The first server is unaffected.
+    assert!(server.is_running());
+    server
+        .anon()
+        .get("/v1/me")
+        .await
+        .err(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn sigterm_exits_zero_and_data_survives_restart() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let contact = create_contact(&boss, &tenant, json!({"name": "Grace Hopper"})).await;
+    let before = boss
+        .get(&contact_path(&tenant, &id_of(&contact)))
+        .await
+        .ok(200);
+    let username = boss.username.clone();
+    drop((boss, admin));
+
+    let status = server.stop().await;
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert_eq!(status.code(), Some(0));
+    assert!(!server.is_running());
+
+    let server = server.restart().await;
+    let (api, _) = login(&server, &username, PASSWORD).await;
+    let after = api
+        .with_purpose(Some("customer-self-service"))
+        .get(&contact_path(&tenant, &id_of(&contact)))
+        .await
+        .ok(200);
+    assert_eq!(before, after, "contact changed across a restart");
+    drop(api);
+    let status = server.stop().await;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_with_idle_http2_client_exits_promptly() {
+    // A client keeps its (HTTP/2, keep-alive) connection open and idle, as
+    // load balancers and browsers do: shutdown must not wait for it.
+    let server = Server::start();
+    let client = server.http_client();
+    let r = client.get(server.url("/v1/me")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 401);
+    let started = Instant::now();
+    let status = server.stop().await;
+    let took = started.elapsed();
+    drop(client);
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM took {took:?} with one idle HTTP/2 connection open"
+    );
+}
