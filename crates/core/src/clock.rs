@@ -44,3 +44,10 @@ pub fn rfc3339(ms: i64) -> String {
         Err(_) => String::new(),
     }
 }
+
+/// Parses an RFC 3339 time into Unix milliseconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}

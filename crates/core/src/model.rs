@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 pub use strongroom_policy::{FieldClass, Purpose, Role, Visibility};
 
+pub mod governance;
+
 /// A tenant's processing instructions: they bound every access to its data.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +17,10 @@ pub struct TenantInstructions {
     pub operator_access_requires_approval: bool,
     pub export_allowed: bool,
     pub region: String,
+    /// Customer accounts inactive this long are suspended; the lower of this and the platform's
+    /// limit applies.
+    #[serde(default)]
+    pub customer_inactivity_days: Option<u32>,
 }
 
 impl Default for TenantInstructions {
@@ -29,6 +35,7 @@ impl Default for TenantInstructions {
             operator_access_requires_approval: false,
             export_allowed: true,
             region: "eu".into(),
+            customer_inactivity_days: None,
         }
     }
 }
@@ -42,6 +49,7 @@ pub struct InstructionsPatch {
     pub operator_access_requires_approval: Option<bool>,
     pub export_allowed: Option<bool>,
     pub region: Option<String>,
+    pub customer_inactivity_days: Option<u32>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

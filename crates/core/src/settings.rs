@@ -19,6 +19,12 @@ pub struct Settings {
     pub audit_origin: String,
     /// Most entries committed in one batch.
     pub audit_max_batch: usize,
+    /// Accounts without a successful login for this long are suspended (PCI DSS 8.2.6: 90 days).
+    pub inactivity_suspend_days: u32,
+    /// Administrators are warned this many days before an account is suspended.
+    pub inactivity_warn_days: u32,
+    /// How often each server runs the inactivity sweep; 0 turns the background job off.
+    pub inactivity_sweep_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -36,6 +42,9 @@ impl Default for Settings {
                 .into(),
             audit_origin: String::new(),
             audit_max_batch: 4096,
+            inactivity_suspend_days: 90,
+            inactivity_warn_days: 14,
+            inactivity_sweep_interval_secs: 60 * 60,
         }
     }
 }

@@ -216,6 +216,9 @@ pub enum Action {
     ReactivateUser,
     ReadAuditLog,
     ReadTenantAccessLog,
+    // access governance (platform-wide)
+    ReviewAccess,
+    SweepInactiveUsers,
     // operator access (lockbox)
     RequestAccess,
     ApproveAccess,
@@ -247,6 +250,8 @@ names!(Action, "action", {
     ReactivateUser => "reactivate_user",
     ReadAuditLog => "read_audit_log",
     ReadTenantAccessLog => "read_tenant_access_log",
+    ReviewAccess => "review_access",
+    SweepInactiveUsers => "sweep_inactive_users",
     RequestAccess => "request_access",
     ApproveAccess => "approve_access",
     RevokeAccess => "revoke_access",

@@ -70,7 +70,7 @@ async fn not_found() -> ApiError {
 
 /// The API router; shared by `serve` and the tests.
 pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
-    use routes::{admin, audit, auth, data};
+    use routes::{admin, audit, auth, data, governance};
     let tenant_data = Router::new()
         .route(
             "/contacts",
@@ -107,6 +107,19 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         )
         .route("/v1/users/{user_id}/suspend", post(admin::suspend))
         .route("/v1/users/{user_id}/reactivate", post(admin::reactivate))
+        .route(
+            "/v1/admin/inactivity-sweep",
+            post(governance::sweep_inactive),
+        )
+        .route(
+            "/v1/access-reviews",
+            post(governance::create_review).get(governance::reviews),
+        )
+        .route("/v1/access-reviews/{review_id}", get(governance::review))
+        .route(
+            "/v1/access-reviews/{review_id}/decisions",
+            post(governance::decide),
+        )
         .route("/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/v1/audit/verifier-key", get(audit::verifier_key))
         .route("/v1/audit/entries", get(audit::entries))

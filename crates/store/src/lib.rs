@@ -30,6 +30,24 @@ pub trait Store: Send + Sync + 'static {
     async fn user_count(&self) -> Result<u64, StoreError>;
     async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>, StoreError>;
 
+    // Access governance, platform-wide: identifiers and metadata only, never tenant content.
+    /// Every account, by id.
+    async fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<UserRow>, StoreError>;
+    async fn assignments_of(&self, user_id: &str) -> Result<Vec<AssignmentRow>, StoreError>;
+    /// Open assignments per user id.
+    async fn assignment_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn inactivity_warnings(&self) -> Result<Vec<InactivityWarningRow>, StoreError>;
+    async fn access_reviews(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AccessReviewRow>, StoreError>;
+    async fn access_review(&self, id: &str) -> Result<Option<AccessReviewRow>, StoreError>;
+    async fn access_review_lines(
+        &self,
+        review_id: &str,
+    ) -> Result<Vec<AccessReviewLineRow>, StoreError>;
+
     // Customer data, always tenant-scoped.
     async fn contact(
         &self,

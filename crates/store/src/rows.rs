@@ -51,6 +51,57 @@ pub struct UserRow {
     pub last_login_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Set by reactivation, which restarts the inactivity clock.
+    #[sqlx(default)]
+    pub reactivated_at: Option<i64>,
+}
+
+impl UserRow {
+    /// The latest of creation, last successful login and reactivation.
+    pub fn last_activity_at(&self) -> i64 {
+        self.created_at
+            .max(self.last_login_at.unwrap_or(i64::MIN))
+            .max(self.reactivated_at.unwrap_or(i64::MIN))
+    }
+}
+
+/// A case assigned to someone, by its place only (no content).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct AssignmentRow {
+    pub tenant_id: String,
+    pub case_id: String,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct InactivityWarningRow {
+    pub user_id: String,
+    pub last_activity_at: i64,
+    pub warned_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AccessReviewRow {
+    pub id: String,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AccessReviewLineRow {
+    pub review_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub roles: String,
+    pub tenant_id: Option<String>,
+    pub status: String,
+    pub last_activity_at: i64,
+    pub mfa_enrolled: bool,
+    pub assignments: i64,
+    pub active_grants: i64,
+    pub api_keys: i64,
+    pub decision: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -199,4 +250,31 @@ pub enum Mutation {
     InsertCase(CaseRow),
     UpdateCase(CaseRow),
     InsertComment(CommentRow),
+    /// Unassigns a case, only if it is still assigned to `assignee_id`.
+    ReleaseAssignment {
+        scope: TenantScope,
+        case_id: String,
+        assignee_id: String,
+        at: i64,
+    },
+    /// Suspends for inactivity, only if the account is still active, still inactive since before
+    /// `cutoff`, and not the last active platform administrator; otherwise fails with a conflict.
+    SuspendInactiveUser {
+        user_id: String,
+        cutoff: i64,
+        at: i64,
+    },
+    RecordInactivityWarning(InactivityWarningRow),
+    InsertAccessReview {
+        review: AccessReviewRow,
+        lines: Vec<AccessReviewLineRow>,
+    },
+    /// Records a decision on a line that has none yet; otherwise fails with a conflict.
+    DecideAccessReviewLine {
+        review_id: String,
+        user_id: String,
+        decision: String,
+        decided_by: String,
+        at: i64,
+    },
 }

@@ -1,5 +1,6 @@
 //! `strongroom`: the HTTPS API server and the operator CLI.
 
+mod admin_cmd;
 mod audit_cmd;
 mod bench;
 mod config;
@@ -52,8 +53,21 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Access governance on a data dir whose server is stopped.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Benchmark a real server over HTTPS (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Suspend accounts inactive past the configured period (and warn those close to it).
+    SweepInactive(admin_cmd::SweepArgs),
+    /// Snapshot every account for an access review; print it as JSON or CSV.
+    AccessReview(admin_cmd::ReviewArgs),
 }
 
 #[derive(Subcommand)]
@@ -94,6 +108,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => audit_cmd::verify(args).await,
+        Command::Admin {
+            command: AdminCommand::SweepInactive(args),
+        } => admin_cmd::sweep_inactive(args).await,
+        Command::Admin {
+            command: AdminCommand::AccessReview(args),
+        } => admin_cmd::access_review(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -92,6 +92,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         crate::demo::load(&vault, &admin_password).await?;
     }
 
+    spawn_inactivity_sweep(&vault);
+
     let metrics = strongroom_server::install_metrics();
     let listen = ListenConfig {
         api: args.config.listen,
@@ -121,6 +123,33 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     dir.remove_listen_file();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs the inactivity sweep every configured interval (the first one interval after start).
+fn spawn_inactivity_sweep(vault: &Arc<Vault>) {
+    let secs = vault.settings().inactivity_sweep_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let vault = Arc::clone(vault);
+    tokio::spawn(async move {
+        let period = Duration::from_secs(secs);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            match vault
+                .sweep_inactive_unattended(None, false, "job.inactivity-sweep")
+                .await
+            {
+                Ok(report) => tracing::info!(
+                    suspended = report.suspended.len(),
+                    warned = report.warned.len(),
+                    "inactivity sweep"
+                ),
+                Err(err) => tracing::error!(error = %err.message, "inactivity sweep failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

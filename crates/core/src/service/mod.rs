@@ -2,9 +2,11 @@
 
 mod audit_log;
 pub use audit_log::LoggedEntry;
+mod access_review;
 mod auth;
 mod cases;
 mod contacts;
+mod inactivity;
 mod tenants;
 mod users;
 

@@ -72,6 +72,15 @@ fn merge(base: TenantInstructions, patch: InstructionsPatch) -> ServiceResult<Te
     if let Some(v) = patch.export_allowed {
         out.export_allowed = v;
     }
+    if let Some(days) = patch.customer_inactivity_days {
+        if !(1..=3650).contains(&days) {
+            return Err(ServiceError::validation(
+                "customer_inactivity_days must be between 1 and 3650",
+                &["instructions.customer_inactivity_days"],
+            ));
+        }
+        out.customer_inactivity_days = Some(days);
+    }
     if let Some(region) = patch.region {
         let ok = !region.is_empty()
             && region.len() <= 32

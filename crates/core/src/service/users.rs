@@ -1,19 +1,19 @@
 //! Users, roles and suspension.
 
 use strongroom_policy::{Action, ResourceFacts, ResourceKind, Role};
-use strongroom_store::{Mutation, UserRow};
+use strongroom_store::{Mutation, TenantScope, UserRow};
 use zeroize::Zeroizing;
 
 use super::auth::user_view;
 use super::required_text;
 use crate::access::{Principal, RequestContext, parse_roles};
-use crate::audit::{AuditRecord, ResourceRef};
+use crate::audit::{Actor, AuditRecord, ResourceRef};
 use crate::auth::password;
 use crate::error::{ServiceError, ServiceResult};
 use crate::model::{NewUser, Suspension, User, UserPatch};
 use crate::{Vault, new_id};
 
-fn user_ref(id: &str) -> Option<ResourceRef> {
+pub(crate) fn user_ref(id: &str) -> Option<ResourceRef> {
     Some(ResourceRef {
         kind: "user",
         id: Some(id.to_owned()),
@@ -74,6 +74,7 @@ pub(crate) fn new_user_row(
         last_login_at: None,
         created_at: now,
         updated_at: now,
+        reactivated_at: None,
     }
 }
 
@@ -280,26 +281,64 @@ impl Vault {
         user.status = "suspended".into();
         user.status_reason = Some(suspension.reason.as_str().into());
         user.updated_at = now;
-        self.audit
-            .commit(
-                vec![record],
-                vec![
-                    Mutation::SetUserStatus {
-                        user_id: user_id.to_owned(),
-                        status: user.status.clone(),
-                        reason: user.status_reason.clone(),
-                        at: now,
-                    },
-                    Mutation::RevokeUserSessions {
-                        user_id: user_id.to_owned(),
-                        at: now,
-                    },
-                ],
-            )
+        let actor = record.actor.clone();
+        let (mut records, mut mutations) = self
+            .suspension_effects(actor.as_ref(), &ctx.request_id, user_id, now)
             .await?;
+        records.insert(0, record);
+        mutations.insert(
+            0,
+            Mutation::SetUserStatus {
+                user_id: user_id.to_owned(),
+                status: user.status.clone(),
+                reason: user.status_reason.clone(),
+                at: now,
+            },
+        );
+        self.audit.commit(records, mutations).await?;
+        self.after_suspension(user_id);
+        Ok(user_view(&user))
+    }
+
+    /// Everything a suspension takes away besides the status: sessions, and the cases assigned to
+    /// the account, each released and recorded in its tenant's log.
+    pub(crate) async fn suspension_effects(
+        &self,
+        actor: Option<&Actor>,
+        request_id: &str,
+        user_id: &str,
+        at: i64,
+    ) -> ServiceResult<(Vec<AuditRecord>, Vec<Mutation>)> {
+        let mut records = Vec::new();
+        let mut mutations = vec![Mutation::RevokeUserSessions {
+            user_id: user_id.to_owned(),
+            at,
+        }];
+        for assignment in self.store.assignments_of(user_id).await? {
+            let mut record = AuditRecord::new("case.unassign", request_id);
+            record.actor = actor.cloned();
+            record.tenant_id = Some(assignment.tenant_id.clone());
+            record.resource = Some(ResourceRef {
+                kind: "case",
+                id: Some(assignment.case_id.clone()),
+            });
+            record.records = vec![user_id.to_owned()];
+            record.reason = Some("account_suspended");
+            records.push(record);
+            mutations.push(Mutation::ReleaseAssignment {
+                scope: TenantScope::new(assignment.tenant_id),
+                case_id: assignment.case_id,
+                assignee_id: user_id.to_owned(),
+                at,
+            });
+        }
+        Ok((records, mutations))
+    }
+
+    /// Drops what memory still holds for a suspended account, so its next request is refused.
+    pub(crate) fn after_suspension(&self, user_id: &str) {
         self.sessions.revoke_user(user_id);
         self.forget_user(user_id);
-        Ok(user_view(&user))
     }
 
     pub async fn reactivate_user(

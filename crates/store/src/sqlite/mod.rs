@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk when it returns), one writer
 //! connection that commits whole batches, and a small pool of readers.
 
+mod governance;
 mod write;
 
 use std::borrow::Cow;
@@ -37,6 +38,11 @@ fn migrator() -> Migrator {
             2,
             "contact reach index",
             include_str!("../../migrations/sqlite/0002_contact_reach.sql"),
+        ),
+        migration(
+            5,
+            "access governance",
+            include_str!("../../migrations/sqlite/0005_governance.sql"),
         ),
     ])
 }
@@ -143,6 +149,41 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?)
+    }
+
+    async fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<UserRow>, StoreError> {
+        governance::users(&self.read, after, limit).await
+    }
+
+    async fn assignments_of(&self, user_id: &str) -> Result<Vec<AssignmentRow>, StoreError> {
+        governance::assignments_of(&self.read, user_id).await
+    }
+
+    async fn assignment_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        governance::assignment_counts(&self.read).await
+    }
+
+    async fn inactivity_warnings(&self) -> Result<Vec<InactivityWarningRow>, StoreError> {
+        governance::inactivity_warnings(&self.read).await
+    }
+
+    async fn access_reviews(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AccessReviewRow>, StoreError> {
+        governance::access_reviews(&self.read, after, limit).await
+    }
+
+    async fn access_review(&self, id: &str) -> Result<Option<AccessReviewRow>, StoreError> {
+        governance::access_review(&self.read, id).await
+    }
+
+    async fn access_review_lines(
+        &self,
+        review_id: &str,
+    ) -> Result<Vec<AccessReviewLineRow>, StoreError> {
+        governance::access_review_lines(&self.read, review_id).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError> {

@@ -188,7 +188,9 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             at,
         } => {
             sqlx::query(
-                "UPDATE users SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1",
+                "UPDATE users SET status = $2, status_reason = $3, updated_at = $4, \
+                 reactivated_at = CASE WHEN $2 = 'active' THEN $4 ELSE reactivated_at END \
+                 WHERE id = $1",
             )
             .bind(user_id)
             .bind(status)
@@ -379,6 +381,111 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             .bind(c.created_at)
             .execute(conn)
             .await?;
+        }
+        Mutation::ReleaseAssignment {
+            scope,
+            case_id,
+            assignee_id,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE cases SET assignee_id = NULL, updated_at = $4 \
+                 WHERE tenant_id = $1 AND id = $2 AND assignee_id = $3",
+            )
+            .bind(scope.id())
+            .bind(case_id)
+            .bind(assignee_id)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::SuspendInactiveUser {
+            user_id,
+            cutoff,
+            at,
+        } => {
+            // Decided inside the transaction, so concurrent sweeps (or instances) cannot both
+            // suspend the last two administrators, and a login since the read is respected.
+            let done = sqlx::query(
+                "UPDATE users SET status = 'suspended', status_reason = 'inactivity', updated_at = $3 \
+                 WHERE id = $1 AND status = 'active' \
+                 AND MAX(created_at, COALESCE(last_login_at, 0), COALESCE(reactivated_at, 0)) < $2 \
+                 AND NOT (',' || roles || ',' LIKE '%,platform_admin,%' AND \
+                   (SELECT COUNT(*) FROM users WHERE status = 'active' \
+                    AND ',' || roles || ',' LIKE '%,platform_admin,%') <= 1)",
+            )
+            .bind(user_id)
+            .bind(cutoff)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("no longer eligible for suspension"));
+            }
+        }
+        Mutation::RecordInactivityWarning(w) => {
+            sqlx::query(
+                "INSERT INTO inactivity_warnings (user_id, last_activity_at, warned_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET \
+                 last_activity_at = excluded.last_activity_at, warned_at = excluded.warned_at",
+            )
+            .bind(&w.user_id)
+            .bind(w.last_activity_at)
+            .bind(w.warned_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::InsertAccessReview { review, lines } => {
+            sqlx::query(
+                "INSERT INTO access_reviews (id, created_by, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(&review.id)
+            .bind(&review.created_by)
+            .bind(review.created_at)
+            .execute(&mut *conn)
+            .await?;
+            for chunk in lines.chunks(INSERT_CHUNK / 2) {
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO access_review_lines (review_id, user_id, username, roles, tenant_id, \
+                     status, last_activity_at, mfa_enrolled, assignments, active_grants, api_keys) ",
+                );
+                qb.push_values(chunk, |mut row, l| {
+                    row.push_bind(&review.id)
+                        .push_bind(&l.user_id)
+                        .push_bind(&l.username)
+                        .push_bind(&l.roles)
+                        .push_bind(&l.tenant_id)
+                        .push_bind(&l.status)
+                        .push_bind(l.last_activity_at)
+                        .push_bind(l.mfa_enrolled)
+                        .push_bind(l.assignments)
+                        .push_bind(l.active_grants)
+                        .push_bind(l.api_keys);
+                });
+                qb.build().execute(&mut *conn).await?;
+            }
+        }
+        Mutation::DecideAccessReviewLine {
+            review_id,
+            user_id,
+            decision,
+            decided_by,
+            at,
+        } => {
+            let done = sqlx::query(
+                "UPDATE access_review_lines SET decision = $3, decided_by = $4, decided_at = $5 \
+                 WHERE review_id = $1 AND user_id = $2 AND decision IS NULL",
+            )
+            .bind(review_id)
+            .bind(user_id)
+            .bind(decision)
+            .bind(decided_by)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("already decided"));
+            }
         }
     }
     Ok(())

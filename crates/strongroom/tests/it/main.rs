@@ -10,6 +10,7 @@ mod access_rules;
 mod audit_log;
 mod bad_input;
 mod encryption;
+mod governance;
 mod isolation;
 mod passwords;
 mod policy_files;

@@ -1,0 +1,85 @@
+//! Platform-wide reads for access governance: accounts, assignments, warnings and reviews.
+
+use sqlx::SqlitePool;
+
+use crate::StoreError;
+use crate::rows::*;
+
+pub(super) async fn users(
+    pool: &SqlitePool,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<UserRow>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+pub(super) async fn assignments_of(
+    pool: &SqlitePool,
+    user_id: &str,
+) -> Result<Vec<AssignmentRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, id AS case_id FROM cases WHERE assignee_id = $1 ORDER BY tenant_id, id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn assignment_counts(pool: &SqlitePool) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT assignee_id, COUNT(*) FROM cases WHERE assignee_id IS NOT NULL GROUP BY assignee_id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn inactivity_warnings(
+    pool: &SqlitePool,
+) -> Result<Vec<InactivityWarningRow>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM inactivity_warnings")
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn access_reviews(
+    pool: &SqlitePool,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<AccessReviewRow>, StoreError> {
+    // Newest first: ids are time-ordered.
+    Ok(sqlx::query_as(
+        "SELECT * FROM access_reviews WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn access_review(
+    pool: &SqlitePool,
+    id: &str,
+) -> Result<Option<AccessReviewRow>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM access_reviews WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub(super) async fn access_review_lines(
+    pool: &SqlitePool,
+    review_id: &str,
+) -> Result<Vec<AccessReviewLineRow>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM access_review_lines WHERE review_id = $1 ORDER BY username")
+            .bind(review_id)
+            .fetch_all(pool)
+            .await?,
+    )
+}

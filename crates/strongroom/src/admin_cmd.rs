@@ -1,0 +1,115 @@
+//! `strongroom admin …`: access governance run by an operator on a stopped server's data dir.
+//!
+//! These take the data-dir lock like `serve`, so they never race a running server's audit log;
+//! while a server runs, the same operations are its API (`POST /v1/admin/inactivity-sweep`,
+//! `POST /v1/access-reviews`) and its hourly background sweep.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use strongroom_core::clock::parse_rfc3339;
+
+use crate::config::Config;
+use crate::datadir::DataDir;
+
+#[derive(Debug, clap::Args)]
+pub struct DataDirArgs {
+    #[arg(long, env = "STRONGROOM_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Configuration file (TOML); defaults to DATA_DIR/strongroom.toml when present.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub dir: DataDirArgs,
+    /// Report what would happen, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Judge inactivity as of this RFC 3339 time instead of now.
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    #[command(flatten)]
+    pub dir: DataDirArgs,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Write the review here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+async fn open(args: &DataDirArgs) -> Result<(DataDir, std::sync::Arc<strongroom_core::Vault>)> {
+    if !args.data_dir.join("strongroom.db").is_file() {
+        bail!(
+            "{} holds no strongroom database: not a data dir?",
+            args.data_dir.display()
+        );
+    }
+    let dir = DataDir::open_locked(&args.data_dir).context(
+        "a running server holds this data dir; stop it, or use the API \
+         (POST /v1/admin/inactivity-sweep, POST /v1/access-reviews)",
+    )?;
+    let config = Config::load(args.config.as_deref(), &args.data_dir)?;
+    let vault = crate::serve::open_vault(&dir, &config).await?;
+    Ok((dir, vault))
+}
+
+pub async fn sweep_inactive(args: SweepArgs) -> Result<()> {
+    let as_of = match args.as_of.as_deref() {
+        None => None,
+        Some(text) => Some(parse_rfc3339(text).context("--as-of is not an RFC 3339 time")?),
+    };
+    let (_dir, vault) = open(&args.dir).await?;
+    let report = vault
+        .sweep_inactive_unattended(as_of, args.dry_run, "cli.sweep-inactive")
+        .await
+        .map_err(|e| anyhow::anyhow!("inactivity sweep: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &report)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub async fn access_review(args: ReviewArgs) -> Result<()> {
+    let (_dir, vault) = open(&args.dir).await?;
+    let review = vault
+        .create_access_review_unattended("cli.access-review")
+        .await
+        .map_err(|e| anyhow::anyhow!("access review: {e}"))?;
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&review)? + "\n",
+        Format::Csv => review.to_csv(),
+    };
+    match &args.output {
+        Some(path) => write_private(path, &text)?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// Reviews list every account: readable by the operator only.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
