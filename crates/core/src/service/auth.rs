@@ -312,7 +312,16 @@ impl Vault {
             ));
         }
         let now = self.now();
-        let record = self.record(p, ctx, "user.acknowledge_confidentiality", None, None);
+        let record = self.record(
+            p,
+            ctx,
+            "user.acknowledge_confidentiality",
+            None,
+            Some(crate::audit::ResourceRef {
+                kind: "confidentiality_agreement",
+                id: Some(ack.version.clone()),
+            }),
+        );
         self.audit
             .commit(
                 vec![record],

@@ -10,6 +10,14 @@ CREATE TABLE inactivity_warnings (
     warned_at         INTEGER NOT NULL
 );
 
+-- Every acknowledgement of a confidentiality agreement, kept with its version and time.
+CREATE TABLE confidentiality_acknowledgements (
+    user_id          TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    version          TEXT NOT NULL,
+    acknowledged_at  INTEGER NOT NULL,
+    PRIMARY KEY (user_id, version)
+);
+
 CREATE TABLE access_reviews (
     id          TEXT PRIMARY KEY,
     created_by  TEXT,

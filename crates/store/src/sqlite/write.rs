@@ -211,6 +211,16 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             .bind(user_id)
             .bind(version)
             .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            // The first acknowledgement of a version is the one that counts.
+            sqlx::query(
+                "INSERT INTO confidentiality_acknowledgements (user_id, version, acknowledged_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (user_id, version) DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(version)
+            .bind(at)
             .execute(conn)
             .await?;
         }

@@ -396,3 +396,76 @@ async fn access_review_lists_certifies_revokes_and_exports() {
     assert_eq!(json["created_by"], Value::Null);
     assert_eq!(line_for(&json, &engineer.id)["assignments"], 1);
 }
+
+#[tokio::test]
+async fn a_new_confidentiality_agreement_must_be_acknowledged_again() {
+    let server = Server::start_with(&[("STRONGROOM_CONFIDENTIALITY_VERSION", "2026-01")], &[]);
+    let admin = server.admin().await;
+    let auditor = staff_session(&server, &admin, "auditor").await;
+    let tenant = create_tenant(&admin, None).await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let case = id_of(&create_case(&boss, &tenant, json!({"title": "Router reboots"})).await);
+    let supervisor = staff_session(&server, &admin, "support_supervisor").await;
+    let engineer = staff_session(&server, &admin, "support_engineer").await;
+    assign(&supervisor, &tenant, &case, &engineer.id).await;
+    engineer.get(&case_path(&tenant, &case)).await.ok(200);
+    let token = engineer.token().expect("token").to_owned();
+
+    // The operator publishes version 2026-02.
+    let server = server
+        .restart_with_env(&[("STRONGROOM_CONFIDENTIALITY_VERSION", "2026-02")])
+        .await;
+    let engineer = server
+        .anon()
+        .with_token(Some(&token))
+        .with_purpose(Some("case-resolution"));
+    engineer
+        .get(&case_path(&tenant, &case))
+        .await
+        .err(403, "confidentiality_acknowledgement_required");
+    let agreement = engineer.get("/v1/confidentiality").await.ok(200);
+    assert_eq!(agreement["version"], "2026-02");
+    engineer
+        .post("/v1/me/confidentiality", json!({"version": "2026-01"}))
+        .await
+        .err(422, "validation_failed");
+    engineer
+        .post("/v1/me/confidentiality", json!({"version": "2026-02"}))
+        .await
+        .ok(200);
+    engineer.get(&case_path(&tenant, &case)).await.ok(200);
+    let me = engineer.get("/v1/me").await.ok(200);
+    assert_eq!(me["confidentiality_acknowledged_version"], "2026-02");
+
+    // Both acknowledgements are kept, each with its version and time.
+    let auditor = server.anon().with_token(auditor.token()).with_purpose(None);
+    let acks: Vec<Value> = entries_with_action(&auditor, "user.acknowledge_confidentiality")
+        .await
+        .into_iter()
+        .filter(|e| e["actor"]["user_id"] == engineer_id(&me))
+        .collect();
+    let versions: Vec<&Value> = acks.iter().map(|e| &e["resource"]["id"]).collect();
+    assert_eq!(
+        versions,
+        vec![&json!("2026-01"), &json!("2026-02")],
+        "{acks:?}"
+    );
+    assert!(acks.iter().all(|e| e["time"].is_string()), "{acks:?}");
+    assert!(server.stop().await.success());
+    let db = server.data_dir.join("strongroom.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .expect("open db");
+    let kept: Vec<(String,)> = sqlx::query_as(
+        "SELECT version FROM confidentiality_acknowledgements WHERE user_id = $1 ORDER BY acknowledged_at",
+    )
+    .bind(engineer_id(&me))
+    .fetch_all(&pool)
+    .await
+    .expect("query");
+    assert_eq!(kept, vec![("2026-01".to_owned(),), ("2026-02".to_owned(),)]);
+}
+
+fn engineer_id(me: &Value) -> String {
+    me["id"].as_str().expect("id").to_owned()
+}

@@ -79,6 +79,16 @@ impl Server {
         launch(root, env, args)
     }
 
+    /// Like [`Server::restart`], with `env` set on top of the configuration (a new release of
+    /// the configuration, as an operator would roll out).
+    pub async fn restart_with_env(mut self, env: &[(&str, &str)]) -> Server {
+        for (k, v) in env {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        self.restart().await
+    }
+
     /// `https://127.0.0.1:PORT{path}` on the API listener.
     pub fn url(&self, path: &str) -> String {
         format!("https://{}{path}", self.api)
