@@ -209,6 +209,7 @@ impl Vault {
             && let Some(user) = self.user_row(&decision.user_id).await?
             && user.status == "active"
         {
+            self.keep_last_admin(&user).await?;
             let mut suspend = AuditRecord::new("user.suspend", &ctx.request_id);
             suspend.actor.clone_from(&record.actor);
             suspend.tenant_id.clone_from(&user.tenant_id);

@@ -9,7 +9,7 @@ use super::required_text;
 use crate::access::{Principal, RequestContext, parse_roles};
 use crate::audit::{Actor, AuditRecord, ResourceRef};
 use crate::auth::password;
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{NewUser, Suspension, User, UserPatch};
 use crate::{Vault, new_id};
 
@@ -235,6 +235,9 @@ impl Vault {
                 &roles,
             )
             .await?;
+        if !roles.contains(&Role::PlatformAdmin) {
+            self.keep_last_admin(&user).await?;
+        }
         let was_customer = parse_roles(&user.roles).iter().any(Role::is_customer);
         if was_customer != roles.iter().any(Role::is_customer) {
             return Err(ServiceError::validation(
@@ -277,6 +280,7 @@ impl Vault {
             .user_target(p, ctx, user_id, Action::SuspendUser, "user.suspend", &[])
             .await?;
         record.reason = Some(suspension.reason.as_str());
+        self.keep_last_admin(&user).await?;
         let now = self.now();
         user.status = "suspended".into();
         user.status_reason = Some(suspension.reason.as_str().into());
@@ -333,6 +337,37 @@ impl Vault {
             });
         }
         Ok((records, mutations))
+    }
+
+    /// Refuses to take away the last active platform administrator: nobody could administer the
+    /// vault any more. (The inactivity sweep re-checks this inside its transaction.)
+    pub(crate) async fn keep_last_admin(&self, user: &UserRow) -> ServiceResult<()> {
+        let is_admin = |u: &UserRow| {
+            u.status == "active" && parse_roles(&u.roles).contains(&Role::PlatformAdmin)
+        };
+        if !is_admin(user) {
+            return Ok(());
+        }
+        let mut after: Option<String> = None;
+        let mut others = 0usize;
+        loop {
+            let page = self.store.users(after.as_deref(), 500).await?;
+            others += page
+                .iter()
+                .filter(|u| u.id != user.id && is_admin(u))
+                .count();
+            if others > 0 {
+                return Ok(());
+            }
+            if page.len() < 500 {
+                break;
+            }
+            after = page.last().map(|u| u.id.clone());
+        }
+        Err(ServiceError::new(
+            ErrorCode::Conflict,
+            "the last active platform administrator cannot be suspended or demoted",
+        ))
     }
 
     /// Drops what memory still holds for a suspended account, so its next request is refused.

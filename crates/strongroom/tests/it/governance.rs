@@ -109,6 +109,23 @@ async fn suspension_cuts_off_at_once_and_releases_assignments() {
     assert_eq!(released[0]["resource"]["id"], json!(case));
     assert_eq!(released[0]["reason"], "account_suspended");
     assert_eq!(released[0]["records"], json!([engineer.id]));
+    // The only platform administrator cannot be suspended or demoted: the vault would be
+    // left without one.
+    admin
+        .post(
+            &format!("/v1/users/{}/suspend", admin.id),
+            json!({"reason": "other"}),
+        )
+        .await
+        .err(409, "conflict");
+    admin
+        .patch(
+            &format!("/v1/users/{}", admin.id),
+            json!({"roles": ["auditor"]}),
+        )
+        .await
+        .err(409, "conflict");
+    admin.get("/v1/me").await.ok(200);
     // Nobody can hand the case back to the suspended account.
     supervisor
         .post(
