@@ -29,6 +29,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError>;
     async fn user_count(&self) -> Result<u64, StoreError>;
     async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>, StoreError>;
+    /// The user's TOTP factor, confirmed or pending.
+    async fn user_totp(&self, user_id: &str) -> Result<Option<TotpRow>, StoreError>;
 
     // Customer data, always tenant-scoped.
     async fn contact(

@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk when it returns), one writer
 //! connection that commits whole batches, and a small pool of readers.
 
+mod mfa;
 mod write;
 
 use std::borrow::Cow;
@@ -37,6 +38,11 @@ fn migrator() -> Migrator {
             2,
             "contact reach index",
             include_str!("../../migrations/sqlite/0002_contact_reach.sql"),
+        ),
+        migration(
+            3,
+            "second factor",
+            include_str!("../../migrations/sqlite/0003_mfa.sql"),
         ),
     ])
 }
@@ -166,6 +172,13 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.read)
                 .await?,
         )
+    }
+
+    async fn user_totp(&self, user_id: &str) -> Result<Option<TotpRow>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM user_totp WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?)
     }
 
     async fn contact(

@@ -238,8 +238,8 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
         }
         Mutation::InsertSession(s) => {
             sqlx::query(
-                "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at, \
+                 enrolment_only) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&s.token_hash)
             .bind(&s.user_id)
@@ -247,9 +247,14 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             .bind(s.last_seen_at)
             .bind(s.expires_at)
             .bind(s.revoked_at)
+            .bind(s.enrolment_only)
             .execute(conn)
             .await?;
         }
+        Mutation::BeginTotp { .. }
+        | Mutation::ConfirmTotp { .. }
+        | Mutation::UseTotpStep { .. }
+        | Mutation::UseRecoveryCode { .. } => super::mfa::apply(conn, mutation).await?,
         Mutation::TouchSession { token_hash, at } => {
             sqlx::query(
                 "UPDATE sessions SET last_seen_at = MAX(last_seen_at, $2) WHERE token_hash = $1",
