@@ -19,6 +19,10 @@ pub struct Settings {
     pub audit_origin: String,
     /// Most entries committed in one batch.
     pub audit_max_batch: usize,
+    /// Staff must have a second factor; one without can only enrol after logging in.
+    pub mfa_required_for_staff: bool,
+    /// The same for tenant administrators.
+    pub mfa_required_for_tenant_admins: bool,
 }
 
 impl Default for Settings {
@@ -36,6 +40,8 @@ impl Default for Settings {
                 .into(),
             audit_origin: String::new(),
             audit_max_batch: 4096,
+            mfa_required_for_staff: true,
+            mfa_required_for_tenant_admins: true,
         }
     }
 }

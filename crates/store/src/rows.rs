@@ -214,6 +214,11 @@ pub enum Mutation {
         user_id: String,
         at: i64,
     },
+    SetPasswordHash {
+        user_id: String,
+        password_hash: String,
+        at: i64,
+    },
     /// Starts (or restarts) a TOTP enrolment; fails with `Conflict` when a confirmed factor exists.
     BeginTotp {
         user_id: String,

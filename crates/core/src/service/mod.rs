@@ -6,6 +6,7 @@ mod auth;
 mod cases;
 mod contacts;
 mod tenants;
+mod mfa;
 mod users;
 
 use crate::error::{ServiceError, ServiceResult};

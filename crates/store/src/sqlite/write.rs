@@ -227,6 +227,18 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             .execute(conn)
             .await?;
         }
+        Mutation::SetPasswordHash {
+            user_id,
+            password_hash,
+            at,
+        } => {
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(user_id)
+                .bind(password_hash)
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
         Mutation::RecordLoginSuccess { user_id, at } => {
             sqlx::query(
                 "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 WHERE id = $1",
