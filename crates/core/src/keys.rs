@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use strongroom_crypto::{PlatformKey, RootKey, TenantKeyring, TenantKeys, unwrap_tenant_keys, wrap_tenant_keys};
+use strongroom_crypto::{
+    PlatformKey, RootKey, TenantKeyring, TenantKeys, unwrap_tenant_keys, wrap_tenant_keys,
+};
 use strongroom_store::{Store, TenantKeyRow, TenantScope};
 
 use crate::error::{ServiceError, ServiceResult};

@@ -44,7 +44,9 @@ pub fn base32(bytes: &[u8]) -> Zeroizing<String> {
         buffer &= (1 << bits) - 1;
     }
     if bits > 0 {
-        out.push(char::from(BASE32[usize::from((buffer << (5 - bits)) & 0x1f)]));
+        out.push(char::from(
+            BASE32[usize::from((buffer << (5 - bits)) & 0x1f)],
+        ));
     }
     out
 }
@@ -71,7 +73,8 @@ fn percent_encode(value: &str) -> String {
 
 /// The enrolment QR code (the otpauth URI) as an SVG document.
 pub fn qr_svg(uri: &str) -> ServiceResult<Zeroizing<String>> {
-    let code = qrcode::QrCode::new(uri.as_bytes()).map_err(|_| ServiceError::internal("qr code"))?;
+    let code =
+        qrcode::QrCode::new(uri.as_bytes()).map_err(|_| ServiceError::internal("qr code"))?;
     Ok(Zeroizing::new(
         code.render::<qrcode::render::svg::Color<'_>>()
             .min_dimensions(200, 200)
@@ -214,7 +217,10 @@ mod tests {
         let prev = code_at(RFC_SEED, now - STEP_SECS).unwrap();
         let next = code_at(RFC_SEED, now + STEP_SECS).unwrap();
         assert_eq!(accept(RFC_SEED, &prev, now, None).unwrap(), Some(step - 1));
-        assert_eq!(accept(RFC_SEED, &next, now, Some(step)).unwrap(), Some(step + 1));
+        assert_eq!(
+            accept(RFC_SEED, &next, now, Some(step)).unwrap(),
+            Some(step + 1)
+        );
         // Two steps away, wrong shapes, wrong code.
         let old = code_at(RFC_SEED, now - 2 * STEP_SECS).unwrap();
         assert_eq!(accept(RFC_SEED, &old, now, None).unwrap(), None);
@@ -228,7 +234,10 @@ mod tests {
         assert_eq!(base32(b"").as_str(), "");
         assert_eq!(base32(b"f").as_str(), "MY");
         assert_eq!(base32(b"foobar").as_str(), "MZXW6YTBOI");
-        assert_eq!(base32(RFC_SEED).as_str(), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        assert_eq!(
+            base32(RFC_SEED).as_str(),
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
         let uri = otpauth_uri("pat.o'neil@x", "ABC");
         assert_eq!(
             uri.as_str(),
@@ -259,12 +268,25 @@ mod tests {
             normalise_recovery_code(&upper).unwrap().as_str(),
             normalise_recovery_code(c).unwrap().as_str()
         );
-        for bad in ["", "123456", "abcd-efgh", "abcd-efgh-ijkl-mnop-q", "abcd-efgh-ijkl-mn0p", "abcd_efgh_ijkl_mnop"] {
+        for bad in [
+            "",
+            "123456",
+            "abcd-efgh",
+            "abcd-efgh-ijkl-mnop-q",
+            "abcd-efgh-ijkl-mn0p",
+            "abcd_efgh_ijkl_mnop",
+        ] {
             assert!(normalise_recovery_code(bad).is_none(), "{bad:?}");
         }
         let canon0 = normalise_recovery_code(c).unwrap();
-        assert_eq!(recovery_code_hash("u1", &canon0), recovery_code_hash("u1", &canon0));
-        assert_ne!(recovery_code_hash("u1", &canon0), recovery_code_hash("u2", &canon0));
+        assert_eq!(
+            recovery_code_hash("u1", &canon0),
+            recovery_code_hash("u1", &canon0)
+        );
+        assert_ne!(
+            recovery_code_hash("u1", &canon0),
+            recovery_code_hash("u2", &canon0)
+        );
         assert_eq!(recovery_code_hash("u1", &canon0).len(), 32);
     }
 

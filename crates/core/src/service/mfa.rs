@@ -6,13 +6,13 @@ use strongroom_store::{Mutation, UserRow};
 use zeroize::Zeroizing;
 
 use super::users::user_ref;
+use crate::Vault;
 use crate::access::{Principal, RequestContext, parse_roles};
 use crate::audit::{AuditDecision, AuditRecord};
 use crate::auth::password;
 use crate::auth::totp::{self, SEAL_PURPOSE};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{PasswordChange, RecoveryCodes, TotpConfirmation, TotpEnrolment};
-use crate::Vault;
 
 /// The outcome of the second-factor step of a login whose password checked out.
 pub(crate) enum SecondFactor {
@@ -99,8 +99,7 @@ impl Vault {
         input: TotpConfirmation,
     ) -> ServiceResult<RecoveryCodes> {
         let code = Zeroizing::new(input.code);
-        let mut record =
-            self.record(p, ctx, "auth.mfa.totp_confirm", None, user_ref(&p.user_id));
+        let mut record = self.record(p, ctx, "auth.mfa.totp_confirm", None, user_ref(&p.user_id));
         let pending = self
             .store
             .user_totp(&p.user_id)

@@ -5,8 +5,8 @@ pub use audit_log::LoggedEntry;
 mod auth;
 mod cases;
 mod contacts;
-mod tenants;
 mod mfa;
+mod tenants;
 mod users;
 
 use crate::error::{ServiceError, ServiceResult};

@@ -11,6 +11,7 @@ mod audit_log;
 mod bad_input;
 mod encryption;
 mod isolation;
+mod mfa;
 mod passwords;
 mod policy_files;
 mod sessions;
