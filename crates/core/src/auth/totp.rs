@@ -51,6 +51,27 @@ pub fn base32(bytes: &[u8]) -> Zeroizing<String> {
     out
 }
 
+/// Decodes RFC 4648 base32 (no padding, case-insensitive); None for any other character.
+pub fn decode_base32(text: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(text.len() * 5 / 8));
+    let mut buffer: u32 = 0;
+    let mut bits = 0u32;
+    for c in text.bytes() {
+        let value = BASE32
+            .iter()
+            .position(|&b| b == c.to_ascii_uppercase())
+            .and_then(|v| u32::try_from(v).ok())?;
+        buffer = (buffer << 5) | value;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
+        }
+        buffer &= (1 << bits) - 1;
+    }
+    Some(out)
+}
+
 /// `otpauth://totp/Strongroom:<username>?secret=...&issuer=Strongroom&algorithm=SHA1&digits=6&period=30`.
 pub fn otpauth_uri(username: &str, secret_b32: &str) -> Zeroizing<String> {
     Zeroizing::new(format!(
@@ -238,6 +259,13 @@ mod tests {
             base32(RFC_SEED).as_str(),
             "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
         );
+        assert_eq!(
+            decode_base32("gezdgnbvgy3tqojqgezdgnbvgy3tqojq")
+                .unwrap()
+                .as_slice(),
+            RFC_SEED
+        );
+        assert!(decode_base32("MZ1W").is_none());
         let uri = otpauth_uri("pat.o'neil@x", "ABC");
         assert_eq!(
             uri.as_str(),
