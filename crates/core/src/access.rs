@@ -22,6 +22,8 @@ pub struct Principal {
     pub tenant_id: Option<String>,
     pub confidentiality_version: Option<String>,
     pub active: bool,
+    /// The session may only enrol a second factor (see `authenticate_for_enrolment`).
+    pub enrolment_only: bool,
     pub(crate) token_hash: [u8; 32],
 }
 
@@ -67,6 +69,15 @@ impl Vault {
         tenant: Option<&TenantFacts>,
         purpose: Option<Purpose>,
     ) -> Decision {
+        // Backstop: an enrolment-only session never reaches a policy decision as allowed.
+        if p.enrolment_only {
+            return Decision {
+                allowed: false,
+                denial: Some(Denial::Forbidden),
+                fields: strongroom_policy::FieldMask::none(),
+                policy_ids: Vec::new(),
+            };
+        }
         let principal = self.principal_facts(p);
         self.policy.decide(&AccessRequest {
             principal: &principal,

@@ -3,22 +3,53 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use strongroom_crypto::{RootKey, TenantKeyring, TenantKeys, unwrap_tenant_keys, wrap_tenant_keys};
+use strongroom_crypto::{
+    PlatformKey, RootKey, TenantKeyring, TenantKeys, unwrap_tenant_keys, wrap_tenant_keys,
+};
 use strongroom_store::{Store, TenantKeyRow, TenantScope};
 
 use crate::error::{ServiceError, ServiceResult};
 
 pub struct KeyCache {
     root: RootKey,
+    /// Seals platform secrets such as TOTP seeds (derived from the root key).
+    platform: PlatformKey,
     rings: RwLock<HashMap<String, Arc<TenantKeyring>>>,
 }
 
 impl KeyCache {
-    pub fn new(root: RootKey) -> Self {
-        Self {
+    pub fn new(root: RootKey) -> ServiceResult<Self> {
+        let platform =
+            PlatformKey::derive(&root).map_err(|_| ServiceError::internal("platform key"))?;
+        Ok(Self {
             root,
+            platform,
             rings: RwLock::new(HashMap::new()),
-        }
+        })
+    }
+
+    /// Seals a user's secret (`purpose` names what it is, e.g. a TOTP seed) for storage.
+    pub fn seal_user_secret(
+        &self,
+        user_id: &str,
+        purpose: &str,
+        plaintext: &[u8],
+    ) -> ServiceResult<Vec<u8>> {
+        self.platform
+            .seal(user_id, purpose, plaintext)
+            .map_err(|_| ServiceError::internal("sealing a user secret"))
+    }
+
+    /// Opens a sealed user secret; fails closed when it does not belong to this user and purpose.
+    pub fn open_user_secret(
+        &self,
+        user_id: &str,
+        purpose: &str,
+        sealed: &[u8],
+    ) -> ServiceResult<strongroom_crypto::Zeroizing<Vec<u8>>> {
+        self.platform
+            .open(user_id, purpose, sealed)
+            .map_err(|_| ServiceError::internal("a user secret does not open"))
     }
 
     /// Fresh keys for a new tenant, wrapped for storage.

@@ -109,7 +109,7 @@ impl Vault {
             ),
             store,
             policy: Arc::new(policy),
-            keys: KeyCache::new(root_key),
+            keys: KeyCache::new(root_key)?,
             audit,
             sessions: SessionCache::default(),
             users: Cache::new(100_000),

@@ -127,6 +127,81 @@ pub struct User {
     pub confidentiality_acknowledged_version: Option<String>,
     pub last_login_at: Option<String>,
     pub created_at: String,
+    /// Which second factors are confirmed; shown on `/v1/me` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<MfaStatus>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct MfaStatus {
+    pub totp: bool,
+}
+
+/// The answer to starting TOTP enrolment: the seed, shown once. Wiped on drop; never printed.
+#[derive(Serialize)]
+pub struct TotpEnrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+impl Drop for TotpEnrolment {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.secret.zeroize();
+        self.otpauth_uri.zeroize();
+        self.qr_svg.zeroize();
+    }
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrolment([redacted])")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmation {
+    pub code: String,
+}
+
+impl std::fmt::Debug for TotpConfirmation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpConfirmation([redacted])")
+    }
+}
+
+/// Recovery codes, shown once at confirmation. Wiped on drop; never printed.
+#[derive(Serialize)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+impl Drop for RecoveryCodes {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.recovery_codes.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCodes([redacted])")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordChange([redacted])")
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -151,6 +226,9 @@ pub struct LoginResponse {
     pub token: String,
     pub expires_at: String,
     pub user: LoginUser,
+    /// The account must enrol a second factor: until it confirms one, this session may only call
+    /// `/v1/me`, `/v1/me/mfa/*` and `/v1/auth/logout`.
+    pub mfa_enrolment_required: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -301,6 +379,7 @@ impl std::fmt::Debug for LoginResponse {
             .field("token", &"[redacted]")
             .field("expires_at", &self.expires_at)
             .field("user", &self.user)
+            .field("mfa_enrolment_required", &self.mfa_enrolment_required)
             .finish()
     }
 }
@@ -327,6 +406,7 @@ mod tests {
                 roles: vec![],
                 tenant_id: None,
             },
+            mfa_enrolment_required: false,
         };
         assert!(!format!("{r:?}").contains("sr_secret_token"));
     }

@@ -25,6 +25,10 @@ pub struct Settings {
     pub inactivity_warn_days: u32,
     /// How often each server runs the inactivity sweep; 0 turns the background job off.
     pub inactivity_sweep_interval_secs: u64,
+    /// Staff must have a second factor; one without can only enrol after logging in.
+    pub mfa_required_for_staff: bool,
+    /// The same for tenant administrators.
+    pub mfa_required_for_tenant_admins: bool,
 }
 
 impl Default for Settings {
@@ -45,6 +49,8 @@ impl Default for Settings {
             inactivity_suspend_days: 90,
             inactivity_warn_days: 14,
             inactivity_sweep_interval_secs: 60 * 60,
+            mfa_required_for_staff: true,
+            mfa_required_for_tenant_admins: true,
         }
     }
 }

@@ -7,6 +7,7 @@
 mod error;
 mod format;
 mod keyring;
+mod platform;
 mod provider;
 mod secret;
 mod tenant;
@@ -14,6 +15,7 @@ mod token;
 
 pub use error::CryptoError;
 pub use keyring::{BLIND_INDEX_BITS, FieldContext, TenantKeyring, normalise_email};
+pub use platform::{PLATFORM_KEY_VERSION, PlatformKey};
 pub use provider::{EnvKeyProvider, FileKeyProvider, KeyProvider, StaticKeyProvider, encode_key};
 pub use secret::{KEY_LEN, RootKey, SecretKey};
 pub use tenant::{TenantKeys, unwrap_tenant_keys, wrap_tenant_keys};

@@ -169,6 +169,29 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// A caller that may also hold an enrolment-only session (a user who must enrol a second factor
+/// first). Only for `/v1/me`, `/v1/me/mfa/*` and `/v1/auth/logout`; every other route takes [`Caller`],
+/// which refuses such sessions with `403 mfa_enrolment_required`.
+pub struct EnrollingCaller {
+    pub principal: Principal,
+    pub ctx: RequestContext,
+}
+
+impl FromRequestParts<Arc<Vault>> for EnrollingCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        vault: &Arc<Vault>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ApiError(strongroom_core::ServiceError::unauthenticated()))?;
+        let principal = vault.authenticate_for_enrolment(token).await?;
+        let ctx = context(&parts.headers)?;
+        Ok(Self { principal, ctx })
+    }
+}
+
 impl FromRequestParts<Arc<Vault>> for Caller {
     type Rejection = ApiError;
 

@@ -29,6 +29,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError>;
     async fn user_count(&self) -> Result<u64, StoreError>;
     async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>, StoreError>;
+    /// The user's TOTP factor, confirmed or pending.
+    async fn user_totp(&self, user_id: &str) -> Result<Option<TotpRow>, StoreError>;
 
     // Access governance, platform-wide: identifiers and metadata only, never tenant content.
     /// Every account, by id.
@@ -37,6 +39,8 @@ pub trait Store: Send + Sync + 'static {
     /// Open assignments per user id.
     async fn assignment_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
     async fn inactivity_warnings(&self) -> Result<Vec<InactivityWarningRow>, StoreError>;
+    /// Ids of the users with a confirmed second factor.
+    async fn mfa_enrolled_users(&self) -> Result<Vec<String>, StoreError>;
     async fn access_reviews(
         &self,
         after: Option<&str>,

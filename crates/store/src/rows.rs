@@ -112,6 +112,30 @@ pub struct SessionRow {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// Opened by a user who must enrol a second factor: only enrolment is allowed.
+    pub enrolment_only: bool,
+}
+
+/// A user's TOTP factor. `secret` is ciphertext; `confirmed_at` is None while enrolment is pending.
+#[derive(Clone, sqlx::FromRow)]
+pub struct TotpRow {
+    pub user_id: String,
+    pub secret: Vec<u8>,
+    pub confirmed_at: Option<i64>,
+    /// The last accepted time step; codes of this step or earlier are refused.
+    pub last_step: Option<i64>,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for TotpRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRow")
+            .field("user_id", &self.user_id)
+            .field("secret", &"[sealed]")
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_step", &self.last_step)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -239,6 +263,38 @@ pub enum Mutation {
     },
     RevokeUserSessions {
         user_id: String,
+        at: i64,
+    },
+    SetPasswordHash {
+        user_id: String,
+        password_hash: String,
+        at: i64,
+    },
+    /// Starts (or restarts) a TOTP enrolment; fails with `Conflict` when a confirmed factor exists.
+    BeginTotp {
+        user_id: String,
+        secret: Vec<u8>,
+        at: i64,
+    },
+    /// Confirms the pending factor at `step`, replaces the recovery codes and, when given, turns
+    /// the confirming enrolment-only session into a full one. `Conflict` unless a pending factor exists.
+    ConfirmTotp {
+        user_id: String,
+        step: i64,
+        recovery_code_hashes: Vec<Vec<u8>>,
+        session_token_hash: Option<Vec<u8>>,
+        at: i64,
+    },
+    /// Accepts `step` for the user's confirmed factor; `Conflict` when that step (or a later one) was
+    /// already used: the replay check happens inside the transaction.
+    UseTotpStep {
+        user_id: String,
+        step: i64,
+    },
+    /// Marks an unused recovery code used; `Conflict` when it is unknown or already used.
+    UseRecoveryCode {
+        user_id: String,
+        code_hash: Vec<u8>,
         at: i64,
     },
     InsertContact(ContactRow),

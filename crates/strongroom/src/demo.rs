@@ -5,6 +5,7 @@ use anyhow::{Result, anyhow};
 use base64::Engine;
 use strongroom_core::model::{
     Acknowledgement, Assignment, CaseInput, ContactInput, Credentials, NewTenant, NewUser, Purpose,
+    TotpConfirmation,
 };
 use strongroom_core::{Principal, RequestContext, Vault};
 
@@ -36,10 +37,40 @@ async fn login(vault: &Vault, username: &str, password: &str) -> Result<Principa
         )
         .await
         .map_err(|e| anyhow!("demo login {username}: {e}"))?;
+    if response.mfa_enrolment_required {
+        enrol_totp(vault, username, &response.token).await?;
+    }
     vault
         .authenticate(&response.token)
         .await
         .map_err(|e| anyhow!("demo session: {e}"))
+}
+
+/// Demo accounts that must have a second factor get one, so the loader can act as them; the seed is
+/// printed once with the other demo credentials, for an authenticator app.
+async fn enrol_totp(vault: &Vault, username: &str, token: &str) -> Result<()> {
+    let err = |e: strongroom_core::ServiceError| anyhow!("demo enrolment {username}: {e}");
+    let p = vault.authenticate_for_enrolment(token).await.map_err(err)?;
+    let started = vault
+        .start_totp_enrolment(&p, &ctx(None))
+        .await
+        .map_err(err)?;
+    let seed = strongroom_core::auth::totp::decode_base32(&started.secret)
+        .ok_or_else(|| anyhow!("demo enrolment {username}: seed"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let code = strongroom_core::auth::totp::code_at(&seed, now).map_err(err)?;
+    vault
+        .confirm_totp_enrolment(&p, &ctx(None), TotpConfirmation { code })
+        .await
+        .map_err(err)?;
+    eprintln!(
+        "strongroom: demo TOTP seed of {username} (shown once): {}",
+        started.secret
+    );
+    Ok(())
 }
 
 pub async fn load(vault: &Vault, admin_password: &str) -> Result<()> {
@@ -74,6 +105,8 @@ pub async fn load(vault: &Vault, admin_password: &str) -> Result<()> {
         staff.push((role, user.id, username, pw));
     }
     let version = vault.agreement().version;
+    // One login per account: with a second factor, a second password-only login would be refused.
+    let mut sessions = Vec::with_capacity(staff.len());
     for (_, _, username, pw) in &staff {
         let p = login(vault, username, pw).await?;
         vault
@@ -86,10 +119,13 @@ pub async fn load(vault: &Vault, admin_password: &str) -> Result<()> {
             )
             .await
             .map_err(err)?;
+        let mut p = p;
+        p.confidentiality_version = Some(version.clone());
+        sessions.push(p);
     }
     let engineer_id = staff.first().map(|s| s.1.clone()).unwrap_or_default();
-    let supervisor = match staff.get(1) {
-        Some((_, _, u, pw)) => login(vault, u, pw).await?,
+    let supervisor = match sessions.get(1) {
+        Some(p) => p.clone(),
         None => return Err(anyhow!("demo supervisor missing")),
     };
 

@@ -19,6 +19,7 @@ pub struct CachedSession {
     last_seen: AtomicI64,
     persisted_seen: AtomicI64,
     revoked: AtomicBool,
+    enrolment_only: AtomicBool,
 }
 
 impl CachedSession {
@@ -30,6 +31,7 @@ impl CachedSession {
             last_seen: AtomicI64::new(row.last_seen_at),
             persisted_seen: AtomicI64::new(row.last_seen_at),
             revoked: AtomicBool::new(row.revoked_at.is_some()),
+            enrolment_only: AtomicBool::new(row.enrolment_only),
         }
     }
     pub fn last_seen(&self) -> i64 {
@@ -37,6 +39,13 @@ impl CachedSession {
     }
     pub fn is_revoked(&self) -> bool {
         self.revoked.load(Ordering::Relaxed)
+    }
+    pub fn is_enrolment_only(&self) -> bool {
+        self.enrolment_only.load(Ordering::Relaxed)
+    }
+    /// The user confirmed a second factor in this session: it becomes a full one.
+    pub fn complete_enrolment(&self) {
+        self.enrolment_only.store(false, Ordering::Relaxed);
     }
     pub fn revoke(&self) {
         self.revoked.store(true, Ordering::Relaxed);

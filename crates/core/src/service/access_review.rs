@@ -1,7 +1,7 @@
 //! Access reviews: a snapshot of every account with what it can reach, certified or revoked line by
 //! line by a platform administrator or security officer, and kept.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use strongroom_policy::{Action, ResourceFacts, ResourceKind};
 use strongroom_store::{AccessReviewLineRow, AccessReviewRow, Mutation, UserRow};
@@ -81,6 +81,8 @@ impl Vault {
         }
         let assignments: HashMap<String, i64> =
             self.store.assignment_counts().await?.into_iter().collect();
+        let enrolled: HashSet<String> =
+            self.store.mfa_enrolled_users().await?.into_iter().collect();
         let id = new_id();
         let review = AccessReviewRow {
             id: id.clone(),
@@ -97,8 +99,7 @@ impl Vault {
                 tenant_id: u.tenant_id.clone(),
                 status: u.status.clone(),
                 last_activity_at: u.last_activity_at(),
-                // Second factors, grants and API keys are counted once those exist.
-                mfa_enrolled: false,
+                mfa_enrolled: enrolled.contains(&u.id),
                 assignments: assignments.get(&u.id).copied().unwrap_or(0),
                 active_grants: 0,
                 api_keys: 0,

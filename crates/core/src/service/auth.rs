@@ -14,8 +14,10 @@ use crate::auth::session::CachedSession;
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{
-    Acknowledgement, AcknowledgementReceipt, Agreement, Credentials, LoginResponse, LoginUser, User,
+    Acknowledgement, AcknowledgementReceipt, Agreement, Credentials, LoginResponse, LoginUser,
+    MfaStatus, User,
 };
+use crate::service::mfa::SecondFactor;
 use crate::{Vault, new_id};
 
 fn actor_of(user: &UserRow) -> Actor {
@@ -47,6 +49,7 @@ pub(crate) fn user_view(u: &UserRow) -> User {
         confidentiality_acknowledged_version: u.confidentiality_version.clone(),
         last_login_at: u.last_login_at.map(rfc3339),
         created_at: rfc3339(u.created_at),
+        mfa: None,
     }
 }
 
@@ -57,7 +60,11 @@ impl Vault {
         if self.store.user_count().await? > 0 {
             return Ok(false);
         }
-        password::check_policy(password, "admin")?;
+        password::check_policy_for(
+            password,
+            "admin",
+            self.mfa_required_for(&[Role::PlatformAdmin]),
+        )?;
         let hash = password::hash(Zeroizing::new(password.to_owned())).await?;
         let now = self.now();
         let row = super::users::new_user_row(
@@ -88,6 +95,7 @@ impl Vault {
         let now = self.now();
         let username = credentials.username;
         let password = Zeroizing::new(credentials.password);
+        let second = credentials.totp.map(Zeroizing::new);
         let mut record = AuditRecord::new("auth.login", request_id);
         record.decision = AuditDecision::Deny;
 
@@ -143,6 +151,34 @@ impl Vault {
                 .await?;
             return Err(invalid_credentials());
         }
+        // The second factor, only once the password checked out. A missing or wrong code is a failed
+        // attempt like a wrong password: the throttle counted it already, and it is recorded.
+        let factor = self
+            .second_factor(&user, second.as_ref().map(|c| c.as_str()), now)
+            .await?;
+        let refusal = match factor {
+            SecondFactor::Missing => Some(("mfa_required", mfa_required())),
+            SecondFactor::Failed => Some(("mfa_failure", invalid_credentials())),
+            SecondFactor::NotEnrolled | SecondFactor::Passed { .. } => None,
+        };
+        if let Some((reason, err)) = refusal {
+            record.reason = Some(if locked_until.is_some() {
+                "locked_out"
+            } else {
+                reason
+            });
+            self.audit
+                .commit(
+                    vec![record],
+                    vec![Mutation::RecordLoginFailure {
+                        user_id: user.id.clone(),
+                        at: now,
+                        locked_until,
+                    }],
+                )
+                .await?;
+            return Err(err);
+        }
         self.throttle.record_success(&username);
         if user.status != "active" {
             record.reason = Some("account_suspended");
@@ -168,12 +204,24 @@ impl Vault {
             last_seen_at: now,
             expires_at: now.saturating_add(absolute_ms),
             revoked_at: None,
+            enrolment_only: matches!(factor, SecondFactor::NotEnrolled)
+                && self.mfa_required_for(&parse_roles(&user.roles)),
         };
         record.decision = AuditDecision::Allow;
-        record.reason = None;
+        record.reason = session.enrolment_only.then_some("mfa_enrolment_required");
+        let mut records = Vec::with_capacity(2);
+        if matches!(
+            factor,
+            SecondFactor::Passed {
+                recovery_code: true
+            }
+        ) {
+            records.push(self.recovery_code_record(&record));
+        }
+        records.push(record);
         self.audit
             .commit(
-                vec![record],
+                records,
                 vec![
                     Mutation::InsertSession(session.clone()),
                     Mutation::RecordLoginSuccess {
@@ -195,11 +243,28 @@ impl Vault {
                 roles: actor_of(&user).roles,
                 tenant_id: user.tenant_id.clone(),
             },
+            mfa_enrolment_required: session.enrolment_only,
         })
     }
 
-    /// Resolves a bearer token to its principal; `unauthenticated` for anything not currently valid.
+    /// Resolves a bearer token to a principal with full access; `unauthenticated` for anything not
+    /// currently valid, `mfa_enrolment_required` for a session that may only enrol a second factor.
+    /// This is what every route uses, except the few an enrolling user needs.
     pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
+        let principal = self.authenticate_for_enrolment(token).await?;
+        if principal.enrolment_only {
+            return Err(ServiceError::new(
+                ErrorCode::MfaEnrolmentRequired,
+                "enrol a second factor first: this session may only use /v1/me, /v1/me/mfa and \
+                 /v1/auth/logout",
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// Like [`Vault::authenticate`], but also accepts an enrolment-only session. Only for `/v1/me`,
+    /// `/v1/me/mfa/*` and `/v1/auth/logout`; the principal carries `enrolment_only`.
+    pub async fn authenticate_for_enrolment(&self, token: &str) -> ServiceResult<Principal> {
         let hash = token_hash(token);
         let now = self.now();
         let session = match self.sessions.get(&hash) {
@@ -265,6 +330,7 @@ impl Vault {
             tenant_id: user.tenant_id.clone(),
             confidentiality_version: user.confidentiality_version.clone(),
             active: true,
+            enrolment_only: session.is_enrolment_only(),
             token_hash: hash,
         })
     }
@@ -289,7 +355,11 @@ impl Vault {
             .user_row(&p.user_id)
             .await?
             .ok_or_else(ServiceError::unauthenticated)?;
-        Ok(user_view(&user))
+        let mut view = user_view(&user);
+        view.mfa = Some(MfaStatus {
+            totp: self.has_totp(&user.id).await?,
+        });
+        Ok(view)
     }
 
     pub fn agreement(&self) -> Agreement {
@@ -338,6 +408,13 @@ impl Vault {
             acknowledged_at: rfc3339(now),
         })
     }
+}
+
+fn mfa_required() -> ServiceError {
+    ServiceError::new(
+        ErrorCode::MfaRequired,
+        "this account has a second factor: give its code in `totp`",
+    )
 }
 
 fn invalid_credentials() -> ServiceError {

@@ -7,6 +7,7 @@ mod auth;
 mod cases;
 mod contacts;
 mod inactivity;
+mod mfa;
 mod tenants;
 mod users;
 

@@ -146,7 +146,9 @@ impl Vault {
         }
         let display_name = required_text(Some(&input.display_name), "display_name", 200)?;
         let secret = Zeroizing::new(input.password);
-        password::check_policy(&secret, &input.username)?;
+        // Roles that must have a second factor can do nothing before enrolling one: the shorter
+        // minimum applies to them from the start.
+        password::check_policy_for(&secret, &input.username, self.mfa_required_for(&roles))?;
         let hash = password::hash(secret).await?;
         let now = self.now();
         let row = new_user_row(

@@ -4,11 +4,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use strongroom_core::Vault;
 use strongroom_core::model::{
-    Acknowledgement, AcknowledgementReceipt, Agreement, Credentials, LoginResponse, User,
+    Acknowledgement, AcknowledgementReceipt, Agreement, Credentials, LoginResponse, PasswordChange,
+    RecoveryCodes, TotpConfirmation, TotpEnrolment, User,
 };
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, EnrollingCaller, Json};
 use crate::request_id;
 
 pub async fn login(
@@ -20,13 +21,53 @@ pub async fn login(
     ))
 }
 
-pub async fn logout(State(vault): State<Arc<Vault>>, caller: Caller) -> ApiResult<StatusCode> {
+pub async fn logout(
+    State(vault): State<Arc<Vault>>,
+    caller: EnrollingCaller,
+) -> ApiResult<StatusCode> {
     vault.logout(&caller.principal, &caller.ctx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn me(State(vault): State<Arc<Vault>>, caller: Caller) -> ApiResult<axum::Json<User>> {
+pub async fn me(
+    State(vault): State<Arc<Vault>>,
+    caller: EnrollingCaller,
+) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(vault.me(&caller.principal).await?))
+}
+
+pub async fn start_totp(
+    State(vault): State<Arc<Vault>>,
+    caller: EnrollingCaller,
+) -> ApiResult<axum::Json<TotpEnrolment>> {
+    Ok(axum::Json(
+        vault
+            .start_totp_enrolment(&caller.principal, &caller.ctx)
+            .await?,
+    ))
+}
+
+pub async fn confirm_totp(
+    State(vault): State<Arc<Vault>>,
+    caller: EnrollingCaller,
+    Json(confirmation): Json<TotpConfirmation>,
+) -> ApiResult<axum::Json<RecoveryCodes>> {
+    Ok(axum::Json(
+        vault
+            .confirm_totp_enrolment(&caller.principal, &caller.ctx, confirmation)
+            .await?,
+    ))
+}
+
+pub async fn change_password(
+    State(vault): State<Arc<Vault>>,
+    caller: Caller,
+    Json(change): Json<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    vault
+        .change_password(&caller.principal, &caller.ctx, change)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn agreement(State(vault): State<Arc<Vault>>, _caller: Caller) -> axum::Json<Agreement> {

@@ -47,6 +47,14 @@ pub(super) async fn inactivity_warnings(
         .await?)
 }
 
+pub(super) async fn mfa_enrolled_users(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT user_id FROM user_totp WHERE confirmed_at IS NOT NULL")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 pub(super) async fn access_reviews(
     pool: &SqlitePool,
     after: Option<&str>,

@@ -2,6 +2,7 @@
 //! connection that commits whole batches, and a small pool of readers.
 
 mod governance;
+mod mfa;
 mod write;
 
 use std::borrow::Cow;
@@ -38,6 +39,11 @@ fn migrator() -> Migrator {
             2,
             "contact reach index",
             include_str!("../../migrations/sqlite/0002_contact_reach.sql"),
+        ),
+        migration(
+            3,
+            "second factor",
+            include_str!("../../migrations/sqlite/0003_mfa.sql"),
         ),
         migration(
             5,
@@ -167,6 +173,10 @@ impl Store for SqliteStore {
         governance::inactivity_warnings(&self.read).await
     }
 
+    async fn mfa_enrolled_users(&self) -> Result<Vec<String>, StoreError> {
+        governance::mfa_enrolled_users(&self.read).await
+    }
+
     async fn access_reviews(
         &self,
         after: Option<&str>,
@@ -207,6 +217,13 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.read)
                 .await?,
         )
+    }
+
+    async fn user_totp(&self, user_id: &str) -> Result<Option<TotpRow>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM user_totp WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?)
     }
 
     async fn contact(

@@ -239,6 +239,18 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             .execute(conn)
             .await?;
         }
+        Mutation::SetPasswordHash {
+            user_id,
+            password_hash,
+            at,
+        } => {
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(user_id)
+                .bind(password_hash)
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
         Mutation::RecordLoginSuccess { user_id, at } => {
             sqlx::query(
                 "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 WHERE id = $1",
@@ -250,8 +262,8 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
         }
         Mutation::InsertSession(s) => {
             sqlx::query(
-                "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at, \
+                 enrolment_only) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&s.token_hash)
             .bind(&s.user_id)
@@ -259,9 +271,14 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             .bind(s.last_seen_at)
             .bind(s.expires_at)
             .bind(s.revoked_at)
+            .bind(s.enrolment_only)
             .execute(conn)
             .await?;
         }
+        Mutation::BeginTotp { .. }
+        | Mutation::ConfirmTotp { .. }
+        | Mutation::UseTotpStep { .. }
+        | Mutation::UseRecoveryCode { .. } => super::mfa::apply(conn, mutation).await?,
         Mutation::TouchSession { token_hash, at } => {
             sqlx::query(
                 "UPDATE sessions SET last_seen_at = MAX(last_seen_at, $2) WHERE token_hash = $1",

@@ -49,7 +49,10 @@ impl ServerProcess {
         if let Ok(filter) = std::env::var("STRONGROOM_LOG") {
             cmd.env("STRONGROOM_LOG", filter);
         }
+        // The bench measures the data path; its throwaway accounts log in with passwords only.
         cmd.env("STRONGROOM_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("STRONGROOM_MFA_REQUIRED_FOR_STAFF", "false")
+            .env("STRONGROOM_MFA_REQUIRED_FOR_TENANT_ADMINS", "false")
             .env("STRONGROOM_LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("server.log")?)

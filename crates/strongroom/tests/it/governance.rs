@@ -288,6 +288,7 @@ async fn access_review_lists_certifies_revokes_and_exports() {
     let case = id_of(&create_case(&customer, &tenant, json!({"title": "Lost parcel"})).await);
     assign(&supervisor, &tenant, &case, &engineer.id).await;
 
+    crate::mfa::enrol(&engineer, &engineer.username).await;
     engineer
         .post("/v1/access-reviews", json!({}))
         .await
@@ -302,6 +303,8 @@ async fn access_review_lists_certifies_revokes_and_exports() {
     assert_eq!(line["assignments"], 1);
     assert_eq!(line["status"], "active");
     assert!(line["last_activity_at"].is_string(), "{line}");
+    assert_eq!(line["mfa_enrolled"], true);
+    assert_eq!(line_for(&review, &customer.id)["mfa_enrolled"], false);
     assert_eq!(line_for(&review, &customer.id)["tenant_id"], json!(tenant));
 
     let path = format!("/v1/access-reviews/{review_id}/decisions");

@@ -246,7 +246,11 @@ fn launch(root: tempfile::TempDir, env: Vec<(String, String)>, args: Vec<String>
             cmd.env_remove(key);
         }
     }
+    // Second factor off unless the caller turns it on (mfa.rs): with it, every staff login would
+    // need a TOTP code, and replay protection allows one per 30-second step per user.
     cmd.env("STRONGROOM_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("STRONGROOM_MFA_REQUIRED_FOR_STAFF", "false")
+        .env("STRONGROOM_MFA_REQUIRED_FOR_TENANT_ADMINS", "false")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(open(&stdout_path))

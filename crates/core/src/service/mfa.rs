@@ -1,0 +1,282 @@
+//! The second factor: TOTP enrolment and confirmation, its check at login, and password changes
+//! (whose length rule depends on it).
+
+use strongroom_policy::Role;
+use strongroom_store::{Mutation, UserRow};
+use zeroize::Zeroizing;
+
+use super::users::user_ref;
+use crate::Vault;
+use crate::access::{Principal, RequestContext, parse_roles};
+use crate::audit::{AuditDecision, AuditRecord};
+use crate::auth::password;
+use crate::auth::totp::{self, SEAL_PURPOSE};
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::model::{PasswordChange, RecoveryCodes, TotpConfirmation, TotpEnrolment};
+
+/// The outcome of the second-factor step of a login whose password checked out.
+pub(crate) enum SecondFactor {
+    /// The account has no confirmed factor.
+    NotEnrolled,
+    /// A valid, fresh code (now consumed).
+    Passed { recovery_code: bool },
+    /// The account has a factor and the login gave none.
+    Missing,
+    /// Wrong, replayed or used code.
+    Failed,
+}
+
+fn conflict(message: &'static str) -> ServiceError {
+    ServiceError::new(ErrorCode::Conflict, message)
+}
+
+fn now_secs(now_ms: i64) -> u64 {
+    u64::try_from(now_ms / 1000).unwrap_or(0)
+}
+
+impl Vault {
+    /// Whether accounts with these roles must have a second factor (settings).
+    pub(crate) fn mfa_required_for(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| {
+            (r.is_staff() && self.settings.mfa_required_for_staff)
+                || (*r == Role::TenantAdmin && self.settings.mfa_required_for_tenant_admins)
+        })
+    }
+
+    /// Whether the user has a confirmed TOTP factor.
+    pub(crate) async fn has_totp(&self, user_id: &str) -> ServiceResult<bool> {
+        Ok(self
+            .store
+            .user_totp(user_id)
+            .await?
+            .is_some_and(|t| t.confirmed_at.is_some()))
+    }
+
+    /// Starts (or restarts, before confirmation) TOTP enrolment for the caller. The seed is stored
+    /// sealed under the platform key and shown only in this answer.
+    pub async fn start_totp_enrolment(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+    ) -> ServiceResult<TotpEnrolment> {
+        let mut record = self.record(p, ctx, "auth.mfa.totp_start", None, user_ref(&p.user_id));
+        if self.has_totp(&p.user_id).await? {
+            record.decision = AuditDecision::Deny;
+            record.reason = Some("conflict");
+            self.audit.append(record).await?;
+            return Err(conflict("a second factor is already confirmed"));
+        }
+        let seed = totp::generate_secret()?;
+        let sealed = self
+            .keys
+            .seal_user_secret(&p.user_id, SEAL_PURPOSE, seed.as_slice())?;
+        let secret = totp::base32(seed.as_slice());
+        let uri = totp::otpauth_uri(&p.username, &secret);
+        let svg = totp::qr_svg(&uri)?;
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::BeginTotp {
+                    user_id: p.user_id.clone(),
+                    secret: sealed,
+                    at: self.now(),
+                }],
+            )
+            .await?;
+        Ok(TotpEnrolment {
+            secret: secret.to_string(),
+            otpauth_uri: uri.to_string(),
+            qr_svg: svg.to_string(),
+        })
+    }
+
+    /// Confirms the pending factor with a first valid code; returns recovery codes (shown once,
+    /// stored hashed). An enrolment-only session becomes a full one.
+    pub async fn confirm_totp_enrolment(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        input: TotpConfirmation,
+    ) -> ServiceResult<RecoveryCodes> {
+        let code = Zeroizing::new(input.code);
+        let mut record = self.record(p, ctx, "auth.mfa.totp_confirm", None, user_ref(&p.user_id));
+        let pending = self
+            .store
+            .user_totp(&p.user_id)
+            .await?
+            .filter(|t| t.confirmed_at.is_none());
+        let Some(pending) = pending else {
+            record.decision = AuditDecision::Deny;
+            record.reason = Some("conflict");
+            self.audit.append(record).await?;
+            return Err(conflict(
+                "no pending enrolment: start one with POST /v1/me/mfa/totp",
+            ));
+        };
+        let seed = self
+            .keys
+            .open_user_secret(&p.user_id, SEAL_PURPOSE, &pending.secret)?;
+        let Some(step) = totp::accept(&seed, code.trim(), now_secs(self.now()), None)? else {
+            record.decision = AuditDecision::Deny;
+            record.reason = Some("mfa_failure");
+            self.audit.append(record).await?;
+            return Err(ServiceError::validation(
+                "the code does not match the pending enrolment",
+                &["code"],
+            ));
+        };
+        let codes = totp::generate_recovery_codes()?;
+        let hashes = codes
+            .iter()
+            .filter_map(|c| totp::normalise_recovery_code(c))
+            .map(|canonical| totp::recovery_code_hash(&p.user_id, &canonical))
+            .collect::<Vec<_>>();
+        if hashes.len() != codes.len() {
+            return Err(ServiceError::internal("recovery code format"));
+        }
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::ConfirmTotp {
+                    user_id: p.user_id.clone(),
+                    step,
+                    recovery_code_hashes: hashes,
+                    session_token_hash: p.enrolment_only.then(|| p.token_hash.to_vec()),
+                    at: self.now(),
+                }],
+            )
+            .await?;
+        if let Some(session) = self.sessions.get(&p.token_hash) {
+            session.complete_enrolment();
+        }
+        Ok(RecoveryCodes {
+            recovery_codes: codes.iter().map(|c| c.to_string()).collect(),
+        })
+    }
+
+    /// The second-factor step of a login, run only after the password checked out. A valid code is
+    /// consumed in the store before the session exists: the conditional update there is the replay
+    /// check, so two logins racing with one code cannot both pass. That write carries no audit
+    /// record of its own; the login's allow or deny entry follows it.
+    pub(crate) async fn second_factor(
+        &self,
+        user: &UserRow,
+        presented: Option<&str>,
+        now: i64,
+    ) -> ServiceResult<SecondFactor> {
+        let Some(factor) = self
+            .store
+            .user_totp(&user.id)
+            .await?
+            .filter(|t| t.confirmed_at.is_some())
+        else {
+            return Ok(SecondFactor::NotEnrolled);
+        };
+        let Some(code) = presented.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Ok(SecondFactor::Missing);
+        };
+        let (mutation, recovery_code) = if totp::is_totp_shape(code) {
+            let seed = self
+                .keys
+                .open_user_secret(&user.id, SEAL_PURPOSE, &factor.secret)?;
+            match totp::accept(&seed, code, now_secs(now), factor.last_step)? {
+                Some(step) => (
+                    Mutation::UseTotpStep {
+                        user_id: user.id.clone(),
+                        step,
+                    },
+                    false,
+                ),
+                None => return Ok(SecondFactor::Failed),
+            }
+        } else if let Some(canonical) = totp::normalise_recovery_code(code) {
+            (
+                Mutation::UseRecoveryCode {
+                    user_id: user.id.clone(),
+                    code_hash: totp::recovery_code_hash(&user.id, &canonical),
+                    at: now,
+                },
+                true,
+            )
+        } else {
+            return Ok(SecondFactor::Failed);
+        };
+        match self.audit.commit(Vec::new(), vec![mutation]).await {
+            Ok(_) => Ok(SecondFactor::Passed { recovery_code }),
+            Err(err) if err.code == ErrorCode::Conflict => Ok(SecondFactor::Failed),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Changes the caller's own password. The current password is checked under the login
+    /// throttle; the new one must meet the length rule for the account's factors.
+    pub async fn change_password(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        change: PasswordChange,
+    ) -> ServiceResult<()> {
+        let current = Zeroizing::new(change.current_password.clone());
+        let new = Zeroizing::new(change.new_password.clone());
+        drop(change);
+        let mut record = self.record(p, ctx, "user.change_password", None, user_ref(&p.user_id));
+        let user = self
+            .user_row(&p.user_id)
+            .await?
+            .ok_or_else(ServiceError::unauthenticated)?;
+        let now = self.now();
+        let locked_until = match self.throttle.begin_attempt(&user.username, now) {
+            Ok(locked_until) => locked_until,
+            Err(secs) => {
+                record.decision = AuditDecision::Deny;
+                record.reason = Some("too_many_attempts");
+                self.audit.append(record).await?;
+                return Err(ServiceError::too_many_attempts(secs));
+            }
+        };
+        if !password::verify(current, user.password_hash.clone()).await? {
+            record.decision = AuditDecision::Deny;
+            record.reason = Some("invalid_credentials");
+            self.audit
+                .commit(
+                    vec![record],
+                    vec![Mutation::RecordLoginFailure {
+                        user_id: user.id.clone(),
+                        at: now,
+                        locked_until,
+                    }],
+                )
+                .await?;
+            return Err(ServiceError::validation(
+                "the current password is wrong",
+                &["current_password"],
+            ));
+        }
+        self.throttle.record_success(&user.username);
+        let second_factor =
+            self.has_totp(&user.id).await? || self.mfa_required_for(&parse_roles(&user.roles));
+        password::check_policy_for(&new, &user.username, second_factor)?;
+        let hash = password::hash(new).await?;
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::SetPasswordHash {
+                    user_id: user.id.clone(),
+                    password_hash: hash,
+                    at: self.now(),
+                }],
+            )
+            .await?;
+        self.forget_user(&user.id);
+        Ok(())
+    }
+
+    /// The audit entry of a login that used a recovery code.
+    pub(crate) fn recovery_code_record(&self, login: &AuditRecord) -> AuditRecord {
+        let mut r = login.clone();
+        r.action = "auth.mfa.recovery_code_used";
+        r.reason = None;
+        r.decision = AuditDecision::Allow;
+        r
+    }
+}
