@@ -25,6 +25,19 @@ pub struct Settings {
     pub inactivity_warn_days: u32,
     /// How often each server runs the inactivity sweep; 0 turns the background job off.
     pub inactivity_sweep_interval_secs: u64,
+    /// Customer lockbox: an unanswered operator access request expires after this long (12 hours).
+    pub access_request_ttl_secs: u64,
+    /// Tenant admins are notified this long before an approved grant ends.
+    pub grant_expiry_warning_secs: u64,
+    /// How often each server looks for webhooks to deliver and grants about to end; 0 turns the
+    /// background job off (notifications still queue and show in the API).
+    pub webhook_poll_interval_ms: u64,
+    /// Delivery attempts per notification before it is marked failed.
+    pub webhook_max_attempts: u32,
+    /// Retry backoff: base × 2^(attempts − 1), capped at one hour.
+    pub webhook_backoff_base_ms: u64,
+    /// Time limit of one delivery attempt.
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -45,6 +58,12 @@ impl Default for Settings {
             inactivity_suspend_days: 90,
             inactivity_warn_days: 14,
             inactivity_sweep_interval_secs: 60 * 60,
+            access_request_ttl_secs: 12 * 60 * 60,
+            grant_expiry_warning_secs: 15 * 60,
+            webhook_poll_interval_ms: 1000,
+            webhook_max_attempts: 8,
+            webhook_backoff_base_ms: 2000,
+            webhook_timeout_ms: 5000,
         }
     }
 }
