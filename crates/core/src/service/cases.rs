@@ -15,6 +15,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::model::{
     Assignment, CASE_STATUSES, CaseInput, CommentInput, Page, PageRequest, RecordView, SEVERITIES,
 };
+use super::lockbox::Grants;
 use crate::{TenantState, Vault, new_id, shape};
 
 const KIND: &str = "case";
@@ -26,9 +27,11 @@ fn case_ref(id: Option<&str>) -> Option<ResourceRef> {
     })
 }
 
-fn case_facts(p: &Principal, row: &CaseRow) -> ResourceFacts {
+/// The policy facts of one case: staff reach it through an assignment or an active grant.
+fn case_facts(p: &Principal, row: &CaseRow, grants: &Grants) -> ResourceFacts {
     let mut r = ResourceFacts::new(ResourceKind::Case, &row.id, Some(row.tenant_id.clone()));
     r.assigned_to_principal = row.assignee_id.as_deref() == Some(p.user_id.as_str());
+    r.grant = grants.for_case(&row.id).cloned();
     r
 }
 
@@ -51,6 +54,7 @@ struct Gate {
     tenant: Arc<TenantState>,
     row: CaseRow,
     record: AuditRecord,
+    grants: Grants,
 }
 
 impl Vault {
@@ -74,19 +78,18 @@ impl Vault {
         else {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
         };
-        let decision = self.decide(
-            p,
-            action,
-            &case_facts(p, &row),
-            Some(&tenant.facts),
-            Some(purpose),
-        );
+        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
+        let facts = case_facts(p, &row, &grants);
+        // Every access under a grant names it, allowed or not.
+        record.grant_id = facts.grant.as_ref().map(|g| g.id.clone());
+        let decision = self.decide(p, action, &facts, Some(&tenant.facts), Some(purpose));
         self.enforce(&mut record, &decision).await?;
         Ok((
             Gate {
                 tenant,
                 row,
                 record,
+                grants,
             },
             decision,
         ))
@@ -101,12 +104,13 @@ impl Vault {
         tenant: &TenantState,
         ring: &TenantKeyring,
         row: &CaseRow,
+        grants: &Grants,
         record: &mut AuditRecord,
     ) -> ServiceResult<RecordView> {
         let decision = self.decide(
             p,
             Action::ReadCase,
-            &case_facts(p, row),
+            &case_facts(p, row, grants),
             Some(&tenant.facts),
             ctx.purpose,
         );
@@ -170,17 +174,22 @@ impl Vault {
             )
             .await?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
+            let facts = case_facts(p, row, &grants);
             let d = self.decide(
                 p,
                 Action::ReadCase,
-                &case_facts(p, row),
+                &facts,
                 Some(&tenant.facts),
                 Some(purpose),
             );
             if !d.allowed {
                 continue;
+            }
+            if record.grant_id.is_none() {
+                record.grant_id = facts.grant.map(|g| g.id);
             }
             record.records.push(row.id.clone());
             items.push(shape::disclose(
@@ -272,7 +281,15 @@ impl Vault {
             "product",
             "contact_id",
         ];
-        let view = self.case_view_for(p, ctx, &tenant, &ring, &row, &mut record)?;
+        let view = self.case_view_for(
+            p,
+            ctx,
+            &tenant,
+            &ring,
+            &row,
+            &Grants::default(),
+            &mut record,
+        )?;
         self.audit
             .commit(vec![record], vec![Mutation::InsertCase(row.clone())])
             .await?;
@@ -349,7 +366,15 @@ impl Vault {
         .filter(|(_, present)| *present)
         .map(|(f, _)| *f)
         .collect();
-        let view = self.case_view_for(p, ctx, &gate.tenant, &ring, &row, &mut gate.record)?;
+        let view = self.case_view_for(
+            p,
+            ctx,
+            &gate.tenant,
+            &ring,
+            &row,
+            &gate.grants,
+            &mut gate.record,
+        )?;
         self.audit
             .commit(vec![gate.record], vec![Mutation::UpdateCase(row.clone())])
             .await?;
@@ -399,7 +424,15 @@ impl Vault {
         gate.record.fields_requested = vec!["assignee_id"];
         gate.record.records = vec![assignment.user_id];
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let view = self.case_view_for(p, ctx, &gate.tenant, &ring, &row, &mut gate.record)?;
+        let view = self.case_view_for(
+            p,
+            ctx,
+            &gate.tenant,
+            &ring,
+            &row,
+            &gate.grants,
+            &mut gate.record,
+        )?;
         self.audit
             .commit(vec![gate.record], vec![Mutation::UpdateCase(row.clone())])
             .await?;
@@ -440,7 +473,7 @@ impl Vault {
         let d = self.decide(
             p,
             Action::ReadComments,
-            &case_facts(p, &gate.row),
+            &case_facts(p, &gate.row, &gate.grants),
             Some(&gate.tenant.facts),
             ctx.purpose,
         );

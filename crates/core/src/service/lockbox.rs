@@ -85,10 +85,6 @@ impl Grants {
     pub(crate) fn for_contact(&self, contact_id: &str) -> Option<&GrantFacts> {
         self.by_contact.get(contact_id)
     }
-
-    pub(crate) fn contacts(&self) -> impl Iterator<Item = &String> {
-        self.by_contact.keys()
-    }
 }
 
 impl Vault {
