@@ -18,10 +18,8 @@ pub use keyring::{BLIND_INDEX_BITS, FieldContext, TenantKeyring, normalise_email
 pub use provider::{EnvKeyProvider, FileKeyProvider, KeyProvider, StaticKeyProvider, encode_key};
 pub use secret::{KEY_LEN, RootKey, SecretKey};
 pub use tenant::{TenantKeys, unwrap_tenant_keys, wrap_tenant_keys};
-pub use webhook::{
-    WEBHOOK_SECRET_PREFIX, new_webhook_key, webhook_secret_text, webhook_signature,
-};
 pub use token::{TOKEN_LEN, TOKEN_PREFIX, Token, token_hash, token_well_formed};
+pub use webhook::{WEBHOOK_SECRET_PREFIX, new_webhook_key, webhook_secret_text, webhook_signature};
 /// Re-exported so callers can name the plaintext type of `decrypt_field` without a direct dep.
 pub use zeroize::Zeroizing;
 

@@ -42,9 +42,7 @@ mod tests {
     /// The example of the Standard Webhooks reference libraries.
     #[test]
     fn matches_the_reference_vector() {
-        let key = STANDARD
-            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-            .unwrap();
+        let key = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let sig = webhook_signature(
             &key,
             "msg_p5jXN8AQM9LWM0D4loKWxJek",

@@ -90,10 +90,7 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
             post(data::add_comment).get(data::list_comments),
         )
         .route("/access-log", get(audit::tenant_access_log))
-        .route(
-            "/access-requests",
-            post(lockbox::create).get(lockbox::list),
-        )
+        .route("/access-requests", post(lockbox::create).get(lockbox::list))
         .route(
             "/access-requests/{request_id}/approve",
             post(lockbox::approve),

@@ -117,8 +117,11 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Vec<AccessRequestRow>, StoreError>;
     /// Active grants ending in `(now, until]` whose holders' tenants were not warned yet.
-    async fn grants_ending(&self, now: i64, until: i64)
-    -> Result<Vec<AccessRequestRow>, StoreError>;
+    async fn grants_ending(
+        &self,
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<AccessRequestRow>, StoreError>;
     /// Newest first.
     async fn notifications(
         &self,

@@ -8,6 +8,7 @@ use strongroom_policy::{
 };
 use strongroom_store::{CaseFilter, CaseRow, CommentRow, Mutation, TenantScope};
 
+use super::lockbox::Grants;
 use super::{MAX_FIELD_CHARS, optional_text, required_text};
 use crate::access::{Principal, RequestContext, parse_roles};
 use crate::audit::{AuditRecord, ResourceRef};
@@ -15,7 +16,6 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::model::{
     Assignment, CASE_STATUSES, CaseInput, CommentInput, Page, PageRequest, RecordView, SEVERITIES,
 };
-use super::lockbox::Grants;
 use crate::{TenantState, Vault, new_id, shape};
 
 const KIND: &str = "case";
@@ -101,10 +101,9 @@ impl Vault {
         &self,
         p: &Principal,
         ctx: &RequestContext,
-        tenant: &TenantState,
+        (tenant, grants): (&TenantState, &Grants),
         ring: &TenantKeyring,
         row: &CaseRow,
-        grants: &Grants,
         record: &mut AuditRecord,
     ) -> ServiceResult<RecordView> {
         let decision = self.decide(
@@ -284,10 +283,9 @@ impl Vault {
         let view = self.case_view_for(
             p,
             ctx,
-            &tenant,
+            (&tenant, &Grants::default()),
             &ring,
             &row,
-            &Grants::default(),
             &mut record,
         )?;
         self.audit
@@ -369,10 +367,9 @@ impl Vault {
         let view = self.case_view_for(
             p,
             ctx,
-            &gate.tenant,
+            (&gate.tenant, &gate.grants),
             &ring,
             &row,
-            &gate.grants,
             &mut gate.record,
         )?;
         self.audit
@@ -427,10 +424,9 @@ impl Vault {
         let view = self.case_view_for(
             p,
             ctx,
-            &gate.tenant,
+            (&gate.tenant, &gate.grants),
             &ring,
             &row,
-            &gate.grants,
             &mut gate.record,
         )?;
         self.audit

@@ -27,7 +27,8 @@ const MAX_JUSTIFICATION_CHARS: usize = 500;
 const MAX_COMMENT_CHARS: usize = 2_000;
 
 /// The states a list can be filtered on.
-pub const ACCESS_REQUEST_STATES: [&str; 5] = ["pending", "approved", "denied", "expired", "revoked"];
+pub const ACCESS_REQUEST_STATES: [&str; 5] =
+    ["pending", "approved", "denied", "expired", "revoked"];
 
 /// The state at `now`: expiry is derived from the times, so it takes effect on the next request.
 pub(crate) fn effective_state(row: &AccessRequestRow, now: i64) -> &str {
@@ -111,8 +112,7 @@ impl Vault {
         p: &Principal,
         ctx: &RequestContext,
         tenant_id: &str,
-        action: Action,
-        audit_action: &'static str,
+        (action, audit_action): (Action, &'static str),
         request: Option<&AccessRequestRow>,
         id: &str,
     ) -> ServiceResult<AuditRecord> {
@@ -144,8 +144,13 @@ impl Vault {
         {
             Some(row) => Ok(row),
             None => {
-                let record =
-                    self.record(p, ctx, audit_action, Some(tenant_id), request_ref(request_id));
+                let record = self.record(
+                    p,
+                    ctx,
+                    audit_action,
+                    Some(tenant_id),
+                    request_ref(request_id),
+                );
                 Err(self.refuse(record, Denial::NotFound, Vec::new()).await)
             }
         }
@@ -169,8 +174,7 @@ impl Vault {
                 p,
                 ctx,
                 tenant_id,
-                Action::RequestAccess,
-                audit_action,
+                (Action::RequestAccess, audit_action),
                 None,
                 &id,
             )
@@ -207,9 +211,9 @@ impl Vault {
         }
         let mut classes = Vec::new();
         for c in &input.field_classes {
-            let class = c.parse::<FieldClass>().map_err(|_| {
-                ServiceError::validation("unknown field class", &["field_classes"])
-            })?;
+            let class = c
+                .parse::<FieldClass>()
+                .map_err(|_| ServiceError::validation("unknown field class", &["field_classes"]))?;
             if !classes.contains(&class) {
                 classes.push(class);
             }
@@ -239,9 +243,7 @@ impl Vault {
             && !(p.roles.contains(&Role::SecurityOfficer)
                 && purpose == Purpose::SecurityInvestigation)
         {
-            return Err(self
-                .refuse(record, Denial::Forbidden, Vec::new())
-                .await);
+            return Err(self.refuse(record, Denial::Forbidden, Vec::new()).await);
         }
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let now = self.now();
@@ -318,8 +320,7 @@ impl Vault {
                 p,
                 ctx,
                 tenant_id,
-                Action::ListAccessRequests,
-                audit_action,
+                (Action::ListAccessRequests, audit_action),
                 None,
                 "",
             )
@@ -386,8 +387,7 @@ impl Vault {
                 p,
                 ctx,
                 tenant_id,
-                Action::ApproveAccess,
-                audit_action,
+                (Action::ApproveAccess, audit_action),
                 Some(&row),
                 request_id,
             )
@@ -403,7 +403,8 @@ impl Vault {
         let comment = super::optional_text(input.comment.as_deref(), "comment", MAX_COMMENT_CHARS)?
             .map(|c| shape::seal(&ring, KIND, request_id, "decision_comment", &c))
             .transpose()?;
-        let ends_at = approve.then(|| now.saturating_add(row.duration_minutes.saturating_mul(60_000)));
+        let ends_at =
+            approve.then(|| now.saturating_add(row.duration_minutes.saturating_mul(60_000)));
         self.audit
             .commit(
                 vec![record],
@@ -437,8 +438,7 @@ impl Vault {
                 p,
                 ctx,
                 tenant_id,
-                Action::RevokeAccess,
-                "access.revoke",
+                (Action::RevokeAccess, "access.revoke"),
                 Some(&row),
                 request_id,
             )
@@ -485,8 +485,7 @@ impl Vault {
                 p,
                 ctx,
                 tenant_id,
-                Action::ListAccessRequests,
-                "access.review",
+                (Action::ListAccessRequests, "access.review"),
                 Some(&row),
                 request_id,
             )
@@ -660,8 +659,14 @@ mod tests {
 
     #[test]
     fn grants_expire_at_their_end() {
-        assert_eq!(effective_state(&row("approved", 0, Some(60_000)), 59_999), "approved");
-        assert_eq!(effective_state(&row("approved", 0, Some(60_000)), 60_000), "expired");
+        assert_eq!(
+            effective_state(&row("approved", 0, Some(60_000)), 59_999),
+            "approved"
+        );
+        assert_eq!(
+            effective_state(&row("approved", 0, Some(60_000)), 60_000),
+            "expired"
+        );
         // An approval without an end is no grant.
         assert_eq!(effective_state(&row("approved", 0, None), 1), "expired");
     }
@@ -687,8 +692,20 @@ mod tests {
         let grants = Grants::from_rows(
             vec![
                 g("new", "c1", Some("k1"), "case-resolution", "case_content"),
-                g("old", "c1", Some("k1"), "case-resolution", "contact_identity"),
-                g("other", "c2", None, "security-investigation", "case_content"),
+                g(
+                    "old",
+                    "c1",
+                    Some("k1"),
+                    "case-resolution",
+                    "contact_identity",
+                ),
+                g(
+                    "other",
+                    "c2",
+                    None,
+                    "security-investigation",
+                    "case_content",
+                ),
             ],
             Purpose::CaseResolution,
         );

@@ -5,7 +5,9 @@
 use serde_json::json;
 use strongroom_crypto::{webhook_secret_text, webhook_signature};
 use strongroom_policy::{Action, ResourceFacts, ResourceKind, Role};
-use strongroom_store::{AccessRequestRow, Mutation, NotificationRow, TenantScope, WebhookSecretRow};
+use strongroom_store::{
+    AccessRequestRow, Mutation, NotificationRow, TenantScope, WebhookSecretRow,
+};
 
 use crate::access::{Principal, RequestContext};
 use crate::audit::ResourceRef;
@@ -213,8 +215,8 @@ impl Vault {
                 created_at: rfc3339(row.created_at),
             });
         }
-        let key = strongroom_crypto::new_webhook_key()
-            .map_err(|_| ServiceError::internal("random"))?;
+        let key =
+            strongroom_crypto::new_webhook_key().map_err(|_| ServiceError::internal("random"))?;
         let now = self.now();
         let sealed = shape::seal_bytes(&ring, SECRET_KIND, tenant_id, "secret", key.as_ref())?;
         self.audit
@@ -236,9 +238,8 @@ impl Vault {
     /// Background job: queue a warning for each grant ending within the warning window.
     pub async fn notify_expiring_grants(&self) -> ServiceResult<usize> {
         let now = self.now();
-        let window =
-            i64::try_from(self.settings.grant_expiry_warning_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX);
+        let window = i64::try_from(self.settings.grant_expiry_warning_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
         let rows = self
             .store
             .grants_ending(now, now.saturating_add(window))
@@ -313,10 +314,11 @@ impl Vault {
         let now = self.now();
         let delivered = status.is_some_and(|s| (200..300).contains(&s));
         let attempts = u32::try_from(delivery.attempts.saturating_add(1)).unwrap_or(u32::MAX);
-        let next_attempt_at = (!delivered && attempts < self.settings.webhook_max_attempts).then(|| {
-            let delay = backoff_ms(self.settings.webhook_backoff_base_ms, attempts);
-            now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX))
-        });
+        let next_attempt_at =
+            (!delivered && attempts < self.settings.webhook_max_attempts).then(|| {
+                let delay = backoff_ms(self.settings.webhook_backoff_base_ms, attempts);
+                now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX))
+            });
         self.audit
             .commit(
                 Vec::new(),

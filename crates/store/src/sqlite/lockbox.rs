@@ -34,13 +34,13 @@ pub(super) async fn access_requests(
            WHEN state = 'approved' AND ends_at <= $5 THEN 'expired' \
            ELSE state END) = $3) ORDER BY id DESC LIMIT $4",
     )
-        .bind(scope.id())
-        .bind(after)
-        .bind(filter.state.as_deref())
-        .bind(i64::from(limit))
-        .bind(filter.now)
-        .fetch_all(pool)
-        .await?)
+    .bind(scope.id())
+    .bind(after)
+    .bind(filter.state.as_deref())
+    .bind(i64::from(limit))
+    .bind(filter.now)
+    .fetch_all(pool)
+    .await?)
 }
 
 pub(super) async fn active_grants(
@@ -145,7 +145,10 @@ fn changed(done: sqlx::sqlite::SqliteQueryResult, why: &'static str) -> Result<(
 }
 
 /// Applies a lockbox mutation (the write path routes them here).
-pub(super) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), StoreError> {
+pub(super) async fn apply(
+    conn: &mut SqliteConnection,
+    mutation: &Mutation,
+) -> Result<(), StoreError> {
     match mutation {
         Mutation::InsertAccessRequest(r) => {
             sqlx::query(

@@ -97,11 +97,7 @@ fn ask(case: &str, classes: &[&str], minutes: u32) -> Value {
 
 /// Entries of the tenant's access log.
 async fn access_log(admin: &Api, tenant: &str) -> Vec<Value> {
-    list_items(
-        admin,
-        &format!("/v1/tenants/{tenant}/access-log?limit=500"),
-    )
-    .await
+    list_items(admin, &format!("/v1/tenants/{tenant}/access-log?limit=500")).await
 }
 
 #[tokio::test]
@@ -138,7 +134,10 @@ async fn request_approve_reveal_revoke() {
     assert_eq!(seen["requester"]["roles"], json!(["support_engineer"]));
     assert_eq!(seen["case_id"], w.case_a.as_str());
     assert_eq!(seen["purpose"], "case-resolution");
-    assert_eq!(seen["justification"], "ticket 4711: customer asked us to look");
+    assert_eq!(
+        seen["justification"],
+        "ticket 4711: customer asked us to look"
+    );
     assert_eq!(seen["field_classes"], json!(["case_content"]));
     assert_eq!(seen["duration_minutes"], 60);
 
@@ -191,8 +190,7 @@ async fn request_approve_reveal_revoke() {
         assert!(e["index"].is_u64());
     }
     assert!(
-        log.iter()
-            .all(|e| e["entry"]["tenant_id"] == t.as_str()),
+        log.iter().all(|e| e["entry"]["tenant_id"] == t.as_str()),
         "another tenant's entry in the access log"
     );
     // The comment is customer free text: never in the log.
@@ -388,7 +386,10 @@ async fn grants_end_at_their_end_time() {
         )
         .unwrap()
     };
-    assert_eq!((parse(&g["ends_at"]) - parse(&g["starts_at"])).whole_seconds(), 60);
+    assert_eq!(
+        (parse(&g["ends_at"]) - parse(&g["starts_at"])).whole_seconds(),
+        60
+    );
     let comments = comments_path(t, &w.case_a);
     w.engineer.get(&comments).await.ok(200);
     // Poll from an absolute deadline well past the end time.
@@ -425,7 +426,10 @@ async fn role_change_and_suspension_revoke_grants() {
         .await
         .ok(200);
     let revoked = list_items(&w.admin, &format!("{}?state=revoked", requests_path(t))).await;
-    assert!(revoked.iter().any(|r| r["id"] == rid.as_str()), "{revoked:?}");
+    assert!(
+        revoked.iter().any(|r| r["id"] == rid.as_str()),
+        "{revoked:?}"
+    );
 
     let other = staff_session(&server, &platform, "support_engineer").await;
     let rid2 = id_of(&request(&other, t, ask(&w.case_b, &["case_content"], 30)).await);
@@ -453,11 +457,14 @@ async fn role_change_and_suspension_revoke_grants() {
 
 // ---- webhooks and break-glass ------------------------------------------------
 
+/// One accepted webhook: lower-cased headers and the body.
+type Hook = (HashMap<String, String>, Vec<u8>);
+
 /// A plain-HTTP receiver on loopback: answers 500 to the first `fail_first` deliveries, then 200,
 /// and keeps what it accepted.
 struct Receiver {
     url: String,
-    got: Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Hook>>>,
     attempts: Arc<AtomicUsize>,
 }
 
@@ -511,28 +518,32 @@ async fn receiver(fail_first: usize) -> Receiver {
                 };
                 let _ = sock
                     .write_all(
-                        format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                            .as_bytes(),
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
                     )
                     .await;
             });
         }
     });
-    Receiver {
-        url,
-        got,
-        attempts,
-    }
+    Receiver { url, got, attempts }
 }
 
 impl Receiver {
     /// Waits (with a deadline) for an accepted webhook whose body has `type` = `kind`.
-    async fn wait_for(&self, kind: &str) -> (HashMap<String, String>, Vec<u8>) {
+    async fn wait_for(&self, kind: &str) -> Hook {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let found = self.got.lock().unwrap().iter().find(|(_, body)| {
-                serde_json::from_slice::<Value>(body).is_ok_and(|v| v["type"] == kind)
-            }).cloned();
+            let found = self
+                .got
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, body)| {
+                    serde_json::from_slice::<Value>(body).is_ok_and(|v| v["type"] == kind)
+                })
+                .cloned();
             if let Some(hit) = found {
                 return hit;
             }
@@ -568,7 +579,10 @@ async fn webhook_world(server: &Server, rx: &Receiver) -> (World, String) {
     let w = world(server, json!({"webhook_url": rx.url})).await;
     let secret = w
         .admin
-        .post(&format!("/v1/tenants/{}/webhook-secret", w.tenant), json!({}))
+        .post(
+            &format!("/v1/tenants/{}/webhook-secret", w.tenant),
+            json!({}),
+        )
         .await
         .ok(200)["secret"]
         .as_str()
@@ -593,8 +607,15 @@ async fn webhooks_are_signed_and_retried() {
     let rid = id_of(&request(&w.engineer, t, ask(&w.case_a, &["case_content"], 30)).await);
     let (headers, body) = rx.wait_for("access_request.created").await;
     assert!(rx.attempts.load(Ordering::SeqCst) >= 3, "no retries");
-    assert!(verify(&secret, &headers, &body), "bad signature: {headers:?}");
-    assert!(!verify("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &headers, &body));
+    assert!(
+        verify(&secret, &headers, &body),
+        "bad signature: {headers:?}"
+    );
+    assert!(!verify(
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        &headers,
+        &body
+    ));
     let payload: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(payload["data"]["access_request_id"], rid.as_str());
     // Ids and codes only: no free text, no personal data.
@@ -688,7 +709,10 @@ async fn break_glass_notifies_and_requires_review() {
     // Four eyes: the officer who broke the glass does not review it.
     let review = request_action(t, &gid, "review");
     officer.post(&review, json!({})).await.err(403, "forbidden");
-    w.engineer.post(&review, json!({})).await.err(403, "forbidden");
+    w.engineer
+        .post(&review, json!({}))
+        .await
+        .err(403, "forbidden");
     let reviewed = second.post(&review, json!({})).await.ok(200);
     assert_eq!(reviewed["review_required"], false);
     assert_eq!(reviewed["reviewed_by"], second.id.as_str());
