@@ -298,7 +298,7 @@ impl Vault {
                 vec![Mutation::InsertAccessRequest(row.clone()), notification],
             )
             .await?;
-        self.request_view(p, &row, &ring, true).await
+        self.request_view(&row, &ring, true).await
     }
 
     pub async fn access_requests(
@@ -356,7 +356,7 @@ impl Vault {
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             items.push(
-                self.request_view(p, row, &ring, customer || row.requester_id == p.user_id)
+                self.request_view(row, &ring, customer || row.requester_id == p.user_id)
                     .await?,
             );
         }
@@ -419,7 +419,7 @@ impl Vault {
                 }],
             )
             .await?;
-        self.fresh_view(p, tenant_id, request_id).await
+        self.fresh_view(tenant_id, request_id).await
     }
 
     /// Ends a pending request or an active grant at once: the tenant's admins or the requester.
@@ -466,7 +466,7 @@ impl Vault {
                 ],
             )
             .await?;
-        self.fresh_view(p, tenant_id, request_id).await
+        self.fresh_view(tenant_id, request_id).await
     }
 
     /// The post-incident review of a break-glass grant, by a second security officer.
@@ -517,12 +517,11 @@ impl Vault {
                 ],
             )
             .await?;
-        self.fresh_view(p, tenant_id, request_id).await
+        self.fresh_view(tenant_id, request_id).await
     }
 
     async fn fresh_view(
         &self,
-        p: &Principal,
         tenant_id: &str,
         request_id: &str,
     ) -> ServiceResult<AccessRequestView> {
@@ -532,7 +531,7 @@ impl Vault {
             .await?
             .ok_or_else(ServiceError::not_found)?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        self.request_view(p, &row, &ring, true).await
+        self.request_view(&row, &ring, true).await
     }
 
     /// Effects of a role change or suspension on the user's lockbox: every pending request and
@@ -567,7 +566,6 @@ impl Vault {
 
     async fn request_view(
         &self,
-        p: &Principal,
         row: &AccessRequestRow,
         ring: &strongroom_crypto::TenantKeyring,
         show_comment: bool,
@@ -578,7 +576,6 @@ impl Vault {
             (Some(ct), true) => Some(shape::open(ring, KIND, &row.id, "decision_comment", ct)?),
             _ => None,
         };
-        let _ = p;
         Ok(AccessRequestView {
             id: row.id.clone(),
             tenant_id: row.tenant_id.clone(),
