@@ -20,7 +20,7 @@ mod service;
 
 /// Types returned by service operations that have no better home.
 pub mod service_types {
-    pub use crate::service::LoggedEntry;
+    pub use crate::service::{ACCESS_REQUEST_STATES, LoggedEntry, WebhookDelivery};
 }
 mod shape;
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub use strongroom_policy::{FieldClass, Purpose, Role, Visibility};
 
 pub mod governance;
+pub mod lockbox;
 
 /// A tenant's processing instructions: they bound every access to its data.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -21,6 +22,17 @@ pub struct TenantInstructions {
     /// limit applies.
     #[serde(default)]
     pub customer_inactivity_days: Option<u32>,
+    /// Customer lockbox: the longest grant an operator may ask for, in hours.
+    #[serde(default = "default_max_grant_hours")]
+    pub max_grant_hours: u32,
+    /// Where lockbox notifications are delivered as signed webhooks (Standard Webhooks); none when
+    /// absent. `https://`, or `http://` to a loopback address only.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+}
+
+fn default_max_grant_hours() -> u32 {
+    8
 }
 
 impl Default for TenantInstructions {
@@ -36,6 +48,8 @@ impl Default for TenantInstructions {
             export_allowed: true,
             region: "eu".into(),
             customer_inactivity_days: None,
+            max_grant_hours: default_max_grant_hours(),
+            webhook_url: None,
         }
     }
 }
@@ -50,6 +64,9 @@ pub struct InstructionsPatch {
     pub export_allowed: Option<bool>,
     pub region: Option<String>,
     pub customer_inactivity_days: Option<u32>,
+    pub max_grant_hours: Option<u32>,
+    /// `""` removes the endpoint.
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -29,6 +29,19 @@ pub struct Settings {
     pub mfa_required_for_staff: bool,
     /// The same for tenant administrators.
     pub mfa_required_for_tenant_admins: bool,
+    /// Customer lockbox: an unanswered operator access request expires after this long (12 hours).
+    pub access_request_ttl_secs: u64,
+    /// Tenant admins are notified this long before an approved grant ends.
+    pub grant_expiry_warning_secs: u64,
+    /// How often each server looks for webhooks to deliver and grants about to end; 0 turns the
+    /// background job off (notifications still queue and show in the API).
+    pub webhook_poll_interval_ms: u64,
+    /// Delivery attempts per notification before it is marked failed.
+    pub webhook_max_attempts: u32,
+    /// Retry backoff: base × 2^(attempts − 1), capped at one hour.
+    pub webhook_backoff_base_ms: u64,
+    /// Time limit of one delivery attempt.
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -51,6 +64,12 @@ impl Default for Settings {
             inactivity_sweep_interval_secs: 60 * 60,
             mfa_required_for_staff: true,
             mfa_required_for_tenant_admins: true,
+            access_request_ttl_secs: 12 * 60 * 60,
+            grant_expiry_warning_secs: 15 * 60,
+            webhook_poll_interval_ms: 1000,
+            webhook_max_attempts: 8,
+            webhook_backoff_base_ms: 2000,
+            webhook_timeout_ms: 5000,
         }
     }
 }

@@ -66,6 +66,46 @@ pub(crate) fn open(
     String::from_utf8(plain.to_vec()).map_err(|_| ServiceError::internal("field is not UTF-8"))
 }
 
+/// Seals raw bytes (a secret key) like a field.
+pub(crate) fn seal_bytes(
+    ring: &TenantKeyring,
+    kind: &str,
+    record_id: &str,
+    field: &str,
+    plaintext: &[u8],
+) -> ServiceResult<Vec<u8>> {
+    ring.encrypt_field(
+        &FieldContext {
+            kind,
+            record_id,
+            field,
+        },
+        plaintext,
+    )
+    .map_err(|_| ServiceError::internal("field encryption failed"))
+}
+
+/// Opens what [`seal_bytes`] sealed; the plaintext is wiped on drop.
+pub(crate) fn open_bytes(
+    ring: &TenantKeyring,
+    kind: &str,
+    record_id: &str,
+    field: &str,
+    ciphertext: &[u8],
+) -> ServiceResult<strongroom_crypto::Zeroizing<Vec<u8>>> {
+    let plain = ring
+        .decrypt_field(
+            &FieldContext {
+                kind,
+                record_id,
+                field,
+            },
+            ciphertext,
+        )
+        .map_err(|_| ServiceError::internal("field does not decrypt (integrity failure)"))?;
+    Ok(strongroom_crypto::Zeroizing::new(plain.to_vec()))
+}
+
 struct Builder<'a> {
     ring: &'a TenantKeyring,
     kind: &'static str,

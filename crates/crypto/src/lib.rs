@@ -12,6 +12,7 @@ mod provider;
 mod secret;
 mod tenant;
 mod token;
+mod webhook;
 
 pub use error::CryptoError;
 pub use keyring::{BLIND_INDEX_BITS, FieldContext, TenantKeyring, normalise_email};
@@ -20,6 +21,7 @@ pub use provider::{EnvKeyProvider, FileKeyProvider, KeyProvider, StaticKeyProvid
 pub use secret::{KEY_LEN, RootKey, SecretKey};
 pub use tenant::{TenantKeys, unwrap_tenant_keys, wrap_tenant_keys};
 pub use token::{TOKEN_LEN, TOKEN_PREFIX, Token, token_hash, token_well_formed};
+pub use webhook::{WEBHOOK_SECRET_PREFIX, new_webhook_key, webhook_secret_text, webhook_signature};
 /// Re-exported so callers can name the plaintext type of `decrypt_field` without a direct dep.
 pub use zeroize::Zeroizing;
 

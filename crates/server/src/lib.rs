@@ -70,7 +70,7 @@ async fn not_found() -> ApiError {
 
 /// The API router; shared by `serve` and the tests.
 pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
-    use routes::{admin, audit, auth, data, governance};
+    use routes::{admin, audit, auth, data, governance, lockbox};
     let tenant_data = Router::new()
         .route(
             "/contacts",
@@ -90,6 +90,26 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
             post(data::add_comment).get(data::list_comments),
         )
         .route("/access-log", get(audit::tenant_access_log))
+        .route("/access-requests", post(lockbox::create).get(lockbox::list))
+        .route(
+            "/access-requests/{request_id}/approve",
+            post(lockbox::approve),
+        )
+        .route("/access-requests/{request_id}/deny", post(lockbox::deny))
+        .route(
+            "/access-requests/{request_id}/revoke",
+            post(lockbox::revoke),
+        )
+        .route(
+            "/access-requests/{request_id}/review",
+            post(lockbox::review),
+        )
+        .route("/grants", get(lockbox::grants))
+        .route("/notifications", get(lockbox::notifications))
+        .route(
+            "/webhook-secret",
+            get(lockbox::webhook_secret).post(lockbox::rotate_webhook_secret),
+        )
         .route("/instructions", patch(admin::update_instructions));
     Router::new()
         .route("/v1/auth/login", post(auth::login))

@@ -39,6 +39,8 @@ pub trait Store: Send + Sync + 'static {
     /// Open assignments per user id.
     async fn assignment_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
     async fn inactivity_warnings(&self) -> Result<Vec<InactivityWarningRow>, StoreError>;
+    /// Active operator-access grants per holder, across tenants, at `now`.
+    async fn active_grant_counts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
     /// Ids of the users with a confirmed second factor.
     async fn mfa_enrolled_users(&self) -> Result<Vec<String>, StoreError>;
     async fn access_reviews(
@@ -92,6 +94,57 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<CommentRow>, StoreError>;
+
+    // Customer lockbox: access requests, grants, notifications. Tenant-scoped except the jobs'.
+    async fn access_request(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+    ) -> Result<Option<AccessRequestRow>, StoreError>;
+    /// Newest first.
+    async fn access_requests(
+        &self,
+        scope: &TenantScope,
+        filter: &AccessRequestFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AccessRequestRow>, StoreError>;
+    /// The user's grants active at `now` in the tenant, newest first, with their case's contact.
+    async fn active_grants(
+        &self,
+        scope: &TenantScope,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<ActiveGrantRow>, StoreError>;
+    /// The user's pending requests and active grants at `now`, in every tenant.
+    async fn open_requests_of_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<AccessRequestRow>, StoreError>;
+    /// Active grants ending in `(now, until]` whose holders' tenants were not warned yet.
+    async fn grants_ending(
+        &self,
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<AccessRequestRow>, StoreError>;
+    /// Newest first.
+    async fn notifications(
+        &self,
+        scope: &TenantScope,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError>;
+    /// Notifications waiting for a delivery attempt due at `now`.
+    async fn due_notifications(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError>;
+    async fn webhook_secret(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Option<WebhookSecretRow>, StoreError>;
 
     // The audit ledger.
     async fn audit_size(&self) -> Result<u64, StoreError>;

@@ -333,4 +333,127 @@ pub enum Mutation {
         decided_by: String,
         at: i64,
     },
+    // ---- customer lockbox ----
+    InsertAccessRequest(AccessRequestRow),
+    /// Approves or denies a request still pending and unexpired at `at`; otherwise a conflict.
+    DecideAccessRequest {
+        scope: TenantScope,
+        id: String,
+        approve: bool,
+        by: String,
+        at: i64,
+        comment: Option<Vec<u8>>,
+        ends_at: Option<i64>,
+    },
+    /// Ends a request that is pending or an active grant at `at`; otherwise a conflict.
+    RevokeAccessRequest {
+        scope: TenantScope,
+        id: String,
+        by: String,
+        at: i64,
+    },
+    /// Records the post-incident review of a break-glass grant, once, by someone other than its
+    /// requester; otherwise a conflict.
+    ReviewBreakGlass {
+        scope: TenantScope,
+        id: String,
+        by: String,
+        at: i64,
+    },
+    /// Ends every pending request and active grant of a user (role change, suspension).
+    RevokeUserGrants {
+        user_id: String,
+        at: i64,
+    },
+    MarkExpiryNotified {
+        id: String,
+        at: i64,
+    },
+    InsertNotification(NotificationRow),
+    /// The outcome of one delivery attempt: delivered, retry at `next_attempt_at`, or given up
+    /// (`next_attempt_at` None and not delivered).
+    RecordDeliveryAttempt {
+        id: String,
+        delivered: bool,
+        status: Option<i64>,
+        at: i64,
+        next_attempt_at: Option<i64>,
+    },
+    /// Sets (or replaces) a tenant's webhook secret.
+    SetWebhookSecret(WebhookSecretRow),
+}
+
+/// An operator access request (customer lockbox); once approved, a grant until `ends_at`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AccessRequestRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub case_id: String,
+    pub requester_id: String,
+    pub requester_roles: String,
+    pub purpose: String,
+    /// Ciphertext (tenant keys).
+    pub justification: Vec<u8>,
+    /// Comma-separated field class names.
+    pub field_classes: String,
+    pub duration_minutes: i64,
+    pub break_glass: bool,
+    /// `pending`, `approved`, `denied` or `revoked`; expiry is derived from the times.
+    pub state: String,
+    pub created_at: i64,
+    pub request_expires_at: i64,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    /// Ciphertext (tenant keys).
+    pub decision_comment: Option<Vec<u8>>,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub revoked_by: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<i64>,
+    pub expiry_notified_at: Option<i64>,
+}
+
+/// Which access requests a list returns: `state` is the effective state at `now`.
+#[derive(Clone, Debug, Default)]
+pub struct AccessRequestFilter {
+    pub state: Option<String>,
+    pub now: i64,
+}
+
+/// A grant active at the time asked, with the contact of its case.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ActiveGrantRow {
+    pub id: String,
+    pub case_id: String,
+    pub contact_id: Option<String>,
+    pub purpose: String,
+    pub field_classes: String,
+}
+
+/// One tenant notification in the outbox. `body` holds ids and codes only.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct NotificationRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub kind: String,
+    pub access_request_id: Option<String>,
+    pub body: String,
+    pub created_at: i64,
+    /// `pending`, `delivered`, `failed` (gave up) or `no_endpoint`.
+    pub delivery: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub last_attempt_at: Option<i64>,
+    pub last_status: Option<i64>,
+    pub delivered_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct WebhookSecretRow {
+    pub tenant_id: String,
+    /// Ciphertext (tenant keys).
+    pub secret: Vec<u8>,
+    pub created_at: i64,
 }

@@ -8,6 +8,7 @@ mod datadir;
 mod demo;
 mod logging;
 mod serve;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -93,6 +93,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
 
     spawn_inactivity_sweep(&vault);
+    crate::webhooks::spawn(&vault);
 
     let metrics = strongroom_server::install_metrics();
     let listen = ListenConfig {

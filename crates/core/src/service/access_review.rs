@@ -81,6 +81,12 @@ impl Vault {
         }
         let assignments: HashMap<String, i64> =
             self.store.assignment_counts().await?.into_iter().collect();
+        let grants: HashMap<String, i64> = self
+            .store
+            .active_grant_counts(self.now())
+            .await?
+            .into_iter()
+            .collect();
         let enrolled: HashSet<String> =
             self.store.mfa_enrolled_users().await?.into_iter().collect();
         let id = new_id();
@@ -101,7 +107,7 @@ impl Vault {
                 last_activity_at: u.last_activity_at(),
                 mfa_enrolled: enrolled.contains(&u.id),
                 assignments: assignments.get(&u.id).copied().unwrap_or(0),
-                active_grants: 0,
+                active_grants: grants.get(&u.id).copied().unwrap_or(0),
                 api_keys: 0,
                 decision: None,
                 decided_by: None,

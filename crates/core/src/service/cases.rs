@@ -8,6 +8,7 @@ use strongroom_policy::{
 };
 use strongroom_store::{CaseFilter, CaseRow, CommentRow, Mutation, TenantScope};
 
+use super::lockbox::Grants;
 use super::{MAX_FIELD_CHARS, optional_text, required_text};
 use crate::access::{Principal, RequestContext, parse_roles};
 use crate::audit::{AuditRecord, ResourceRef};
@@ -26,9 +27,11 @@ fn case_ref(id: Option<&str>) -> Option<ResourceRef> {
     })
 }
 
-fn case_facts(p: &Principal, row: &CaseRow) -> ResourceFacts {
+/// The policy facts of one case: staff reach it through an assignment or an active grant.
+fn case_facts(p: &Principal, row: &CaseRow, grants: &Grants) -> ResourceFacts {
     let mut r = ResourceFacts::new(ResourceKind::Case, &row.id, Some(row.tenant_id.clone()));
     r.assigned_to_principal = row.assignee_id.as_deref() == Some(p.user_id.as_str());
+    r.grant = grants.for_case(&row.id).cloned();
     r
 }
 
@@ -51,6 +54,7 @@ struct Gate {
     tenant: Arc<TenantState>,
     row: CaseRow,
     record: AuditRecord,
+    grants: Grants,
 }
 
 impl Vault {
@@ -74,19 +78,18 @@ impl Vault {
         else {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
         };
-        let decision = self.decide(
-            p,
-            action,
-            &case_facts(p, &row),
-            Some(&tenant.facts),
-            Some(purpose),
-        );
+        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
+        let facts = case_facts(p, &row, &grants);
+        // Every access under a grant names it, allowed or not.
+        record.grant_id = facts.grant.as_ref().map(|g| g.id.clone());
+        let decision = self.decide(p, action, &facts, Some(&tenant.facts), Some(purpose));
         self.enforce(&mut record, &decision).await?;
         Ok((
             Gate {
                 tenant,
                 row,
                 record,
+                grants,
             },
             decision,
         ))
@@ -98,7 +101,7 @@ impl Vault {
         &self,
         p: &Principal,
         ctx: &RequestContext,
-        tenant: &TenantState,
+        (tenant, grants): (&TenantState, &Grants),
         ring: &TenantKeyring,
         row: &CaseRow,
         record: &mut AuditRecord,
@@ -106,7 +109,7 @@ impl Vault {
         let decision = self.decide(
             p,
             Action::ReadCase,
-            &case_facts(p, row),
+            &case_facts(p, row, grants),
             Some(&tenant.facts),
             ctx.purpose,
         );
@@ -170,17 +173,22 @@ impl Vault {
             )
             .await?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
+            let facts = case_facts(p, row, &grants);
             let d = self.decide(
                 p,
                 Action::ReadCase,
-                &case_facts(p, row),
+                &facts,
                 Some(&tenant.facts),
                 Some(purpose),
             );
             if !d.allowed {
                 continue;
+            }
+            if record.grant_id.is_none() {
+                record.grant_id = facts.grant.map(|g| g.id);
             }
             record.records.push(row.id.clone());
             items.push(shape::disclose(
@@ -272,7 +280,14 @@ impl Vault {
             "product",
             "contact_id",
         ];
-        let view = self.case_view_for(p, ctx, &tenant, &ring, &row, &mut record)?;
+        let view = self.case_view_for(
+            p,
+            ctx,
+            (&tenant, &Grants::default()),
+            &ring,
+            &row,
+            &mut record,
+        )?;
         self.audit
             .commit(vec![record], vec![Mutation::InsertCase(row.clone())])
             .await?;
@@ -349,7 +364,14 @@ impl Vault {
         .filter(|(_, present)| *present)
         .map(|(f, _)| *f)
         .collect();
-        let view = self.case_view_for(p, ctx, &gate.tenant, &ring, &row, &mut gate.record)?;
+        let view = self.case_view_for(
+            p,
+            ctx,
+            (&gate.tenant, &gate.grants),
+            &ring,
+            &row,
+            &mut gate.record,
+        )?;
         self.audit
             .commit(vec![gate.record], vec![Mutation::UpdateCase(row.clone())])
             .await?;
@@ -399,7 +421,14 @@ impl Vault {
         gate.record.fields_requested = vec!["assignee_id"];
         gate.record.records = vec![assignment.user_id];
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let view = self.case_view_for(p, ctx, &gate.tenant, &ring, &row, &mut gate.record)?;
+        let view = self.case_view_for(
+            p,
+            ctx,
+            (&gate.tenant, &gate.grants),
+            &ring,
+            &row,
+            &mut gate.record,
+        )?;
         self.audit
             .commit(vec![gate.record], vec![Mutation::UpdateCase(row.clone())])
             .await?;
@@ -440,7 +469,7 @@ impl Vault {
         let d = self.decide(
             p,
             Action::ReadComments,
-            &case_facts(p, &gate.row),
+            &case_facts(p, &gate.row, &gate.grants),
             Some(&gate.tenant.facts),
             ctx.purpose,
         );

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use strongroom_crypto::{TenantKeyring, normalise_email};
 use strongroom_policy::{
-    Action, Decision, Denial, FieldClass, ResourceFacts, ResourceKind, Visibility,
+    Action, Decision, Denial, FieldClass, GrantFacts, ResourceFacts, ResourceKind, Visibility,
 };
 use strongroom_store::{CaseFilter, ContactRow, Mutation, TenantScope};
 
@@ -48,10 +48,16 @@ fn email_index(ring: &TenantKeyring, email: &str) -> ServiceResult<Vec<u8>> {
         .map_err(|_| ServiceError::internal("blind index"))
 }
 
-/// The policy facts of one contact: staff reach it through a case assigned to them.
-fn contact_facts(row: &ContactRow, assigned_to_principal: bool) -> ResourceFacts {
+/// The policy facts of one contact: staff reach it through a case assigned to them, or through an
+/// active grant on a case that references it.
+fn contact_facts(
+    row: &ContactRow,
+    assigned_to_principal: bool,
+    grant: Option<&GrantFacts>,
+) -> ResourceFacts {
     let mut r = ResourceFacts::new(ResourceKind::Contact, &row.id, Some(row.tenant_id.clone()));
     r.assigned_to_principal = assigned_to_principal;
+    r.grant = grant.cloned();
     r
 }
 
@@ -59,6 +65,8 @@ struct Gate {
     tenant: Arc<TenantState>,
     row: ContactRow,
     record: AuditRecord,
+    reachable: bool,
+    grant: Option<GrantFacts>,
 }
 
 impl Vault {
@@ -97,10 +105,16 @@ impl Vault {
         let Some((row, reachable)) = found else {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
         };
+        let grant = self
+            .grants_for(p, tenant_id, Some(purpose))
+            .await?
+            .for_contact(contact_id)
+            .cloned();
+        record.grant_id = grant.as_ref().map(|g| g.id.clone());
         let decision = self.decide(
             p,
             action,
-            &contact_facts(&row, reachable),
+            &contact_facts(&row, reachable, grant.as_ref()),
             Some(&tenant.facts),
             Some(purpose),
         );
@@ -110,6 +124,8 @@ impl Vault {
                 tenant,
                 row,
                 record,
+                reachable,
+                grant,
             },
             decision,
         ))
@@ -204,7 +220,7 @@ impl Vault {
         let read = self.decide(
             p,
             Action::ReadContact,
-            &contact_facts(&row, false),
+            &contact_facts(&row, false, None),
             Some(&tenant.facts),
             ctx.purpose,
         );
@@ -287,12 +303,10 @@ impl Vault {
         }
         row.updated_at = self.now();
         gate.record.fields_requested = present_fields(&input);
-        // The update was allowed, so a staff writer reached this contact through an assignment.
-        let assigned = p.is_staff();
         let read = self.decide(
             p,
             Action::ReadContact,
-            &contact_facts(&row, assigned),
+            &contact_facts(&row, gate.reachable, gate.grant.as_ref()),
             Some(&gate.tenant.facts),
             ctx.purpose,
         );
@@ -381,6 +395,7 @@ impl Vault {
                     .await?
             }
         };
+        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
         let reachable: Option<HashSet<String>> = if p.is_staff() {
             let filter = CaseFilter {
                 assignee_id: Some(p.user_id.clone()),
@@ -396,15 +411,19 @@ impl Vault {
         for row in &rows {
             last_id = Some(row.id.clone());
             let reached = reachable.as_ref().is_some_and(|r| r.contains(&row.id));
+            let grant = grants.for_contact(&row.id);
             let d = self.decide(
                 p,
                 Action::ReadContact,
-                &contact_facts(row, reached),
+                &contact_facts(row, reached, grant),
                 Some(&tenant.facts),
                 Some(purpose),
             );
             if !d.allowed {
                 continue;
+            }
+            if record.grant_id.is_none() {
+                record.grant_id = grant.map(|g| g.id.clone());
             }
             if let Some(wanted) = &wanted {
                 if d.fields.get(FieldClass::ContactIdentity) != Visibility::Reveal {

@@ -2,12 +2,16 @@
 
 mod audit_log;
 pub use audit_log::LoggedEntry;
+pub use lockbox::ACCESS_REQUEST_STATES;
+pub use notify::WebhookDelivery;
 mod access_review;
 mod auth;
 mod cases;
 mod contacts;
 mod inactivity;
+mod lockbox;
 mod mfa;
+mod notify;
 mod tenants;
 mod users;
 

@@ -81,6 +81,27 @@ fn merge(base: TenantInstructions, patch: InstructionsPatch) -> ServiceResult<Te
         }
         out.customer_inactivity_days = Some(days);
     }
+    if let Some(hours) = patch.max_grant_hours {
+        if !(1..=720).contains(&hours) {
+            return Err(ServiceError::validation(
+                "max_grant_hours must be between 1 and 720",
+                &["instructions.max_grant_hours"],
+            ));
+        }
+        out.max_grant_hours = hours;
+    }
+    if let Some(url) = patch.webhook_url {
+        if url.is_empty() {
+            out.webhook_url = None;
+        } else if valid_webhook_url(&url) {
+            out.webhook_url = Some(url);
+        } else {
+            return Err(ServiceError::validation(
+                "webhook_url must be https://, or http:// to a loopback address",
+                &["instructions.webhook_url"],
+            ));
+        }
+    }
     if let Some(region) = patch.region {
         let ok = !region.is_empty()
             && region.len() <= 32
@@ -96,6 +117,31 @@ fn merge(base: TenantInstructions, patch: InstructionsPatch) -> ServiceResult<Te
         out.region = region;
     }
     Ok(out)
+}
+
+/// `https://host…`, or plain `http://` to this machine only (a local relay or a test receiver):
+/// anything else would send the notifications' ids in clear over a network.
+pub(crate) fn valid_webhook_url(url: &str) -> bool {
+    if url.len() > 2000 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let (scheme, rest) = match url.split_once("://") {
+        Some(parts) => parts,
+        None => return false,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    match scheme {
+        "https" => !host.is_empty(),
+        "http" => matches!(host, "127.0.0.1" | "localhost" | "::1"),
+        _ => false,
+    }
 }
 
 impl Vault {
@@ -200,5 +246,23 @@ impl Vault {
             .await?;
         self.forget_tenant(tenant_id);
         Ok(view(&tenant_state_from(row)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_webhook_url;
+
+    #[test]
+    fn webhook_urls() {
+        assert!(valid_webhook_url("https://hooks.example.com/strongroom"));
+        assert!(valid_webhook_url("http://127.0.0.1:8080/hook"));
+        assert!(valid_webhook_url("http://[::1]:8080/"));
+        assert!(!valid_webhook_url("http://hooks.example.com/"));
+        assert!(!valid_webhook_url("http://127.0.0.1.evil.com/"));
+        assert!(!valid_webhook_url("https://user:pw@example.com/"));
+        assert!(!valid_webhook_url("ftp://example.com/"));
+        assert!(!valid_webhook_url("https:///nohost"));
+        assert!(!valid_webhook_url("https://exa mple.com/"));
     }
 }

@@ -218,7 +218,7 @@ impl Vault {
         Ok(user_view(&user))
     }
 
-    /// Changes roles; the user's sessions (and, once they exist, grants and keys) are revoked.
+    /// Changes roles; the user's sessions and lockbox grants (and, once they exist, keys) are revoked.
     pub async fn update_user_roles(
         &self,
         p: &Principal,
@@ -250,22 +250,30 @@ impl Vault {
         let now = self.now();
         user.roles = join_roles(&roles);
         user.updated_at = now;
-        self.audit
-            .commit(
-                vec![record],
-                vec![
-                    Mutation::SetUserRoles {
-                        user_id: user_id.to_owned(),
-                        roles: user.roles.clone(),
-                        at: now,
-                    },
-                    Mutation::RevokeUserSessions {
-                        user_id: user_id.to_owned(),
-                        at: now,
-                    },
-                ],
+        let actor = record.actor.clone();
+        let (mut records, grant_mutations) = self
+            .revoke_user_grants_effects(
+                actor.as_ref(),
+                &ctx.request_id,
+                user_id,
+                "role_change",
+                now,
             )
             .await?;
+        records.insert(0, record);
+        let mut mutations = vec![
+            Mutation::SetUserRoles {
+                user_id: user_id.to_owned(),
+                roles: user.roles.clone(),
+                at: now,
+            },
+            Mutation::RevokeUserSessions {
+                user_id: user_id.to_owned(),
+                at: now,
+            },
+        ];
+        mutations.extend(grant_mutations);
+        self.audit.commit(records, mutations).await?;
         self.sessions.revoke_user(user_id);
         self.forget_user(user_id);
         Ok(user_view(&user))
@@ -306,8 +314,8 @@ impl Vault {
         Ok(user_view(&user))
     }
 
-    /// Everything a suspension takes away besides the status: sessions, and the cases assigned to
-    /// the account, each released and recorded in its tenant's log.
+    /// Everything a suspension takes away besides the status: sessions, the cases assigned to the
+    /// account, each released and recorded in its tenant's log, and its lockbox requests and grants.
     pub(crate) async fn suspension_effects(
         &self,
         actor: Option<&Actor>,
@@ -338,6 +346,11 @@ impl Vault {
                 at,
             });
         }
+        let (grant_records, grant_mutations) = self
+            .revoke_user_grants_effects(actor, request_id, user_id, "account_suspended", at)
+            .await?;
+        records.extend(grant_records);
+        mutations.extend(grant_mutations);
         Ok((records, mutations))
     }
 

@@ -5,3 +5,4 @@ pub mod audit;
 pub mod auth;
 pub mod data;
 pub mod governance;
+pub mod lockbox;

@@ -47,6 +47,19 @@ pub(super) async fn inactivity_warnings(
         .await?)
 }
 
+pub(super) async fn active_grant_counts(
+    pool: &SqlitePool,
+    now: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT requester_id, COUNT(*) FROM access_requests \
+         WHERE state = 'approved' AND starts_at <= $1 AND ends_at > $1 GROUP BY requester_id",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub(super) async fn mfa_enrolled_users(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT user_id FROM user_totp WHERE confirmed_at IS NOT NULL")

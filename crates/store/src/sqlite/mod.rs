@@ -2,6 +2,7 @@
 //! connection that commits whole batches, and a small pool of readers.
 
 mod governance;
+mod lockbox;
 mod mfa;
 mod write;
 
@@ -49,6 +50,11 @@ fn migrator() -> Migrator {
             5,
             "access governance",
             include_str!("../../migrations/sqlite/0005_governance.sql"),
+        ),
+        migration(
+            6,
+            "customer lockbox",
+            include_str!("../../migrations/sqlite/0006_lockbox.sql"),
         ),
     ])
 }
@@ -173,6 +179,10 @@ impl Store for SqliteStore {
         governance::inactivity_warnings(&self.read).await
     }
 
+    async fn active_grant_counts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        governance::active_grant_counts(&self.read, now).await
+    }
+
     async fn mfa_enrolled_users(&self) -> Result<Vec<String>, StoreError> {
         governance::mfa_enrolled_users(&self.read).await
     }
@@ -194,6 +204,73 @@ impl Store for SqliteStore {
         review_id: &str,
     ) -> Result<Vec<AccessReviewLineRow>, StoreError> {
         governance::access_review_lines(&self.read, review_id).await
+    }
+
+    async fn access_request(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+    ) -> Result<Option<AccessRequestRow>, StoreError> {
+        lockbox::access_request(&self.read, scope, id).await
+    }
+
+    async fn access_requests(
+        &self,
+        scope: &TenantScope,
+        filter: &AccessRequestFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AccessRequestRow>, StoreError> {
+        lockbox::access_requests(&self.read, scope, filter, after, limit).await
+    }
+
+    async fn active_grants(
+        &self,
+        scope: &TenantScope,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<ActiveGrantRow>, StoreError> {
+        lockbox::active_grants(&self.read, scope, user_id, now).await
+    }
+
+    async fn open_requests_of_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<AccessRequestRow>, StoreError> {
+        lockbox::open_requests_of_user(&self.read, user_id, now).await
+    }
+
+    async fn grants_ending(
+        &self,
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<AccessRequestRow>, StoreError> {
+        lockbox::grants_ending(&self.read, now, until).await
+    }
+
+    async fn notifications(
+        &self,
+        scope: &TenantScope,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        lockbox::notifications(&self.read, scope, after, limit).await
+    }
+
+    async fn due_notifications(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        lockbox::due_notifications(&self.read, now, limit).await
+    }
+
+    async fn webhook_secret(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Option<WebhookSecretRow>, StoreError> {
+        lockbox::webhook_secret(&self.read, scope).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError> {

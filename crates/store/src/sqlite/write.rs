@@ -110,6 +110,15 @@ async fn require_contact(
 
 async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
+        Mutation::InsertAccessRequest(_)
+        | Mutation::DecideAccessRequest { .. }
+        | Mutation::RevokeAccessRequest { .. }
+        | Mutation::ReviewBreakGlass { .. }
+        | Mutation::RevokeUserGrants { .. }
+        | Mutation::MarkExpiryNotified { .. }
+        | Mutation::InsertNotification(_)
+        | Mutation::RecordDeliveryAttempt { .. }
+        | Mutation::SetWebhookSecret(_) => return super::lockbox::apply(conn, mutation).await,
         Mutation::InsertTenant(t) => {
             sqlx::query(
                 "INSERT INTO tenants (id, name, status, instructions, created_at, updated_at) \

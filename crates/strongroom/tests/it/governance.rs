@@ -289,6 +289,25 @@ async fn access_review_lists_certifies_revokes_and_exports() {
     assign(&supervisor, &tenant, &case, &engineer.id).await;
 
     crate::mfa::enrol(&engineer, &engineer.username).await;
+    // An approved operator-access grant shows in the review.
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let asked = engineer
+        .post(
+            &format!("/v1/tenants/{tenant}/access-requests"),
+            json!({"case_id": case, "purpose": "case-resolution", "justification": "ticket 12",
+                   "field_classes": ["case_content"], "duration_minutes": 60}),
+        )
+        .await
+        .ok(201);
+    boss.post(
+        &format!(
+            "/v1/tenants/{tenant}/access-requests/{}/approve",
+            id_of(&asked)
+        ),
+        json!({"comment": "go ahead"}),
+    )
+    .await
+    .ok(200);
     engineer
         .post("/v1/access-reviews", json!({}))
         .await
@@ -304,6 +323,8 @@ async fn access_review_lists_certifies_revokes_and_exports() {
     assert_eq!(line["status"], "active");
     assert!(line["last_activity_at"].is_string(), "{line}");
     assert_eq!(line["mfa_enrolled"], true);
+    assert_eq!(line["active_grants"], 1);
+    assert_eq!(line_for(&review, &supervisor.id)["active_grants"], 0);
     assert_eq!(line_for(&review, &customer.id)["mfa_enrolled"], false);
     assert_eq!(line_for(&review, &customer.id)["tenant_id"], json!(tenant));
 

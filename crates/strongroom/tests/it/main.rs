@@ -12,6 +12,7 @@ mod bad_input;
 mod encryption;
 mod governance;
 mod isolation;
+mod lockbox;
 mod mfa;
 mod passwords;
 mod policy_files;

@@ -1,0 +1,714 @@
+//! Customer lockbox: operators ask for access to one case, the tenant's admins approve or deny, and
+//! an approval is a grant until its end. The grant is a fact handed to the policy (`ResourceFacts.
+//! grant`); what it opens is decided in Cedar, never here.
+
+use std::collections::HashMap;
+
+use strongroom_policy::{
+    Action, Denial, FieldClass, GrantFacts, Purpose, ResourceFacts, ResourceKind, Role,
+};
+use strongroom_store::{
+    AccessRequestFilter, AccessRequestRow, ActiveGrantRow, Mutation, TenantScope,
+};
+
+use super::notify::NotificationKind;
+use crate::access::{Principal, RequestContext, parse_roles};
+use crate::audit::{AuditRecord, ResourceRef};
+use crate::clock::rfc3339;
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::model::lockbox::{AccessDecision, AccessRequestView, NewAccessRequest, Requester};
+use crate::model::{Page, PageRequest};
+use crate::{Vault, new_id, shape};
+
+const KIND: &str = "access_request";
+const BREAK_GLASS_MAX_MINUTES: u32 = 60;
+const DEFAULT_GRANT_MINUTES: u32 = 8 * 60;
+const MAX_JUSTIFICATION_CHARS: usize = 500;
+const MAX_COMMENT_CHARS: usize = 2_000;
+
+/// The states a list can be filtered on.
+pub const ACCESS_REQUEST_STATES: [&str; 5] =
+    ["pending", "approved", "denied", "expired", "revoked"];
+
+/// The state at `now`: expiry is derived from the times, so it takes effect on the next request.
+pub(crate) fn effective_state(row: &AccessRequestRow, now: i64) -> &str {
+    match row.state.as_str() {
+        "pending" if row.request_expires_at <= now => "expired",
+        "approved" if row.ends_at.is_none_or(|end| end <= now) => "expired",
+        other => other,
+    }
+}
+
+fn request_ref(id: &str) -> Option<ResourceRef> {
+    Some(ResourceRef {
+        kind: KIND,
+        id: Some(id.to_owned()),
+    })
+}
+
+fn parse_classes(text: &str) -> Vec<FieldClass> {
+    text.split(',').filter_map(|c| c.parse().ok()).collect()
+}
+
+/// The caller's active grants in one tenant for the purpose stated, by case and by contact.
+#[derive(Default)]
+pub(crate) struct Grants {
+    by_case: HashMap<String, GrantFacts>,
+    by_contact: HashMap<String, GrantFacts>,
+}
+
+impl Grants {
+    fn from_rows(rows: Vec<ActiveGrantRow>, purpose: Purpose) -> Self {
+        let mut out = Grants::default();
+        // Newest first: the newest grant on a record is the one that counts.
+        for row in rows {
+            if row.purpose != purpose.as_str() {
+                continue;
+            }
+            let facts = GrantFacts {
+                id: row.id,
+                field_classes: parse_classes(&row.field_classes),
+            };
+            if let Some(contact) = row.contact_id {
+                out.by_contact
+                    .entry(contact)
+                    .or_insert_with(|| facts.clone());
+            }
+            out.by_case.entry(row.case_id).or_insert(facts);
+        }
+        out
+    }
+
+    pub(crate) fn for_case(&self, case_id: &str) -> Option<&GrantFacts> {
+        self.by_case.get(case_id)
+    }
+
+    pub(crate) fn for_contact(&self, contact_id: &str) -> Option<&GrantFacts> {
+        self.by_contact.get(contact_id)
+    }
+}
+
+impl Vault {
+    /// The staff caller's active grants in `tenant_id` for `purpose` (none for customers).
+    pub(crate) async fn grants_for(
+        &self,
+        p: &Principal,
+        tenant_id: &str,
+        purpose: Option<Purpose>,
+    ) -> ServiceResult<Grants> {
+        let Some(purpose) = purpose.filter(|_| p.is_staff()) else {
+            return Ok(Grants::default());
+        };
+        let rows = self
+            .store
+            .active_grants(&TenantScope::new(tenant_id), &p.user_id, self.now())
+            .await?;
+        Ok(Grants::from_rows(rows, purpose))
+    }
+
+    /// Decides a lockbox action on one tenant; the record carries the request id as `grant_id`.
+    async fn lockbox_gate(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        (action, audit_action): (Action, &'static str),
+        request: Option<&AccessRequestRow>,
+        id: &str,
+    ) -> ServiceResult<AuditRecord> {
+        let mut record = self.record(p, ctx, audit_action, Some(tenant_id), request_ref(id));
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        let mut facts =
+            ResourceFacts::new(ResourceKind::AccessRequest, id, Some(tenant_id.to_owned()));
+        if let Some(r) = request {
+            facts.requested_by_principal = r.requester_id == p.user_id;
+            record.grant_id = Some(r.id.clone());
+        }
+        let decision = self.decide(p, action, &facts, Some(&tenant.facts), ctx.purpose);
+        self.enforce(&mut record, &decision).await?;
+        Ok(record)
+    }
+
+    async fn request_row(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        request_id: &str,
+        audit_action: &'static str,
+    ) -> ServiceResult<AccessRequestRow> {
+        match self
+            .store
+            .access_request(&TenantScope::new(tenant_id), request_id)
+            .await?
+        {
+            Some(row) => Ok(row),
+            None => {
+                let record = self.record(
+                    p,
+                    ctx,
+                    audit_action,
+                    Some(tenant_id),
+                    request_ref(request_id),
+                );
+                Err(self.refuse(record, Denial::NotFound, Vec::new()).await)
+            }
+        }
+    }
+
+    pub async fn request_access(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        input: NewAccessRequest,
+    ) -> ServiceResult<AccessRequestView> {
+        let id = new_id();
+        let audit_action = if input.break_glass {
+            "access.break_glass"
+        } else {
+            "access.request"
+        };
+        let mut record = self
+            .lockbox_gate(
+                p,
+                ctx,
+                tenant_id,
+                (Action::RequestAccess, audit_action),
+                None,
+                &id,
+            )
+            .await?;
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        let scope = TenantScope::new(tenant_id);
+        if self.store.case(&scope, &input.case_id).await?.is_none() {
+            return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
+        }
+        let purpose = match input.purpose.parse::<Purpose>() {
+            Ok(Purpose::Marketing | Purpose::Advertising) | Err(_) => None,
+            Ok(purpose) => tenant
+                .facts
+                .allowed_purposes
+                .contains(&purpose)
+                .then_some(purpose),
+        }
+        .ok_or_else(|| {
+            ServiceError::validation(
+                "the purpose is unknown or not allowed by the tenant",
+                &["purpose"],
+            )
+        })?;
+        let justification = super::required_text(
+            Some(&input.justification),
+            "justification",
+            MAX_JUSTIFICATION_CHARS,
+        )?;
+        if justification.chars().any(char::is_control) {
+            return Err(ServiceError::validation(
+                "the justification has control characters",
+                &["justification"],
+            ));
+        }
+        let mut classes = Vec::new();
+        for c in &input.field_classes {
+            let class = c
+                .parse::<FieldClass>()
+                .map_err(|_| ServiceError::validation("unknown field class", &["field_classes"]))?;
+            if !classes.contains(&class) {
+                classes.push(class);
+            }
+        }
+        if classes.is_empty() {
+            return Err(ServiceError::validation(
+                "name at least one field class",
+                &["field_classes"],
+            ));
+        }
+        let max_minutes = if input.break_glass {
+            BREAK_GLASS_MAX_MINUTES
+        } else {
+            tenant.instructions.max_grant_hours.saturating_mul(60)
+        };
+        let minutes = input
+            .duration_minutes
+            .unwrap_or_else(|| DEFAULT_GRANT_MINUTES.min(max_minutes));
+        if minutes == 0 || minutes > max_minutes {
+            return Err(ServiceError::validation(
+                "duration_minutes must be at least 1 and at most the tenant's maximum",
+                &["duration_minutes"],
+            ));
+        }
+        // Break-glass is the security officer's emergency door, for an investigation only.
+        if input.break_glass
+            && !(p.roles.contains(&Role::SecurityOfficer)
+                && purpose == Purpose::SecurityInvestigation)
+        {
+            return Err(self.refuse(record, Denial::Forbidden, Vec::new()).await);
+        }
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let now = self.now();
+        let ttl_ms = i64::try_from(self.settings.access_request_ttl_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        let minutes_ms = i64::from(minutes) * 60_000;
+        let row = AccessRequestRow {
+            id: id.clone(),
+            tenant_id: tenant_id.to_owned(),
+            case_id: input.case_id.clone(),
+            requester_id: p.user_id.clone(),
+            requester_roles: p.role_names().join(","),
+            purpose: purpose.as_str().to_owned(),
+            justification: shape::seal(&ring, KIND, &id, "justification", &justification)?,
+            field_classes: classes
+                .iter()
+                .map(FieldClass::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            duration_minutes: i64::from(minutes),
+            break_glass: input.break_glass,
+            state: if input.break_glass {
+                "approved".into()
+            } else {
+                "pending".into()
+            },
+            created_at: now,
+            request_expires_at: now.saturating_add(ttl_ms),
+            decided_by: None,
+            decided_at: None,
+            decision_comment: None,
+            starts_at: input.break_glass.then_some(now),
+            ends_at: input.break_glass.then(|| now.saturating_add(minutes_ms)),
+            revoked_by: None,
+            revoked_at: None,
+            reviewed_by: None,
+            reviewed_at: None,
+            expiry_notified_at: None,
+        };
+        record.grant_id = Some(id.clone());
+        record.records = vec![input.case_id.clone()];
+        record.fields_requested = classes.iter().map(FieldClass::as_str).collect();
+        let kind = if input.break_glass {
+            NotificationKind::BreakGlass
+        } else {
+            NotificationKind::RequestCreated
+        };
+        let notification = self.notification(&tenant, kind, &row, now)?;
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::InsertAccessRequest(row.clone()), notification],
+            )
+            .await?;
+        self.request_view(&row, &ring, true).await
+    }
+
+    pub async fn access_requests(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        state: Option<&str>,
+        active_grants_only: bool,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<AccessRequestView>> {
+        let audit_action = if active_grants_only {
+            "access.list_grants"
+        } else {
+            "access.list"
+        };
+        let record = self
+            .lockbox_gate(
+                p,
+                ctx,
+                tenant_id,
+                (Action::ListAccessRequests, audit_action),
+                None,
+                "",
+            )
+            .await?;
+        if let Some(s) = state
+            && !ACCESS_REQUEST_STATES.contains(&s)
+        {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidRequest,
+                "state is pending, approved, denied, expired or revoked",
+            ));
+        }
+        let filter = AccessRequestFilter {
+            state: if active_grants_only {
+                Some("approved".into())
+            } else {
+                state.map(str::to_owned)
+            },
+            now: self.now(),
+        };
+        let rows = self
+            .store
+            .access_requests(
+                &TenantScope::new(tenant_id),
+                &filter,
+                page.cursor.as_deref(),
+                page.limit,
+            )
+            .await?;
+        self.audit.append(record).await?;
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let customer = p.tenant_id.as_deref() == Some(tenant_id);
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(
+                self.request_view(row, &ring, customer || row.requester_id == p.user_id)
+                    .await?,
+            );
+        }
+        let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Approves (`approve`) or denies a pending request: the tenant's admins, never the requester.
+    pub async fn decide_access(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        request_id: &str,
+        approve: bool,
+        input: AccessDecision,
+    ) -> ServiceResult<AccessRequestView> {
+        let audit_action = if approve {
+            "access.approve"
+        } else {
+            "access.deny"
+        };
+        let row = self
+            .request_row(p, ctx, tenant_id, request_id, audit_action)
+            .await?;
+        let record = self
+            .lockbox_gate(
+                p,
+                ctx,
+                tenant_id,
+                (Action::ApproveAccess, audit_action),
+                Some(&row),
+                request_id,
+            )
+            .await?;
+        let now = self.now();
+        if effective_state(&row, now) != "pending" {
+            return Err(ServiceError::new(
+                ErrorCode::Conflict,
+                "the request is no longer pending",
+            ));
+        }
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let comment = super::optional_text(input.comment.as_deref(), "comment", MAX_COMMENT_CHARS)?
+            .map(|c| shape::seal(&ring, KIND, request_id, "decision_comment", &c))
+            .transpose()?;
+        let ends_at =
+            approve.then(|| now.saturating_add(row.duration_minutes.saturating_mul(60_000)));
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::DecideAccessRequest {
+                    scope: TenantScope::new(tenant_id),
+                    id: request_id.to_owned(),
+                    approve,
+                    by: p.user_id.clone(),
+                    at: now,
+                    comment,
+                    ends_at,
+                }],
+            )
+            .await?;
+        self.fresh_view(tenant_id, request_id).await
+    }
+
+    /// Ends a pending request or an active grant at once: the tenant's admins or the requester.
+    pub async fn revoke_access(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> ServiceResult<AccessRequestView> {
+        let row = self
+            .request_row(p, ctx, tenant_id, request_id, "access.revoke")
+            .await?;
+        let record = self
+            .lockbox_gate(
+                p,
+                ctx,
+                tenant_id,
+                (Action::RevokeAccess, "access.revoke"),
+                Some(&row),
+                request_id,
+            )
+            .await?;
+        let now = self.now();
+        if !matches!(effective_state(&row, now), "pending" | "approved") {
+            return Err(ServiceError::new(
+                ErrorCode::Conflict,
+                "the request is neither pending nor an active grant",
+            ));
+        }
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        let notification = self.notification(&tenant, NotificationKind::Revoked, &row, now)?;
+        self.audit
+            .commit(
+                vec![record],
+                vec![
+                    Mutation::RevokeAccessRequest {
+                        scope: TenantScope::new(tenant_id),
+                        id: request_id.to_owned(),
+                        by: p.user_id.clone(),
+                        at: now,
+                    },
+                    notification,
+                ],
+            )
+            .await?;
+        self.fresh_view(tenant_id, request_id).await
+    }
+
+    /// The post-incident review of a break-glass grant, by a second security officer.
+    pub async fn review_break_glass(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> ServiceResult<AccessRequestView> {
+        let row = self
+            .request_row(p, ctx, tenant_id, request_id, "access.review")
+            .await?;
+        let record = self
+            .lockbox_gate(
+                p,
+                ctx,
+                tenant_id,
+                (Action::ListAccessRequests, "access.review"),
+                Some(&row),
+                request_id,
+            )
+            .await?;
+        // Four eyes: another security officer than the one who broke the glass.
+        if !p.roles.contains(&Role::SecurityOfficer) || row.requester_id == p.user_id {
+            return Err(self.refuse(record, Denial::Forbidden, Vec::new()).await);
+        }
+        if !row.break_glass || row.reviewed_at.is_some() {
+            return Err(ServiceError::new(
+                ErrorCode::Conflict,
+                "not a break-glass grant awaiting review",
+            ));
+        }
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        let now = self.now();
+        let notification = self.notification(&tenant, NotificationKind::Reviewed, &row, now)?;
+        self.audit
+            .commit(
+                vec![record],
+                vec![
+                    Mutation::ReviewBreakGlass {
+                        scope: TenantScope::new(tenant_id),
+                        id: request_id.to_owned(),
+                        by: p.user_id.clone(),
+                        at: now,
+                    },
+                    notification,
+                ],
+            )
+            .await?;
+        self.fresh_view(tenant_id, request_id).await
+    }
+
+    async fn fresh_view(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> ServiceResult<AccessRequestView> {
+        let row = self
+            .store
+            .access_request(&TenantScope::new(tenant_id), request_id)
+            .await?
+            .ok_or_else(ServiceError::not_found)?;
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        self.request_view(&row, &ring, true).await
+    }
+
+    /// Effects of a role change or suspension on the user's lockbox: every pending request and
+    /// active grant ends, recorded and notified in its tenant.
+    pub(crate) async fn revoke_user_grants_effects(
+        &self,
+        actor: Option<&crate::audit::Actor>,
+        request_id: &str,
+        user_id: &str,
+        reason: &'static str,
+        at: i64,
+    ) -> ServiceResult<(Vec<AuditRecord>, Vec<Mutation>)> {
+        let mut records = Vec::new();
+        let mut mutations = vec![Mutation::RevokeUserGrants {
+            user_id: user_id.to_owned(),
+            at,
+        }];
+        for row in self.store.open_requests_of_user(user_id, at).await? {
+            let mut record = AuditRecord::new("access.revoke", request_id);
+            record.actor = actor.cloned();
+            record.tenant_id = Some(row.tenant_id.clone());
+            record.resource = request_ref(&row.id);
+            record.grant_id = Some(row.id.clone());
+            record.reason = Some(reason);
+            records.push(record);
+            if let Some(tenant) = self.tenant_state(&row.tenant_id).await? {
+                mutations.push(self.notification(&tenant, NotificationKind::Revoked, &row, at)?);
+            }
+        }
+        Ok((records, mutations))
+    }
+
+    async fn request_view(
+        &self,
+        row: &AccessRequestRow,
+        ring: &strongroom_crypto::TenantKeyring,
+        show_comment: bool,
+    ) -> ServiceResult<AccessRequestView> {
+        let now = self.now();
+        let requester = self.user_row(&row.requester_id).await?;
+        let comment = match (&row.decision_comment, show_comment) {
+            (Some(ct), true) => Some(shape::open(ring, KIND, &row.id, "decision_comment", ct)?),
+            _ => None,
+        };
+        Ok(AccessRequestView {
+            id: row.id.clone(),
+            tenant_id: row.tenant_id.clone(),
+            case_id: row.case_id.clone(),
+            requester: Requester {
+                id: row.requester_id.clone(),
+                username: requester.as_ref().map(|u| u.username.clone()),
+                roles: parse_roles(&row.requester_roles)
+                    .iter()
+                    .map(|r| r.as_str().to_owned())
+                    .collect(),
+            },
+            purpose: row.purpose.clone(),
+            justification: Some(shape::open(
+                ring,
+                KIND,
+                &row.id,
+                "justification",
+                &row.justification,
+            )?),
+            field_classes: row.field_classes.split(',').map(str::to_owned).collect(),
+            duration_minutes: row.duration_minutes,
+            break_glass: row.break_glass,
+            state: effective_state(row, now).to_owned(),
+            created_at: rfc3339(row.created_at),
+            request_expires_at: rfc3339(row.request_expires_at),
+            decided_by: row.decided_by.clone(),
+            decided_at: row.decided_at.map(rfc3339),
+            comment,
+            starts_at: row.starts_at.map(rfc3339),
+            ends_at: row.ends_at.map(rfc3339),
+            revoked_by: row.revoked_by.clone(),
+            revoked_at: row.revoked_at.map(rfc3339),
+            review_required: row.break_glass && row.reviewed_at.is_none(),
+            reviewed_by: row.reviewed_by.clone(),
+            reviewed_at: row.reviewed_at.map(rfc3339),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: &str, request_expires_at: i64, ends_at: Option<i64>) -> AccessRequestRow {
+        AccessRequestRow {
+            id: "r".into(),
+            tenant_id: "t".into(),
+            case_id: "c".into(),
+            requester_id: "u".into(),
+            requester_roles: "support_engineer".into(),
+            purpose: "case-resolution".into(),
+            justification: Vec::new(),
+            field_classes: "case_content".into(),
+            duration_minutes: 1,
+            break_glass: false,
+            state: state.into(),
+            created_at: 0,
+            request_expires_at,
+            decided_by: None,
+            decided_at: None,
+            decision_comment: None,
+            starts_at: ends_at.map(|_| 0),
+            ends_at,
+            revoked_by: None,
+            revoked_at: None,
+            reviewed_by: None,
+            reviewed_at: None,
+            expiry_notified_at: None,
+        }
+    }
+
+    #[test]
+    fn pending_requests_expire_at_their_deadline() {
+        assert_eq!(effective_state(&row("pending", 100, None), 99), "pending");
+        assert_eq!(effective_state(&row("pending", 100, None), 100), "expired");
+    }
+
+    #[test]
+    fn grants_expire_at_their_end() {
+        assert_eq!(
+            effective_state(&row("approved", 0, Some(60_000)), 59_999),
+            "approved"
+        );
+        assert_eq!(
+            effective_state(&row("approved", 0, Some(60_000)), 60_000),
+            "expired"
+        );
+        // An approval without an end is no grant.
+        assert_eq!(effective_state(&row("approved", 0, None), 1), "expired");
+    }
+
+    #[test]
+    fn final_states_stay() {
+        for s in ["denied", "revoked"] {
+            assert_eq!(effective_state(&row(s, 0, Some(0)), i64::MAX), s);
+        }
+    }
+
+    #[test]
+    fn grants_follow_purpose_and_newest_wins() {
+        let g = |id: &str, case: &str, contact: Option<&str>, purpose: &str, classes: &str| {
+            ActiveGrantRow {
+                id: id.into(),
+                case_id: case.into(),
+                contact_id: contact.map(str::to_owned),
+                purpose: purpose.into(),
+                field_classes: classes.into(),
+            }
+        };
+        let grants = Grants::from_rows(
+            vec![
+                g("new", "c1", Some("k1"), "case-resolution", "case_content"),
+                g(
+                    "old",
+                    "c1",
+                    Some("k1"),
+                    "case-resolution",
+                    "contact_identity",
+                ),
+                g(
+                    "other",
+                    "c2",
+                    None,
+                    "security-investigation",
+                    "case_content",
+                ),
+            ],
+            Purpose::CaseResolution,
+        );
+        let c1 = grants.for_case("c1").map(|g| g.id.as_str());
+        assert_eq!(c1, Some("new"));
+        assert_eq!(grants.for_contact("k1").map(|g| g.id.as_str()), Some("new"));
+        assert!(grants.for_case("c2").is_none());
+    }
+}

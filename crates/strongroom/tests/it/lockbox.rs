@@ -1,0 +1,730 @@
+//! Customer lockbox: operator access requests, approval by the tenant, grants enforced by the
+//! policy, revocation, expiry, break-glass, notifications as signed webhooks, transparency.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::kit::*;
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+const ENV: &[(&str, &str)] = &[
+    ("STRONGROOM_WEBHOOK_POLL_INTERVAL_MS", "200"),
+    ("STRONGROOM_WEBHOOK_BACKOFF_BASE_MS", "200"),
+];
+
+fn requests_path(tenant: &str) -> String {
+    format!("/v1/tenants/{tenant}/access-requests")
+}
+
+fn request_action(tenant: &str, request: &str, action: &str) -> String {
+    format!("/v1/tenants/{tenant}/access-requests/{request}/{action}")
+}
+
+/// A tenant that requires approval, its admin, a contact, a case on it with a comment, and a
+/// second case; the engineer is assigned to the first case.
+struct World {
+    tenant: String,
+    admin: Session,
+    engineer: Session,
+    case_a: String,
+    case_b: String,
+    contact: String,
+}
+
+async fn world(server: &Server, extra: Value) -> World {
+    let platform = server.admin().await;
+    let mut instructions = json!({"operator_access_requires_approval": true});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        instructions[k] = v;
+    }
+    let tenant = create_tenant(&platform, Some(instructions)).await;
+    let admin = tenant_session(server, &platform, "tenant_admin", &tenant).await;
+    let admin = Session {
+        api: admin.api.with_purpose(Some("customer-self-service")),
+        ..admin
+    };
+    let contact = id_of(
+        &create_contact(
+            &admin,
+            &tenant,
+            json!({"name": "Ada Lockbox", "email": "ada@example.com", "phone": "+44 20 7946 0000"}),
+        )
+        .await,
+    );
+    let case_a = id_of(
+        &create_case(
+            &admin,
+            &tenant,
+            json!({"title": "Printer on fire", "description": "Smoke", "contact_id": contact}),
+        )
+        .await,
+    );
+    add_comment(&admin, &tenant, &case_a, "It is still burning").await;
+    let case_b = id_of(&create_case(&admin, &tenant, json!({"title": "Other secret"})).await);
+    let engineer = staff_session(server, &platform, "support_engineer").await;
+    let supervisor = staff_session(server, &platform, "support_supervisor").await;
+    assign(&supervisor, &tenant, &case_a, &engineer.id).await;
+    World {
+        tenant,
+        admin,
+        engineer,
+        case_a,
+        case_b,
+        contact,
+    }
+}
+
+async fn request(api: &Api, tenant: &str, body: Value) -> Value {
+    api.post(&requests_path(tenant), body).await.ok(201)
+}
+
+fn ask(case: &str, classes: &[&str], minutes: u32) -> Value {
+    json!({
+        "case_id": case,
+        "purpose": "case-resolution",
+        "justification": "ticket 4711: customer asked us to look",
+        "field_classes": classes,
+        "duration_minutes": minutes,
+    })
+}
+
+/// Entries of the tenant's access log.
+async fn access_log(admin: &Api, tenant: &str) -> Vec<Value> {
+    list_items(admin, &format!("/v1/tenants/{tenant}/access-log?limit=500")).await
+}
+
+#[tokio::test]
+async fn request_approve_reveal_revoke() {
+    let server = shared(&SERVER, ENV);
+    let w = world(&server, json!({})).await;
+    let t = &w.tenant;
+    let comments = comments_path(t, &w.case_a);
+
+    // The assignment alone gives metadata: the tenant requires approval.
+    let case = w.engineer.get(&case_path(t, &w.case_a)).await.ok(200);
+    assert!(case.get("title").is_none(), "title before approval: {case}");
+    w.engineer
+        .get(&comments)
+        .await
+        .err(403, "access_grant_required");
+
+    let req = request(&w.engineer, t, ask(&w.case_a, &["case_content"], 60)).await;
+    assert_eq!(req["state"], "pending", "{req}");
+    let rid = id_of(&req);
+    w.engineer
+        .get(&comments)
+        .await
+        .err(403, "access_grant_required");
+
+    // The customer sees who asks, their role, the case, purpose, justification, classes, duration.
+    let pending = list_items(&w.admin, &format!("{}?state=pending", requests_path(t))).await;
+    let seen = pending
+        .iter()
+        .find(|r| r["id"] == rid.as_str())
+        .unwrap_or_else(|| panic!("request not listed: {pending:?}"));
+    assert_eq!(seen["requester"]["id"], w.engineer.id.as_str());
+    assert_eq!(seen["requester"]["username"], w.engineer.username.as_str());
+    assert_eq!(seen["requester"]["roles"], json!(["support_engineer"]));
+    assert_eq!(seen["case_id"], w.case_a.as_str());
+    assert_eq!(seen["purpose"], "case-resolution");
+    assert_eq!(
+        seen["justification"],
+        "ticket 4711: customer asked us to look"
+    );
+    assert_eq!(seen["field_classes"], json!(["case_content"]));
+    assert_eq!(seen["duration_minutes"], 60);
+
+    let approved = w
+        .admin
+        .post(
+            &request_action(t, &rid, "approve"),
+            json!({"comment": "ok, go ahead"}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(approved["state"], "approved", "{approved}");
+    assert_eq!(approved["comment"], "ok, go ahead");
+
+    // Content within the granted classes only.
+    let items = list_items(&w.engineer, &comments).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["body"], "It is still burning");
+    let case = w.engineer.get(&case_path(t, &w.case_a)).await.ok(200);
+    assert_eq!(case["title"], "Printer on fire", "{case}");
+    w.engineer
+        .get(&contact_path(t, &w.contact))
+        .await
+        .err(403, "access_grant_required");
+
+    let grants = list_items(&w.admin, &format!("/v1/tenants/{t}/grants")).await;
+    assert!(grants.iter().any(|g| g["id"] == rid.as_str()), "{grants:?}");
+
+    // Every access under the grant carries its id in the tenant's log.
+    let log = access_log(&w.admin, t).await;
+    let under: Vec<&Value> = log
+        .iter()
+        .filter(|e| {
+            e["entry"]["actor"]["user_id"] == w.engineer.id.as_str()
+                && e["entry"]["decision"] == "allow"
+                && matches!(
+                    e["entry"]["action"].as_str(),
+                    Some("comment.list" | "case.read")
+                )
+                && e["entry"]["resource"]["id"] == w.case_a.as_str()
+        })
+        .collect();
+    assert!(under.len() >= 2, "{log:?}");
+    let after_approval: Vec<&&Value> = under
+        .iter()
+        .filter(|e| e["entry"]["action"] == "comment.list")
+        .collect();
+    for e in &after_approval {
+        assert_eq!(e["entry"]["grant_id"], rid.as_str(), "{e}");
+        assert!(e["index"].is_u64());
+    }
+    assert!(
+        log.iter().all(|e| e["entry"]["tenant_id"] == t.as_str()),
+        "another tenant's entry in the access log"
+    );
+    // The comment is customer free text: never in the log.
+    assert!(!serde_json::to_string(&log).unwrap().contains("go ahead"));
+
+    // Revocation takes effect on the next request.
+    let revoked = w
+        .admin
+        .post(&request_action(t, &rid, "revoke"), json!({}))
+        .await
+        .ok(200);
+    assert_eq!(revoked["state"], "revoked");
+    w.engineer
+        .get(&comments)
+        .await
+        .err(403, "access_grant_required");
+    let grants = list_items(&w.admin, &format!("/v1/tenants/{t}/grants")).await;
+    assert!(!grants.iter().any(|g| g["id"] == rid.as_str()));
+}
+
+#[tokio::test]
+async fn a_grant_opens_its_case_only_and_the_requester_may_revoke() {
+    let server = shared(&SERVER, ENV);
+    let w = world(&server, json!({})).await;
+    let t = &w.tenant;
+    let platform = server.admin().await;
+    // An engineer with no assignment at all: the grant is the only way in.
+    let other = staff_session(&server, &platform, "support_engineer").await;
+    other
+        .get(&case_path(t, &w.case_a))
+        .await
+        .err(403, "access_grant_required");
+    let rid = id_of(
+        &request(
+            &other,
+            t,
+            ask(&w.case_a, &["case_content", "contact_identity"], 30),
+        )
+        .await,
+    );
+    w.admin
+        .post(&request_action(t, &rid, "approve"), json!({}))
+        .await
+        .ok(200);
+    let case = other.get(&case_path(t, &w.case_a)).await.ok(200);
+    assert_eq!(case["title"], "Printer on fire");
+    // The contact of the granted case, within the granted classes (and the role's ceiling).
+    let contact = other.get(&contact_path(t, &w.contact)).await.ok(200);
+    assert_eq!(contact["name"], "Ada Lockbox", "{contact}");
+    assert!(contact.get("phone").is_none(), "{contact}");
+    // Case B of the same tenant: nothing.
+    other
+        .get(&case_path(t, &w.case_b))
+        .await
+        .err(403, "access_grant_required");
+    other
+        .get(&comments_path(t, &w.case_b))
+        .await
+        .err(403, "access_grant_required");
+    // Another purpose does not ride on the grant.
+    other
+        .with_purpose(Some("legal-compliance"))
+        .get(&case_path(t, &w.case_a))
+        .await
+        .err(403, "purpose_not_permitted");
+
+    other
+        .post(&request_action(t, &rid, "revoke"), json!({}))
+        .await
+        .ok(200);
+    other
+        .get(&case_path(t, &w.case_a))
+        .await
+        .err(403, "access_grant_required");
+}
+
+#[tokio::test]
+async fn self_approval_and_strangers_are_refused() {
+    let server = shared(&SERVER, ENV);
+    let w = world(&server, json!({})).await;
+    let t = &w.tenant;
+    let rid = id_of(&request(&w.engineer, t, ask(&w.case_a, &["case_content"], 30)).await);
+    w.engineer
+        .post(&request_action(t, &rid, "approve"), json!({}))
+        .await
+        .err(403, "forbidden");
+    // The admin of another tenant does not even see it.
+    let platform = server.admin().await;
+    let elsewhere = create_tenant(&platform, None).await;
+    let stranger = tenant_session(&server, &platform, "tenant_admin", &elsewhere).await;
+    stranger
+        .post(&request_action(t, &rid, "approve"), json!({}))
+        .await
+        .err(404, "not_found");
+    let pending = list_items(&w.admin, &format!("{}?state=pending", requests_path(t))).await;
+    assert!(pending.iter().any(|r| r["id"] == rid.as_str()));
+    // Denial is final.
+    w.admin
+        .post(&request_action(t, &rid, "deny"), json!({"comment": "no"}))
+        .await
+        .ok(200);
+    w.admin
+        .post(&request_action(t, &rid, "approve"), json!({}))
+        .await
+        .err(409, "conflict");
+}
+
+#[tokio::test]
+async fn requests_are_validated() {
+    let server = shared(&SERVER, ENV);
+    let w = world(&server, json!({"max_grant_hours": 2})).await;
+    let t = &w.tenant;
+    let path = requests_path(t);
+    let e = &w.engineer;
+    e.post(&path, ask(&w.case_a, &["case_content"], 121))
+        .await
+        .err(422, "validation_failed");
+    e.post(&path, ask(&w.case_a, &["case_content"], 0))
+        .await
+        .err(422, "validation_failed");
+    e.post(&path, ask(&w.case_a, &["everything"], 10))
+        .await
+        .err(422, "validation_failed");
+    e.post(&path, ask("no-such-case", &["case_content"], 10))
+        .await
+        .err(404, "not_found");
+    let mut body = ask(&w.case_a, &["case_content"], 10);
+    body["purpose"] = json!("marketing");
+    e.post(&path, body).await.err(422, "validation_failed");
+    // Default duration: the tenant's maximum when below 8 hours.
+    let mut body = ask(&w.case_a, &["case_content"], 10);
+    body.as_object_mut().unwrap().remove("duration_minutes");
+    assert_eq!(request(e, t, body).await["duration_minutes"], 120);
+    // Customers do not ask for operator access.
+    w.admin
+        .post(&path, ask(&w.case_a, &["case_content"], 10))
+        .await
+        .err(403, "forbidden");
+}
+
+#[tokio::test]
+async fn unanswered_requests_expire() {
+    let server = Server::start_with(&[("STRONGROOM_ACCESS_REQUEST_TTL_SECS", "2")], &[]);
+    let w = world(&server, json!({})).await;
+    let t = &w.tenant;
+    let req = request(&w.engineer, t, ask(&w.case_a, &["case_content"], 30)).await;
+    let rid = id_of(&req);
+    let created = time::OffsetDateTime::parse(
+        req["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let expires = time::OffsetDateTime::parse(
+        req["request_expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!((expires - created).whole_seconds(), 2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let expired = list_items(&w.admin, &format!("{}?state=expired", requests_path(t))).await;
+        if expired.iter().any(|r| r["id"] == rid.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "request never expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.admin
+        .post(&request_action(t, &rid, "approve"), json!({}))
+        .await
+        .err(409, "conflict");
+    w.engineer
+        .get(&comments_path(t, &w.case_a))
+        .await
+        .err(403, "access_grant_required");
+}
+
+#[tokio::test]
+async fn grants_end_at_their_end_time() {
+    let server = shared(&SERVER, ENV);
+    let w = world(&server, json!({})).await;
+    let t = &w.tenant;
+    let rid = id_of(&request(&w.engineer, t, ask(&w.case_a, &["case_content"], 1)).await);
+    let g = w
+        .admin
+        .post(&request_action(t, &rid, "approve"), json!({}))
+        .await
+        .ok(200);
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        (parse(&g["ends_at"]) - parse(&g["starts_at"])).whole_seconds(),
+        60
+    );
+    let comments = comments_path(t, &w.case_a);
+    w.engineer.get(&comments).await.ok(200);
+    // Poll from an absolute deadline well past the end time.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = w.engineer.get(&comments).await;
+        if r.status.as_u16() == 403 {
+            r.err(403, "access_grant_required");
+            break;
+        }
+        assert!(Instant::now() < deadline, "grant never ended");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let expired = list_items(&w.admin, &format!("{}?state=expired", requests_path(t))).await;
+    assert!(expired.iter().any(|r| r["id"] == rid.as_str()));
+}
+
+#[tokio::test]
+async fn role_change_and_suspension_revoke_grants() {
+    let server = shared(&SERVER, ENV);
+    let w = world(&server, json!({})).await;
+    let t = &w.tenant;
+    let platform = server.admin().await;
+    let rid = id_of(&request(&w.engineer, t, ask(&w.case_a, &["case_content"], 30)).await);
+    w.admin
+        .post(&request_action(t, &rid, "approve"), json!({}))
+        .await
+        .ok(200);
+    platform
+        .patch(
+            &format!("/v1/users/{}", w.engineer.id),
+            json!({"roles": ["support_supervisor"]}),
+        )
+        .await
+        .ok(200);
+    let revoked = list_items(&w.admin, &format!("{}?state=revoked", requests_path(t))).await;
+    assert!(
+        revoked.iter().any(|r| r["id"] == rid.as_str()),
+        "{revoked:?}"
+    );
+
+    let other = staff_session(&server, &platform, "support_engineer").await;
+    let rid2 = id_of(&request(&other, t, ask(&w.case_b, &["case_content"], 30)).await);
+    w.admin
+        .post(&request_action(t, &rid2, "approve"), json!({}))
+        .await
+        .ok(200);
+    platform
+        .post(
+            &format!("/v1/users/{}/suspend", other.id),
+            json!({"reason": "left"}),
+        )
+        .await
+        .ok(200);
+    let grants = list_items(&w.admin, &format!("/v1/tenants/{t}/grants")).await;
+    assert!(!grants.iter().any(|g| g["id"] == rid2.as_str()));
+    let notes = list_items(&w.admin, &format!("/v1/tenants/{t}/notifications")).await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n["type"] == "grant.revoked" && n["access_request_id"] == rid2.as_str()),
+        "{notes:?}"
+    );
+}
+
+// ---- webhooks and break-glass ------------------------------------------------
+
+/// One accepted webhook: lower-cased headers and the body.
+type Hook = (HashMap<String, String>, Vec<u8>);
+
+/// A plain-HTTP receiver on loopback: answers 500 to the first `fail_first` deliveries, then 200,
+/// and keeps what it accepted.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Hook>>>,
+    attempts: Arc<AtomicUsize>,
+}
+
+async fn receiver(fail_first: usize) -> Receiver {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let (g, a) = (Arc::clone(&got), Arc::clone(&attempts));
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (g, a) = (Arc::clone(&g), Arc::clone(&a));
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head_end, headers) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let text = String::from_utf8_lossy(&buf[..pos]).into_owned();
+                        let headers: HashMap<String, String> = text
+                            .lines()
+                            .skip(1)
+                            .filter_map(|l| l.split_once(':'))
+                            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                            .collect();
+                        break (pos + 4, headers);
+                    }
+                };
+                let len: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body = buf[head_end..head_end + len].to_vec();
+                let n = a.fetch_add(1, Ordering::SeqCst);
+                let status = if n < fail_first {
+                    "500 Internal Server Error"
+                } else {
+                    g.lock().unwrap().push((headers, body));
+                    "200 OK"
+                };
+                let _ = sock
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    Receiver { url, got, attempts }
+}
+
+impl Receiver {
+    /// Waits (with a deadline) for an accepted webhook whose body has `type` = `kind`.
+    async fn wait_for(&self, kind: &str) -> Hook {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self
+                .got
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, body)| {
+                    serde_json::from_slice::<Value>(body).is_ok_and(|v| v["type"] == kind)
+                })
+                .cloned();
+            if let Some(hit) = found {
+                return hit;
+            }
+            assert!(Instant::now() < deadline, "no {kind} webhook arrived");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The Standard Webhooks check, written independently of the server.
+fn verify(secret: &str, headers: &HashMap<String, String>, body: &[u8]) -> bool {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
+        .expect("base64 secret");
+    let signed = format!(
+        "{}.{}.{}",
+        headers["webhook-id"],
+        headers["webhook-timestamp"],
+        String::from_utf8_lossy(body)
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key);
+    let expected = format!(
+        "v1,{}",
+        b64.encode(aws_lc_rs::hmac::sign(&key, signed.as_bytes()).as_ref())
+    );
+    headers["webhook-signature"]
+        .split(' ')
+        .any(|s| s == expected)
+}
+
+async fn webhook_world(server: &Server, rx: &Receiver) -> (World, String) {
+    let w = world(server, json!({"webhook_url": rx.url})).await;
+    let secret = w
+        .admin
+        .post(
+            &format!("/v1/tenants/{}/webhook-secret", w.tenant),
+            json!({}),
+        )
+        .await
+        .ok(200)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Shown again to the tenant's admin, identical.
+    let again = w
+        .admin
+        .get(&format!("/v1/tenants/{}/webhook-secret", w.tenant))
+        .await
+        .ok(200);
+    assert_eq!(again["secret"], secret.as_str());
+    (w, secret)
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_and_retried() {
+    let server = shared(&SERVER, ENV);
+    let rx = receiver(2).await;
+    let (w, secret) = webhook_world(&server, &rx).await;
+    let t = &w.tenant;
+    let rid = id_of(&request(&w.engineer, t, ask(&w.case_a, &["case_content"], 30)).await);
+    let (headers, body) = rx.wait_for("access_request.created").await;
+    assert!(rx.attempts.load(Ordering::SeqCst) >= 3, "no retries");
+    assert!(
+        verify(&secret, &headers, &body),
+        "bad signature: {headers:?}"
+    );
+    assert!(!verify(
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        &headers,
+        &body
+    ));
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["data"]["access_request_id"], rid.as_str());
+    // Ids and codes only: no free text, no personal data.
+    let text = String::from_utf8_lossy(&body);
+    for secret_text in ["ticket 4711", "Ada", "Printer", "burning"] {
+        assert!(!text.contains(secret_text), "{text}");
+    }
+    let notes = list_items(&w.admin, &format!("/v1/tenants/{t}/notifications")).await;
+    let note = notes
+        .iter()
+        .find(|n| n["access_request_id"] == rid.as_str())
+        .unwrap_or_else(|| panic!("{notes:?}"));
+    assert_eq!(note["id"], headers["webhook-id"].as_str());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let notes = list_items(&w.admin, &format!("/v1/tenants/{t}/notifications")).await;
+        let n = notes.iter().find(|n| n["id"] == note["id"]).unwrap();
+        if n["delivery"]["state"] == "delivered" {
+            assert_eq!(n["delivery"]["attempts"], 3, "{n}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never marked delivered: {n}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Staff do not read the tenant's notifications or its secret.
+    w.engineer
+        .get(&format!("/v1/tenants/{t}/notifications"))
+        .await
+        .err(403, "forbidden");
+    server
+        .admin()
+        .await
+        .get(&format!("/v1/tenants/{t}/webhook-secret"))
+        .await
+        .err(403, "forbidden");
+}
+
+#[tokio::test]
+async fn break_glass_notifies_and_requires_review() {
+    let server = shared(&SERVER, ENV);
+    let rx = receiver(0).await;
+    let (w, secret) = webhook_world(&server, &rx).await;
+    let t = &w.tenant;
+    let platform = server.admin().await;
+    let officer = staff_session(&server, &platform, "security_officer").await;
+    let officer = Session {
+        api: officer.api.with_purpose(Some("security-investigation")),
+        ..officer
+    };
+    let second = staff_session(&server, &platform, "security_officer").await;
+    let glass = |minutes: u32| {
+        json!({
+            "case_id": w.case_b,
+            "purpose": "security-investigation",
+            "justification": "incident 99: suspected account takeover",
+            "field_classes": ["case_content"],
+            "duration_minutes": minutes,
+            "break_glass": true,
+        })
+    };
+    officer
+        .get(&case_path(t, &w.case_b))
+        .await
+        .err(403, "access_grant_required");
+    officer
+        .post(&requests_path(t), glass(61))
+        .await
+        .err(422, "validation_failed");
+    // Only a security officer, only for an investigation.
+    let mut by_engineer = glass(30);
+    by_engineer["purpose"] = json!("case-resolution");
+    w.engineer
+        .post(&requests_path(t), by_engineer)
+        .await
+        .err(403, "forbidden");
+
+    let g = request(&officer, t, glass(30)).await;
+    let gid = id_of(&g);
+    assert_eq!(g["state"], "approved", "{g}");
+    assert_eq!(g["review_required"], true);
+    let case = officer.get(&case_path(t, &w.case_b)).await.ok(200);
+    assert_eq!(case["title"], "Other secret");
+
+    // The tenant's admins are told at once.
+    let (headers, body) = rx.wait_for("grant.break_glass").await;
+    assert!(verify(&secret, &headers, &body));
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["data"]["access_request_id"], gid.as_str());
+    assert_eq!(payload["data"]["break_glass"], true);
+
+    // Four eyes: the officer who broke the glass does not review it.
+    let review = request_action(t, &gid, "review");
+    officer.post(&review, json!({})).await.err(403, "forbidden");
+    w.engineer
+        .post(&review, json!({}))
+        .await
+        .err(403, "forbidden");
+    let reviewed = second.post(&review, json!({})).await.ok(200);
+    assert_eq!(reviewed["review_required"], false);
+    assert_eq!(reviewed["reviewed_by"], second.id.as_str());
+    second.post(&review, json!({})).await.err(409, "conflict");
+
+    // The access under it is in the tenant's log with the grant id.
+    let log = access_log(&w.admin, t).await;
+    assert!(
+        log.iter().any(|e| e["entry"]["action"] == "case.read"
+            && e["entry"]["actor"]["user_id"] == officer.id.as_str()
+            && e["entry"]["grant_id"] == gid.as_str()
+            && e["entry"]["decision"] == "allow"),
+        "{log:?}"
+    );
+}
