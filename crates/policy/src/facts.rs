@@ -120,7 +120,7 @@ pub(crate) struct Vocab {
 
 /// Cedar actions: the API actions (by `Action::index`), then per field class
 /// `read_<class>` and `unmask_<class>`.
-pub(crate) const FIELD_BASE: usize = 27;
+pub(crate) const FIELD_BASE: usize = 28;
 pub(crate) const CEDAR_ACTIONS: usize = FIELD_BASE + 2 * 5;
 
 pub(crate) fn read_index(c: FieldClass) -> usize {

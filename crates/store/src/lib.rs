@@ -29,6 +29,19 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError>;
     async fn user_count(&self) -> Result<u64, StoreError>;
     async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>, StoreError>;
+    /// The user's sessions that are not revoked and not past `now`'s absolute expiry.
+    async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionRow>, StoreError>;
+
+    // API keys.
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError>;
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError>;
+    /// Keys by id; only those of `tenant_id`'s principals when given.
+    async fn api_keys(
+        &self,
+        tenant_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ApiKeyEntry>, StoreError>;
 
     // Customer data, always tenant-scoped.
     async fn contact(

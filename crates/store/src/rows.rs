@@ -63,6 +63,29 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
 }
 
+/// An API key of a service principal; `key_hash` is the SHA-256 of the key, never the key.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub key_hash: Vec<u8>,
+    pub user_id: String,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// An API key with its principal's roles and tenant, for lists.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiKeyEntry {
+    #[sqlx(flatten)]
+    pub key: ApiKeyRow,
+    pub roles: String,
+    pub tenant_id: Option<String>,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ContactRow {
     pub tenant_id: String,
@@ -187,6 +210,19 @@ pub enum Mutation {
         at: i64,
     },
     RevokeUserSessions {
+        user_id: String,
+        at: i64,
+    },
+    InsertApiKey(ApiKeyRow),
+    TouchApiKey {
+        id: String,
+        at: i64,
+    },
+    RevokeApiKey {
+        id: String,
+        at: i64,
+    },
+    RevokeUserApiKeys {
         user_id: String,
         at: i64,
     },

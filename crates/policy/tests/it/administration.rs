@@ -18,6 +18,7 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::UpdateUserRoles,
     Action::SuspendUser,
     Action::ReactivateUser,
+    Action::RevokeCredentials,
     Action::ReadAuditLog,
     Action::ReadTenantAccessLog,
     Action::RequestAccess,
@@ -62,6 +63,7 @@ fn is_user_admin(a: Action) -> bool {
             | Action::UpdateUserRoles
             | Action::SuspendUser
             | Action::ReactivateUser
+            | Action::RevokeCredentials
     )
 }
 
@@ -139,7 +141,11 @@ fn expected(
         }
         Role::TenantUser => own && action == Action::ReadTenant,
         Role::Auditor => action == Action::ReadAuditLog,
-        Role::SecurityOfficer if action == Action::ReadAuditLog => true,
+        Role::SecurityOfficer
+            if matches!(action, Action::ReadAuditLog | Action::RevokeCredentials) =>
+        {
+            true
+        }
         _ if operator => {
             matches!(action, Action::RequestAccess | Action::ListAccessRequests)
                 || (action == Action::RevokeAccess && requested_by_me)
@@ -203,7 +209,7 @@ fn administration_matrix() {
             }
         }
     }
-    assert_eq!(n, 8 * 15 * 4 * 2);
+    assert_eq!(n, 8 * 16 * 4 * 2);
     assert!(
         failures.is_empty(),
         "{} differ:\n{}",

@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk when it returns), one writer
 //! connection that commits whole batches, and a small pool of readers.
 
+mod credentials;
 mod write;
 
 use std::borrow::Cow;
@@ -37,6 +38,11 @@ fn migrator() -> Migrator {
             2,
             "contact reach index",
             include_str!("../../migrations/sqlite/0002_contact_reach.sql"),
+        ),
+        migration(
+            4,
+            "api keys",
+            include_str!("../../migrations/sqlite/0004_api_keys.sql"),
         ),
     ])
 }
@@ -166,6 +172,27 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.read)
                 .await?,
         )
+    }
+
+    async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionRow>, StoreError> {
+        self.user_sessions_impl(user_id, now).await
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
+        self.api_key_by_hash_impl(key_hash).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        self.api_key_impl(id).await
+    }
+
+    async fn api_keys(
+        &self,
+        tenant_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ApiKeyEntry>, StoreError> {
+        self.api_keys_impl(tenant_id, after, limit).await
     }
 
     async fn contact(
