@@ -19,6 +19,8 @@ pub struct Settings {
     pub audit_origin: String,
     /// Most entries committed in one batch.
     pub audit_max_batch: usize,
+    /// Longest lifetime an API key may be given at creation.
+    pub api_key_max_lifetime_secs: u64,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
                 .into(),
             audit_origin: String::new(),
             audit_max_batch: 4096,
+            api_key_max_lifetime_secs: 365 * 24 * 60 * 60,
         }
     }
 }

@@ -200,6 +200,9 @@ impl Vault {
 
     /// Resolves a bearer token to its principal; `unauthenticated` for anything not currently valid.
     pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
+        if token.starts_with(crate::auth::api_key::API_KEY_PREFIX) {
+            return self.authenticate_api_key(token).await;
+        }
         let hash = token_hash(token);
         let now = self.now();
         let session = match self.sessions.get(&hash) {
@@ -266,6 +269,7 @@ impl Vault {
             confidentiality_version: user.confidentiality_version.clone(),
             active: true,
             token_hash: hash,
+            api_key_id: None,
         })
     }
 

@@ -2,9 +2,11 @@
 
 mod audit_log;
 pub use audit_log::LoggedEntry;
+mod api_keys;
 mod auth;
 mod cases;
 mod contacts;
+mod sessions;
 mod tenants;
 mod users;
 

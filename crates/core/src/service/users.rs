@@ -13,14 +13,14 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::model::{NewUser, Suspension, User, UserPatch};
 use crate::{Vault, new_id};
 
-fn user_ref(id: &str) -> Option<ResourceRef> {
+pub(super) fn user_ref(id: &str) -> Option<ResourceRef> {
     Some(ResourceRef {
         kind: "user",
         id: Some(id.to_owned()),
     })
 }
 
-fn parse_role_list(names: &[String]) -> ServiceResult<Vec<Role>> {
+pub(super) fn parse_role_list(names: &[String]) -> ServiceResult<Vec<Role>> {
     let mut roles = Vec::with_capacity(names.len());
     for name in names {
         let role: Role = name
@@ -77,7 +77,7 @@ pub(crate) fn new_user_row(
     }
 }
 
-fn join_roles(roles: &[Role]) -> String {
+pub(super) fn join_roles(roles: &[Role]) -> String {
     roles.iter().map(Role::as_str).collect::<Vec<_>>().join(",")
 }
 
@@ -164,7 +164,7 @@ impl Vault {
     }
 
     /// Loads the target user and decides `action` on it; `not_found` when it does not exist.
-    async fn user_target(
+    pub(super) async fn user_target(
         &self,
         p: &Principal,
         ctx: &RequestContext,
@@ -215,7 +215,7 @@ impl Vault {
         Ok(user_view(&user))
     }
 
-    /// Changes roles; the user's sessions (and, once they exist, grants and keys) are revoked.
+    /// Changes roles; the user's sessions and API keys (and, once they exist, grants) are revoked.
     pub async fn update_user_roles(
         &self,
         p: &Principal,
@@ -257,10 +257,15 @@ impl Vault {
                         user_id: user_id.to_owned(),
                         at: now,
                     },
+                    Mutation::RevokeUserApiKeys {
+                        user_id: user_id.to_owned(),
+                        at: now,
+                    },
                 ],
             )
             .await?;
         self.sessions.revoke_user(user_id);
+        self.api_keys.revoke_user(user_id);
         self.forget_user(user_id);
         Ok(user_view(&user))
     }
@@ -294,10 +299,15 @@ impl Vault {
                         user_id: user_id.to_owned(),
                         at: now,
                     },
+                    Mutation::RevokeUserApiKeys {
+                        user_id: user_id.to_owned(),
+                        at: now,
+                    },
                 ],
             )
             .await?;
         self.sessions.revoke_user(user_id);
+        self.api_keys.revoke_user(user_id);
         self.forget_user(user_id);
         Ok(user_view(&user))
     }

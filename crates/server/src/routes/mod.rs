@@ -3,4 +3,5 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod credentials;
 pub mod data;
