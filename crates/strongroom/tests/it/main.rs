@@ -7,12 +7,14 @@
 mod kit;
 
 mod access_rules;
+mod api_keys;
 mod audit_log;
 mod bad_input;
 mod encryption;
 mod isolation;
 mod passwords;
 mod policy_files;
+mod session_admin;
 mod sessions;
 mod startup;
 mod throttling;
