@@ -25,11 +25,16 @@ pub struct Principal {
     /// The session may only enrol a second factor (see `authenticate_for_enrolment`).
     pub enrolment_only: bool,
     pub(crate) token_hash: [u8; 32],
+    /// Set when the caller authenticated with an API key (its id).
+    pub(crate) api_key_id: Option<String>,
 }
 
 impl Principal {
     pub fn is_staff(&self) -> bool {
         self.roles.iter().any(Role::is_staff)
+    }
+    pub fn via_api_key(&self) -> bool {
+        self.api_key_id.is_some()
     }
     pub fn role_names(&self) -> Vec<String> {
         self.roles.iter().map(|r| r.as_str().to_owned()).collect()

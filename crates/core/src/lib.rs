@@ -36,6 +36,7 @@ pub use error::{ErrorCode, ServiceError, ServiceResult};
 pub use settings::Settings;
 
 use audit::AuditLog;
+use auth::api_key::ApiKeyCache;
 use auth::session::SessionCache;
 use auth::throttle::LoginThrottle;
 use cache::Cache;
@@ -57,6 +58,7 @@ pub struct Vault {
     keys: KeyCache,
     audit: Arc<AuditLog>,
     sessions: SessionCache,
+    api_keys: ApiKeyCache,
     users: Cache<String, Arc<UserRow>>,
     tenants: Cache<String, Arc<TenantState>>,
     throttle: LoginThrottle,
@@ -112,6 +114,7 @@ impl Vault {
             keys: KeyCache::new(root_key)?,
             audit,
             sessions: SessionCache::default(),
+            api_keys: ApiKeyCache::default(),
             users: Cache::new(100_000),
             tenants: Cache::new(100_000),
             settings,

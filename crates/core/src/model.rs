@@ -266,6 +266,76 @@ pub struct AcknowledgementReceipt {
     pub acknowledged_at: String,
 }
 
+/// One of the caller's sessions. `id` is a digest of the token's hash: it names the session but
+/// authenticates nothing.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    pub current: bool,
+}
+
+/// How many sessions or keys a revocation ended.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Revoked {
+    pub revoked: u64,
+}
+
+/// `POST /v1/api-keys`. Everything is optional here so that a missing value is a
+/// `validation_failed` naming the field rather than a parse error.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: Option<String>,
+    pub roles: Option<Vec<String>>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+/// An API key as lists show it: never the key or its hash.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    /// The service principal the key authenticates as.
+    pub user_id: String,
+    pub roles: Vec<String>,
+    pub tenant_id: Option<String>,
+    pub status: &'static str,
+    pub created_at: String,
+    pub expires_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A key just created: the only time `key` is ever shown.
+#[derive(Clone, Serialize)]
+pub struct CreatedApiKey {
+    pub id: String,
+    pub name: String,
+    pub user_id: String,
+    pub roles: Vec<String>,
+    pub tenant_id: Option<String>,
+    pub expires_at: String,
+    pub created_at: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for CreatedApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedApiKey")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("roles", &self.roles)
+            .field("tenant_id", &self.tenant_id)
+            .field("key", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
 /// Contact fields in API order; every one is personal data.
 pub const CONTACT_FIELDS: [&str; 5] = ["name", "email", "phone", "address", "notes"];
 

@@ -42,6 +42,8 @@ pub struct Settings {
     pub webhook_backoff_base_ms: u64,
     /// Time limit of one delivery attempt.
     pub webhook_timeout_ms: u64,
+    /// Longest lifetime an API key may be given at creation.
+    pub api_key_max_lifetime_secs: u64,
 }
 
 impl Default for Settings {
@@ -70,6 +72,7 @@ impl Default for Settings {
             webhook_max_attempts: 8,
             webhook_backoff_base_ms: 2000,
             webhook_timeout_ms: 5000,
+            api_key_max_lifetime_secs: 365 * 24 * 60 * 60,
         }
     }
 }

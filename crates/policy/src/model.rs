@@ -214,6 +214,8 @@ pub enum Action {
     UpdateUserRoles,
     SuspendUser,
     ReactivateUser,
+    /// Revoke a user's sessions or API keys.
+    RevokeCredentials,
     ReadAuditLog,
     ReadTenantAccessLog,
     // access governance (platform-wide)
@@ -248,6 +250,7 @@ names!(Action, "action", {
     UpdateUserRoles => "update_user_roles",
     SuspendUser => "suspend_user",
     ReactivateUser => "reactivate_user",
+    RevokeCredentials => "revoke_credentials",
     ReadAuditLog => "read_audit_log",
     ReadTenantAccessLog => "read_tenant_access_log",
     ReviewAccess => "review_access",

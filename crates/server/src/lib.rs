@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Router, middleware};
 use metrics_exporter_prometheus::PrometheusHandle;
 use strongroom_core::{ErrorCode, Vault};
@@ -70,7 +70,7 @@ async fn not_found() -> ApiError {
 
 /// The API router; shared by `serve` and the tests.
 pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
-    use routes::{admin, audit, auth, data, governance, lockbox};
+    use routes::{admin, audit, auth, credentials, data, governance, lockbox};
     let tenant_data = Router::new()
         .route(
             "/contacts",
@@ -119,6 +119,23 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route("/v1/me/password", post(auth::change_password))
         .route("/v1/me/mfa/totp", post(auth::start_totp))
         .route("/v1/me/mfa/totp/confirm", post(auth::confirm_totp))
+        .route(
+            "/v1/me/sessions",
+            get(credentials::my_sessions).delete(credentials::revoke_my_sessions),
+        )
+        .route(
+            "/v1/me/sessions/{session_id}",
+            delete(credentials::revoke_my_session),
+        )
+        .route(
+            "/v1/users/{user_id}/sessions",
+            delete(credentials::revoke_user_sessions),
+        )
+        .route(
+            "/v1/api-keys",
+            post(credentials::create_api_key).get(credentials::api_keys),
+        )
+        .route("/v1/api-keys/{key_id}", delete(credentials::revoke_api_key))
         .route("/v1/confidentiality", get(auth::agreement))
         .route("/v1/tenants", post(admin::create_tenant))
         .route("/v1/tenants/{tenant_id}", get(admin::tenant))

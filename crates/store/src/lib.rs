@@ -41,6 +41,8 @@ pub trait Store: Send + Sync + 'static {
     async fn inactivity_warnings(&self) -> Result<Vec<InactivityWarningRow>, StoreError>;
     /// Active operator-access grants per holder, across tenants, at `now`.
     async fn active_grant_counts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Per service principal: its live (unrevoked, unexpired at `now`) API keys and their last use.
+    async fn api_key_activity(&self, now: i64) -> Result<Vec<ApiKeyActivityRow>, StoreError>;
     /// Ids of the users with a confirmed second factor.
     async fn mfa_enrolled_users(&self) -> Result<Vec<String>, StoreError>;
     async fn access_reviews(
@@ -53,6 +55,19 @@ pub trait Store: Send + Sync + 'static {
         &self,
         review_id: &str,
     ) -> Result<Vec<AccessReviewLineRow>, StoreError>;
+    /// The user's sessions that are not revoked and not past `now`'s absolute expiry.
+    async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionRow>, StoreError>;
+
+    // API keys.
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError>;
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError>;
+    /// Keys by id; only those of `tenant_id`'s principals when given.
+    async fn api_keys(
+        &self,
+        tenant_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ApiKeyEntry>, StoreError>;
 
     // Customer data, always tenant-scoped.
     async fn contact(

@@ -72,6 +72,14 @@ pub struct AssignmentRow {
     pub case_id: String,
 }
 
+/// A service principal's API keys at a glance, for governance.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiKeyActivityRow {
+    pub user_id: String,
+    pub live_keys: i64,
+    pub last_used_at: Option<i64>,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct InactivityWarningRow {
     pub user_id: String,
@@ -136,6 +144,29 @@ impl std::fmt::Debug for TotpRow {
             .field("last_step", &self.last_step)
             .finish()
     }
+}
+
+/// An API key of a service principal; `key_hash` is the SHA-256 of the key, never the key.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub key_hash: Vec<u8>,
+    pub user_id: String,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// An API key with its principal's roles and tenant, for lists.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiKeyEntry {
+    #[sqlx(flatten)]
+    pub key: ApiKeyRow,
+    pub roles: String,
+    pub tenant_id: Option<String>,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -295,6 +326,19 @@ pub enum Mutation {
     UseRecoveryCode {
         user_id: String,
         code_hash: Vec<u8>,
+        at: i64,
+    },
+    InsertApiKey(ApiKeyRow),
+    TouchApiKey {
+        id: String,
+        at: i64,
+    },
+    RevokeApiKey {
+        id: String,
+        at: i64,
+    },
+    RevokeUserApiKeys {
+        user_id: String,
         at: i64,
     },
     InsertContact(ContactRow),

@@ -1,5 +1,6 @@
 //! Authentication: password policy and hashing, login throttling, sessions.
 
+pub mod api_key;
 pub mod password;
 pub mod session;
 pub mod throttle;

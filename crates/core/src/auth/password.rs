@@ -115,10 +115,15 @@ pub async fn hash(password: Zeroizing<String>) -> ServiceResult<String> {
     .map_err(|_| ServiceError::internal("password hashing task"))?
 }
 
-/// Verifies on a blocking thread. A malformed stored hash verifies as false.
+/// Verifies on a blocking thread. A malformed stored hash (such as a service principal's
+/// [`UNUSABLE_HASH`]) verifies as false, after the same work as a real one.
 pub async fn verify(password: Zeroizing<String>, stored: String) -> ServiceResult<bool> {
     tokio::task::spawn_blocking(move || {
         let Ok(parsed) = PasswordHash::new(&stored) else {
+            let argon = hasher()?;
+            if let Ok(dummy) = PasswordHash::new(DUMMY_HASH.as_str()) {
+                let _ = argon.verify_password(password.as_bytes(), &dummy);
+            }
             return Ok(false);
         };
         let argon = hasher()?;
@@ -127,6 +132,9 @@ pub async fn verify(password: Zeroizing<String>, stored: String) -> ServiceResul
     .await
     .map_err(|_| ServiceError::internal("password verification task"))?
 }
+
+/// The stored "hash" of a service principal: not a PHC string, so no password ever matches it.
+pub const UNUSABLE_HASH: &str = "!service-principal";
 
 /// A valid hash of a random password, verified against when the username is unknown so that an unknown
 /// user costs the same time as a wrong password.

@@ -87,6 +87,13 @@ impl Vault {
             .await?
             .into_iter()
             .collect();
+        let keys: HashMap<String, (i64, Option<i64>)> = self
+            .store
+            .api_key_activity(self.now())
+            .await?
+            .into_iter()
+            .map(|k| (k.user_id, (k.live_keys, k.last_used_at)))
+            .collect();
         let enrolled: HashSet<String> =
             self.store.mfa_enrolled_users().await?.into_iter().collect();
         let id = new_id();
@@ -104,11 +111,13 @@ impl Vault {
                 roles: u.roles.clone(),
                 tenant_id: u.tenant_id.clone(),
                 status: u.status.clone(),
-                last_activity_at: u.last_activity_at(),
+                last_activity_at: u
+                    .last_activity_at()
+                    .max(keys.get(&u.id).and_then(|k| k.1).unwrap_or(i64::MIN)),
                 mfa_enrolled: enrolled.contains(&u.id),
                 assignments: assignments.get(&u.id).copied().unwrap_or(0),
                 active_grants: grants.get(&u.id).copied().unwrap_or(0),
-                api_keys: 0,
+                api_keys: keys.get(&u.id).map_or(0, |k| k.0),
                 decision: None,
                 decided_by: None,
                 decided_at: None,

@@ -265,6 +265,9 @@ impl Vault {
     /// Like [`Vault::authenticate`], but also accepts an enrolment-only session. Only for `/v1/me`,
     /// `/v1/me/mfa/*` and `/v1/auth/logout`; the principal carries `enrolment_only`.
     pub async fn authenticate_for_enrolment(&self, token: &str) -> ServiceResult<Principal> {
+        if token.starts_with(crate::auth::api_key::API_KEY_PREFIX) {
+            return self.authenticate_api_key(token).await;
+        }
         let hash = token_hash(token);
         let now = self.now();
         let session = match self.sessions.get(&hash) {
@@ -332,6 +335,7 @@ impl Vault {
             active: true,
             enrolment_only: session.is_enrolment_only(),
             token_hash: hash,
+            api_key_id: None,
         })
     }
 

@@ -93,13 +93,25 @@ impl Vault {
             .into_iter()
             .map(|w| (w.user_id, w.last_activity_at))
             .collect();
+        // A service principal is active when its API keys are used.
+        let key_use: HashMap<String, i64> = self
+            .store
+            .api_key_activity(as_of)
+            .await?
+            .into_iter()
+            .filter_map(|k| Some((k.user_id, k.last_used_at?)))
+            .collect();
+        let last_activity = |u: &UserRow| {
+            u.last_activity_at()
+                .max(key_use.get(&u.id).copied().unwrap_or(i64::MIN))
+        };
         let mut active_admins = users
             .iter()
             .filter(|u| u.status == "active" && is_platform_admin(u))
             .count();
         // Longest inactive first, so the administrator kept is the most recently active one.
         users.retain(|u| u.status == "active");
-        users.sort_by_key(UserRow::last_activity_at);
+        users.sort_by_key(|u| last_activity(u));
 
         let mut report = SweepReport {
             as_of: rfc3339(as_of),
@@ -111,9 +123,9 @@ impl Vault {
         let warn_days = i64::from(self.settings.inactivity_warn_days);
         for user in &users {
             let limit_days = self.inactivity_limit_days(user).await?;
-            let last = user.last_activity_at();
+            let last = last_activity(user);
             let idle = as_of.saturating_sub(last);
-            let line = sweep_line(user, idle, limit_days);
+            let line = sweep_line(user, last, idle, limit_days);
             if idle >= i64::from(limit_days) * DAY_MS {
                 let admin = is_platform_admin(user);
                 if admin && active_admins <= 1 {
@@ -138,7 +150,7 @@ impl Vault {
                 && warned_before.get(&user.id) != Some(&last)
             {
                 if !dry_run {
-                    self.warn_inactive(actor.clone(), &summary.request_id, user)
+                    self.warn_inactive(actor.clone(), &summary.request_id, user, last)
                         .await?;
                 }
                 report.warned.push(line);
@@ -207,6 +219,7 @@ impl Vault {
         actor: Option<Actor>,
         request_id: &str,
         user: &UserRow,
+        last_activity_at: i64,
     ) -> ServiceResult<()> {
         let mut record = AuditRecord::new("user.inactivity_warning", request_id);
         record.actor = actor;
@@ -218,7 +231,7 @@ impl Vault {
                 vec![record],
                 vec![Mutation::RecordInactivityWarning(InactivityWarningRow {
                     user_id: user.id.clone(),
-                    last_activity_at: user.last_activity_at(),
+                    last_activity_at,
                     warned_at: self.now(),
                 })],
             )
@@ -227,7 +240,7 @@ impl Vault {
     }
 }
 
-fn sweep_line(user: &UserRow, idle_ms: i64, limit_days: u32) -> SweepLine {
+fn sweep_line(user: &UserRow, last_activity: i64, idle_ms: i64, limit_days: u32) -> SweepLine {
     SweepLine {
         user_id: user.id.clone(),
         username: user.username.clone(),
@@ -236,7 +249,7 @@ fn sweep_line(user: &UserRow, idle_ms: i64, limit_days: u32) -> SweepLine {
             .map(|r| r.as_str().to_owned())
             .collect(),
         tenant_id: user.tenant_id.clone(),
-        last_activity_at: rfc3339(user.last_activity_at()),
+        last_activity_at: rfc3339(last_activity),
         inactive_days: idle_ms / DAY_MS,
         limit_days,
     }

@@ -5,6 +5,7 @@ pub use audit_log::LoggedEntry;
 pub use lockbox::ACCESS_REQUEST_STATES;
 pub use notify::WebhookDelivery;
 mod access_review;
+mod api_keys;
 mod auth;
 mod cases;
 mod contacts;
@@ -12,6 +13,7 @@ mod inactivity;
 mod lockbox;
 mod mfa;
 mod notify;
+mod sessions;
 mod tenants;
 mod users;
 

@@ -20,7 +20,7 @@ pub(crate) fn user_ref(id: &str) -> Option<ResourceRef> {
     })
 }
 
-fn parse_role_list(names: &[String]) -> ServiceResult<Vec<Role>> {
+pub(super) fn parse_role_list(names: &[String]) -> ServiceResult<Vec<Role>> {
     let mut roles = Vec::with_capacity(names.len());
     for name in names {
         let role: Role = name
@@ -78,7 +78,7 @@ pub(crate) fn new_user_row(
     }
 }
 
-fn join_roles(roles: &[Role]) -> String {
+pub(super) fn join_roles(roles: &[Role]) -> String {
     roles.iter().map(Role::as_str).collect::<Vec<_>>().join(",")
 }
 
@@ -167,7 +167,7 @@ impl Vault {
     }
 
     /// Loads the target user and decides `action` on it; `not_found` when it does not exist.
-    async fn user_target(
+    pub(super) async fn user_target(
         &self,
         p: &Principal,
         ctx: &RequestContext,
@@ -218,7 +218,7 @@ impl Vault {
         Ok(user_view(&user))
     }
 
-    /// Changes roles; the user's sessions and lockbox grants (and, once they exist, keys) are revoked.
+    /// Changes roles; the user's sessions, API keys and lockbox grants are revoked.
     pub async fn update_user_roles(
         &self,
         p: &Principal,
@@ -271,10 +271,15 @@ impl Vault {
                 user_id: user_id.to_owned(),
                 at: now,
             },
+            Mutation::RevokeUserApiKeys {
+                user_id: user_id.to_owned(),
+                at: now,
+            },
         ];
         mutations.extend(grant_mutations);
         self.audit.commit(records, mutations).await?;
         self.sessions.revoke_user(user_id);
+        self.api_keys.revoke_user(user_id);
         self.forget_user(user_id);
         Ok(user_view(&user))
     }
@@ -324,10 +329,16 @@ impl Vault {
         at: i64,
     ) -> ServiceResult<(Vec<AuditRecord>, Vec<Mutation>)> {
         let mut records = Vec::new();
-        let mut mutations = vec![Mutation::RevokeUserSessions {
-            user_id: user_id.to_owned(),
-            at,
-        }];
+        let mut mutations = vec![
+            Mutation::RevokeUserSessions {
+                user_id: user_id.to_owned(),
+                at,
+            },
+            Mutation::RevokeUserApiKeys {
+                user_id: user_id.to_owned(),
+                at,
+            },
+        ];
         for assignment in self.store.assignments_of(user_id).await? {
             let mut record = AuditRecord::new("case.unassign", request_id);
             record.actor = actor.cloned();
@@ -388,6 +399,7 @@ impl Vault {
     /// Drops what memory still holds for a suspended account, so its next request is refused.
     pub(crate) fn after_suspension(&self, user_id: &str) {
         self.sessions.revoke_user(user_id);
+        self.api_keys.revoke_user(user_id);
         self.forget_user(user_id);
     }
 

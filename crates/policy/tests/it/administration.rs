@@ -18,6 +18,7 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::UpdateUserRoles,
     Action::SuspendUser,
     Action::ReactivateUser,
+    Action::RevokeCredentials,
     Action::ReadAuditLog,
     Action::ReadTenantAccessLog,
     Action::ReviewAccess,
@@ -64,6 +65,7 @@ fn is_user_admin(a: Action) -> bool {
             | Action::UpdateUserRoles
             | Action::SuspendUser
             | Action::ReactivateUser
+            | Action::RevokeCredentials
     )
 }
 
@@ -147,7 +149,12 @@ fn expected(
         }
         Role::TenantUser => own && action == Action::ReadTenant,
         Role::Auditor => action == Action::ReadAuditLog,
-        Role::SecurityOfficer if action == Action::ReadAuditLog || is_governance(action) => true,
+        Role::SecurityOfficer
+            if matches!(action, Action::ReadAuditLog | Action::RevokeCredentials)
+                || is_governance(action) =>
+        {
+            true
+        }
         _ if operator => {
             matches!(action, Action::RequestAccess | Action::ListAccessRequests)
                 || (action == Action::RevokeAccess && requested_by_me)

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod credentials;
 pub mod data;
 pub mod governance;
 pub mod lockbox;

@@ -60,6 +60,20 @@ pub(super) async fn active_grant_counts(
     .await?)
 }
 
+pub(super) async fn api_key_activity(
+    pool: &SqlitePool,
+    now: i64,
+) -> Result<Vec<ApiKeyActivityRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT user_id, \
+         SUM(CASE WHEN revoked_at IS NULL AND expires_at > $1 THEN 1 ELSE 0 END) AS live_keys, \
+         MAX(last_used_at) AS last_used_at FROM api_keys GROUP BY user_id",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub(super) async fn mfa_enrolled_users(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT user_id FROM user_totp WHERE confirmed_at IS NOT NULL")

@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk when it returns), one writer
 //! connection that commits whole batches, and a small pool of readers.
 
+mod credentials;
 mod governance;
 mod lockbox;
 mod mfa;
@@ -45,6 +46,11 @@ fn migrator() -> Migrator {
             3,
             "second factor",
             include_str!("../../migrations/sqlite/0003_mfa.sql"),
+        ),
+        migration(
+            4,
+            "api keys",
+            include_str!("../../migrations/sqlite/0004_api_keys.sql"),
         ),
         migration(
             5,
@@ -183,6 +189,10 @@ impl Store for SqliteStore {
         governance::active_grant_counts(&self.read, now).await
     }
 
+    async fn api_key_activity(&self, now: i64) -> Result<Vec<ApiKeyActivityRow>, StoreError> {
+        governance::api_key_activity(&self.read, now).await
+    }
+
     async fn mfa_enrolled_users(&self) -> Result<Vec<String>, StoreError> {
         governance::mfa_enrolled_users(&self.read).await
     }
@@ -301,6 +311,27 @@ impl Store for SqliteStore {
             .bind(user_id)
             .fetch_optional(&self.read)
             .await?)
+    }
+
+    async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionRow>, StoreError> {
+        self.user_sessions_impl(user_id, now).await
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
+        self.api_key_by_hash_impl(key_hash).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        self.api_key_impl(id).await
+    }
+
+    async fn api_keys(
+        &self,
+        tenant_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ApiKeyEntry>, StoreError> {
+        self.api_keys_impl(tenant_id, after, limit).await
     }
 
     async fn contact(

@@ -315,6 +315,48 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             .execute(conn)
             .await?;
         }
+        Mutation::InsertApiKey(k) => {
+            sqlx::query(
+                "INSERT INTO api_keys (id, key_hash, user_id, name, created_by, created_at, expires_at, \
+                 last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&k.id)
+            .bind(&k.key_hash)
+            .bind(&k.user_id)
+            .bind(&k.name)
+            .bind(&k.created_by)
+            .bind(k.created_at)
+            .bind(k.expires_at)
+            .bind(k.last_used_at)
+            .bind(k.revoked_at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::TouchApiKey { id, at } => {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), $2) WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::RevokeApiKey { id, at } => {
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
+        Mutation::RevokeUserApiKeys { user_id, at } => {
+            sqlx::query(
+                "UPDATE api_keys SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
         Mutation::InsertContact(c) => {
             sqlx::query(
                 "INSERT INTO contacts (tenant_id, id, name, email, phone, address, notes, email_index, \
@@ -446,6 +488,7 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
                 "UPDATE users SET status = 'suspended', status_reason = 'inactivity', updated_at = $3 \
                  WHERE id = $1 AND status = 'active' \
                  AND MAX(created_at, COALESCE(last_login_at, 0), COALESCE(reactivated_at, 0)) < $2 \
+                 AND NOT EXISTS (SELECT 1 FROM api_keys WHERE user_id = $1 AND last_used_at >= $2) \
                  AND NOT (',' || roles || ',' LIKE '%,platform_admin,%' AND \
                    (SELECT COUNT(*) FROM users WHERE status = 'active' \
                     AND ',' || roles || ',' LIKE '%,platform_admin,%') <= 1)",

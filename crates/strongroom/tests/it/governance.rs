@@ -312,6 +312,16 @@ async fn access_review_lists_certifies_revokes_and_exports() {
         .post("/v1/access-reviews", json!({}))
         .await
         .err(403, "forbidden");
+    // An integration's key: its service principal is reviewed like everyone else.
+    let key = admin
+        .post(
+            "/v1/api-keys",
+            json!({"name": "crm sync", "roles": ["tenant_user"], "tenant_id": tenant,
+                   "expires_at": days_from_now(30)}),
+        )
+        .await
+        .ok(201);
+    let principal = key["user_id"].as_str().expect("user_id").to_owned();
     let review = officer.post("/v1/access-reviews", json!({})).await.ok(201);
     let review_id = review["id"].as_str().expect("id").to_owned();
     assert_eq!(review["created_by"], json!(officer.id));
@@ -325,6 +335,8 @@ async fn access_review_lists_certifies_revokes_and_exports() {
     assert_eq!(line["mfa_enrolled"], true);
     assert_eq!(line["active_grants"], 1);
     assert_eq!(line_for(&review, &supervisor.id)["active_grants"], 0);
+    assert_eq!(line_for(&review, &principal)["api_keys"], 1);
+    assert_eq!(line_for(&review, &engineer.id)["api_keys"], 0);
     assert_eq!(line_for(&review, &customer.id)["mfa_enrolled"], false);
     assert_eq!(line_for(&review, &customer.id)["tenant_id"], json!(tenant));
 

@@ -7,6 +7,7 @@
 mod kit;
 
 mod access_rules;
+mod api_keys;
 mod audit_log;
 mod bad_input;
 mod encryption;
@@ -16,6 +17,7 @@ mod lockbox;
 mod mfa;
 mod passwords;
 mod policy_files;
+mod session_admin;
 mod sessions;
 mod startup;
 mod throttling;

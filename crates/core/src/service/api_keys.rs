@@ -1,0 +1,366 @@
+//! API keys for service principals.
+//!
+//! Each key belongs to its own service principal: a user row with explicit roles and tenant whose
+//! password hash is unusable, so it can never log in, and to which the same policy, suspension and
+//! role-change rules apply as to any user. Creating a key is creating that user (`create_staff_user`
+//! or `create_customer_user`); listing reads users (`read_user`); revoking a key is
+//! `revoke_credentials`. A key cannot create keys. A staff principal cannot acknowledge the
+//! confidentiality agreement itself before its first use, so the administrator creating it
+//! acknowledges on its behalf, recorded as its own audit entry.
+
+use std::sync::Arc;
+
+use strongroom_crypto::token_hash;
+use strongroom_policy::{Action, Denial, ResourceFacts, ResourceKind, Role};
+use strongroom_store::{ApiKeyEntry, ApiKeyRow, Mutation};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::users::{join_roles, new_user_row, parse_role_list, user_ref};
+use super::{next_cursor, required_text};
+use crate::access::{Principal, RequestContext, parse_roles};
+use crate::audit::ResourceRef;
+use crate::auth::api_key::{self, CachedKey};
+use crate::auth::password::UNUSABLE_HASH;
+use crate::clock::rfc3339;
+use crate::error::{ServiceError, ServiceResult};
+use crate::model::{ApiKey, CreatedApiKey, NewApiKey, Page, PageRequest};
+use crate::{Vault, new_id};
+
+fn key_ref(id: &str) -> Option<ResourceRef> {
+    Some(ResourceRef {
+        kind: "api_key",
+        id: Some(id.to_owned()),
+    })
+}
+
+fn split_roles(roles: &str) -> Vec<String> {
+    roles
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Parses the requested expiry; it must lie in the future and within `max_secs`.
+fn expiry(value: Option<&str>, now: i64, max_secs: u64) -> Option<i64> {
+    let at = OffsetDateTime::parse(value?.trim(), &Rfc3339).ok()?;
+    let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()?;
+    let max_ms = i64::try_from(max_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    (ms > now && ms - now <= max_ms).then_some(ms)
+}
+
+fn view(entry: &ApiKeyEntry, now: i64) -> ApiKey {
+    let k = &entry.key;
+    let status = if k.revoked_at.is_some() {
+        "revoked"
+    } else if now >= k.expires_at {
+        "expired"
+    } else {
+        "active"
+    };
+    ApiKey {
+        id: k.id.clone(),
+        name: k.name.clone(),
+        user_id: k.user_id.clone(),
+        roles: split_roles(&entry.roles),
+        tenant_id: entry.tenant_id.clone(),
+        status,
+        created_at: rfc3339(k.created_at),
+        expires_at: rfc3339(k.expires_at),
+        last_used_at: k.last_used_at.map(rfc3339),
+        revoked_at: k.revoked_at.map(rfc3339),
+    }
+}
+
+impl Vault {
+    pub async fn create_api_key(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        input: NewApiKey,
+    ) -> ServiceResult<CreatedApiKey> {
+        let id = new_id();
+        let principal_id = new_id();
+        let mut record = self.record(
+            p,
+            ctx,
+            "api_key.create",
+            input.tenant_id.as_deref(),
+            key_ref(&id),
+        );
+        if p.via_api_key() {
+            return Err(self.refuse(record, Denial::Forbidden, Vec::new()).await);
+        }
+        let now = self.now();
+        let name = required_text(input.name.as_deref(), "name", 200);
+        let roles = parse_role_list(input.roles.as_deref().unwrap_or_default());
+        let expires_at = expiry(
+            input.expires_at.as_deref(),
+            now,
+            self.settings.api_key_max_lifetime_secs,
+        );
+        let mut invalid = Vec::new();
+        if name.is_err() {
+            invalid.push("name");
+        }
+        if roles.is_err() {
+            invalid.push("roles");
+        }
+        if expires_at.is_none() {
+            invalid.push("expires_at");
+        }
+        let (Ok(name), Ok(roles), Some(expires_at)) = (name, roles, expires_at) else {
+            return Err(ServiceError::validation(
+                "name, roles and an expiry in the future within the allowed lifetime are required",
+                &invalid,
+            ));
+        };
+        let customer = roles.iter().any(Role::is_customer);
+        let tenant = match (&input.tenant_id, customer) {
+            (Some(tid), true) => Some(self.tenant_for(&record, tid).await?),
+            (None, false) => None,
+            (None, true) => {
+                return Err(ServiceError::validation(
+                    "customer keys belong to a tenant",
+                    &["tenant_id"],
+                ));
+            }
+            (Some(_), false) => {
+                return Err(ServiceError::validation(
+                    "staff keys belong to no tenant",
+                    &["tenant_id"],
+                ));
+            }
+        };
+        let mut resource =
+            ResourceFacts::new(ResourceKind::User, &principal_id, input.tenant_id.clone());
+        resource.target_roles = roles.clone();
+        let action = if customer {
+            Action::CreateCustomerUser
+        } else {
+            Action::CreateStaffUser
+        };
+        let decision = self.decide(
+            p,
+            action,
+            &resource,
+            tenant.as_ref().map(|t| &t.facts),
+            ctx.purpose,
+        );
+        self.enforce(&mut record, &decision).await?;
+
+        let mut user = new_user_row(
+            principal_id.clone(),
+            format!("svc-{principal_id}"),
+            name.clone(),
+            UNUSABLE_HASH.to_owned(),
+            join_roles(&roles),
+            input.tenant_id.clone(),
+            now,
+        );
+        let mut records = Vec::with_capacity(3);
+        let mut created = self.record(
+            p,
+            ctx,
+            "user.create",
+            input.tenant_id.as_deref(),
+            user_ref(&principal_id),
+        );
+        created.reason = Some("service_principal");
+        created.policy_ids = record.policy_ids.clone();
+        records.push(created);
+        if !customer {
+            user.confidentiality_version = Some(self.settings.confidentiality_version.clone());
+            user.confidentiality_at = Some(now);
+            let mut ack = self.record(
+                p,
+                ctx,
+                "user.acknowledge_confidentiality",
+                None,
+                user_ref(&principal_id),
+            );
+            ack.reason = Some("on_behalf_of_service_principal");
+            records.push(ack);
+        }
+        records.push(record);
+
+        let key = api_key::generate()?;
+        let row = ApiKeyRow {
+            id: id.clone(),
+            key_hash: token_hash(&key).to_vec(),
+            user_id: principal_id.clone(),
+            name: name.clone(),
+            created_by: p.user_id.clone(),
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        self.audit
+            .commit(
+                records,
+                vec![Mutation::InsertUser(user), Mutation::InsertApiKey(row)],
+            )
+            .await?;
+        Ok(CreatedApiKey {
+            id,
+            name,
+            user_id: principal_id,
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            tenant_id: input.tenant_id,
+            expires_at: rfc3339(expires_at),
+            created_at: rfc3339(now),
+            key: key.to_string(),
+        })
+    }
+
+    /// Keys whose principal the caller may read (customers: their own tenant's only).
+    pub async fn api_keys(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<ApiKey>> {
+        let mut record = self.record(p, ctx, "api_key.list", p.tenant_id.as_deref(), None);
+        let rows = if p.roles.iter().any(Role::is_customer) {
+            match &p.tenant_id {
+                Some(tid) => {
+                    self.store
+                        .api_keys(Some(tid), page.cursor.as_deref(), page.limit)
+                        .await?
+                }
+                None => Vec::new(),
+            }
+        } else {
+            self.store
+                .api_keys(None, page.cursor.as_deref(), page.limit)
+                .await?
+        };
+        let now = self.now();
+        let mut items = Vec::with_capacity(rows.len());
+        for entry in &rows {
+            let tenant = match &entry.tenant_id {
+                Some(tid) => self.tenant_state(tid).await?,
+                None => None,
+            };
+            let mut resource = ResourceFacts::new(
+                ResourceKind::User,
+                &entry.key.user_id,
+                entry.tenant_id.clone(),
+            );
+            resource.target_roles = parse_roles(&entry.roles);
+            let decision = self.decide(
+                p,
+                Action::ReadUser,
+                &resource,
+                tenant.as_ref().map(|t| &t.facts),
+                ctx.purpose,
+            );
+            if decision.allowed {
+                items.push(view(entry, now));
+            }
+        }
+        record.records = items.iter().map(|k| k.id.clone()).collect();
+        self.audit.append(record).await?;
+        Ok(Page {
+            items,
+            next_cursor: next_cursor(&rows, page.limit, |r| r.key.id.clone()),
+        })
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        key_id: &str,
+    ) -> ServiceResult<()> {
+        let Some(row) = self.store.api_key(key_id).await? else {
+            let record = self.record(p, ctx, "api_key.revoke", None, key_ref(key_id));
+            return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
+        };
+        let (_, mut record) = self
+            .user_target(
+                p,
+                ctx,
+                &row.user_id,
+                Action::RevokeCredentials,
+                "api_key.revoke",
+                &[],
+            )
+            .await?;
+        record.resource = key_ref(key_id);
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::RevokeApiKey {
+                    id: key_id.to_owned(),
+                    at: self.now(),
+                }],
+            )
+            .await?;
+        self.api_keys.revoke_id(key_id);
+        Ok(())
+    }
+
+    /// Resolves an `srk_` bearer key to its service principal; `unauthenticated` unless the key
+    /// exists, is neither revoked nor expired, and its principal is active.
+    pub(crate) async fn authenticate_api_key(&self, key: &str) -> ServiceResult<Principal> {
+        if !api_key::well_formed(key) {
+            return Err(ServiceError::unauthenticated());
+        }
+        let hash = token_hash(key);
+        let now = self.now();
+        let cached = match self.api_keys.get(&hash) {
+            Some(k) => k,
+            None => {
+                let generation = self.api_keys.generation();
+                let row = self
+                    .store
+                    .api_key_by_hash(&hash)
+                    .await?
+                    .ok_or_else(ServiceError::unauthenticated)?;
+                // The lookup was by hash; compare again, in constant time, before trusting the row.
+                if !bool::from(row.key_hash.as_slice().ct_eq(hash.as_slice())) {
+                    return Err(ServiceError::unauthenticated());
+                }
+                let k = Arc::new(CachedKey::from_row(&row));
+                self.api_keys
+                    .insert_loaded(hash, Arc::clone(&k), generation);
+                k
+            }
+        };
+        if cached.is_revoked() || now >= cached.expires_at {
+            return Err(ServiceError::unauthenticated());
+        }
+        let user = self
+            .user_row(&cached.user_id)
+            .await?
+            .ok_or_else(ServiceError::unauthenticated)?;
+        if user.status != "active" {
+            return Err(ServiceError::unauthenticated());
+        }
+        if cached.touch(now) {
+            let audit = Arc::clone(&self.audit);
+            let id = cached.id.clone();
+            tokio::spawn(async move {
+                let _ = audit
+                    .commit(Vec::new(), vec![Mutation::TouchApiKey { id, at: now }])
+                    .await;
+            });
+        }
+        Ok(Principal {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            roles: parse_roles(&user.roles),
+            tenant_id: user.tenant_id.clone(),
+            confidentiality_version: user.confidentiality_version.clone(),
+            active: true,
+            token_hash: hash,
+            // Keys are issued to service principals, which never log in: no second factor to enrol.
+            enrolment_only: false,
+            api_key_id: Some(cached.id.clone()),
+        })
+    }
+}
