@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use strongroom_policy::{Action, ResourceFacts, ResourceKind};
-use strongroom_store::{AccessReviewLineRow, AccessReviewRow, Mutation, UserRow};
+use strongroom_store::{AccessReviewLineRow, AccessReviewRow, Mutation};
 
 use super::users::user_ref;
 use crate::access::{Principal, RequestContext, parse_roles};
@@ -16,8 +16,6 @@ use crate::model::governance::{
 };
 use crate::model::{Page, PageRequest};
 use crate::{Vault, new_id};
-
-const PAGE: u32 = 500;
 
 fn review_ref(id: &str) -> Option<ResourceRef> {
     Some(ResourceRef {
@@ -68,17 +66,7 @@ impl Vault {
         actor: Option<Actor>,
         mut record: AuditRecord,
     ) -> ServiceResult<AccessReview> {
-        let mut users: Vec<UserRow> = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.users(after.as_deref(), PAGE).await?;
-            let full = page.len() == PAGE as usize;
-            after = page.last().map(|u| u.id.clone());
-            users.extend(page);
-            if !full {
-                break;
-            }
-        }
+        let users = self.all_users().await?;
         let assignments: HashMap<String, i64> =
             self.store.assignment_counts().await?.into_iter().collect();
         let grants: HashMap<String, i64> = self

@@ -139,15 +139,7 @@ impl Vault {
             } else {
                 "invalid_credentials"
             });
-            self.audit
-                .commit(
-                    vec![record],
-                    vec![Mutation::RecordLoginFailure {
-                        user_id: user.id.clone(),
-                        at: now,
-                        locked_until,
-                    }],
-                )
+            self.record_failed_attempt(record, &user.id, now, locked_until)
                 .await?;
             return Err(invalid_credentials());
         }
@@ -167,15 +159,7 @@ impl Vault {
             } else {
                 reason
             });
-            self.audit
-                .commit(
-                    vec![record],
-                    vec![Mutation::RecordLoginFailure {
-                        user_id: user.id.clone(),
-                        at: now,
-                        locked_until,
-                    }],
-                )
+            self.record_failed_attempt(record, &user.id, now, locked_until)
                 .await?;
             return Err(err);
         }
@@ -419,6 +403,30 @@ fn mfa_required() -> ServiceError {
         ErrorCode::MfaRequired,
         "this account has a second factor: give its code in `totp`",
     )
+}
+
+impl Vault {
+    /// Records a failed credential check: the refusal and, in the same transaction, the count
+    /// (and lockout) that survives a restart.
+    pub(super) async fn record_failed_attempt(
+        &self,
+        record: AuditRecord,
+        user_id: &str,
+        now: i64,
+        locked_until: Option<i64>,
+    ) -> ServiceResult<()> {
+        self.audit
+            .commit(
+                vec![record],
+                vec![Mutation::RecordLoginFailure {
+                    user_id: user_id.to_owned(),
+                    at: now,
+                    locked_until,
+                }],
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 fn invalid_credentials() -> ServiceError {

@@ -8,7 +8,7 @@ use strongroom_policy::{
 };
 use strongroom_store::{CaseFilter, CaseRow, CommentRow, Mutation, TenantScope};
 
-use super::lockbox::Grants;
+use super::grants::Grants;
 use super::{MAX_FIELD_CHARS, optional_text, required_text};
 use crate::access::{Principal, RequestContext, parse_roles};
 use crate::audit::{AuditRecord, ResourceRef};

@@ -18,7 +18,6 @@ use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::governance::{SweepLine, SweepReport, SweepRequest};
 
 const DAY_MS: i64 = 86_400_000;
-const PAGE: u32 = 500;
 
 fn is_platform_admin(u: &UserRow) -> bool {
     parse_roles(&u.roles).contains(&Role::PlatformAdmin)
@@ -75,17 +74,7 @@ impl Vault {
         as_of: i64,
         dry_run: bool,
     ) -> ServiceResult<SweepReport> {
-        let mut users = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.users(after.as_deref(), PAGE).await?;
-            let full = page.len() == PAGE as usize;
-            after = page.last().map(|u| u.id.clone());
-            users.extend(page);
-            if !full {
-                break;
-            }
-        }
+        let mut users = self.all_users().await?;
         let warned_before: HashMap<String, i64> = self
             .store
             .inactivity_warnings()

@@ -237,15 +237,7 @@ impl Vault {
         if !password::verify(current, user.password_hash.clone()).await? {
             record.decision = AuditDecision::Deny;
             record.reason = Some("invalid_credentials");
-            self.audit
-                .commit(
-                    vec![record],
-                    vec![Mutation::RecordLoginFailure {
-                        user_id: user.id.clone(),
-                        at: now,
-                        locked_until,
-                    }],
-                )
+            self.record_failed_attempt(record, &user.id, now, locked_until)
                 .await?;
             return Err(ServiceError::validation(
                 "the current password is wrong",

@@ -9,6 +9,7 @@ mod api_keys;
 mod auth;
 mod cases;
 mod contacts;
+mod grants;
 mod inactivity;
 mod lockbox;
 mod mfa;

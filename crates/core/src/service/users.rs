@@ -374,26 +374,30 @@ impl Vault {
         if !is_admin(user) {
             return Ok(());
         }
-        let mut after: Option<String> = None;
-        let mut others = 0usize;
-        loop {
-            let page = self.store.users(after.as_deref(), 500).await?;
-            others += page
-                .iter()
-                .filter(|u| u.id != user.id && is_admin(u))
-                .count();
-            if others > 0 {
-                return Ok(());
-            }
-            if page.len() < 500 {
-                break;
-            }
-            after = page.last().map(|u| u.id.clone());
+        let users = self.all_users().await?;
+        if users.iter().any(|u| u.id != user.id && is_admin(u)) {
+            return Ok(());
         }
         Err(ServiceError::new(
             ErrorCode::Conflict,
             "the last active platform administrator cannot be suspended or demoted",
         ))
+    }
+
+    /// Every account, for governance jobs that judge all of them.
+    pub(crate) async fn all_users(&self) -> ServiceResult<Vec<UserRow>> {
+        const PAGE: u32 = 500;
+        let mut users = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.users(after.as_deref(), PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            after = page.last().map(|u| u.id.clone());
+            users.extend(page);
+            if !full {
+                return Ok(users);
+            }
+        }
     }
 
     /// Drops what memory still holds for a suspended account, so its next request is refused.
