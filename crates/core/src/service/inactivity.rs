@@ -9,6 +9,9 @@ use std::collections::HashMap;
 use strongroom_policy::{Action, ResourceFacts, ResourceKind, Role};
 use strongroom_store::{InactivityWarningRow, Mutation, UserRow};
 
+use serde_json::json;
+
+use super::notify::NotificationKind;
 use super::users::user_ref;
 use crate::Vault;
 use crate::access::{Principal, RequestContext, parse_roles};
@@ -124,7 +127,7 @@ impl Vault {
                 if !dry_run {
                     let cutoff = as_of - i64::from(limit_days) * DAY_MS;
                     if !self
-                        .suspend_inactive(actor.clone(), &summary.request_id, user, cutoff)
+                        .suspend_inactive(actor.clone(), &summary.request_id, user, last, cutoff)
                         .await?
                     {
                         continue;
@@ -171,6 +174,7 @@ impl Vault {
         actor: Option<Actor>,
         request_id: &str,
         user: &UserRow,
+        last_activity_at: i64,
         cutoff: i64,
     ) -> ServiceResult<bool> {
         let now = self.now();
@@ -191,6 +195,15 @@ impl Vault {
                 at: now,
             },
         );
+        mutations.extend(
+            self.tenant_notice(
+                user,
+                NotificationKind::InactivitySuspended,
+                last_activity_at,
+                now,
+            )
+            .await?,
+        );
         match self.audit.commit(records, mutations).await {
             Ok(_) => {
                 self.after_suspension(&user.id);
@@ -210,22 +223,50 @@ impl Vault {
         user: &UserRow,
         last_activity_at: i64,
     ) -> ServiceResult<()> {
+        let now = self.now();
         let mut record = AuditRecord::new("user.inactivity_warning", request_id);
         record.actor = actor;
         record.tenant_id.clone_from(&user.tenant_id);
         record.resource = user_ref(&user.id);
         record.reason = Some("inactivity");
-        self.audit
-            .commit(
-                vec![record],
-                vec![Mutation::RecordInactivityWarning(InactivityWarningRow {
-                    user_id: user.id.clone(),
-                    last_activity_at,
-                    warned_at: self.now(),
-                })],
+        let mut mutations = vec![Mutation::RecordInactivityWarning(InactivityWarningRow {
+            user_id: user.id.clone(),
+            last_activity_at,
+            warned_at: now,
+        })];
+        mutations.extend(
+            self.tenant_notice(
+                user,
+                NotificationKind::InactivityWarning,
+                last_activity_at,
+                now,
             )
-            .await?;
+            .await?,
+        );
+        self.audit.commit(vec![record], mutations).await?;
         Ok(())
+    }
+
+    /// For a customer account, the notice to its tenant's admins (outbox, delivered as a webhook).
+    async fn tenant_notice(
+        &self,
+        user: &UserRow,
+        kind: NotificationKind,
+        last_activity_at: i64,
+        now: i64,
+    ) -> ServiceResult<Option<Mutation>> {
+        let Some(tenant_id) = &user.tenant_id else {
+            return Ok(None);
+        };
+        let Some(tenant) = self.tenant_state(tenant_id).await? else {
+            return Ok(None);
+        };
+        let data = json!({
+            "tenant_id": tenant_id,
+            "user_id": user.id,
+            "last_activity_at": rfc3339(last_activity_at),
+        });
+        self.outbox_row(&tenant, kind, data, None, now).map(Some)
     }
 }
 

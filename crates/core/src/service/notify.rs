@@ -26,6 +26,10 @@ pub(crate) enum NotificationKind {
     Expiring,
     Revoked,
     Reviewed,
+    /// A customer account of the tenant will be suspended for inactivity soon.
+    InactivityWarning,
+    /// A customer account of the tenant was suspended for inactivity.
+    InactivitySuspended,
 }
 
 impl NotificationKind {
@@ -36,6 +40,8 @@ impl NotificationKind {
             Self::Expiring => "grant.expiring",
             Self::Revoked => "grant.revoked",
             Self::Reviewed => "grant.break_glass_reviewed",
+            Self::InactivityWarning => "user.inactivity_warning",
+            Self::InactivitySuspended => "user.suspended_inactive",
         }
     }
 }
@@ -81,27 +87,40 @@ impl Vault {
         row: &AccessRequestRow,
         now: i64,
     ) -> ServiceResult<Mutation> {
+        let data = json!({
+            "tenant_id": row.tenant_id,
+            "access_request_id": row.id,
+            "case_id": row.case_id,
+            "requester_id": row.requester_id,
+            "purpose": row.purpose,
+            "field_classes": row.field_classes.split(',').collect::<Vec<_>>(),
+            "break_glass": row.break_glass,
+            "ends_at": row.ends_at.map(rfc3339),
+        });
+        self.outbox_row(tenant, kind, data, Some(row.id.clone()), now)
+    }
+
+    /// The outbox row for one event of `tenant`; `data` holds ids and codes only.
+    pub(crate) fn outbox_row(
+        &self,
+        tenant: &TenantState,
+        kind: NotificationKind,
+        data: serde_json::Value,
+        access_request_id: Option<String>,
+        now: i64,
+    ) -> ServiceResult<Mutation> {
         let id = format!("msg_{}", new_id());
         let body = json!({
             "type": kind.as_str(),
             "timestamp": rfc3339(now),
-            "data": {
-                "tenant_id": row.tenant_id,
-                "access_request_id": row.id,
-                "case_id": row.case_id,
-                "requester_id": row.requester_id,
-                "purpose": row.purpose,
-                "field_classes": row.field_classes.split(',').collect::<Vec<_>>(),
-                "break_glass": row.break_glass,
-                "ends_at": row.ends_at.map(rfc3339),
-            }
+            "data": data,
         });
         let endpoint = tenant.instructions.webhook_url.is_some();
         Ok(Mutation::InsertNotification(NotificationRow {
             id,
-            tenant_id: row.tenant_id.clone(),
+            tenant_id: tenant.row.id.clone(),
             kind: kind.as_str().into(),
-            access_request_id: Some(row.id.clone()),
+            access_request_id,
             body: serde_json::to_string(&body)
                 .map_err(|_| ServiceError::internal("notification encoding"))?,
             created_at: now,

@@ -151,6 +151,7 @@ async fn inactivity_sweep_suspends_exactly_the_inactive_and_never_the_last_admin
     let engineer = create_user(&admin, "support_engineer", None).await;
     let strict_user = create_user(&admin, "tenant_user", Some(&strict)).await;
     let relaxed_user = create_user(&admin, "tenant_user", Some(&relaxed)).await;
+    let relaxed_admin = create_user(&admin, "tenant_admin", Some(&relaxed)).await;
     // A second administrator, active after the first: the one kept at the end.
     let second_admin = create_user(&admin, "platform_admin", None).await;
     login(&server, &second_admin.username, PASSWORD).await;
@@ -199,6 +200,7 @@ async fn inactivity_sweep_suspends_exactly_the_inactive_and_never_the_last_admin
         second_admin.id.clone(),
         engineer.id.clone(),
         relaxed_user.id.clone(),
+        relaxed_admin.id.clone(),
         engineer_session.id.clone(),
     ]);
     assert_eq!(ids(&day80, "warned"), everyone_else);
@@ -215,6 +217,7 @@ async fn inactivity_sweep_suspends_exactly_the_inactive_and_never_the_last_admin
             admin_id.clone(),
             engineer.id.clone(),
             relaxed_user.id.clone(),
+            relaxed_admin.id.clone(),
             engineer_session.id.clone(),
         ])
     );
@@ -252,6 +255,43 @@ async fn inactivity_sweep_suspends_exactly_the_inactive_and_never_the_last_admin
         .ok(200);
     assert_eq!(record["status"], "suspended");
     assert_eq!(record["status_reason"], "inactivity");
+    // The tenants' admins were told, through their notification outbox (ids only).
+    kept.post(
+        &format!("/v1/users/{}/reactivate", relaxed_admin.id),
+        json!({}),
+    )
+    .await
+    .ok(200);
+    let (tenant_admin, _) = login(&server, &relaxed_admin.username, PASSWORD).await;
+    let notices = list_items(
+        &tenant_admin,
+        &format!("/v1/tenants/{relaxed}/notifications?limit=500"),
+    )
+    .await;
+    let about = |kind: &str| -> Vec<String> {
+        sorted(
+            notices
+                .iter()
+                .filter(|n| n["type"] == kind)
+                .map(|n| {
+                    n["payload"]["data"]["user_id"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned()
+                })
+                .collect(),
+        )
+    };
+    assert_eq!(
+        about("user.inactivity_warning"),
+        sorted(vec![relaxed_user.id.clone(), relaxed_admin.id.clone()]),
+        "{notices:?}"
+    );
+    assert_eq!(
+        about("user.suspended_inactive"),
+        sorted(vec![relaxed_user.id.clone(), relaxed_admin.id.clone()]),
+        "{notices:?}"
+    );
     // Reactivation restarts the clock: the next sweep leaves the account alone.
     kept.post(&format!("/v1/users/{}/reactivate", engineer.id), json!({}))
         .await
