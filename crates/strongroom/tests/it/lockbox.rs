@@ -728,3 +728,44 @@ async fn break_glass_notifies_and_requires_review() {
         "{log:?}"
     );
 }
+
+#[tokio::test]
+async fn grants_nearing_their_end_are_announced_once() {
+    // Every grant of an hour is "ending soon" under a two-hour warning window.
+    let server = Server::start_with(
+        &[
+            ("STRONGROOM_WEBHOOK_POLL_INTERVAL_MS", "200"),
+            ("STRONGROOM_GRANT_EXPIRY_WARNING_SECS", "7200"),
+        ],
+        &[],
+    );
+    let w = world(&server, json!({})).await;
+    let t = &w.tenant;
+    let rid = id_of(&request(&w.engineer, t, ask(&w.case_a, &["case_content"], 60)).await);
+    w.admin
+        .post(&request_action(t, &rid, "approve"), json!({}))
+        .await
+        .ok(200);
+    let expiring = |items: &[Value]| -> usize {
+        items
+            .iter()
+            .filter(|n| n["type"] == "grant.expiring" && n["access_request_id"] == rid.as_str())
+            .count()
+    };
+    let path = format!("/v1/tenants/{t}/notifications?limit=500");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let items = list_items(&w.admin, &path).await;
+        if expiring(&items) > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no grant.expiring notice within 20 s: {items:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Several more job runs later, still exactly one notice for this grant.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(expiring(&list_items(&w.admin, &path).await), 1);
+}
