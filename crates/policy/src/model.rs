@@ -204,6 +204,8 @@ pub enum Action {
     AssignCase,
     AddComment,
     ReadComments,
+    /// Export records (or the tenant's archive) to an age recipient.
+    ExportRecords,
     // administration (no purpose needed)
     CreateTenant,
     ReadTenant,
@@ -241,6 +243,7 @@ names!(Action, "action", {
     AssignCase => "assign_case",
     AddComment => "add_comment",
     ReadComments => "read_comments",
+    ExportRecords => "export_records",
     CreateTenant => "create_tenant",
     ReadTenant => "read_tenant",
     UpdateTenantInstructions => "update_tenant_instructions",
@@ -278,6 +281,7 @@ impl Action {
                 | Action::AssignCase
                 | Action::AddComment
                 | Action::ReadComments
+                | Action::ExportRecords
         )
     }
 
