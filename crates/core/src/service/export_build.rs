@@ -29,9 +29,40 @@ pub(super) const FORMAT_VERSION: u32 = 1;
 
 const PAGE: u32 = 500;
 
+/// A byte buffer that never leaves plaintext behind: it grows by moving into a larger wiped buffer
+/// (a plain `Vec` would free its old allocation unwiped), and wipes itself on drop.
+#[derive(Default)]
+pub(super) struct Wiping(Zeroizing<Vec<u8>>);
+
+impl Wiping {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Write for Wiping {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let needed = self.0.len().saturating_add(buf.len());
+        if needed > self.0.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(
+                needed.max(self.0.capacity().saturating_mul(2)).max(4096),
+            ));
+            bigger.extend_from_slice(&self.0);
+            // The old buffer is wiped as it drops.
+            self.0 = bigger;
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The content of an export, before the manifest line: JSON lines, wiped on drop.
 pub(super) struct Content {
-    pub lines: Zeroizing<Vec<u8>>,
+    pub lines: Wiping,
     pub counts: Counts,
     pub record_ids: Vec<String>,
     pub masked: BTreeSet<&'static str>,
@@ -56,7 +87,7 @@ impl Counts {
 impl Content {
     fn new() -> Self {
         Self {
-            lines: Zeroizing::new(Vec::new()),
+            lines: Wiping::default(),
             counts: Counts::default(),
             record_ids: Vec::new(),
             masked: BTreeSet::new(),
@@ -65,10 +96,9 @@ impl Content {
     }
 
     fn push(&mut self, line: &Value) -> ServiceResult<()> {
-        serde_json::to_writer(&mut *self.lines, line)
-            .map_err(|_| ServiceError::internal("export line"))?;
-        self.lines.push(b'\n');
-        Ok(())
+        serde_json::to_writer(&mut self.lines, line)
+            .and_then(|()| self.lines.write_all(b"\n").map_err(serde_json::Error::io))
+            .map_err(|_| ServiceError::internal("export line"))
     }
 
     /// Adds one shaped record, noting what it masked or withheld (field names only).
@@ -358,33 +388,66 @@ pub(super) fn parse_recipient(text: &str) -> ServiceResult<age::x25519::Recipien
 
 /// Hex SHA-256 of the content lines.
 pub(super) fn content_hash(content: &Content) -> String {
-    hex::encode(Sha256::digest(&*content.lines))
+    hex::encode(Sha256::digest(content.lines.bytes()))
 }
 
-/// Manifest line + content, encrypted to `recipient`; the plaintext never leaves this function.
+/// Manifest line + content, streamed into age for `recipient`; no other plaintext copy is made.
 pub(super) fn seal(
     recipient: &age::x25519::Recipient,
     manifest: &Value,
     content: &Content,
 ) -> ServiceResult<Vec<u8>> {
-    let mut plain = Zeroizing::new(Vec::with_capacity(content.lines.len() + 1024));
-    serde_json::to_writer(
-        &mut *plain,
+    let mut header = serde_json::to_vec(
         &json!({ "format": FORMAT, "version": FORMAT_VERSION, "manifest": manifest }),
     )
     .map_err(|_| ServiceError::internal("export manifest"))?;
-    plain.push(b'\n');
-    plain.extend_from_slice(&content.lines);
+    header.push(b'\n');
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
             .map_err(|_| ServiceError::internal("export encryption"))?;
-    let mut out = Vec::with_capacity(plain.len() + 512);
+    let mut out = Vec::with_capacity(content.lines.bytes().len() + header.len() + 1024);
     let mut writer = encryptor
         .wrap_output(&mut out)
         .map_err(|_| ServiceError::internal("export encryption"))?;
     writer
-        .write_all(&plain)
+        .write_all(&header)
+        .and_then(|()| writer.write_all(content.lines.bytes()))
         .and_then(|()| writer.finish().map(|_| ()))
         .map_err(|_| ServiceError::internal("export encryption"))?;
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wiping_buffer_keeps_every_byte_across_growth() {
+        let mut w = Wiping::default();
+        let mut want = Vec::new();
+        for i in 0..10_000u32 {
+            let chunk = i.to_string();
+            w.write_all(chunk.as_bytes()).unwrap();
+            want.extend_from_slice(chunk.as_bytes());
+        }
+        assert_eq!(w.bytes(), &want[..]);
+    }
+
+    #[test]
+    fn sealed_exports_open_with_the_recipients_identity_only() {
+        let id = age::x25519::Identity::generate();
+        let mut c = Content::new();
+        c.push(&json!({"kind": "contact", "record": {"name": "x"}}))
+            .unwrap();
+        let sealed = seal(&id.to_public(), &json!({"n": 1}), &c).unwrap();
+        let plain = age::decrypt(&id, &sealed).unwrap();
+        let text = String::from_utf8(plain).unwrap();
+        let (head, rest) = text.split_once('\n').unwrap();
+        assert!(head.contains("\"strongroom-export\""));
+        assert_eq!(rest.as_bytes(), c.lines.bytes());
+        assert!(age::decrypt(&age::x25519::Identity::generate(), &sealed).is_err());
+        assert!(parse_recipient("age1nope").is_err());
+        assert!(parse_recipient(&id.to_public().to_string()).is_ok());
+    }
 }

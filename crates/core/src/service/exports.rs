@@ -211,14 +211,18 @@ impl Vault {
             "recipient": input.recipient.trim(),
             "approval_required": needs_approval,
         });
-        let ciphertext = seal(&recipient, &manifest, &content)?;
         // Archives name no record ids (they hold them all); limited exports list what left.
         record.records = if archive {
             Vec::new()
         } else {
             std::mem::take(&mut content.record_ids)
         };
-        drop(content);
+        // Encryption is CPU work: off the async workers. The content is wiped when the task drops it.
+        let sealed_manifest = manifest.clone();
+        let ciphertext =
+            tokio::task::spawn_blocking(move || seal(&recipient, &sealed_manifest, &content))
+                .await
+                .map_err(|_| ServiceError::internal("export encryption task"))??;
         if needs_approval {
             record.reason = Some("approval_required");
         }
@@ -480,5 +484,42 @@ impl Vault {
             }
             self.audit.commit(records, mutations).await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(kind: &str) -> ExportScope {
+        ExportScope {
+            kind: kind.into(),
+            record_kinds: Vec::new(),
+            case_status: None,
+            ids: None,
+        }
+    }
+
+    #[test]
+    fn scopes_are_checked() {
+        assert_eq!(check_scope(&scope("tenant_archive")).ok(), Some(true));
+        assert!(check_scope(&scope("records")).is_err(), "no kinds");
+        assert!(check_scope(&scope("everything")).is_err());
+        let mut s = scope("records");
+        s.record_kinds = vec!["contacts".into(), "comments".into()];
+        assert_eq!(check_scope(&s).ok(), Some(false));
+        s.record_kinds.push("users".into());
+        assert!(check_scope(&s).is_err());
+        s.record_kinds.pop();
+        s.case_status = Some(vec!["closed".into()]);
+        assert!(check_scope(&s).is_ok());
+        s.case_status = Some(vec!["archived".into()]);
+        assert!(check_scope(&s).is_err());
+        s.case_status = None;
+        s.ids = Some(Vec::new());
+        assert!(check_scope(&s).is_err());
+        let mut a = scope("tenant_archive");
+        a.record_kinds = vec!["cases".into()];
+        assert!(check_scope(&a).is_err(), "an archive takes no filters");
     }
 }
