@@ -441,6 +441,11 @@ pub enum Mutation {
         scope: TenantScope,
         id: String,
     },
+    /// Removes every export of a tenant, rows and ciphertext (seam for tenant deletion: an export is
+    /// encrypted to its recipient, not to the tenant's keys, so shredding the keys does not reach it).
+    DeleteTenantExports {
+        scope: TenantScope,
+    },
 }
 
 /// An export (limited or a tenant archive). `ciphertext` is an age file; `None` once expired.

@@ -131,6 +131,13 @@ pub(super) async fn apply(
             .await?;
             Ok(())
         }
+        Mutation::DeleteTenantExports { scope } => {
+            sqlx::query("DELETE FROM exports WHERE tenant_id = $1")
+                .bind(scope.id())
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
         _ => Err(StoreError::Corrupt("not an export mutation".into())),
     }
 }

@@ -117,10 +117,14 @@ struct World {
 }
 
 async fn world(server: &Server) -> World {
+    world_with(server, false).await
+}
+
+async fn world_with(server: &Server, lockbox: bool) -> World {
     let platform = server.admin().await;
     let tenant = create_tenant(
         &platform,
-        Some(json!({"operator_access_requires_approval": false})),
+        Some(json!({"operator_access_requires_approval": lockbox})),
     )
     .await;
     let admin = tenant_session(server, &platform, "tenant_admin", &tenant).await;
@@ -297,6 +301,58 @@ async fn an_engineers_export_decrypts_and_holds_exactly_what_its_reads_show() {
         for c in &w.canaries {
             assert!(!hay.contains(c.as_str()), "{} holds {c}", path.display());
         }
+    }
+}
+
+#[tokio::test]
+async fn exports_obey_the_lockbox_and_the_purpose_guardrails() {
+    let server = shared(&SERVER, &[]);
+    let w = world_with(&server, true).await;
+    let (identity, recipient) = key_pair();
+    let body =
+        json!({"scope": records_scope(&["contacts", "cases", "comments"]), "recipient": recipient});
+    // Marketing never reaches content, exports included; nor does a role without a content permit.
+    w.admin
+        .with_purpose(Some("marketing"))
+        .post(&exports_path(&w.tenant), body.clone())
+        .await
+        .err(403, "purpose_not_permitted");
+    let platform = server.admin().await;
+    let auditor = staff_session(&server, &platform, "auditor").await;
+    auditor
+        .with_purpose(Some("legal-compliance"))
+        .post(&exports_path(&w.tenant), body.clone())
+        .await
+        .err(403, "forbidden");
+
+    // Without a grant, the assignment gives the engineer the case's metadata only, as its reads do.
+    let created = w
+        .engineer
+        .post(&exports_path(&w.tenant), body)
+        .await
+        .ok(201);
+    let id = created["id"].as_str().unwrap();
+    let opened = open_export(&identity, &download(&w.engineer, &w.tenant, id).await);
+    assert!(
+        opened.of_kind("contact").is_empty(),
+        "no contact without a grant"
+    );
+    assert!(
+        opened.of_kind("comment").is_empty(),
+        "no comments without a grant"
+    );
+    let cases = opened.of_kind("case");
+    assert_eq!(cases.len(), 1);
+    let read = w.engineer.get(&case_path(&w.tenant, &w.case)).await.ok(200);
+    assert_eq!(cases[0]["record"], read);
+    assert!(
+        cases[0]["record"].get("title").is_none(),
+        "{}",
+        cases[0]["record"]
+    );
+    let text = String::from_utf8_lossy(&opened.content).into_owned();
+    for c in &w.canaries {
+        assert!(!text.contains(c.as_str()), "export holds {c}");
     }
 }
 
