@@ -228,6 +228,8 @@ pub enum Action {
     ApproveAccess,
     RevokeAccess,
     ListAccessRequests,
+    /// Four eyes on a large export: a second person approves it.
+    ApproveExport,
 }
 
 names!(Action, "action", {
@@ -262,6 +264,7 @@ names!(Action, "action", {
     ApproveAccess => "approve_access",
     RevokeAccess => "revoke_access",
     ListAccessRequests => "list_access_requests",
+    ApproveExport => "approve_export",
 });
 
 impl Action {

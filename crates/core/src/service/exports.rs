@@ -349,19 +349,32 @@ impl Vault {
         tenant_id: &str,
         export_id: &str,
     ) -> ServiceResult<ExportView> {
-        let record = self.record(
+        let mut record = self.record(
             p,
             ctx,
             "export.approve",
             Some(tenant_id),
             export_ref(export_id),
         );
+        let tenant = self.tenant_for(&record, tenant_id).await?;
         let row = self.export_for(p, &record, tenant_id, export_id).await?;
-        if row.requester_id == p.user_id || !Self::export_approver(p, tenant_id) {
+        // The policy decides who approves (guardrail.self_approval: never the requester).
+        let mut facts =
+            ResourceFacts::new(ResourceKind::Tenant, tenant_id, Some(tenant_id.to_owned()));
+        facts.requested_by_principal = row.requester_id == p.user_id;
+        let decision = self.decide(
+            p,
+            strongroom_policy::Action::ApproveExport,
+            &facts,
+            Some(&tenant.facts),
+            None,
+        );
+        if !decision.allowed {
+            record.policy_ids = decision.policy_ids.clone();
             return Err(self
                 .refuse_export(
                     record,
-                    "forbidden",
+                    decision.denial.unwrap_or(Denial::Forbidden).code(),
                     ServiceError::new(
                         ErrorCode::Forbidden,
                         "an export is approved by a support supervisor or the tenant's admin, \
@@ -370,6 +383,7 @@ impl Vault {
                 )
                 .await);
         }
+        record.policy_ids = decision.policy_ids;
         let now = self.now();
         if row.state != "pending_approval" || row.expires_at <= now {
             return Err(self

@@ -456,6 +456,21 @@ async fn quotas_and_four_eyes_approval_are_enforced_and_recorded() {
         .ok(201);
     assert_eq!(small["state"], "ready");
     assert_eq!(small["record_count"], 1);
+    // A support supervisor is a second person too (1 + 3 of 5 used).
+    let big = colleague
+        .post(&exports_path(&tenant), body.clone())
+        .await
+        .ok(201);
+    assert_eq!(big["state"], "pending_approval");
+    let supervisor = staff_session(&server, &platform, "support_supervisor").await;
+    let ok = supervisor
+        .post(
+            &export_path(&tenant, big["id"].as_str().unwrap(), "/approve"),
+            json!({}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(ok["approved_by"], supervisor.id.as_str());
 
     // The refusals are in the tenant's access log.
     let log = admin
