@@ -167,6 +167,12 @@ impl Vault {
             archive,
         };
         let mut content = self.gather(&gather, &ring, &mut record).await?;
+        // Held until the export is committed (dropped at the end of this function).
+        let _quota_guard = if archive {
+            None
+        } else {
+            Some(self.export_quota_lock.lock().await)
+        };
         let count = content.counts.records();
         let now = self.now();
         if archive {

@@ -472,6 +472,13 @@ async fn quotas_and_four_eyes_approval_are_enforced_and_recorded() {
         .ok(200);
     assert_eq!(ok["approved_by"], supervisor.id.as_str());
 
+    // The tenant's admin lists every export of the tenant; a user only its own.
+    let all = list_items(&admin, &exports_path(&tenant)).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    let own = list_items(&user, &exports_path(&tenant)).await;
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["id"], id.as_str());
+
     // The refusals are in the tenant's access log.
     let log = admin
         .get(&format!("/v1/tenants/{tenant}/access-log?limit=500"))
