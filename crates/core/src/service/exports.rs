@@ -155,7 +155,16 @@ impl Vault {
         if archive
             && !(p.roles.contains(&Role::TenantAdmin) && p.tenant_id.as_deref() == Some(tenant_id))
         {
-            return Err(self.refuse(record, Denial::Forbidden, Vec::new()).await);
+            return Err(self
+                .refuse_export(
+                    record,
+                    "forbidden",
+                    ServiceError::new(
+                        ErrorCode::Forbidden,
+                        "only the tenant's own tenant_admin may export the tenant archive",
+                    ),
+                )
+                .await);
         }
 
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
@@ -183,16 +192,17 @@ impl Vault {
                 .exported_records_since(&p.user_id, now - DAY_MS)
                 .await?;
             let used = u64::try_from(used).unwrap_or(u64::MAX);
-            if used.saturating_add(count) > self.export_quota(p) {
-                record.records.clear();
+            let quota = self.export_quota(p);
+            if used.saturating_add(count) > quota {
                 return Err(self
                     .refuse_export(
                         record,
                         "export_quota_exceeded",
                         ServiceError::new(
                             ErrorCode::Forbidden,
-                            "the export would exceed your daily export quota",
-                        ),
+                            "the export would exceed your daily export quota (records per 24 hours)",
+                        )
+                        .with_details(json!({"quota": quota, "used": used, "requested": count})),
                     )
                     .await);
             }

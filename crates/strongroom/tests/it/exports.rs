@@ -445,6 +445,10 @@ async fn quotas_and_four_eyes_approval_are_enforced_and_recorded() {
     let over = user.post(&exports_path(&tenant), body.clone()).await;
     over.err(403, "forbidden");
     assert!(over.text.contains("quota"), "{}", over.text);
+    assert_eq!(
+        over.body["error"]["details"],
+        json!({"quota": 5, "used": 3, "requested": 3})
+    );
     // The colleague has a quota of its own.
     let small = colleague
         .post(
