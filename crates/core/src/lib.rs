@@ -64,6 +64,9 @@ pub struct Vault {
     throttle: LoginThrottle,
     settings: Settings,
     clock: Arc<dyn Clock>,
+    /// Serialises quota-counted export creation from the quota check to the commit, so concurrent
+    /// exports cannot together exceed a quota (one server process owns the data dir).
+    export_quota_lock: tokio::sync::Mutex<()>,
 }
 
 /// Everything the vault is built from; the binary assembles it.
@@ -119,6 +122,7 @@ impl Vault {
             tenants: Cache::new(100_000),
             settings,
             clock,
+            export_quota_lock: tokio::sync::Mutex::new(()),
         }))
     }
 

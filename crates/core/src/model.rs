@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 pub use strongroom_policy::{FieldClass, Purpose, Role, Visibility};
 
+pub mod exports;
 pub mod governance;
 pub mod lockbox;
 

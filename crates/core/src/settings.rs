@@ -1,5 +1,7 @@
 //! Service settings: the part of the configuration the service layer obeys.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -44,6 +46,31 @@ pub struct Settings {
     pub webhook_timeout_ms: u64,
     /// Longest lifetime an API key may be given at creation.
     pub api_key_max_lifetime_secs: u64,
+    /// Records a user may put into limited exports per rolling 24 hours, by role (the highest of
+    /// the caller's roles applies; a role not listed may export nothing). Tenant archives do not count.
+    pub export_quota_per_day: BTreeMap<String, u64>,
+    /// A limited export of more records than this needs a second person's approval.
+    pub export_approval_threshold: u64,
+    /// How long an export can be downloaded (and a pending one approved).
+    pub export_download_ttl_secs: u64,
+    /// Most records in one export (memory bound: the archive is built in memory).
+    pub export_max_records: u64,
+    /// How often each server drops the ciphertext of expired exports; 0 turns the job off
+    /// (expired exports are still refused and dropped when asked for).
+    pub export_sweep_interval_secs: u64,
+}
+
+fn default_export_quotas() -> BTreeMap<String, u64> {
+    [
+        ("tenant_admin", 100_000),
+        ("tenant_user", 10_000),
+        ("support_supervisor", 1_000),
+        ("support_engineer", 200),
+        ("security_officer", 1_000),
+    ]
+    .into_iter()
+    .map(|(r, n)| (r.to_owned(), n))
+    .collect()
 }
 
 impl Default for Settings {
@@ -73,6 +100,11 @@ impl Default for Settings {
             webhook_backoff_base_ms: 2000,
             webhook_timeout_ms: 5000,
             api_key_max_lifetime_secs: 365 * 24 * 60 * 60,
+            export_quota_per_day: default_export_quotas(),
+            export_approval_threshold: 100,
+            export_download_ttl_secs: 24 * 60 * 60,
+            export_max_records: 200_000,
+            export_sweep_interval_secs: 5 * 60,
         }
     }
 }

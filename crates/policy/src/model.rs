@@ -204,6 +204,8 @@ pub enum Action {
     AssignCase,
     AddComment,
     ReadComments,
+    /// Export records (or the tenant's archive) to an age recipient.
+    ExportRecords,
     // administration (no purpose needed)
     CreateTenant,
     ReadTenant,
@@ -226,6 +228,8 @@ pub enum Action {
     ApproveAccess,
     RevokeAccess,
     ListAccessRequests,
+    /// Four eyes on a large export: a second person approves it.
+    ApproveExport,
 }
 
 names!(Action, "action", {
@@ -241,6 +245,7 @@ names!(Action, "action", {
     AssignCase => "assign_case",
     AddComment => "add_comment",
     ReadComments => "read_comments",
+    ExportRecords => "export_records",
     CreateTenant => "create_tenant",
     ReadTenant => "read_tenant",
     UpdateTenantInstructions => "update_tenant_instructions",
@@ -259,6 +264,7 @@ names!(Action, "action", {
     ApproveAccess => "approve_access",
     RevokeAccess => "revoke_access",
     ListAccessRequests => "list_access_requests",
+    ApproveExport => "approve_export",
 });
 
 impl Action {
@@ -278,6 +284,7 @@ impl Action {
                 | Action::AssignCase
                 | Action::AddComment
                 | Action::ReadComments
+                | Action::ExportRecords
         )
     }
 

@@ -70,7 +70,7 @@ async fn not_found() -> ApiError {
 
 /// The API router; shared by `serve` and the tests.
 pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
-    use routes::{admin, audit, auth, credentials, data, governance, lockbox};
+    use routes::{admin, audit, auth, credentials, data, exports, governance, lockbox};
     let tenant_data = Router::new()
         .route(
             "/contacts",
@@ -110,6 +110,10 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
             "/webhook-secret",
             get(lockbox::webhook_secret).post(lockbox::rotate_webhook_secret),
         )
+        .route("/exports", post(exports::create).get(exports::list))
+        .route("/exports/{export_id}", get(exports::get))
+        .route("/exports/{export_id}/approve", post(exports::approve))
+        .route("/exports/{export_id}/download", get(exports::download))
         .route("/instructions", patch(admin::update_instructions));
     Router::new()
         .route("/v1/auth/login", post(auth::login))

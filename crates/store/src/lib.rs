@@ -161,6 +161,28 @@ pub trait Store: Send + Sync + 'static {
         scope: &TenantScope,
     ) -> Result<Option<WebhookSecretRow>, StoreError>;
 
+    // Exports: age ciphertext and a manifest without personal data.
+    async fn export(&self, scope: &TenantScope, id: &str) -> Result<Option<ExportRow>, StoreError>;
+    /// Newest first, without their ciphertext.
+    async fn exports(
+        &self,
+        scope: &TenantScope,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError>;
+    /// Records in the limited exports `requester_id` created since `since` (any state), for quotas.
+    async fn exported_records_since(
+        &self,
+        requester_id: &str,
+        since: i64,
+    ) -> Result<i64, StoreError>;
+    /// `(tenant_id, id)` of exports past `expires_at` at `now` that still hold ciphertext.
+    async fn expired_exports(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
     // The audit ledger.
     async fn audit_size(&self) -> Result<u64, StoreError>;
     async fn audit_nodes(&self, ids: &[NodeKey]) -> Result<Vec<Option<[u8; 32]>>, StoreError>;

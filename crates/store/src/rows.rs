@@ -425,6 +425,60 @@ pub enum Mutation {
     },
     /// Sets (or replaces) a tenant's webhook secret.
     SetWebhookSecret(WebhookSecretRow),
+    // ---- exports ----
+    InsertExport(ExportRow),
+    /// Approves an export still pending approval and unexpired at `at`, by someone other than its
+    /// requester; otherwise a conflict.
+    ApproveExport {
+        scope: TenantScope,
+        id: String,
+        by: String,
+        at: i64,
+        expires_at: i64,
+    },
+    /// Drops an export's ciphertext and marks it expired (idempotent).
+    ExpireExport {
+        scope: TenantScope,
+        id: String,
+    },
+    /// Removes every export of a tenant, rows and ciphertext (seam for tenant deletion: an export is
+    /// encrypted to its recipient, not to the tenant's keys, so shredding the keys does not reach it).
+    DeleteTenantExports {
+        scope: TenantScope,
+    },
+}
+
+/// An export (limited or a tenant archive). `ciphertext` is an age file; `None` once expired.
+#[derive(Clone, sqlx::FromRow)]
+pub struct ExportRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub requester_id: String,
+    /// `records` or `tenant_archive`.
+    pub kind: String,
+    /// `pending_approval`, `ready` or `expired`.
+    pub state: String,
+    /// JSON, no personal data.
+    pub manifest: String,
+    pub record_count: i64,
+    pub ciphertext: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<i64>,
+}
+
+impl std::fmt::Debug for ExportRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportRow")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("kind", &self.kind)
+            .field("state", &self.state)
+            .field("record_count", &self.record_count)
+            .field("ciphertext_bytes", &self.ciphertext.as_ref().map(Vec::len))
+            .finish_non_exhaustive()
+    }
 }
 
 /// An operator access request (customer lockbox); once approved, a grant until `ends_at`.

@@ -88,11 +88,25 @@ impl Config {
     }
 }
 
-/// Replaces each key of `table` whose `STRONGROOM_<KEY>` variable is set, typed like the default.
+/// Replaces each key of `table` whose `STRONGROOM_<KEY>` variable is set, typed like the default; the
+/// keys of a nested table (a map such as `export_quota_per_day`) are `STRONGROOM_<KEY>_<SUBKEY>`.
 fn overlay_env(table: &mut toml::Table) -> Result<()> {
+    overlay_env_prefixed(table, "STRONGROOM_")
+}
+
+fn overlay_env_prefixed(table: &mut toml::Table, prefix: &str) -> Result<()> {
     let keys: Vec<String> = table.keys().cloned().collect();
     for key in keys {
-        let var = format!("STRONGROOM_{}", key.to_uppercase());
+        let var = format!("{prefix}{}", key.to_uppercase());
+        if let Some(toml::Value::Table(inner)) = table.get_mut(&key) {
+            if prefix != "STRONGROOM_" || key != "service" {
+                overlay_env_prefixed(inner, &format!("{var}_"))?;
+            }
+            if std::env::var(&var).is_ok() {
+                bail!("{var}: set the individual keys instead");
+            }
+            continue;
+        }
         let Ok(raw) = std::env::var(&var) else {
             continue;
         };
@@ -107,7 +121,6 @@ fn overlay_env(table: &mut toml::Table) -> Result<()> {
                     .parse()
                     .with_context(|| format!("{var} must be true or false"))?,
             ),
-            Some(toml::Value::Table(_)) => bail!("{var}: set the individual keys instead"),
             _ => toml::Value::String(raw),
         };
         table.insert(key, value);

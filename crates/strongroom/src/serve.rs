@@ -93,6 +93,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
 
     spawn_inactivity_sweep(&vault);
+    spawn_export_sweep(&vault);
     crate::webhooks::spawn(&vault);
 
     let metrics = strongroom_server::install_metrics();
@@ -124,6 +125,27 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     dir.remove_listen_file();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Drops the ciphertext of expired exports every configured interval.
+fn spawn_export_sweep(vault: &Arc<Vault>) {
+    let secs = vault.settings().export_sweep_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let vault = Arc::clone(vault);
+    tokio::spawn(async move {
+        let period = Duration::from_secs(secs);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            match vault.sweep_expired_exports("job.export-sweep").await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "export sweep"),
+                Err(err) => tracing::error!(error = %err.message, "export sweep failed"),
+            }
+        }
+    });
 }
 
 /// Runs the inactivity sweep every configured interval (the first one interval after start).

@@ -28,7 +28,7 @@ fn case_ref(id: Option<&str>) -> Option<ResourceRef> {
 }
 
 /// The policy facts of one case: staff reach it through an assignment or an active grant.
-fn case_facts(p: &Principal, row: &CaseRow, grants: &Grants) -> ResourceFacts {
+pub(super) fn case_facts(p: &Principal, row: &CaseRow, grants: &Grants) -> ResourceFacts {
     let mut r = ResourceFacts::new(ResourceKind::Case, &row.id, Some(row.tenant_id.clone()));
     r.assigned_to_principal = row.assignee_id.as_deref() == Some(p.user_id.as_str());
     r.grant = grants.for_case(&row.id).cloned();

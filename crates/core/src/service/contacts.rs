@@ -50,7 +50,7 @@ fn email_index(ring: &TenantKeyring, email: &str) -> ServiceResult<Vec<u8>> {
 
 /// The policy facts of one contact: staff reach it through a case assigned to them, or through an
 /// active grant on a case that references it.
-fn contact_facts(
+pub(super) fn contact_facts(
     row: &ContactRow,
     assigned_to_principal: bool,
     grant: Option<&GrantFacts>,

@@ -9,6 +9,8 @@ mod api_keys;
 mod auth;
 mod cases;
 mod contacts;
+mod export_build;
+mod exports;
 mod grants;
 mod inactivity;
 mod lockbox;

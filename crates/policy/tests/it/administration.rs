@@ -27,6 +27,7 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::ApproveAccess,
     Action::RevokeAccess,
     Action::ListAccessRequests,
+    Action::ApproveExport,
 ];
 
 /// Who the action is about.
@@ -47,7 +48,7 @@ fn kind(action: Action) -> ResourceKind {
             ResourceKind::Tenant
         }
         Action::ReadAuditLog => ResourceKind::AuditLog,
-        Action::ReadTenantAccessLog => ResourceKind::Tenant,
+        Action::ReadTenantAccessLog | Action::ApproveExport => ResourceKind::Tenant,
         Action::RequestAccess
         | Action::ApproveAccess
         | Action::RevokeAccess
@@ -117,7 +118,7 @@ fn expected(
     {
         forbids.push(Denial::Forbidden);
     }
-    if action == Action::ApproveAccess && requested_by_me {
+    if matches!(action, Action::ApproveAccess | Action::ApproveExport) && requested_by_me {
         forbids.push(Denial::Forbidden);
     }
     if let Some(d) = first(forbids) {
@@ -145,6 +146,7 @@ fn expected(
                     | Action::ListAccessRequests
                     | Action::ApproveAccess
                     | Action::RevokeAccess
+                    | Action::ApproveExport
             ) || (is_user_admin(action) && action != Action::CreateStaffUser))
         }
         Role::TenantUser => own && action == Action::ReadTenant,
@@ -158,6 +160,7 @@ fn expected(
         _ if operator => {
             matches!(action, Action::RequestAccess | Action::ListAccessRequests)
                 || (action == Action::RevokeAccess && requested_by_me)
+                || (action == Action::ApproveExport && role == Role::SupportSupervisor)
         }
         _ => false,
     };

@@ -103,4 +103,5 @@ pub const CONTENT_ACTIONS: &[Action] = &[
     Action::AssignCase,
     Action::AddComment,
     Action::ReadComments,
+    Action::ExportRecords,
 ];

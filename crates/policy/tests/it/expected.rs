@@ -51,6 +51,7 @@ fn staff_read_actions() -> &'static [Action] {
         Action::UpdateCase,
         Action::AddComment,
         Action::ReadComments,
+        Action::ExportRecords,
     ]
 }
 

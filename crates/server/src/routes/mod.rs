@@ -5,5 +5,6 @@ pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod data;
+pub mod exports;
 pub mod governance;
 pub mod lockbox;

@@ -2,6 +2,7 @@
 //! connection that commits whole batches, and a small pool of readers.
 
 mod credentials;
+mod exports;
 mod governance;
 mod lockbox;
 mod mfa;
@@ -61,6 +62,11 @@ fn migrator() -> Migrator {
             6,
             "customer lockbox",
             include_str!("../../migrations/sqlite/0006_lockbox.sql"),
+        ),
+        migration(
+            7,
+            "exports",
+            include_str!("../../migrations/sqlite/0007_exports.sql"),
         ),
     ])
 }
@@ -281,6 +287,35 @@ impl Store for SqliteStore {
         scope: &TenantScope,
     ) -> Result<Option<WebhookSecretRow>, StoreError> {
         lockbox::webhook_secret(&self.read, scope).await
+    }
+
+    async fn export(&self, scope: &TenantScope, id: &str) -> Result<Option<ExportRow>, StoreError> {
+        exports::export(&self.read, scope, id).await
+    }
+
+    async fn exports(
+        &self,
+        scope: &TenantScope,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        exports::exports(&self.read, scope, after, limit).await
+    }
+
+    async fn exported_records_since(
+        &self,
+        requester_id: &str,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        exports::exported_records_since(&self.read, requester_id, since).await
+    }
+
+    async fn expired_exports(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        exports::expired_exports(&self.read, now, limit).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError> {

@@ -11,6 +11,7 @@ mod api_keys;
 mod audit_log;
 mod bad_input;
 mod encryption;
+mod exports;
 mod governance;
 mod isolation;
 mod lockbox;

@@ -212,6 +212,28 @@ impl Api {
         }
     }
 
+    /// GET a binary body: status, headers and the exact bytes (for downloads).
+    pub async fn get_bytes(&self, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(purpose) = &self.purpose {
+            req = req.header("Access-Purpose", purpose.as_str());
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: request failed: {e:?}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: reading body failed: {e:?}"));
+        (status, headers, bytes.to_vec())
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.send(Method::GET, path, Body::None, &[]).await
     }

@@ -1,0 +1,143 @@
+//! Exports: age ciphertext with a manifest, downloadable until `expires_at`.
+
+use sqlx::{SqliteConnection, SqlitePool};
+
+use crate::StoreError;
+use crate::rows::*;
+
+pub(super) async fn export(
+    pool: &SqlitePool,
+    scope: &TenantScope,
+    id: &str,
+) -> Result<Option<ExportRow>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM exports WHERE tenant_id = $1 AND id = $2")
+            .bind(scope.id())
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+pub(super) async fn exports(
+    pool: &SqlitePool,
+    scope: &TenantScope,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ExportRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, requester_id, kind, state, manifest, record_count, \
+         NULL AS ciphertext, created_at, expires_at, approved_by, approved_at FROM exports \
+         WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+    )
+    .bind(scope.id())
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn exported_records_since(
+    pool: &SqlitePool,
+    requester_id: &str,
+    since: i64,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(SUM(record_count), 0) FROM exports \
+         WHERE requester_id = $1 AND created_at >= $2 AND kind = 'records'",
+    )
+    .bind(requester_id)
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok(n)
+}
+
+pub(super) async fn expired_exports(
+    pool: &SqlitePool,
+    now: i64,
+    limit: u32,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, id FROM exports WHERE ciphertext IS NOT NULL AND expires_at <= $1 \
+         ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Applies an export mutation (the write path routes them here).
+pub(super) async fn apply(
+    conn: &mut SqliteConnection,
+    mutation: &Mutation,
+) -> Result<(), StoreError> {
+    match mutation {
+        Mutation::InsertExport(r) => {
+            sqlx::query(
+                "INSERT INTO exports (id, tenant_id, requester_id, kind, state, manifest, \
+                 record_count, ciphertext, created_at, expires_at, approved_by, approved_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&r.id)
+            .bind(&r.tenant_id)
+            .bind(&r.requester_id)
+            .bind(&r.kind)
+            .bind(&r.state)
+            .bind(&r.manifest)
+            .bind(r.record_count)
+            .bind(&r.ciphertext)
+            .bind(r.created_at)
+            .bind(r.expires_at)
+            .bind(&r.approved_by)
+            .bind(r.approved_at)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+        Mutation::ApproveExport {
+            scope,
+            id,
+            by,
+            at,
+            expires_at,
+        } => {
+            let done = sqlx::query(
+                "UPDATE exports SET state = 'ready', approved_by = $3, approved_at = $4, \
+                 expires_at = $5 WHERE tenant_id = $1 AND id = $2 AND state = 'pending_approval' \
+                 AND expires_at > $4 AND requester_id <> $3 AND ciphertext IS NOT NULL",
+            )
+            .bind(scope.id())
+            .bind(id)
+            .bind(by)
+            .bind(at)
+            .bind(expires_at)
+            .execute(conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("export is not pending approval"));
+            }
+            Ok(())
+        }
+        Mutation::ExpireExport { scope, id } => {
+            sqlx::query(
+                "UPDATE exports SET ciphertext = NULL, state = 'expired' \
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(scope.id())
+            .bind(id)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+        Mutation::DeleteTenantExports { scope } => {
+            sqlx::query("DELETE FROM exports WHERE tenant_id = $1")
+                .bind(scope.id())
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+        _ => Err(StoreError::Corrupt("not an export mutation".into())),
+    }
+}
