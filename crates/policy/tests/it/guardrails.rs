@@ -48,6 +48,7 @@ fn suspended_accounts_can_do_nothing() {
                             Action::CreateTenant
                             | Action::ReadTenant
                             | Action::UpdateTenantInstructions
+                            | Action::DeleteTenant
                             | Action::ReadTenantAccessLog => ResourceKind::Tenant,
                             _ => ResourceKind::User,
                         },
