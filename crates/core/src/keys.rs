@@ -65,6 +65,13 @@ impl KeyCache {
         })
     }
 
+    /// Drops the tenant's unwrapped keys from memory (they zeroize when the last user lets go).
+    pub fn forget(&self, tenant_id: &str) {
+        if let Ok(mut map) = self.rings.write() {
+            map.remove(tenant_id);
+        }
+    }
+
     /// The tenant's keyring; a tenant without keys (or whose keys do not unwrap) has no usable data,
     /// and the request fails closed.
     pub async fn keyring(

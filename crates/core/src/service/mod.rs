@@ -15,6 +15,8 @@ mod lockbox;
 mod mfa;
 mod notify;
 mod sessions;
+mod shred;
+pub use shred::{CERTIFICATE_HEADER, DeletionCertificate, valid_request_reference};
 mod tenants;
 mod users;
 

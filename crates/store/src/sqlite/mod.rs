@@ -5,6 +5,7 @@ mod credentials;
 mod governance;
 mod lockbox;
 mod mfa;
+mod shred;
 mod write;
 
 use std::borrow::Cow;
@@ -62,6 +63,11 @@ fn migrator() -> Migrator {
             "customer lockbox",
             include_str!("../../migrations/sqlite/0006_lockbox.sql"),
         ),
+        migration(
+            8,
+            "tenant shredding",
+            include_str!("../../migrations/sqlite/0008_shred.sql"),
+        ),
     ])
 }
 
@@ -86,6 +92,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted rows and freed pages are zeroed, so a shredded tenant's wrapped keys do not
+            // linger in free space.
+            .pragma("secure_delete", "ON")
             .busy_timeout(busy_timeout)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-32768");
@@ -552,6 +561,18 @@ impl Store for SqliteStore {
             }
             other => other,
         }
+    }
+
+    async fn tenant_shred(&self, tenant_id: &str) -> Result<Option<TenantShredRow>, StoreError> {
+        shred::tenant_shred(&self.read, tenant_id).await
+    }
+
+    async fn tenant_shreds(&self) -> Result<Vec<TenantShredRow>, StoreError> {
+        shred::tenant_shreds(&self.read).await
+    }
+
+    async fn purge_journal(&self) -> Result<bool, StoreError> {
+        shred::purge_journal(&self.write).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -13,6 +13,7 @@ mod bad_input;
 mod encryption;
 mod governance;
 mod isolation;
+mod lifecycle_shred;
 mod lockbox;
 mod mfa;
 mod passwords;
