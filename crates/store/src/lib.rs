@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use rows::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, table_counts};
 
 /// Result of one unit of a committed batch: a unit that failed was rolled back alone.
 pub type UnitResult = Result<(), StoreError>;

@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk when it returns), one writer
 //! connection that commits whole batches, and a small pool of readers.
 
+mod backup;
 mod credentials;
 mod governance;
 mod lockbox;
@@ -76,6 +77,8 @@ fn migrator() -> Migrator {
 fn reader_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
     options.read_only(true).pragma("mmap_size", "268435456")
 }
+
+pub use backup::table_counts;
 
 pub struct SqliteStore {
     read: SqlitePool,
