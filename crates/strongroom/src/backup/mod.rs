@@ -252,6 +252,7 @@ fn extract(file: &Path, root: &RootKey, into: &Path) -> Result<Manifest> {
     let key = BackupKey::derive(root, &id).context("backup key")?;
     let total = fs::metadata(file)?.len();
     let mut progress = Progress::new("decrypt", total);
+    progress.advance((format::MAGIC.len() + id.len()) as u64);
     let mut manifest: Option<Manifest> = None;
     let reader = ChunkReader::new(
         Counted {
