@@ -77,6 +77,8 @@ enum BackupCommand {
     Verify(backup::VerifyArgs),
     /// Restore into a new data dir, with the tenant keys of a live deployment.
     Restore(backup::RestoreArgs),
+    /// Back up the tenant keys alone, with a short retention (for losing the live deployment).
+    Keys(backup::KeysArgs),
 }
 
 #[derive(Subcommand)]
@@ -136,6 +138,7 @@ async fn run(cli: Cli) -> Result<()> {
             BackupCommand::Create(args) => backup::create(args).await,
             BackupCommand::Verify(args) => backup::verify(args).await,
             BackupCommand::Restore(args) => backup::restore(args).await,
+            BackupCommand::Keys(args) => backup::create_keys(args).await,
         },
     }
 }

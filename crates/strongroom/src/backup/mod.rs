@@ -8,7 +8,10 @@
 //! "Backups and restore" for the guarantee.
 
 mod format;
+mod keys;
 mod progress;
+
+pub use keys::KeysArgs;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -24,7 +27,10 @@ use serde::{Deserialize, Serialize};
 use strongroom_core::audit::verify_store;
 use strongroom_crypto::{BackupKey, EnvKeyProvider, FileKeyProvider, KeyProvider, RootKey};
 use strongroom_ledger::NoteVerifier;
-use strongroom_store::{AuditAppend, Mutation, SqliteStore, Store, TenantScope, table_counts};
+use strongroom_store::{
+    AuditAppend, Mutation, SqliteStore, Store, TenantKeyRow, TenantScope, TenantShredRow,
+    table_counts,
+};
 
 use crate::config::Config;
 use crate::datadir::DataDir;
@@ -82,7 +88,8 @@ pub struct RestoreArgs {
     /// The new data dir (must not exist, or be empty).
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// The live data dir whose tenant keys the restore uses; tenants without keys there
+    /// Where the tenant keys come from: the live data dir (normally), or an unexpired key backup
+    /// file (`backup keys`) when the live deployment is lost. Tenants without keys there
     /// (shredded since the backup) are removed from the restored data.
     #[arg(long)]
     pub keys_from: PathBuf,
@@ -372,18 +379,31 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
             args.data_dir.display()
         );
     }
-    let live_config = Config::load(None, &args.keys_from)?;
-    let root = root_key(&args.key, Some(&args.keys_from), Some(&live_config))?;
-    let live_db = args.keys_from.join(DB);
-    if !live_db.is_file() {
-        bail!(
-            "--keys-from {} holds no strongroom database",
-            args.keys_from.display()
-        );
-    }
+    let from_file = keys::is_key_file(&args.keys_from);
+    let live_config = if from_file {
+        Config::default()
+    } else {
+        Config::load(None, &args.keys_from)?
+    };
+    let live_dir = (!from_file).then_some(args.keys_from.as_path());
+    let root = root_key(&args.key, live_dir, Some(&live_config))?;
+    let (live_keys, live_shreds) = if from_file {
+        (keys::read(&args.keys_from, &root)?, Vec::new())
+    } else {
+        let live_db = args.keys_from.join(DB);
+        if !live_db.is_file() {
+            bail!(
+                "--keys-from {} holds no strongroom database",
+                args.keys_from.display()
+            );
+        }
+        SqliteStore::keys_and_shreds(&live_db)
+            .await
+            .context("reading the live deployment's tenant keys")?
+    };
     let dir = DataDir::open_locked(&args.data_dir)?;
     let key_in_env = args.key.root_key_env.is_some() || live_config.root_key_env.is_some();
-    let outcome = restore_into(&args, &root, &dir, &live_db, key_in_env).await;
+    let outcome = restore_into(&args, &root, &dir, (&live_keys, &live_shreds), key_in_env).await;
     if outcome.is_err() {
         // Leave no half-restored data dir behind.
         for entry in fs::read_dir(&args.data_dir)?.flatten() {
@@ -398,20 +418,21 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     outcome
 }
 
+fn live_dir_of(args: &RestoreArgs) -> Option<&Path> {
+    (!keys::is_key_file(&args.keys_from)).then_some(args.keys_from.as_path())
+}
+
 async fn restore_into(
     args: &RestoreArgs,
     root: &RootKey,
     dir: &DataDir,
-    live_db: &Path,
+    (live_keys, live_shreds): (&[TenantKeyRow], &[TenantShredRow]),
     key_in_env: bool,
 ) -> Result<()> {
     let manifest = extract(&args.file, root, &args.data_dir)?;
     let summary = check(&args.data_dir, &manifest, args.verifier_key.as_deref()).await?;
     println!("backup verified: {summary}");
 
-    let (live_keys, live_shreds) = SqliteStore::keys_and_shreds(live_db)
-        .await
-        .context("reading the live deployment's tenant keys")?;
     let tenants = SqliteStore::tenant_ids(&dir.database()).await?;
     let store = SqliteStore::open(&dir.database(), BUSY).await?;
     let (mut restored, mut shredded) = (0usize, Vec::new());
@@ -453,11 +474,11 @@ async fn restore_into(
     store.close().await;
 
     if !key_in_env {
-        let from = args
-            .key
-            .root_key_file
-            .clone()
-            .unwrap_or_else(|| args.keys_from.join("keys/root.key"));
+        let from = match (&args.key.root_key_file, live_dir_of(args)) {
+            (Some(f), _) => f.clone(),
+            (None, Some(d)) => d.join("keys/root.key"),
+            (None, None) => bail!("give --root-key-file (or --root-key-env) with a key backup"),
+        };
         let bytes = zeroize::Zeroizing::new(fs::read(&from).context("reading the root key file")?);
         let mut f = create_private(&dir.path("keys/root.key"))?;
         f.write_all(&bytes)?;
@@ -473,4 +494,8 @@ async fn restore_into(
         println!("removed (no live key): tenant {t}");
     }
     Ok(())
+}
+
+pub async fn create_keys(args: KeysArgs) -> Result<()> {
+    keys::create(args).await
 }

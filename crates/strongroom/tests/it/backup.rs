@@ -217,4 +217,47 @@ async fn backup_verify_restore_and_shredded_tenants_stay_shredded() {
     assert!(restored.stop().await.success());
     let log = audit_verify(&restored.data_dir);
     assert!(log.ok, "restored log does not verify: {}", log.out);
+
+    // Disaster recovery without the live deployment: a key backup taken after the deletion
+    // restores the other tenants and not the shredded one.
+    let keys = files.path().join("after.keys");
+    let run = cli(&[
+        OsStr::new("backup"),
+        OsStr::new("keys"),
+        OsStr::new("--data-dir"),
+        server.data_dir.as_os_str(),
+        OsStr::new("--out"),
+        keys.as_os_str(),
+    ]);
+    assert!(run.ok, "backup keys failed: {}", run.out);
+    assert!(find_in_dir(files.path(), &needles).is_empty());
+    let dr = new_root();
+    let root_key = server.data_dir.join("keys/root.key");
+    let dr_data = dr.path().join("data");
+    let run = cli(&[
+        OsStr::new("backup"),
+        OsStr::new("restore"),
+        backup.as_os_str(),
+        OsStr::new("--data-dir"),
+        dr_data.as_os_str(),
+        OsStr::new("--keys-from"),
+        keys.as_os_str(),
+        OsStr::new("--root-key-file"),
+        root_key.as_os_str(),
+    ]);
+    assert!(run.ok, "restore from a key backup failed: {}", run.out);
+    assert!(run.out.contains(&doomed.tenant), "{}", run.out);
+    assert!(find_in_dir(&dr_data, &needles).is_empty());
+    let restored = Server::start_in(dr, &[], &[]);
+    try_login(&restored, &doomed.boss.username, PASSWORD)
+        .await
+        .err(401, "invalid_credentials");
+    let boss = open_session(&restored, &kept.boss.username, PASSWORD, "tenant_admin").await;
+    assert_eq!(
+        boss.get(&contact_path(&kept.tenant, &kept.contact))
+            .await
+            .ok(200),
+        answer
+    );
+    assert!(restored.stop().await.success());
 }
