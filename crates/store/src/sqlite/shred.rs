@@ -50,10 +50,6 @@ pub(super) async fn shred_tenant(
     if exists.is_none() {
         return Err(StoreError::Conflict("tenant does not exist"));
     }
-    // Rows of other tables may point at the ones going; they all go before the commit.
-    sqlx::query("PRAGMA defer_foreign_keys = ON")
-        .execute(&mut *conn)
-        .await?;
     let versions: Vec<(i64,)> =
         sqlx::query_as("SELECT version FROM tenant_keys WHERE tenant_id = $1 ORDER BY version")
             .bind(tenant)
@@ -77,13 +73,30 @@ pub(super) async fn shred_tenant(
             .await?;
         counts.push((table, done.rows_affected()));
     }
-    for table in tenant_tables {
-        let sql = format!("DELETE FROM {} WHERE tenant_id = $1", ident(&table));
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant)
-            .execute(&mut *conn)
-            .await?;
-        counts.push((table, done.rows_affected()));
+    // Foreign keys stay enforced (deferring them would turn another unit's violation in the
+    // same group commit into a failed batch): a table whose rows are still referenced by
+    // another's goes in a later pass; a pass without progress means an outside reference.
+    let mut pending = tenant_tables;
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut blocked = Vec::new();
+        for table in std::mem::take(&mut pending) {
+            let sql = format!("DELETE FROM {} WHERE tenant_id = $1", ident(&table));
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from)
+            {
+                Ok(done) => counts.push((table, done.rows_affected())),
+                Err(StoreError::MissingReference) => blocked.push(table),
+                Err(other) => return Err(other),
+            }
+        }
+        if blocked.len() == before {
+            return Err(StoreError::MissingReference);
+        }
+        pending = blocked;
     }
     let users = sqlx::query("DELETE FROM users WHERE tenant_id = $1")
         .bind(tenant)

@@ -118,6 +118,9 @@ pub(crate) async fn populate(server: &Server, admin: &Api) -> Populated {
     )
     .await;
     add_comment(&boss, &tenant, &id_of(&case), &canaries[3]).await;
+    boss.post(&format!("/v1/tenants/{tenant}/webhook-secret"), json!({}))
+        .await
+        .ok(200);
     Populated {
         tenant,
         boss,
@@ -255,6 +258,7 @@ async fn deleting_a_tenant_shreds_it_and_certifies_the_deletion() {
     assert_eq!(rows["comments"], 1, "{rows}");
     assert_eq!(rows["tenant_keys"], 1, "{rows}");
     assert_eq!(rows["users"], 1, "{rows}");
+    assert_eq!(rows["webhook_secrets"], 1, "{rows}");
     assert!(rows["sessions"].as_u64().unwrap() >= 1, "{rows}");
     assert!(!cert.to_string().contains("CANARY"));
 
