@@ -146,3 +146,49 @@ pub fn read(file: &Path, root: &RootKey) -> Result<Vec<TenantKeyRow>> {
 pub fn is_key_file(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, root: &RootKey, expires_at_ms: i64) -> PathBuf {
+        let body = serde_json::to_vec(&KeyBackup {
+            format: 1,
+            created_at_ms: 0,
+            expires_at_ms,
+            keys: vec![KeyEntry {
+                tenant_id: "t1".into(),
+                version: 1,
+                wrapped: STANDARD.encode([9u8; 40]),
+                created_at: 0,
+            }],
+        })
+        .unwrap();
+        let id = [3u8; 32];
+        let path = dir.join(name);
+        let out = File::create(&path).unwrap();
+        let mut w = ChunkWriter::new(out, BackupKey::derive(root, &id).unwrap(), &id).unwrap();
+        w.section(SECTION, body.len() as u64, &mut body.as_slice())
+            .unwrap();
+        w.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn an_expired_key_backup_is_refused() {
+        let dir = std::env::temp_dir().join(format!("sr-keys-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let root = RootKey::from_bytes(&[5; 32]).unwrap();
+        let fresh = write(&dir, "fresh", &root, now_ms() + DAY_MS);
+        let keys = read(&fresh, &root).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].wrapped, vec![9u8; 40]);
+        let stale = write(&dir, "stale", &root, now_ms() - 1);
+        let err = read(&stale, &root).unwrap_err();
+        assert!(format!("{err:#}").contains("expired"), "{err:#}");
+        let other = RootKey::from_bytes(&[6; 32]).unwrap();
+        assert!(read(&fresh, &other).is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
