@@ -1,6 +1,6 @@
 //! Tenant keyrings: unwrapped on first use under the root key, kept in memory (zeroized on drop).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use strongroom_crypto::{
@@ -15,6 +15,9 @@ pub struct KeyCache {
     /// Seals platform secrets such as TOTP seeds (derived from the root key).
     platform: PlatformKey,
     rings: RwLock<HashMap<String, Arc<TenantKeyring>>>,
+    /// Shredded tenants (ids are never reused): a load that raced the deletion must not cache
+    /// their keys again.
+    shredded: RwLock<HashSet<String>>,
 }
 
 impl KeyCache {
@@ -25,6 +28,7 @@ impl KeyCache {
             root,
             platform,
             rings: RwLock::new(HashMap::new()),
+            shredded: RwLock::new(HashSet::new()),
         })
     }
 
@@ -65,6 +69,16 @@ impl KeyCache {
         })
     }
 
+    /// Drops the tenant's unwrapped keys from memory (they zeroize when the last user lets go).
+    pub fn forget(&self, tenant_id: &str) {
+        if let Ok(mut set) = self.shredded.write() {
+            set.insert(tenant_id.to_owned());
+        }
+        if let Ok(mut map) = self.rings.write() {
+            map.remove(tenant_id);
+        }
+    }
+
     /// The tenant's keyring; a tenant without keys (or whose keys do not unwrap) has no usable data,
     /// and the request fails closed.
     pub async fn keyring(
@@ -94,9 +108,15 @@ impl KeyCache {
             TenantKeyring::new(tenant_id, versions)
                 .map_err(|_| ServiceError::internal("tenant has no keys"))?,
         );
-        if let Ok(mut map) = self.rings.write() {
-            map.insert(tenant_id.to_owned(), Arc::clone(&ring));
+        // Checked under the map's lock, after `forget` has marked the tenant: fail closed.
+        let mut map = self
+            .rings
+            .write()
+            .map_err(|_| ServiceError::internal("key cache"))?;
+        if self.shredded.read().map_or(true, |s| s.contains(tenant_id)) {
+            return Err(ServiceError::internal("tenant keys destroyed"));
         }
+        map.insert(tenant_id.to_owned(), Arc::clone(&ring));
         Ok(ring)
     }
 }

@@ -20,7 +20,10 @@ mod service;
 
 /// Types returned by service operations that have no better home.
 pub mod service_types {
-    pub use crate::service::{ACCESS_REQUEST_STATES, LoggedEntry, WebhookDelivery};
+    pub use crate::service::{
+        ACCESS_REQUEST_STATES, CERTIFICATE_HEADER, DeletionCertificate, LoggedEntry,
+        WebhookDelivery, valid_request_reference,
+    };
 }
 mod shape;
 

@@ -4,6 +4,7 @@
 //! root key for storage) → field ciphertexts and blind indexes via [`TenantKeyring`]. Secrets are
 //! wiped on drop and never printed. Nothing here does storage or async.
 
+mod backup;
 mod error;
 mod format;
 mod keyring;
@@ -14,6 +15,7 @@ mod tenant;
 mod token;
 mod webhook;
 
+pub use backup::{BACKUP_TAG_LEN, BackupKey};
 pub use error::CryptoError;
 pub use keyring::{BLIND_INDEX_BITS, FieldContext, TenantKeyring, normalise_email};
 pub use platform::{PLATFORM_KEY_VERSION, PlatformKey};

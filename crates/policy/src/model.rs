@@ -210,6 +210,8 @@ pub enum Action {
     CreateTenant,
     ReadTenant,
     UpdateTenantInstructions,
+    /// Crypto-shred a tenant: destroy its keys and remove its rows.
+    DeleteTenant,
     CreateStaffUser,
     CreateCustomerUser,
     ReadUser,
@@ -249,6 +251,7 @@ names!(Action, "action", {
     CreateTenant => "create_tenant",
     ReadTenant => "read_tenant",
     UpdateTenantInstructions => "update_tenant_instructions",
+    DeleteTenant => "delete_tenant",
     CreateStaffUser => "create_staff_user",
     CreateCustomerUser => "create_customer_user",
     ReadUser => "read_user",

@@ -142,7 +142,10 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route("/v1/api-keys/{key_id}", delete(credentials::revoke_api_key))
         .route("/v1/confidentiality", get(auth::agreement))
         .route("/v1/tenants", post(admin::create_tenant))
-        .route("/v1/tenants/{tenant_id}", get(admin::tenant))
+        .route(
+            "/v1/tenants/{tenant_id}",
+            get(admin::tenant).delete(admin::delete_tenant),
+        )
         .nest("/v1/tenants/{tenant_id}", tenant_data)
         .route("/v1/users", post(admin::create_user))
         .route(

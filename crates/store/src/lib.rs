@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use rows::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, table_counts};
 
 /// Result of one unit of a committed batch: a unit that failed was rolled back alone.
 pub type UnitResult = Result<(), StoreError>;
@@ -208,6 +208,14 @@ pub trait Store: Send + Sync + 'static {
         units: &[Vec<Mutation>],
         audit: &AuditAppend,
     ) -> Result<Vec<UnitResult>, StoreError>;
+
+    // Crypto-shredding.
+    /// The tombstone of a deleted tenant.
+    async fn tenant_shred(&self, tenant_id: &str) -> Result<Option<TenantShredRow>, StoreError>;
+    async fn tenant_shreds(&self) -> Result<Vec<TenantShredRow>, StoreError>;
+    /// Moves the write-ahead journal into the database and truncates it, so pages that held
+    /// deleted rows survive nowhere on disk. `false` when readers kept it from completing.
+    async fn purge_journal(&self) -> Result<bool, StoreError>;
 
     /// Liveness probe used by `/healthz`.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -446,6 +446,14 @@ pub enum Mutation {
     DeleteTenantExports {
         scope: TenantScope,
     },
+    /// Crypto-shreds a tenant: destroys its wrapped keys, removes every row holding its id (and its
+    /// users' sessions, keys and factors), and records a [`TenantShredRow`] with the counts taken
+    /// inside the same transaction. `Conflict` when the tenant is already shredded.
+    ShredTenant {
+        scope: TenantScope,
+        request_ref: String,
+        at: i64,
+    },
 }
 
 /// An export (limited or a tenant archive). `ciphertext` is an age file; `None` once expired.
@@ -479,6 +487,18 @@ impl std::fmt::Debug for ExportRow {
             .field("ciphertext_bytes", &self.ciphertext.as_ref().map(Vec::len))
             .finish_non_exhaustive()
     }
+}
+
+/// What a crypto-shredding destroyed (identifiers and counts only).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TenantShredRow {
+    pub tenant_id: String,
+    pub deleted_at: i64,
+    pub request_ref: String,
+    /// Comma-separated key versions.
+    pub key_versions: String,
+    /// `kind=count` pairs, comma-separated.
+    pub row_counts: String,
 }
 
 /// An operator access request (customer lockbox); once approved, a grant until `ends_at`.

@@ -119,7 +119,7 @@ async fn offline(dir: &Path, vkey: Option<&str>) -> Result<()> {
 }
 
 /// The verifier of the data dir's log key, named as `strongroom serve` names it.
-fn verifier_from_data_dir(dir: &Path, configured_origin: &str) -> Result<NoteVerifier> {
+pub(crate) fn verifier_from_data_dir(dir: &Path, configured_origin: &str) -> Result<NoteVerifier> {
     let path = dir.join("keys/log-signing.key");
     let text = Zeroizing::new(
         std::fs::read_to_string(&path)

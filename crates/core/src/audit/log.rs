@@ -57,6 +57,9 @@ pub struct AuditLog {
     head: watch::Receiver<TreeHead>,
     store: Arc<dyn Store>,
     verifier_key: String,
+    verifier: strongroom_ledger::NoteVerifier,
+    /// Also signs statements about the log (deletion certificates) as C2SP signed notes.
+    signer: Arc<NoteSigner>,
     origin: String,
     latest_note: Arc<RwLock<Arc<str>>>,
 }
@@ -122,6 +125,8 @@ impl AuditLog {
             head: head_rx,
             store,
             verifier_key: verifier.to_vkey(),
+            verifier,
+            signer,
             origin,
             latest_note,
         }))
@@ -174,6 +179,37 @@ impl AuditLog {
         match self.latest_note.read() {
             Ok(note) => Arc::clone(&note),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Signs `body` (newline-terminated text) as a C2SP signed note with the log's key.
+    pub fn sign_statement(&self, body: &str) -> ServiceResult<String> {
+        self.signer
+            .sign(body)
+            .map_err(|_| ServiceError::internal("signing a statement"))
+    }
+
+    /// Waits until a signed checkpoint covers `index` (the signer follows appends within a
+    /// second); returns the note and its parsed checkpoint, or `audit_unavailable` at `timeout`.
+    pub async fn checkpoint_covering(
+        &self,
+        index: u64,
+        timeout: Duration,
+    ) -> ServiceResult<(Arc<str>, Checkpoint)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let note = self.checkpoint();
+            let checkpoint = self
+                .verifier
+                .verify_checkpoint(&note)
+                .map_err(|_| ServiceError::internal("latest checkpoint does not verify"))?;
+            if checkpoint.size > index {
+                return Ok((note, checkpoint));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ServiceError::audit_unavailable());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

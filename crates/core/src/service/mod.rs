@@ -17,6 +17,8 @@ mod lockbox;
 mod mfa;
 mod notify;
 mod sessions;
+mod shred;
+pub use shred::{CERTIFICATE_HEADER, DeletionCertificate, valid_request_reference};
 mod tenants;
 mod users;
 

@@ -12,6 +12,7 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::CreateTenant,
     Action::ReadTenant,
     Action::UpdateTenantInstructions,
+    Action::DeleteTenant,
     Action::CreateStaffUser,
     Action::CreateCustomerUser,
     Action::ReadUser,
@@ -44,9 +45,10 @@ enum Target {
 
 fn kind(action: Action) -> ResourceKind {
     match action {
-        Action::CreateTenant | Action::ReadTenant | Action::UpdateTenantInstructions => {
-            ResourceKind::Tenant
-        }
+        Action::CreateTenant
+        | Action::ReadTenant
+        | Action::UpdateTenantInstructions
+        | Action::DeleteTenant => ResourceKind::Tenant,
         Action::ReadAuditLog => ResourceKind::AuditLog,
         Action::ReadTenantAccessLog | Action::ApproveExport => ResourceKind::Tenant,
         Action::RequestAccess
@@ -133,7 +135,10 @@ fn expected(
         Role::PlatformAdmin => {
             matches!(
                 action,
-                Action::CreateTenant | Action::ReadTenant | Action::UpdateTenantInstructions
+                Action::CreateTenant
+                    | Action::ReadTenant
+                    | Action::UpdateTenantInstructions
+                    | Action::DeleteTenant
             ) || is_user_admin(action)
                 || is_governance(action)
         }

@@ -49,7 +49,8 @@ fn suspended_accounts_can_do_nothing() {
                             | Action::ReadTenant
                             | Action::UpdateTenantInstructions
                             | Action::ReadTenantAccessLog
-                            | Action::ApproveExport => ResourceKind::Tenant,
+                            | Action::ApproveExport
+                            | Action::DeleteTenant => ResourceKind::Tenant,
                             _ => ResourceKind::User,
                         },
                         "x",

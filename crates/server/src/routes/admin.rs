@@ -6,6 +6,7 @@ use strongroom_core::Vault;
 use strongroom_core::model::{
     InstructionsPatch, NewTenant, NewUser, Suspension, Tenant, User, UserPatch,
 };
+use strongroom_core::service_types::DeletionCertificate;
 
 use crate::error::ApiResult;
 use crate::extract::{Caller, Json};
@@ -28,6 +29,26 @@ pub async fn tenant(
 ) -> ApiResult<axum::Json<Tenant>> {
     Ok(axum::Json(
         vault.tenant(&c.principal, &c.ctx, &tenant_id).await?,
+    ))
+}
+
+/// The body of `DELETE /v1/tenants/{id}`: a reference to the tenant's written request.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionRequest {
+    request_reference: String,
+}
+
+pub async fn delete_tenant(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(tenant_id): Path<String>,
+    Json(input): Json<DeletionRequest>,
+) -> ApiResult<axum::Json<DeletionCertificate>> {
+    Ok(axum::Json(
+        vault
+            .delete_tenant(&c.principal, &c.ctx, &tenant_id, &input.request_reference)
+            .await?,
     ))
 }
 

@@ -1,11 +1,13 @@
 //! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk when it returns), one writer
 //! connection that commits whole batches, and a small pool of readers.
 
+mod backup;
 mod credentials;
 mod exports;
 mod governance;
 mod lockbox;
 mod mfa;
+mod shred;
 mod write;
 
 use std::borrow::Cow;
@@ -68,6 +70,11 @@ fn migrator() -> Migrator {
             "exports",
             include_str!("../../migrations/sqlite/0007_exports.sql"),
         ),
+        migration(
+            8,
+            "tenant shredding",
+            include_str!("../../migrations/sqlite/0008_shred.sql"),
+        ),
     ])
 }
 
@@ -76,6 +83,8 @@ fn migrator() -> Migrator {
 fn reader_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
     options.read_only(true).pragma("mmap_size", "268435456")
 }
+
+pub use backup::table_counts;
 
 pub struct SqliteStore {
     read: SqlitePool,
@@ -92,6 +101,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted rows and freed pages are zeroed, so a shredded tenant's wrapped keys do not
+            // linger in free space.
+            .pragma("secure_delete", "ON")
             .busy_timeout(busy_timeout)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-32768");
@@ -587,6 +599,18 @@ impl Store for SqliteStore {
             }
             other => other,
         }
+    }
+
+    async fn tenant_shred(&self, tenant_id: &str) -> Result<Option<TenantShredRow>, StoreError> {
+        shred::tenant_shred(&self.read, tenant_id).await
+    }
+
+    async fn tenant_shreds(&self) -> Result<Vec<TenantShredRow>, StoreError> {
+        shred::tenant_shreds(&self.read).await
+    }
+
+    async fn purge_journal(&self) -> Result<bool, StoreError> {
+        shred::purge_journal(&self.write).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -125,6 +125,11 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
         | Mutation::DeleteTenantExports { .. } => {
             return super::exports::apply(conn, mutation).await;
         }
+        Mutation::ShredTenant {
+            scope,
+            request_ref,
+            at,
+        } => return super::shred::shred_tenant(conn, scope, request_ref, *at).await,
         Mutation::InsertTenant(t) => {
             sqlx::query(
                 "INSERT INTO tenants (id, name, status, instructions, created_at, updated_at) \

@@ -63,6 +63,16 @@ impl Server {
         launch(root, env, args)
     }
 
+    /// A server on an existing data dir at `root/data` (e.g. a restored one).
+    pub fn start_in(root: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Server {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        launch(root, env, args)
+    }
+
     /// Stops this server (SIGTERM) if it still runs, then starts a new
     /// process on the same data dir with the same configuration.
     pub async fn restart(self) -> Server {

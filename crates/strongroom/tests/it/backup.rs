@@ -1,0 +1,263 @@
+//! Backups end to end: an online backup while the server writes, `verify` (which fails on any
+//! tampering), a restore drill (same answers, a verifying log), and the shredding guarantee: a
+//! backup taken before a tenant's deletion, once restored, has no way back to its plaintext.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::kit::*;
+use crate::lifecycle_shred::{
+    delete_tenant, find_in_dir, key_needles, populate, verify_certificate, wrapped_keys,
+};
+
+struct Run {
+    ok: bool,
+    out: String,
+}
+
+fn cli<S: AsRef<OsStr>>(args: &[S]) -> Run {
+    let mut cmd = Command::new(binary());
+    cmd.args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("STRONGROOM_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.output().expect("run strongroom");
+    Run {
+        ok: out.status.success(),
+        out: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+fn create(data: &Path, out: &Path) -> Run {
+    cli(&[
+        OsStr::new("backup"),
+        OsStr::new("create"),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+    ])
+}
+
+fn verify(file: &Path, data: &Path) -> Run {
+    cli(&[
+        OsStr::new("backup"),
+        OsStr::new("verify"),
+        file.as_os_str(),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ])
+}
+
+fn restore(file: &Path, into: &Path, live: &Path) -> Run {
+    cli(&[
+        OsStr::new("backup"),
+        OsStr::new("restore"),
+        file.as_os_str(),
+        OsStr::new("--data-dir"),
+        into.as_os_str(),
+        OsStr::new("--keys-from"),
+        live.as_os_str(),
+    ])
+}
+
+fn audit_verify(data: &Path) -> Run {
+    cli(&[
+        OsStr::new("audit"),
+        OsStr::new("verify"),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ])
+}
+
+fn new_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("strongroom-it-restore-")
+        .tempdir()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn backup_verify_restore_and_shredded_tenants_stay_shredded() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let doomed = populate(&server, &admin).await;
+    let kept = populate(&server, &admin).await;
+    let doomed_keys = key_needles(&wrapped_keys(&server.data_dir, &doomed.tenant).await);
+    let files = tempfile::tempdir().unwrap();
+    let backup = files.path().join("before.bak");
+
+    // Online: the server keeps taking writes while the backup runs.
+    let writer = {
+        let api = kept.boss.api.clone();
+        let tenant = kept.tenant.clone();
+        tokio::spawn(async move {
+            for n in 0..20 {
+                create_contact(&api, &tenant, json!({"name": format!("during backup {n}")})).await;
+            }
+        })
+    };
+    let (data, out) = (server.data_dir.clone(), backup.clone());
+    let made = tokio::task::spawn_blocking(move || create(&data, &out))
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert!(made.ok, "backup create failed: {}", made.out);
+    let checked = verify(&backup, &server.data_dir);
+    assert!(checked.ok && checked.out.contains("OK"), "{}", checked.out);
+
+    // The file holds neither plaintext nor the tenant's wrapped keys.
+    let mut needles = doomed_keys.clone();
+    needles.extend(
+        doomed
+            .canaries
+            .iter()
+            .map(|c| (c.clone(), c.as_bytes().to_vec())),
+    );
+    assert!(find_in_dir(files.path(), &needles).is_empty());
+
+    // Any change to the file makes verify fail.
+    let bytes = std::fs::read(&backup).unwrap();
+    for (name, tampered) in [
+        ("flipped", {
+            let mut b = bytes.clone();
+            let mid = b.len() / 2;
+            b[mid] ^= 0x01;
+            b
+        }),
+        ("truncated", bytes[..bytes.len() - 100].to_vec()),
+        ("header", {
+            let mut b = bytes.clone();
+            b[25] ^= 0x01;
+            b
+        }),
+    ] {
+        let path = files.path().join(format!("{name}.bak"));
+        std::fs::write(&path, tampered).unwrap();
+        let run = verify(&path, &server.data_dir);
+        assert!(!run.ok, "verify accepted a {name} backup: {}", run.out);
+    }
+
+    // Restore drill: a server on the restored dir gives the same answers; its log verifies.
+    let answer = kept
+        .boss
+        .get(&contact_path(&kept.tenant, &kept.contact))
+        .await
+        .ok(200);
+    let drill = new_root();
+    let run = restore(&backup, &drill.path().join("data"), &server.data_dir);
+    assert!(run.ok, "restore failed: {}", run.out);
+    let refused = restore(&backup, &drill.path().join("data"), &server.data_dir);
+    assert!(
+        !refused.ok && refused.out.contains("not empty"),
+        "{}",
+        refused.out
+    );
+    let restored = Server::start_in(drill, &[], &[]);
+    let boss = open_session(&restored, &kept.boss.username, PASSWORD, "tenant_admin").await;
+    let again = boss
+        .get(&contact_path(&kept.tenant, &kept.contact))
+        .await
+        .ok(200);
+    assert_eq!(again, answer);
+    let doomed_boss =
+        open_session(&restored, &doomed.boss.username, PASSWORD, "tenant_admin").await;
+    doomed_boss
+        .get(&contact_path(&doomed.tenant, &doomed.contact))
+        .await
+        .ok(200);
+    assert!(restored.stop().await.success());
+    let log = audit_verify(&restored.data_dir);
+    assert!(log.ok, "restored log does not verify: {}", log.out);
+
+    // Shred one tenant on the live deployment; the backup taken before must not bring it back.
+    let cert = delete_tenant(
+        &admin,
+        &doomed.tenant,
+        json!({"request_reference": "DPA-7"}),
+    )
+    .await
+    .ok(200);
+    let vkey = server.anon().get("/v1/audit/verifier-key").await.text;
+    verify_certificate(&cert, &vkey, &doomed.tenant);
+    let after = new_root();
+    let run = restore(&backup, &after.path().join("data"), &server.data_dir);
+    assert!(run.ok, "restore failed: {}", run.out);
+    assert!(run.out.contains(&doomed.tenant), "{}", run.out);
+    let hits = find_in_dir(&after.path().join("data"), &needles);
+    assert!(
+        hits.is_empty(),
+        "restored dir holds the shredded tenant's keys: {hits:?}"
+    );
+    let restored = Server::start_in(after, &[], &[]);
+    let admin2 = restored.admin().await;
+    admin2
+        .get(&format!("/v1/tenants/{}", doomed.tenant))
+        .await
+        .err(404, "not_found");
+    try_login(&restored, &doomed.boss.username, PASSWORD)
+        .await
+        .err(401, "invalid_credentials");
+    let boss = open_session(&restored, &kept.boss.username, PASSWORD, "tenant_admin").await;
+    assert_eq!(
+        boss.get(&contact_path(&kept.tenant, &kept.contact))
+            .await
+            .ok(200),
+        answer
+    );
+    assert!(restored.stop().await.success());
+    let log = audit_verify(&restored.data_dir);
+    assert!(log.ok, "restored log does not verify: {}", log.out);
+
+    // Disaster recovery without the live deployment: a key backup taken after the deletion
+    // restores the other tenants and not the shredded one.
+    let keys = files.path().join("after.keys");
+    let run = cli(&[
+        OsStr::new("backup"),
+        OsStr::new("keys"),
+        OsStr::new("--data-dir"),
+        server.data_dir.as_os_str(),
+        OsStr::new("--out"),
+        keys.as_os_str(),
+    ]);
+    assert!(run.ok, "backup keys failed: {}", run.out);
+    assert!(find_in_dir(files.path(), &needles).is_empty());
+    let dr = new_root();
+    let root_key = server.data_dir.join("keys/root.key");
+    let dr_data = dr.path().join("data");
+    let run = cli(&[
+        OsStr::new("backup"),
+        OsStr::new("restore"),
+        backup.as_os_str(),
+        OsStr::new("--data-dir"),
+        dr_data.as_os_str(),
+        OsStr::new("--keys-from"),
+        keys.as_os_str(),
+        OsStr::new("--root-key-file"),
+        root_key.as_os_str(),
+    ]);
+    assert!(run.ok, "restore from a key backup failed: {}", run.out);
+    assert!(run.out.contains(&doomed.tenant), "{}", run.out);
+    assert!(find_in_dir(&dr_data, &needles).is_empty());
+    let restored = Server::start_in(dr, &[], &[]);
+    try_login(&restored, &doomed.boss.username, PASSWORD)
+        .await
+        .err(401, "invalid_credentials");
+    let boss = open_session(&restored, &kept.boss.username, PASSWORD, "tenant_admin").await;
+    assert_eq!(
+        boss.get(&contact_path(&kept.tenant, &kept.contact))
+            .await
+            .ok(200),
+        answer
+    );
+    assert!(restored.stop().await.success());
+}
