@@ -226,6 +226,9 @@ pub enum Action {
     ApproveAccess,
     RevokeAccess,
     ListAccessRequests,
+    // key management (platform-wide operation on one tenant's keys)
+    /// Rotate a tenant's keys and see the re-encryption progress.
+    ManageTenantKeys,
 }
 
 names!(Action, "action", {
@@ -259,6 +262,7 @@ names!(Action, "action", {
     ApproveAccess => "approve_access",
     RevokeAccess => "revoke_access",
     ListAccessRequests => "list_access_requests",
+    ManageTenantKeys => "manage_tenant_keys",
 });
 
 impl Action {

@@ -27,6 +27,7 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::ApproveAccess,
     Action::RevokeAccess,
     Action::ListAccessRequests,
+    Action::ManageTenantKeys,
 ];
 
 /// Who the action is about.
@@ -43,9 +44,10 @@ enum Target {
 
 fn kind(action: Action) -> ResourceKind {
     match action {
-        Action::CreateTenant | Action::ReadTenant | Action::UpdateTenantInstructions => {
-            ResourceKind::Tenant
-        }
+        Action::CreateTenant
+        | Action::ReadTenant
+        | Action::UpdateTenantInstructions
+        | Action::ManageTenantKeys => ResourceKind::Tenant,
         Action::ReadAuditLog => ResourceKind::AuditLog,
         Action::ReadTenantAccessLog => ResourceKind::Tenant,
         Action::RequestAccess
@@ -132,7 +134,10 @@ fn expected(
         Role::PlatformAdmin => {
             matches!(
                 action,
-                Action::CreateTenant | Action::ReadTenant | Action::UpdateTenantInstructions
+                Action::CreateTenant
+                    | Action::ReadTenant
+                    | Action::UpdateTenantInstructions
+                    | Action::ManageTenantKeys
             ) || is_user_admin(action)
                 || is_governance(action)
         }

@@ -48,7 +48,8 @@ fn suspended_accounts_can_do_nothing() {
                             Action::CreateTenant
                             | Action::ReadTenant
                             | Action::UpdateTenantInstructions
-                            | Action::ReadTenantAccessLog => ResourceKind::Tenant,
+                            | Action::ReadTenantAccessLog
+                            | Action::ManageTenantKeys => ResourceKind::Tenant,
                             _ => ResourceKind::User,
                         },
                         "x",
