@@ -119,6 +119,11 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
         | Mutation::InsertNotification(_)
         | Mutation::RecordDeliveryAttempt { .. }
         | Mutation::SetWebhookSecret(_) => return super::lockbox::apply(conn, mutation).await,
+        Mutation::ReencryptRow { .. }
+        | Mutation::RetireTenantKey { .. }
+        | Mutation::RewrapTenantKey { .. }
+        | Mutation::ResealTotp { .. }
+        | Mutation::PurgeCase { .. } => return super::keys::apply(conn, mutation).await,
         Mutation::InsertTenant(t) => {
             sqlx::query(
                 "INSERT INTO tenants (id, name, status, instructions, created_at, updated_at) \
