@@ -64,6 +64,8 @@ pub struct Vault {
     throttle: LoginThrottle,
     settings: Settings,
     clock: Arc<dyn Clock>,
+    /// Wakes the re-encryption job after a rotation.
+    reencrypt_wakeup: tokio::sync::Notify,
 }
 
 /// Everything the vault is built from; the binary assembles it.
@@ -119,6 +121,7 @@ impl Vault {
             tenants: Cache::new(100_000),
             settings,
             clock,
+            reencrypt_wakeup: tokio::sync::Notify::new(),
         }))
     }
 

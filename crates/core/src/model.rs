@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub use strongroom_policy::{FieldClass, Purpose, Role, Visibility};
 
 pub mod governance;
+pub mod keys;
 pub mod lockbox;
 
 /// A tenant's processing instructions: they bound every access to its data.

@@ -44,6 +44,18 @@ pub struct Settings {
     pub webhook_timeout_ms: u64,
     /// Longest lifetime an API key may be given at creation.
     pub api_key_max_lifetime_secs: u64,
+    /// Rows re-encrypted per transaction by the key-rotation job.
+    pub reencrypt_batch_size: u32,
+    /// Pause between re-encryption batches, leaving the writer to user traffic.
+    pub reencrypt_batch_pause_ms: u64,
+    /// How often each server looks for ciphertext under older key versions (and right after a
+    /// rotation); 0 turns the background job off.
+    pub key_job_interval_secs: u64,
+    /// An older key version is retired only once the newest is this old: longer than any request
+    /// that may still hold the previous keyring.
+    pub key_retire_grace_secs: u64,
+    /// How often each server purges closed cases past their tenant's `retention_days`; 0 = off.
+    pub retention_sweep_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -73,6 +85,11 @@ impl Default for Settings {
             webhook_backoff_base_ms: 2000,
             webhook_timeout_ms: 5000,
             api_key_max_lifetime_secs: 365 * 24 * 60 * 60,
+            reencrypt_batch_size: 200,
+            reencrypt_batch_pause_ms: 0,
+            key_job_interval_secs: 60,
+            key_retire_grace_secs: 60,
+            retention_sweep_interval_secs: 60 * 60,
         }
     }
 }

@@ -11,6 +11,7 @@ mod cases;
 mod contacts;
 mod grants;
 mod inactivity;
+mod key_rotation;
 mod lockbox;
 mod mfa;
 mod notify;
