@@ -85,8 +85,8 @@ impl KeyCache {
 
     /// Unwraps a stored tenant key under this root key and wraps it under `new_root`.
     pub fn rewrap(&self, row: &TenantKeyRow, new_root: &RootKey) -> ServiceResult<Vec<u8>> {
-        let version = u32::try_from(row.version)
-            .map_err(|_| ServiceError::internal("tenant key version"))?;
+        let version =
+            u32::try_from(row.version).map_err(|_| ServiceError::internal("tenant key version"))?;
         let keys = unwrap_tenant_keys(&self.root, &row.tenant_id, version, &row.wrapped)
             .map_err(|_| ServiceError::internal("tenant keys do not unwrap"))?;
         wrap_tenant_keys(new_root, &row.tenant_id, &keys)

@@ -110,7 +110,9 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
             "/webhook-secret",
             get(lockbox::webhook_secret).post(lockbox::rotate_webhook_secret),
         )
-        .route("/instructions", patch(admin::update_instructions));
+        .route("/instructions", patch(admin::update_instructions))
+        .route("/keys", get(admin::keys))
+        .route("/keys/rotate", post(admin::rotate_keys));
     Router::new()
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))

@@ -393,7 +393,11 @@ impl Vault {
                     let index = ring
                         .blind_index_at(version, KIND, "email", normalised.as_bytes())
                         .map_err(|_| ServiceError::internal("blind index"))?;
-                    for row in self.store.contacts_by_email_index(&scope, &index, 500).await? {
+                    for row in self
+                        .store
+                        .contacts_by_email_index(&scope, &index, 500)
+                        .await?
+                    {
                         if seen.insert(row.id.clone()) {
                             rows.push(row);
                         }

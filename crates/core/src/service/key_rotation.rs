@@ -41,13 +41,16 @@ fn record_kind(table: CipherTable) -> &'static str {
     }
 }
 
+/// A row's new cells and, for a contact whose e-mail moved, its new blind index.
+type Reencrypted = (Vec<Option<Vec<u8>>>, Option<Vec<u8>>);
+
 /// The row's cells under the current version, and the contact's new e-mail index. `None` when
 /// nothing needed changing.
 fn reencrypt_row(
     ring: &TenantKeyring,
     table: CipherTable,
     row: &CipherRow,
-) -> ServiceResult<Option<(Vec<Option<Vec<u8>>>, Option<Vec<u8>>)>> {
+) -> ServiceResult<Option<Reencrypted>> {
     let current = ring.current_version();
     let mut changed = false;
     let mut cells = Vec::with_capacity(row.cells.len());
@@ -76,14 +79,18 @@ fn reencrypt_row(
             let text = std::str::from_utf8(&plain)
                 .map_err(|_| ServiceError::internal("field is not UTF-8"))?;
             email_index = Some(
-                ring.blind_index(record_kind(table), "email", normalise_email(text).as_bytes())
-                    .map_err(|_| ServiceError::internal("blind index"))?,
+                ring.blind_index(
+                    record_kind(table),
+                    "email",
+                    normalise_email(text).as_bytes(),
+                )
+                .map_err(|_| ServiceError::internal("blind index"))?,
             );
         }
-        cells.push(Some(
-            ring.encrypt_field(&ctx, &plain)
-                .map_err(|_| ServiceError::internal("field encryption failed"))?,
-        ));
+        cells
+            .push(Some(ring.encrypt_field(&ctx, &plain).map_err(|_| {
+                ServiceError::internal("field encryption failed")
+            })?));
         changed = true;
     }
     Ok(changed.then_some((cells, email_index)))
@@ -185,6 +192,14 @@ impl Vault {
         self.keys.forget(tenant_id);
         self.reencrypt_wakeup.notify_one();
         Ok(next)
+    }
+
+    /// The key status without a caller (CLI; the data dir is locked by the operator's command).
+    pub async fn tenant_key_status_unattended(
+        &self,
+        tenant_id: &str,
+    ) -> ServiceResult<TenantKeyStatus> {
+        self.key_status(tenant_id).await
     }
 
     async fn key_status(&self, tenant_id: &str) -> ServiceResult<TenantKeyStatus> {
@@ -338,8 +353,8 @@ impl Vault {
         let Some(newest) = live.iter().max_by_key(|k| k.version) else {
             return Ok(Vec::new());
         };
-        let grace_ms =
-            i64::try_from(self.settings.key_retire_grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let grace_ms = i64::try_from(self.settings.key_retire_grace_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
         if self.now().saturating_sub(newest.created_at) < grace_ms {
             return Ok(Vec::new());
         }
@@ -416,4 +431,3 @@ impl Vault {
         })
     }
 }
-

@@ -15,6 +15,7 @@ mod key_rotation;
 mod lockbox;
 mod mfa;
 mod notify;
+mod retention;
 mod sessions;
 mod tenants;
 mod users;

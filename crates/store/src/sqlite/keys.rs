@@ -64,12 +64,14 @@ pub(super) async fn retired_tenant_keys(
     pool: &SqlitePool,
     scope: &TenantScope,
 ) -> Result<Vec<RetiredKeyRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT * FROM tenant_key_retirements WHERE tenant_id = $1 ORDER BY version",
+    Ok(
+        sqlx::query_as(
+            "SELECT * FROM tenant_key_retirements WHERE tenant_id = $1 ORDER BY version",
+        )
+        .bind(scope.id())
+        .fetch_all(pool)
+        .await?,
     )
-    .bind(scope.id())
-    .fetch_all(pool)
-    .await?)
 }
 
 pub(super) async fn all_tenant_keys(pool: &SqlitePool) -> Result<Vec<TenantKeyRow>, StoreError> {
@@ -197,7 +199,9 @@ pub(super) async fn apply(
             .fetch_optional(&mut *conn)
             .await?;
             if newer.is_none() {
-                return Err(StoreError::Conflict("the current key version is never retired"));
+                return Err(StoreError::Conflict(
+                    "the current key version is never retired",
+                ));
             }
             let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(AssertSqlSafe(usage_sql()))
                 .bind(scope.id())
@@ -277,7 +281,11 @@ pub(super) async fn apply(
                 .execute(conn)
                 .await?;
         }
-        _ => return Err(StoreError::Corrupt("not a key or retention mutation".into())),
+        _ => {
+            return Err(StoreError::Corrupt(
+                "not a key or retention mutation".into(),
+            ));
+        }
     }
     Ok(())
 }
