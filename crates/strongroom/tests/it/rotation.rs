@@ -315,6 +315,11 @@ async fn a_crash_during_reencryption_resumes_after_restart() {
         .status()
         .unwrap();
     assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.is_running() {
+        assert!(Instant::now() < deadline, "server survived SIGKILL");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let left = versions_on_disk(&server.data_dir, &tenant).await;
     assert!(
         left.get(&1).copied().unwrap_or(0) > 0 && left.get(&2).copied().unwrap_or(0) > 0,
@@ -358,6 +363,10 @@ async fn cli_rotation_and_root_key_rotation() {
     let tenant = create_tenant(&admin, None).await;
     let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
     let contacts = seed_contacts(&boss, &tenant, 5).await;
+    // A second factor: its seed is sealed under a key derived from the root key.
+    let engineer = create_user(&admin, "support_engineer", None).await;
+    let (api, _) = login(&server, &engineer.username, PASSWORD).await;
+    let (seed, _) = crate::mfa::enrol(&api, &engineer.username).await;
     let dir = server.data_dir.to_str().unwrap().to_owned();
 
     // Admin CLIs take the data-dir lock: refused while the server runs.
@@ -388,6 +397,7 @@ async fn cli_rotation_and_root_key_rotation() {
     assert!(ok, "keys rotate-root: {stderr}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["tenant_keys_rewrapped"], 2, "{report}");
+    assert_eq!(report["user_secrets_resealed"], 1, "{report}");
     assert_ne!(
         std::fs::read(&key_path).unwrap(),
         old_key,
@@ -412,6 +422,15 @@ async fn cli_rotation_and_root_key_rotation() {
         let got = boss.get(&contact_path(&tenant, id)).await.ok(200);
         assert!(same_fields(&got, want), "{got} vs {want}");
     }
+    let with_code = server
+        .anon()
+        .post(
+            "/v1/auth/login",
+            json!({"username": engineer.username, "password": PASSWORD,
+                   "totp": crate::mfa::next_code(&seed)}),
+        )
+        .await;
+    with_code.ok(200);
     let some_id = contacts.keys().next().unwrap().clone();
     assert!(server.stop().await.success());
 
@@ -423,4 +442,64 @@ async fn cli_rotation_and_root_key_rotation() {
     boss.get(&contact_path(&tenant, &some_id))
         .await
         .err(500, "internal");
+}
+
+fn write_private(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, bytes).unwrap();
+}
+
+#[tokio::test]
+async fn an_interrupted_root_rotation_is_undone_or_completed() {
+    let server = Server::start_with(&env("50", "0"), &[]);
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let contacts = seed_contacts(&boss, &tenant, 2).await;
+    let keys = server.data_dir.join("keys");
+    let (current, new, old) = (
+        keys.join("root.key"),
+        keys.join("root.key.new"),
+        keys.join("root.key.old"),
+    );
+    let k1 = std::fs::read(&current).unwrap();
+    assert!(server.stop().await.success());
+
+    // Stopped before the commit: a new key file the database knows nothing of. Undone.
+    write_private(&new, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+    write_private(&old, &k1);
+    let server = server.restart().await;
+    assert!(!new.exists() && !old.exists(), "leftovers after undo");
+    assert_eq!(std::fs::read(&current).unwrap(), k1);
+    let admin = server.admin().await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    for id in contacts.keys() {
+        boss.get(&contact_path(&tenant, id)).await.ok(200);
+    }
+    assert!(server.stop().await.success());
+
+    // Stopped after the commit, before the swap: the database is under the new key. Completed.
+    let dir = server.data_dir.to_str().unwrap().to_owned();
+    let (ok, _, stderr) = cli(&["keys", "rotate-root", "--data-dir", &dir]);
+    assert!(ok, "{stderr}");
+    let k2 = std::fs::read(&current).unwrap();
+    std::fs::rename(&current, &new).unwrap();
+    write_private(&current, &k1);
+    write_private(&old, &k1);
+    let server = server.restart().await;
+    assert!(!new.exists() && !old.exists(), "leftovers after completion");
+    assert_eq!(std::fs::read(&current).unwrap(), k2);
+    let admin = server.admin().await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    for (id, want) in &contacts {
+        let got = boss.get(&contact_path(&tenant, id)).await.ok(200);
+        assert!(same_fields(&got, want), "{got} vs {want}");
+    }
 }
