@@ -79,6 +79,10 @@ async fn versions_on_disk(data: &Path, tenant: &str) -> BTreeMap<u32, i64> {
         ("cases", &["title", "description"][..]),
         ("comments", &["body"][..]),
         ("webhook_secrets", &["secret"][..]),
+        (
+            "access_requests",
+            &["justification", "decision_comment"][..],
+        ),
     ] {
         for col in cols {
             let sql = format!(
@@ -165,6 +169,8 @@ async fn rotation_reencrypts_online_without_losing_a_read() {
     let tenant = create_tenant(&admin, None).await;
     let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
     let contacts = Arc::new(seed_contacts(&boss, &tenant, 30).await);
+    // Changed by users while the job runs: their writes must win.
+    let edited = seed_contacts(&boss, &tenant, 6).await;
     let first = contacts.values().next().unwrap().clone();
     let case = create_case(
         &boss,
@@ -174,6 +180,20 @@ async fn rotation_reencrypts_online_without_losing_a_read() {
     .await;
     let case_id = id_of(&case);
     let comment = add_comment(&boss, &tenant, &case_id, "first comment").await;
+    // An operator's access request: its justification is tenant ciphertext too.
+    let supervisor = staff_session(&server, &admin, "support_supervisor").await;
+    let engineer = staff_session(&server, &admin, "support_engineer").await;
+    assign(&supervisor, &tenant, &case_id, &engineer.id).await;
+    let justification = format!("ticket {}: customer asked us to look", rand_hex(4));
+    engineer
+        .post(
+            &format!("/v1/tenants/{tenant}/access-requests"),
+            json!({"case_id": case_id, "purpose": "case-resolution",
+                   "justification": justification, "field_classes": ["case_content"],
+                   "duration_minutes": 60}),
+        )
+        .await
+        .ok(201);
     let secret = boss
         .post(&format!("/v1/tenants/{tenant}/webhook-secret"), json!({}))
         .await
@@ -233,6 +253,14 @@ async fn rotation_reencrypts_online_without_losing_a_read() {
     )
     .await;
     assert_eq!(found.len(), 1, "search during rotation: {found:?}");
+    let mut edits = BTreeMap::new();
+    for id in edited.keys() {
+        let notes = format!("edited during rotation {}", rand_hex(4));
+        boss.patch(&contact_path(&tenant, id), json!({"notes": notes}))
+            .await
+            .ok(200);
+        edits.insert(id.clone(), notes);
+    }
 
     let done = wait_keys(&admin, &tenant, "re-encryption and retirement", |s| {
         retired_and_done(s, 1)
@@ -266,11 +294,18 @@ async fn rotation_reencrypts_online_without_losing_a_read() {
         let got = boss.get(&contact_path(&tenant, id)).await.ok(200);
         assert!(same_fields(&got, want), "{got} vs {want}");
     }
+    for (id, notes) in &edits {
+        let got = boss.get(&contact_path(&tenant, id)).await.ok(200);
+        assert_eq!(got["notes"], notes.as_str(), "a user write was undone");
+        assert_eq!(got["name"], edited[id]["name"]);
+    }
     let case_now = boss.get(&case_path(&tenant, &case_id)).await.ok(200);
     assert_eq!(case_now["title"], case["title"]);
     assert_eq!(case_now["description"], case["description"]);
     let comments = list_items(&boss, &comments_path(&tenant, &case_id)).await;
     assert_eq!(comments[0]["body"], comment["body"]);
+    let requests = list_items(&boss, &format!("/v1/tenants/{tenant}/access-requests")).await;
+    assert_eq!(requests[0]["justification"], justification.as_str());
     let secret_now = boss
         .get(&format!("/v1/tenants/{tenant}/webhook-secret"))
         .await
