@@ -167,10 +167,10 @@ pub async fn recover_root_rotation(dir: &DataDir, busy_timeout: Duration) -> Res
     };
     if committed {
         fs::rename(&new, &current).context("completing the root-key rotation")?;
-        tracing::warn!("completed an interrupted root-key rotation");
+        eprintln!("strongroom: completed an interrupted root-key rotation");
     } else {
         fs::remove_file(&new).context("undoing the root-key rotation")?;
-        tracing::warn!("undid an interrupted root-key rotation");
+        eprintln!("strongroom: undid an interrupted root-key rotation (the old key stays)");
     }
     sync_dir(&current)?;
     let _ = fs::remove_file(&old);
