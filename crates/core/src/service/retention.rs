@@ -98,8 +98,19 @@ impl Vault {
                 };
                 match self.audit.commit(vec![record], vec![mutation]).await {
                     Ok(_) => report.purged.push(line),
-                    // Changed since it was read (reopened, commented): kept.
-                    Err(e) if e.code == ErrorCode::Conflict => skipped += 1,
+                    // Changed since it was read (reopened): kept. The attempt's entry is in the
+                    // log already; say that it changed nothing.
+                    Err(e) if e.code == ErrorCode::Conflict => {
+                        skipped += 1;
+                        let mut kept = AuditRecord::new("case.retention_kept", request_id);
+                        kept.tenant_id = Some(tenant_id.to_owned());
+                        kept.resource = Some(ResourceRef {
+                            kind: "case",
+                            id: Some(case.id.clone()),
+                        });
+                        kept.reason = Some("changed_since_read");
+                        self.audit.append(kept).await?;
+                    }
                     Err(e) => return Err(e),
                 }
             }
