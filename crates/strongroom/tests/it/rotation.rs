@@ -522,9 +522,20 @@ async fn an_interrupted_root_rotation_is_undone_or_completed() {
 
     // Stopped after the commit, before the swap: the database is under the new key. Completed.
     let dir = server.data_dir.to_str().unwrap().to_owned();
-    let (ok, _, stderr) = cli(&["keys", "rotate-root", "--data-dir", &dir]);
+    let given = server.root().join("given.key");
+    let given_text = b"QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=\n";
+    write_private(&given, given_text);
+    let (ok, _, stderr) = cli(&[
+        "keys",
+        "rotate-root",
+        "--data-dir",
+        &dir,
+        "--new-key-file",
+        given.to_str().unwrap(),
+    ]);
     assert!(ok, "{stderr}");
     let k2 = std::fs::read(&current).unwrap();
+    assert_eq!(k2, given_text.to_vec(), "--new-key-file not used");
     std::fs::rename(&current, &new).unwrap();
     write_private(&current, &k1);
     write_private(&old, &k1);
