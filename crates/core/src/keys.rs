@@ -58,25 +58,66 @@ impl KeyCache {
 
     /// Fresh keys for a new tenant, wrapped for storage.
     pub fn new_tenant_keys(&self, tenant_id: &str, now: i64) -> ServiceResult<TenantKeyRow> {
-        let keys = TenantKeys::generate(1).map_err(|_| ServiceError::internal("key generation"))?;
+        self.new_key_version(tenant_id, 1, now)
+    }
+
+    /// Fresh keys of `version` for a tenant (rotation), wrapped for storage.
+    pub fn new_key_version(
+        &self,
+        tenant_id: &str,
+        version: u32,
+        now: i64,
+    ) -> ServiceResult<TenantKeyRow> {
+        let keys =
+            TenantKeys::generate(version).map_err(|_| ServiceError::internal("key generation"))?;
         let wrapped = wrap_tenant_keys(&self.root, tenant_id, &keys)
             .map_err(|_| ServiceError::internal("key wrapping"))?;
         Ok(TenantKeyRow {
             tenant_id: tenant_id.to_owned(),
-            version: 1,
+            version: i64::from(version),
             wrapped,
             created_at: now,
         })
     }
 
-    /// Drops the tenant's unwrapped keys from memory (they zeroize when the last user lets go).
+    /// Drops the cached keyring, so the next use reads the tenant's key versions again.
     pub fn forget(&self, tenant_id: &str) {
-        if let Ok(mut set) = self.shredded.write() {
-            set.insert(tenant_id.to_owned());
-        }
         if let Ok(mut map) = self.rings.write() {
             map.remove(tenant_id);
         }
+    }
+
+    /// Drops a shredded tenant's unwrapped keys from memory (they zeroize when the last user
+    /// lets go) and never caches them again, even after a racing load.
+    pub fn shred(&self, tenant_id: &str) {
+        if let Ok(mut set) = self.shredded.write() {
+            set.insert(tenant_id.to_owned());
+        }
+        self.forget(tenant_id);
+    }
+
+    /// Unwraps a stored tenant key under this root key and wraps it under `new_root`.
+    pub fn rewrap(&self, row: &TenantKeyRow, new_root: &RootKey) -> ServiceResult<Vec<u8>> {
+        let version =
+            u32::try_from(row.version).map_err(|_| ServiceError::internal("tenant key version"))?;
+        let keys = unwrap_tenant_keys(&self.root, &row.tenant_id, version, &row.wrapped)
+            .map_err(|_| ServiceError::internal("tenant keys do not unwrap"))?;
+        wrap_tenant_keys(new_root, &row.tenant_id, &keys)
+            .map_err(|_| ServiceError::internal("key wrapping"))
+    }
+
+    /// Opens a user secret under this root key and seals it under `new_root`'s platform key.
+    pub fn reseal_user_secret(
+        &self,
+        user_id: &str,
+        purpose: &str,
+        sealed: &[u8],
+        new_root: &RootKey,
+    ) -> ServiceResult<Vec<u8>> {
+        let plain = self.open_user_secret(user_id, purpose, sealed)?;
+        PlatformKey::derive(new_root)
+            .and_then(|k| k.seal(user_id, purpose, &plain))
+            .map_err(|_| ServiceError::internal("sealing a user secret"))
     }
 
     /// The tenant's keyring; a tenant without keys (or whose keys do not unwrap) has no usable data,

@@ -70,6 +70,8 @@ pub struct Vault {
     /// Serialises quota-counted export creation from the quota check to the commit, so concurrent
     /// exports cannot together exceed a quota (one server process owns the data dir).
     export_quota_lock: tokio::sync::Mutex<()>,
+    /// Wakes the re-encryption job after a rotation.
+    reencrypt_wakeup: tokio::sync::Notify,
 }
 
 /// Everything the vault is built from; the binary assembles it.
@@ -126,6 +128,7 @@ impl Vault {
             settings,
             clock,
             export_quota_lock: tokio::sync::Mutex::new(()),
+            reencrypt_wakeup: tokio::sync::Notify::new(),
         }))
     }
 

@@ -8,6 +8,7 @@ pub use strongroom_policy::{FieldClass, Purpose, Role, Visibility};
 
 pub mod exports;
 pub mod governance;
+pub mod keys;
 pub mod lockbox;
 
 /// A tenant's processing instructions: they bound every access to its data.

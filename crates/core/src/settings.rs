@@ -58,6 +58,18 @@ pub struct Settings {
     /// How often each server drops the ciphertext of expired exports; 0 turns the job off
     /// (expired exports are still refused and dropped when asked for).
     pub export_sweep_interval_secs: u64,
+    /// Rows re-encrypted per transaction by the key-rotation job.
+    pub reencrypt_batch_size: u32,
+    /// Pause between re-encryption batches, leaving the writer to user traffic.
+    pub reencrypt_batch_pause_ms: u64,
+    /// How often each server looks for ciphertext under older key versions (and right after a
+    /// rotation); 0 turns the background job off.
+    pub key_job_interval_secs: u64,
+    /// An older key version is retired only once the newest is this old: longer than any request
+    /// that may still hold the previous keyring.
+    pub key_retire_grace_secs: u64,
+    /// How often each server purges closed cases past their tenant's `retention_days`; 0 = off.
+    pub retention_sweep_interval_secs: u64,
 }
 
 fn default_export_quotas() -> BTreeMap<String, u64> {
@@ -105,6 +117,11 @@ impl Default for Settings {
             export_download_ttl_secs: 24 * 60 * 60,
             export_max_records: 200_000,
             export_sweep_interval_secs: 5 * 60,
+            reencrypt_batch_size: 200,
+            reencrypt_batch_pause_ms: 0,
+            key_job_interval_secs: 60,
+            key_retire_grace_secs: 60,
+            retention_sweep_interval_secs: 60 * 60,
         }
     }
 }

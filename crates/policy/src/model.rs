@@ -232,6 +232,9 @@ pub enum Action {
     ListAccessRequests,
     /// Four eyes on a large export: a second person approves it.
     ApproveExport,
+    // key management (platform-wide operation on one tenant's keys)
+    /// Rotate a tenant's keys and see the re-encryption progress.
+    ManageTenantKeys,
 }
 
 names!(Action, "action", {
@@ -268,6 +271,7 @@ names!(Action, "action", {
     RevokeAccess => "revoke_access",
     ListAccessRequests => "list_access_requests",
     ApproveExport => "approve_export",
+    ManageTenantKeys => "manage_tenant_keys",
 });
 
 impl Action {

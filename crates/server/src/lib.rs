@@ -114,7 +114,9 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route("/exports/{export_id}", get(exports::get))
         .route("/exports/{export_id}/approve", post(exports::approve))
         .route("/exports/{export_id}/download", get(exports::download))
-        .route("/instructions", patch(admin::update_instructions));
+        .route("/instructions", patch(admin::update_instructions))
+        .route("/keys", get(admin::keys))
+        .route("/keys/rotate", post(admin::rotate_keys));
     Router::new()
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))

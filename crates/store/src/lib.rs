@@ -24,6 +24,34 @@ pub trait Store: Send + Sync + 'static {
     async fn tenants(&self, after: Option<&str>, limit: u32) -> Result<Vec<TenantRow>, StoreError>;
     async fn tenant_keys(&self, scope: &TenantScope) -> Result<Vec<TenantKeyRow>, StoreError>;
 
+    // Key rotation and retention.
+    /// Ciphertexts per key version across every tenant-key column of the tenant.
+    async fn key_usage(&self, scope: &TenantScope) -> Result<Vec<KeyUsageRow>, StoreError>;
+    async fn retired_tenant_keys(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<RetiredKeyRow>, StoreError>;
+    /// Every wrapped tenant key of every tenant (root-key rotation).
+    async fn all_tenant_keys(&self) -> Result<Vec<TenantKeyRow>, StoreError>;
+    /// Every TOTP factor (root-key rotation re-seals them).
+    async fn all_totp(&self) -> Result<Vec<TotpRow>, StoreError>;
+    /// Rows of `table` holding a ciphertext under a version other than `current`, by key.
+    async fn stale_ciphertexts(
+        &self,
+        scope: &TenantScope,
+        table: CipherTable,
+        current: i64,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CipherRow>, StoreError>;
+    /// Closed or resolved cases last changed before `cutoff`, oldest first.
+    async fn expired_cases(
+        &self,
+        scope: &TenantScope,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Vec<CaseRow>, StoreError>;
+
     // Users and sessions.
     async fn user(&self, id: &str) -> Result<Option<UserRow>, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError>;

@@ -454,6 +454,43 @@ pub enum Mutation {
         request_ref: String,
         at: i64,
     },
+    // ---- key rotation and retention ----
+    /// Replaces a row's ciphertexts with re-encrypted ones, only where every cell still holds
+    /// `old` (a concurrent user write wins; the row is simply left for the next pass).
+    ReencryptRow {
+        table: CipherTable,
+        scope: TenantScope,
+        id: String,
+        old: Vec<Option<Vec<u8>>>,
+        new: Vec<Option<Vec<u8>>>,
+        /// Contacts: the e-mail blind index under the new version.
+        email_index: Option<Vec<u8>>,
+    },
+    /// Deletes a key version's wrapped key once no ciphertext uses it and a newer version exists
+    /// (both checked inside the transaction); otherwise a conflict.
+    RetireTenantKey {
+        scope: TenantScope,
+        version: i64,
+        at: i64,
+    },
+    /// Root-key rotation: the same tenant key, wrapped under the new root key.
+    RewrapTenantKey {
+        tenant_id: String,
+        version: i64,
+        wrapped: Vec<u8>,
+    },
+    /// Root-key rotation: a TOTP seed sealed under the platform key of the new root key.
+    ResealTotp {
+        user_id: String,
+        secret: Vec<u8>,
+    },
+    /// Deletes a case and its comments if it is still closed or resolved and unchanged since
+    /// before `cutoff`; otherwise a conflict.
+    PurgeCase {
+        scope: TenantScope,
+        case_id: String,
+        cutoff: i64,
+    },
 }
 
 /// An export (limited or a tenant archive). `ciphertext` is an age file; `None` once expired.
@@ -499,6 +536,78 @@ pub struct TenantShredRow {
     pub key_versions: String,
     /// `kind=count` pairs, comma-separated.
     pub row_counts: String,
+}
+
+/// A table holding ciphertext under tenant keys, with its ciphertext columns. The re-encryption
+/// job walks all of them; a new table of tenant ciphertext must be added here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CipherTable {
+    Contacts,
+    Cases,
+    Comments,
+    AccessRequests,
+    WebhookSecrets,
+}
+
+impl CipherTable {
+    pub const ALL: [CipherTable; 5] = [
+        CipherTable::Contacts,
+        CipherTable::Cases,
+        CipherTable::Comments,
+        CipherTable::AccessRequests,
+        CipherTable::WebhookSecrets,
+    ];
+
+    pub fn table(self) -> &'static str {
+        match self {
+            CipherTable::Contacts => "contacts",
+            CipherTable::Cases => "cases",
+            CipherTable::Comments => "comments",
+            CipherTable::AccessRequests => "access_requests",
+            CipherTable::WebhookSecrets => "webhook_secrets",
+        }
+    }
+
+    /// The column naming a row within its tenant.
+    pub fn key_column(self) -> &'static str {
+        match self {
+            CipherTable::WebhookSecrets => "tenant_id",
+            _ => "id",
+        }
+    }
+
+    /// The ciphertext columns, which are also the field names bound into the ciphertexts.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            CipherTable::Contacts => &["name", "email", "phone", "address", "notes"],
+            CipherTable::Cases => &["title", "description"],
+            CipherTable::Comments => &["body"],
+            CipherTable::AccessRequests => &["justification", "decision_comment"],
+            CipherTable::WebhookSecrets => &["secret"],
+        }
+    }
+}
+
+/// One row's ciphertext cells, in [`CipherTable::columns`] order.
+#[derive(Clone, Debug)]
+pub struct CipherRow {
+    pub id: String,
+    pub cells: Vec<Option<Vec<u8>>>,
+}
+
+/// How many ciphertexts name one key version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUsageRow {
+    pub version: i64,
+    pub ciphertexts: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RetiredKeyRow {
+    pub tenant_id: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub retired_at: i64,
 }
 
 /// An operator access request (customer lockbox); once approved, a grant until `ends_at`.

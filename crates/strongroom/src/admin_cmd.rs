@@ -34,6 +34,18 @@ pub struct SweepArgs {
     pub as_of: Option<String>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    pub dir: DataDirArgs,
+    /// Report what would be purged, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Judge age as of this RFC 3339 time instead of now.
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
     Json,
@@ -51,7 +63,9 @@ pub struct ReviewArgs {
     pub output: Option<PathBuf>,
 }
 
-async fn open(args: &DataDirArgs) -> Result<(DataDir, std::sync::Arc<strongroom_core::Vault>)> {
+pub(crate) async fn open(
+    args: &DataDirArgs,
+) -> Result<(DataDir, std::sync::Arc<strongroom_core::Vault>)> {
     if !args.data_dir.join("strongroom.db").is_file() {
         bail!(
             "{} holds no strongroom database: not a data dir?",
@@ -77,6 +91,22 @@ pub async fn sweep_inactive(args: SweepArgs) -> Result<()> {
         .sweep_inactive_unattended(as_of, args.dry_run, "cli.sweep-inactive")
         .await
         .map_err(|e| anyhow::anyhow!("inactivity sweep: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &report)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub async fn purge_expired(args: PurgeArgs) -> Result<()> {
+    let as_of = match args.as_of.as_deref() {
+        None => None,
+        Some(text) => Some(parse_rfc3339(text).context("--as-of is not an RFC 3339 time")?),
+    };
+    let (_dir, vault) = open(&args.dir).await?;
+    let report = vault
+        .purge_expired_unattended(as_of, args.dry_run, "cli.purge-expired")
+        .await
+        .map_err(|e| anyhow::anyhow!("retention purge: {e}"))?;
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &report)?;
     writeln!(out)?;

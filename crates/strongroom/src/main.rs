@@ -7,6 +7,7 @@ mod bench;
 mod config;
 mod datadir;
 mod demo;
+mod keys_cmd;
 mod logging;
 mod serve;
 mod webhooks;
@@ -60,6 +61,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Tenant key and root key rotation on a data dir whose server is stopped.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Benchmark a real server over HTTPS (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
     /// Encrypted online backups: create, verify, restore (README "Backups and restore").
@@ -87,6 +93,16 @@ enum AdminCommand {
     SweepInactive(admin_cmd::SweepArgs),
     /// Snapshot every account for an access review; print it as JSON or CSV.
     AccessReview(admin_cmd::ReviewArgs),
+    /// Purge closed cases older than their tenant's retention_days (with their comments).
+    PurgeExpired(admin_cmd::PurgeArgs),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a key version to a tenant: new writes use it; older ciphertext is re-encrypted.
+    Rotate(keys_cmd::RotateArgs),
+    /// Rewrap every tenant key under a new root key (the data is not touched).
+    RotateRoot(keys_cmd::RotateRootArgs),
 }
 
 #[derive(Subcommand)]
@@ -133,6 +149,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Admin {
             command: AdminCommand::AccessReview(args),
         } => admin_cmd::access_review(args).await,
+        Command::Admin {
+            command: AdminCommand::PurgeExpired(args),
+        } => admin_cmd::purge_expired(args).await,
+        Command::Keys {
+            command: KeysCommand::Rotate(args),
+        } => keys_cmd::rotate(args).await,
+        Command::Keys {
+            command: KeysCommand::RotateRoot(args),
+        } => keys_cmd::rotate_root(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Backup { command } => match command {
             BackupCommand::Create(args) => backup::create(args).await,

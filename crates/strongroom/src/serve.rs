@@ -24,6 +24,13 @@ pub struct ServeArgs {
 
 /// Opens the vault on a (locked) data dir: keys, policy, store, audit log.
 pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
+    if config.root_key_env.is_none() {
+        crate::keys_cmd::recover_root_rotation(
+            dir,
+            Duration::from_millis(config.store_busy_timeout_ms),
+        )
+        .await?;
+    }
     let provider: Box<dyn KeyProvider> = match &config.root_key_env {
         Some(var) => Box::new(EnvKeyProvider::new(var.clone())),
         None => Box::new(
@@ -94,6 +101,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     spawn_inactivity_sweep(&vault);
     spawn_export_sweep(&vault);
+    spawn_key_job(&vault);
+    spawn_retention_sweep(&vault);
     crate::webhooks::spawn(&vault);
 
     let metrics = strongroom_server::install_metrics();
@@ -170,6 +179,59 @@ fn spawn_inactivity_sweep(vault: &Arc<Vault>) {
                     "inactivity sweep"
                 ),
                 Err(err) => tracing::error!(error = %err.message, "inactivity sweep failed"),
+            }
+        }
+    });
+}
+
+/// Re-encrypts ciphertext under older key versions: at start (which resumes a run cut short by a
+/// crash: progress is in the data), right after each rotation, and every configured interval.
+fn spawn_key_job(vault: &Arc<Vault>) {
+    let secs = vault.settings().key_job_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let vault = Arc::clone(vault);
+    tokio::spawn(async move {
+        loop {
+            match vault.reencrypt_all("job.reencrypt").await {
+                Ok(report)
+                    if report.rows_reencrypted > 0 || !report.versions_retired.is_empty() =>
+                {
+                    tracing::info!(
+                        rows = report.rows_reencrypted,
+                        retired = report.versions_retired.len(),
+                        "re-encryption"
+                    );
+                }
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err.message, "re-encryption failed"),
+            }
+            vault
+                .reencryption_requested(Duration::from_secs(secs))
+                .await;
+        }
+    });
+}
+
+/// Purges closed cases past their tenant's retention every configured interval.
+fn spawn_retention_sweep(vault: &Arc<Vault>) {
+    let secs = vault.settings().retention_sweep_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let vault = Arc::clone(vault);
+    tokio::spawn(async move {
+        let period = Duration::from_secs(secs);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            match vault
+                .purge_expired_unattended(None, false, "job.retention-purge")
+                .await
+            {
+                Ok(report) => tracing::info!(purged = report.purged.len(), "retention purge"),
+                Err(err) => tracing::error!(error = %err.message, "retention purge failed"),
             }
         }
     });

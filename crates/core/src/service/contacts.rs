@@ -385,9 +385,26 @@ impl Vault {
         let rows = match email {
             Some(email) => {
                 record.fields_requested = vec!["email"];
-                self.store
-                    .contacts_by_email_index(&scope, &email_index(&ring, email)?, 500)
-                    .await?
+                // Rows not yet re-encrypted after a rotation carry an older version's index.
+                let normalised = normalise_email(email);
+                let mut rows = Vec::new();
+                let mut seen = HashSet::new();
+                for version in ring.versions() {
+                    let index = ring
+                        .blind_index_at(version, KIND, "email", normalised.as_bytes())
+                        .map_err(|_| ServiceError::internal("blind index"))?;
+                    for row in self
+                        .store
+                        .contacts_by_email_index(&scope, &index, 500)
+                        .await?
+                    {
+                        if seen.insert(row.id.clone()) {
+                            rows.push(row);
+                        }
+                    }
+                }
+                rows.sort_by(|a, b| a.id.cmp(&b.id));
+                rows
             }
             None => {
                 self.store

@@ -159,7 +159,7 @@ impl Vault {
 
     /// Forgets everything of the tenant held in memory: keys, tenant, users, sessions, API keys.
     fn evict_tenant(&self, tenant_id: &str, users: &[String]) {
-        self.keys.forget(tenant_id);
+        self.keys.shred(tenant_id);
         self.forget_tenant(tenant_id);
         for user in users {
             self.sessions.revoke_user(user);

@@ -29,6 +29,7 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::RevokeAccess,
     Action::ListAccessRequests,
     Action::ApproveExport,
+    Action::ManageTenantKeys,
 ];
 
 /// Who the action is about.
@@ -48,7 +49,8 @@ fn kind(action: Action) -> ResourceKind {
         Action::CreateTenant
         | Action::ReadTenant
         | Action::UpdateTenantInstructions
-        | Action::DeleteTenant => ResourceKind::Tenant,
+        | Action::DeleteTenant
+        | Action::ManageTenantKeys => ResourceKind::Tenant,
         Action::ReadAuditLog => ResourceKind::AuditLog,
         Action::ReadTenantAccessLog | Action::ApproveExport => ResourceKind::Tenant,
         Action::RequestAccess
@@ -139,6 +141,7 @@ fn expected(
                     | Action::ReadTenant
                     | Action::UpdateTenantInstructions
                     | Action::DeleteTenant
+                    | Action::ManageTenantKeys
             ) || is_user_admin(action)
                 || is_governance(action)
         }

@@ -50,7 +50,8 @@ fn suspended_accounts_can_do_nothing() {
                             | Action::UpdateTenantInstructions
                             | Action::ReadTenantAccessLog
                             | Action::ApproveExport
-                            | Action::DeleteTenant => ResourceKind::Tenant,
+                            | Action::DeleteTenant
+                            | Action::ManageTenantKeys => ResourceKind::Tenant,
                             _ => ResourceKind::User,
                         },
                         "x",

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use strongroom_core::Vault;
+use strongroom_core::model::keys::TenantKeyStatus;
 use strongroom_core::model::{
     InstructionsPatch, NewTenant, NewUser, Suspension, Tenant, User, UserPatch,
 };
@@ -120,6 +121,35 @@ pub async fn reactivate(
     Ok(axum::Json(
         vault
             .reactivate_user(&c.principal, &c.ctx, &user_id)
+            .await?,
+    ))
+}
+
+/// `POST /v1/tenants/{id}/keys/rotate`: a new key version for all new writes; the server's job
+/// re-encrypts the rest in the background.
+pub async fn rotate_keys(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(tenant_id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<TenantKeyStatus>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            vault
+                .rotate_tenant_keys(&c.principal, &c.ctx, &tenant_id)
+                .await?,
+        ),
+    ))
+}
+
+pub async fn keys(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(tenant_id): Path<String>,
+) -> ApiResult<axum::Json<TenantKeyStatus>> {
+    Ok(axum::Json(
+        vault
+            .tenant_key_status(&c.principal, &c.ctx, &tenant_id)
             .await?,
     ))
 }

@@ -5,6 +5,7 @@ mod backup;
 mod credentials;
 mod exports;
 mod governance;
+mod keys;
 mod lockbox;
 mod mfa;
 mod shred;
@@ -74,6 +75,11 @@ fn migrator() -> Migrator {
             8,
             "tenant shredding",
             include_str!("../../migrations/sqlite/0008_shred.sql"),
+        ),
+        migration(
+            9,
+            "key rotation and retention",
+            include_str!("../../migrations/sqlite/0009_keys.sql"),
         ),
     ])
 }
@@ -159,6 +165,45 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?)
+    }
+
+    async fn key_usage(&self, scope: &TenantScope) -> Result<Vec<KeyUsageRow>, StoreError> {
+        keys::key_usage(&self.read, scope).await
+    }
+
+    async fn retired_tenant_keys(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<RetiredKeyRow>, StoreError> {
+        keys::retired_tenant_keys(&self.read, scope).await
+    }
+
+    async fn all_tenant_keys(&self) -> Result<Vec<TenantKeyRow>, StoreError> {
+        keys::all_tenant_keys(&self.read).await
+    }
+
+    async fn all_totp(&self) -> Result<Vec<TotpRow>, StoreError> {
+        keys::all_totp(&self.read).await
+    }
+
+    async fn stale_ciphertexts(
+        &self,
+        scope: &TenantScope,
+        table: CipherTable,
+        current: i64,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CipherRow>, StoreError> {
+        keys::stale_ciphertexts(&self.read, scope, table, current, after, limit).await
+    }
+
+    async fn expired_cases(
+        &self,
+        scope: &TenantScope,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Vec<CaseRow>, StoreError> {
+        keys::expired_cases(&self.read, scope, cutoff, limit).await
     }
 
     async fn tenants(&self, after: Option<&str>, limit: u32) -> Result<Vec<TenantRow>, StoreError> {

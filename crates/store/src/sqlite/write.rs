@@ -130,6 +130,11 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             request_ref,
             at,
         } => return super::shred::shred_tenant(conn, scope, request_ref, *at).await,
+        Mutation::ReencryptRow { .. }
+        | Mutation::RetireTenantKey { .. }
+        | Mutation::RewrapTenantKey { .. }
+        | Mutation::ResealTotp { .. }
+        | Mutation::PurgeCase { .. } => return super::keys::apply(conn, mutation).await,
         Mutation::InsertTenant(t) => {
             sqlx::query(
                 "INSERT INTO tenants (id, name, status, instructions, created_at, updated_at) \

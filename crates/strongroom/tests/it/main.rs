@@ -20,6 +20,8 @@ mod lockbox;
 mod mfa;
 mod passwords;
 mod policy_files;
+mod retention;
+mod rotation;
 mod session_admin;
 mod sessions;
 mod startup;

@@ -39,7 +39,7 @@ fn code_at(secret: &[u8], time: u64) -> String {
 
 /// A code for the next step: within the server's ±1 step window, and later than any step a
 /// code computed "now" (e.g. at confirmation) could have used.
-fn next_code(secret: &[u8]) -> String {
+pub(crate) fn next_code(secret: &[u8]) -> String {
     code_at(secret, now_secs() + 30)
 }
 

@@ -1,0 +1,509 @@
+//! Key rotation (re-encryption progress derived from the ciphertexts themselves, retirement,
+//! root-key rewrap) and retention purges.
+//!
+//! A ciphertext's key version is bytes 2..=5 of its header (big-endian), so SQLite can count
+//! and select by version with `substr(col, 2, 4)` without any bookkeeping that a crash could lose.
+
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+
+use crate::StoreError;
+use crate::rows::*;
+
+fn version_bytes(version: i64) -> Result<Vec<u8>, StoreError> {
+    u32::try_from(version)
+        .map(|v| v.to_be_bytes().to_vec())
+        .map_err(|_| StoreError::Corrupt("key version out of range".into()))
+}
+
+/// `SELECT substr(col,2,4) AS v, count(*) AS n …` over every ciphertext column of the tenant `$1`.
+fn usage_sql() -> String {
+    let mut parts = Vec::new();
+    for t in CipherTable::ALL {
+        for c in t.columns() {
+            parts.push(format!(
+                "SELECT substr({c}, 2, 4) AS v, count(*) AS n FROM {tab} \
+                 WHERE tenant_id = $1 AND {c} IS NOT NULL GROUP BY v",
+                tab = t.table()
+            ));
+        }
+    }
+    format!(
+        "SELECT v, SUM(n) AS n FROM ({}) GROUP BY v",
+        parts.join(" UNION ALL ")
+    )
+}
+
+fn parse_usage(rows: Vec<(Vec<u8>, i64)>) -> Result<Vec<KeyUsageRow>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (v, n) in rows {
+        let bytes: [u8; 4] = v
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("ciphertext without a key version".into()))?;
+        out.push(KeyUsageRow {
+            version: i64::from(u32::from_be_bytes(bytes)),
+            ciphertexts: n,
+        });
+    }
+    out.sort_by_key(|u| u.version);
+    Ok(out)
+}
+
+pub(super) async fn key_usage(
+    pool: &SqlitePool,
+    scope: &TenantScope,
+) -> Result<Vec<KeyUsageRow>, StoreError> {
+    let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(AssertSqlSafe(usage_sql()))
+        .bind(scope.id())
+        .fetch_all(pool)
+        .await?;
+    parse_usage(rows)
+}
+
+pub(super) async fn retired_tenant_keys(
+    pool: &SqlitePool,
+    scope: &TenantScope,
+) -> Result<Vec<RetiredKeyRow>, StoreError> {
+    Ok(
+        sqlx::query_as(
+            "SELECT * FROM tenant_key_retirements WHERE tenant_id = $1 ORDER BY version",
+        )
+        .bind(scope.id())
+        .fetch_all(pool)
+        .await?,
+    )
+}
+
+pub(super) async fn all_tenant_keys(pool: &SqlitePool) -> Result<Vec<TenantKeyRow>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM tenant_keys ORDER BY tenant_id, version")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+pub(super) async fn all_totp(pool: &SqlitePool) -> Result<Vec<TotpRow>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM user_totp ORDER BY user_id")
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Rows of `table` with at least one ciphertext not under `current`, by key after `after`.
+pub(super) async fn stale_ciphertexts(
+    pool: &SqlitePool,
+    scope: &TenantScope,
+    table: CipherTable,
+    current: i64,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<CipherRow>, StoreError> {
+    let key = table.key_column();
+    let cols = table.columns();
+    let stale = cols
+        .iter()
+        .map(|c| format!("({c} IS NOT NULL AND substr({c}, 2, 4) <> $3)"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let sql = format!(
+        "SELECT {key} AS row_key, {cols} FROM {tab} WHERE tenant_id = $1 AND {key} > $2 \
+         AND ({stale}) ORDER BY {key} LIMIT $4",
+        cols = cols.join(", "),
+        tab = table.table()
+    );
+    // Built from static table and column names only.
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(scope.id())
+        .bind(after.unwrap_or(""))
+        .bind(version_bytes(current)?)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut cells = Vec::with_capacity(cols.len());
+        for c in cols {
+            cells.push(row.try_get::<Option<Vec<u8>>, _>(*c)?);
+        }
+        out.push(CipherRow {
+            id: row.try_get("row_key")?,
+            cells,
+        });
+    }
+    Ok(out)
+}
+
+/// Closed or resolved cases of the tenant last changed before `cutoff`, oldest first.
+pub(super) async fn expired_cases(
+    pool: &SqlitePool,
+    scope: &TenantScope,
+    cutoff: i64,
+    limit: u32,
+) -> Result<Vec<CaseRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM cases WHERE tenant_id = $1 AND status IN ('closed', 'resolved') \
+         AND updated_at < $2 ORDER BY updated_at, id LIMIT $3",
+    )
+    .bind(scope.id())
+    .bind(cutoff)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn apply(
+    conn: &mut SqliteConnection,
+    mutation: &Mutation,
+) -> Result<(), StoreError> {
+    match mutation {
+        Mutation::ReencryptRow {
+            table,
+            scope,
+            id,
+            old,
+            new,
+            email_index,
+        } => {
+            let cols = table.columns();
+            if old.len() != cols.len() || new.len() != cols.len() {
+                return Err(StoreError::Corrupt("re-encryption row shape".into()));
+            }
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("UPDATE {} SET ", table.table()));
+            let mut set = qb.separated(", ");
+            for (c, v) in cols.iter().zip(new) {
+                set.push(format!("{c} = "));
+                set.push_bind_unseparated(v.clone());
+            }
+            if let (CipherTable::Contacts, Some(index)) = (table, email_index) {
+                set.push("email_index = ");
+                set.push_bind_unseparated(index.clone());
+            }
+            qb.push(" WHERE tenant_id = ");
+            qb.push_bind(scope.id().to_owned());
+            qb.push(format!(" AND {} = ", table.key_column()));
+            qb.push_bind(id.clone());
+            for (c, v) in cols.iter().zip(old) {
+                // `IS` compares NULLs too: a cell emptied concurrently also counts as a change.
+                qb.push(format!(" AND {c} IS "));
+                qb.push_bind(v.clone());
+            }
+            // No rows: a user write got there first, with the current key. Nothing to do.
+            qb.build().execute(conn).await?;
+        }
+        Mutation::RetireTenantKey { scope, version, at } => {
+            let newer: Option<(i64,)> = sqlx::query_as(
+                "SELECT 1 FROM tenant_keys WHERE tenant_id = $1 AND version > $2 LIMIT 1",
+            )
+            .bind(scope.id())
+            .bind(version)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if newer.is_none() {
+                return Err(StoreError::Conflict(
+                    "the current key version is never retired",
+                ));
+            }
+            let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(AssertSqlSafe(usage_sql()))
+                .bind(scope.id())
+                .fetch_all(&mut *conn)
+                .await?;
+            if parse_usage(rows)?
+                .iter()
+                .any(|u| u.version == *version && u.ciphertexts > 0)
+            {
+                return Err(StoreError::Conflict("the key version is still in use"));
+            }
+            let created: Option<(i64,)> = sqlx::query_as(
+                "DELETE FROM tenant_keys WHERE tenant_id = $1 AND version = $2 RETURNING created_at",
+            )
+            .bind(scope.id())
+            .bind(version)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some((created_at,)) = created else {
+                return Err(StoreError::Conflict("no such key version"));
+            };
+            sqlx::query(
+                "INSERT INTO tenant_key_retirements (tenant_id, version, created_at, retired_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(scope.id())
+            .bind(version)
+            .bind(created_at)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::RewrapTenantKey {
+            tenant_id,
+            version,
+            wrapped,
+        } => {
+            let done = sqlx::query(
+                "UPDATE tenant_keys SET wrapped = $3 WHERE tenant_id = $1 AND version = $2",
+            )
+            .bind(tenant_id)
+            .bind(version)
+            .bind(wrapped)
+            .execute(conn)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict("no such key version"));
+            }
+        }
+        Mutation::ResealTotp { user_id, secret } => {
+            sqlx::query("UPDATE user_totp SET secret = $2 WHERE user_id = $1")
+                .bind(user_id)
+                .bind(secret)
+                .execute(conn)
+                .await?;
+        }
+        Mutation::PurgeCase {
+            scope,
+            case_id,
+            cutoff,
+        } => {
+            let gone = sqlx::query(
+                "DELETE FROM cases WHERE tenant_id = $1 AND id = $2 \
+                 AND status IN ('closed', 'resolved') AND updated_at < $3",
+            )
+            .bind(scope.id())
+            .bind(case_id)
+            .bind(cutoff)
+            .execute(&mut *conn)
+            .await?;
+            if gone.rows_affected() != 1 {
+                return Err(StoreError::Conflict("the case is no longer due for purge"));
+            }
+            sqlx::query("DELETE FROM comments WHERE tenant_id = $1 AND case_id = $2")
+                .bind(scope.id())
+                .bind(case_id)
+                .execute(conn)
+                .await?;
+        }
+        _ => {
+            return Err(StoreError::Corrupt(
+                "not a key or retention mutation".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{SqliteStore, Store};
+
+    const T: &str = "t1";
+
+    /// A stand-in ciphertext: format byte, key version, then opaque bytes.
+    fn ct(version: u32, tag: u8) -> Vec<u8> {
+        let mut v = vec![1u8];
+        v.extend_from_slice(&version.to_be_bytes());
+        v.extend_from_slice(&[tag; 28]);
+        v
+    }
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        (dir, s)
+    }
+
+    async fn run(s: &SqliteStore, m: Mutation) -> Result<(), StoreError> {
+        s.commit(&[vec![m]], &AuditAppend::default())
+            .await
+            .unwrap()
+            .remove(0)
+    }
+
+    fn tenant() -> Mutation {
+        Mutation::InsertTenant(TenantRow {
+            id: T.into(),
+            name: "t".into(),
+            status: "active".into(),
+            instructions: "{}".into(),
+            created_at: 0,
+            updated_at: 0,
+        })
+    }
+
+    fn key(version: i64) -> Mutation {
+        Mutation::InsertTenantKey(TenantKeyRow {
+            tenant_id: T.into(),
+            version,
+            wrapped: vec![0; 8],
+            created_at: 0,
+        })
+    }
+
+    fn case(id: &str, status: &str, updated_at: i64) -> Mutation {
+        Mutation::InsertCase(CaseRow {
+            tenant_id: T.into(),
+            id: id.into(),
+            title: ct(1, 7),
+            description: None,
+            severity: "low".into(),
+            status: status.into(),
+            product: None,
+            contact_id: None,
+            assignee_id: None,
+            created_at: 0,
+            updated_at,
+        })
+    }
+
+    fn reencrypt(old: Vec<u8>, new: Vec<u8>) -> Mutation {
+        Mutation::ReencryptRow {
+            table: CipherTable::Cases,
+            scope: TenantScope::new(T),
+            id: "c1".into(),
+            old: vec![Some(old), None],
+            new: vec![Some(new), None],
+            email_index: None,
+        }
+    }
+
+    fn usage(rows: &[KeyUsageRow]) -> Vec<(i64, i64)> {
+        rows.iter().map(|u| (u.version, u.ciphertexts)).collect()
+    }
+
+    #[tokio::test]
+    async fn reencryption_is_conditional_and_retirement_checks_use() {
+        let (_dir, s) = store().await;
+        let scope = TenantScope::new(T);
+        for m in [tenant(), key(1), key(2), case("c1", "open", 0)] {
+            run(&s, m).await.unwrap();
+        }
+        assert_eq!(usage(&s.key_usage(&scope).await.unwrap()), vec![(1, 1)]);
+        let stale = s
+            .stale_ciphertexts(&scope, CipherTable::Cases, 2, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(stale.len(), 1);
+        assert_eq!(stale[0].cells, vec![Some(ct(1, 7)), None]);
+        // In use: not retired; the newest is never retired.
+        assert!(matches!(
+            run(
+                &s,
+                Mutation::RetireTenantKey {
+                    scope: scope.clone(),
+                    version: 1,
+                    at: 5
+                }
+            )
+            .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            run(
+                &s,
+                Mutation::RetireTenantKey {
+                    scope: scope.clone(),
+                    version: 2,
+                    at: 5
+                }
+            )
+            .await,
+            Err(StoreError::Conflict(_))
+        ));
+
+        // A user write got there first: the job's rewrite changes nothing.
+        run(&s, reencrypt(ct(1, 9), ct(2, 1))).await.unwrap();
+        assert_eq!(s.case(&scope, "c1").await.unwrap().unwrap().title, ct(1, 7));
+        // Still what was read: rewritten.
+        run(&s, reencrypt(ct(1, 7), ct(2, 7))).await.unwrap();
+        assert_eq!(s.case(&scope, "c1").await.unwrap().unwrap().title, ct(2, 7));
+        assert_eq!(usage(&s.key_usage(&scope).await.unwrap()), vec![(2, 1)]);
+        assert!(
+            s.stale_ciphertexts(&scope, CipherTable::Cases, 2, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        run(
+            &s,
+            Mutation::RetireTenantKey {
+                scope: scope.clone(),
+                version: 1,
+                at: 5,
+            },
+        )
+        .await
+        .unwrap();
+        let live: Vec<i64> = s
+            .tenant_keys(&scope)
+            .await
+            .unwrap()
+            .iter()
+            .map(|k| k.version)
+            .collect();
+        assert_eq!(live, vec![2]);
+        let retired = s.retired_tenant_keys(&scope).await.unwrap();
+        assert_eq!((retired[0].version, retired[0].retired_at), (1, 5));
+    }
+
+    #[tokio::test]
+    async fn purge_takes_only_closed_cases_past_the_cutoff() {
+        let (_dir, s) = store().await;
+        let scope = TenantScope::new(T);
+        for m in [
+            tenant(),
+            case("old-closed", "closed", 10),
+            case("old-resolved", "resolved", 10),
+            case("old-open", "open", 10),
+            case("new-closed", "closed", 100),
+        ] {
+            run(&s, m).await.unwrap();
+        }
+        run(
+            &s,
+            Mutation::InsertComment(CommentRow {
+                tenant_id: T.into(),
+                id: "m1".into(),
+                case_id: "old-closed".into(),
+                author_id: "u".into(),
+                body: ct(1, 3),
+                created_at: 0,
+            }),
+        )
+        .await
+        .unwrap();
+        let due: Vec<String> = s
+            .expired_cases(&scope, 50, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(due, vec!["old-closed", "old-resolved"]);
+        let purge = |id: &str| Mutation::PurgeCase {
+            scope: scope.clone(),
+            case_id: id.into(),
+            cutoff: 50,
+        };
+        run(&s, purge("old-closed")).await.unwrap();
+        assert!(s.case(&scope, "old-closed").await.unwrap().is_none());
+        assert!(
+            s.comments(&scope, "old-closed", None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Not closed, or too recent, or gone already: a conflict, nothing deleted.
+        for id in ["old-open", "new-closed", "old-closed"] {
+            assert!(
+                matches!(run(&s, purge(id)).await, Err(StoreError::Conflict(_))),
+                "{id}"
+            );
+        }
+        assert!(s.case(&scope, "old-open").await.unwrap().is_some());
+    }
+}

@@ -1,0 +1,179 @@
+//! `strongroom keys …`: tenant key rotation and root-key rotation on a stopped server's data dir.
+//!
+//! Root-key rotation (`rotate-root`) with the file key provider:
+//! 1. the new key is written to `keys/root.key.new` and the current one copied to
+//!    `keys/root.key.old` (both mode 0600, synced);
+//! 2. every tenant key is rewrapped and every user secret re-sealed under the new key in ONE
+//!    database transaction; the data itself is not touched;
+//! 3. `root.key.new` is renamed over `root.key`, then `root.key.old` is deleted.
+//!
+//! A crash before 2 commits leaves the database under the old key; after, under the new one. The
+//! next start (or command) on the data dir sees `root.key.new`, finds out which key opens the
+//! tenant keys and finishes or undoes the swap, so the key file always matches the database.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use strongroom_crypto::{FileKeyProvider, KeyProvider, RootKey, encode_key, unwrap_tenant_keys};
+use strongroom_store::{SqliteStore, Store};
+
+use crate::admin_cmd::{DataDirArgs, open};
+use crate::datadir::DataDir;
+
+#[derive(Debug, clap::Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub dir: DataDirArgs,
+    /// The tenant whose keys get a new version.
+    #[arg(long)]
+    pub tenant: String,
+    /// Also re-encrypt the tenant's data now (otherwise the server's job does it after start).
+    #[arg(long)]
+    pub reencrypt: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RotateRootArgs {
+    #[command(flatten)]
+    pub dir: DataDirArgs,
+    /// The new root key (base64 of 32 bytes, mode 0600); a fresh random key when absent.
+    #[arg(long)]
+    pub new_key_file: Option<PathBuf>,
+}
+
+pub async fn rotate(args: RotateArgs) -> Result<()> {
+    let (_dir, vault) = open(&args.dir).await?;
+    let mut status = vault
+        .rotate_tenant_keys_unattended(&args.tenant, "cli.keys-rotate")
+        .await
+        .map_err(|e| anyhow::anyhow!("key rotation: {e}"))?;
+    if args.reencrypt {
+        vault
+            .reencrypt_tenant(&args.tenant, "cli.keys-rotate")
+            .await
+            .map_err(|e| anyhow::anyhow!("re-encryption: {e}"))?;
+        status = vault
+            .tenant_key_status_unattended(&args.tenant)
+            .await
+            .map_err(|e| anyhow::anyhow!("key status: {e}"))?;
+    }
+    print_json(&status)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn root_paths(dir: &DataDir) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.path("keys/root.key"),
+        dir.path("keys/root.key.new"),
+        dir.path("keys/root.key.old"),
+    )
+}
+
+pub async fn rotate_root(args: RotateRootArgs) -> Result<()> {
+    let (dir, vault) = open(&args.dir).await?;
+    let config = crate::config::Config::load(args.dir.config.as_deref(), &args.dir.data_dir)?;
+    if config.root_key_env.is_some() {
+        bail!(
+            "the root key comes from the environment (root_key_env): rotate it there; \
+             this command rotates the data dir's key file only"
+        );
+    }
+    let (current, new, old) = root_paths(&dir);
+    let new_key = match &args.new_key_file {
+        Some(path) => FileKeyProvider::open(path)
+            .and_then(|p| p.root_key())
+            .with_context(|| format!("new root key from {}", path.display()))?,
+        None => RootKey::generate().context("generating the new root key")?,
+    };
+    write_key_file(&new, &new_key)?;
+    fs::copy(&current, &old).with_context(|| format!("keeping {}", old.display()))?;
+    File::open(&old)?.sync_all()?;
+    sync_dir(&current)?;
+    let report = match vault
+        .rotate_root_key(&new_key, "cli.keys-rotate-root")
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing was committed: the old key stays.
+            let _ = fs::remove_file(&new);
+            let _ = fs::remove_file(&old);
+            bail!("root-key rotation failed, nothing changed: {e}");
+        }
+    };
+    fs::rename(&new, &current).with_context(|| format!("replacing {}", current.display()))?;
+    sync_dir(&current)?;
+    fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+    sync_dir(&current)?;
+    print_json(&report)
+}
+
+fn write_key_file(path: &Path, key: &RootKey) -> Result<()> {
+    let _ = fs::remove_file(path);
+    let mut f = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut text = encode_key(key.secret());
+    text.push('\n');
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn sync_dir(file: &Path) -> Result<()> {
+    if let Some(parent) = file.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Finishes or undoes a root-key rotation that stopped half-way (see the module comment).
+pub async fn recover_root_rotation(dir: &DataDir, busy_timeout: Duration) -> Result<()> {
+    let (current, new, old) = root_paths(dir);
+    if !new.exists() {
+        return Ok(());
+    }
+    let new_key = FileKeyProvider::open(&new)
+        .and_then(|p| p.root_key())
+        .context("reading keys/root.key.new of an interrupted root-key rotation")?;
+    let committed = if dir.database().exists() {
+        let store = SqliteStore::open_read_only(&dir.database(), busy_timeout)
+            .await
+            .context("opening the database")?;
+        let keys = store.all_tenant_keys().await;
+        store.close().await;
+        match keys.context("reading tenant keys")?.first() {
+            Some(k) => u32::try_from(k.version)
+                .ok()
+                .and_then(|v| unwrap_tenant_keys(&new_key, &k.tenant_id, v, &k.wrapped).ok())
+                .is_some(),
+            None => true,
+        }
+    } else {
+        true
+    };
+    if committed {
+        fs::rename(&new, &current).context("completing the root-key rotation")?;
+        eprintln!("strongroom: completed an interrupted root-key rotation");
+    } else {
+        fs::remove_file(&new).context("undoing the root-key rotation")?;
+        eprintln!("strongroom: undid an interrupted root-key rotation (the old key stays)");
+    }
+    sync_dir(&current)?;
+    let _ = fs::remove_file(&old);
+    sync_dir(&current)?;
+    Ok(())
+}
