@@ -446,6 +446,12 @@ pub enum Mutation {
     DeleteTenantExports {
         scope: TenantScope,
     },
+    /// Expires every open export of a requester (in one tenant, or everywhere): what they could
+    /// read when they built it is no longer theirs once a grant, role or account ends.
+    ExpireUserExports {
+        user_id: String,
+        scope: Option<TenantScope>,
+    },
     /// Crypto-shreds a tenant: destroys its wrapped keys, removes every row holding its id (and its
     /// users' sessions, keys and factors), and records a [`TenantShredRow`] with the counts taken
     /// inside the same transaction. `Conflict` when the tenant is already shredded.
@@ -647,6 +653,8 @@ pub struct AccessRequestRow {
 pub struct AccessRequestFilter {
     pub state: Option<String>,
     pub now: i64,
+    /// Only this requester's requests.
+    pub requester_id: Option<String>,
 }
 
 /// A grant active at the time asked, with the contact of its case.

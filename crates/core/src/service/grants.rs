@@ -93,10 +93,16 @@ impl Vault {
         at: i64,
     ) -> ServiceResult<(Vec<AuditRecord>, Vec<Mutation>)> {
         let mut records = Vec::new();
-        let mut mutations = vec![Mutation::RevokeUserGrants {
-            user_id: user_id.to_owned(),
-            at,
-        }];
+        let mut mutations = vec![
+            Mutation::RevokeUserGrants {
+                user_id: user_id.to_owned(),
+                at,
+            },
+            Mutation::ExpireUserExports {
+                user_id: user_id.to_owned(),
+                scope: None,
+            },
+        ];
         for row in self.store.open_requests_of_user(user_id, at).await? {
             let mut record = AuditRecord::new("access.revoke", request_id);
             record.actor = actor.cloned();

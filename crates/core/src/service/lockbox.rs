@@ -225,7 +225,7 @@ impl Vault {
                 vec![Mutation::InsertAccessRequest(row.clone()), notification],
             )
             .await?;
-        self.request_view(&row, &ring, true).await
+        self.request_view(&row, &ring).await
     }
 
     pub async fn access_requests(
@@ -267,6 +267,10 @@ impl Vault {
                 state.map(str::to_owned)
             },
             now: self.now(),
+            // Staff see their own requests; a security officer also sees the tenant's break-glass
+            // grants, which a second officer must review. The customer sees all of its own.
+            requester_id: (p.is_staff() && !p.roles.contains(&Role::SecurityOfficer))
+                .then(|| p.user_id.clone()),
         };
         let rows = self
             .store
@@ -280,12 +284,14 @@ impl Vault {
         self.audit.append(record).await?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let customer = p.tenant_id.as_deref() == Some(tenant_id);
+        let officer = p.is_staff() && p.roles.contains(&Role::SecurityOfficer);
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
-            items.push(
-                self.request_view(row, &ring, customer || row.requester_id == p.user_id)
-                    .await?,
-            );
+            let own = row.requester_id == p.user_id;
+            if !customer && !own && !(officer && row.break_glass) {
+                continue;
+            }
+            items.push(self.request_view(row, &ring).await?);
         }
         let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
         Ok(Page { items, next_cursor })
@@ -390,6 +396,11 @@ impl Vault {
                         at: now,
                     },
                     notification,
+                    // Exports built while the grant was open go with it.
+                    Mutation::ExpireUserExports {
+                        user_id: row.requester_id.clone(),
+                        scope: Some(TenantScope::new(tenant_id)),
+                    },
                 ],
             )
             .await?;
@@ -458,20 +469,19 @@ impl Vault {
             .await?
             .ok_or_else(ServiceError::not_found)?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        self.request_view(&row, &ring, true).await
+        self.request_view(&row, &ring).await
     }
 
     async fn request_view(
         &self,
         row: &AccessRequestRow,
         ring: &strongroom_crypto::TenantKeyring,
-        show_comment: bool,
     ) -> ServiceResult<AccessRequestView> {
         let now = self.now();
         let requester = self.user_row(&row.requester_id).await?;
-        let comment = match (&row.decision_comment, show_comment) {
-            (Some(ct), true) => Some(shape::open(ring, KIND, &row.id, "decision_comment", ct)?),
-            _ => None,
+        let comment = match &row.decision_comment {
+            Some(ct) => Some(shape::open(ring, KIND, &row.id, "decision_comment", ct)?),
+            None => None,
         };
         Ok(AccessRequestView {
             id: row.id.clone(),

@@ -131,6 +131,17 @@ pub(super) async fn apply(
             .await?;
             Ok(())
         }
+        Mutation::ExpireUserExports { user_id, scope } => {
+            sqlx::query(
+                "UPDATE exports SET ciphertext = NULL, state = 'expired' \
+                 WHERE requester_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND state <> 'expired'",
+            )
+            .bind(user_id)
+            .bind(scope.as_ref().map(TenantScope::id))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
         Mutation::DeleteTenantExports { scope } => {
             sqlx::query("DELETE FROM exports WHERE tenant_id = $1")
                 .bind(scope.id())

@@ -32,13 +32,15 @@ pub(super) async fn access_requests(
          AND ($3 IS NULL OR (CASE \
            WHEN state = 'pending' AND request_expires_at <= $5 THEN 'expired' \
            WHEN state = 'approved' AND ends_at <= $5 THEN 'expired' \
-           ELSE state END) = $3) ORDER BY id DESC LIMIT $4",
+           ELSE state END) = $3) AND ($6 IS NULL OR requester_id = $6) \
+         ORDER BY id DESC LIMIT $4",
     )
     .bind(scope.id())
     .bind(after)
     .bind(filter.state.as_deref())
     .bind(i64::from(limit))
     .bind(filter.now)
+    .bind(filter.requester_id.as_deref())
     .fetch_all(pool)
     .await?)
 }

@@ -122,7 +122,8 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
         Mutation::InsertExport(_)
         | Mutation::ApproveExport { .. }
         | Mutation::ExpireExport { .. }
-        | Mutation::DeleteTenantExports { .. } => {
+        | Mutation::DeleteTenantExports { .. }
+        | Mutation::ExpireUserExports { .. } => {
             return super::exports::apply(conn, mutation).await;
         }
         Mutation::ShredTenant {

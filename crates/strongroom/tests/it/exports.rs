@@ -663,3 +663,36 @@ async fn the_tenant_archive_holds_everything_and_its_audit_proofs_verify() {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
 }
+
+#[tokio::test]
+async fn an_export_ends_with_the_access_it_was_built_from() {
+    let server = shared(&SERVER, &[]);
+    let w = world(&server).await;
+    let platform = server.admin().await;
+    let (_, recipient) = key_pair();
+    let body = json!({"scope": records_scope(&["cases"]), "recipient": recipient});
+    let export = w
+        .engineer
+        .post(&exports_path(&w.tenant), body)
+        .await
+        .ok(201);
+    let id = export["id"].as_str().expect("id").to_owned();
+    assert_eq!(export["state"], "ready", "{export}");
+
+    // Moved to marketing: the content read as an engineer is no longer the user's to take.
+    platform
+        .patch(
+            &format!("/v1/users/{}", w.engineer.id),
+            json!({"roles": ["marketing"]}),
+        )
+        .await
+        .ok(200);
+    let (again, _) = login(&server, &w.engineer.username, PASSWORD).await;
+    let again = again.with_purpose(Some("case-resolution"));
+    again
+        .get(&export_path(&w.tenant, &id, "/download"))
+        .await
+        .err(404, "not_found");
+    let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
+    assert_eq!(seen["state"], "expired", "{seen}");
+}

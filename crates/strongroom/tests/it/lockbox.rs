@@ -769,3 +769,31 @@ async fn grants_nearing_their_end_are_announced_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(expiring(&list_items(&w.admin, &path).await), 1);
 }
+
+#[tokio::test]
+async fn staff_see_only_their_own_requests() {
+    let server = shared(&SERVER, ENV);
+    let w = world(&server, json!({})).await;
+    let t = &w.tenant;
+    let rid = id_of(&request(&w.engineer, t, ask(&w.case_a, &["case_content"], 60)).await);
+    let platform = server.admin().await;
+    let stranger = staff_session(&server, &platform, "support_engineer").await;
+    let seen = stranger.get(&requests_path(t)).await;
+    let items = seen.ok(200)["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(items.is_empty(), "another engineer sees: {items:?}");
+    // The requester and the customer still do, with the justification.
+    let own = list_items(&w.engineer, &requests_path(t)).await;
+    assert!(own.iter().any(|r| r["id"] == rid.as_str()), "{own:?}");
+    let customer = list_items(&w.admin, &requests_path(t)).await;
+    let row = customer
+        .iter()
+        .find(|r| r["id"] == rid.as_str())
+        .unwrap_or_else(|| panic!("{customer:?}"));
+    assert_eq!(
+        row["justification"],
+        "ticket 4711: customer asked us to look"
+    );
+}
