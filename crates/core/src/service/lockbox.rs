@@ -287,8 +287,8 @@ impl Vault {
         let officer = p.is_staff() && p.roles.contains(&Role::SecurityOfficer);
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
-            let own = row.requester_id == p.user_id;
-            if !customer && !own && !(officer && row.break_glass) {
+            let visible = customer || row.requester_id == p.user_id || (officer && row.break_glass);
+            if !visible {
                 continue;
             }
             items.push(self.request_view(row, &ring).await?);
