@@ -1,6 +1,7 @@
 //! Tenant keyrings: unwrapped on first use under the root key, kept in memory (zeroized on drop).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use strongroom_crypto::{
@@ -18,6 +19,8 @@ pub struct KeyCache {
     /// Shredded tenants (ids are never reused): a load that raced the deletion must not cache
     /// their keys again.
     shredded: RwLock<HashSet<String>>,
+    /// Bumped by every `forget`: a keyring loaded before a rotation is used but not cached.
+    generation: AtomicU64,
 }
 
 impl KeyCache {
@@ -29,6 +32,7 @@ impl KeyCache {
             platform,
             rings: RwLock::new(HashMap::new()),
             shredded: RwLock::new(HashSet::new()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -83,6 +87,7 @@ impl KeyCache {
     /// Drops the cached keyring, so the next use reads the tenant's key versions again.
     pub fn forget(&self, tenant_id: &str) {
         if let Ok(mut map) = self.rings.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             map.remove(tenant_id);
         }
     }
@@ -135,6 +140,7 @@ impl KeyCache {
         {
             return Ok(ring);
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let rows = store.tenant_keys(&TenantScope::new(tenant_id)).await?;
         let mut versions = Vec::with_capacity(rows.len());
         for row in rows {
@@ -157,7 +163,11 @@ impl KeyCache {
         if self.shredded.read().map_or(true, |s| s.contains(tenant_id)) {
             return Err(ServiceError::internal("tenant keys destroyed"));
         }
-        map.insert(tenant_id.to_owned(), Arc::clone(&ring));
+        // A rotation committed while we read: this ring may lack the new version, so the next use
+        // reads again.
+        if self.generation.load(Ordering::SeqCst) == generation {
+            map.insert(tenant_id.to_owned(), Arc::clone(&ring));
+        }
         Ok(ring)
     }
 }

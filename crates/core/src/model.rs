@@ -326,6 +326,13 @@ pub struct CreatedApiKey {
     pub key: String,
 }
 
+impl Drop for CreatedApiKey {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.key.zeroize();
+    }
+}
+
 impl std::fmt::Debug for CreatedApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreatedApiKey")

@@ -44,6 +44,8 @@ pub struct Settings {
     pub webhook_backoff_base_ms: u64,
     /// Time limit of one delivery attempt.
     pub webhook_timeout_ms: u64,
+    /// Lets tenants point webhooks at plain `http://` on this machine (a local relay, tests).
+    pub webhook_allow_loopback_http: bool,
     /// Longest lifetime an API key may be given at creation.
     pub api_key_max_lifetime_secs: u64,
     /// Records a user may put into limited exports per rolling 24 hours, by role (the highest of
@@ -111,6 +113,7 @@ impl Default for Settings {
             webhook_max_attempts: 8,
             webhook_backoff_base_ms: 2000,
             webhook_timeout_ms: 5000,
+            webhook_allow_loopback_http: false,
             api_key_max_lifetime_secs: 365 * 24 * 60 * 60,
             export_quota_per_day: default_export_quotas(),
             export_approval_threshold: 100,

@@ -273,9 +273,16 @@ impl Vault {
                 if self.store.tenant_keys(&scope).await?.len() < 2 {
                     continue;
                 }
-                let report = self.reencrypt_tenant(&t.id, request_id).await?;
-                total.rows_reencrypted += report.rows_reencrypted;
-                total.versions_retired.extend(report.versions_retired);
+                // One tenant whose keys fail must not hold up every other tenant's rotation.
+                match self.reencrypt_tenant(&t.id, request_id).await {
+                    Ok(report) => {
+                        total.rows_reencrypted += report.rows_reencrypted;
+                        total.versions_retired.extend(report.versions_retired);
+                    }
+                    Err(err) => {
+                        tracing::error!(tenant_id = %t.id, error = %err.message, "re-encryption failed");
+                    }
+                }
             }
         }
         Ok(total)

@@ -249,16 +249,30 @@ impl Vault {
             self.has_totp(&user.id).await? || self.mfa_required_for(&parse_roles(&user.roles));
         password::check_policy_for(&new, &user.username, second_factor)?;
         let hash = password::hash(new).await?;
-        self.audit
-            .commit(
-                vec![record],
-                vec![Mutation::SetPasswordHash {
-                    user_id: user.id.clone(),
-                    password_hash: hash,
-                    at: self.now(),
-                }],
-            )
-            .await?;
+        // Every other session ends with the old password: one may be why it was changed.
+        let others: Vec<Vec<u8>> = self
+            .live_sessions(&user.id)
+            .await?
+            .into_iter()
+            .map(|(row, _)| row.token_hash)
+            .filter(|h| h.as_slice() != p.token_hash.as_slice())
+            .collect();
+        let now = self.now();
+        let mut mutations = vec![Mutation::SetPasswordHash {
+            user_id: user.id.clone(),
+            password_hash: hash,
+            at: now,
+        }];
+        mutations.extend(others.iter().map(|h| Mutation::RevokeSession {
+            token_hash: h.clone(),
+            at: now,
+        }));
+        self.audit.commit(vec![record], mutations).await?;
+        for h in &others {
+            if let Ok(h) = <[u8; 32]>::try_from(h.as_slice()) {
+                self.sessions.remove(&h);
+            }
+        }
         self.forget_user(&user.id);
         Ok(())
     }

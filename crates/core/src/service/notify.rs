@@ -307,9 +307,20 @@ impl Vault {
                     .await?;
                 continue;
             };
-            let ring = self.keys.keyring(self.store.as_ref(), &n.tenant_id).await?;
-            let key =
-                shape::open_bytes(&ring, SECRET_KIND, &n.tenant_id, "secret", &secret.secret)?;
+            // A tenant whose secret cannot be opened must not stop every other tenant's deliveries.
+            let key = match self.keys.keyring(self.store.as_ref(), &n.tenant_id).await {
+                Ok(ring) => {
+                    shape::open_bytes(&ring, SECRET_KIND, &n.tenant_id, "secret", &secret.secret)
+                }
+                Err(err) => Err(err),
+            };
+            let key = match key {
+                Ok(key) => key,
+                Err(err) => {
+                    tracing::error!(tenant_id = %n.tenant_id, error = %err.message, "webhook secret unavailable");
+                    continue;
+                }
+            };
             let timestamp = now / 1000;
             out.push(WebhookDelivery {
                 signature: webhook_signature(&key, &n.id, timestamp, n.body.as_bytes()),

@@ -33,7 +33,10 @@ fn session_ref(id: String) -> Option<ResourceRef> {
 
 impl Vault {
     /// The user's sessions that still authenticate, with the freshest `last_seen` known.
-    async fn live_sessions(&self, user_id: &str) -> ServiceResult<Vec<(SessionRow, i64)>> {
+    pub(super) async fn live_sessions(
+        &self,
+        user_id: &str,
+    ) -> ServiceResult<Vec<(SessionRow, i64)>> {
         let now = self.now();
         let idle_ms = i64::try_from(self.settings.session_idle_timeout_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);

@@ -30,7 +30,11 @@ fn view(t: &TenantState) -> Tenant {
 }
 
 /// Applies `patch` and checks the result; marketing and advertising can never reach tenant content.
-fn merge(base: TenantInstructions, patch: InstructionsPatch) -> ServiceResult<TenantInstructions> {
+fn merge(
+    base: TenantInstructions,
+    patch: InstructionsPatch,
+    allow_loopback_http: bool,
+) -> ServiceResult<TenantInstructions> {
     let mut out = base;
     if let Some(purposes) = patch.allowed_purposes {
         let mut parsed = Vec::with_capacity(purposes.len());
@@ -93,11 +97,12 @@ fn merge(base: TenantInstructions, patch: InstructionsPatch) -> ServiceResult<Te
     if let Some(url) = patch.webhook_url {
         if url.is_empty() {
             out.webhook_url = None;
-        } else if valid_webhook_url(&url) {
+        } else if valid_webhook_url(&url, allow_loopback_http) {
             out.webhook_url = Some(url);
         } else {
             return Err(ServiceError::validation(
-                "webhook_url must be https://, or http:// to a loopback address",
+                "webhook_url must be https:// to a public host (plain http:// to this machine only \
+                 where the operator allows it)",
                 &["instructions.webhook_url"],
             ));
         }
@@ -119,9 +124,11 @@ fn merge(base: TenantInstructions, patch: InstructionsPatch) -> ServiceResult<Te
     Ok(out)
 }
 
-/// `https://host…`, or plain `http://` to this machine only (a local relay or a test receiver):
-/// anything else would send the notifications' ids in clear over a network.
-pub(crate) fn valid_webhook_url(url: &str) -> bool {
+/// `https://` to a public host, or, where the operator allows it, plain `http://` to this machine
+/// (a local relay or a test receiver). Customers set this URL, so an address inside the operator's
+/// networks (loopback, private, link-local) is refused: the server must not probe them for a tenant.
+/// Names are not resolved here; a name pointing inside is the operator's egress filter's to stop.
+pub(crate) fn valid_webhook_url(url: &str, allow_loopback_http: bool) -> bool {
     if url.len() > 2000 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
@@ -138,9 +145,37 @@ pub(crate) fn valid_webhook_url(url: &str) -> bool {
         None => authority.split(':').next().unwrap_or(""),
     };
     match scheme {
-        "https" => !host.is_empty(),
-        "http" => matches!(host, "127.0.0.1" | "localhost" | "::1"),
+        "https" => !host.is_empty() && !internal_host(host),
+        "http" => allow_loopback_http && matches!(host, "127.0.0.1" | "localhost" | "::1"),
         _ => false,
+    }
+}
+
+fn internal_host(host: &str) -> bool {
+    use std::net::IpAddr;
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64
+        }
+        Ok(IpAddr::V6(ip)) => {
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some()
+        }
+        Err(_) => false,
     }
 }
 
@@ -157,7 +192,11 @@ impl Vault {
         let decision = self.decide(p, Action::CreateTenant, &resource, None, ctx.purpose);
         self.enforce(&mut record, &decision).await?;
         let name = required_text(Some(&input.name), "name", 200)?;
-        let instructions = merge(TenantInstructions::default(), input.instructions)?;
+        let instructions = merge(
+            TenantInstructions::default(),
+            input.instructions,
+            self.settings.webhook_allow_loopback_http,
+        )?;
         let now = self.now();
         let row = TenantRow {
             id: id.clone(),
@@ -235,7 +274,11 @@ impl Vault {
             ctx.purpose,
         );
         self.enforce(&mut record, &decision).await?;
-        let instructions = merge(tenant.instructions.clone(), patch)?;
+        let instructions = merge(
+            tenant.instructions.clone(),
+            patch,
+            self.settings.webhook_allow_loopback_http,
+        )?;
         let mut row = tenant.row.clone();
         row.instructions = serde_json::to_string(&instructions)
             .map_err(|_| ServiceError::internal("instructions encoding"))?;
@@ -255,14 +298,32 @@ mod tests {
 
     #[test]
     fn webhook_urls() {
-        assert!(valid_webhook_url("https://hooks.example.com/strongroom"));
-        assert!(valid_webhook_url("http://127.0.0.1:8080/hook"));
-        assert!(valid_webhook_url("http://[::1]:8080/"));
-        assert!(!valid_webhook_url("http://hooks.example.com/"));
-        assert!(!valid_webhook_url("http://127.0.0.1.evil.com/"));
-        assert!(!valid_webhook_url("https://user:pw@example.com/"));
-        assert!(!valid_webhook_url("ftp://example.com/"));
-        assert!(!valid_webhook_url("https:///nohost"));
-        assert!(!valid_webhook_url("https://exa mple.com/"));
+        assert!(valid_webhook_url(
+            "https://hooks.example.com/strongroom",
+            false
+        ));
+        assert!(valid_webhook_url("http://127.0.0.1:8080/hook", true));
+        assert!(valid_webhook_url("http://[::1]:8080/", true));
+        assert!(!valid_webhook_url("http://127.0.0.1:8080/hook", false));
+        assert!(!valid_webhook_url("http://hooks.example.com/", true));
+        assert!(!valid_webhook_url("http://127.0.0.1.evil.com/", true));
+        assert!(!valid_webhook_url("https://user:pw@example.com/", false));
+        assert!(!valid_webhook_url("ftp://example.com/", false));
+        for internal in [
+            "https://127.0.0.1/",
+            "https://localhost:8443/",
+            "https://10.0.0.5:8443/admin",
+            "https://192.168.1.1/",
+            "https://172.16.0.1/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/",
+            "https://[::1]/",
+            "https://[fd00::1]/",
+            "https://[fe80::1]/",
+            "https://[::ffff:10.0.0.1]/",
+            "https://0.0.0.0/",
+        ] {
+            assert!(!valid_webhook_url(internal, false), "{internal}");
+        }
     }
 }

@@ -17,6 +17,7 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 const ENV: &[(&str, &str)] = &[
     ("STRONGROOM_WEBHOOK_POLL_INTERVAL_MS", "200"),
     ("STRONGROOM_WEBHOOK_BACKOFF_BASE_MS", "200"),
+    ("STRONGROOM_WEBHOOK_ALLOW_LOOPBACK_HTTP", "true"),
 ];
 
 fn requests_path(tenant: &str) -> String {

@@ -341,11 +341,16 @@ async fn eight_character_passwords_need_a_second_factor() {
     )
     .await
     .err(422, "validation_failed");
+    // A second session, opened before the change, ends with it; the changing one goes on.
+    let (other, _) = login(&server, &u.username, PASSWORD).await;
     let (secret, _) = enrol(&api, &u.username).await;
+    other.get("/v1/me").await.ok(200);
     assert_eq!(
         api.post("/v1/me/password", change).await.status.as_u16(),
         204
     );
+    other.get("/v1/me").await.err(401, "unauthenticated");
+    api.get("/v1/me").await.ok(200);
     try_login(&server, &u.username, PASSWORD)
         .await
         .err(401, "invalid_credentials");
