@@ -29,21 +29,25 @@ pub struct SweepArgs {
     /// Report what would happen, change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Judge inactivity as of this RFC 3339 time instead of now.
+    /// Judge as of this RFC 3339 time instead of now.
     #[arg(long)]
     pub as_of: Option<String>,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct PurgeArgs {
-    #[command(flatten)]
-    pub dir: DataDirArgs,
-    /// Report what would be purged, change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Judge age as of this RFC 3339 time instead of now.
-    #[arg(long)]
-    pub as_of: Option<String>,
+impl SweepArgs {
+    fn as_of_ms(&self) -> Result<Option<i64>> {
+        self.as_of
+            .as_deref()
+            .map(|text| parse_rfc3339(text).context("--as-of is not an RFC 3339 time"))
+            .transpose()
+    }
+}
+
+fn print_json<T: serde::Serialize>(report: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, report)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -82,35 +86,23 @@ pub(crate) async fn open(
 }
 
 pub async fn sweep_inactive(args: SweepArgs) -> Result<()> {
-    let as_of = match args.as_of.as_deref() {
-        None => None,
-        Some(text) => Some(parse_rfc3339(text).context("--as-of is not an RFC 3339 time")?),
-    };
+    let as_of = args.as_of_ms()?;
     let (_dir, vault) = open(&args.dir).await?;
     let report = vault
         .sweep_inactive_unattended(as_of, args.dry_run, "cli.sweep-inactive")
         .await
         .map_err(|e| anyhow::anyhow!("inactivity sweep: {e}"))?;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &report)?;
-    writeln!(out)?;
-    Ok(())
+    print_json(&report)
 }
 
-pub async fn purge_expired(args: PurgeArgs) -> Result<()> {
-    let as_of = match args.as_of.as_deref() {
-        None => None,
-        Some(text) => Some(parse_rfc3339(text).context("--as-of is not an RFC 3339 time")?),
-    };
+pub async fn purge_expired(args: SweepArgs) -> Result<()> {
+    let as_of = args.as_of_ms()?;
     let (_dir, vault) = open(&args.dir).await?;
     let report = vault
         .purge_expired_unattended(as_of, args.dry_run, "cli.purge-expired")
         .await
         .map_err(|e| anyhow::anyhow!("retention purge: {e}"))?;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &report)?;
-    writeln!(out)?;
-    Ok(())
+    print_json(&report)
 }
 
 pub async fn access_review(args: ReviewArgs) -> Result<()> {

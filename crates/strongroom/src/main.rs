@@ -7,6 +7,7 @@ mod bench;
 mod config;
 mod datadir;
 mod demo;
+mod jobs;
 mod keys_cmd;
 mod logging;
 mod serve;
@@ -94,7 +95,7 @@ enum AdminCommand {
     /// Snapshot every account for an access review; print it as JSON or CSV.
     AccessReview(admin_cmd::ReviewArgs),
     /// Purge closed cases older than their tenant's retention_days (with their comments).
-    PurgeExpired(admin_cmd::PurgeArgs),
+    PurgeExpired(admin_cmd::SweepArgs),
 }
 
 #[derive(Subcommand)]

@@ -99,10 +99,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         crate::demo::load(&vault, &admin_password).await?;
     }
 
-    spawn_inactivity_sweep(&vault);
-    spawn_export_sweep(&vault);
-    spawn_key_job(&vault);
-    spawn_retention_sweep(&vault);
+    crate::jobs::spawn_all(&vault);
     crate::webhooks::spawn(&vault);
 
     let metrics = strongroom_server::install_metrics();
@@ -134,107 +131,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     dir.remove_listen_file();
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Drops the ciphertext of expired exports every configured interval.
-fn spawn_export_sweep(vault: &Arc<Vault>) {
-    let secs = vault.settings().export_sweep_interval_secs;
-    if secs == 0 {
-        return;
-    }
-    let vault = Arc::clone(vault);
-    tokio::spawn(async move {
-        let period = Duration::from_secs(secs);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        loop {
-            ticks.tick().await;
-            match vault.sweep_expired_exports("job.export-sweep").await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "export sweep"),
-                Err(err) => tracing::error!(error = %err.message, "export sweep failed"),
-            }
-        }
-    });
-}
-
-/// Runs the inactivity sweep every configured interval (the first one interval after start).
-fn spawn_inactivity_sweep(vault: &Arc<Vault>) {
-    let secs = vault.settings().inactivity_sweep_interval_secs;
-    if secs == 0 {
-        return;
-    }
-    let vault = Arc::clone(vault);
-    tokio::spawn(async move {
-        let period = Duration::from_secs(secs);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        loop {
-            ticks.tick().await;
-            match vault
-                .sweep_inactive_unattended(None, false, "job.inactivity-sweep")
-                .await
-            {
-                Ok(report) => tracing::info!(
-                    suspended = report.suspended.len(),
-                    warned = report.warned.len(),
-                    "inactivity sweep"
-                ),
-                Err(err) => tracing::error!(error = %err.message, "inactivity sweep failed"),
-            }
-        }
-    });
-}
-
-/// Re-encrypts ciphertext under older key versions: at start (which resumes a run cut short by a
-/// crash: progress is in the data), right after each rotation, and every configured interval.
-fn spawn_key_job(vault: &Arc<Vault>) {
-    let secs = vault.settings().key_job_interval_secs;
-    if secs == 0 {
-        return;
-    }
-    let vault = Arc::clone(vault);
-    tokio::spawn(async move {
-        loop {
-            match vault.reencrypt_all("job.reencrypt").await {
-                Ok(report)
-                    if report.rows_reencrypted > 0 || !report.versions_retired.is_empty() =>
-                {
-                    tracing::info!(
-                        rows = report.rows_reencrypted,
-                        retired = report.versions_retired.len(),
-                        "re-encryption"
-                    );
-                }
-                Ok(_) => {}
-                Err(err) => tracing::error!(error = %err.message, "re-encryption failed"),
-            }
-            vault
-                .reencryption_requested(Duration::from_secs(secs))
-                .await;
-        }
-    });
-}
-
-/// Purges closed cases past their tenant's retention every configured interval.
-fn spawn_retention_sweep(vault: &Arc<Vault>) {
-    let secs = vault.settings().retention_sweep_interval_secs;
-    if secs == 0 {
-        return;
-    }
-    let vault = Arc::clone(vault);
-    tokio::spawn(async move {
-        let period = Duration::from_secs(secs);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        loop {
-            ticks.tick().await;
-            match vault
-                .purge_expired_unattended(None, false, "job.retention-purge")
-                .await
-            {
-                Ok(report) => tracing::info!(purged = report.purged.len(), "retention purge"),
-                Err(err) => tracing::error!(error = %err.message, "retention purge failed"),
-            }
-        }
-    });
 }
 
 async fn shutdown_signal() {

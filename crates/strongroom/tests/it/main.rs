@@ -17,6 +17,7 @@ mod governance;
 mod isolation;
 mod lifecycle_shred;
 mod lockbox;
+mod lockbox_notify;
 mod mfa;
 mod passwords;
 mod policy_files;

@@ -1,0 +1,101 @@
+//! The server's background jobs. Each is idempotent and judges from the data, so a missed or
+//! repeated run changes nothing; each logs counts only, never personal data.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strongroom_core::Vault;
+
+/// Starts every periodic job of a serving vault.
+pub fn spawn_all(vault: &Arc<Vault>) {
+    let settings = vault.settings();
+    every(
+        vault,
+        settings.inactivity_sweep_interval_secs,
+        |v| async move {
+            match v
+                .sweep_inactive_unattended(None, false, "job.inactivity-sweep")
+                .await
+            {
+                Ok(report) => tracing::info!(
+                    suspended = report.suspended.len(),
+                    warned = report.warned.len(),
+                    "inactivity sweep"
+                ),
+                Err(err) => tracing::error!(error = %err.message, "inactivity sweep failed"),
+            }
+        },
+    );
+    every(vault, settings.export_sweep_interval_secs, |v| async move {
+        match v.sweep_expired_exports("job.export-sweep").await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "export sweep"),
+            Err(err) => tracing::error!(error = %err.message, "export sweep failed"),
+        }
+    });
+    every(
+        vault,
+        settings.retention_sweep_interval_secs,
+        |v| async move {
+            match v
+                .purge_expired_unattended(None, false, "job.retention-purge")
+                .await
+            {
+                Ok(report) => tracing::info!(purged = report.purged.len(), "retention purge"),
+                Err(err) => tracing::error!(error = %err.message, "retention purge failed"),
+            }
+        },
+    );
+    spawn_key_job(vault);
+}
+
+/// Runs `job` every `secs` seconds, the first time one period after start; 0 turns it off.
+fn every<F, Fut>(vault: &Arc<Vault>, secs: u64, job: F)
+where
+    F: Fn(Arc<Vault>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    if secs == 0 {
+        return;
+    }
+    let vault = Arc::clone(vault);
+    tokio::spawn(async move {
+        let period = Duration::from_secs(secs);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            job(Arc::clone(&vault)).await;
+        }
+    });
+}
+
+/// Re-encrypts ciphertext under older key versions: at start (which resumes a run cut short by a
+/// crash: progress is in the data), right after each rotation, and every configured interval.
+fn spawn_key_job(vault: &Arc<Vault>) {
+    let secs = vault.settings().key_job_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let vault = Arc::clone(vault);
+    tokio::spawn(async move {
+        loop {
+            match vault.reencrypt_all("job.reencrypt").await {
+                Ok(report)
+                    if report.rows_reencrypted > 0 || !report.versions_retired.is_empty() =>
+                {
+                    tracing::info!(
+                        rows = report.rows_reencrypted,
+                        retired = report.versions_retired.len(),
+                        "re-encryption"
+                    );
+                }
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err.message, "re-encryption failed"),
+            }
+            vault
+                .reencryption_requested(Duration::from_secs(secs))
+                .await;
+        }
+    });
+}
