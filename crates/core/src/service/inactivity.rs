@@ -209,7 +209,17 @@ impl Vault {
                 self.after_suspension(&user.id);
                 Ok(true)
             }
-            Err(e) if e.code == ErrorCode::Conflict => Ok(false),
+            // A login or another instance got there first. The attempt's entries are in the log
+            // already; say that it changed nothing.
+            Err(e) if e.code == ErrorCode::Conflict => {
+                let mut kept = AuditRecord::new("user.suspend_not_applied", request_id);
+                kept.actor = actor;
+                kept.tenant_id.clone_from(&user.tenant_id);
+                kept.resource = user_ref(&user.id);
+                kept.reason = Some("no_longer_eligible");
+                self.audit.append(kept).await?;
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }

@@ -338,7 +338,9 @@ impl Vault {
             .transpose()?;
         let ends_at =
             approve.then(|| now.saturating_add(row.duration_minutes.saturating_mul(60_000)));
-        self.audit
+        let attempt = record.clone();
+        let outcome = self
+            .audit
             .commit(
                 vec![record],
                 vec![Mutation::DecideAccessRequest {
@@ -351,7 +353,19 @@ impl Vault {
                     ends_at,
                 }],
             )
-            .await?;
+            .await;
+        if let Err(e) = outcome {
+            // Decided by another admin meanwhile: the attempt's entry is in the log; record that
+            // it changed nothing.
+            if e.code == ErrorCode::Conflict {
+                let mut kept = attempt;
+                kept.action = "access.decide_not_applied";
+                kept.decision = crate::audit::AuditDecision::Deny;
+                kept.reason = Some("already_decided");
+                self.audit.append(kept).await?;
+            }
+            return Err(e);
+        }
         self.fresh_view(tenant_id, request_id).await
     }
 
