@@ -342,12 +342,9 @@ impl Vault {
             return Err(ServiceError::unauthenticated());
         }
         if cached.touch(now) {
-            let audit = Arc::clone(&self.audit);
-            let id = cached.id.clone();
-            tokio::spawn(async move {
-                let _ = audit
-                    .commit(Vec::new(), vec![Mutation::TouchApiKey { id, at: now }])
-                    .await;
+            self.record_use_later(Mutation::TouchApiKey {
+                id: cached.id.clone(),
+                at: now,
             });
         }
         Ok(Principal {

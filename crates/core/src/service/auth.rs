@@ -296,18 +296,9 @@ impl Vault {
             return Err(ServiceError::unauthenticated());
         }
         if session.touch(now) {
-            let audit = Arc::clone(&self.audit);
-            let token_hash = hash.to_vec();
-            tokio::spawn(async move {
-                let _ = audit
-                    .commit(
-                        Vec::new(),
-                        vec![Mutation::TouchSession {
-                            token_hash,
-                            at: now,
-                        }],
-                    )
-                    .await;
+            self.record_use_later(Mutation::TouchSession {
+                token_hash: hash.to_vec(),
+                at: now,
             });
         }
         Ok(Principal {
@@ -406,6 +397,15 @@ fn mfa_required() -> ServiceError {
 }
 
 impl Vault {
+    /// Writes a last-use time off the request path: it is bookkeeping, not part of the answer,
+    /// and a failure only leaves the stored time older.
+    pub(super) fn record_use_later(&self, mutation: Mutation) {
+        let audit = Arc::clone(&self.audit);
+        tokio::spawn(async move {
+            let _ = audit.commit(Vec::new(), vec![mutation]).await;
+        });
+    }
+
     /// Records a failed credential check: the refusal and, in the same transaction, the count
     /// (and lockout) that survives a restart.
     pub(super) async fn record_failed_attempt(
