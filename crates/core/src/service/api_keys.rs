@@ -118,22 +118,9 @@ impl Vault {
             ));
         };
         let customer = roles.iter().any(Role::is_customer);
-        let tenant = match (&input.tenant_id, customer) {
-            (Some(tid), true) => Some(self.tenant_for(&record, tid).await?),
-            (None, false) => None,
-            (None, true) => {
-                return Err(ServiceError::validation(
-                    "customer keys belong to a tenant",
-                    &["tenant_id"],
-                ));
-            }
-            (Some(_), false) => {
-                return Err(ServiceError::validation(
-                    "staff keys belong to no tenant",
-                    &["tenant_id"],
-                ));
-            }
-        };
+        let tenant = self
+            .tenant_of_new_principal(&record, input.tenant_id.as_deref(), customer)
+            .await?;
         let mut resource =
             ResourceFacts::new(ResourceKind::User, &principal_id, input.tenant_id.clone());
         resource.target_roles = roles.clone();

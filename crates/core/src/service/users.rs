@@ -106,22 +106,9 @@ impl Vault {
         );
         let roles = parse_role_list(&input.roles)?;
         let customer = roles.iter().any(Role::is_customer);
-        let tenant = match (&input.tenant_id, customer) {
-            (Some(tid), true) => Some(self.tenant_for(&record, tid).await?),
-            (None, false) => None,
-            (None, true) => {
-                return Err(ServiceError::validation(
-                    "customer users belong to a tenant",
-                    &["tenant_id"],
-                ));
-            }
-            (Some(_), false) => {
-                return Err(ServiceError::validation(
-                    "staff users belong to no tenant",
-                    &["tenant_id"],
-                ));
-            }
-        };
+        let tenant = self
+            .tenant_of_new_principal(&record, input.tenant_id.as_deref(), customer)
+            .await?;
         let mut resource = ResourceFacts::new(ResourceKind::User, &id, input.tenant_id.clone());
         resource.target_roles = roles.clone();
         let action = if customer {
@@ -164,6 +151,28 @@ impl Vault {
             .commit(vec![record], vec![Mutation::InsertUser(row.clone())])
             .await?;
         Ok(user_view(&row))
+    }
+
+    /// The tenant a new user or service principal joins: customers belong to exactly one (which
+    /// must exist), staff to none.
+    pub(super) async fn tenant_of_new_principal(
+        &self,
+        record: &AuditRecord,
+        tenant_id: Option<&str>,
+        customer: bool,
+    ) -> ServiceResult<Option<std::sync::Arc<crate::TenantState>>> {
+        match (tenant_id, customer) {
+            (Some(tid), true) => Ok(Some(self.tenant_for(record, tid).await?)),
+            (None, false) => Ok(None),
+            (None, true) => Err(ServiceError::validation(
+                "customer accounts belong to a tenant",
+                &["tenant_id"],
+            )),
+            (Some(_), false) => Err(ServiceError::validation(
+                "staff accounts belong to no tenant",
+                &["tenant_id"],
+            )),
+        }
     }
 
     /// Loads the target user and decides `action` on it; `not_found` when it does not exist.
