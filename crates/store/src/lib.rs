@@ -7,8 +7,11 @@
 //! batch of units and the matching audit-log rows in ONE transaction: this is where group commit happens.
 
 mod error;
+// Each backend compiles the shared SQL modules (`sql/`) against its own driver types, on purpose.
+#[allow(clippy::duplicate_mod)]
 mod postgres;
 mod rows;
+#[allow(clippy::duplicate_mod)]
 mod sqlite;
 
 use async_trait::async_trait;

@@ -207,8 +207,7 @@ async fn a_batch_planned_on_a_stale_head_writes_nothing() {
     let stale = second
         .commit(&[vec![tenant("tb")]], &entries(0, 2))
         .await
-        .err()
-        .expect("stale head must be refused");
+        .expect_err("stale head must be refused");
     assert!(matches!(stale, StoreError::AuditHeadMoved(3)), "{stale:?}");
     assert!(
         second.tenant("tb").await.unwrap().is_none(),
