@@ -278,3 +278,29 @@ async fn a_lease_has_one_holder_until_it_expires() {
     store.close().await;
     common::drop_schema(&admin, &schema).await;
 }
+
+#[tokio::test]
+async fn refuses_a_missing_schema_and_a_newer_database() {
+    let Some(admin) = common::admin().await else {
+        return;
+    };
+    let missing = common::options("sr_store_does_not_exist");
+    let err = PgStore::open(&missing).await.err().expect("must refuse");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+
+    let schema = common::schema(&admin).await;
+    common::open(&schema).await.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}._sqlx_migrations (version, description, success, checksum, \
+         execution_time) VALUES (9999, 'from the future', true, '\\x00', 0)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let err = PgStore::open(&common::options(&schema))
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(err.to_string().contains("newer strongroom"), "{err}");
+    common::drop_schema(&admin, &schema).await;
+}
