@@ -50,11 +50,12 @@ impl CachedSession {
     pub fn revoke(&self) {
         self.revoked.store(true, Ordering::Relaxed);
     }
-    /// Marks the session used at `now`; true when the store's copy should be refreshed.
-    pub fn touch(&self, now: i64) -> bool {
+    /// Marks the session used at `now`; true when the store's copy is more than `every_ms` old
+    /// and should be refreshed.
+    pub fn touch(&self, now: i64, every_ms: i64) -> bool {
         self.last_seen.fetch_max(now, Ordering::Relaxed);
         let persisted = self.persisted_seen.load(Ordering::Relaxed);
-        now - persisted >= TOUCH_EVERY_MS
+        now - persisted >= every_ms
             && self
                 .persisted_seen
                 .compare_exchange(persisted, now, Ordering::Relaxed, Ordering::Relaxed)

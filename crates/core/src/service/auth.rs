@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::access::{Principal, RequestContext, parse_roles};
 use crate::audit::{Actor, AuditDecision, AuditRecord};
 use crate::auth::password;
-use crate::auth::session::CachedSession;
+use crate::auth::session::{CachedSession, TOUCH_EVERY_MS};
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{
@@ -301,7 +301,14 @@ impl Vault {
         if user.status != "active" {
             return Err(ServiceError::unauthenticated());
         }
-        if session.touch(now) {
+        // Other instances (and this one, once the entry expires) judge idleness from the store's
+        // copy, so on a shared store it must lag well within the idle timeout.
+        let touch_every = if self.store.shared() {
+            (idle_ms / 4).clamp(250, TOUCH_EVERY_MS)
+        } else {
+            TOUCH_EVERY_MS
+        };
+        if session.touch(now, touch_every) {
             self.record_use_later(Mutation::TouchSession {
                 token_hash: hash.to_vec(),
                 at: now,

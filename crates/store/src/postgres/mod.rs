@@ -171,7 +171,10 @@ impl PgStore {
             connect.get_database().unwrap_or("(default database)")
         );
         let timeout_ms = options.statement_timeout.as_millis().to_string();
-        let mut settings = vec![("statement_timeout", timeout_ms)];
+        // A statement waiting on a lock gives up like SQLite's busy timeout, so a stuck writer
+        // turns into `audit_unavailable` quickly instead of holding requests.
+        let lock_ms = options.acquire_timeout.as_millis().to_string();
+        let mut settings = vec![("statement_timeout", timeout_ms), ("lock_timeout", lock_ms)];
         if let Some(schema) = &options.schema {
             if !valid_schema(schema) {
                 return Err(StoreError::Misconfigured(
