@@ -5,8 +5,6 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, SqliteConnection};
 
 use crate::kit::*;
 
@@ -59,22 +57,22 @@ async fn case_with_status(api: &Api, tenant: &str, status: &str) -> String {
 }
 
 async fn comment_count(server: &Server, case_id: &str) -> i64 {
-    let mut conn: SqliteConnection = SqliteConnectOptions::new()
-        .filename(server.data_dir.join("strongroom.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM comments WHERE case_id = $1")
-        .bind(case_id)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let mut db = server.db().await;
+    let n = db
+        .int(
+            "SELECT CAST(count(*) AS BIGINT) FROM comments WHERE case_id = $1",
+            &[case_id.into()],
+        )
+        .await;
+    db.close().await;
     n
 }
 
 #[tokio::test]
 async fn retention_purges_exactly_the_expired_closed_cases_once() {
+    if skip_on_postgres("`strongroom admin purge-expired --data-dir` opens the SQLite file") {
+        return;
+    }
     let server = Server::start_with(&[("STRONGROOM_RETENTION_SWEEP_INTERVAL_SECS", "0")], &[]);
     let admin = server.admin().await;
     let short = create_tenant(&admin, Some(json!({"retention_days": 1}))).await;
