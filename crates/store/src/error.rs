@@ -18,6 +18,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store migration failed: {0}")]
     Migration(String),
+    /// The database is not fit for use (wrong version, unsafe role, missing schema).
+    #[error("store misconfigured: {0}")]
+    Misconfigured(String),
+    /// Another writer appended to the audit log first; the batch must be re-planned at this size.
+    #[error("the audit log grew under another writer (now {0} entries)")]
+    AuditHeadMoved(u64),
 }
 
 impl From<sqlx::Error> for StoreError {

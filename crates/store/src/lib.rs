@@ -1,16 +1,23 @@
-//! Persistence for Strongroom: one [`Store`] trait, implemented for SQLite (embedded, the default).
+//! Persistence for Strongroom: one [`Store`] trait, implemented for SQLite (embedded, the default)
+//! and PostgreSQL (several instances, row-level security). Both compile the same SQL (`sql/`);
+//! each backend adds its connections, transactions, migrations and the little SQL that differs.
 //!
 //! The store holds ciphertext and metadata only; it never sees a key or a plaintext field. Every read of
 //! tenant data takes a [`TenantScope`], and every write goes through [`Store::commit`], which applies a
 //! batch of units and the matching audit-log rows in ONE transaction: this is where group commit happens.
 
 mod error;
+// Each backend compiles the shared SQL modules (`sql/`) against its own driver types, on purpose.
+#[allow(clippy::duplicate_mod)]
+mod postgres;
 mod rows;
+#[allow(clippy::duplicate_mod)]
 mod sqlite;
 
 use async_trait::async_trait;
 
 pub use error::StoreError;
+pub use postgres::{PgOptions, PgStore};
 pub use rows::*;
 pub use sqlite::{SqliteStore, table_counts};
 
@@ -228,6 +235,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies `units` and appends `audit` in one durable transaction.
     ///
+    /// The audit entries must start at the log's current size: if another writer sharing the
+    /// database appended first, nothing is written and [`StoreError::AuditHeadMoved`] says where
+    /// the log ends now.
+    ///
     /// Each unit runs under its own savepoint: a unit that violates a constraint is rolled back alone and
     /// reported in the returned vector; the audit rows are always written. If the transaction itself fails
     /// (I/O, lock), nothing at all is written and the error is returned.
@@ -244,6 +255,17 @@ pub trait Store: Send + Sync + 'static {
     /// Moves the write-ahead journal into the database and truncates it, so pages that held
     /// deleted rows survive nowhere on disk. `false` when readers kept it from completing.
     async fn purge_journal(&self) -> Result<bool, StoreError>;
+
+    // Coordination between instances sharing one database.
+    /// Takes, renews or keeps the lease `name` for `holder` until `until`, if it is free, already
+    /// held by `holder`, or expired at `now`. True when `holder` holds it afterwards.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Liveness probe used by `/healthz`.
     async fn ping(&self) -> Result<(), StoreError>;

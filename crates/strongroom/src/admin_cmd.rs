@@ -70,7 +70,8 @@ pub struct ReviewArgs {
 pub(crate) async fn open(
     args: &DataDirArgs,
 ) -> Result<(DataDir, std::sync::Arc<strongroom_core::Vault>)> {
-    if !args.data_dir.join("strongroom.db").is_file() {
+    let config = Config::load(args.config.as_deref(), &args.data_dir)?;
+    if config.database_url.is_none() && !args.data_dir.join("strongroom.db").is_file() {
         bail!(
             "{} holds no strongroom database: not a data dir?",
             args.data_dir.display()
@@ -80,7 +81,6 @@ pub(crate) async fn open(
         "a running server holds this data dir; stop it, or use the API \
          (POST /v1/admin/inactivity-sweep, POST /v1/access-reviews)",
     )?;
-    let config = Config::load(args.config.as_deref(), &args.data_dir)?;
     let vault = crate::serve::open_vault(&dir, &config).await?;
     Ok((dir, vault))
 }

@@ -11,7 +11,7 @@ use strongroom_core::audit::{VerifyError, verify_store};
 use strongroom_ledger::{
     Hash, MAX_NOTE_SIZE, NoteSigner, NoteVerifier, check_checkpoint_consistency, key_id,
 };
-use strongroom_store::SqliteStore;
+use strongroom_store::{PgStore, SqliteStore, Store};
 use zeroize::Zeroizing;
 
 #[derive(Debug, clap::Args)]
@@ -31,11 +31,25 @@ pub struct VerifyArgs {
     /// Verifier key (note format) to check signatures with; read from the server or data dir when absent.
     #[arg(long)]
     pub verifier_key: Option<String>,
+    /// The log is in this PostgreSQL database (the data dir then only supplies the key).
+    #[arg(long, requires = "data_dir")]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema of the deployment.
+    #[arg(long, requires = "database_url")]
+    pub database_schema: Option<String>,
 }
 
 pub async fn verify(args: VerifyArgs) -> Result<()> {
     match (&args.data_dir, &args.url, &args.state) {
-        (Some(dir), None, _) => offline(dir, args.verifier_key.as_deref()).await,
+        (Some(dir), None, _) => {
+            offline(
+                dir,
+                args.verifier_key.as_deref(),
+                args.database_url.clone(),
+                args.database_schema.clone(),
+            )
+            .await
+        }
         (None, Some(url), Some(state)) => {
             monitor(
                 url,
@@ -51,27 +65,49 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
 
 // ---- Offline: the whole stored log ----
 
-async fn offline(dir: &Path, vkey: Option<&str>) -> Result<()> {
-    let db = dir.join("strongroom.db");
-    if !db.is_file() {
-        bail!(
-            "{} does not exist: not a strongroom data dir?",
-            db.display()
-        );
+async fn offline(
+    dir: &Path,
+    vkey: Option<&str>,
+    database_url: Option<String>,
+    database_schema: Option<String>,
+) -> Result<()> {
+    let mut config = crate::config::Config::load(None, dir)?;
+    if let Some(url) = database_url {
+        config.database_url = Some(crate::config::DatabaseUrl::new(url));
+        config.database_schema = database_schema;
     }
-    let config = crate::config::Config::load(None, dir)?;
     let verifier = match vkey {
         Some(v) => NoteVerifier::parse(v.trim()).context("parsing --verifier-key")?,
         None => verifier_from_data_dir(dir, &config.service.audit_origin)?,
     };
-    let busy = Duration::from_millis(config.store_busy_timeout_ms);
-    let store = SqliteStore::open_read_only(&db, busy)
-        .await
-        .with_context(|| format!("opening {} read-only", db.display()))?;
-    println!("verifying the audit log in {}", db.display());
+    let store: Box<dyn Store> = match crate::database::pg_options(&config) {
+        Some(options) => {
+            println!("verifying the audit log in PostgreSQL");
+            Box::new(
+                PgStore::open(&options)
+                    .await
+                    .context("opening the PostgreSQL database")?,
+            )
+        }
+        None => {
+            let db = dir.join("strongroom.db");
+            if !db.is_file() {
+                bail!(
+                    "{} does not exist: not a strongroom data dir?",
+                    db.display()
+                );
+            }
+            let busy = Duration::from_millis(config.store_busy_timeout_ms);
+            println!("verifying the audit log in {}", db.display());
+            Box::new(
+                SqliteStore::open_read_only(&db, busy)
+                    .await
+                    .with_context(|| format!("opening {} read-only", db.display()))?,
+            )
+        }
+    };
     println!("verifier key: {}", verifier.to_vkey());
-    let outcome = verify_store(&store, &verifier).await;
-    store.close().await;
+    let outcome = verify_store(store.as_ref(), &verifier).await;
     match outcome {
         Ok(report) => {
             println!(

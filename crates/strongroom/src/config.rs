@@ -22,9 +22,42 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub store_busy_timeout_ms: u64,
+    /// `postgres://…`: keep the data in PostgreSQL instead of the data dir's SQLite file.
+    pub database_url: Option<DatabaseUrl>,
+    /// PostgreSQL schema holding Strongroom's tables (the role's `search_path` when absent).
+    pub database_schema: Option<String>,
+    pub database_max_connections: u32,
+    pub database_statement_timeout_ms: u64,
     pub shutdown_grace_secs: u64,
     /// Service settings (`[service]` in the file; `STRONGROOM_<KEY>` in the environment).
     pub service: Settings,
+}
+
+/// A database URL, which may carry a password: never shown by `Debug`.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: String) -> Self {
+        Self(url)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
+    }
+}
+
+impl Drop for DatabaseUrl {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -47,6 +80,10 @@ impl Default for Config {
             log_format: LogFormat::Json,
             log_level: "info".into(),
             store_busy_timeout_ms: 5_000,
+            database_url: None,
+            database_schema: None,
+            database_max_connections: 16,
+            database_statement_timeout_ms: 30_000,
             shutdown_grace_secs: 30,
             service: Settings::default(),
         }
@@ -79,7 +116,14 @@ impl Config {
             overlay_env(service)?;
         }
         // Options absent from the defaults (None) can still come from the environment.
-        for key in ["tls_cert", "tls_key", "policy_dir", "root_key_env"] {
+        for key in [
+            "tls_cert",
+            "tls_key",
+            "policy_dir",
+            "root_key_env",
+            "database_url",
+            "database_schema",
+        ] {
             if let Ok(raw) = std::env::var(format!("STRONGROOM_{}", key.to_uppercase())) {
                 table.insert(key.into(), toml::Value::String(raw));
             }

@@ -15,11 +15,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use strongroom_crypto::{FileKeyProvider, KeyProvider, RootKey, encode_key, unwrap_tenant_keys};
-use strongroom_store::{SqliteStore, Store};
+use strongroom_store::Store;
 
 use crate::admin_cmd::{DataDirArgs, open};
 use crate::datadir::DataDir;
@@ -141,7 +140,7 @@ fn sync_dir(file: &Path) -> Result<()> {
 }
 
 /// Finishes or undoes a root-key rotation that stopped half-way (see the module comment).
-pub async fn recover_root_rotation(dir: &DataDir, busy_timeout: Duration) -> Result<()> {
+pub async fn recover_root_rotation(dir: &DataDir, store: &dyn Store) -> Result<()> {
     let (current, new, old) = root_paths(dir);
     if !new.exists() {
         return Ok(());
@@ -149,21 +148,16 @@ pub async fn recover_root_rotation(dir: &DataDir, busy_timeout: Duration) -> Res
     let new_key = FileKeyProvider::open(&new)
         .and_then(|p| p.root_key())
         .context("reading keys/root.key.new of an interrupted root-key rotation")?;
-    let committed = if dir.database().exists() {
-        let store = SqliteStore::open_read_only(&dir.database(), busy_timeout)
-            .await
-            .context("opening the database")?;
-        let keys = store.all_tenant_keys().await;
-        store.close().await;
-        match keys.context("reading tenant keys")?.first() {
-            Some(k) => u32::try_from(k.version)
-                .ok()
-                .and_then(|v| unwrap_tenant_keys(&new_key, &k.tenant_id, v, &k.wrapped).ok())
-                .is_some(),
-            None => true,
-        }
-    } else {
-        true
+    let keys = store
+        .all_tenant_keys()
+        .await
+        .context("reading tenant keys")?;
+    let committed = match keys.first() {
+        Some(k) => u32::try_from(k.version)
+            .ok()
+            .and_then(|v| unwrap_tenant_keys(&new_key, &k.tenant_id, v, &k.wrapped).ok())
+            .is_some(),
+        None => true,
     };
     if committed {
         fs::rename(&new, &current).context("completing the root-key rotation")?;

@@ -5,6 +5,7 @@ mod audit_cmd;
 mod backup;
 mod bench;
 mod config;
+mod database;
 mod datadir;
 mod demo;
 mod jobs;
@@ -48,6 +49,12 @@ enum Command {
         tls_cert: Option<PathBuf>,
         #[arg(long)]
         tls_key: Option<PathBuf>,
+        /// Keep the data in PostgreSQL (`postgres://user@host/db`) instead of the data dir.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// PostgreSQL schema for Strongroom's tables (must exist, owned by the role).
+        #[arg(long)]
+        database_schema: Option<String>,
         /// Load the demo data set on first start and print its credentials.
         #[arg(long)]
         demo: bool,
@@ -121,6 +128,8 @@ async fn run(cli: Cli) -> Result<()> {
             ops_listen,
             tls_cert,
             tls_key,
+            database_url,
+            database_schema,
             demo,
         } => {
             let mut cfg = config::Config::load(config.as_deref(), &data_dir)?;
@@ -129,6 +138,12 @@ async fn run(cli: Cli) -> Result<()> {
             }
             if let Some(a) = ops_listen {
                 cfg.ops_listen = a;
+            }
+            if let Some(url) = database_url {
+                cfg.database_url = Some(config::DatabaseUrl::new(url));
+            }
+            if database_schema.is_some() {
+                cfg.database_schema = database_schema;
             }
             if tls_cert.is_some() || tls_key.is_some() {
                 cfg.tls_cert = tls_cert;

@@ -11,7 +11,6 @@ use strongroom_core::{Vault, VaultParts};
 use strongroom_crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider};
 use strongroom_policy::PolicyEngine;
 use strongroom_server::ListenConfig;
-use strongroom_store::SqliteStore;
 
 use crate::config::Config;
 use crate::datadir::DataDir;
@@ -24,12 +23,9 @@ pub struct ServeArgs {
 
 /// Opens the vault on a (locked) data dir: keys, policy, store, audit log.
 pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
+    let store = crate::database::open_store(dir, config).await?;
     if config.root_key_env.is_none() {
-        crate::keys_cmd::recover_root_rotation(
-            dir,
-            Duration::from_millis(config.store_busy_timeout_ms),
-        )
-        .await?;
+        crate::keys_cmd::recover_root_rotation(dir, store.as_ref()).await?;
     }
     let provider: Box<dyn KeyProvider> = match &config.root_key_env {
         Some(var) => Box::new(EnvKeyProvider::new(var.clone())),
@@ -42,15 +38,9 @@ pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
         .with_context(|| format!("root key from {}", provider.describe()))?;
     let policy =
         PolicyEngine::load(config.policy_dir.as_deref()).context("policy set does not validate")?;
-    let store = SqliteStore::open(
-        &dir.database(),
-        Duration::from_millis(config.store_busy_timeout_ms),
-    )
-    .await
-    .context("opening the database")?;
     let log_signer = dir.log_signer("strongroom")?;
     let vault = Vault::open(VaultParts {
-        store: Arc::new(store),
+        store,
         policy,
         root_key,
         log_signer,

@@ -1,12 +1,12 @@
 //! Crypto-shredding of a tenant: its wrapped keys and every row that holds its id go in one
-//! transaction; with `secure_delete` on, SQLite zeroes the freed space, and
-//! [`purge_journal`] then drops the old page images from the write-ahead log.
+//! transaction; on SQLite, with `secure_delete` on, the freed space is zeroed, and the backend's
+//! `purge_journal` then drops the old page images from the write-ahead log.
 //!
 //! Tables are found from the schema (every table with a `tenant_id` column, and every table with
 //! a `user_id` column for the tenant's users), so tables added by later migrations are covered
 //! without being listed here.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use super::Conn;
 
 use crate::StoreError;
 use crate::rows::{TenantScope, TenantShredRow};
@@ -15,15 +15,11 @@ use crate::rows::{TenantScope, TenantShredRow};
 /// tombstones are the record of the deletion; tenants and users are removed last, by hand.
 const KEEP: &[&str] = &["audit_entries", "tenant_shreds", "tenants", "users"];
 
-async fn tables_with(conn: &mut SqliteConnection, column: &str) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
-         WHERE m.type = 'table' AND c.name = $1 AND m.name NOT LIKE 'sqlite_%' \
-         AND m.name NOT LIKE '_sqlx_%' ORDER BY m.name",
-    )
-    .bind(column)
-    .fetch_all(&mut *conn)
-    .await?;
+async fn tables_with(conn: &mut Conn, column: &str) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(super::TABLES_WITH_COLUMN_SQL)
+        .bind(column)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(name,)| name)
@@ -31,22 +27,23 @@ async fn tables_with(conn: &mut SqliteConnection, column: &str) -> Result<Vec<St
         .collect())
 }
 
-/// A schema identifier, quoted for SQL (names come from `sqlite_master`, never from input).
+/// A schema identifier, quoted for SQL (names come from the schema catalogue, never from input).
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 pub(super) async fn shred_tenant(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     scope: &TenantScope,
     request_ref: &str,
     at: i64,
 ) -> Result<(), StoreError> {
     let tenant = scope.id();
-    let exists: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM tenants WHERE id = $1")
-        .bind(tenant)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let exists: Option<(i64,)> =
+        sqlx::query_as("SELECT CAST(1 AS BIGINT) FROM tenants WHERE id = $1")
+            .bind(tenant)
+            .fetch_optional(&mut *conn)
+            .await?;
     if exists.is_none() {
         return Err(StoreError::Conflict("tenant does not exist"));
     }
@@ -82,6 +79,10 @@ pub(super) async fn shred_tenant(
         let mut blocked = Vec::new();
         for table in std::mem::take(&mut pending) {
             let sql = format!("DELETE FROM {} WHERE tenant_id = $1", ident(&table));
+            // A savepoint, because PostgreSQL aborts the whole transaction on the first error.
+            sqlx::query("SAVEPOINT shred_table")
+                .execute(&mut *conn)
+                .await?;
             match sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant)
                 .execute(&mut *conn)
@@ -89,9 +90,17 @@ pub(super) async fn shred_tenant(
                 .map_err(StoreError::from)
             {
                 Ok(done) => counts.push((table, done.rows_affected())),
-                Err(StoreError::MissingReference) => blocked.push(table),
+                Err(StoreError::MissingReference) => {
+                    sqlx::query("ROLLBACK TO shred_table")
+                        .execute(&mut *conn)
+                        .await?;
+                    blocked.push(table);
+                }
                 Err(other) => return Err(other),
             }
+            sqlx::query("RELEASE shred_table")
+                .execute(&mut *conn)
+                .await?;
         }
         if blocked.len() == before {
             return Err(StoreError::MissingReference);
@@ -134,28 +143,21 @@ pub(super) async fn shred_tenant(
 }
 
 pub(super) async fn tenant_shred(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     tenant_id: &str,
 ) -> Result<Option<TenantShredRow>, StoreError> {
     Ok(
         sqlx::query_as("SELECT * FROM tenant_shreds WHERE tenant_id = $1")
             .bind(tenant_id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?,
     )
 }
 
-pub(super) async fn tenant_shreds(pool: &SqlitePool) -> Result<Vec<TenantShredRow>, StoreError> {
+pub(super) async fn tenant_shreds(conn: &mut Conn) -> Result<Vec<TenantShredRow>, StoreError> {
     Ok(
         sqlx::query_as("SELECT * FROM tenant_shreds ORDER BY deleted_at, tenant_id")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?,
     )
-}
-
-pub(super) async fn purge_journal(pool: &SqlitePool) -> Result<bool, StoreError> {
-    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-        .fetch_one(pool)
-        .await?;
-    Ok(busy == 0)
 }

@@ -1,12 +1,12 @@
 //! Platform-wide reads for access governance: accounts, assignments, warnings and reviews.
 
-use sqlx::SqlitePool;
+use super::Conn;
 
 use crate::StoreError;
 use crate::rows::*;
 
 pub(super) async fn users(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<UserRow>, StoreError> {
@@ -14,41 +14,41 @@ pub(super) async fn users(
         sqlx::query_as("SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2")
             .bind(after.unwrap_or(""))
             .bind(i64::from(limit))
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?,
     )
 }
 
 pub(super) async fn assignments_of(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     user_id: &str,
 ) -> Result<Vec<AssignmentRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT tenant_id, id AS case_id FROM cases WHERE assignee_id = $1 ORDER BY tenant_id, id",
     )
     .bind(user_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
-pub(super) async fn assignment_counts(pool: &SqlitePool) -> Result<Vec<(String, i64)>, StoreError> {
+pub(super) async fn assignment_counts(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT assignee_id, COUNT(*) FROM cases WHERE assignee_id IS NOT NULL GROUP BY assignee_id",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn inactivity_warnings(
-    pool: &SqlitePool,
+    conn: &mut Conn,
 ) -> Result<Vec<InactivityWarningRow>, StoreError> {
     Ok(sqlx::query_as("SELECT * FROM inactivity_warnings")
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?)
 }
 
 pub(super) async fn active_grant_counts(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     now: i64,
 ) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
@@ -56,34 +56,34 @@ pub(super) async fn active_grant_counts(
          WHERE state = 'approved' AND starts_at <= $1 AND ends_at > $1 GROUP BY requester_id",
     )
     .bind(now)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn api_key_activity(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     now: i64,
 ) -> Result<Vec<ApiKeyActivityRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT user_id, \
-         SUM(CASE WHEN revoked_at IS NULL AND expires_at > $1 THEN 1 ELSE 0 END) AS live_keys, \
+         CAST(SUM(CASE WHEN revoked_at IS NULL AND expires_at > $1 THEN 1 ELSE 0 END) AS BIGINT) AS live_keys, \
          MAX(last_used_at) AS last_used_at FROM api_keys GROUP BY user_id",
     )
     .bind(now)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
-pub(super) async fn mfa_enrolled_users(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
+pub(super) async fn mfa_enrolled_users(conn: &mut Conn) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT user_id FROM user_totp WHERE confirmed_at IS NOT NULL")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 pub(super) async fn access_reviews(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<AccessReviewRow>, StoreError> {
@@ -93,28 +93,28 @@ pub(super) async fn access_reviews(
     )
     .bind(after)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn access_review(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     id: &str,
 ) -> Result<Option<AccessReviewRow>, StoreError> {
     Ok(sqlx::query_as("SELECT * FROM access_reviews WHERE id = $1")
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?)
 }
 
 pub(super) async fn access_review_lines(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     review_id: &str,
 ) -> Result<Vec<AccessReviewLineRow>, StoreError> {
     Ok(
         sqlx::query_as("SELECT * FROM access_review_lines WHERE review_id = $1 ORDER BY username")
             .bind(review_id)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?,
     )
 }

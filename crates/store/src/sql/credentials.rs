@@ -1,10 +1,10 @@
 //! Reads of sessions and API keys beyond the single-token lookup.
 
-use super::SqliteStore;
+use super::Backend;
 use crate::StoreError;
 use crate::rows::{ApiKeyEntry, ApiKeyRow, SessionRow};
 
-impl SqliteStore {
+impl Backend {
     pub(super) async fn user_sessions_impl(
         &self,
         user_id: &str,
@@ -16,7 +16,7 @@ impl SqliteStore {
         )
         .bind(user_id)
         .bind(now)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.platform_reader().await?)
         .await?)
     }
 
@@ -26,14 +26,14 @@ impl SqliteStore {
     ) -> Result<Option<ApiKeyRow>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM api_keys WHERE key_hash = $1")
             .bind(key_hash)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.platform_reader().await?)
             .await?)
     }
 
     pub(super) async fn api_key_impl(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM api_keys WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.platform_reader().await?)
             .await?)
     }
 
@@ -51,7 +51,7 @@ impl SqliteStore {
         .bind(tenant_id)
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.platform_reader().await?)
         .await?)
     }
 }

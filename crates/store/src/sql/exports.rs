@@ -1,12 +1,12 @@
 //! Exports: age ciphertext with a manifest, downloadable until `expires_at`.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use super::Conn;
 
 use crate::StoreError;
 use crate::rows::*;
 
 pub(super) async fn export(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
     id: &str,
 ) -> Result<Option<ExportRow>, StoreError> {
@@ -14,13 +14,13 @@ pub(super) async fn export(
         sqlx::query_as("SELECT * FROM exports WHERE tenant_id = $1 AND id = $2")
             .bind(scope.id())
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?,
     )
 }
 
 pub(super) async fn exports(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
     after: Option<&str>,
     limit: u32,
@@ -33,28 +33,28 @@ pub(super) async fn exports(
     .bind(scope.id())
     .bind(after)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn exported_records_since(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     requester_id: &str,
     since: i64,
 ) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT COALESCE(SUM(record_count), 0) FROM exports \
+        "SELECT CAST(COALESCE(SUM(record_count), 0) AS BIGINT) FROM exports \
          WHERE requester_id = $1 AND created_at >= $2 AND kind = 'records'",
     )
     .bind(requester_id)
     .bind(since)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(n)
 }
 
 pub(super) async fn expired_exports(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     now: i64,
     limit: u32,
 ) -> Result<Vec<(String, String)>, StoreError> {
@@ -64,15 +64,12 @@ pub(super) async fn expired_exports(
     )
     .bind(now)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 /// Applies an export mutation (the write path routes them here).
-pub(super) async fn apply(
-    conn: &mut SqliteConnection,
-    mutation: &Mutation,
-) -> Result<(), StoreError> {
+pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
         Mutation::InsertExport(r) => {
             sqlx::query(

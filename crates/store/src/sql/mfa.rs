@@ -2,7 +2,7 @@
 //! `Conflict` when no row matched, so concurrent requests cannot both succeed (one writer, one
 //! transaction per batch).
 
-use sqlx::SqliteConnection;
+use super::Conn;
 
 use crate::StoreError;
 use crate::rows::Mutation;
@@ -15,10 +15,7 @@ fn one_row(affected: u64, what: &'static str) -> Result<(), StoreError> {
     }
 }
 
-pub(super) async fn apply(
-    conn: &mut SqliteConnection,
-    mutation: &Mutation,
-) -> Result<(), StoreError> {
+pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
         Mutation::BeginTotp {
             user_id,
@@ -68,7 +65,7 @@ pub(super) async fn apply(
             }
             if let Some(token_hash) = session_token_hash {
                 sqlx::query(
-                    "UPDATE sessions SET enrolment_only = 0 WHERE token_hash = $1 AND user_id = $2",
+                    "UPDATE sessions SET enrolment_only = FALSE WHERE token_hash = $1 AND user_id = $2",
                 )
                 .bind(token_hash)
                 .bind(user_id)

@@ -1,12 +1,12 @@
 //! Customer lockbox: access requests and grants, the notification outbox, webhook secrets.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use super::{Conn, Db};
 
 use crate::StoreError;
 use crate::rows::*;
 
 pub(super) async fn access_request(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
     id: &str,
 ) -> Result<Option<AccessRequestRow>, StoreError> {
@@ -14,13 +14,13 @@ pub(super) async fn access_request(
         sqlx::query_as("SELECT * FROM access_requests WHERE tenant_id = $1 AND id = $2")
             .bind(scope.id())
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?,
     )
 }
 
 pub(super) async fn access_requests(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
     filter: &AccessRequestFilter,
     after: Option<&str>,
@@ -41,12 +41,12 @@ pub(super) async fn access_requests(
     .bind(i64::from(limit))
     .bind(filter.now)
     .bind(filter.requester_id.as_deref())
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn active_grants(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
     user_id: &str,
     now: i64,
@@ -60,12 +60,12 @@ pub(super) async fn active_grants(
     .bind(scope.id())
     .bind(user_id)
     .bind(now)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn open_requests_of_user(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     user_id: &str,
     now: i64,
 ) -> Result<Vec<AccessRequestRow>, StoreError> {
@@ -75,12 +75,12 @@ pub(super) async fn open_requests_of_user(
     )
     .bind(user_id)
     .bind(now)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn grants_ending(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     now: i64,
     until: i64,
 ) -> Result<Vec<AccessRequestRow>, StoreError> {
@@ -90,12 +90,12 @@ pub(super) async fn grants_ending(
     )
     .bind(now)
     .bind(until)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn notifications(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
     after: Option<&str>,
     limit: u32,
@@ -107,12 +107,12 @@ pub(super) async fn notifications(
     .bind(scope.id())
     .bind(after)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn due_notifications(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     now: i64,
     limit: u32,
 ) -> Result<Vec<NotificationRow>, StoreError> {
@@ -122,23 +122,23 @@ pub(super) async fn due_notifications(
     )
     .bind(now)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 pub(super) async fn webhook_secret(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
 ) -> Result<Option<WebhookSecretRow>, StoreError> {
     Ok(
         sqlx::query_as("SELECT * FROM webhook_secrets WHERE tenant_id = $1")
             .bind(scope.id())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?,
     )
 }
 
-fn changed(done: sqlx::sqlite::SqliteQueryResult, why: &'static str) -> Result<(), StoreError> {
+fn changed(done: <Db as sqlx::Database>::QueryResult, why: &'static str) -> Result<(), StoreError> {
     if done.rows_affected() == 0 {
         Err(StoreError::Conflict(why))
     } else {
@@ -147,10 +147,7 @@ fn changed(done: sqlx::sqlite::SqliteQueryResult, why: &'static str) -> Result<(
 }
 
 /// Applies a lockbox mutation (the write path routes them here).
-pub(super) async fn apply(
-    conn: &mut SqliteConnection,
-    mutation: &Mutation,
-) -> Result<(), StoreError> {
+pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
         Mutation::InsertAccessRequest(r) => {
             sqlx::query(

@@ -4,7 +4,8 @@
 //! A ciphertext's key version is bytes 2..=5 of its header (big-endian), so SQLite can count
 //! and select by version with `substr(col, 2, 4)` without any bookkeeping that a crash could lose.
 
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use super::{Conn, Db};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
 use crate::StoreError;
 use crate::rows::*;
@@ -28,7 +29,7 @@ fn usage_sql() -> String {
         }
     }
     format!(
-        "SELECT v, SUM(n) AS n FROM ({}) GROUP BY v",
+        "SELECT v, CAST(SUM(n) AS BIGINT) AS n FROM ({}) AS usage GROUP BY v",
         parts.join(" UNION ALL ")
     )
 }
@@ -50,18 +51,18 @@ fn parse_usage(rows: Vec<(Vec<u8>, i64)>) -> Result<Vec<KeyUsageRow>, StoreError
 }
 
 pub(super) async fn key_usage(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
 ) -> Result<Vec<KeyUsageRow>, StoreError> {
     let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(AssertSqlSafe(usage_sql()))
         .bind(scope.id())
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
     parse_usage(rows)
 }
 
 pub(super) async fn retired_tenant_keys(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
 ) -> Result<Vec<RetiredKeyRow>, StoreError> {
     Ok(
@@ -69,28 +70,28 @@ pub(super) async fn retired_tenant_keys(
             "SELECT * FROM tenant_key_retirements WHERE tenant_id = $1 ORDER BY version",
         )
         .bind(scope.id())
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?,
     )
 }
 
-pub(super) async fn all_tenant_keys(pool: &SqlitePool) -> Result<Vec<TenantKeyRow>, StoreError> {
+pub(super) async fn all_tenant_keys(conn: &mut Conn) -> Result<Vec<TenantKeyRow>, StoreError> {
     Ok(
         sqlx::query_as("SELECT * FROM tenant_keys ORDER BY tenant_id, version")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?,
     )
 }
 
-pub(super) async fn all_totp(pool: &SqlitePool) -> Result<Vec<TotpRow>, StoreError> {
+pub(super) async fn all_totp(conn: &mut Conn) -> Result<Vec<TotpRow>, StoreError> {
     Ok(sqlx::query_as("SELECT * FROM user_totp ORDER BY user_id")
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?)
 }
 
 /// Rows of `table` with at least one ciphertext not under `current`, by key after `after`.
 pub(super) async fn stale_ciphertexts(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
     table: CipherTable,
     current: i64,
@@ -116,7 +117,7 @@ pub(super) async fn stale_ciphertexts(
         .bind(after.unwrap_or(""))
         .bind(version_bytes(current)?)
         .bind(i64::from(limit))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -134,7 +135,7 @@ pub(super) async fn stale_ciphertexts(
 
 /// Closed or resolved cases of the tenant last changed before `cutoff`, oldest first.
 pub(super) async fn expired_cases(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     scope: &TenantScope,
     cutoff: i64,
     limit: u32,
@@ -146,14 +147,11 @@ pub(super) async fn expired_cases(
     .bind(scope.id())
     .bind(cutoff)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
-pub(super) async fn apply(
-    conn: &mut SqliteConnection,
-    mutation: &Mutation,
-) -> Result<(), StoreError> {
+pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
         Mutation::ReencryptRow {
             table,
@@ -167,7 +165,7 @@ pub(super) async fn apply(
             if old.len() != cols.len() || new.len() != cols.len() {
                 return Err(StoreError::Corrupt("re-encryption row shape".into()));
             }
-            let mut qb: QueryBuilder<Sqlite> =
+            let mut qb: QueryBuilder<Db> =
                 QueryBuilder::new(format!("UPDATE {} SET ", table.table()));
             let mut set = qb.separated(", ");
             for (c, v) in cols.iter().zip(new) {
@@ -183,8 +181,8 @@ pub(super) async fn apply(
             qb.push(format!(" AND {} = ", table.key_column()));
             qb.push_bind(id.clone());
             for (c, v) in cols.iter().zip(old) {
-                // `IS` compares NULLs too: a cell emptied concurrently also counts as a change.
-                qb.push(format!(" AND {c} IS "));
+                // Compares NULLs too: a cell emptied concurrently also counts as a change.
+                qb.push(format!(" AND {c} IS NOT DISTINCT FROM "));
                 qb.push_bind(v.clone());
             }
             // No rows: a user write got there first, with the current key. Nothing to do.
@@ -192,7 +190,7 @@ pub(super) async fn apply(
         }
         Mutation::RetireTenantKey { scope, version, at } => {
             let newer: Option<(i64,)> = sqlx::query_as(
-                "SELECT 1 FROM tenant_keys WHERE tenant_id = $1 AND version > $2 LIMIT 1",
+                "SELECT CAST(1 AS BIGINT) FROM tenant_keys WHERE tenant_id = $1 AND version > $2 LIMIT 1",
             )
             .bind(scope.id())
             .bind(version)
@@ -288,222 +286,4 @@ pub(super) async fn apply(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::{SqliteStore, Store};
-
-    const T: &str = "t1";
-
-    /// A stand-in ciphertext: format byte, key version, then opaque bytes.
-    fn ct(version: u32, tag: u8) -> Vec<u8> {
-        let mut v = vec![1u8];
-        v.extend_from_slice(&version.to_be_bytes());
-        v.extend_from_slice(&[tag; 28]);
-        v
-    }
-
-    async fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
-            .await
-            .unwrap();
-        (dir, s)
-    }
-
-    async fn run(s: &SqliteStore, m: Mutation) -> Result<(), StoreError> {
-        s.commit(&[vec![m]], &AuditAppend::default())
-            .await
-            .unwrap()
-            .remove(0)
-    }
-
-    fn tenant() -> Mutation {
-        Mutation::InsertTenant(TenantRow {
-            id: T.into(),
-            name: "t".into(),
-            status: "active".into(),
-            instructions: "{}".into(),
-            created_at: 0,
-            updated_at: 0,
-        })
-    }
-
-    fn key(version: i64) -> Mutation {
-        Mutation::InsertTenantKey(TenantKeyRow {
-            tenant_id: T.into(),
-            version,
-            wrapped: vec![0; 8],
-            created_at: 0,
-        })
-    }
-
-    fn case(id: &str, status: &str, updated_at: i64) -> Mutation {
-        Mutation::InsertCase(CaseRow {
-            tenant_id: T.into(),
-            id: id.into(),
-            title: ct(1, 7),
-            description: None,
-            severity: "low".into(),
-            status: status.into(),
-            product: None,
-            contact_id: None,
-            assignee_id: None,
-            created_at: 0,
-            updated_at,
-        })
-    }
-
-    fn reencrypt(old: Vec<u8>, new: Vec<u8>) -> Mutation {
-        Mutation::ReencryptRow {
-            table: CipherTable::Cases,
-            scope: TenantScope::new(T),
-            id: "c1".into(),
-            old: vec![Some(old), None],
-            new: vec![Some(new), None],
-            email_index: None,
-        }
-    }
-
-    fn usage(rows: &[KeyUsageRow]) -> Vec<(i64, i64)> {
-        rows.iter().map(|u| (u.version, u.ciphertexts)).collect()
-    }
-
-    #[tokio::test]
-    async fn reencryption_is_conditional_and_retirement_checks_use() {
-        let (_dir, s) = store().await;
-        let scope = TenantScope::new(T);
-        for m in [tenant(), key(1), key(2), case("c1", "open", 0)] {
-            run(&s, m).await.unwrap();
-        }
-        assert_eq!(usage(&s.key_usage(&scope).await.unwrap()), vec![(1, 1)]);
-        let stale = s
-            .stale_ciphertexts(&scope, CipherTable::Cases, 2, None, 10)
-            .await
-            .unwrap();
-        assert_eq!(stale.len(), 1);
-        assert_eq!(stale[0].cells, vec![Some(ct(1, 7)), None]);
-        // In use: not retired; the newest is never retired.
-        assert!(matches!(
-            run(
-                &s,
-                Mutation::RetireTenantKey {
-                    scope: scope.clone(),
-                    version: 1,
-                    at: 5
-                }
-            )
-            .await,
-            Err(StoreError::Conflict(_))
-        ));
-        assert!(matches!(
-            run(
-                &s,
-                Mutation::RetireTenantKey {
-                    scope: scope.clone(),
-                    version: 2,
-                    at: 5
-                }
-            )
-            .await,
-            Err(StoreError::Conflict(_))
-        ));
-
-        // A user write got there first: the job's rewrite changes nothing.
-        run(&s, reencrypt(ct(1, 9), ct(2, 1))).await.unwrap();
-        assert_eq!(s.case(&scope, "c1").await.unwrap().unwrap().title, ct(1, 7));
-        // Still what was read: rewritten.
-        run(&s, reencrypt(ct(1, 7), ct(2, 7))).await.unwrap();
-        assert_eq!(s.case(&scope, "c1").await.unwrap().unwrap().title, ct(2, 7));
-        assert_eq!(usage(&s.key_usage(&scope).await.unwrap()), vec![(2, 1)]);
-        assert!(
-            s.stale_ciphertexts(&scope, CipherTable::Cases, 2, None, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-
-        run(
-            &s,
-            Mutation::RetireTenantKey {
-                scope: scope.clone(),
-                version: 1,
-                at: 5,
-            },
-        )
-        .await
-        .unwrap();
-        let live: Vec<i64> = s
-            .tenant_keys(&scope)
-            .await
-            .unwrap()
-            .iter()
-            .map(|k| k.version)
-            .collect();
-        assert_eq!(live, vec![2]);
-        let retired = s.retired_tenant_keys(&scope).await.unwrap();
-        assert_eq!((retired[0].version, retired[0].retired_at), (1, 5));
-    }
-
-    #[tokio::test]
-    async fn purge_takes_only_closed_cases_past_the_cutoff() {
-        let (_dir, s) = store().await;
-        let scope = TenantScope::new(T);
-        for m in [
-            tenant(),
-            case("old-closed", "closed", 10),
-            case("old-resolved", "resolved", 10),
-            case("old-open", "open", 10),
-            case("new-closed", "closed", 100),
-        ] {
-            run(&s, m).await.unwrap();
-        }
-        run(
-            &s,
-            Mutation::InsertComment(CommentRow {
-                tenant_id: T.into(),
-                id: "m1".into(),
-                case_id: "old-closed".into(),
-                author_id: "u".into(),
-                body: ct(1, 3),
-                created_at: 0,
-            }),
-        )
-        .await
-        .unwrap();
-        let due: Vec<String> = s
-            .expired_cases(&scope, 50, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        assert_eq!(due, vec!["old-closed", "old-resolved"]);
-        let purge = |id: &str| Mutation::PurgeCase {
-            scope: scope.clone(),
-            case_id: id.into(),
-            cutoff: 50,
-        };
-        run(&s, purge("old-closed")).await.unwrap();
-        assert!(s.case(&scope, "old-closed").await.unwrap().is_none());
-        assert!(
-            s.comments(&scope, "old-closed", None, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        // Not closed, or too recent, or gone already: a conflict, nothing deleted.
-        for id in ["old-open", "new-closed", "old-closed"] {
-            assert!(
-                matches!(run(&s, purge(id)).await, Err(StoreError::Conflict(_))),
-                "{id}"
-            );
-        }
-        assert!(s.case(&scope, "old-open").await.unwrap().is_some());
-    }
 }

@@ -1,22 +1,24 @@
 //! The write path: one transaction per batch of units plus their audit rows.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::QueryBuilder;
 
-use super::SqliteStore;
+use super::{Backend, Conn, Db};
 use crate::rows::*;
 use crate::{StoreError, UnitResult};
 
-/// Rows per multi-row INSERT; SQLite allows 32766 bound variables.
+/// Rows per multi-row INSERT; SQLite allows 32766 bound variables, PostgreSQL 65535.
 const INSERT_CHUNK: usize = 500;
 
-impl SqliteStore {
+impl Backend {
     pub(super) async fn commit_batch(
         &self,
         units: &[Vec<Mutation>],
         audit: &AuditAppend,
         isolate_units: bool,
     ) -> Result<Vec<UnitResult>, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
+        // First, so that instances sharing the database queue here rather than deadlock later.
+        Self::claim_audit_range(&mut tx, audit).await?;
         let mut results = Vec::with_capacity(units.len());
         for unit in units {
             if !isolate_units {
@@ -57,9 +59,9 @@ impl SqliteStore {
     }
 }
 
-async fn append_audit(conn: &mut SqliteConnection, audit: &AuditAppend) -> Result<(), StoreError> {
+async fn append_audit(conn: &mut Conn, audit: &AuditAppend) -> Result<(), StoreError> {
     for chunk in audit.entries.chunks(INSERT_CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> =
+        let mut qb: QueryBuilder<Db> =
             QueryBuilder::new("INSERT INTO audit_entries (idx, tenant_id, entry) ");
         qb.push_values(chunk, |mut row, e| {
             row.push_bind(e.idx)
@@ -69,7 +71,7 @@ async fn append_audit(conn: &mut SqliteConnection, audit: &AuditAppend) -> Resul
         qb.build().execute(&mut *conn).await?;
     }
     for chunk in audit.nodes.chunks(INSERT_CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> =
+        let mut qb: QueryBuilder<Db> =
             QueryBuilder::new("INSERT INTO audit_nodes (level, idx, hash) ");
         let mut bad_index = false;
         qb.push_values(chunk, |mut row, (key, hash)| {
@@ -92,7 +94,7 @@ async fn append_audit(conn: &mut SqliteConnection, audit: &AuditAppend) -> Resul
 /// A case may only reference a contact of its own tenant that exists when the case is written (checked
 /// inside the transaction, so a concurrent delete cannot leave a dangling link).
 async fn require_contact(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     tenant_id: &str,
     contact_id: Option<&str>,
 ) -> Result<(), StoreError> {
@@ -100,7 +102,7 @@ async fn require_contact(
         return Ok(());
     };
     let found: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2")
+        sqlx::query_as("SELECT CAST(1 AS BIGINT) FROM contacts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(contact_id)
             .fetch_optional(conn)
@@ -108,7 +110,7 @@ async fn require_contact(
     found.map(|_| ()).ok_or(StoreError::MissingReference)
 }
 
-async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), StoreError> {
+async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
         Mutation::InsertAccessRequest(_)
         | Mutation::DecideAccessRequest { .. }
@@ -307,7 +309,8 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
         | Mutation::UseRecoveryCode { .. } => super::mfa::apply(conn, mutation).await?,
         Mutation::TouchSession { token_hash, at } => {
             sqlx::query(
-                "UPDATE sessions SET last_seen_at = MAX(last_seen_at, $2) WHERE token_hash = $1",
+                "UPDATE sessions SET last_seen_at = CASE WHEN last_seen_at > $2 THEN last_seen_at ELSE $2 END \
+                 WHERE token_hash = $1",
             )
             .bind(token_hash)
             .bind(at)
@@ -351,7 +354,8 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
         }
         Mutation::TouchApiKey { id, at } => {
             sqlx::query(
-                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), $2) WHERE id = $1",
+                "UPDATE api_keys SET last_used_at = CASE WHEN last_used_at > $2 THEN last_used_at ELSE $2 END \
+                 WHERE id = $1",
             )
             .bind(id)
             .bind(at)
@@ -504,7 +508,7 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             let done = sqlx::query(
                 "UPDATE users SET status = 'suspended', status_reason = 'inactivity', updated_at = $3 \
                  WHERE id = $1 AND status = 'active' \
-                 AND MAX(created_at, COALESCE(last_login_at, 0), COALESCE(reactivated_at, 0)) < $2 \
+                 AND created_at < $2 AND COALESCE(last_login_at, 0) < $2 AND COALESCE(reactivated_at, 0) < $2 \
                  AND NOT EXISTS (SELECT 1 FROM api_keys WHERE user_id = $1 AND last_used_at >= $2) \
                  AND NOT (',' || roles || ',' LIKE '%,platform_admin,%' AND \
                    (SELECT COUNT(*) FROM users WHERE status = 'active' \
@@ -541,7 +545,7 @@ async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> Result<(), S
             .execute(&mut *conn)
             .await?;
             for chunk in lines.chunks(INSERT_CHUNK / 2) {
-                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO access_review_lines (review_id, user_id, username, roles, tenant_id, \
                      status, last_activity_at, mfa_enrolled, assignments, active_grants, api_keys) ",
                 );

@@ -1,0 +1,320 @@
+//! The PostgreSQL store, for several stateless instances sharing one database.
+//!
+//! - Every transaction states its tenant scope (`strongroom.tenant`), and the tenant tables'
+//!   row-level-security policies filter on it, so a query that forgot its `WHERE tenant_id`
+//!   still sees one tenant only. The server refuses roles that would bypass those policies.
+//! - Every batch locks the single `audit_head` row first: appends from all instances form one
+//!   gap-free sequence, and a batch planned against a stale head is refused as a whole
+//!   ([`StoreError::AuditHeadMoved`]) before anything is written.
+
+#[path = "../sql/credentials.rs"]
+mod credentials;
+#[path = "../sql/exports.rs"]
+mod exports;
+#[path = "../sql/governance.rs"]
+mod governance;
+#[path = "../sql/keys.rs"]
+mod keys;
+#[path = "../sql/lockbox.rs"]
+mod lockbox;
+#[path = "../sql/mfa.rs"]
+mod mfa;
+#[path = "../sql/shred.rs"]
+mod shred;
+#[path = "../sql/store_impl.rs"]
+mod store_impl;
+#[path = "../sql/write.rs"]
+mod write;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+use crate::StoreError;
+use crate::rows::{AuditAppend, TenantScope};
+
+// The shared SQL modules (`../sql`) are compiled once per backend against these names.
+type Db = Postgres;
+type Conn = sqlx::PgConnection;
+type Backend = PgStore;
+
+/// Tables of the current schema having a column named `$1`, for crypto-shredding.
+const TABLES_WITH_COLUMN_SQL: &str = "SELECT c.table_name::text FROM information_schema.columns c \
+     JOIN information_schema.tables t \
+     ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+     WHERE c.table_schema = current_schema() AND c.column_name = $1 \
+     AND t.table_type = 'BASE TABLE' AND c.table_name NOT LIKE '\\_sqlx\\_%' ORDER BY 1";
+
+/// The oldest server whose row-level security and `IN`-list semantics we rely on.
+const MIN_SERVER_VERSION: i64 = 130_000;
+
+fn migrator() -> Migrator {
+    let migration = |version, description, sql: &'static str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "initial",
+            include_str!("../../migrations/postgres/0001_initial.sql"),
+        ),
+        migration(
+            2,
+            "contact reach index",
+            include_str!("../../migrations/postgres/0002_contact_reach.sql"),
+        ),
+        migration(
+            3,
+            "second factor",
+            include_str!("../../migrations/postgres/0003_mfa.sql"),
+        ),
+        migration(
+            4,
+            "api keys",
+            include_str!("../../migrations/postgres/0004_api_keys.sql"),
+        ),
+        migration(
+            5,
+            "access governance",
+            include_str!("../../migrations/postgres/0005_governance.sql"),
+        ),
+        migration(
+            6,
+            "customer lockbox",
+            include_str!("../../migrations/postgres/0006_lockbox.sql"),
+        ),
+        migration(
+            7,
+            "exports",
+            include_str!("../../migrations/postgres/0007_exports.sql"),
+        ),
+        migration(
+            8,
+            "tenant shredding",
+            include_str!("../../migrations/postgres/0008_shred.sql"),
+        ),
+        migration(
+            9,
+            "key rotation and retention",
+            include_str!("../../migrations/postgres/0009_keys.sql"),
+        ),
+        migration(
+            10,
+            "leases, audit head and row-level security",
+            include_str!("../../migrations/postgres/0010_leases.sql"),
+        ),
+    ])
+}
+
+/// How to reach the database. The URL may hold a password: `Debug` and errors never show it.
+#[derive(Clone)]
+pub struct PgOptions {
+    pub url: String,
+    /// The schema holding Strongroom's tables (must exist, owned by the connecting role);
+    /// the role's default `search_path` when `None`.
+    pub schema: Option<String>,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// Any single statement running longer is cancelled by the server.
+    pub statement_timeout: Duration,
+}
+
+impl fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &"<redacted>")
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
+}
+
+/// A schema name we are willing to put in a connection's `search_path`.
+fn valid_schema(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects, checks that the server and the role are fit for the job, and migrates.
+    pub async fn open(options: &PgOptions) -> Result<Self, StoreError> {
+        let mut connect = PgConnectOptions::from_str(&options.url).map_err(|_| {
+            StoreError::Misconfigured("the database URL is not a valid postgres:// URL".into())
+        })?;
+        let target = format!(
+            "PostgreSQL at {}:{}/{}",
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or("(default database)")
+        );
+        let timeout_ms = options.statement_timeout.as_millis().to_string();
+        let mut settings = vec![("statement_timeout", timeout_ms)];
+        if let Some(schema) = &options.schema {
+            if !valid_schema(schema) {
+                return Err(StoreError::Misconfigured(
+                    "the database schema must be a lowercase SQL identifier".into(),
+                ));
+            }
+            settings.push(("search_path", schema.clone()));
+        }
+        connect = connect.options(settings).application_name("strongroom");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to {target}: {e}")))?;
+        check_server(&pool, options.schema.as_deref()).await?;
+        migrator().run(&pool).await.map_err(|e| match e {
+            MigrateError::VersionMissing(v) => StoreError::Misconfigured(format!(
+                "the database was migrated by a newer strongroom (migration {v} is unknown to \
+                 this version); upgrade this binary"
+            )),
+            MigrateError::VersionMismatch(v) => StoreError::Misconfigured(format!(
+                "migration {v} in the database differs from this version's; the schema was \
+                 changed by hand or by a different build"
+            )),
+            other => StoreError::Migration(other.to_string()),
+        })?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A read transaction that sees one tenant's rows only.
+    async fn tenant_reader(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        if scope.id() == "*" {
+            return Err(StoreError::Corrupt("tenant id `*` is reserved".into()));
+        }
+        let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
+        sqlx::query("SELECT set_config('strongroom.tenant', $1, true)")
+            .bind(scope.id())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// A read transaction over every tenant (jobs, governance, the audit log).
+    async fn platform_reader(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self
+            .pool
+            .begin_with("BEGIN READ ONLY; SELECT set_config('strongroom.tenant', '*', true)")
+            .await?)
+    }
+
+    /// For single statements on tables without tenant rows (checkpoints, leases).
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A group commit spans tenants, so it runs platform-wide.
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self
+            .pool
+            .begin_with("BEGIN; SELECT set_config('strongroom.tenant', '*', true)")
+            .await?)
+    }
+
+    /// Locks the audit head (every writer of every instance queues here), checks that the
+    /// batch starts where the log ends, and moves the head past it.
+    async fn claim_audit_range(conn: &mut Conn, audit: &AuditAppend) -> Result<(), StoreError> {
+        let Some(first) = audit.entries.first() else {
+            return Ok(());
+        };
+        let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *conn)
+            .await?;
+        if size != first.idx {
+            return Err(StoreError::AuditHeadMoved(u64::try_from(size).unwrap_or(0)));
+        }
+        let count = i64::try_from(audit.entries.len())
+            .map_err(|_| StoreError::Corrupt("audit batch size".into()))?;
+        sqlx::query("UPDATE audit_head SET size = $1 WHERE id = 1")
+            .bind(size + count)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_size_impl(&self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT size FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// PostgreSQL keeps no separate journal of deleted rows that we could truncate; `VACUUM`
+    /// marks their space reusable. The shredded keys are what make the old bytes unreadable.
+    async fn purge_journal_impl(&self) -> Result<bool, StoreError> {
+        sqlx::query("VACUUM").execute(&self.pool).await?;
+        Ok(true)
+    }
+
+    async fn ping_impl(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Refuses servers too old for us, roles that row-level security would not bind, and a schema
+/// that is not there.
+async fn check_server(pool: &PgPool, schema: Option<&str>) -> Result<(), StoreError> {
+    let (version,): (String,) = sqlx::query_as("SHOW server_version_num")
+        .fetch_one(pool)
+        .await?;
+    let version: i64 = version.trim().parse().unwrap_or(0);
+    if version < MIN_SERVER_VERSION {
+        return Err(StoreError::Misconfigured(format!(
+            "PostgreSQL {version} is too old; version 13 or later is required"
+        )));
+    }
+    let (role, superuser, bypass): (String, bool, bool) = sqlx::query_as(
+        "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(pool)
+    .await?;
+    if superuser || bypass {
+        return Err(StoreError::Misconfigured(format!(
+            "the database role `{role}` is a superuser or has BYPASSRLS, so row-level security \
+             would not isolate tenants; connect as a role without them"
+        )));
+    }
+    let (current,): (Option<String>,) = sqlx::query_as("SELECT current_schema()::text")
+        .fetch_one(pool)
+        .await?;
+    if current.is_none() {
+        return Err(StoreError::Misconfigured(format!(
+            "schema `{}` does not exist or the role cannot use it",
+            schema.unwrap_or("(search_path)")
+        )));
+    }
+    Ok(())
+}

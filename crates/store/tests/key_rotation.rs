@@ -1,0 +1,215 @@
+//! Key rotation and retention mutations against a real database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use strongroom_store::*;
+
+const T: &str = "t1";
+
+/// A stand-in ciphertext: format byte, key version, then opaque bytes.
+fn ct(version: u32, tag: u8) -> Vec<u8> {
+    let mut v = vec![1u8];
+    v.extend_from_slice(&version.to_be_bytes());
+    v.extend_from_slice(&[tag; 28]);
+    v
+}
+
+async fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    (dir, s)
+}
+
+async fn run(s: &SqliteStore, m: Mutation) -> Result<(), StoreError> {
+    s.commit(&[vec![m]], &AuditAppend::default())
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+fn tenant() -> Mutation {
+    Mutation::InsertTenant(TenantRow {
+        id: T.into(),
+        name: "t".into(),
+        status: "active".into(),
+        instructions: "{}".into(),
+        created_at: 0,
+        updated_at: 0,
+    })
+}
+
+fn key(version: i64) -> Mutation {
+    Mutation::InsertTenantKey(TenantKeyRow {
+        tenant_id: T.into(),
+        version,
+        wrapped: vec![0; 8],
+        created_at: 0,
+    })
+}
+
+fn case(id: &str, status: &str, updated_at: i64) -> Mutation {
+    Mutation::InsertCase(CaseRow {
+        tenant_id: T.into(),
+        id: id.into(),
+        title: ct(1, 7),
+        description: None,
+        severity: "low".into(),
+        status: status.into(),
+        product: None,
+        contact_id: None,
+        assignee_id: None,
+        created_at: 0,
+        updated_at,
+    })
+}
+
+fn reencrypt(old: Vec<u8>, new: Vec<u8>) -> Mutation {
+    Mutation::ReencryptRow {
+        table: CipherTable::Cases,
+        scope: TenantScope::new(T),
+        id: "c1".into(),
+        old: vec![Some(old), None],
+        new: vec![Some(new), None],
+        email_index: None,
+    }
+}
+
+fn usage(rows: &[KeyUsageRow]) -> Vec<(i64, i64)> {
+    rows.iter().map(|u| (u.version, u.ciphertexts)).collect()
+}
+
+#[tokio::test]
+async fn reencryption_is_conditional_and_retirement_checks_use() {
+    let (_dir, s) = store().await;
+    let scope = TenantScope::new(T);
+    for m in [tenant(), key(1), key(2), case("c1", "open", 0)] {
+        run(&s, m).await.unwrap();
+    }
+    assert_eq!(usage(&s.key_usage(&scope).await.unwrap()), vec![(1, 1)]);
+    let stale = s
+        .stale_ciphertexts(&scope, CipherTable::Cases, 2, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].cells, vec![Some(ct(1, 7)), None]);
+    // In use: not retired; the newest is never retired.
+    assert!(matches!(
+        run(
+            &s,
+            Mutation::RetireTenantKey {
+                scope: scope.clone(),
+                version: 1,
+                at: 5
+            }
+        )
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        run(
+            &s,
+            Mutation::RetireTenantKey {
+                scope: scope.clone(),
+                version: 2,
+                at: 5
+            }
+        )
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // A user write got there first: the job's rewrite changes nothing.
+    run(&s, reencrypt(ct(1, 9), ct(2, 1))).await.unwrap();
+    assert_eq!(s.case(&scope, "c1").await.unwrap().unwrap().title, ct(1, 7));
+    // Still what was read: rewritten.
+    run(&s, reencrypt(ct(1, 7), ct(2, 7))).await.unwrap();
+    assert_eq!(s.case(&scope, "c1").await.unwrap().unwrap().title, ct(2, 7));
+    assert_eq!(usage(&s.key_usage(&scope).await.unwrap()), vec![(2, 1)]);
+    assert!(
+        s.stale_ciphertexts(&scope, CipherTable::Cases, 2, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    run(
+        &s,
+        Mutation::RetireTenantKey {
+            scope: scope.clone(),
+            version: 1,
+            at: 5,
+        },
+    )
+    .await
+    .unwrap();
+    let live: Vec<i64> = s
+        .tenant_keys(&scope)
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.version)
+        .collect();
+    assert_eq!(live, vec![2]);
+    let retired = s.retired_tenant_keys(&scope).await.unwrap();
+    assert_eq!((retired[0].version, retired[0].retired_at), (1, 5));
+}
+
+#[tokio::test]
+async fn purge_takes_only_closed_cases_past_the_cutoff() {
+    let (_dir, s) = store().await;
+    let scope = TenantScope::new(T);
+    for m in [
+        tenant(),
+        case("old-closed", "closed", 10),
+        case("old-resolved", "resolved", 10),
+        case("old-open", "open", 10),
+        case("new-closed", "closed", 100),
+    ] {
+        run(&s, m).await.unwrap();
+    }
+    run(
+        &s,
+        Mutation::InsertComment(CommentRow {
+            tenant_id: T.into(),
+            id: "m1".into(),
+            case_id: "old-closed".into(),
+            author_id: "u".into(),
+            body: ct(1, 3),
+            created_at: 0,
+        }),
+    )
+    .await
+    .unwrap();
+    let due: Vec<String> = s
+        .expired_cases(&scope, 50, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(due, vec!["old-closed", "old-resolved"]);
+    let purge = |id: &str| Mutation::PurgeCase {
+        scope: scope.clone(),
+        case_id: id.into(),
+        cutoff: 50,
+    };
+    run(&s, purge("old-closed")).await.unwrap();
+    assert!(s.case(&scope, "old-closed").await.unwrap().is_none());
+    assert!(
+        s.comments(&scope, "old-closed", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Not closed, or too recent, or gone already: a conflict, nothing deleted.
+    for id in ["old-open", "new-closed", "old-closed"] {
+        assert!(
+            matches!(run(&s, purge(id)).await, Err(StoreError::Conflict(_))),
+            "{id}"
+        );
+    }
+    assert!(s.case(&scope, "old-open").await.unwrap().is_some());
+}
