@@ -244,7 +244,7 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
         c.execute("DELETE FROM audit_entries WHERE idx >= $1", &[keep.into()])
             .await;
         c.execute(
-            "DELETE FROM audit_nodes WHERE ((idx + 1) << level) > $1",
+            "DELETE FROM audit_nodes WHERE ((idx + 1) << CAST(level AS INTEGER)) > $1",
             &[keep.into()],
         )
         .await;
@@ -446,13 +446,20 @@ async fn answer_within(what: &str, request: impl std::future::Future<Output = Re
     tokio::time::timeout(Duration::from_secs(20), request)
         .await
         .unwrap_or_else(|_| {
-            panic!("{what}: no answer within 20 s while the log is locked (busy timeout 300 ms)")
+            panic!("{what}: no answer within 20 s while the log is locked (busy timeout 300 ms, statement timeout 1 s)")
         })
 }
 
 #[tokio::test]
 async fn requests_fail_closed_while_the_log_cannot_be_written() {
-    let server = Server::start_with(&[("STRONGROOM_STORE_BUSY_TIMEOUT_MS", "300")], &[]);
+    // SQLite waits for its lock up to the busy timeout; PostgreSQL up to the statement timeout.
+    let server = Server::start_with(
+        &[
+            ("STRONGROOM_STORE_BUSY_TIMEOUT_MS", "300"),
+            ("STRONGROOM_DATABASE_STATEMENT_TIMEOUT_MS", "1000"),
+        ],
+        &[],
+    );
     let admin = server.admin().await;
     let tenant = create_tenant(&admin, None).await;
     let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;

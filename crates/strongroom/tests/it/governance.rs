@@ -17,11 +17,12 @@ fn days_from_now(days: i64) -> String {
         .expect("format time")
 }
 
-/// Runs `strongroom admin ARGS…`; returns (success, stdout, stderr).
-fn admin_cli(args: &[&str]) -> (bool, String, String) {
+/// Runs `strongroom admin ARGS…` on `server`'s store; returns (success, stdout, stderr).
+fn admin_cli(server: &Server, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(binary())
         .arg("admin")
         .args(args)
+        .envs(server.store_env())
         .output()
         .expect("run strongroom admin");
     (
@@ -35,7 +36,7 @@ fn sweep(server: &Server, extra: &[&str]) -> Value {
     let dir = server.data_dir.to_str().expect("utf-8 path");
     let mut args = vec!["sweep-inactive", "--data-dir", dir];
     args.extend_from_slice(extra);
-    let (ok, stdout, stderr) = admin_cli(&args);
+    let (ok, stdout, stderr) = admin_cli(server, &args);
     assert!(ok, "sweep-inactive {extra:?} failed: {stderr}");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("report is not JSON ({e}): {stdout}"))
 }
@@ -179,13 +180,12 @@ async fn inactivity_sweep_suspends_exactly_the_inactive_and_never_the_last_admin
         .await
         .err(403, "forbidden");
 
-    if skip_on_postgres("(rest) `strongroom admin sweep-inactive --data-dir` opens the SQLite file")
-    {
-        return;
-    }
     // The command line refuses while the server holds the data dir.
     let dir = server.data_dir.to_str().expect("utf-8 path").to_owned();
-    let (ok, _, stderr) = admin_cli(&["sweep-inactive", "--data-dir", &dir, "--dry-run"]);
+    let (ok, _, stderr) = admin_cli(
+        &server,
+        &["sweep-inactive", "--data-dir", &dir, "--dry-run"],
+    );
     assert!(!ok && stderr.contains("running server"), "{stderr}");
     let status = server.stop().await;
     assert!(status.success(), "{status}");
@@ -465,23 +465,22 @@ async fn access_review_lists_certifies_revokes_and_exports() {
         .await
         .err(404, "not_found");
 
-    if skip_on_postgres("(rest) `strongroom admin access-review --data-dir` opens the SQLite file")
-    {
-        return;
-    }
     // The operator's command line takes a review of a stopped server, to a private file.
     assert!(server.stop().await.success());
     let out = server.root().join("review.csv");
     let dir = server.data_dir.to_str().expect("utf-8 path");
-    let (ok, _, stderr) = admin_cli(&[
-        "access-review",
-        "--data-dir",
-        dir,
-        "--format",
-        "csv",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, stderr) = admin_cli(
+        &server,
+        &[
+            "access-review",
+            "--data-dir",
+            dir,
+            "--format",
+            "csv",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{stderr}");
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -491,7 +490,7 @@ async fn access_review_lists_certifies_revokes_and_exports() {
             .any(|r| r.starts_with(&customer.id) && r.contains(",suspended,")),
         "{text}"
     );
-    let (ok, stdout, stderr) = admin_cli(&["access-review", "--data-dir", dir]);
+    let (ok, stdout, stderr) = admin_cli(&server, &["access-review", "--data-dir", dir]);
     assert!(ok, "{stderr}");
     let json: Value = serde_json::from_str(&stdout).expect("JSON review");
     assert_eq!(json["created_by"], Value::Null);

@@ -21,6 +21,7 @@ fn purge(server: &Server, extra: &[&str]) -> Value {
     let out = Command::new(binary())
         .args(["admin", "purge-expired", "--data-dir", dir])
         .args(extra)
+        .envs(server.store_env())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -70,9 +71,6 @@ async fn comment_count(server: &Server, case_id: &str) -> i64 {
 
 #[tokio::test]
 async fn retention_purges_exactly_the_expired_closed_cases_once() {
-    if skip_on_postgres("`strongroom admin purge-expired --data-dir` opens the SQLite file") {
-        return;
-    }
     let server = Server::start_with(&[("STRONGROOM_RETENTION_SWEEP_INTERVAL_SECS", "0")], &[]);
     let admin = server.admin().await;
     let short = create_tenant(&admin, Some(json!({"retention_days": 1}))).await;

@@ -367,9 +367,13 @@ async fn a_crash_during_reencryption_resumes_after_restart() {
     }
 }
 
-/// Runs `strongroom ARGS…`; returns (success, stdout, stderr).
-fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary()).args(args).output().unwrap();
+/// Runs `strongroom ARGS…` on `server`'s store; returns (success, stdout, stderr).
+fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .envs(server.store_env())
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -379,9 +383,6 @@ fn cli(args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test]
 async fn cli_rotation_and_root_key_rotation() {
-    if skip_on_postgres("`strongroom keys rotate`/`rotate-root --data-dir` open the SQLite file") {
-        return;
-    }
     let server = Server::start_with(&env("50", "0"), &[]);
     let admin = server.admin().await;
     let tenant = create_tenant(&admin, None).await;
@@ -394,30 +395,39 @@ async fn cli_rotation_and_root_key_rotation() {
     let dir = server.data_dir.to_str().unwrap().to_owned();
 
     // Admin CLIs take the data-dir lock: refused while the server runs.
-    let (ok, _, stderr) = cli(&["keys", "rotate", "--tenant", &tenant, "--data-dir", &dir]);
+    let (ok, _, stderr) = cli(
+        &server,
+        &["keys", "rotate", "--tenant", &tenant, "--data-dir", &dir],
+    );
     assert!(!ok, "rotated beside a running server");
     assert!(stderr.contains("running server"), "{stderr}");
     assert!(server.stop().await.success());
 
-    let (ok, out, stderr) = cli(&["keys", "rotate", "--tenant", &tenant, "--data-dir", &dir]);
+    let (ok, out, stderr) = cli(
+        &server,
+        &["keys", "rotate", "--tenant", &tenant, "--data-dir", &dir],
+    );
     assert!(ok, "keys rotate: {stderr}");
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["current_version"], 2, "{status}");
-    let (ok, _, _) = cli(&[
-        "keys",
-        "rotate",
-        "--tenant",
-        "no-such-tenant",
-        "--data-dir",
-        &dir,
-    ]);
+    let (ok, _, _) = cli(
+        &server,
+        &[
+            "keys",
+            "rotate",
+            "--tenant",
+            "no-such-tenant",
+            "--data-dir",
+            &dir,
+        ],
+    );
     assert!(!ok, "rotated an unknown tenant");
 
     // Root key: every tenant key rewrapped, the data untouched.
     let key_path = server.data_dir.join("keys/root.key");
     let old_key = std::fs::read(&key_path).unwrap();
     let data_before = versions_on_disk(&server, &tenant).await;
-    let (ok, out, stderr) = cli(&["keys", "rotate-root", "--data-dir", &dir]);
+    let (ok, out, stderr) = cli(&server, &["keys", "rotate-root", "--data-dir", &dir]);
     assert!(ok, "keys rotate-root: {stderr}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["tenant_keys_rewrapped"], 2, "{report}");
@@ -507,23 +517,21 @@ async fn an_interrupted_root_rotation_is_undone_or_completed() {
     assert!(server.stop().await.success());
 
     // Stopped after the commit, before the swap: the database is under the new key. Completed.
-    if skip_on_postgres(
-        "(second half) `strongroom keys rotate-root --data-dir` opens the SQLite file",
-    ) {
-        return;
-    }
     let dir = server.data_dir.to_str().unwrap().to_owned();
     let given = server.root().join("given.key");
     let given_text = b"QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=\n";
     write_private(&given, given_text);
-    let (ok, _, stderr) = cli(&[
-        "keys",
-        "rotate-root",
-        "--data-dir",
-        &dir,
-        "--new-key-file",
-        given.to_str().unwrap(),
-    ]);
+    let (ok, _, stderr) = cli(
+        &server,
+        &[
+            "keys",
+            "rotate-root",
+            "--data-dir",
+            &dir,
+            "--new-key-file",
+            given.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{stderr}");
     let k2 = std::fs::read(&current).unwrap();
     assert_eq!(k2, given_text.to_vec(), "--new-key-file not used");

@@ -7,18 +7,13 @@
 //! `sr_<16 hex>` owned by it; the schema is dropped when the last server using it is dropped
 //! (or, for servers kept in statics, by the watchdog when the test binary exits).
 //!
-//! Skipped on PostgreSQL (each via `kit::skip_on_postgres`, which prints why), because the
-//! command under test opens the SQLite file of a data dir; keep this list short and give every
-//! other SQLite-specific check a PostgreSQL equivalent (at-rest scans dump the schema, see
-//! [`dump_schema`]; tampering happens in the schema):
+//! Skipped on PostgreSQL (each via `kit::skip_on_postgres`, which prints why); keep this list
+//! short and give every other SQLite-specific check a PostgreSQL equivalent (at-rest scans dump
+//! the schema, see [`dump_schema`]; tampering happens in the schema; `admin`/`keys` commands get
+//! `Server::store_env`, `audit verify` gets `Server::store_args`):
 //! - `backup::backup_verify_restore_and_shredded_tenants_stay_shredded`: `strongroom backup`
-//!   copies the SQLite database; backups of a PostgreSQL deployment are pg_dump's job.
-//! - `retention::retention_purges_exactly_the_expired_closed_cases_once`: `admin purge-expired`.
-//! - `rotation::cli_rotation_and_root_key_rotation`: `keys rotate`, `keys rotate-root`.
-//! - the command-line halves of `rotation::an_interrupted_root_rotation_is_undone_or_completed`
-//!   (`keys rotate-root`), `governance::inactivity_sweep_suspends_exactly_the_inactive_and_never_
-//!   the_last_admin` (`admin sweep-inactive`) and `governance::access_review_lists_certifies_
-//!   revokes_and_exports` (`admin access-review`).
+//!   copies the SQLite database of a data dir; backups of a PostgreSQL deployment are pg_dump's
+//!   job.
 //!
 //! `multi_instance` is the reverse: PostgreSQL only.
 

@@ -192,6 +192,18 @@ impl Server {
         self.pg.as_ref().map(|pg| pg.flags()).unwrap_or_default()
     }
 
+    /// The environment that points a command (`admin …`, `keys …`) at this server's store:
+    /// `STRONGROOM_DATABASE_URL`/`_SCHEMA` on PostgreSQL, nothing on SQLite.
+    pub fn store_env(&self) -> Vec<(String, String)> {
+        match &self.pg {
+            Some(pg) => vec![
+                ("STRONGROOM_DATABASE_URL".into(), super::pg_app_url()),
+                ("STRONGROOM_DATABASE_SCHEMA".into(), pg.name.clone()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
     /// A connection to this server's store (see [`Db`]).
     pub async fn db(&self) -> Db {
         match &self.pg {
