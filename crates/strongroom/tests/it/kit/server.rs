@@ -238,15 +238,17 @@ impl Server {
         files
     }
 
-    /// The value of an unlabelled metric on the ops listener's `/metrics` (None if absent).
+    /// The value of a metric on the ops listener's `/metrics` (its first series; None if absent).
     pub fn metric(&self, name: &str) -> Option<f64> {
         let (status, body) = plain_get(self.ops, "/metrics").ok()?;
         if status != 200 {
             return None;
         }
         body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-            let (key, value) = l.split_once(char::is_whitespace)?;
-            (key == name).then(|| value.trim().parse().ok())?
+            let (key, value) = l.rsplit_once(char::is_whitespace)?;
+            let key = key.trim();
+            let bare = key.split_once('{').map_or(key, |(k, _)| k);
+            (bare == name).then(|| value.trim().parse().ok())?
         })
     }
 
