@@ -61,6 +61,7 @@ async fn main() {
         "bench/audit".into(),
         Arc::new(SystemClock::default()),
         4096,
+        "bench".into(),
     )
     .await
     .unwrap();

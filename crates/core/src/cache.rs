@@ -1,34 +1,47 @@
 //! In-memory caches of rows the store owns, safe against the load/invalidate race: a value loaded
 //! before an invalidation is never cached after it (each invalidation bumps a generation, and a load
 //! may only insert under the generation it started with).
+//!
+//! When several instances share the store, another instance's change cannot bump our generation,
+//! so entries then also expire after a maximum age: that bounds how long a revocation elsewhere
+//! can go unseen here.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 pub(crate) struct Cache<K, V> {
     inner: RwLock<Inner<K, V>>,
     capacity: usize,
+    max_age: Option<Duration>,
 }
 
 struct Inner<K, V> {
-    map: HashMap<K, V>,
+    map: HashMap<K, (V, Instant)>,
     generation: u64,
 }
 
 impl<K: Eq + Hash, V: Clone> Cache<K, V> {
-    pub fn new(capacity: usize) -> Self {
+    /// `max_age`: how long an entry may be served (`None`: until invalidated).
+    pub fn new(capacity: usize, max_age: Option<Duration>) -> Self {
         Self {
             inner: RwLock::new(Inner {
                 map: HashMap::new(),
                 generation: 0,
             }),
             capacity,
+            max_age,
         }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
-        self.inner.read().ok()?.map.get(key).cloned()
+        let inner = self.inner.read().ok()?;
+        let (value, loaded) = inner.map.get(key)?;
+        match self.max_age {
+            Some(max) if loaded.elapsed() > max => None,
+            _ => Some(value.clone()),
+        }
     }
 
     /// Read before loading from the store; pass to [`Self::insert_loaded`].
@@ -44,7 +57,7 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             if inner.map.len() >= self.capacity {
                 inner.map.clear();
             }
-            inner.map.insert(key, value);
+            inner.map.insert(key, (value, Instant::now()));
         }
     }
 
@@ -54,7 +67,7 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             if inner.map.len() >= self.capacity {
                 inner.map.clear();
             }
-            inner.map.insert(key, value);
+            inner.map.insert(key, (value, Instant::now()));
         }
     }
 
@@ -62,14 +75,14 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
     pub fn invalidate(&self, key: &K) -> Option<V> {
         let mut inner = self.inner.write().ok()?;
         inner.generation = inner.generation.wrapping_add(1);
-        inner.map.remove(key)
+        inner.map.remove(key).map(|(value, _)| value)
     }
 
     /// Forgets every entry for which `stale` holds, and every load in flight.
     pub fn invalidate_where(&self, mut stale: impl FnMut(&V) -> bool) {
         if let Ok(mut inner) = self.inner.write() {
             inner.generation = inner.generation.wrapping_add(1);
-            inner.map.retain(|_, v| !stale(v));
+            inner.map.retain(|_, (v, _)| !stale(v));
         }
     }
 }
@@ -80,7 +93,7 @@ mod tests {
 
     #[test]
     fn a_load_older_than_an_invalidation_is_not_cached() {
-        let cache: Cache<&str, u32> = Cache::new(10);
+        let cache: Cache<&str, u32> = Cache::new(10, None);
         let generation = cache.generation();
         cache.invalidate(&"user");
         cache.insert_loaded("user", 1, generation);
@@ -88,5 +101,14 @@ mod tests {
         let generation = cache.generation();
         cache.insert_loaded("user", 2, generation);
         assert_eq!(cache.get(&"user"), Some(2));
+    }
+
+    #[test]
+    fn a_shared_store_entry_expires() {
+        let cache: Cache<&str, u32> = Cache::new(10, Some(Duration::from_millis(20)));
+        cache.insert_fresh("user", 1);
+        assert_eq!(cache.get(&"user"), Some(1));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(cache.get(&"user"), None);
     }
 }

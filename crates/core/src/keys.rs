@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use strongroom_crypto::{
     PlatformKey, RootKey, TenantKeyring, TenantKeys, unwrap_tenant_keys, wrap_tenant_keys,
@@ -15,7 +16,9 @@ pub struct KeyCache {
     root: RootKey,
     /// Seals platform secrets such as TOTP seeds (derived from the root key).
     platform: PlatformKey,
-    rings: RwLock<HashMap<String, Arc<TenantKeyring>>>,
+    rings: RwLock<HashMap<String, (Arc<TenantKeyring>, Instant)>>,
+    /// With a shared store, another instance may rotate or shred: reload after this long.
+    max_age: Option<Duration>,
     /// Shredded tenants (ids are never reused): a load that raced the deletion must not cache
     /// their keys again.
     shredded: RwLock<HashSet<String>>,
@@ -24,7 +27,7 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    pub fn new(root: RootKey) -> ServiceResult<Self> {
+    pub fn new(root: RootKey, max_age: Option<Duration>) -> ServiceResult<Self> {
         let platform =
             PlatformKey::derive(&root).map_err(|_| ServiceError::internal("platform key"))?;
         Ok(Self {
@@ -33,6 +36,7 @@ impl KeyCache {
             rings: RwLock::new(HashMap::new()),
             shredded: RwLock::new(HashSet::new()),
             generation: AtomicU64::new(0),
+            max_age,
         })
     }
 
@@ -137,6 +141,10 @@ impl KeyCache {
             .read()
             .ok()
             .and_then(|m| m.get(tenant_id).cloned())
+            .and_then(|(ring, loaded)| match self.max_age {
+                Some(max) if loaded.elapsed() > max => None,
+                _ => Some(ring),
+            })
         {
             return Ok(ring);
         }
@@ -166,7 +174,7 @@ impl KeyCache {
         // A rotation committed while we read: this ring may lack the new version, so the next use
         // reads again.
         if self.generation.load(Ordering::SeqCst) == generation {
-            map.insert(tenant_id.to_owned(), Arc::clone(&ring));
+            map.insert(tenant_id.to_owned(), (Arc::clone(&ring), Instant::now()));
         }
         Ok(ring)
     }

@@ -68,8 +68,10 @@ pub struct Vault {
     settings: Settings,
     clock: Arc<dyn Clock>,
     /// Serialises quota-counted export creation from the quota check to the commit, so concurrent
-    /// exports cannot together exceed a quota (one server process owns the data dir).
+    /// exports cannot together exceed a quota (other instances: `shared_lock`).
     export_quota_lock: tokio::sync::Mutex<()>,
+    /// This process's identity in leases shared with other instances.
+    instance: String,
     /// Wakes the re-encryption job after a rotation.
     reencrypt_wakeup: tokio::sync::Notify,
 }
@@ -103,14 +105,20 @@ impl Vault {
         };
         let signer = NoteSigner::from_bytes(&origin, &log_signer.secret_bytes())
             .map_err(|_| ServiceError::internal("log signing key"))?;
+        let instance = uuid::Uuid::new_v4().simple().to_string();
         let audit = AuditLog::open(
             Arc::clone(&store),
             signer,
             origin,
             Arc::clone(&clock),
             settings.audit_max_batch,
+            instance.clone(),
         )
         .await?;
+        // Other instances' revocations, rotations and shreds reach our caches by expiry only.
+        let max_age = store
+            .shared()
+            .then(|| std::time::Duration::from_millis(settings.shared_cache_max_age_ms));
         Ok(Arc::new(Self {
             throttle: LoginThrottle::new(
                 settings.login_lockout_threshold,
@@ -119,12 +127,13 @@ impl Vault {
             ),
             store,
             policy: Arc::new(policy),
-            keys: KeyCache::new(root_key)?,
+            keys: KeyCache::new(root_key, max_age)?,
             audit,
-            sessions: SessionCache::default(),
-            api_keys: ApiKeyCache::default(),
-            users: Cache::new(100_000),
-            tenants: Cache::new(100_000),
+            sessions: SessionCache::new(max_age),
+            api_keys: ApiKeyCache::new(max_age),
+            users: Cache::new(100_000, max_age),
+            tenants: Cache::new(100_000, max_age),
+            instance,
             settings,
             clock,
             export_quota_lock: tokio::sync::Mutex::new(()),
@@ -144,10 +153,79 @@ impl Vault {
         self.clock.now_ms()
     }
 
+    /// Whether this instance should run the periodic job `name` now: the instance that claims it
+    /// keeps it for `hold` (and renews it on its next run); the others skip until it lapses. A
+    /// store error means no.
+    pub async fn claim_job(&self, name: &str, hold: std::time::Duration) -> bool {
+        let now = self.now();
+        let hold = i64::try_from(hold.as_millis()).unwrap_or(i64::MAX);
+        match self
+            .store
+            .try_lease(
+                &format!("job:{name}"),
+                &self.instance,
+                now,
+                now.saturating_add(hold),
+            )
+            .await
+        {
+            Ok(held) => held,
+            Err(err) => {
+                tracing::error!(job = name, error = %err, "job lease unavailable; skipping this run");
+                false
+            }
+        }
+    }
+
+    /// On a shared store, takes the cross-instance lock `name` (the in-process mutex around it
+    /// covers this instance), waiting as long as a lapsed holder's lease can last. Give it back
+    /// with [`Self::release_shared`]; a holder that died lets it lapse.
+    pub(crate) async fn shared_lock(&self, name: &str) -> ServiceResult<Option<SharedLock>> {
+        const HOLD_MS: i64 = 10_000;
+        if !self.store.shared() {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(11_000);
+        loop {
+            let now = self.now();
+            if self
+                .store
+                .try_lease(name, &self.instance, now, now.saturating_add(HOLD_MS))
+                .await?
+            {
+                return Ok(Some(SharedLock {
+                    name: name.to_owned(),
+                }));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ServiceError::too_many_attempts(1));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    pub(crate) async fn release_shared(&self, lock: Option<SharedLock>) {
+        if let Some(lock) = lock {
+            let now = self.now();
+            if let Err(err) = self
+                .store
+                .try_lease(&lock.name, &self.instance, now, now)
+                .await
+            {
+                tracing::warn!(error = %err, "shared lock not released; it lapses on its own");
+            }
+        }
+    }
+
     /// Readiness: the store answers.
     pub async fn ready(&self) -> bool {
         self.store.ping().await.is_ok()
     }
+}
+
+/// A cross-instance lock held through a lease (see [`Vault::shared_lock`]).
+pub(crate) struct SharedLock {
+    name: String,
 }
 
 /// A fresh opaque identifier (UUID v7: time-ordered, so ids make good cursors).

@@ -21,6 +21,9 @@ pub struct Settings {
     pub audit_origin: String,
     /// Most entries committed in one batch.
     pub audit_max_batch: usize,
+    /// With a shared (PostgreSQL) store: how long sessions, keys, users and tenant settings stay
+    /// cached, which bounds how late a change made on another instance is seen here.
+    pub shared_cache_max_age_ms: u64,
     /// Accounts without a successful login for this long are suspended (PCI DSS 8.2.6: 90 days).
     pub inactivity_suspend_days: u32,
     /// Administrators are warned this many days before an account is suspended.
@@ -102,6 +105,7 @@ impl Default for Settings {
                 .into(),
             audit_origin: String::new(),
             audit_max_batch: 4096,
+            shared_cache_max_age_ms: 1_000,
             inactivity_suspend_days: 90,
             inactivity_warn_days: 14,
             inactivity_sweep_interval_secs: 60 * 60,

@@ -267,6 +267,11 @@ pub trait Store: Send + Sync + 'static {
         until: i64,
     ) -> Result<bool, StoreError>;
 
+    /// True when other instances may write the same database (then in-memory caches must expire).
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Liveness probe used by `/healthz`.
     async fn ping(&self) -> Result<(), StoreError>;
 }

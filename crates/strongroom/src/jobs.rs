@@ -12,6 +12,7 @@ pub fn spawn_all(vault: &Arc<Vault>) {
     let settings = vault.settings();
     every(
         vault,
+        "inactivity-sweep",
         settings.inactivity_sweep_interval_secs,
         |v| async move {
             match v
@@ -27,15 +28,21 @@ pub fn spawn_all(vault: &Arc<Vault>) {
             }
         },
     );
-    every(vault, settings.export_sweep_interval_secs, |v| async move {
-        match v.sweep_expired_exports("job.export-sweep").await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "export sweep"),
-            Err(err) => tracing::error!(error = %err.message, "export sweep failed"),
-        }
-    });
     every(
         vault,
+        "export-sweep",
+        settings.export_sweep_interval_secs,
+        |v| async move {
+            match v.sweep_expired_exports("job.export-sweep").await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "export sweep"),
+                Err(err) => tracing::error!(error = %err.message, "export sweep failed"),
+            }
+        },
+    );
+    every(
+        vault,
+        "retention-purge",
         settings.retention_sweep_interval_secs,
         |v| async move {
             match v
@@ -50,8 +57,9 @@ pub fn spawn_all(vault: &Arc<Vault>) {
     spawn_key_job(vault);
 }
 
-/// Runs `job` every `secs` seconds, the first time one period after start; 0 turns it off.
-fn every<F, Fut>(vault: &Arc<Vault>, secs: u64, job: F)
+/// Runs `job` every `secs` seconds, the first time one period after start; 0 turns it off. With
+/// several instances on one store, one of them runs it per period (the job lease `name`).
+fn every<F, Fut>(vault: &Arc<Vault>, name: &'static str, secs: u64, job: F)
 where
     F: Fn(Arc<Vault>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -65,7 +73,10 @@ where
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             ticks.tick().await;
-            job(Arc::clone(&vault)).await;
+            // Short of a period, so the holder's own next tick finds it lapsed or renews it.
+            if vault.claim_job(name, period.mul_f64(0.9)).await {
+                job(Arc::clone(&vault)).await;
+            }
         }
     });
 }
@@ -78,8 +89,15 @@ fn spawn_key_job(vault: &Arc<Vault>) {
         return;
     }
     let vault = Arc::clone(vault);
+    let hold = Duration::from_secs(secs).mul_f64(0.9);
     tokio::spawn(async move {
         loop {
+            if !vault.claim_job("reencrypt", hold).await {
+                vault
+                    .reencryption_requested(Duration::from_secs(secs))
+                    .await;
+                continue;
+            }
             match vault.reencrypt_all("job.reencrypt").await {
                 Ok(report)
                     if report.rows_reencrypted > 0 || !report.versions_retired.is_empty() =>

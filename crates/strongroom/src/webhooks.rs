@@ -35,8 +35,15 @@ pub fn spawn(vault: &Arc<Vault>) {
         let period = Duration::from_millis(interval_ms);
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Held past a usual round of deliveries, so another instance rarely sends the same ones
+        // (delivery is at least once; receivers deduplicate by notification id), and taken over
+        // within a minute when this instance stops.
+        let hold = period.max(Duration::from_secs(60));
         loop {
             ticks.tick().await;
+            if !vault.claim_job("webhooks", hold).await {
+                continue;
+            }
             if let Err(err) = vault.notify_expiring_grants().await {
                 tracing::error!(error = %err.message, "grant expiry warnings failed");
             }

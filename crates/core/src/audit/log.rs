@@ -2,6 +2,11 @@
 //! commits the batch's entries, tree nodes and data changes in ONE store transaction (one sync). Callers
 //! get their answer only after that commit, so an entry is durable before its data leaves. If the commit
 //! fails, the frontier is left as it was and every caller in the batch gets `audit_unavailable`.
+//!
+//! Several instances may share one store. Their batches queue on the store's audit head; a batch
+//! planned on a stale frontier is refused whole, and the committer re-reads the frontier and plans it
+//! again. One instance at a time holds the signer lease and signs the store's head; the others
+//! follow the checkpoints it saves, and take the lease over when it stops renewing it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,6 +24,14 @@ use crate::error::{ServiceError, ServiceResult};
 
 /// Fewest milliseconds between two signed checkpoints; a new one always follows within a second.
 const CHECKPOINT_INTERVAL_MS: u64 = 200;
+/// The signer renews its lease this often, and a dead signer's lease lapses after `SIGNER_LEASE_MS`.
+const SIGNER_RENEW_MS: i64 = 1_000;
+const SIGNER_LEASE_MS: i64 = 5_000;
+const SIGNER_LEASE: &str = "audit-signer";
+/// How often the signer looks for other instances' appends when this one is idle.
+const FOLLOW_MS: u64 = 500;
+/// Re-plans of one batch after other instances appended first, before giving up.
+const MAX_REPLANS: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeHead {
@@ -73,6 +86,7 @@ impl AuditLog {
         origin: String,
         clock: Arc<dyn Clock>,
         max_batch: usize,
+        instance: String,
     ) -> ServiceResult<Arc<Self>> {
         let size = store.audit_size().await?;
         let frontier = restore_frontier(store.as_ref(), size).await?;
@@ -98,28 +112,43 @@ impl AuditLog {
             root: frontier.root(),
         };
         let (head_tx, head_rx) = watch::channel(head);
+        let head_tx = Arc::new(head_tx);
         let (submit, rx) = mpsc::channel(max_batch.max(1) * 4);
         let signer = Arc::new(signer);
-        let note = sign(&signer, &origin, head)?;
-        save_checkpoint(store.as_ref(), head.size, &note, clock.now_ms()).await?;
+        let now = clock.now_ms();
+        let leader = store
+            .try_lease(SIGNER_LEASE, &instance, now, now + SIGNER_LEASE_MS)
+            .await?;
+        let existing = store.latest_checkpoint().await?;
+        // The signer (or the first instance ever) signs at once; the others show the signer's latest.
+        let note = match existing {
+            Some(row) if !leader => row.note,
+            _ => {
+                let note = sign(&signer, &origin, head)?;
+                save_checkpoint(store.as_ref(), head.size, &note, now).await?;
+                note
+            }
+        };
         let latest_note: Arc<RwLock<Arc<str>>> = Arc::new(RwLock::new(Arc::from(note.as_str())));
 
         tokio::spawn(run_committer(
             Arc::clone(&store),
             frontier,
             rx,
-            head_tx,
+            Arc::clone(&head_tx),
             Arc::clone(&clock),
             max_batch.max(1),
         ));
-        tokio::spawn(run_signer(
-            Arc::clone(&store),
-            Arc::clone(&signer),
-            origin.clone(),
-            head_rx.clone(),
-            Arc::clone(&latest_note),
+        tokio::spawn(run_signer(SignerTask {
+            store: Arc::clone(&store),
+            signer: Arc::clone(&signer),
+            verifier: signer.verifier(),
+            origin: origin.clone(),
+            head: head_tx,
+            latest: Arc::clone(&latest_note),
             clock,
-        ));
+            instance,
+        }));
         Ok(Arc::new(Self {
             submit,
             head: head_rx,
@@ -340,86 +369,132 @@ async fn save_checkpoint(store: &dyn Store, size: u64, note: &str, now: i64) -> 
     Ok(())
 }
 
+/// One batch, planned against a frontier: its audit rows and each submission's first index.
+struct Plan {
+    next: Frontier,
+    audit: AuditAppend,
+    first_index: Vec<u64>,
+}
+
+fn plan(frontier: &Frontier, batch: &[Submission], time: &str) -> Option<Plan> {
+    let mut next = frontier.clone();
+    let mut audit = AuditAppend::default();
+    let mut first_index = Vec::with_capacity(batch.len());
+    for submission in batch {
+        first_index.push(next.size());
+        for record in &submission.records {
+            let index = next.size();
+            let bytes = encode(record, index, time).ok()?;
+            for (id, hash) in next.append(leaf_hash(&bytes)).ok()? {
+                audit.nodes.push((
+                    NodeKey {
+                        level: id.level,
+                        index: id.index,
+                    },
+                    hash,
+                ));
+            }
+            audit.entries.push(AuditEntryRow {
+                idx: i64::try_from(index).ok()?,
+                tenant_id: record.tenant_id.clone(),
+                entry: bytes,
+            });
+        }
+    }
+    Some(Plan {
+        next,
+        audit,
+        first_index,
+    })
+}
+
+/// Publishes `candidate` unless the head already moved past it (commits and the follower race).
+fn advance(head: &watch::Sender<TreeHead>, candidate: TreeHead) {
+    head.send_if_modified(|current| {
+        if candidate.size > current.size {
+            *current = candidate;
+            true
+        } else {
+            false
+        }
+    });
+}
+
 async fn run_committer(
     store: Arc<dyn Store>,
     mut frontier: Frontier,
     mut rx: mpsc::Receiver<Submission>,
-    head: watch::Sender<TreeHead>,
+    head: Arc<watch::Sender<TreeHead>>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
 ) {
     let mut batch: Vec<Submission> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let cycle = std::time::Instant::now();
-        let mut next = frontier.clone();
         let time = rfc3339(clock.now_ms());
-        let mut audit = AuditAppend::default();
-        let mut first_index = Vec::with_capacity(batch.len());
-        let mut encoded = true;
-        for submission in &batch {
-            first_index.push(next.size());
-            for record in &submission.records {
-                let index = next.size();
-                let Ok(bytes) = encode(record, index, &time) else {
-                    encoded = false;
-                    break;
-                };
-                let Ok(nodes) = next.append(leaf_hash(&bytes)) else {
-                    encoded = false;
-                    break;
-                };
-                for (id, hash) in nodes {
-                    audit.nodes.push((
-                        NodeKey {
-                            level: id.level,
-                            index: id.index,
-                        },
-                        hash,
-                    ));
-                }
-                audit.entries.push(AuditEntryRow {
-                    idx: i64::try_from(index).unwrap_or(i64::MAX),
-                    tenant_id: record.tenant_id.clone(),
-                    entry: bytes,
-                });
-            }
-        }
         let units: Vec<Vec<Mutation>> = batch
             .iter_mut()
             .map(|s| std::mem::take(&mut s.mutations))
             .collect();
-        let started = std::time::Instant::now();
-        let outcome = if encoded {
-            store.commit(&units, &audit).await
-        } else {
-            Err(StoreError::Corrupt("audit entry encoding".into()))
-        };
-        match outcome {
-            Ok(results) => {
+        let mut outcome = Err(StoreError::Corrupt("audit entry encoding".into()));
+        let mut planned = None;
+        for _ in 0..MAX_REPLANS {
+            let Some(plan) = plan(&frontier, &batch, &time) else {
+                break;
+            };
+            let started = std::time::Instant::now();
+            outcome = store.commit(&units, &plan.audit).await;
+            if let Err(StoreError::AuditHeadMoved(size)) = outcome {
+                // Another instance appended first: continue from the tree as the store holds it.
+                match restore_frontier(store.as_ref(), size).await {
+                    Ok(restored) => {
+                        frontier = restored;
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if outcome.is_ok() {
                 metrics::histogram!("strongroom_audit_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
                 metrics::histogram!("strongroom_audit_batch_entries")
-                    .record(audit.entries.len() as f64);
+                    .record(plan.audit.entries.len() as f64);
                 tracing::debug!(
-                    entries = audit.entries.len(),
+                    entries = plan.audit.entries.len(),
                     prepare_us = u64::try_from((started - cycle).as_micros()).unwrap_or(u64::MAX),
                     commit_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                     "audit batch committed"
                 );
-                frontier = next;
-                head.send_replace(TreeHead {
-                    size: frontier.size(),
-                    root: frontier.root(),
-                });
-                for ((submission, result), index) in batch.drain(..).zip(results).zip(first_index) {
+            }
+            planned = Some(plan);
+            break;
+        }
+        match (outcome, planned) {
+            (Ok(results), Some(plan)) => {
+                frontier = plan.next;
+                advance(
+                    &head,
+                    TreeHead {
+                        size: frontier.size(),
+                        root: frontier.root(),
+                    },
+                );
+                for ((submission, result), index) in
+                    batch.drain(..).zip(results).zip(plan.first_index)
+                {
                     let _ = submission
                         .reply
                         .send(result.map(|()| index).map_err(SubmitError::Unit));
                 }
             }
-            Err(err) => {
+            (outcome, _) => {
                 metrics::counter!("strongroom_audit_commit_failures_total").increment(1);
-                tracing::error!(error = %err, entries = audit.entries.len(), "audit commit failed; requests refused");
+                match outcome {
+                    Err(err) => {
+                        tracing::error!(error = %err, "audit commit failed; requests refused")
+                    }
+                    Ok(_) => tracing::error!("audit batch could not be planned; requests refused"),
+                }
                 for submission in batch.drain(..) {
                     let _ = submission.reply.send(Err(SubmitError::Audit));
                 }
@@ -428,40 +503,114 @@ async fn run_committer(
     }
 }
 
-async fn run_signer(
+struct SignerTask {
     store: Arc<dyn Store>,
     signer: Arc<NoteSigner>,
+    verifier: strongroom_ledger::NoteVerifier,
     origin: String,
-    mut head: watch::Receiver<TreeHead>,
+    head: Arc<watch::Sender<TreeHead>>,
     latest: Arc<RwLock<Arc<str>>>,
     clock: Arc<dyn Clock>,
-) {
-    let mut signed = *head.borrow();
-    loop {
-        // Wait for an append only when everything is signed; after a failure, retry on our own.
-        if *head.borrow() == signed && head.changed().await.is_err() {
-            return;
+    instance: String,
+}
+
+impl SignerTask {
+    /// The store's head: this instance's frontier when nobody else appended, else re-read.
+    async fn store_head(&self) -> ServiceResult<TreeHead> {
+        let size = self.store.audit_size().await?;
+        let local = *self.head.borrow();
+        if size == local.size {
+            return Ok(local);
         }
-        tokio::time::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS)).await;
-        let current = *head.borrow_and_update();
-        if current == signed {
-            continue;
+        let frontier = restore_frontier(self.store.as_ref(), size).await?;
+        Ok(TreeHead {
+            size,
+            root: frontier.root(),
+        })
+    }
+
+    fn publish(&self, note: &str) {
+        if let Ok(mut slot) = self.latest.write() {
+            *slot = Arc::from(note);
         }
-        let note = match sign(&signer, &origin, current) {
-            Ok(note) => note,
-            Err(_) => {
-                tracing::error!("checkpoint signing failed; will retry");
-                continue;
-            }
+    }
+
+    /// Signs the store's head if it grew past `signed`; returns what is signed now.
+    async fn sign_head(&self, signed: u64) -> ServiceResult<u64> {
+        let current = self.store_head().await?;
+        advance(&self.head, current);
+        if current.size <= signed {
+            return Ok(signed);
+        }
+        let note = sign(&self.signer, &self.origin, current)?;
+        save_checkpoint(
+            self.store.as_ref(),
+            current.size,
+            &note,
+            self.clock.now_ms(),
+        )
+        .await?;
+        self.publish(&note);
+        Ok(current.size)
+    }
+
+    /// Shows the signer's latest checkpoint (verified, never older than the one shown).
+    async fn follow(&self, shown: u64) -> ServiceResult<u64> {
+        let Some(row) = self.store.latest_checkpoint().await? else {
+            return Ok(shown);
         };
-        if let Err(err) = save_checkpoint(store.as_ref(), current.size, &note, clock.now_ms()).await
-        {
-            tracing::error!(error = %err.message, "checkpoint not saved; will retry");
-            continue;
+        let checkpoint = self
+            .verifier
+            .verify_checkpoint(&row.note)
+            .map_err(|_| ServiceError::internal("stored checkpoint does not verify"))?;
+        if checkpoint.size > shown {
+            advance(
+                &self.head,
+                TreeHead {
+                    size: checkpoint.size,
+                    root: checkpoint.root,
+                },
+            );
+            self.publish(&row.note);
         }
-        if let Ok(mut slot) = latest.write() {
-            *slot = Arc::from(note.as_str());
+        Ok(checkpoint.size.max(shown))
+    }
+}
+
+async fn run_signer(task: SignerTask) {
+    let mut head = task.head.subscribe();
+    let mut signed = head.borrow().size;
+    let mut leader = false;
+    let mut lease_checked_at = i64::MIN;
+    loop {
+        // Wake on a local append, or on the interval (other instances' appends, the lease).
+        let _ = tokio::time::timeout(Duration::from_millis(FOLLOW_MS), head.changed()).await;
+        tokio::time::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS)).await;
+        let now = task.clock.now_ms();
+        if now.saturating_sub(lease_checked_at) >= SIGNER_RENEW_MS || !leader {
+            let held = task
+                .store
+                .try_lease(SIGNER_LEASE, &task.instance, now, now + SIGNER_LEASE_MS)
+                .await;
+            lease_checked_at = now;
+            let held = held.unwrap_or_else(|err| {
+                tracing::error!(error = %err, "signer lease not renewed; not signing");
+                false
+            });
+            if held && !leader {
+                tracing::info!("this instance now signs the audit log");
+            }
+            leader = held;
+            metrics::gauge!("strongroom_audit_signer").set(if leader { 1.0 } else { 0.0 });
         }
-        signed = current;
+        let step = if leader {
+            task.sign_head(signed).await
+        } else {
+            task.follow(signed).await
+        };
+        match step {
+            Ok(size) => signed = size,
+            Err(err) => tracing::error!(error = %err.message, "checkpoint step failed; will retry"),
+        }
     }
 }

@@ -82,15 +82,13 @@ pub struct ApiKeyCache {
     by_hash: Cache<[u8; 32], Arc<CachedKey>>,
 }
 
-impl Default for ApiKeyCache {
-    fn default() -> Self {
+impl ApiKeyCache {
+    pub fn new(max_age: Option<std::time::Duration>) -> Self {
         Self {
-            by_hash: Cache::new(MAX_CACHED),
+            by_hash: Cache::new(MAX_CACHED, max_age),
         }
     }
-}
 
-impl ApiKeyCache {
     pub fn get(&self, hash: &[u8; 32]) -> Option<Arc<CachedKey>> {
         self.by_hash.get(hash)
     }

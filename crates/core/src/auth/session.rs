@@ -67,15 +67,13 @@ pub struct SessionCache {
     by_hash: Cache<[u8; 32], Arc<CachedSession>>,
 }
 
-impl Default for SessionCache {
-    fn default() -> Self {
+impl SessionCache {
+    pub fn new(max_age: Option<std::time::Duration>) -> Self {
         Self {
-            by_hash: Cache::new(MAX_CACHED),
+            by_hash: Cache::new(MAX_CACHED, max_age),
         }
     }
-}
 
-impl SessionCache {
     pub fn get(&self, hash: &[u8; 32]) -> Option<Arc<CachedSession>> {
         self.by_hash.get(hash)
     }

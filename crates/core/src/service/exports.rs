@@ -182,6 +182,13 @@ impl Vault {
         } else {
             Some(self.export_quota_lock.lock().await)
         };
+        // The same, across instances sharing the store.
+        let shared_quota = if archive {
+            None
+        } else {
+            self.shared_lock(&format!("export-quota:{}", p.user_id))
+                .await?
+        };
         let count = content.counts.records();
         let now = self.now();
         if archive {
@@ -194,6 +201,7 @@ impl Vault {
             let used = u64::try_from(used).unwrap_or(u64::MAX);
             let quota = self.export_quota(p);
             if used.saturating_add(count) > quota {
+                self.release_shared(shared_quota).await;
                 return Err(self
                     .refuse_export(
                         record,
@@ -262,9 +270,12 @@ impl Vault {
             approved_at: None,
         };
         let out = view(&row);
-        self.audit
+        let committed = self
+            .audit
             .commit(vec![record], vec![Mutation::InsertExport(row)])
-            .await?;
+            .await;
+        self.release_shared(shared_quota).await;
+        committed?;
         Ok(out)
     }
 

@@ -157,6 +157,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Several instances may serve from one database.
+    const SHARED: bool = true;
+
     /// Connects, checks that the server and the role are fit for the job, and migrates.
     pub async fn open(options: &PgOptions) -> Result<Self, StoreError> {
         let mut connect = PgConnectOptions::from_str(&options.url).map_err(|_| {

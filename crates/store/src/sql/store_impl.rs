@@ -543,6 +543,10 @@ impl Store for Backend {
         Ok(done.rows_affected() == 1)
     }
 
+    fn shared(&self) -> bool {
+        Self::SHARED
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.ping_impl().await
     }

@@ -185,6 +185,9 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// The data-dir lock gives the database one server.
+    const SHARED: bool = false;
+
     /// SQLite has no row-level security: the tenant is in every query's `WHERE`.
     async fn tenant_reader(
         &self,
