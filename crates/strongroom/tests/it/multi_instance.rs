@@ -188,6 +188,10 @@ async fn two_servers_share_one_log_and_hand_over_signing() {
 
     // One log that verifies and covers every write.
     let verified = audit_verify(&first);
+    eprintln!(
+        "{a} writes on the first server, {b} on the second; log {before} -> {after}; \
+         audit verify: {verified}"
+    );
     assert!(
         i64::try_from(verified).unwrap() >= after,
         "audit verify checked {verified} entries, the log had {after} after the writes"
@@ -242,6 +246,12 @@ async fn two_servers_share_one_log_and_hand_over_signing() {
                 .as_ref()
                 .is_some_and(|(_, c)| i64::try_from(c.size).unwrap() >= target)
         {
+            eprintln!(
+                "server {} signed and was killed; the survivor signed a checkpoint covering \
+                 {target} entries {:?} later",
+                signer + 1,
+                killed_at.elapsed()
+            );
             break;
         }
         assert!(
