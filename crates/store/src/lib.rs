@@ -24,6 +24,18 @@ pub use sqlite::{SqliteStore, table_counts};
 /// Result of one unit of a committed batch: a unit that failed was rolled back alone.
 pub type UnitResult = Result<(), StoreError>;
 
+/// Plans a batch's audit rows again for a log that is `size` entries long, given the hashes of
+/// that tree's frontier (the perfect subtrees' roots, largest first). The store calls it with the
+/// audit head locked, when another writer sharing the database appended since the batch was
+/// planned, so the batch goes in next instead of racing again.
+pub type Replan<'a> =
+    &'a (dyn Fn(u64, &[[u8; 32]]) -> Result<AuditAppend, StoreError> + Send + Sync);
+
+/// A [`Replan`] for writers that must not move: refuses with [`StoreError::AuditHeadMoved`].
+pub fn no_replan(size: u64, _frontier: &[[u8; 32]]) -> Result<AuditAppend, StoreError> {
+    Err(StoreError::AuditHeadMoved(size))
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Tenants and their keys.
@@ -236,8 +248,8 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `units` and appends `audit` in one durable transaction.
     ///
     /// The audit entries must start at the log's current size: if another writer sharing the
-    /// database appended first, nothing is written and [`StoreError::AuditHeadMoved`] says where
-    /// the log ends now.
+    /// database appended first, `replan` supplies the rows for the log as it is now (under the
+    /// lock); if it fails, nothing is written and its error is returned.
     ///
     /// Each unit runs under its own savepoint: a unit that violates a constraint is rolled back alone and
     /// reported in the returned vector; the audit rows are always written. If the transaction itself fails
@@ -246,6 +258,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         units: &[Vec<Mutation>],
         audit: &AuditAppend,
+        replan: Replan<'_>,
     ) -> Result<Vec<UnitResult>, StoreError>;
 
     // Crypto-shredding.

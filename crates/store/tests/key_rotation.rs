@@ -1,4 +1,5 @@
-//! Key rotation and retention mutations against a real database.
+//! Key rotation and retention mutations against real databases: SQLite, and PostgreSQL when
+//! it is reachable.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -15,6 +16,8 @@ fn ct(version: u32, tag: u8) -> Vec<u8> {
     v
 }
 
+mod common;
+
 async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
@@ -23,8 +26,8 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, s)
 }
 
-async fn run(s: &SqliteStore, m: Mutation) -> Result<(), StoreError> {
-    s.commit(&[vec![m]], &AuditAppend::default())
+async fn run(s: &dyn Store, m: Mutation) -> Result<(), StoreError> {
+    s.commit(&[vec![m]], &AuditAppend::default(), &no_replan)
         .await
         .unwrap()
         .remove(0)
@@ -84,9 +87,20 @@ fn usage(rows: &[KeyUsageRow]) -> Vec<(i64, i64)> {
 #[tokio::test]
 async fn reencryption_is_conditional_and_retirement_checks_use() {
     let (_dir, s) = store().await;
+    reencryption_is_conditional(&s).await;
+    if let Some(admin) = common::admin().await {
+        let schema = common::schema(&admin).await;
+        let pg = common::open(&schema).await;
+        reencryption_is_conditional(&pg).await;
+        pg.close().await;
+        common::drop_schema(&admin, &schema).await;
+    }
+}
+
+async fn reencryption_is_conditional(s: &dyn Store) {
     let scope = TenantScope::new(T);
     for m in [tenant(), key(1), key(2), case("c1", "open", 0)] {
-        run(&s, m).await.unwrap();
+        run(s, m).await.unwrap();
     }
     assert_eq!(usage(&s.key_usage(&scope).await.unwrap()), vec![(1, 1)]);
     let stale = s
@@ -98,7 +112,7 @@ async fn reencryption_is_conditional_and_retirement_checks_use() {
     // In use: not retired; the newest is never retired.
     assert!(matches!(
         run(
-            &s,
+            s,
             Mutation::RetireTenantKey {
                 scope: scope.clone(),
                 version: 1,
@@ -110,7 +124,7 @@ async fn reencryption_is_conditional_and_retirement_checks_use() {
     ));
     assert!(matches!(
         run(
-            &s,
+            s,
             Mutation::RetireTenantKey {
                 scope: scope.clone(),
                 version: 2,
@@ -122,10 +136,10 @@ async fn reencryption_is_conditional_and_retirement_checks_use() {
     ));
 
     // A user write got there first: the job's rewrite changes nothing.
-    run(&s, reencrypt(ct(1, 9), ct(2, 1))).await.unwrap();
+    run(s, reencrypt(ct(1, 9), ct(2, 1))).await.unwrap();
     assert_eq!(s.case(&scope, "c1").await.unwrap().unwrap().title, ct(1, 7));
     // Still what was read: rewritten.
-    run(&s, reencrypt(ct(1, 7), ct(2, 7))).await.unwrap();
+    run(s, reencrypt(ct(1, 7), ct(2, 7))).await.unwrap();
     assert_eq!(s.case(&scope, "c1").await.unwrap().unwrap().title, ct(2, 7));
     assert_eq!(usage(&s.key_usage(&scope).await.unwrap()), vec![(2, 1)]);
     assert!(
@@ -136,7 +150,7 @@ async fn reencryption_is_conditional_and_retirement_checks_use() {
     );
 
     run(
-        &s,
+        s,
         Mutation::RetireTenantKey {
             scope: scope.clone(),
             version: 1,
@@ -160,6 +174,17 @@ async fn reencryption_is_conditional_and_retirement_checks_use() {
 #[tokio::test]
 async fn purge_takes_only_closed_cases_past_the_cutoff() {
     let (_dir, s) = store().await;
+    purge_takes_only_closed_cases(&s).await;
+    if let Some(admin) = common::admin().await {
+        let schema = common::schema(&admin).await;
+        let pg = common::open(&schema).await;
+        purge_takes_only_closed_cases(&pg).await;
+        pg.close().await;
+        common::drop_schema(&admin, &schema).await;
+    }
+}
+
+async fn purge_takes_only_closed_cases(s: &dyn Store) {
     let scope = TenantScope::new(T);
     for m in [
         tenant(),
@@ -168,10 +193,10 @@ async fn purge_takes_only_closed_cases_past_the_cutoff() {
         case("old-open", "open", 10),
         case("new-closed", "closed", 100),
     ] {
-        run(&s, m).await.unwrap();
+        run(s, m).await.unwrap();
     }
     run(
-        &s,
+        s,
         Mutation::InsertComment(CommentRow {
             tenant_id: T.into(),
             id: "m1".into(),
@@ -196,7 +221,7 @@ async fn purge_takes_only_closed_cases_past_the_cutoff() {
         case_id: id.into(),
         cutoff: 50,
     };
-    run(&s, purge("old-closed")).await.unwrap();
+    run(s, purge("old-closed")).await.unwrap();
     assert!(s.case(&scope, "old-closed").await.unwrap().is_none());
     assert!(
         s.comments(&scope, "old-closed", None, 10)
@@ -207,7 +232,7 @@ async fn purge_takes_only_closed_cases_past_the_cutoff() {
     // Not closed, or too recent, or gone already: a conflict, nothing deleted.
     for id in ["old-open", "new-closed", "old-closed"] {
         assert!(
-            matches!(run(&s, purge(id)).await, Err(StoreError::Conflict(_))),
+            matches!(run(s, purge(id)).await, Err(StoreError::Conflict(_))),
             "{id}"
         );
     }

@@ -33,7 +33,22 @@ fn contact(tenant_id: &str, id: &str) -> Mutation {
     })
 }
 
+/// Entries `start..start + n` and every tree node they complete (stand-in hashes).
 fn entries(start: i64, n: i64) -> AuditAppend {
+    let mut nodes = Vec::new();
+    for idx in start..start + n {
+        let size = u64::try_from(idx + 1).unwrap();
+        for level in 0u8..63 {
+            if size % (1 << level) != 0 {
+                break;
+            }
+            let key = NodeKey {
+                level,
+                index: (size >> level) - 1,
+            };
+            nodes.push((key, [level; 32]));
+        }
+    }
     AuditAppend {
         entries: (start..start + n)
             .map(|idx| AuditEntryRow {
@@ -42,7 +57,7 @@ fn entries(start: i64, n: i64) -> AuditAppend {
                 entry: vec![0; 8],
             })
             .collect(),
-        nodes: Vec::new(),
+        nodes,
     }
 }
 
@@ -88,6 +103,7 @@ async fn row_level_security_shows_one_tenant_per_scope() {
                 contact("tb", "c2"),
             ]],
             &entries(0, 1),
+            &no_replan,
         )
         .await
         .unwrap();
@@ -191,7 +207,7 @@ async fn unreachable_server_is_a_clear_error_without_the_password() {
 }
 
 #[tokio::test]
-async fn a_batch_planned_on_a_stale_head_writes_nothing() {
+async fn a_batch_planned_on_a_stale_head_is_planned_again_under_the_lock() {
     let Some(admin) = common::admin().await else {
         return;
     };
@@ -199,13 +215,13 @@ async fn a_batch_planned_on_a_stale_head_writes_nothing() {
     let first = common::open(&schema).await;
     let second = common::open(&schema).await;
     first
-        .commit(&[vec![tenant("ta")]], &entries(0, 3))
+        .commit(&[vec![tenant("ta")]], &entries(0, 3), &no_replan)
         .await
         .unwrap();
     assert_eq!(second.audit_size().await.unwrap(), 3);
-    // The second instance still believes the log is empty.
+    // The second instance still believes the log is empty; refusing to re-plan writes nothing.
     let stale = second
-        .commit(&[vec![tenant("tb")]], &entries(0, 2))
+        .commit(&[vec![tenant("tb")]], &entries(0, 2), &no_replan)
         .await
         .expect_err("stale head must be refused");
     assert!(matches!(stale, StoreError::AuditHeadMoved(3)), "{stale:?}");
@@ -213,10 +229,19 @@ async fn a_batch_planned_on_a_stale_head_writes_nothing() {
         second.tenant("tb").await.unwrap().is_none(),
         "the unit leaked"
     );
+    // Re-planned under the lock: the store hands over the size and the frontier (3 = 2 + 1:
+    // the roots of leaves 0..2 and of leaf 2).
+    let seen = std::sync::Mutex::new(None);
+    let replan = |size: u64, frontier: &[[u8; 32]]| {
+        *seen.lock().unwrap() = Some((size, frontier.to_vec()));
+        Ok(entries(i64::try_from(size).unwrap(), 2))
+    };
     second
-        .commit(&[vec![tenant("tb")]], &entries(3, 2))
+        .commit(&[vec![tenant("tb")]], &entries(0, 2), &replan)
         .await
         .unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some((3, vec![[1; 32], [0; 32]])));
+    assert!(second.tenant("tb").await.unwrap().is_some());
     assert_eq!(first.audit_size().await.unwrap(), 5);
     let idx: Vec<i64> = first
         .audit_entries(0, 100)
@@ -251,5 +276,31 @@ async fn a_lease_has_one_holder_until_it_expires() {
     );
     assert!(!store.try_lease("job", "a", 260, 360).await.unwrap());
     store.close().await;
+    common::drop_schema(&admin, &schema).await;
+}
+
+#[tokio::test]
+async fn refuses_a_missing_schema_and_a_newer_database() {
+    let Some(admin) = common::admin().await else {
+        return;
+    };
+    let missing = common::options("sr_store_does_not_exist");
+    let err = PgStore::open(&missing).await.err().expect("must refuse");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+
+    let schema = common::schema(&admin).await;
+    common::open(&schema).await.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}._sqlx_migrations (version, description, success, checksum, \
+         execution_time) VALUES (9999, 'from the future', true, '\\x00', 0)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let err = PgStore::open(&common::options(&schema))
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(err.to_string().contains("newer strongroom"), "{err}");
     common::drop_schema(&admin, &schema).await;
 }

@@ -4,8 +4,8 @@
 //! fails, the frontier is left as it was and every caller in the batch gets `audit_unavailable`.
 //!
 //! Several instances may share one store. Their batches queue on the store's audit head; a batch
-//! planned on a stale frontier is refused whole, and the committer re-reads the frontier and plans it
-//! again. One instance at a time holds the signer lease and signs the store's head; the others
+//! planned on a stale frontier is planned again by the store's callback, under that lock, from the
+//! frontier the store holds, so it goes in next and never starves. One instance at a time holds the signer lease and signs the store's head; the others
 //! follow the checkpoints it saves, and take the lease over when it stops renewing it.
 
 use std::collections::HashMap;
@@ -30,8 +30,6 @@ const SIGNER_LEASE_MS: i64 = 5_000;
 const SIGNER_LEASE: &str = "audit-signer";
 /// How often the signer looks for other instances' appends when this one is idle.
 const FOLLOW_MS: u64 = 500;
-/// Re-plans of one batch after other instances appended first, before giving up.
-const MAX_REPLANS: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeHead {
@@ -376,13 +374,13 @@ struct Plan {
     first_index: Vec<u64>,
 }
 
-fn plan(frontier: &Frontier, batch: &[Submission], time: &str) -> Option<Plan> {
+fn plan(frontier: &Frontier, batch: &[&[AuditRecord]], time: &str) -> Option<Plan> {
     let mut next = frontier.clone();
     let mut audit = AuditAppend::default();
     let mut first_index = Vec::with_capacity(batch.len());
-    for submission in batch {
+    for records in batch {
         first_index.push(next.size());
-        for record in &submission.records {
+        for record in *records {
             let index = next.size();
             let bytes = encode(record, index, time).ok()?;
             for (id, hash) in next.append(leaf_hash(&bytes)).ok()? {
@@ -436,25 +434,29 @@ async fn run_committer(
             .iter_mut()
             .map(|s| std::mem::take(&mut s.mutations))
             .collect();
-        let mut outcome = Err(StoreError::Corrupt("audit entry encoding".into()));
-        let mut planned = None;
-        for _ in 0..MAX_REPLANS {
-            let Some(plan) = plan(&frontier, &batch, &time) else {
-                break;
-            };
-            let started = std::time::Instant::now();
-            outcome = store.commit(&units, &plan.audit).await;
-            if let Err(StoreError::AuditHeadMoved(size)) = outcome {
-                // Another instance appended first: continue from the tree as the store holds it.
-                match restore_frontier(store.as_ref(), size).await {
-                    Ok(restored) => {
-                        frontier = restored;
-                        continue;
-                    }
-                    Err(_) => break,
-                }
+        let records: Vec<&[AuditRecord]> = batch.iter().map(|s| s.records.as_slice()).collect();
+        let planned = plan(&frontier, &records, &time);
+        // Another instance appended first: the store hands us its frontier, under the lock.
+        let replanned: std::sync::Mutex<Option<Plan>> = std::sync::Mutex::new(None);
+        let replan = |size: u64, hashes: &[Hash]| -> Result<AuditAppend, StoreError> {
+            let at = Frontier::from_nodes(size, hashes)
+                .map_err(|_| StoreError::Corrupt("audit frontier".into()))?;
+            let plan = plan(&at, &records, &time)
+                .ok_or_else(|| StoreError::Corrupt("audit entry encoding".into()))?;
+            let audit = plan.audit.clone();
+            if let Ok(mut slot) = replanned.lock() {
+                *slot = Some(plan);
             }
-            if outcome.is_ok() {
+            Ok(audit)
+        };
+        let started = std::time::Instant::now();
+        let outcome = match &planned {
+            Some(plan) => store.commit(&units, &plan.audit, &replan).await,
+            None => Err(StoreError::Corrupt("audit entry encoding".into())),
+        };
+        let used = replanned.into_inner().ok().flatten().or(planned);
+        match (outcome, used) {
+            (Ok(results), Some(plan)) => {
                 metrics::histogram!("strongroom_audit_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
                 metrics::histogram!("strongroom_audit_batch_entries")
@@ -465,12 +467,6 @@ async fn run_committer(
                     commit_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                     "audit batch committed"
                 );
-            }
-            planned = Some(plan);
-            break;
-        }
-        match (outcome, planned) {
-            (Ok(results), Some(plan)) => {
                 frontier = plan.next;
                 advance(
                     &head,
@@ -491,7 +487,7 @@ async fn run_committer(
                 metrics::counter!("strongroom_audit_commit_failures_total").increment(1);
                 match outcome {
                     Err(err) => {
-                        tracing::error!(error = %err, "audit commit failed; requests refused")
+                        tracing::error!(error = %err, "audit commit failed; requests refused");
                     }
                     Ok(_) => tracing::error!("audit batch could not be planned; requests refused"),
                 }

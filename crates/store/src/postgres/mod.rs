@@ -4,8 +4,7 @@
 //!   row-level-security policies filter on it, so a query that forgot its `WHERE tenant_id`
 //!   still sees one tenant only. The server refuses roles that would bypass those policies.
 //! - Every batch locks the single `audit_head` row first: appends from all instances form one
-//!   gap-free sequence, and a batch planned against a stale head is refused as a whole
-//!   ([`StoreError::AuditHeadMoved`]) before anything is written.
+//!   gap-free sequence; a batch planned against a stale head is planned again under the lock.
 
 #[path = "../sql/credentials.rs"]
 mod credentials;
@@ -36,7 +35,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use crate::StoreError;
-use crate::rows::{AuditAppend, TenantScope};
+use crate::rows::TenantScope;
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
 type Db = Postgres;
@@ -246,22 +245,17 @@ impl PgStore {
             .await?)
     }
 
-    /// Locks the audit head (every writer of every instance queues here), checks that the
-    /// batch starts where the log ends, and moves the head past it.
-    async fn claim_audit_range(conn: &mut Conn, audit: &AuditAppend) -> Result<(), StoreError> {
-        let Some(first) = audit.entries.first() else {
-            return Ok(());
-        };
+    /// Locks the audit head row (every writer of every instance queues here) and reads it.
+    async fn lock_audit_head(conn: &mut Conn) -> Result<i64, StoreError> {
         let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_one(&mut *conn)
             .await?;
-        if size != first.idx {
-            return Err(StoreError::AuditHeadMoved(u64::try_from(size).unwrap_or(0)));
-        }
-        let count = i64::try_from(audit.entries.len())
-            .map_err(|_| StoreError::Corrupt("audit batch size".into()))?;
+        Ok(size)
+    }
+
+    async fn set_audit_head(conn: &mut Conn, size: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE audit_head SET size = $1 WHERE id = 1")
-            .bind(size + count)
+            .bind(size)
             .execute(&mut *conn)
             .await?;
         Ok(())

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::{Backend, exports, governance, keys, lockbox, shred};
 use crate::rows::*;
-use crate::{Store, StoreError, UnitResult};
+use crate::{Replan, Store, StoreError, UnitResult};
 
 #[async_trait]
 impl Store for Backend {
@@ -498,12 +498,13 @@ impl Store for Backend {
         &self,
         units: &[Vec<Mutation>],
         audit: &AuditAppend,
+        replan: Replan<'_>,
     ) -> Result<Vec<UnitResult>, StoreError> {
         // Fast path: the whole batch in one transaction, no savepoints. Only when some unit breaks a
         // constraint is the batch redone with one savepoint per unit, so that unit fails alone.
-        match self.commit_batch(units, audit, false).await {
+        match self.commit_batch(units, audit, replan, false).await {
             Err(StoreError::Conflict(_) | StoreError::MissingReference) => {
-                self.commit_batch(units, audit, true).await
+                self.commit_batch(units, audit, replan, true).await
             }
             other => other,
         }

@@ -4,7 +4,7 @@ use sqlx::QueryBuilder;
 
 use super::{Backend, Conn, Db};
 use crate::rows::*;
-use crate::{StoreError, UnitResult};
+use crate::{Replan, StoreError, UnitResult};
 
 /// Rows per multi-row INSERT; SQLite allows 32766 bound variables, PostgreSQL 65535.
 const INSERT_CHUNK: usize = 500;
@@ -13,12 +13,35 @@ impl Backend {
     pub(super) async fn commit_batch(
         &self,
         units: &[Vec<Mutation>],
-        audit: &AuditAppend,
+        planned: &AuditAppend,
+        replan: Replan<'_>,
         isolate_units: bool,
     ) -> Result<Vec<UnitResult>, StoreError> {
         let mut tx = self.begin_write().await?;
-        // First, so that instances sharing the database queue here rather than deadlock later.
-        Self::claim_audit_range(&mut tx, audit).await?;
+        // The head first, so that writers sharing the database queue here, not deadlock later.
+        let replanned;
+        let audit = match planned.entries.first() {
+            None => planned,
+            Some(first) => {
+                let size = Self::lock_audit_head(&mut tx).await?;
+                let audit = if size == first.idx {
+                    planned
+                } else {
+                    let size = u64::try_from(size)
+                        .map_err(|_| StoreError::Corrupt("audit size".into()))?;
+                    let frontier = frontier_hashes(&mut tx, size).await?;
+                    replanned = replan(size, &frontier)?;
+                    &replanned
+                };
+                let end = audit
+                    .entries
+                    .last()
+                    .map(|e| e.idx + 1)
+                    .ok_or_else(|| StoreError::Corrupt("empty re-planned batch".into()))?;
+                Self::set_audit_head(&mut tx, end).await?;
+                audit
+            }
+        };
         let mut results = Vec::with_capacity(units.len());
         for unit in units {
             if !isolate_units {
@@ -57,6 +80,31 @@ impl Backend {
         tx.commit().await?;
         Ok(results)
     }
+}
+
+/// The hashes of the frontier of a tree of `size` leaves: for each set bit of `size`, largest
+/// first, the root of that perfect subtree (`Frontier::node_ids_for_size` in the ledger crate).
+async fn frontier_hashes(conn: &mut Conn, size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+    let mut out = Vec::new();
+    for level in (0u8..64).rev() {
+        if (size >> level) & 1 == 0 {
+            continue;
+        }
+        let index = i64::try_from((size >> level) - 1)
+            .map_err(|_| StoreError::Corrupt("audit node index".into()))?;
+        let (hash,): (Vec<u8>,) =
+            sqlx::query_as("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
+                .bind(i64::from(level))
+                .bind(index)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("audit frontier node missing".into()))?;
+        out.push(
+            <[u8; 32]>::try_from(hash.as_slice())
+                .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?,
+        );
+    }
+    Ok(out)
 }
 
 async fn append_audit(conn: &mut Conn, audit: &AuditAppend) -> Result<(), StoreError> {

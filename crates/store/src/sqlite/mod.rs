@@ -34,7 +34,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use crate::StoreError;
-use crate::rows::{AuditAppend, TenantScope};
+use crate::rows::TenantScope;
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
 type Db = Sqlite;
@@ -210,20 +210,17 @@ impl SqliteStore {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// The batch's entries must start where the log ends (the data-dir lock keeps one writer,
-    /// so this only catches a bug, never a race).
-    async fn claim_audit_range(conn: &mut Conn, audit: &AuditAppend) -> Result<(), StoreError> {
-        let Some(first) = audit.entries.first() else {
-            return Ok(());
-        };
+    /// The log's size; `BEGIN IMMEDIATE` already holds the database's one write lock.
+    async fn lock_audit_head(conn: &mut Conn) -> Result<i64, StoreError> {
         let (size,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries")
             .fetch_one(&mut *conn)
             .await?;
-        if size == first.idx {
-            Ok(())
-        } else {
-            Err(StoreError::AuditHeadMoved(u64::try_from(size).unwrap_or(0)))
-        }
+        Ok(size)
+    }
+
+    /// The size is derived from the entries themselves.
+    async fn set_audit_head(_conn: &mut Conn, _size: i64) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn audit_size_impl(&self) -> Result<u64, StoreError> {

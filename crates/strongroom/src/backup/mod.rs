@@ -463,6 +463,7 @@ async fn restore_into(
                     at: now_ms(),
                 }]],
                 &AuditAppend::default(),
+                &strongroom_store::no_replan,
             )
             .await?;
         if let Some(Err(e)) = results.into_iter().next() {

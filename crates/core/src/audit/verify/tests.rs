@@ -79,7 +79,10 @@ async fn store_of(
         entries: entries.to_vec(),
         nodes: nodes.to_vec(),
     };
-    store.commit(&[], &audit).await.unwrap();
+    store
+        .commit(&[], &audit, &strongroom_store::no_replan)
+        .await
+        .unwrap();
     for (size, note) in checkpoints {
         let row = CheckpointRow {
             size: i64::try_from(*size).unwrap(),
