@@ -81,10 +81,16 @@ impl Vault {
             kind: "user",
             id: Some(row.id.clone()),
         });
-        self.audit
+        // Instances starting together on one database race here; the username decides.
+        match self
+            .audit
             .commit(vec![record], vec![Mutation::InsertUser(row)])
-            .await?;
-        Ok(true)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if err.code == crate::error::ErrorCode::Conflict => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     pub async fn login(

@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use strongroom_crypto::{BackupKey, RootKey};
-use strongroom_store::{SqliteStore, TenantKeyRow};
+use strongroom_store::{PgStore, SqliteStore, Store, TenantKeyRow};
 
 use super::format::{ChunkReader, ChunkWriter, read_header};
 use super::{DB, RootKeyArgs, create_private, now_ms, root_key};
@@ -67,9 +67,21 @@ pub async fn create(args: KeysArgs) -> Result<()> {
     }
     let config = Config::load(args.config.as_deref(), &args.data_dir)?;
     let root = root_key(&args.key, Some(&args.data_dir), Some(&config))?;
-    let (rows, _) = SqliteStore::keys_and_shreds(&args.data_dir.join(DB))
-        .await
-        .context("reading the tenant keys")?;
+    let rows = match crate::database::pg_options(&config) {
+        // A PostgreSQL deployment: its data is backed up by PostgreSQL's tools, its keys here.
+        Some(options) => PgStore::open(&options)
+            .await
+            .context("opening the PostgreSQL database")?
+            .all_tenant_keys()
+            .await
+            .context("reading the tenant keys")?,
+        None => {
+            SqliteStore::keys_and_shreds(&args.data_dir.join(DB))
+                .await
+                .context("reading the tenant keys")?
+                .0
+        }
+    };
     let now = now_ms();
     let backup = KeyBackup {
         format: 1,

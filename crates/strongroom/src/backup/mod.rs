@@ -166,6 +166,14 @@ impl Drop for Cleanup {
 }
 
 pub async fn create(args: CreateArgs) -> Result<()> {
+    let config = Config::load(args.config.as_deref(), &args.data_dir)?;
+    if config.database_url.is_some() {
+        bail!(
+            "this deployment keeps its data in PostgreSQL: back it up with PostgreSQL's own tools \
+             (pg_dump, or base backups with WAL archiving), and keep `backup keys` for the keys; \
+             see docs/postgresql.md"
+        );
+    }
     let live_db = args.data_dir.join(DB);
     if !live_db.is_file() {
         bail!("{} holds no strongroom database", args.data_dir.display());
@@ -173,7 +181,6 @@ pub async fn create(args: CreateArgs) -> Result<()> {
     if args.out.exists() {
         bail!("{} exists; refusing to overwrite it", args.out.display());
     }
-    let config = Config::load(args.config.as_deref(), &args.data_dir)?;
     let root = root_key(&args.key, Some(&args.data_dir), Some(&config))?;
     let dir = DataDir::open_unlocked(&args.data_dir)?;
     let verifier =
