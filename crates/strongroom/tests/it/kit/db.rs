@@ -13,7 +13,8 @@
 //! `Server::store_env`, `audit verify` gets `Server::store_args`):
 //! - `backup::backup_verify_restore_and_shredded_tenants_stay_shredded`: `strongroom backup`
 //!   copies the SQLite database of a data dir; backups of a PostgreSQL deployment are pg_dump's
-//!   job.
+//!   job (`backup::on_postgres_data_backups_are_refused_and_key_backups_work` checks that
+//!   `backup create` says so and that `backup keys` works there).
 //!
 //! `multi_instance` is the reverse: PostgreSQL only.
 
