@@ -1,6 +1,9 @@
 //! The audit log end to end: `strongroom audit verify` offline (on the data dir and on tampered
 //! copies of it) and as a monitor of a live server, inclusion proofs over HTTP, and fail-closed
 //! behaviour when the log cannot be written.
+//!
+//! On PostgreSQL, `audit verify` reads the server's schema (`Server::store_args`), and tampering
+//! happens in that schema, once the server is stopped, each change undone after its check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::ffi::OsStr;
@@ -11,8 +14,6 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use strongroom_ledger::{Checkpoint, Hash, NoteSigner, NoteVerifier, leaf_hash, verify_inclusion};
 
 use crate::kit::*;
@@ -58,6 +59,16 @@ fn verify_dir(dir: &Path) -> Run {
     audit_verify(&[OsStr::new("--data-dir"), dir.as_os_str()])
 }
 
+/// `audit verify` on a server's own store (on PostgreSQL, its schema).
+fn verify_store(server: &Server) -> Run {
+    let mut args = vec![
+        OsStr::new("--data-dir").to_owned(),
+        server.data_dir.clone().into_os_string(),
+    ];
+    args.extend(server.store_args().into_iter().map(Into::into));
+    audit_verify(&args)
+}
+
 fn monitor(server: &Server, state: &Path) -> Run {
     let ca = server.data_dir.join("tls/cert.pem");
     audit_verify(&[
@@ -100,49 +111,63 @@ fn copy_data_dir(from: &Path) -> (tempfile::TempDir, PathBuf) {
     (root, data)
 }
 
-async fn connect(data: &Path) -> SqliteConnection {
-    SqliteConnectOptions::new()
-        .filename(data.join("strongroom.db"))
-        .busy_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .unwrap()
+async fn entry_bytes(db: &mut Db, idx: i64) -> Vec<u8> {
+    db.one(
+        "SELECT entry FROM audit_entries WHERE idx = $1",
+        &[idx.into()],
+    )
+    .await
 }
 
-async fn scalar(conn: &mut SqliteConnection, sql: &'static str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(conn).await.unwrap();
-    n
+async fn set_entry(db: &mut Db, idx: i64, bytes: &[u8]) {
+    let done = db
+        .execute(
+            "UPDATE audit_entries SET entry = $1 WHERE idx = $2",
+            &[bytes.into(), idx.into()],
+        )
+        .await;
+    assert_eq!(done, 1);
 }
 
-async fn entry_bytes(conn: &mut SqliteConnection, idx: i64) -> Vec<u8> {
-    let (bytes,): (Vec<u8>,) = sqlx::query_as("SELECT entry FROM audit_entries WHERE idx = $1")
-        .bind(idx)
-        .fetch_one(conn)
-        .await
-        .unwrap();
-    bytes
-}
-
-async fn set_entry(conn: &mut SqliteConnection, idx: i64, bytes: &[u8]) {
-    let done = sqlx::query("UPDATE audit_entries SET entry = $1 WHERE idx = $2")
-        .bind(bytes)
-        .bind(idx)
-        .execute(conn)
-        .await
-        .unwrap();
-    assert_eq!(done.rows_affected(), 1);
-}
-
-/// Runs `tamper` on a fresh copy of `from`, then expects verification to fail at `index`.
-async fn expect_failure_at<F>(from: &Path, index: i64, what: &str, tamper: F)
+/// Runs `tamper` on the stopped `server`'s log, then expects verification to fail at `index`.
+/// SQLite: on a fresh copy of the data dir. PostgreSQL: in the server's schema, as the
+/// administrator with triggers off, after saving the log's tables, which are put back after
+/// the check (and the log must verify again).
+async fn expect_failure_at<F>(server: &Server, index: i64, what: &str, tamper: F)
 where
-    F: AsyncFnOnce(&mut SqliteConnection),
+    F: AsyncFnOnce(&mut Db),
 {
-    let (_root, data) = copy_data_dir(from);
-    let mut conn = connect(&data).await;
-    tamper(&mut conn).await;
-    conn.close().await.unwrap();
-    let run = verify_dir(&data);
+    let run = if server.schema().is_some() {
+        let mut db = server.db().await;
+        db.execute("SET session_replication_role = replica", &[])
+            .await;
+        for table in ["audit_entries", "audit_nodes"] {
+            let sql = format!("CREATE TEMP TABLE saved_{table} AS SELECT * FROM {table}");
+            db.execute(&sql, &[]).await;
+        }
+        tamper(&mut db).await;
+        let run = verify_store(server);
+        for table in ["audit_entries", "audit_nodes"] {
+            db.execute(&format!("DELETE FROM {table}"), &[]).await;
+            let sql =
+                format!("INSERT INTO {table} OVERRIDING SYSTEM VALUE SELECT * FROM saved_{table}");
+            db.execute(&sql, &[]).await;
+            db.execute(&format!("DROP TABLE saved_{table}"), &[]).await;
+        }
+        db.close().await;
+        let again = verify_store(server);
+        assert!(
+            again.ok,
+            "{what}: the log put back fails verification\n{again}"
+        );
+        run
+    } else {
+        let (_root, data) = copy_data_dir(&server.data_dir);
+        let mut db = Db::sqlite(&data).await;
+        tamper(&mut db).await;
+        db.close().await;
+        verify_dir(&data)
+    };
     assert!(!run.ok, "{what}: verification passed\n{run}");
     let needle = format!("first bad index {index}:");
     assert!(
@@ -163,21 +188,32 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
     let status = server.stop().await;
     assert!(status.success(), "server exited with {status}");
 
-    let run = verify_dir(&server.data_dir);
+    let run = verify_store(&server);
     assert!(run.ok, "untouched log fails verification\n{run}");
     assert!(run.stdout.contains("OK: "), "{run}");
 
-    let (_root, probe) = copy_data_dir(&server.data_dir);
-    let mut conn = connect(&probe).await;
-    let count = scalar(&mut conn, "SELECT COUNT(*) FROM audit_entries").await;
-    let signed = scalar(&mut conn, "SELECT MAX(size) FROM audit_checkpoints").await;
-    conn.close().await.unwrap();
+    let mut db = server.db().await;
+    let count = db
+        .int("SELECT CAST(COUNT(*) AS BIGINT) FROM audit_entries", &[])
+        .await;
+    let signed = db
+        .int(
+            "SELECT CAST(MAX(size) AS BIGINT) FROM audit_checkpoints",
+            &[],
+        )
+        .await;
+    db.close().await;
     assert!(count >= 12, "only {count} entries");
     assert!(
         signed >= count - 1 && signed <= count,
         "latest checkpoint {signed} of {count}"
     );
-    let run = verify_dir(&probe);
+    let run = if server.schema().is_none() {
+        let (_root, probe) = copy_data_dir(&server.data_dir);
+        verify_dir(&probe)
+    } else {
+        run
+    };
     assert!(
         run.stdout.contains(&format!("OK: {count} entries")),
         "{run}"
@@ -185,7 +221,7 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
 
     // One byte of one entry (a digit of its time: still valid JSON, still the right index).
     let mid = count / 2;
-    expect_failure_at(&server.data_dir, mid, "modified byte", async |c| {
+    expect_failure_at(&server, mid, "modified byte", async |c| {
         let mut bytes = entry_bytes(&mut *c, mid).await;
         let at = find(&bytes, b"\"time\":\"") + 8;
         bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
@@ -195,35 +231,29 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
 
     // A deleted entry in the middle.
     let gone = count / 3;
-    expect_failure_at(&server.data_dir, gone, "deleted entry", async |c| {
-        sqlx::query("DELETE FROM audit_entries WHERE idx = $1")
-            .bind(gone)
-            .execute(&mut *c)
-            .await
-            .unwrap();
+    expect_failure_at(&server, gone, "deleted entry", async |c| {
+        c.execute("DELETE FROM audit_entries WHERE idx = $1", &[gone.into()])
+            .await;
     })
     .await;
 
     // The last K entries and every node covering them: the stored tree is self-consistent, but
     // the latest signed checkpoint is longer than the log.
     let keep = signed - 3;
-    expect_failure_at(&server.data_dir, keep, "truncated tail", async |c| {
-        sqlx::query("DELETE FROM audit_entries WHERE idx >= $1")
-            .bind(keep)
-            .execute(&mut *c)
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM audit_nodes WHERE ((idx + 1) << level) > $1")
-            .bind(keep)
-            .execute(&mut *c)
-            .await
-            .unwrap();
+    expect_failure_at(&server, keep, "truncated tail", async |c| {
+        c.execute("DELETE FROM audit_entries WHERE idx >= $1", &[keep.into()])
+            .await;
+        c.execute(
+            "DELETE FROM audit_nodes WHERE ((idx + 1) << CAST(level AS INTEGER)) > $1",
+            &[keep.into()],
+        )
+        .await;
     })
     .await;
 
     // Two entries' bytes swapped: the first of them is named.
     let (a, b) = (count / 4, count / 4 + 3);
-    expect_failure_at(&server.data_dir, a, "swapped entries", async |c| {
+    expect_failure_at(&server, a, "swapped entries", async |c| {
         let (x, y) = (entry_bytes(&mut *c, a).await, entry_bytes(&mut *c, b).await);
         set_entry(&mut *c, a, &y).await;
         set_entry(&mut *c, b, &x).await;
@@ -265,7 +295,7 @@ async fn monitor_follows_the_server_and_refuses_forks_and_key_changes() {
     assert!(trusted.size > 10, "{trusted:?}");
 
     // Offline verification works on the live server's database (read-only open).
-    let live = verify_dir(&server.data_dir);
+    let live = verify_store(&server);
     assert!(live.ok, "verify while the server runs\n{live}");
 
     // A fork: a checkpoint validly signed with the log's own key, but for another tree.
@@ -410,9 +440,26 @@ async fn inclusion_proofs_over_http_verify_against_the_signed_checkpoint() {
         .err(401, "unauthenticated");
 }
 
+/// The answer to a request made while the log is locked: it must come (a refusal) well before
+/// the lock is released.
+async fn answer_within(what: &str, request: impl std::future::Future<Output = Resp>) -> Resp {
+    tokio::time::timeout(Duration::from_secs(20), request)
+        .await
+        .unwrap_or_else(|_| {
+            panic!("{what}: no answer within 20 s while the log is locked (busy timeout 300 ms, statement timeout 1 s)")
+        })
+}
+
 #[tokio::test]
 async fn requests_fail_closed_while_the_log_cannot_be_written() {
-    let server = Server::start_with(&[("STRONGROOM_STORE_BUSY_TIMEOUT_MS", "300")], &[]);
+    // SQLite waits for its lock up to the busy timeout; PostgreSQL up to the statement timeout.
+    let server = Server::start_with(
+        &[
+            ("STRONGROOM_STORE_BUSY_TIMEOUT_MS", "300"),
+            ("STRONGROOM_DATABASE_STATEMENT_TIMEOUT_MS", "1000"),
+        ],
+        &[],
+    );
     let admin = server.admin().await;
     let tenant = create_tenant(&admin, None).await;
     let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
@@ -426,17 +473,23 @@ async fn requests_fail_closed_while_the_log_cannot_be_written() {
     let path = contact_path(&tenant, &id_of(&contact));
     boss.get(&path).await.ok(200);
 
-    // Another process holds the database's write lock: no audit entry can be committed.
-    let mut lock = connect(&server.data_dir).await;
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
-    let read = boss.get(&path).await;
+    // Another process holds the database's write lock (PostgreSQL: a lock on the log's table
+    // that blocks every append): no audit entry can be committed.
+    let mut lock = server.db().await;
+    if on_postgres() {
+        lock.execute("BEGIN", &[]).await;
+        lock.execute("LOCK TABLE audit_entries IN EXCLUSIVE MODE", &[])
+            .await;
+    } else {
+        lock.execute("BEGIN EXCLUSIVE", &[]).await;
+    }
+    let read = answer_within("read", boss.get(&path)).await;
     read.err(503, "audit_unavailable");
-    let create = boss
-        .post(&contacts_path(&tenant), json!({"name": "Never Stored"}))
-        .await;
+    let create = answer_within(
+        "create",
+        boss.post(&contacts_path(&tenant), json!({"name": "Never Stored"})),
+    )
+    .await;
     create.err(503, "audit_unavailable");
     for resp in [&read, &create] {
         assert!(
@@ -450,8 +503,8 @@ async fn requests_fail_closed_while_the_log_cannot_be_written() {
             resp.text
         );
     }
-    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    lock.close().await.unwrap();
+    lock.execute("ROLLBACK", &[]).await;
+    lock.close().await;
 
     // Released: requests work again, and the refused create left nothing behind.
     let body = boss.get(&path).await.ok(200);
@@ -466,6 +519,6 @@ async fn requests_fail_closed_while_the_log_cannot_be_written() {
     tokio::time::sleep(SIGNING_PAUSE).await;
     let status = server.stop().await;
     assert!(status.success(), "server exited with {status}");
-    let run = verify_dir(&server.data_dir);
+    let run = verify_store(&server);
     assert!(run.ok, "log after the outage\n{run}");
 }

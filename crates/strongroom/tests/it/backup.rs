@@ -19,6 +19,11 @@ struct Run {
 }
 
 fn cli<S: AsRef<OsStr>>(args: &[S]) -> Run {
+    cli_with(args, &[])
+}
+
+/// [`cli`] with extra environment (e.g. `Server::store_env`).
+fn cli_with<S: AsRef<OsStr>>(args: &[S], env: &[(String, String)]) -> Run {
     let mut cmd = Command::new(binary());
     cmd.args(args);
     for (key, _) in std::env::vars() {
@@ -26,6 +31,7 @@ fn cli<S: AsRef<OsStr>>(args: &[S]) -> Run {
             cmd.env_remove(key);
         }
     }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let out = cmd.output().expect("run strongroom");
     Run {
         ok: out.status.success(),
@@ -88,11 +94,16 @@ fn new_root() -> tempfile::TempDir {
 
 #[tokio::test]
 async fn backup_verify_restore_and_shredded_tenants_stay_shredded() {
+    if skip_on_postgres(
+        "`strongroom backup` copies the SQLite file of a data dir; backups of a PostgreSQL deployment are pg_dump's job",
+    ) {
+        return;
+    }
     let server = Server::start();
     let admin = server.admin().await;
     let doomed = populate(&server, &admin).await;
     let kept = populate(&server, &admin).await;
-    let doomed_keys = key_needles(&wrapped_keys(&server.data_dir, &doomed.tenant).await);
+    let doomed_keys = key_needles(&wrapped_keys(&server, &doomed.tenant).await);
     let files = tempfile::tempdir().unwrap();
     let backup = files.path().join("before.bak");
 
@@ -260,4 +271,57 @@ async fn backup_verify_restore_and_shredded_tenants_stay_shredded() {
         answer
     );
     assert!(restored.stop().await.success());
+}
+
+/// The PostgreSQL counterpart of the test above: a data backup is refused with a pointer to
+/// PostgreSQL's own tools, and a key backup reads the tenant keys from the database (encrypted:
+/// no wrapped key in clear in the file).
+#[tokio::test]
+async fn on_postgres_data_backups_are_refused_and_key_backups_work() {
+    if !on_postgres() {
+        eprintln!("PostgreSQL only: on SQLite the test above covers backups");
+        return;
+    }
+    let server = Server::start();
+    let admin = server.admin().await;
+    let t = populate(&server, &admin).await;
+    let needles = key_needles(&wrapped_keys(&server, &t.tenant).await);
+    let files = tempfile::tempdir().unwrap();
+    let out = files.path().join("data.bak");
+    let args = [
+        OsStr::new("backup"),
+        OsStr::new("create"),
+        OsStr::new("--data-dir"),
+        server.data_dir.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+    ];
+    let run = cli_with(&args, &server.store_env());
+    assert!(
+        !run.ok,
+        "a data backup of a PostgreSQL deployment: {}",
+        run.out
+    );
+    assert!(run.out.contains("PostgreSQL"), "{}", run.out);
+    assert!(!out.exists(), "refused, yet {} exists", out.display());
+
+    let keys = files.path().join("tenant.keys");
+    let args = [
+        OsStr::new("backup"),
+        OsStr::new("keys"),
+        OsStr::new("--data-dir"),
+        server.data_dir.as_os_str(),
+        OsStr::new("--out"),
+        keys.as_os_str(),
+    ];
+    let run = cli_with(&args, &server.store_env());
+    assert!(run.ok, "backup keys on PostgreSQL failed: {}", run.out);
+    assert!(
+        std::fs::metadata(&keys).unwrap().len() > 0,
+        "empty key backup"
+    );
+    assert!(
+        find_in_dir(files.path(), &needles).is_empty(),
+        "a wrapped key in clear in the key backup"
+    );
 }

@@ -1,7 +1,7 @@
 //! Encryption at rest: unique canaries in every field must round-trip
 //! through the API and never appear in any byte on disk or in the output.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -72,17 +72,6 @@ impl Canaries {
     }
 }
 
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else if path.is_file() {
-            out.push(path);
-        }
-    }
-}
-
 /// Finds any needle in `bytes` (needles indexed by first byte, one pass).
 fn find_needles<'a>(bytes: &[u8], needles: &'a [(String, Vec<u8>)]) -> Vec<&'a str> {
     let mut by_first: Vec<Vec<usize>> = vec![Vec::new(); 256];
@@ -110,12 +99,6 @@ fn scan(paths: &[PathBuf], needles: &[(String, Vec<u8>)]) -> Vec<String> {
         }
     }
     leaks
-}
-
-fn data_files(server: &Server) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    files_under(&server.data_dir, &mut files);
-    files
 }
 
 #[test]
@@ -255,10 +238,16 @@ async fn no_plaintext_at_rest_or_in_logs() {
         .ok(200);
 
     let needles = c.needles();
-    // While running: the database, its WAL/SHM and the logs.
-    let files = data_files(&server);
+    // While running: the database, its WAL/SHM (on PostgreSQL: every row of the server's
+    // schema, see Server::at_rest_files) and the logs.
+    let files = server.at_rest_files().await;
+    let store = if on_postgres() {
+        "pg-dump-"
+    } else {
+        "strongroom.db"
+    };
     assert!(
-        files.iter().any(|p| p.ends_with("strongroom.db")),
+        files.iter().any(|p| p.to_string_lossy().contains(store)),
         "no database file among {files:?}"
     );
     let leaks = scan(&files, &needles);
@@ -272,7 +261,7 @@ async fn no_plaintext_at_rest_or_in_logs() {
     drop((boss, admin, supervisor, engineer));
     let status = server.stop().await;
     assert!(status.success(), "exit after SIGTERM: {status}");
-    let files = data_files(&server);
+    let files = server.at_rest_files().await;
     let leaks = scan(&files, &needles);
     assert!(
         leaks.is_empty(),

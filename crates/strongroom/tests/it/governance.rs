@@ -17,11 +17,12 @@ fn days_from_now(days: i64) -> String {
         .expect("format time")
 }
 
-/// Runs `strongroom admin ARGS…`; returns (success, stdout, stderr).
-fn admin_cli(args: &[&str]) -> (bool, String, String) {
+/// Runs `strongroom admin ARGS…` on `server`'s store; returns (success, stdout, stderr).
+fn admin_cli(server: &Server, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(binary())
         .arg("admin")
         .args(args)
+        .envs(server.store_env())
         .output()
         .expect("run strongroom admin");
     (
@@ -35,7 +36,7 @@ fn sweep(server: &Server, extra: &[&str]) -> Value {
     let dir = server.data_dir.to_str().expect("utf-8 path");
     let mut args = vec!["sweep-inactive", "--data-dir", dir];
     args.extend_from_slice(extra);
-    let (ok, stdout, stderr) = admin_cli(&args);
+    let (ok, stdout, stderr) = admin_cli(server, &args);
     assert!(ok, "sweep-inactive {extra:?} failed: {stderr}");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("report is not JSON ({e}): {stdout}"))
 }
@@ -181,7 +182,10 @@ async fn inactivity_sweep_suspends_exactly_the_inactive_and_never_the_last_admin
 
     // The command line refuses while the server holds the data dir.
     let dir = server.data_dir.to_str().expect("utf-8 path").to_owned();
-    let (ok, _, stderr) = admin_cli(&["sweep-inactive", "--data-dir", &dir, "--dry-run"]);
+    let (ok, _, stderr) = admin_cli(
+        &server,
+        &["sweep-inactive", "--data-dir", &dir, "--dry-run"],
+    );
     assert!(!ok && stderr.contains("running server"), "{stderr}");
     let status = server.stop().await;
     assert!(status.success(), "{status}");
@@ -465,15 +469,18 @@ async fn access_review_lists_certifies_revokes_and_exports() {
     assert!(server.stop().await.success());
     let out = server.root().join("review.csv");
     let dir = server.data_dir.to_str().expect("utf-8 path");
-    let (ok, _, stderr) = admin_cli(&[
-        "access-review",
-        "--data-dir",
-        dir,
-        "--format",
-        "csv",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, stderr) = admin_cli(
+        &server,
+        &[
+            "access-review",
+            "--data-dir",
+            dir,
+            "--format",
+            "csv",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{stderr}");
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -483,7 +490,7 @@ async fn access_review_lists_certifies_revokes_and_exports() {
             .any(|r| r.starts_with(&customer.id) && r.contains(",suspended,")),
         "{text}"
     );
-    let (ok, stdout, stderr) = admin_cli(&["access-review", "--data-dir", dir]);
+    let (ok, stdout, stderr) = admin_cli(&server, &["access-review", "--data-dir", dir]);
     assert!(ok, "{stderr}");
     let json: Value = serde_json::from_str(&stdout).expect("JSON review");
     assert_eq!(json["created_by"], Value::Null);
@@ -545,18 +552,16 @@ async fn a_new_confidentiality_agreement_must_be_acknowledged_again() {
     );
     assert!(acks.iter().all(|e| e["time"].is_string()), "{acks:?}");
     assert!(server.stop().await.success());
-    let db = server.data_dir.join("strongroom.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
-        .await
-        .expect("open db");
-    let kept: Vec<(String,)> = sqlx::query_as(
-        "SELECT version FROM confidentiality_acknowledgements WHERE user_id = $1 ORDER BY acknowledged_at",
-    )
-    .bind(engineer_id(&me))
-    .fetch_all(&pool)
-    .await
-    .expect("query");
-    assert_eq!(kept, vec![("2026-01".to_owned(),), ("2026-02".to_owned(),)]);
+    let mut db = server.db().await;
+    let kept: Vec<String> = db
+        .column(
+            "SELECT version FROM confidentiality_acknowledgements \
+             WHERE user_id = $1 ORDER BY acknowledged_at",
+            &[engineer_id(&me).into()],
+        )
+        .await;
+    db.close().await;
+    assert_eq!(kept, vec!["2026-01".to_owned(), "2026-02".to_owned()]);
 }
 
 fn engineer_id(me: &Value) -> String {

@@ -2,9 +2,11 @@
 //! typed HTTP client on top of reqwest.
 
 mod client;
+mod db;
 mod server;
 
 pub use client::*;
+pub use db::*;
 pub use server::*;
 
 use std::io::Read;
@@ -54,4 +56,26 @@ pub fn default_purpose(role: &str) -> &'static str {
     } else {
         "customer-self-service"
     }
+}
+
+/// Writes straight to the process's stderr, past the test harness's capture (which only takes
+/// `print!`/`eprint!`), so the line shows in `cargo test` output even for a passing test.
+pub fn tell(line: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// On PostgreSQL, says why this test (or part) is skipped and returns true; false on SQLite.
+/// Every use is listed in `kit/db.rs`.
+pub fn skip_on_postgres(why: &str) -> bool {
+    if !on_postgres() {
+        return false;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    tell(&format!("skipped on PostgreSQL: {test}: {why}"));
+    true
 }

@@ -4,38 +4,26 @@
 //! the row and its blind index entry.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, SqliteConnection};
 use strongroom_ledger::{NoteVerifier, leaf_hash, verify_inclusion};
 
 use crate::kit::*;
 
-pub(crate) async fn read_only(data: &Path) -> SqliteConnection {
-    SqliteConnectOptions::new()
-        .filename(data.join("strongroom.db"))
-        .read_only(true)
-        .busy_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .unwrap()
-}
-
 /// The tenant's wrapped key blobs as stored (what, with the root key, would decrypt its data).
-pub(crate) async fn wrapped_keys(data: &Path, tenant: &str) -> Vec<Vec<u8>> {
-    let mut conn = read_only(data).await;
-    let rows: Vec<(Vec<u8>,)> =
-        sqlx::query_as("SELECT wrapped FROM tenant_keys WHERE tenant_id = $1")
-            .bind(tenant)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-    rows.into_iter().map(|(w,)| w).collect()
+pub(crate) async fn wrapped_keys(server: &Server, tenant: &str) -> Vec<Vec<u8>> {
+    let mut db = server.db().await;
+    let keys = db
+        .column::<Vec<u8>>(
+            "SELECT wrapped FROM tenant_keys WHERE tenant_id = $1",
+            &[tenant.into()],
+        )
+        .await;
+    db.close().await;
+    keys
 }
 
 pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -56,9 +44,14 @@ pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// Files under `dir` that contain any of `needles` (raw bytes), with the needle's label.
 pub(crate) fn find_in_dir(dir: &Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
+    find_in_files(&files_under(dir), needles)
+}
+
+/// Those of `files` that contain any of `needles` (raw bytes), with the needle's label.
+pub(crate) fn find_in_files(files: &[PathBuf], needles: &[(String, Vec<u8>)]) -> Vec<String> {
     let mut hits = Vec::new();
-    for path in files_under(dir) {
-        let bytes = std::fs::read(&path).unwrap_or_default();
+    for path in files {
+        let bytes = std::fs::read(path).unwrap_or_default();
         for (label, needle) in needles {
             if bytes.windows(needle.len()).any(|w| w == needle.as_slice()) {
                 hits.push(format!("{}: {label}", path.display()));
@@ -213,11 +206,12 @@ async fn deleting_a_tenant_shreds_it_and_certifies_the_deletion() {
     let admin = server.admin().await;
     let t = populate(&server, &admin).await;
     let bystander = populate(&server, &admin).await;
-    let keys = wrapped_keys(&server.data_dir, &t.tenant).await;
+    let keys = wrapped_keys(&server, &t.tenant).await;
     assert_eq!(keys.len(), 1);
     let needles = key_needles(&keys);
+    // The data dir, and on PostgreSQL a dump of every row of the server's schema.
     assert!(
-        !find_in_dir(&server.data_dir, &needles).is_empty(),
+        !find_in_files(&server.at_rest_files().await, &needles).is_empty(),
         "the scan must see the wrapped key before the deletion"
     );
 
@@ -294,12 +288,12 @@ async fn deleting_a_tenant_shreds_it_and_certifies_the_deletion() {
             .iter()
             .map(|c| (c.clone(), c.as_bytes().to_vec())),
     );
-    let hits = find_in_dir(&server.data_dir, &needles);
+    let hits = find_in_files(&server.at_rest_files().await, &needles);
     assert!(
         hits.is_empty(),
         "wrapped key survives the deletion: {hits:?}"
     );
-    let mut conn = read_only(&server.data_dir).await;
+    let mut db = server.db().await;
     for table in [
         "contacts",
         "cases",
@@ -313,29 +307,26 @@ async fn deleting_a_tenant_shreds_it_and_certifies_the_deletion() {
         } else {
             "tenant_id"
         };
-        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
-        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(&t.tenant)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table} WHERE {column} = $1");
+        let n = db.int(&sql, &[(&t.tenant).into()]).await;
         assert_eq!(n, 0, "{table} still holds rows of the deleted tenant");
     }
-    let (entries,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM audit_entries WHERE tenant_id = $1")
-            .bind(&t.tenant)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let entries = db
+        .int(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_entries WHERE tenant_id = $1",
+            &[(&t.tenant).into()],
+        )
+        .await;
     assert!(entries > 3, "the tenant's audit entries stay");
-    drop(conn);
+    db.close().await;
     let status = server.stop().await;
     assert!(status.success());
-    let hits = find_in_dir(&server.data_dir, &needles);
+    let hits = find_in_files(&server.at_rest_files().await, &needles);
     assert!(hits.is_empty(), "wrapped key on disk after stop: {hits:?}");
     let verify = std::process::Command::new(binary())
         .args(["audit", "verify", "--data-dir"])
         .arg(&server.data_dir)
+        .args(server.store_args())
         .output()
         .unwrap();
     assert!(
@@ -352,14 +343,13 @@ async fn a_contact_dsr_deletion_removes_the_row_and_its_index_entry() {
     let t = populate(&server, &admin).await;
     let search = format!("{}?email={}", contacts_path(&t.tenant), urlencode(&t.email));
     assert_eq!(list_items(&t.boss, &search).await.len(), 1);
-    let mut conn = read_only(&server.data_dir).await;
-    let (index,): (Vec<u8>,) =
-        sqlx::query_as("SELECT email_index FROM contacts WHERE tenant_id = $1 AND id = $2")
-            .bind(&t.tenant)
-            .bind(&t.contact)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let mut db = server.db().await;
+    let index: Vec<u8> = db
+        .one(
+            "SELECT email_index FROM contacts WHERE tenant_id = $1 AND id = $2",
+            &[(&t.tenant).into(), (&t.contact).into()],
+        )
+        .await;
 
     t.boss
         .delete(&contact_path(&t.tenant, &t.contact))
@@ -370,14 +360,12 @@ async fn a_contact_dsr_deletion_removes_the_row_and_its_index_entry() {
         .get(&contact_path(&t.tenant, &t.contact))
         .await
         .err(404, "not_found");
-    let (rows,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND (id = $2 OR email_index = $3)",
-    )
-    .bind(&t.tenant)
-    .bind(&t.contact)
-    .bind(&index)
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let rows = db
+        .int(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM contacts \
+             WHERE tenant_id = $1 AND (id = $2 OR email_index = $3)",
+            &[(&t.tenant).into(), (&t.contact).into(), (&index).into()],
+        )
+        .await;
     assert_eq!(rows, 0, "the contact or its blind index entry survives");
 }

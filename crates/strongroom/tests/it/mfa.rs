@@ -2,7 +2,6 @@
 //! confirmation, login with a code, replay protection, recovery codes, throttling, encryption at
 //! rest, and the password length rule that depends on it.
 
-use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -116,21 +115,11 @@ async fn enrolled_session(
     (api, secret, codes)
 }
 
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else if path.is_file() {
-            out.push(path);
-        }
-    }
-}
-
-/// Files under the data dir (and the process output) that contain `needle`.
-fn files_containing(server: &Server, needle: &[u8]) -> Vec<String> {
+/// Files under the data dir (on PostgreSQL also a dump of the server's schema, bytea decoded)
+/// and the process output that contain `needle`.
+async fn files_containing(server: &Server, needle: &[u8]) -> Vec<String> {
     let mut files = vec![server.stderr_path.clone(), server.stdout_path.clone()];
-    files_under(&server.data_dir, &mut files);
+    files.extend(server.at_rest_files().await);
     files
         .iter()
         .filter(|p| {
@@ -268,7 +257,7 @@ async fn enrolment_login_replay_and_recovery() {
         ("raw seed", secret.clone()),
         ("recovery code", recovery[2].as_bytes().to_vec()),
     ] {
-        let hits = files_containing(&server, &needle);
+        let hits = files_containing(&server, &needle).await;
         assert!(hits.is_empty(), "{what} found in {hits:?}");
     }
 }

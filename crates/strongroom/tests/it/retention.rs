@@ -5,8 +5,6 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, SqliteConnection};
 
 use crate::kit::*;
 
@@ -23,6 +21,7 @@ fn purge(server: &Server, extra: &[&str]) -> Value {
     let out = Command::new(binary())
         .args(["admin", "purge-expired", "--data-dir", dir])
         .args(extra)
+        .envs(server.store_env())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -59,17 +58,14 @@ async fn case_with_status(api: &Api, tenant: &str, status: &str) -> String {
 }
 
 async fn comment_count(server: &Server, case_id: &str) -> i64 {
-    let mut conn: SqliteConnection = SqliteConnectOptions::new()
-        .filename(server.data_dir.join("strongroom.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM comments WHERE case_id = $1")
-        .bind(case_id)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let mut db = server.db().await;
+    let n = db
+        .int(
+            "SELECT CAST(count(*) AS BIGINT) FROM comments WHERE case_id = $1",
+            &[case_id.into()],
+        )
+        .await;
+    db.close().await;
     n
 }
 

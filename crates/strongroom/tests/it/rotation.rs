@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, SqliteConnection};
 
 use crate::kit::*;
 
@@ -57,19 +55,9 @@ fn retired_and_done(status: &Value, old: u64) -> bool {
     status["reencryption_pending"] == 0 && version_state(status, old).as_deref() == Some("retired")
 }
 
-async fn db(data: &Path) -> SqliteConnection {
-    SqliteConnectOptions::new()
-        .filename(data.join("strongroom.db"))
-        .read_only(true)
-        .busy_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .unwrap()
-}
-
-/// Key version → number of ciphertexts, read from the headers on disk.
-async fn versions_on_disk(data: &Path, tenant: &str) -> BTreeMap<u32, i64> {
-    let mut conn = db(data).await;
+/// Key version → number of ciphertexts, read from the headers in the store.
+async fn versions_on_disk(server: &Server, tenant: &str) -> BTreeMap<u32, i64> {
+    let mut db = server.db().await;
     let mut out = BTreeMap::new();
     for (table, cols) in [
         (
@@ -88,29 +76,27 @@ async fn versions_on_disk(data: &Path, tenant: &str) -> BTreeMap<u32, i64> {
             let sql = format!(
                 "SELECT substr({col}, 2, 4) FROM {table} WHERE tenant_id = $1 AND {col} IS NOT NULL"
             );
-            let rows: Vec<(Vec<u8>,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(tenant)
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-            for (v,) in rows {
+            let rows: Vec<Vec<u8>> = db.column(&sql, &[tenant.into()]).await;
+            for v in rows {
                 let v = u32::from_be_bytes(v.as_slice().try_into().unwrap());
                 *out.entry(v).or_insert(0) += 1;
             }
         }
     }
+    db.close().await;
     out
 }
 
-async fn key_rows(data: &Path, tenant: &str) -> Vec<i64> {
-    let mut conn = db(data).await;
-    let rows: Vec<(i64,)> =
-        sqlx::query_as("SELECT version FROM tenant_keys WHERE tenant_id = $1 ORDER BY version")
-            .bind(tenant)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-    rows.into_iter().map(|(v,)| v).collect()
+async fn key_rows(server: &Server, tenant: &str) -> Vec<i64> {
+    let mut db = server.db().await;
+    let rows = db
+        .column(
+            "SELECT CAST(version AS BIGINT) FROM tenant_keys WHERE tenant_id = $1 ORDER BY version",
+            &[tenant.into()],
+        )
+        .await;
+    db.close().await;
+    rows
 }
 
 /// `n` contacts with every field set; returns id → the contact as read back.
@@ -232,14 +218,14 @@ async fn rotation_reencrypts_online_without_losing_a_read() {
     // New writes use the new version at once.
     let fresh = create_contact(&boss, &tenant, json!({"name": "Written after rotation"})).await;
     let fresh_id = id_of(&fresh);
-    let mut conn = db(&server.data_dir).await;
-    let (v,): (Vec<u8>,) =
-        sqlx::query_as("SELECT substr(name, 2, 4) FROM contacts WHERE tenant_id = $1 AND id = $2")
-            .bind(&tenant)
-            .bind(&fresh_id)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let mut db = server.db().await;
+    let v: Vec<u8> = db
+        .one(
+            "SELECT substr(name, 2, 4) FROM contacts WHERE tenant_id = $1 AND id = $2",
+            &[(&tenant).into(), (&fresh_id).into()],
+        )
+        .await;
+    db.close().await;
     assert_eq!(
         v,
         2u32.to_be_bytes().to_vec(),
@@ -281,13 +267,13 @@ async fn rotation_reencrypts_online_without_losing_a_read() {
     );
 
     // Everything on disk is under version 2, and version 1's key is gone.
-    let on_disk = versions_on_disk(&server.data_dir, &tenant).await;
+    let on_disk = versions_on_disk(&server, &tenant).await;
     assert_eq!(
         on_disk.keys().copied().collect::<Vec<_>>(),
         vec![2],
         "{on_disk:?}"
     );
-    assert_eq!(key_rows(&server.data_dir, &tenant).await, vec![2]);
+    assert_eq!(key_rows(&server, &tenant).await, vec![2]);
 
     // And it all still reads the same.
     for (id, want) in contacts.iter() {
@@ -333,7 +319,7 @@ async fn a_crash_during_reencryption_resumes_after_restart() {
     let tenant = create_tenant(&admin, None).await;
     let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
     let contacts = seed_contacts(&boss, &tenant, 80).await;
-    let total = versions_on_disk(&server.data_dir, &tenant).await[&1];
+    let total = versions_on_disk(&server, &tenant).await[&1];
 
     admin
         .post(&format!("{}/rotate", keys_path(&tenant)), json!({}))
@@ -355,7 +341,7 @@ async fn a_crash_during_reencryption_resumes_after_restart() {
         assert!(Instant::now() < deadline, "server survived SIGKILL");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let left = versions_on_disk(&server.data_dir, &tenant).await;
+    let left = versions_on_disk(&server, &tenant).await;
     assert!(
         left.get(&1).copied().unwrap_or(0) > 0 && left.get(&2).copied().unwrap_or(0) > 0,
         "not killed half-way: {left:?} (status {mid})"
@@ -367,7 +353,7 @@ async fn a_crash_during_reencryption_resumes_after_restart() {
         retired_and_done(s, 1)
     })
     .await;
-    let on_disk = versions_on_disk(&server.data_dir, &tenant).await;
+    let on_disk = versions_on_disk(&server, &tenant).await;
     assert_eq!(
         on_disk.keys().copied().collect::<Vec<_>>(),
         vec![2],
@@ -381,9 +367,13 @@ async fn a_crash_during_reencryption_resumes_after_restart() {
     }
 }
 
-/// Runs `strongroom ARGS…`; returns (success, stdout, stderr).
-fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary()).args(args).output().unwrap();
+/// Runs `strongroom ARGS…` on `server`'s store; returns (success, stdout, stderr).
+fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .envs(server.store_env())
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -405,30 +395,39 @@ async fn cli_rotation_and_root_key_rotation() {
     let dir = server.data_dir.to_str().unwrap().to_owned();
 
     // Admin CLIs take the data-dir lock: refused while the server runs.
-    let (ok, _, stderr) = cli(&["keys", "rotate", "--tenant", &tenant, "--data-dir", &dir]);
+    let (ok, _, stderr) = cli(
+        &server,
+        &["keys", "rotate", "--tenant", &tenant, "--data-dir", &dir],
+    );
     assert!(!ok, "rotated beside a running server");
     assert!(stderr.contains("running server"), "{stderr}");
     assert!(server.stop().await.success());
 
-    let (ok, out, stderr) = cli(&["keys", "rotate", "--tenant", &tenant, "--data-dir", &dir]);
+    let (ok, out, stderr) = cli(
+        &server,
+        &["keys", "rotate", "--tenant", &tenant, "--data-dir", &dir],
+    );
     assert!(ok, "keys rotate: {stderr}");
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["current_version"], 2, "{status}");
-    let (ok, _, _) = cli(&[
-        "keys",
-        "rotate",
-        "--tenant",
-        "no-such-tenant",
-        "--data-dir",
-        &dir,
-    ]);
+    let (ok, _, _) = cli(
+        &server,
+        &[
+            "keys",
+            "rotate",
+            "--tenant",
+            "no-such-tenant",
+            "--data-dir",
+            &dir,
+        ],
+    );
     assert!(!ok, "rotated an unknown tenant");
 
     // Root key: every tenant key rewrapped, the data untouched.
     let key_path = server.data_dir.join("keys/root.key");
     let old_key = std::fs::read(&key_path).unwrap();
-    let data_before = versions_on_disk(&server.data_dir, &tenant).await;
-    let (ok, out, stderr) = cli(&["keys", "rotate-root", "--data-dir", &dir]);
+    let data_before = versions_on_disk(&server, &tenant).await;
+    let (ok, out, stderr) = cli(&server, &["keys", "rotate-root", "--data-dir", &dir]);
     assert!(ok, "keys rotate-root: {stderr}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["tenant_keys_rewrapped"], 2, "{report}");
@@ -440,10 +439,7 @@ async fn cli_rotation_and_root_key_rotation() {
     );
     assert!(!server.data_dir.join("keys/root.key.old").exists());
     assert!(!server.data_dir.join("keys/root.key.new").exists());
-    assert_eq!(
-        versions_on_disk(&server.data_dir, &tenant).await,
-        data_before
-    );
+    assert_eq!(versions_on_disk(&server, &tenant).await, data_before);
 
     // Restart: the job re-encrypts to version 2; everything reads the same.
     let server = server.restart().await;
@@ -525,14 +521,17 @@ async fn an_interrupted_root_rotation_is_undone_or_completed() {
     let given = server.root().join("given.key");
     let given_text = b"QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=\n";
     write_private(&given, given_text);
-    let (ok, _, stderr) = cli(&[
-        "keys",
-        "rotate-root",
-        "--data-dir",
-        &dir,
-        "--new-key-file",
-        given.to_str().unwrap(),
-    ]);
+    let (ok, _, stderr) = cli(
+        &server,
+        &[
+            "keys",
+            "rotate-root",
+            "--data-dir",
+            &dir,
+            "--new-key-file",
+            given.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{stderr}");
     let k2 = std::fs::read(&current).unwrap();
     assert_eq!(k2, given_text.to_vec(), "--new-key-file not used");

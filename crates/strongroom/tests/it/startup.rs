@@ -162,7 +162,13 @@ async fn data_dir_layout_and_key_modes() {
         .permissions()
         .mode();
     assert_eq!(key_mode & 0o077, 0, "tls/key.pem readable by group/others");
-    assert!(d.join("strongroom.db").is_file(), "no strongroom.db");
+    // On PostgreSQL the data lives in the server's schema: no database file in the data dir.
+    assert_eq!(
+        d.join("strongroom.db").is_file(),
+        !on_postgres(),
+        "strongroom.db in the data dir on {:?}",
+        backend()
+    );
     assert!(d.join("run/lock").exists(), "no run/lock");
 
     // JSON log lines in logs/strongroom.log.

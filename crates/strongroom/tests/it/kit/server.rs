@@ -6,12 +6,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{ADMIN_PASSWORD, Api, Session, open_session};
+use super::{ADMIN_PASSWORD, Api, Db, PgSchema, Session, dump_schema, on_postgres, open_session};
 
 /// How long a server may take to write listen.json and answer /healthz.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,6 +28,10 @@ pub fn binary() -> &'static str {
 /// at-rest scans can tell them apart). Dropping the server SIGKILLs it; a
 /// watchdog process also kills it (and removes ROOT) when the test binary
 /// exits, which covers servers kept in statics, whose Drop never runs.
+///
+/// On PostgreSQL (`kit::backend()`), each `start*` creates a schema of its own, `restart*` keeps
+/// it, `start_peer` shares it, and it is dropped with the last server using it (or by the
+/// watchdog).
 pub struct Server {
     root: tempfile::TempDir,
     pub data_dir: PathBuf,
@@ -41,6 +45,13 @@ pub struct Server {
     cert_pem: Vec<u8>,
     child: Mutex<Option<Child>>,
     watchdog: Mutex<Option<Child>>,
+    /// Declared last: dropped after the process is dead.
+    pg: Option<Arc<PgSchema>>,
+}
+
+/// A new schema when the run is on PostgreSQL.
+fn new_schema() -> Option<Arc<PgSchema>> {
+    on_postgres().then(|| Arc::new(PgSchema::create()))
 }
 
 impl Server {
@@ -60,7 +71,35 @@ impl Server {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let args = args.iter().map(|a| (*a).to_owned()).collect();
-        launch(root, env, args)
+        launch(root, env, args, new_schema())
+    }
+
+    /// A second instance on the same store as `first` (PostgreSQL only: the same schema), with
+    /// a data dir of its own holding copies of `first`'s root and log-signing keys, and the same
+    /// configuration.
+    pub fn start_peer(first: &Server) -> Server {
+        let Some(pg) = first.pg.clone() else {
+            panic!(
+                "Server::start_peer needs the PostgreSQL backend (STRONGROOM_TEST_DATABASE=postgres)"
+            );
+        };
+        let root = tempfile::Builder::new()
+            .prefix("strongroom-it-")
+            .tempdir()
+            .expect("create temp dir");
+        let keys = root.path().join("data").join("keys");
+        fs::create_dir_all(&keys).expect("create keys dir");
+        for dir in [root.path().join("data"), keys.clone()] {
+            fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .expect("chmod 0700");
+        }
+        for name in ["root.key", "log-signing.key"] {
+            let to = keys.join(name);
+            fs::copy(first.data_dir.join("keys").join(name), &to).expect("copy key file");
+            fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod 0600");
+        }
+        launch(root, first.env.clone(), first.args.clone(), Some(pg))
     }
 
     /// A server on an existing data dir at `root/data` (e.g. a restored one).
@@ -70,7 +109,7 @@ impl Server {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let args = args.iter().map(|a| (*a).to_owned()).collect();
-        launch(root, env, args)
+        launch(root, env, args, new_schema())
     }
 
     /// Stops this server (SIGTERM) if it still runs, then starts a new
@@ -85,8 +124,9 @@ impl Server {
         let root = std::mem::replace(&mut this.root, placeholder_dir());
         let env = std::mem::take(&mut this.env);
         let args = std::mem::take(&mut this.args);
+        let pg = this.pg.take();
         drop(this);
-        launch(root, env, args)
+        launch(root, env, args, pg)
     }
 
     /// Like [`Server::restart`], with `env` set on top of the configuration (a new release of
@@ -139,6 +179,86 @@ impl Server {
     /// no confidentiality acknowledgement).
     pub async fn admin(&self) -> Session {
         open_session(self, "admin", ADMIN_PASSWORD, "platform_admin").await
+    }
+
+    /// The PostgreSQL schema of this server (None on SQLite).
+    pub fn schema(&self) -> Option<&str> {
+        self.pg.as_ref().map(|pg| pg.name.as_str())
+    }
+
+    /// The flags that point a command (`audit verify`) at this server's store besides
+    /// `--data-dir`: `--database-url … --database-schema …` on PostgreSQL, none on SQLite.
+    pub fn store_args(&self) -> Vec<String> {
+        self.pg.as_ref().map(|pg| pg.flags()).unwrap_or_default()
+    }
+
+    /// The environment that points a command (`admin …`, `keys …`) at this server's store:
+    /// `STRONGROOM_DATABASE_URL`/`_SCHEMA` on PostgreSQL, nothing on SQLite.
+    pub fn store_env(&self) -> Vec<(String, String)> {
+        match &self.pg {
+            Some(pg) => vec![
+                ("STRONGROOM_DATABASE_URL".into(), super::pg_app_url()),
+                ("STRONGROOM_DATABASE_SCHEMA".into(), pg.name.clone()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// A connection to this server's store (see [`Db`]).
+    pub async fn db(&self) -> Db {
+        match &self.pg {
+            Some(pg) => Db::postgres(&pg.name).await,
+            None => Db::sqlite(&self.data_dir).await,
+        }
+    }
+
+    /// Every file holding this server's data at rest: the files under the data dir and, on
+    /// PostgreSQL, a text dump of every row of its schema (written outside the data dir, see
+    /// [`super::dump_schema`]).
+    pub async fn at_rest_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        let mut stack = vec![self.data_dir.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            for entry in entries {
+                let path = entry.expect("read dir entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.is_file() {
+                    files.push(path);
+                }
+            }
+        }
+        if let Some(pg) = &self.pg {
+            let out = self
+                .root()
+                .join(format!("pg-dump-{}.txt", super::rand_hex(4)));
+            files.push(dump_schema(&pg.name, &out).await);
+        }
+        files
+    }
+
+    /// The value of a metric on the ops listener's `/metrics` (its first series; None if absent).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (status, body) = plain_get(self.ops, "/metrics").ok()?;
+        if status != 200 {
+            return None;
+        }
+        body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (key, value) = l.rsplit_once(char::is_whitespace)?;
+            let key = key.trim();
+            let bare = key.split_once('{').map_or(key, |(k, _)| k);
+            (bare == name).then(|| value.trim().parse().ok())?
+        })
+    }
+
+    /// SIGKILL: the process dies at once, without any shutdown.
+    pub fn kill(&self) {
+        let mut guard = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(child) = guard.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Whether the process is still alive.
@@ -231,7 +351,12 @@ fn placeholder_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("create temp dir")
 }
 
-fn launch(root: tempfile::TempDir, env: Vec<(String, String)>, args: Vec<String>) -> Server {
+fn launch(
+    root: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    pg: Option<Arc<PgSchema>>,
+) -> Server {
     let data_dir = root.path().join("data");
     let stderr_path = root.path().join("stderr.log");
     let stdout_path = root.path().join("stdout.log");
@@ -250,6 +375,7 @@ fn launch(root: tempfile::TempDir, env: Vec<(String, String)>, args: Vec<String>
         .arg("--data-dir")
         .arg(&data_dir)
         .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
+        .args(pg.as_ref().map(|pg| pg.flags()).unwrap_or_default())
         .args(&args);
     for (key, _) in std::env::vars() {
         if key.starts_with("STRONGROOM_") {
@@ -266,7 +392,7 @@ fn launch(root: tempfile::TempDir, env: Vec<(String, String)>, args: Vec<String>
         .stdout(open(&stdout_path))
         .stderr(open(&stderr_path));
     let mut child = cmd.spawn().expect("spawn strongroom serve");
-    let watchdog = spawn_watchdog(child.id(), root.path());
+    let watchdog = spawn_watchdog(child.id(), root.path(), pg.as_deref());
 
     let fail = |child: &mut Child, why: String| -> ! {
         let _ = child.kill();
@@ -334,17 +460,29 @@ fn launch(root: tempfile::TempDir, env: Vec<(String, String)>, args: Vec<String>
         cert_pem,
         child: Mutex::new(Some(child)),
         watchdog: Mutex::new(Some(watchdog)),
+        pg,
     }
 }
 
 /// A shell that waits for EOF on stdin (our end closes when the test
-/// process exits, however it exits), then kills the server and removes ROOT.
-fn spawn_watchdog(pid: u32, root: &Path) -> Child {
+/// process exits, however it exits), then kills the server and removes ROOT
+/// (and, on PostgreSQL, drops the schema with `psql` when it is installed).
+fn spawn_watchdog(pid: u32, root: &Path, pg: Option<&PgSchema>) -> Child {
+    let (schema, url) = match pg {
+        Some(pg) => (pg.name.clone(), super::pg_admin_url()),
+        None => (String::new(), String::new()),
+    };
     Command::new("sh")
         .arg("-c")
-        .arg("cat >/dev/null; kill -9 \"$0\" 2>/dev/null; rm -rf \"$1\"")
+        .arg(concat!(
+            "cat >/dev/null; kill -9 \"$0\" 2>/dev/null; rm -rf \"$1\"; ",
+            "if [ -n \"$2\" ] && command -v psql >/dev/null; then sleep 1; ",
+            "psql -q -d \"$3\" -c \"DROP SCHEMA IF EXISTS $2 CASCADE\" >/dev/null 2>&1; fi",
+        ))
         .arg(pid.to_string())
         .arg(root)
+        .arg(schema)
+        .arg(url)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,0 +1,272 @@
+//! Several servers on one PostgreSQL schema (PostgreSQL only; returns early on SQLite): writers
+//! on both at once leave one audit log that verifies and covers every write, both servers serve
+//! the same signed checkpoint, exactly one of them signs, and when the signer dies the survivor
+//! takes over signing within seconds.
+
+use std::ffi::OsString;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use strongroom_ledger::{Checkpoint, NoteVerifier};
+
+use crate::kit::*;
+
+/// Concurrent writer tasks per server.
+const WRITERS: usize = 8;
+/// How long the writers keep writing.
+const WRITE_FOR: Duration = Duration::from_secs(4);
+/// How long the survivor may take to sign after the signer died.
+const TAKEOVER: Duration = Duration::from_secs(10);
+const SIGNER_METRIC: &str = "strongroom_audit_signer";
+
+/// `strongroom audit verify` on `server`'s store; returns the entry count it reports.
+fn audit_verify(server: &Server) -> u64 {
+    let mut args: Vec<OsString> = vec!["audit".into(), "verify".into(), "--data-dir".into()];
+    args.push(server.data_dir.clone().into_os_string());
+    args.extend(server.store_args().into_iter().map(OsString::from));
+    let mut cmd = Command::new(binary());
+    cmd.args(&args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("STRONGROOM_") || key.to_ascii_lowercase().ends_with("_proxy") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.output().expect("run strongroom audit verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "audit verify {args:?} exited with {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        out.status
+    );
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("OK: ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `OK: N entries` in the output:\n{stdout}"))
+}
+
+/// The checkpoint `server` serves now, checked against `verifier`; None if it has none yet.
+async fn checkpoint(server: &Server, verifier: &NoteVerifier) -> Option<(String, Checkpoint)> {
+    let r = server.anon().get("/v1/audit/checkpoint").await;
+    if r.status.as_u16() != 200 {
+        return None;
+    }
+    let cp = verifier.verify_checkpoint(&r.text).unwrap_or_else(|e| {
+        panic!(
+            "{}: checkpoint does not verify: {e}\n{}",
+            server.api, r.text
+        )
+    });
+    Some((r.text, cp))
+}
+
+/// Writes contacts and cases from `WRITERS` tasks until `WRITE_FOR` has passed; returns how
+/// many were created.
+async fn write_concurrently(label: &'static str, session: &Session, tenant: &str) -> usize {
+    let deadline = Instant::now() + WRITE_FOR;
+    let mut tasks = Vec::new();
+    for task in 0..WRITERS {
+        let api = session.api.clone();
+        let tenant = tenant.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            while Instant::now() < deadline {
+                let (path, body) = if done % 2 == 0 {
+                    (
+                        contacts_path(&tenant),
+                        json!({"name": format!("Writer {label}-{task}-{done}")}),
+                    )
+                } else {
+                    (
+                        cases_path(&tenant),
+                        json!({"title": format!("Case {label}-{task}-{done}")}),
+                    )
+                };
+                let r = api.post(&path, body).await;
+                assert_eq!(
+                    r.status.as_u16(),
+                    201,
+                    "server {label}, writer {task}: {} {}",
+                    r.status,
+                    r.text
+                );
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("writer task");
+    }
+    total
+}
+
+async fn audit_entry_count(server: &Server) -> i64 {
+    let mut db = server.db().await;
+    let n = db
+        .int("SELECT CAST(COUNT(*) AS BIGINT) FROM audit_entries", &[])
+        .await;
+    db.close().await;
+    n
+}
+
+/// Polls both metrics until exactly one server reports itself the signer; returns its index.
+async fn the_signer(servers: &[&Server], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let values: Vec<Option<f64>> = servers.iter().map(|s| s.metric(SIGNER_METRIC)).collect();
+        let signing: Vec<usize> = (0..servers.len())
+            .filter(|&i| values[i] == Some(1.0))
+            .collect();
+        if signing.len() == 1 && values.iter().all(Option::is_some) {
+            return signing[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not exactly one signer after {within:?}: {SIGNER_METRIC} = {values:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_one_log_and_hand_over_signing() {
+    if !on_postgres() {
+        eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
+        return;
+    }
+    let first = Server::start();
+    let second = Server::start_peer(&first);
+    assert_ne!(first.data_dir, second.data_dir);
+    assert_eq!(first.schema(), second.schema());
+
+    let admin = first.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let user = create_user(&admin, "tenant_admin", Some(&tenant)).await;
+    let on_first = open_session(&first, &user.username, PASSWORD, "tenant_admin").await;
+    let on_second = open_session(&second, &user.username, PASSWORD, "tenant_admin").await;
+    // Each sees what the other wrote.
+    let c = create_contact(&on_first, &tenant, json!({"name": "Shared Person"})).await;
+    let read = on_second
+        .get(&contact_path(&tenant, &id_of(&c)))
+        .await
+        .ok(200);
+    assert_eq!(read["name"], "Shared Person");
+
+    let vkey = first.anon().get("/v1/audit/verifier-key").await.text;
+    let vkey_second = second.anon().get("/v1/audit/verifier-key").await.text;
+    assert_eq!(vkey.trim(), vkey_second.trim(), "the peers' verifier keys");
+    let verifier = NoteVerifier::parse(vkey.trim()).expect("verifier key");
+
+    // Concurrent writers on both servers.
+    let before = audit_entry_count(&first).await;
+    let (a, b) = tokio::join!(
+        write_concurrently("A", &on_first, &tenant),
+        write_concurrently("B", &on_second, &tenant),
+    );
+    let writes = i64::try_from(a + b).unwrap();
+    assert!(
+        a > 0 && b > 0,
+        "writes: {a} on the first, {b} on the second"
+    );
+    let after = audit_entry_count(&first).await;
+    assert!(
+        after >= before + writes,
+        "{writes} writes, but the log grew from {before} to {after}"
+    );
+    let listed = list_items(&on_second, &format!("{}?limit=500", contacts_path(&tenant))).await;
+    assert!(!listed.is_empty());
+
+    // One log that verifies and covers every write.
+    let verified = audit_verify(&first);
+    eprintln!(
+        "{a} writes on the first server, {b} on the second; log {before} -> {after}; \
+         audit verify: {verified}"
+    );
+    assert!(
+        i64::try_from(verified).unwrap() >= after,
+        "audit verify checked {verified} entries, the log had {after} after the writes"
+    );
+
+    // Both serve the same signed checkpoint, eventually, covering the writes.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (x, y) = (
+            checkpoint(&first, &verifier).await,
+            checkpoint(&second, &verifier).await,
+        );
+        if let (Some((nx, cx)), Some((ny, cy))) = (&x, &y)
+            && nx == ny
+            && i64::try_from(cx.size).unwrap() >= after
+        {
+            assert_eq!(cx.root, cy.root);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no common checkpoint covering {after} entries within 15 s:\nfirst: {:?}\nsecond: {:?}",
+            x.map(|(_, c)| c.size),
+            y.map(|(_, c)| c.size)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Exactly one signs; kill it; the survivor takes over.
+    let servers = [&first, &second];
+    let signer = the_signer(&servers, Duration::from_secs(10)).await;
+    let survivor = servers[1 - signer];
+    let session = if signer == 0 { &on_second } else { &on_first };
+    servers[signer].kill();
+    let killed_at = Instant::now();
+    let mut written = 0;
+    for n in 0..5 {
+        create_contact(
+            session,
+            &tenant,
+            json!({"name": format!("After the kill {n}")}),
+        )
+        .await;
+        written += 1;
+    }
+    let target = audit_entry_count(survivor).await;
+    loop {
+        let signs = survivor.metric(SIGNER_METRIC) == Some(1.0);
+        let cp = checkpoint(survivor, &verifier).await;
+        if signs
+            && cp
+                .as_ref()
+                .is_some_and(|(_, c)| i64::try_from(c.size).unwrap() >= target)
+        {
+            eprintln!(
+                "server {} signed and was killed; the survivor signed a checkpoint covering \
+                 {target} entries {:?} later",
+                signer + 1,
+                killed_at.elapsed()
+            );
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < TAKEOVER,
+            "{TAKEOVER:?} after the signer was killed: survivor {SIGNER_METRIC} = {:?}, \
+             checkpoint size {:?}, log has {target} entries ({written} written after the kill)\n{}",
+            survivor.metric(SIGNER_METRIC),
+            cp.map(|(_, c)| c.size),
+            survivor.stderr_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let verified = audit_verify(survivor);
+    assert!(
+        i64::try_from(verified).unwrap() >= target,
+        "audit verify checked {verified} entries after the takeover, the log had {target}"
+    );
+}
