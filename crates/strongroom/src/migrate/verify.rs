@@ -1,0 +1,379 @@
+//! Checks after a copy (or alone, `--verify-only`): the same row counts, the same audit log
+//! (recomputed on both sides: same size, same root, every checkpoint verifies), and a random
+//! sample of contacts and cases that decrypt to the same plaintext on both sides. Plaintext is
+//! compared in memory and never printed; findings name tables, tenants and record ids only.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use strongroom_core::audit::{VerifyError, VerifyReport, verify_store};
+use strongroom_crypto::{FieldContext, RootKey, TenantKeyring, unwrap_tenant_keys};
+use strongroom_ledger::NoteVerifier;
+use strongroom_store::{CaseFilter, CaseRow, ContactRow, Store, TenantScope};
+
+use super::db::{Side, Table, counts, pg_audit_head};
+
+/// What the checks found: `ok` lines for the report, `bad` lines for the mismatches.
+#[derive(Default)]
+pub struct Findings {
+    pub ok: Vec<String>,
+    pub bad: Vec<String>,
+}
+
+/// Both ends: raw pools (counts) and stores (audit log, records).
+pub struct Ends<'a> {
+    pub source: &'a Side,
+    pub target: &'a Side,
+    pub source_store: &'a dyn Store,
+    pub target_store: &'a dyn Store,
+}
+
+pub async fn run(
+    ends: &Ends<'_>,
+    tables: &[Table],
+    verifier: &NoteVerifier,
+    root: &RootKey,
+    sample: usize,
+) -> Result<Findings> {
+    let mut f = Findings::default();
+    check_counts(ends, tables, &mut f).await?;
+    check_audit(ends, verifier, &mut f).await;
+    check_sample(ends, root, sample, &mut f).await?;
+    Ok(f)
+}
+
+async fn check_counts(ends: &Ends<'_>, tables: &[Table], f: &mut Findings) -> Result<()> {
+    let mut source = counts(ends.source, tables).await?;
+    let mut target = counts(ends.target, tables).await?;
+    source.remove("leases");
+    target.remove("leases");
+    let mut rows = 0i64;
+    for (table, n) in &source {
+        let m = target.get(table).copied().unwrap_or(-1);
+        if *n != m {
+            f.bad.push(format!(
+                "row count of {table}: {n} in the source, {m} in the target"
+            ));
+        }
+        rows += n;
+    }
+    for side in [ends.source, ends.target] {
+        if let Side::Pg(pool) = side {
+            let (size, entries, next) = pg_audit_head(pool).await?;
+            if size != entries || entries != next {
+                f.bad.push(format!(
+                    "PostgreSQL audit head says {size} entries; {entries} are stored (next index {next})"
+                ));
+            }
+        }
+    }
+    f.ok.push(format!(
+        "row counts: {} tables, {rows} rows, the same on both sides",
+        source.len()
+    ));
+    Ok(())
+}
+
+fn describe(outcome: &Result<VerifyReport, VerifyError>) -> String {
+    match outcome {
+        Ok(r) => format!("{} entries, {} checkpoints", r.entries, r.checkpoints),
+        Err(VerifyError::Invalid(failure)) => {
+            format!("fails at index {}: {}", failure.index, failure.kind)
+        }
+        Err(e) => format!("cannot be read: {e}"),
+    }
+}
+
+async fn check_audit(ends: &Ends<'_>, verifier: &NoteVerifier, f: &mut Findings) {
+    let source = verify_store(ends.source_store, verifier).await;
+    let target = verify_store(ends.target_store, verifier).await;
+    match (&source, &target) {
+        (Ok(s), Ok(t)) => {
+            let latest = |r: &VerifyReport| r.latest.as_ref().map(|c| (c.size, c.root));
+            if s.entries != t.entries || s.root != t.root {
+                f.bad.push(format!(
+                    "audit log: source has {} entries (root {}), target {} (root {})",
+                    s.entries,
+                    STANDARD.encode(s.root),
+                    t.entries,
+                    STANDARD.encode(t.root)
+                ));
+            } else if s.checkpoints != t.checkpoints || latest(s) != latest(t) {
+                f.bad.push(format!(
+                    "audit log: source has {} signed checkpoints, target {}",
+                    s.checkpoints, t.checkpoints
+                ));
+            } else {
+                f.ok.push(format!(
+                    "audit log: {} entries and {} signed checkpoints verify on both sides; \
+                     root {}",
+                    t.entries,
+                    t.checkpoints,
+                    STANDARD.encode(t.root)
+                ));
+            }
+        }
+        _ => {
+            f.bad.push(format!(
+                "audit log: source {}; target {}",
+                describe(&source),
+                describe(&target)
+            ));
+        }
+    }
+}
+
+/// The tenant's keyring in one store, unwrapped with the root key.
+async fn keyring(store: &dyn Store, root: &RootKey, tenant: &str) -> Result<TenantKeyring> {
+    let rows = store.tenant_keys(&TenantScope::new(tenant)).await?;
+    let mut versions = Vec::with_capacity(rows.len());
+    for row in rows {
+        let version = u32::try_from(row.version)?;
+        versions.push(
+            unwrap_tenant_keys(root, tenant, version, &row.wrapped)
+                .map_err(|_| anyhow::anyhow!("tenant keys do not unwrap"))?,
+        );
+    }
+    TenantKeyring::new(tenant, versions).map_err(|_| anyhow::anyhow!("tenant has no keys"))
+}
+
+/// A uniformly random index below `n` (n > 0), from the OS generator.
+fn random_below(n: usize) -> Result<usize> {
+    let bytes: [u8; 8] = strongroom_crypto::random_bytes()
+        .map_err(|_| anyhow::anyhow!("random number generator unavailable"))?;
+    let n64 = u64::try_from(n)?;
+    Ok(usize::try_from(u64::from_le_bytes(bytes) % n64)?)
+}
+
+/// Up to `k` of `ids`, chosen at random (reservoir sampling over the stream of pages).
+struct Reservoir {
+    k: usize,
+    seen: usize,
+    picked: Vec<String>,
+}
+
+impl Reservoir {
+    fn offer(&mut self, id: &str) -> Result<()> {
+        self.seen += 1;
+        if self.picked.len() < self.k {
+            self.picked.push(id.to_owned());
+        } else {
+            let j = random_below(self.seen)?;
+            if let Some(slot) = self.picked.get_mut(j) {
+                *slot = id.to_owned();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether two ciphertexts of the same field decrypt to the same plaintext under each side's ring.
+fn same_plain(
+    rings: (&TenantKeyring, &TenantKeyring),
+    ctx: &FieldContext<'_>,
+    a: Option<&[u8]>,
+    b: Option<&[u8]>,
+) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            match (rings.0.decrypt_field(ctx, a), rings.1.decrypt_field(ctx, b)) {
+                (Ok(pa), Ok(pb)) => pa.as_slice() == pb.as_slice(),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+fn contact_fields(c: &ContactRow) -> [(&'static str, Option<&[u8]>); 5] {
+    [
+        ("name", Some(c.name.as_slice())),
+        ("email", c.email.as_deref()),
+        ("phone", c.phone.as_deref()),
+        ("address", c.address.as_deref()),
+        ("notes", c.notes.as_deref()),
+    ]
+}
+
+fn case_fields(c: &CaseRow) -> [(&'static str, Option<&[u8]>); 2] {
+    [
+        ("title", Some(c.title.as_slice())),
+        ("description", c.description.as_deref()),
+    ]
+}
+
+/// Compares one record's fields on both sides; returns the names of the fields that differ.
+fn differing<'f>(
+    rings: (&TenantKeyring, &TenantKeyring),
+    kind: &str,
+    id: &str,
+    a: &[(&'f str, Option<&[u8]>)],
+    b: &[(&'f str, Option<&[u8]>)],
+) -> Vec<&'f str> {
+    a.iter()
+        .zip(b)
+        .filter(|((field, x), (_, y))| {
+            let ctx = FieldContext {
+                kind,
+                record_id: id,
+                field,
+            };
+            !same_plain(rings, &ctx, *x, *y)
+        })
+        .map(|((field, _), _)| *field)
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    tenants: usize,
+    without_keys: usize,
+    contacts: usize,
+    cases: usize,
+}
+
+async fn check_sample(ends: &Ends<'_>, root: &RootKey, k: usize, f: &mut Findings) -> Result<()> {
+    let mut tally = Tally::default();
+    let mut after: Option<String> = None;
+    loop {
+        let page = ends.source_store.tenants(after.as_deref(), 200).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for tenant in &page {
+            tally.tenants += 1;
+            check_tenant(ends, root, k, &tenant.id, f, &mut tally).await?;
+        }
+    }
+    f.ok.push(format!(
+        "sample: {} contacts and {} cases of {} tenants decrypt to the same plaintext on both \
+         sides{}",
+        tally.contacts,
+        tally.cases,
+        tally.tenants,
+        if tally.without_keys > 0 {
+            format!(
+                " ({} tenants hold no keys in the source)",
+                tally.without_keys
+            )
+        } else {
+            String::new()
+        }
+    ));
+    Ok(())
+}
+
+async fn check_tenant(
+    ends: &Ends<'_>,
+    root: &RootKey,
+    k: usize,
+    tenant: &str,
+    f: &mut Findings,
+    tally: &mut Tally,
+) -> Result<()> {
+    let scope = TenantScope::new(tenant);
+    let Ok(src_ring) = keyring(ends.source_store, root, tenant).await else {
+        tally.without_keys += 1;
+        return Ok(());
+    };
+    let Ok(dst_ring) = keyring(ends.target_store, root, tenant).await else {
+        f.bad.push(format!(
+            "tenant {tenant}: its keys do not unwrap in the target"
+        ));
+        return Ok(());
+    };
+    let rings = (&src_ring, &dst_ring);
+
+    let mut contacts = Reservoir {
+        k,
+        seen: 0,
+        picked: Vec::new(),
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let page = ends
+            .source_store
+            .contacts(&scope, after.as_deref(), 500)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for c in &page {
+            contacts.offer(&c.id)?;
+        }
+    }
+    for id in &contacts.picked {
+        let a = ends.source_store.contact(&scope, id).await?;
+        let b = ends.target_store.contact(&scope, id).await?;
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let diff = differing(
+                    rings,
+                    "contact",
+                    id,
+                    &contact_fields(&a),
+                    &contact_fields(&b),
+                );
+                if !diff.is_empty() || a.email_index != b.email_index {
+                    f.bad.push(format!(
+                        "tenant {tenant}: contact {id} differs ({})",
+                        if diff.is_empty() {
+                            "email index".to_owned()
+                        } else {
+                            diff.join(", ")
+                        }
+                    ));
+                }
+            }
+            _ => f.bad.push(format!(
+                "tenant {tenant}: contact {id} missing in the target"
+            )),
+        }
+        tally.contacts += 1;
+    }
+
+    let mut cases = Reservoir {
+        k,
+        seen: 0,
+        picked: Vec::new(),
+    };
+    let filter = CaseFilter::default();
+    let mut after: Option<String> = None;
+    loop {
+        let page = ends
+            .source_store
+            .cases(&scope, &filter, after.as_deref(), 500)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for c in &page {
+            cases.offer(&c.id)?;
+        }
+    }
+    for id in &cases.picked {
+        let a = ends.source_store.case(&scope, id).await?;
+        let b = ends.target_store.case(&scope, id).await?;
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let diff = differing(rings, "case", id, &case_fields(&a), &case_fields(&b));
+                if !diff.is_empty() {
+                    f.bad.push(format!(
+                        "tenant {tenant}: case {id} differs ({})",
+                        diff.join(", ")
+                    ));
+                }
+            }
+            _ => f
+                .bad
+                .push(format!("tenant {tenant}: case {id} missing in the target")),
+        }
+        tally.cases += 1;
+    }
+    Ok(())
+}
+
+/// Row counts as a map, for the report.
+pub fn total(counts: &BTreeMap<String, i64>) -> i64 {
+    counts.values().sum()
+}
