@@ -113,7 +113,7 @@ impl Bars {
     }
 
     pub fn finish(&self) {
-        self.overall.finish();
+        self.overall.finish_and_clear();
     }
 }
 
@@ -140,6 +140,13 @@ impl Sink<'_> {
     }
 
     async fn flush(&mut self) -> Result<()> {
+        let table = &self.table.name;
+        self.write()
+            .await
+            .with_context(|| format!("writing the rows of {table}"))
+    }
+
+    async fn write(&mut self) -> Result<()> {
         if self.rows.is_empty() {
             return Ok(());
         }
@@ -263,9 +270,7 @@ fn sink<'a>(
 }
 
 async fn done(sink: &mut Sink<'_>, bars: &Bars, copied: &mut BTreeMap<String, i64>) -> Result<()> {
-    sink.flush()
-        .await
-        .with_context(|| format!("writing the rows of {}", sink.table.name))?;
+    sink.flush().await?;
     sink.bar.finish_and_clear();
     let n = i64::try_from(sink.written).unwrap_or(i64::MAX);
     if bars.hidden() {

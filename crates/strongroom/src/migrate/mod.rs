@@ -140,7 +140,7 @@ async fn open_ends(args: &MigrateArgs, dir: &DataDir, config: &Config) -> Result
 
 pub async fn run(args: MigrateArgs) -> Result<()> {
     let db_file = args.data_dir.join("strongroom.db");
-    if args.to == Target::Postgres && !db_file.is_file() {
+    if (args.to == Target::Postgres || args.verify_only) && !db_file.is_file() {
         bail!(
             "{} holds no strongroom database to migrate",
             args.data_dir.display()

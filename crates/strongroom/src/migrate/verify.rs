@@ -49,6 +49,7 @@ async fn check_counts(ends: &Ends<'_>, tables: &[Table], f: &mut Findings) -> Re
     let mut target = counts(ends.target, tables).await?;
     source.remove("leases");
     target.remove("leases");
+    let bad_before = f.bad.len();
     let mut rows = 0i64;
     for (table, n) in &source {
         let m = target.get(table).copied().unwrap_or(-1);
@@ -69,10 +70,12 @@ async fn check_counts(ends: &Ends<'_>, tables: &[Table], f: &mut Findings) -> Re
             }
         }
     }
-    f.ok.push(format!(
-        "row counts: {} tables, {rows} rows, the same on both sides",
-        source.len()
-    ));
+    if f.bad.len() == bad_before {
+        f.ok.push(format!(
+            "row counts: {} tables, {rows} rows, the same on both sides",
+            source.len()
+        ));
+    }
     Ok(())
 }
 
@@ -236,6 +239,7 @@ struct Tally {
 }
 
 async fn check_sample(ends: &Ends<'_>, root: &RootKey, k: usize, f: &mut Findings) -> Result<()> {
+    let bad_before = f.bad.len();
     let mut tally = Tally::default();
     let mut after: Option<String> = None;
     loop {
@@ -246,6 +250,9 @@ async fn check_sample(ends: &Ends<'_>, root: &RootKey, k: usize, f: &mut Finding
             tally.tenants += 1;
             check_tenant(ends, root, k, &tenant.id, f, &mut tally).await?;
         }
+    }
+    if f.bad.len() > bad_before {
+        return Ok(());
     }
     f.ok.push(format!(
         "sample: {} contacts and {} cases of {} tenants decrypt to the same plaintext on both \
