@@ -15,6 +15,7 @@
 
 mod copy;
 mod db;
+mod sample;
 mod verify;
 
 use std::path::{Path, PathBuf};
