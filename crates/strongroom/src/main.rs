@@ -11,6 +11,7 @@ mod demo;
 mod jobs;
 mod keys_cmd;
 mod logging;
+mod migrate;
 mod serve;
 mod webhooks;
 
@@ -81,6 +82,8 @@ enum Command {
         #[command(subcommand)]
         command: BackupCommand,
     },
+    /// Move a deployment between SQLite and PostgreSQL (servers stopped), then verify the copy.
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Subcommand)]
@@ -181,6 +184,7 @@ async fn run(cli: Cli) -> Result<()> {
             BackupCommand::Restore(args) => backup::restore(args).await,
             BackupCommand::Keys(args) => backup::create_keys(args).await,
         },
+        Command::Migrate(args) => migrate::run(args).await,
     }
 }
 

@@ -19,6 +19,7 @@ mod lifecycle_shred;
 mod lockbox;
 mod lockbox_notify;
 mod mfa;
+mod migrate;
 mod multi_instance;
 mod passwords;
 mod policy_files;
