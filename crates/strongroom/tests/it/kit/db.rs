@@ -15,6 +15,8 @@
 //!   copies the SQLite database of a data dir; backups of a PostgreSQL deployment are pg_dump's
 //!   job (`backup::on_postgres_data_backups_are_refused_and_key_backups_work` checks that
 //!   `backup create` says so and that `backup keys` works there).
+//! - `migrate::*`: they start from a SQLite deployment and open PostgreSQL themselves, so the
+//!   SQLite pass already covers both sides.
 //!
 //! `multi_instance` is the reverse: PostgreSQL only.
 
