@@ -270,3 +270,35 @@ async fn two_servers_share_one_log_and_hand_over_signing() {
         "audit verify checked {verified} entries after the takeover, the log had {target}"
     );
 }
+
+/// Periodic jobs run once per period across the instances, not once per instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_periodic_job_runs_once_per_period_across_instances() {
+    if !on_postgres() {
+        eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
+        return;
+    }
+    const PERIOD_SECS: u64 = 1;
+    const WINDOW: Duration = Duration::from_secs(6);
+    let first = Server::start_with(&[("STRONGROOM_INACTIVITY_SWEEP_INTERVAL_SECS", "1")], &[]);
+    let second = Server::start_peer(&first);
+    let sweeps = "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_entries \
+                  WHERE position(convert_to('user.inactivity_sweep', 'UTF8') in entry) > 0";
+    let mut db = first.db().await;
+    let before = db.int(sweeps, &[]).await;
+    tokio::time::sleep(WINDOW).await;
+    let ran = db.int(sweeps, &[]).await - before;
+    db.close().await;
+    drop(second);
+    // Each instance ticks every period; without the job lease the window would hold about
+    // twice as many runs. With it: at most one per 0.9 period, and at least a few.
+    let per_instance = i64::try_from(WINDOW.as_secs() / PERIOD_SECS).unwrap();
+    eprintln!(
+        "{ran} inactivity sweeps in {WINDOW:?} with two instances ticking every {PERIOD_SECS} s"
+    );
+    assert!(ran >= 3, "the job did not run: {ran} sweeps in {WINDOW:?}");
+    assert!(
+        ran <= per_instance + 2,
+        "{ran} sweeps in {WINDOW:?}: the instances both ran the job"
+    );
+}
