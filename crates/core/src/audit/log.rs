@@ -86,10 +86,13 @@ impl AuditLog {
         max_batch: usize,
         instance: String,
     ) -> ServiceResult<Arc<Self>> {
+        // The checkpoint before the size: other instances may append (and sign) meanwhile, and
+        // the size only grows, so the tree read next always covers the checkpoint read first.
+        let last_signed = store.latest_checkpoint().await?;
         let size = store.audit_size().await?;
         let frontier = restore_frontier(store.as_ref(), size).await?;
         let verifier = signer.verifier();
-        if let Some(last) = store.latest_checkpoint().await? {
+        if let Some(last) = last_signed {
             let checkpoint = verifier
                 .verify_checkpoint(&last.note)
                 .map_err(|_| ServiceError::internal("stored checkpoint does not verify"))?;
@@ -120,7 +123,7 @@ impl AuditLog {
         let existing = store.latest_checkpoint().await?;
         // The signer (or the first instance ever) signs at once; the others show the signer's latest.
         let note = match existing {
-            Some(row) if !leader => row.note,
+            Some(row) if !leader || u64::try_from(row.size).unwrap_or(0) >= head.size => row.note,
             _ => {
                 let note = sign(&signer, &origin, head)?;
                 save_checkpoint(store.as_ref(), head.size, &note, now).await?;
