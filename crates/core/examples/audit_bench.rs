@@ -1,19 +1,34 @@
 //! Durable audit appends without HTTP, for docs/benchmarks.md:
-//! `cargo run --release -p strongroom-core --example audit_bench -- [writers=256] [seconds=10]`
+//! `cargo run --release -p strongroom-core --example audit_bench -- [writers=256] [seconds=10] [store=sqlite]`
 //!
 //! W concurrent writers each append a typical read entry and wait for its durable acknowledgement
-//! (group commit on a real SQLite store in a temp dir, `synchronous=FULL`); a watcher measures how long
-//! after an acknowledgement a signed checkpoint covers it.
+//! (group commit); a watcher measures how long after an acknowledgement a signed checkpoint covers it.
+//!
+//! `store` is where the log lives:
+//! - `sqlite`: a real SQLite store in a temp dir (`synchronous=FULL`);
+//! - `pg`: one `AuditLog` on a fresh PostgreSQL schema;
+//! - `pg2`: two `AuditLog`s ("instances", each with its own connection pool, the same signing key)
+//!   on the same fresh schema, the writers split evenly between them; their batches queue on the
+//!   store's audit head, and a batch planned on a head the other instance moved is re-planned.
+//!
+//! PostgreSQL: `AUDIT_BENCH_DATABASE_URL` is the log's role (default
+//! `postgres://strongroom_app@127.0.0.1:5432/test`, NOSUPERUSER NOBYPASSRLS), and
+//! `AUDIT_BENCH_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/test`) is what `psql`
+//! uses to create the schema (owned by the role) and to drop it at the end (unless
+//! `AUDIT_BENCH_KEEP=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use strongroom_core::audit::{Actor, AuditLog, AuditRecord, ResourceRef};
 use strongroom_core::clock::SystemClock;
 use strongroom_ledger::{NoteSigner, NoteVerifier};
-use strongroom_store::SqliteStore;
+use strongroom_store::{PgOptions, PgStore, SqliteStore, Store};
+
+const ORIGIN: &str = "bench/audit";
 
 fn record(i: u64) -> AuditRecord {
     let mut r = AuditRecord::new("contact.read", &format!("{i:032x}"));
@@ -35,58 +50,302 @@ fn record(i: u64) -> AuditRecord {
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
-#[tokio::main]
-async fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().unwrap())
-        .collect();
-    let writers = args.first().copied().unwrap_or(256);
-    let seconds = args.get(1).copied().unwrap_or(10);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("bench.db"), Duration::from_secs(5))
-            .await
-            .unwrap(),
+// ---------------------------------------------------------------------------------------------------
+// The committer's own metrics, counted in-process (both instances together).
+
+#[derive(Default)]
+struct CommitMetrics {
+    commits: AtomicU64,
+    commit_micros: AtomicU64,
+    entries: AtomicU64,
+    failures: AtomicU64,
+}
+
+struct Hist(Arc<CommitMetrics>, &'static str);
+
+impl metrics::HistogramFn for Hist {
+    fn record(&self, value: f64) {
+        match self.1 {
+            "strongroom_audit_commit_seconds" => {
+                self.0.commits.fetch_add(1, Ordering::Relaxed);
+                self.0
+                    .commit_micros
+                    .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+            }
+            "strongroom_audit_batch_entries" => {
+                self.0.entries.fetch_add(value as u64, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl metrics::CounterFn for Hist {
+    fn increment(&self, value: u64) {
+        if self.1 == "strongroom_audit_commit_failures_total" {
+            self.0.failures.fetch_add(value, Ordering::Relaxed);
+        }
+    }
+    fn absolute(&self, _value: u64) {}
+}
+
+struct Recorder(Arc<CommitMetrics>);
+
+impl Recorder {
+    fn known(name: &str) -> &'static str {
+        [
+            "strongroom_audit_commit_seconds",
+            "strongroom_audit_batch_entries",
+            "strongroom_audit_commit_failures_total",
+        ]
+        .into_iter()
+        .find(|k| *k == name)
+        .unwrap_or("")
+    }
+}
+
+impl metrics::Recorder for Recorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let name = Self::known(key.name());
+        metrics::Counter::from_arc(Arc::new(Hist(Arc::clone(&self.0), name)))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        let name = Self::known(key.name());
+        metrics::Histogram::from_arc(Arc::new(Hist(Arc::clone(&self.0), name)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A fresh PostgreSQL schema, created and dropped with psql as the admin role.
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("running psql");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let signer = NoteSigner::generate("bench/audit").unwrap();
-    let verifier: NoteVerifier = signer.verifier();
-    let log = AuditLog::open(
-        store,
-        signer,
-        "bench/audit".into(),
-        Arc::new(SystemClock::default()),
-        4096,
-        "bench".into(),
-    )
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Schema {
+    admin: String,
+    name: String,
+}
+
+impl Schema {
+    fn create(admin: &str, role: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("audit_bench_{}_{nanos:x}", std::process::id());
+        psql(
+            admin,
+            &format!(
+                "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;\n\
+                 CREATE SCHEMA {name} AUTHORIZATION {role};"
+            ),
+        );
+        Self {
+            admin: admin.to_owned(),
+            name,
+        }
+    }
+
+    /// Scans and updates of the schema's `audit_head` row so far (PostgreSQL's statistics,
+    /// flushed by each backend at most once a second). A commit scans it twice (lock, update),
+    /// a claim refused because the other instance moved the head scans it once.
+    fn head_stats(&self) -> (u64, u64) {
+        let out = psql(
+            &self.admin,
+            &format!(
+                "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0), n_tup_upd \
+                 FROM pg_stat_user_tables WHERE schemaname = '{}' AND relname = 'audit_head'",
+                self.name
+            ),
+        );
+        let (scans, updates) = out.trim().split_once('|').unwrap();
+        (scans.parse().unwrap(), updates.parse().unwrap())
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if std::env::var("AUDIT_BENCH_KEEP").is_ok_and(|v| v == "1") {
+            eprintln!("audit_bench: kept schema {}", self.name);
+        } else {
+            let out = Command::new("psql")
+                .args(["-X", "-q", "-d", &self.admin, "-c"])
+                .arg(format!("DROP SCHEMA {} CASCADE", self.name))
+                .output();
+            if !out.is_ok_and(|o| o.status.success()) {
+                eprintln!("audit_bench: could not drop schema {}", self.name);
+            }
+        }
+    }
+}
+
+async fn pg_store(url: &str, schema: &str) -> Arc<dyn Store> {
+    let store = PgStore::open(&PgOptions {
+        url: url.to_owned(),
+        schema: Some(schema.to_owned()),
+        // The server's defaults.
+        max_connections: 16,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(30),
+    })
     .await
     .unwrap();
+    Arc::new(store)
+}
 
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let writers: u64 = args.first().map_or(256, |a| a.parse().unwrap());
+    let seconds: u64 = args.get(1).map_or(10, |a| a.parse().unwrap());
+    let kind = args.get(2).map_or("sqlite", String::as_str);
+    let instances = match kind {
+        "sqlite" | "pg" => 1,
+        "pg2" => 2,
+        other => panic!("store must be sqlite, pg or pg2, not {other:?}"),
+    };
+
+    let counts = Arc::new(CommitMetrics::default());
+    metrics::set_global_recorder(Recorder(Arc::clone(&counts))).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let schema = (kind != "sqlite").then(|| {
+        let url = env_or(
+            "AUDIT_BENCH_DATABASE_URL",
+            "postgres://strongroom_app@127.0.0.1:5432/test",
+        );
+        let admin = env_or(
+            "AUDIT_BENCH_ADMIN_URL",
+            "postgres://postgres@127.0.0.1:5432/test",
+        );
+        let role = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(user, _)| user.split(':').next().unwrap_or(user).to_owned())
+            .expect("AUDIT_BENCH_DATABASE_URL must be postgres://role@host/db");
+        (Schema::create(&admin, &role), url)
+    });
+
+    let signer = NoteSigner::generate(ORIGIN).unwrap();
+    let verifier: NoteVerifier = signer.verifier();
+    let mut logs = Vec::new();
+    for n in 0..instances {
+        let store: Arc<dyn Store> = match &schema {
+            None => Arc::new(
+                SqliteStore::open(&dir.path().join("bench.db"), Duration::from_secs(5))
+                    .await
+                    .unwrap(),
+            ),
+            Some((s, url)) => pg_store(url, &s.name).await,
+        };
+        let key = NoteSigner::from_bytes(ORIGIN, &signer.secret_bytes()).unwrap();
+        let log = AuditLog::open(
+            store,
+            key,
+            ORIGIN.into(),
+            Arc::new(SystemClock::default()),
+            4096,
+            format!("bench-{}", n + 1),
+        )
+        .await
+        .unwrap();
+        logs.push(log);
+    }
+
+    let head_before = schema.as_ref().map(|(s, _)| s.head_stats());
+    let (c0, us0, e0) = (
+        counts.commits.load(Ordering::Relaxed),
+        counts.commit_micros.load(Ordering::Relaxed),
+        counts.entries.load(Ordering::Relaxed),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let log = Arc::clone(&log);
+        // Writer w appends through instance w % N.
+        let log = Arc::clone(&logs[(w as usize) % logs.len()]);
         let stop = Arc::clone(&stop);
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let (mut lat, mut refused) = (Vec::new(), 0u64);
             let mut i = w << 32;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                log.append(record(i)).await.unwrap();
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                // `audit_unavailable` (e.g. a batch that lost the head to the other instance
+                // more often than the committer re-plans) is counted, not timed.
+                match log.append(record(i)).await {
+                    Ok(_) => lat.push(t.elapsed().as_secs_f64() * 1e3),
+                    Err(_) => refused += 1,
+                }
                 i += 1;
             }
-            lat
+            (w as usize % instances, lat, refused)
         }));
     }
-    // Checkpoint delay: sample the head after an acknowledgement, then time until a note covers it.
+    // Checkpoint delay, seen from the first instance (the signer: it took the lease first):
+    // sample its head after an acknowledgement, then time until a note covers it.
     let watcher = {
-        let log = Arc::clone(&log);
+        let log = Arc::clone(&logs[0]);
         let stop = Arc::clone(&stop);
         tokio::spawn(async move {
             let mut delays = Vec::new();
@@ -109,21 +368,56 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
     let mut lat = Vec::new();
+    let mut per_instance = vec![0usize; instances];
+    let mut refused_appends = 0;
     for t in tasks {
-        lat.extend(t.await.unwrap());
+        let (n, l, r) = t.await.unwrap();
+        per_instance[n] += l.len();
+        refused_appends += r;
+        lat.extend(l);
     }
-    let mut delays = watcher.await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();
+    let mut delays = watcher.await.unwrap();
+    // Refused claims: head scans not explained by commits (also the signer's few size reads).
+    let refused = schema
+        .as_ref()
+        .zip(head_before)
+        .map(|((s, _), (scans0, upd0))| {
+            let (scans, upd) = s.head_stats();
+            (scans - scans0).saturating_sub(2 * (upd - upd0))
+        });
+    let commits = counts.commits.load(Ordering::Relaxed) - c0;
+    let commit_ms = (counts.commit_micros.load(Ordering::Relaxed) - us0) as f64 / 1e3;
+    let entries = counts.entries.load(Ordering::Relaxed) - e0;
+
+    let store = match kind {
+        "sqlite" => "SQLite",
+        "pg" => "PostgreSQL, 1 instance",
+        _ => "PostgreSQL, 2 instances",
+    };
     println!(
-        "| writers | durable appends/s | ack p50 | ack p99 | checkpoint delay p50 | checkpoint delay p99 |"
+        "| store | writers | durable appends/s | ack p50 | ack p99 | checkpoint delay p50 | checkpoint delay p99 |"
     );
-    println!("|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|");
     println!(
-        "| {writers} | {:.0} | {:.2} ms | {:.2} ms | {:.0} ms | {:.0} ms |",
+        "| {store} | {writers} | {:.0} | {:.2} ms | {:.2} ms | {:.0} ms | {:.0} ms |",
         lat.len() as f64 / elapsed,
         pct(&mut lat, 0.5),
         pct(&mut lat, 0.99),
         pct(&mut delays, 0.5),
         pct(&mut delays, 0.99)
     );
+    println!();
+    println!(
+        "commits/s {:.0}, entries per commit {:.1}, mean commit {:.2} ms, failed commits {} ({} appends refused), appends per instance {:?}, ≈ head claims refused/s {}",
+        commits as f64 / elapsed,
+        entries as f64 / commits.max(1) as f64,
+        commit_ms / commits.max(1) as f64,
+        counts.failures.load(Ordering::Relaxed),
+        refused_appends,
+        per_instance,
+        refused.map_or("n/a".to_owned(), |r| format!("{:.0}", r as f64 / elapsed)),
+    );
+    // Stop the committers' connections before the schema is dropped.
+    drop(logs);
 }

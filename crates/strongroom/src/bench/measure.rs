@@ -14,6 +14,46 @@ pub(super) struct RunResult {
     pub(super) first_error: Option<String>,
     pub(super) audit_delta: Option<u64>,
     pub(super) cpu: CpuShares,
+    /// Audit group commits across all instances during the measured window (from `/metrics`).
+    pub(super) commits: Option<CommitStats>,
+    /// Audit head claims refused during the window because another instance had moved the head
+    /// (each costs the batch a re-plan; PostgreSQL only, from table statistics, approximate).
+    pub(super) refused: Option<u64>,
+}
+
+/// Deltas of the audit committer's histograms, summed over the instances.
+#[derive(Clone, Copy, Default)]
+pub(super) struct CommitStats {
+    pub(super) commits: f64,
+    pub(super) commit_seconds: f64,
+    pub(super) entries: f64,
+    pub(super) failures: f64,
+}
+
+impl CommitStats {
+    async fn sample(servers: &[ServerProcess]) -> Option<Self> {
+        let mut total = Self::default();
+        for s in servers {
+            let page = scrape(&s.ops).await?;
+            total.commits +=
+                metric_sum(&page, "strongroom_audit_commit_seconds_count").unwrap_or(0.0);
+            total.commit_seconds +=
+                metric_sum(&page, "strongroom_audit_commit_seconds_sum").unwrap_or(0.0);
+            total.entries += metric_sum(&page, "strongroom_audit_batch_entries_sum").unwrap_or(0.0);
+            total.failures +=
+                metric_sum(&page, "strongroom_audit_commit_failures_total").unwrap_or(0.0);
+        }
+        Some(total)
+    }
+
+    fn delta(after: Self, before: Self) -> Self {
+        Self {
+            commits: after.commits - before.commits,
+            commit_seconds: after.commit_seconds - before.commit_seconds,
+            entries: after.entries - before.entries,
+            failures: after.failures - before.failures,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -26,19 +66,29 @@ pub(super) struct TaskStats {
 pub(super) async fn run_phase(
     kind: RunKind,
     args: &BenchArgs,
-    server_pid: u32,
+    servers: &[ServerProcess],
+    schema: Option<&PgSchema>,
     fx: &Arc<Fixture>,
 ) -> Result<RunResult> {
     let counter = Arc::new(AtomicU64::new(0));
+    // Round robin: connection i talks to instance i % N for the whole run.
     let clients = (0..args.connections)
-        .map(|_| client(&fx.cert, true))
+        .map(|i| {
+            let t = fx
+                .targets
+                .get(i % fx.targets.len().max(1))
+                .ok_or_else(|| anyhow!("no server"))?;
+            Ok((client(&t.cert, true)?, t.base.clone()))
+        })
         .collect::<Result<Vec<_>>>()?;
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
+    let pg = schema.is_some();
     let start = tokio::time::Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup);
     let end = measure_from + Duration::from_secs(args.seconds);
 
     let mut set = JoinSet::new();
-    for http in clients {
+    for (http, base) in clients {
         let (fx, counter) = (Arc::clone(fx), Arc::clone(&counter));
         set.spawn(async move {
             let mut stats = TaskStats::default();
@@ -47,7 +97,7 @@ pub(super) async fn run_phase(
                 if t0 >= end {
                     break;
                 }
-                let outcome = one_request(kind, &http, &fx, &counter).await;
+                let outcome = one_request(kind, &http, &base, &fx, &counter).await;
                 if t0 >= measure_from {
                     let micros = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
                     stats.latencies.push(micros);
@@ -64,11 +114,16 @@ pub(super) async fn run_phase(
     // Sample the audit tree size and CPU counters at the edges of the measured window.
     sleep_until(measure_from).await;
     let audit_before = fx.api.audit_size().await.ok();
-    let cpu_before = cpu_sample(server_pid);
+    let commits_before = CommitStats::sample(servers).await;
+    let head_before = schema.and_then(PgSchema::head_stats);
+    let cpu_before = cpu_sample(&pids, pg);
+    let window_start = tokio::time::Instant::now();
     sleep_until(end).await;
+    let cpu_after = cpu_sample(&pids, pg);
+    let elapsed = (tokio::time::Instant::now() - window_start).as_secs_f64();
+    let head_after = schema.and_then(PgSchema::head_stats);
+    let commits_after = CommitStats::sample(servers).await;
     let audit_after = fx.api.audit_size().await.ok();
-    let cpu_after = cpu_sample(server_pid);
-    let elapsed = (tokio::time::Instant::now() - measure_from).as_secs_f64();
 
     let mut merged = TaskStats::default();
     while let Some(joined) = set.join_next().await {
@@ -90,6 +145,12 @@ pub(super) async fn run_phase(
             .zip(audit_after)
             .map(|(a, b)| b.saturating_sub(a)),
         cpu: cpu_shares(cpu_before, cpu_after, elapsed),
+        commits: commits_before
+            .zip(commits_after)
+            .map(|(b, a)| CommitStats::delta(a, b)),
+        refused: head_before
+            .zip(head_after)
+            .map(|(b, a)| HeadStats::refused_between(b, a)),
     })
 }
 
@@ -97,14 +158,13 @@ pub(super) async fn run_phase(
 pub(super) async fn one_request(
     kind: RunKind,
     http: &reqwest::Client,
+    base: &str,
     fx: &Fixture,
     counter: &AtomicU64,
 ) -> Result<(), String> {
     let n = counter.fetch_add(1, Ordering::Relaxed);
     let rb = match kind {
-        RunKind::Ceiling => http
-            .get(format!("{}/v1/me", fx.api.base))
-            .bearer_auth(&fx.engineer),
+        RunKind::Ceiling => http.get(format!("{base}/v1/me")).bearer_auth(&fx.engineer),
         RunKind::Read => {
             let len = fx.contacts.len().max(1) as u64;
             let id = fx
@@ -112,15 +172,12 @@ pub(super) async fn one_request(
                 .get((n % len) as usize)
                 .map(String::as_str)
                 .unwrap_or_default();
-            http.get(format!(
-                "{}/v1/tenants/{}/contacts/{id}",
-                fx.api.base, fx.tenant
-            ))
-            .bearer_auth(&fx.engineer)
-            .header("Access-Purpose", STAFF_PURPOSE)
+            http.get(format!("{base}/v1/tenants/{}/contacts/{id}", fx.tenant))
+                .bearer_auth(&fx.engineer)
+                .header("Access-Purpose", STAFF_PURPOSE)
         }
         RunKind::Create => http
-            .post(format!("{}/v1/tenants/{}/contacts", fx.api.base, fx.tenant))
+            .post(format!("{base}/v1/tenants/{}/contacts", fx.tenant))
             .bearer_auth(&fx.tenant_admin)
             .header("Access-Purpose", CUSTOMER_PURPOSE)
             .json(&contact_body(1_000_000 + n)),
@@ -141,10 +198,19 @@ pub(super) async fn one_request(
 // ---------------------------------------------------------------------------------------------------
 // CPU accounting from /proc: who used the cores during a run.
 
-/// Ticks used so far by the server, this process, and all CPUs together.
-pub(super) fn cpu_sample(server_pid: u32) -> [Option<u64>; 3] {
-    let server = proc_ticks(&format!("/proc/{server_pid}/stat"));
-    [server, proc_ticks("/proc/self/stat"), system_busy()]
+/// Ticks used so far by the servers, this process, all CPUs together, and PostgreSQL (when used).
+pub(super) fn cpu_sample(server_pids: &[u32], pg: bool) -> [Option<u64>; 4] {
+    let server = server_pids
+        .iter()
+        .map(|pid| proc_ticks(&format!("/proc/{pid}/stat")))
+        .sum::<Option<u64>>();
+    let postgres = if pg { postgres_ticks() } else { Some(0) };
+    [
+        server,
+        proc_ticks("/proc/self/stat"),
+        system_busy(),
+        postgres,
+    ]
 }
 
 /// utime + stime of a process (fields 14 and 15; the command name may contain spaces, so split after ')').
@@ -167,21 +233,24 @@ pub(super) fn system_busy() -> Option<u64> {
     Some([0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum())
 }
 
-/// Cores used (CPU-seconds per second) by the server, the load generator and everything else.
+/// Cores used (CPU-seconds per second) by the servers, the load generator, PostgreSQL and
+/// everything else.
 #[derive(Clone, Copy, Default)]
 pub(super) struct CpuShares {
     pub(super) server: Option<f64>,
     pub(super) bench: Option<f64>,
+    pub(super) postgres: Option<f64>,
     pub(super) other: Option<f64>,
 }
 
-pub(super) fn cpu_shares(a: [Option<u64>; 3], b: [Option<u64>; 3], secs: f64) -> CpuShares {
+pub(super) fn cpu_shares(a: [Option<u64>; 4], b: [Option<u64>; 4], secs: f64) -> CpuShares {
     let rate = |i: usize| Some(b[i]?.saturating_sub(a[i]?) as f64 / TICKS_PER_SEC / secs.max(1e-9));
-    let (server, bench, busy) = (rate(0), rate(1), rate(2));
-    let other = (|| Some((busy? - server? - bench?).max(0.0)))();
+    let (server, bench, busy, postgres) = (rate(0), rate(1), rate(2), rate(3));
+    let other = (|| Some((busy? - server? - bench? - postgres?).max(0.0)))();
     CpuShares {
         server,
         bench,
+        postgres,
         other,
     }
 }
@@ -210,25 +279,37 @@ pub(super) fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.digits$}"))
 }
 
-pub(super) fn report(args: &BenchArgs, results: &[RunResult]) -> String {
+pub(super) fn report(args: &BenchArgs, schema: Option<&PgSchema>, results: &[RunResult]) -> String {
     let mut out = String::new();
+    let store = match schema {
+        Some(s) => format!(
+            "PostgreSQL schema {} with {} instance(s), connections round robin",
+            s.name, args.instances
+        ),
+        None => "SQLite in the data dir, 1 instance".to_owned(),
+    };
     let _ = writeln!(
         out,
-        "\n{} contacts, {} connections (HTTP/1.1 keep-alive, TLS), {} s measured after {} s warm-up per run.\n",
+        "\n{store}; {} contacts, {} connections (HTTP/1.1 keep-alive, TLS), {} s measured after {} s warm-up per run.\n",
         args.contacts, args.connections, args.seconds, args.warmup
     );
     let _ = writeln!(
         out,
-        "| run | requests/s | p50 ms | p99 ms | p99.9 ms | errors | audit entries/s | server cores | bench cores | other cores | server CPU µs/req |"
+        "| run | requests/s | p50 ms | p99 ms | p99.9 ms | errors | audit entries/s | server cores | postgres cores | bench cores | other cores | server CPU µs/req |"
     );
-    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in results {
         let rate = r.rate();
         let audit = r.audit_delta.map(|d| d as f64 / r.seconds);
         let per_req = r.cpu.server.map(|c| c * 1e6 / rate.max(1e-9));
+        let postgres = if schema.is_some() {
+            r.cpu.postgres
+        } else {
+            None
+        };
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
             r.kind.label(),
             rate,
             percentile_ms(&r.latencies, 0.50),
@@ -237,9 +318,35 @@ pub(super) fn report(args: &BenchArgs, results: &[RunResult]) -> String {
             r.errors,
             fmt_opt(audit, 0),
             fmt_opt(r.cpu.server, 2),
+            fmt_opt(postgres, 2),
             fmt_opt(r.cpu.bench, 2),
             fmt_opt(r.cpu.other, 2),
             fmt_opt(per_req, 0),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n| run | audit commits/s | entries per commit | mean commit ms | commit failures | ≈ head claims refused/s |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|");
+    for r in results {
+        let c = r.commits;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.kind.label(),
+            fmt_opt(c.map(|c| c.commits / r.seconds), 0),
+            fmt_opt(
+                c.filter(|c| c.commits > 0.0).map(|c| c.entries / c.commits),
+                1
+            ),
+            fmt_opt(
+                c.filter(|c| c.commits > 0.0)
+                    .map(|c| 1e3 * c.commit_seconds / c.commits),
+                2
+            ),
+            fmt_opt(c.map(|c| c.failures), 0),
+            fmt_opt(r.refused.map(|n| n as f64 / r.seconds), 0),
         );
     }
     let find = |k: RunKind| results.iter().find(|r| r.kind == k);

@@ -4,6 +4,9 @@
 //! (so the data is exactly what production would hold), then runs fixed-length phases with C keep-alive
 //! HTTP/1.1 connections, one client per task, like a fleet of independent callers. The load generator
 //! shares the machine's cores with the server, so CPU shares are reported next to the figures.
+//!
+//! With `--database-url` the servers keep their data in a fresh PostgreSQL schema instead, and with
+//! `--instances N` several servers share it; the connections are spread over them round robin.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,9 +21,11 @@ use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
 mod measure;
+mod pg;
 mod process;
 
 use measure::*;
+use pg::*;
 use process::*;
 
 const ADMIN_PASSWORD: &str = "Quiet harbour beacon 5823 lantern!";
@@ -48,9 +53,26 @@ pub struct BenchArgs {
     /// Runs to perform, in order.
     #[arg(long, value_enum, value_delimiter = ',', default_values = ["ceiling", "read", "create"])]
     pub runs: Vec<RunKind>,
-    /// Keep the temporary data dir and the server's output (path printed on stderr).
+    /// Keep the temporary data dirs, the servers' output and the PostgreSQL schema (printed on stderr).
     #[arg(long)]
     pub keep: bool,
+    /// Run the servers on PostgreSQL, connecting as this URL's role (NOSUPERUSER NOBYPASSRLS),
+    /// e.g. postgres://strongroom_app@127.0.0.1:5432/test. Needs `psql` on the PATH.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// The schema to create for the run (must not exist); a fresh bench_* name by default.
+    #[arg(long, requires = "database_url")]
+    pub database_schema: Option<String>,
+    /// The URL `psql` uses to create the role (if missing) and the schema, and to drop the schema.
+    #[arg(
+        long,
+        requires = "database_url",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub database_admin_url: String,
+    /// Servers sharing the PostgreSQL schema (the 2nd and later with copies of the first one's keys).
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -77,28 +99,58 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.contacts == 0 || args.connections == 0 || args.seconds == 0 {
         bail!("--contacts, --connections and --seconds must be at least 1");
     }
-    let mut server = ServerProcess::start(args.keep).await?;
-    eprintln!(
-        "bench: server pid {} on {} (data {})",
-        server.pid,
-        server.api,
-        server.root.display()
-    );
-    let outcome = drive(&args, &server).await;
-    let stop = server.terminate();
+    if args.instances == 0 {
+        bail!("--instances must be at least 1");
+    }
+    if args.instances > 1 && args.database_url.is_none() {
+        bail!("--instances above 1 needs --database-url: instances share one PostgreSQL schema");
+    }
+    // Declared before the servers, so it is dropped after they have stopped.
+    let schema = match &args.database_url {
+        Some(url) => Some(PgSchema::create(
+            url,
+            args.database_schema.as_deref(),
+            &args.database_admin_url,
+            args.keep,
+        )?),
+        None => None,
+    };
+    if let Some(s) = &schema {
+        eprintln!("bench: PostgreSQL schema {}", s.name);
+    }
+    let mut servers: Vec<ServerProcess> = Vec::with_capacity(args.instances);
+    for i in 0..args.instances {
+        let keys = servers.first().map(|s| s.root.join("data/keys"));
+        let server = ServerProcess::start(args.keep, schema.as_ref(), keys.as_deref()).await?;
+        eprintln!(
+            "bench: server {} pid {} on {} (data {})",
+            i + 1,
+            server.pid,
+            server.api,
+            server.root.display()
+        );
+        servers.push(server);
+    }
+    let outcome = drive(&args, &servers, schema.as_ref()).await;
+    let stops: Vec<Result<ExitStatus>> = servers.iter_mut().map(|s| s.terminate()).collect();
     let results = outcome?;
-    let status = stop?;
-    print!("{}", report(&args, &results));
-    if status.success() {
-        println!("\nServer stopped cleanly on SIGTERM.");
-    } else {
-        println!("\nServer exit on SIGTERM: {status}.");
+    print!("{}", report(&args, schema.as_ref(), &results));
+    println!();
+    for (i, stop) in stops.into_iter().enumerate() {
+        match stop? {
+            status if status.success() => println!("Server {} stopped cleanly on SIGTERM.", i + 1),
+            status => println!("Server {} exit on SIGTERM: {status}.", i + 1),
+        }
     }
     Ok(())
 }
 
-async fn drive(args: &BenchArgs, server: &ServerProcess) -> Result<Vec<RunResult>> {
-    let fixture = Arc::new(setup(args, server).await?);
+async fn drive(
+    args: &BenchArgs,
+    servers: &[ServerProcess],
+    schema: Option<&PgSchema>,
+) -> Result<Vec<RunResult>> {
+    let fixture = Arc::new(setup(args, servers).await?);
     let mut results = Vec::with_capacity(args.runs.len());
     for &kind in &args.runs {
         eprintln!(
@@ -108,7 +160,7 @@ async fn drive(args: &BenchArgs, server: &ServerProcess) -> Result<Vec<RunResult
             args.seconds,
             args.connections
         );
-        results.push(run_phase(kind, args, server.pid, &fixture).await?);
+        results.push(run_phase(kind, args, servers, schema, &fixture).await?);
     }
     Ok(results)
 }
@@ -218,10 +270,18 @@ fn str_field(v: &Value, key: &str) -> Result<String> {
     s.ok_or_else(|| anyhow!("response has no string {key:?}"))
 }
 
+/// One server the load connections may use: its API base URL and its certificate.
+struct Target {
+    base: String,
+    cert: reqwest::Certificate,
+}
+
 /// Everything the load phases need: tokens, the tenant, the contact ids.
 struct Fixture {
+    /// The first instance, which loaded the data.
     api: Api,
-    cert: reqwest::Certificate,
+    /// Every instance; connection `i` uses `targets[i % len]`.
+    targets: Vec<Target>,
     tenant: String,
     engineer: String,
     tenant_admin: String,
@@ -277,15 +337,21 @@ async fn load_one(
     Ok(contact_id)
 }
 
-async fn setup(args: &BenchArgs, server: &ServerProcess) -> Result<Fixture> {
+async fn setup(args: &BenchArgs, servers: &[ServerProcess]) -> Result<Fixture> {
     let started = Instant::now();
-    let cert = server
-        .cert
-        .clone()
-        .ok_or_else(|| anyhow!("server certificate not loaded"))?;
+    let targets = servers
+        .iter()
+        .map(|s| {
+            let cert = s.cert.clone();
+            let cert = cert.ok_or_else(|| anyhow!("server certificate not loaded"))?;
+            let base = format!("https://{}", s.api);
+            Ok(Target { base, cert })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let first = targets.first().ok_or_else(|| anyhow!("no server"))?;
     let api = Api {
-        http: client(&cert, false)?,
-        base: format!("https://{}", server.api),
+        http: client(&first.cert, false)?,
+        base: first.base.clone(),
     };
     let (admin, _) = api
         .login("admin", ADMIN_PASSWORD)
@@ -337,9 +403,25 @@ async fn setup(args: &BenchArgs, server: &ServerProcess) -> Result<Fixture> {
     if access["masked"] != json!(["phone", "address"]) || access["withheld"] != json!(["notes"]) {
         bail!("the engineer's view of a contact is not the expected masked shape: {access}");
     }
+    // Every other instance must serve the same data to the same tokens.
+    for t in targets.iter().skip(1) {
+        let other = Api {
+            http: client(&t.cert, false)?,
+            base: t.base.clone(),
+        };
+        let seen = other.get(&path, &engineer, Some(STAFF_PURPOSE)).await;
+        let seen = seen.with_context(|| format!("reading through {}", t.base))?;
+        if seen["_access"] != *access {
+            bail!(
+                "{} shows the contact differently: {}",
+                t.base,
+                seen["_access"]
+            );
+        }
+    }
     Ok(Fixture {
         api,
-        cert,
+        targets,
         tenant,
         engineer,
         tenant_admin: owner,

@@ -10,13 +10,22 @@ pub(super) struct ServerProcess {
     pub(super) pid: u32,
     pub(super) root: PathBuf,
     pub(super) api: String,
+    /// The loopback ops listener (`/healthz`, `/metrics`).
+    pub(super) ops: String,
     /// The server's self-signed certificate, the only trust root of the clients.
     pub(super) cert: Option<reqwest::Certificate>,
     pub(super) keep: bool,
 }
 
 impl ServerProcess {
-    pub(super) async fn start(keep: bool) -> Result<Self> {
+    /// Starts a server on a fresh data dir: SQLite in it, or the PostgreSQL schema `db`. With
+    /// `keys_from` (another instance's `keys/`), the data dir starts with copies of its root key
+    /// and log signing key, so this instance joins the same deployment.
+    pub(super) async fn start(
+        keep: bool,
+        db: Option<&PgSchema>,
+        keys_from: Option<&Path>,
+    ) -> Result<Self> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -31,6 +40,9 @@ impl ServerProcess {
                 .with_context(|| format!("creating {}", root.display()))?;
         }
         let data = root.join("data");
+        if let Some(from) = keys_from {
+            copy_keys(from, &data.join("keys"))?;
+        }
         let log = std::fs::File::create(root.join("server.log")).context("creating server.log")?;
         let mut cmd =
             Command::new(std::env::current_exe().context("locating the strongroom binary")?);
@@ -40,6 +52,12 @@ impl ServerProcess {
             "--ops-listen",
             "127.0.0.1:0",
         ]);
+        if let Some(db) = db {
+            cmd.arg("--database-url")
+                .arg(&db.url)
+                .arg("--database-schema")
+                .arg(&db.name);
+        }
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("STRONGROOM_") {
                 cmd.env_remove(key);
@@ -64,6 +82,7 @@ impl ServerProcess {
             pid,
             root,
             api: String::new(),
+            ops: String::new(),
             cert: None,
             keep,
         };
@@ -80,11 +99,13 @@ impl ServerProcess {
             .timeout(Duration::from_secs(5))
             .build()?;
         let deadline = Instant::now() + START_TIMEOUT;
-        let mut ops = None;
         loop {
             self.check_alive()?;
-            if let Some(ops) = &ops {
-                let health = http.get(format!("http://{ops}/healthz")).send().await;
+            if !self.ops.is_empty() {
+                let health = http
+                    .get(format!("http://{}/healthz", self.ops))
+                    .send()
+                    .await;
                 if health.is_ok_and(|r| r.status().is_success()) {
                     return Ok(());
                 }
@@ -92,7 +113,7 @@ impl ServerProcess {
                 && let Ok(v) = serde_json::from_str::<Value>(&text)
                 && let (Some(api), Some(o)) = (v["api"].as_str(), v["ops"].as_str())
             {
-                (self.api, ops) = (api.to_owned(), Some(o.to_owned()));
+                (self.api, self.ops) = (api.to_owned(), o.to_owned());
                 continue;
             }
             if Instant::now() > deadline {
@@ -154,6 +175,61 @@ impl Drop for ServerProcess {
             let _ = std::fs::remove_dir_all(&self.root);
         }
     }
+}
+
+/// Copies the root key and the log signing key (mode 0600) into a new `keys/` dir (mode 0700).
+fn copy_keys(from: &Path, to: &Path) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(to)
+        .with_context(|| format!("creating {}", to.display()))?;
+    for name in ["root.key", "log-signing.key"] {
+        let bytes = std::fs::read(from.join(name))
+            .with_context(|| format!("reading {}", from.join(name).display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(to.join(name))
+            .with_context(|| format!("creating {}", to.join(name).display()))?;
+        f.write_all(&bytes)?;
+    }
+    Ok(())
+}
+
+/// The server's metrics page (Prometheus text), or `None` when it cannot be fetched.
+pub(super) async fn scrape(ops: &str) -> Option<String> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = http
+        .get(format!("http://{ops}/metrics"))
+        .send()
+        .await
+        .ok()?;
+    resp.error_for_status().ok()?.text().await.ok()
+}
+
+/// The sum of the samples named exactly `name` (any labels) in a Prometheus text page.
+pub(super) fn metric_sum(page: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in page.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            found = Some(found.unwrap_or(0.0) + v);
+        }
+    }
+    found
 }
 
 pub(super) fn client(cert: &reqwest::Certificate, per_connection: bool) -> Result<reqwest::Client> {
