@@ -5,8 +5,7 @@
 //!
 //! Several instances may share one store. Their batches queue on the store's audit head; a batch
 //! planned on a stale frontier is planned again by the store's callback, under that lock, from the
-//! frontier the store holds, so it goes in next and never starves. One instance at a time holds the signer lease and signs the store's head; the others
-//! follow the checkpoints it saves, and take the lease over when it stops renewing it.
+//! frontier the store holds, so it goes in next and never starves. Signing is `super::signer`'s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,17 +18,9 @@ use strongroom_store::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::entry::{AuditRecord, encode};
+use super::signer::{SIGNER_LEASE, SIGNER_LEASE_MS, SignerTask, run_signer};
 use crate::clock::{Clock, rfc3339};
 use crate::error::{ServiceError, ServiceResult};
-
-/// Fewest milliseconds between two signed checkpoints; a new one always follows within a second.
-const CHECKPOINT_INTERVAL_MS: u64 = 200;
-/// The signer renews its lease this often, and a dead signer's lease lapses after `SIGNER_LEASE_MS`.
-const SIGNER_RENEW_MS: i64 = 1_000;
-const SIGNER_LEASE_MS: i64 = 5_000;
-const SIGNER_LEASE: &str = "audit-signer";
-/// How often the signer looks for other instances' appends when this one is idle.
-const FOLLOW_MS: u64 = 500;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeHead {
@@ -327,7 +318,7 @@ async fn assemble(store: &dyn Store, plan: &ProofPlan) -> ServiceResult<Vec<Hash
         .map_err(|_| ServiceError::internal("audit tree node missing"))
 }
 
-async fn restore_frontier(store: &dyn Store, size: u64) -> ServiceResult<Frontier> {
+pub(super) async fn restore_frontier(store: &dyn Store, size: u64) -> ServiceResult<Frontier> {
     let ids = Frontier::node_ids_for_size(size);
     let nodes = fetch_nodes(store, &ids).await?;
     let hashes: Option<Vec<Hash>> = ids.iter().map(|id| nodes.get(id).copied()).collect();
@@ -347,7 +338,7 @@ async fn root_at(store: &dyn Store, size: u64, frontier: &Frontier) -> ServiceRe
         .ok_or_else(|| ServiceError::internal("audit root"))
 }
 
-fn sign(signer: &NoteSigner, origin: &str, head: TreeHead) -> ServiceResult<String> {
+pub(super) fn sign(signer: &NoteSigner, origin: &str, head: TreeHead) -> ServiceResult<String> {
     let body = Checkpoint {
         origin: origin.to_owned(),
         size: head.size,
@@ -359,7 +350,12 @@ fn sign(signer: &NoteSigner, origin: &str, head: TreeHead) -> ServiceResult<Stri
         .map_err(|_| ServiceError::internal("checkpoint signing failed"))
 }
 
-async fn save_checkpoint(store: &dyn Store, size: u64, note: &str, now: i64) -> ServiceResult<()> {
+pub(super) async fn save_checkpoint(
+    store: &dyn Store,
+    size: u64,
+    note: &str,
+    now: i64,
+) -> ServiceResult<()> {
     store
         .save_checkpoint(&CheckpointRow {
             size: i64::try_from(size).map_err(|_| ServiceError::internal("tree size"))?,
@@ -410,7 +406,7 @@ fn plan(frontier: &Frontier, batch: &[&[AuditRecord]], time: &str) -> Option<Pla
 }
 
 /// Publishes `candidate` unless the head already moved past it (commits and the follower race).
-fn advance(head: &watch::Sender<TreeHead>, candidate: TreeHead) {
+pub(super) fn advance(head: &watch::Sender<TreeHead>, candidate: TreeHead) {
     head.send_if_modified(|current| {
         if candidate.size > current.size {
             *current = candidate;
@@ -498,118 +494,6 @@ async fn run_committer(
                     let _ = submission.reply.send(Err(SubmitError::Audit));
                 }
             }
-        }
-    }
-}
-
-struct SignerTask {
-    store: Arc<dyn Store>,
-    signer: Arc<NoteSigner>,
-    verifier: strongroom_ledger::NoteVerifier,
-    origin: String,
-    head: Arc<watch::Sender<TreeHead>>,
-    latest: Arc<RwLock<Arc<str>>>,
-    clock: Arc<dyn Clock>,
-    instance: String,
-}
-
-impl SignerTask {
-    /// The store's head: this instance's frontier when nobody else appended, else re-read.
-    async fn store_head(&self) -> ServiceResult<TreeHead> {
-        let size = self.store.audit_size().await?;
-        let local = *self.head.borrow();
-        if size == local.size {
-            return Ok(local);
-        }
-        let frontier = restore_frontier(self.store.as_ref(), size).await?;
-        Ok(TreeHead {
-            size,
-            root: frontier.root(),
-        })
-    }
-
-    fn publish(&self, note: &str) {
-        if let Ok(mut slot) = self.latest.write() {
-            *slot = Arc::from(note);
-        }
-    }
-
-    /// Signs the store's head if it grew past `signed`; returns what is signed now.
-    async fn sign_head(&self, signed: u64) -> ServiceResult<u64> {
-        let current = self.store_head().await?;
-        advance(&self.head, current);
-        if current.size <= signed {
-            return Ok(signed);
-        }
-        let note = sign(&self.signer, &self.origin, current)?;
-        save_checkpoint(
-            self.store.as_ref(),
-            current.size,
-            &note,
-            self.clock.now_ms(),
-        )
-        .await?;
-        self.publish(&note);
-        Ok(current.size)
-    }
-
-    /// Shows the signer's latest checkpoint (verified, never older than the one shown).
-    async fn follow(&self, shown: u64) -> ServiceResult<u64> {
-        let Some(row) = self.store.latest_checkpoint().await? else {
-            return Ok(shown);
-        };
-        let checkpoint = self
-            .verifier
-            .verify_checkpoint(&row.note)
-            .map_err(|_| ServiceError::internal("stored checkpoint does not verify"))?;
-        if checkpoint.size > shown {
-            advance(
-                &self.head,
-                TreeHead {
-                    size: checkpoint.size,
-                    root: checkpoint.root,
-                },
-            );
-            self.publish(&row.note);
-        }
-        Ok(checkpoint.size.max(shown))
-    }
-}
-
-async fn run_signer(task: SignerTask) {
-    let mut head = task.head.subscribe();
-    let mut signed = head.borrow().size;
-    let mut leader = false;
-    let mut lease_checked_at = i64::MIN;
-    loop {
-        // Wake on a local append, or on the interval (other instances' appends, the lease).
-        let _ = tokio::time::timeout(Duration::from_millis(FOLLOW_MS), head.changed()).await;
-        tokio::time::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS)).await;
-        let now = task.clock.now_ms();
-        if now.saturating_sub(lease_checked_at) >= SIGNER_RENEW_MS || !leader {
-            let held = task
-                .store
-                .try_lease(SIGNER_LEASE, &task.instance, now, now + SIGNER_LEASE_MS)
-                .await;
-            lease_checked_at = now;
-            let held = held.unwrap_or_else(|err| {
-                tracing::error!(error = %err, "signer lease not renewed; not signing");
-                false
-            });
-            if held && !leader {
-                tracing::info!("this instance now signs the audit log");
-            }
-            leader = held;
-            metrics::gauge!("strongroom_audit_signer").set(if leader { 1.0 } else { 0.0 });
-        }
-        let step = if leader {
-            task.sign_head(signed).await
-        } else {
-            task.follow(signed).await
-        };
-        match step {
-            Ok(size) => signed = size,
-            Err(err) => tracing::error!(error = %err.message, "checkpoint step failed; will retry"),
         }
     }
 }

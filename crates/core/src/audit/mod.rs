@@ -3,6 +3,7 @@
 
 mod entry;
 mod log;
+mod signer;
 mod verify;
 
 pub use entry::{Actor, AuditDecision, AuditRecord, ENTRY_VERSION, ResourceRef, encode};
