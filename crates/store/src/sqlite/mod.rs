@@ -2,6 +2,8 @@
 //! connection that commits whole batches, and a small pool of readers.
 
 mod backup;
+#[path = "../sql/commit.rs"]
+mod commit;
 #[path = "../sql/credentials.rs"]
 mod credentials;
 #[path = "../sql/exports.rs"]

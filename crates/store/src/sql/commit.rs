@@ -1,0 +1,139 @@
+//! The write path: one transaction per batch of units plus their audit rows, with the audit head
+//! locked first and the batch re-planned under that lock when another writer appended.
+
+use sqlx::QueryBuilder;
+
+use super::write::{INSERT_CHUNK, apply};
+use super::{Backend, Conn, Db};
+use crate::rows::*;
+use crate::{Replan, StoreError, UnitResult};
+
+impl Backend {
+    pub(super) async fn commit_batch(
+        &self,
+        units: &[Vec<Mutation>],
+        planned: &AuditAppend,
+        replan: Replan<'_>,
+        isolate_units: bool,
+    ) -> Result<Vec<UnitResult>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // The head first, so that writers sharing the database queue here, not deadlock later.
+        let replanned;
+        let audit = match planned.entries.first() {
+            None => planned,
+            Some(first) => {
+                let size = Self::lock_audit_head(&mut tx).await?;
+                let audit = if size == first.idx {
+                    planned
+                } else {
+                    let size = u64::try_from(size)
+                        .map_err(|_| StoreError::Corrupt("audit size".into()))?;
+                    let frontier = frontier_hashes(&mut tx, size).await?;
+                    replanned = replan(size, &frontier)?;
+                    &replanned
+                };
+                let end = audit
+                    .entries
+                    .last()
+                    .map(|e| e.idx + 1)
+                    .ok_or_else(|| StoreError::Corrupt("empty re-planned batch".into()))?;
+                Self::set_audit_head(&mut tx, end).await?;
+                audit
+            }
+        };
+        let mut results = Vec::with_capacity(units.len());
+        for unit in units {
+            if !isolate_units {
+                for mutation in unit {
+                    apply(&mut tx, mutation).await?;
+                }
+                results.push(Ok(()));
+                continue;
+            }
+            if unit.is_empty() {
+                results.push(Ok(()));
+                continue;
+            }
+            sqlx::query("SAVEPOINT unit").execute(&mut *tx).await?;
+            let mut outcome = Ok(());
+            for mutation in unit {
+                if let Err(err) = apply(&mut tx, mutation).await {
+                    outcome = Err(err);
+                    break;
+                }
+            }
+            match outcome {
+                Ok(()) => {
+                    sqlx::query("RELEASE unit").execute(&mut *tx).await?;
+                    results.push(Ok(()));
+                }
+                Err(err @ (StoreError::Conflict(_) | StoreError::MissingReference)) => {
+                    sqlx::query("ROLLBACK TO unit").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE unit").execute(&mut *tx).await?;
+                    results.push(Err(err));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+/// The hashes of the frontier of a tree of `size` leaves: for each set bit of `size`, largest
+/// first, the root of that perfect subtree (`Frontier::node_ids_for_size` in the ledger crate).
+async fn frontier_hashes(conn: &mut Conn, size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+    let mut out = Vec::new();
+    for level in (0u8..64).rev() {
+        if (size >> level) & 1 == 0 {
+            continue;
+        }
+        let index = i64::try_from((size >> level) - 1)
+            .map_err(|_| StoreError::Corrupt("audit node index".into()))?;
+        let (hash,): (Vec<u8>,) =
+            sqlx::query_as("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
+                .bind(i64::from(level))
+                .bind(index)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("audit frontier node missing".into()))?;
+        out.push(
+            <[u8; 32]>::try_from(hash.as_slice())
+                .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?,
+        );
+    }
+    Ok(out)
+}
+
+async fn append_audit(conn: &mut Conn, audit: &AuditAppend) -> Result<(), StoreError> {
+    for chunk in audit.entries.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO audit_entries (idx, tenant_id, entry) ");
+        qb.push_values(chunk, |mut row, e| {
+            row.push_bind(e.idx)
+                .push_bind(e.tenant_id.clone())
+                .push_bind(e.entry.clone());
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    for chunk in audit.nodes.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO audit_nodes (level, idx, hash) ");
+        let mut bad_index = false;
+        qb.push_values(chunk, |mut row, (key, hash)| {
+            let index = i64::try_from(key.index).unwrap_or_else(|_| {
+                bad_index = true;
+                -1
+            });
+            row.push_bind(i64::from(key.level))
+                .push_bind(index)
+                .push_bind(hash.to_vec());
+        });
+        if bad_index {
+            return Err(StoreError::Corrupt("audit node index out of range".into()));
+        }
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
