@@ -1,0 +1,155 @@
+//! Inclusion and consistency proofs served from the store, for docs/benchmarks.md:
+//! `cargo run --release -p strongroom-core --example proof_bench -- [entries=1000000] [samples=2000]`
+//!
+//! Fills a real SQLite store with `entries` audit entries through the group-committing log (512
+//! writers), then times `AuditLog::inclusion_proof` and `consistency_proof` at random positions
+//! against the full tree (consistency from a random earlier signed checkpoint): each is O(log n)
+//! node reads from the store, never a rebuild. Every proof is checked with the ledger's verifier.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use strongroom_core::audit::{AuditLog, AuditRecord};
+use strongroom_core::clock::SystemClock;
+use strongroom_ledger::{Hash, NoteSigner, verify_consistency, verify_inclusion};
+use strongroom_store::{SqliteStore, Store};
+
+const ORIGIN: &str = "bench/proofs";
+
+fn hash(b64: &str) -> Hash {
+    STANDARD.decode(b64).unwrap().try_into().unwrap()
+}
+
+/// xorshift64*: reproducible positions without a dependency.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let entries = args.first().copied().unwrap_or(1_000_000);
+    let samples = args.get(1).copied().unwrap_or(2_000);
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("proofs.db");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db, Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let signer = NoteSigner::generate(ORIGIN).unwrap();
+    let verifier = signer.verifier();
+    let log = AuditLog::open(
+        Arc::clone(&store),
+        signer,
+        ORIGIN.into(),
+        Arc::new(SystemClock::default()),
+        4096,
+        "proof-bench".into(),
+    )
+    .await
+    .unwrap();
+
+    let filled = Instant::now();
+    let issued = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..512 {
+        let log = Arc::clone(&log);
+        let issued = Arc::clone(&issued);
+        writers.push(tokio::spawn(async move {
+            loop {
+                let i = issued.fetch_add(1, Ordering::Relaxed);
+                if i >= entries {
+                    return;
+                }
+                let mut r = AuditRecord::new("contact.read", &format!("{i:032x}"));
+                r.tenant_id = Some("01a2083e19fd73a9820ec21a7edabdd7".into());
+                log.append(r).await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let fill_secs = filled.elapsed().as_secs_f64();
+    let (_, checkpoint) = log
+        .checkpoint_covering(entries - 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let size = checkpoint.size;
+    let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+
+    let earlier: Vec<(u64, Hash)> = store
+        .checkpoints()
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| verifier.verify_checkpoint(&row.note).unwrap())
+        .filter(|c| c.size > 0 && c.size < size)
+        .map(|c| (c.size, c.root))
+        .collect();
+    assert!(
+        !earlier.is_empty(),
+        "no earlier checkpoint to prove consistency from"
+    );
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut inclusion = Vec::with_capacity(samples as usize);
+    let mut consistency = Vec::with_capacity(samples as usize);
+    for _ in 0..samples {
+        let index = next(&mut state) % size;
+        let started = Instant::now();
+        let proof = log.inclusion_proof(index, size).await.unwrap();
+        inclusion.push(started.elapsed());
+        let path: Vec<Hash> = proof.hashes.iter().map(|h| hash(h)).collect();
+        verify_inclusion(
+            index,
+            size,
+            &hash(&proof.leaf_hash),
+            &path,
+            &checkpoint.root,
+        )
+        .unwrap();
+
+        // Consistency from a random earlier signed checkpoint, so the old root is known.
+        let (from, old_root) = earlier[usize::try_from(next(&mut state)).unwrap() % earlier.len()];
+        let started = Instant::now();
+        let proof = log.consistency_proof(from, size).await.unwrap();
+        consistency.push(started.elapsed());
+        let path: Vec<Hash> = proof.hashes.iter().map(|h| hash(h)).collect();
+        verify_consistency(from, size, &old_root, &checkpoint.root, &path).unwrap();
+    }
+    inclusion.sort_unstable();
+    consistency.sort_unstable();
+    println!(
+        "entries {size}, filled in {fill_secs:.1} s ({:.0} appends/s), database {:.0} MB",
+        size as f64 / fill_secs,
+        db_bytes as f64 / 1e6
+    );
+    println!("| proof | samples | p50 | p99 | max |");
+    println!("|---|--:|--:|--:|--:|");
+    for (name, times) in [("inclusion", &inclusion), ("consistency", &consistency)] {
+        println!(
+            "| {name} | {} | {:.1} µs | {:.1} µs | {:.1} µs |",
+            times.len(),
+            percentile(times, 0.5).as_secs_f64() * 1e6,
+            percentile(times, 0.99).as_secs_f64() * 1e6,
+            times.last().unwrap().as_secs_f64() * 1e6
+        );
+    }
+}
