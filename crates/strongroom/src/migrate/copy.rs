@@ -165,9 +165,7 @@ impl Sink<'_> {
                         };
                     }
                 });
-                let mut tx = pool
-                    .begin_with("BEGIN; SELECT set_config('strongroom.tenant', '*', true)")
-                    .await?;
+                let mut tx = pool.begin_with(super::db::PG_WRITE).await?;
                 qb.build().execute(&mut *tx).await?;
                 tx.commit().await?;
             }
@@ -226,12 +224,7 @@ pub async fn copy_all(
             tx.rollback().await?;
         }
         Side::Pg(pool) => {
-            let mut tx = pool
-                .begin_with(
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
-                     SELECT set_config('strongroom.tenant', '*', true)",
-                )
-                .await?;
+            let mut tx = pool.begin_with(super::db::PG_SNAPSHOT).await?;
             for table in tables {
                 let mut sink = sink(target, table, expected, &bars);
                 {
@@ -285,9 +278,7 @@ pub async fn set_audit_head(target: &Side) -> Result<()> {
     let Side::Pg(pool) = target else {
         return Ok(());
     };
-    let mut tx = pool
-        .begin_with("BEGIN; SELECT set_config('strongroom.tenant', '*', true)")
-        .await?;
+    let mut tx = pool.begin_with(super::db::PG_WRITE).await?;
     let (count, next): (i64, i64) =
         sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(idx) + 1, 0) FROM audit_entries")
             .fetch_one(&mut *tx)

@@ -18,6 +18,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 /// PostgreSQL-only audit head (set from the copied log instead).
 pub const NOT_COPIED: [&str; 3] = ["_sqlx_migrations", "leases", "audit_head"];
 
+// PostgreSQL transactions in platform scope (`*`): row-level security shows every tenant.
+/// One consistent read snapshot of the whole source.
+pub const PG_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+     SELECT set_config('strongroom.tenant', '*', true)";
+pub const PG_READ: &str = "BEGIN READ ONLY; SELECT set_config('strongroom.tenant', '*', true)";
+pub const PG_WRITE: &str = "BEGIN; SELECT set_config('strongroom.tenant', '*', true)";
+
 /// How a column's values are carried across.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -246,12 +253,7 @@ pub async fn counts(side: &Side, tables: &[Table]) -> Result<BTreeMap<String, i6
             tx.rollback().await?;
         }
         Side::Pg(pool) => {
-            let mut tx = pool
-                .begin_with(
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
-                     SELECT set_config('strongroom.tenant', '*', true)",
-                )
-                .await?;
+            let mut tx = pool.begin_with(PG_SNAPSHOT).await?;
             for name in names {
                 let sql = format!("SELECT COUNT(*) FROM {}", quote(name));
                 let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -268,9 +270,7 @@ pub async fn counts(side: &Side, tables: &[Table]) -> Result<BTreeMap<String, i6
 
 /// PostgreSQL's audit head: `(size, entries, max idx + 1)`.
 pub async fn pg_audit_head(pool: &PgPool) -> Result<(i64, i64, i64)> {
-    let mut tx = pool
-        .begin_with("BEGIN READ ONLY; SELECT set_config('strongroom.tenant', '*', true)")
-        .await?;
+    let mut tx = pool.begin_with(PG_READ).await?;
     let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_head WHERE id = 1")
         .fetch_one(&mut *tx)
         .await
