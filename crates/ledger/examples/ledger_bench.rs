@@ -73,7 +73,9 @@ fn main() {
         let t = Instant::now();
         let mut frontier = Frontier::new();
         for i in 0..n {
-            frontier.append(leaf_hash(&entry(i))).unwrap();
+            frontier
+                .append_visit(leaf_hash(&entry(i)), |_, _| {})
+                .unwrap();
         }
         assert_eq!(frontier.root(), root);
         let rebuild = n as f64 / t.elapsed().as_secs_f64();

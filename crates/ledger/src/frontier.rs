@@ -67,9 +67,21 @@ impl Frontier {
     /// (the leaf itself at level 0 first, then its ancestors bottom-up), so the caller
     /// can persist them. Fails only when the tree already holds `u64::MAX` leaves.
     pub fn append(&mut self, leaf: Hash) -> Result<Vec<(NodeId, Hash)>, LedgerError> {
+        let mut completed = Vec::with_capacity(2);
+        self.append_visit(leaf, |id, hash| completed.push((id, hash)))?;
+        Ok(completed)
+    }
+
+    /// [`Frontier::append`] without allocating: `visit` sees the completed nodes in the same
+    /// order. Rebuilding millions of leaves (verification) is bound by hashing, not the allocator.
+    pub fn append_visit(
+        &mut self,
+        leaf: Hash,
+        mut visit: impl FnMut(NodeId, Hash),
+    ) -> Result<(), LedgerError> {
         let new_size = self.size.checked_add(1).ok_or(LedgerError::TreeFull)?;
         let mut cur = (NodeId::new(0, self.size), leaf);
-        let mut completed = vec![cur];
+        visit(cur.0, cur.1);
         // Merge while the rightmost frontier node is the left sibling of `cur`.
         while let Some(&(left_id, left_hash)) = self.nodes.last() {
             if left_id.level != cur.0.level {
@@ -80,11 +92,11 @@ impl Frontier {
                 NodeId::new(left_id.level.saturating_add(1), left_id.index / 2),
                 node_hash(&left_hash, &cur.1),
             );
-            completed.push(cur);
+            visit(cur.0, cur.1);
         }
         self.nodes.push(cur);
         self.size = new_size;
-        Ok(completed)
+        Ok(())
     }
 
     /// The `NodeId`s whose hashes rebuild a frontier of `size` (for restart from storage),
@@ -147,6 +159,20 @@ mod tests {
         assert_eq!(c[2], (NodeId::new(2, 0), n03));
         assert_eq!(f.root(), n03);
         assert_eq!(f.size(), 4);
+    }
+
+    #[test]
+    fn append_visit_sees_what_append_returns() {
+        let (mut a, mut b) = (Frontier::new(), Frontier::new());
+        for i in 0u16..300 {
+            let leaf = leaf_hash(&i.to_be_bytes());
+            let returned = a.append(leaf).unwrap();
+            let mut seen = Vec::new();
+            b.append_visit(leaf, |id, hash| seen.push((id, hash)))
+                .unwrap();
+            assert_eq!(returned, seen);
+            assert_eq!(a, b);
+        }
     }
 
     #[test]

@@ -382,15 +382,14 @@ fn plan(frontier: &Frontier, batch: &[&[AuditRecord]], time: &str) -> Option<Pla
         for record in *records {
             let index = next.size();
             let bytes = encode(record, index, time).ok()?;
-            for (id, hash) in next.append(leaf_hash(&bytes)).ok()? {
-                audit.nodes.push((
-                    NodeKey {
-                        level: id.level,
-                        index: id.index,
-                    },
-                    hash,
-                ));
-            }
+            next.append_visit(leaf_hash(&bytes), |id, hash| {
+                let key = NodeKey {
+                    level: id.level,
+                    index: id.index,
+                };
+                audit.nodes.push((key, hash));
+            })
+            .ok()?;
             audit.entries.push(AuditEntryRow {
                 idx: i64::try_from(index).ok()?,
                 tenant_id: record.tenant_id.clone(),
