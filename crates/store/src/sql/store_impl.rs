@@ -4,9 +4,12 @@
 
 use async_trait::async_trait;
 
-use super::{Backend, exports, governance, keys, lockbox, shred};
+use super::{Backend, Db, exports, governance, keys, lockbox, shred};
 use crate::rows::*;
 use crate::{Replan, Store, StoreError, UnitResult};
+
+/// Node ids per `audit_nodes` statement (two bound values each): a proof needs at most ~128.
+const NODES_PER_QUERY: usize = 256;
 
 #[async_trait]
 impl Store for Backend {
@@ -410,26 +413,66 @@ impl Store for Backend {
     }
 
     async fn audit_nodes(&self, ids: &[NodeKey]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
+        // A proof or a frontier needs O(log n) scattered nodes: one statement for all of them
+        // rather than one round trip each.
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
         let mut conn = self.platform_reader().await?;
-        for id in ids {
-            let index =
-                i64::try_from(id.index).map_err(|_| StoreError::Corrupt("node index".into()))?;
-            let row: Option<(Vec<u8>,)> =
-                sqlx::query_as("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
-                    .bind(i64::from(id.level))
-                    .bind(index)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            out.push(match row {
-                Some((bytes,)) => Some(
-                    <[u8; 32]>::try_from(bytes.as_slice())
-                        .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?,
-                ),
-                None => None,
-            });
+        for chunk in ids.chunks(NODES_PER_QUERY) {
+            let mut qb: sqlx::QueryBuilder<Db> = sqlx::QueryBuilder::new(
+                "SELECT level, idx, hash FROM audit_nodes WHERE (level, idx) IN (VALUES ",
+            );
+            let mut separated = qb.separated(", ");
+            for id in chunk {
+                let index = i64::try_from(id.index)
+                    .map_err(|_| StoreError::Corrupt("node index".into()))?;
+                separated.push("(");
+                separated.push_bind_unseparated(i64::from(id.level));
+                separated.push_unseparated(", ");
+                separated.push_bind_unseparated(index);
+                separated.push_unseparated(")");
+            }
+            qb.push(")");
+            let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+            for (level, index, hash) in rows {
+                let hash = <[u8; 32]>::try_from(hash.as_slice())
+                    .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?;
+                found.insert((level, index), hash);
+            }
         }
-        Ok(out)
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let index = i64::try_from(id.index).ok()?;
+                found.get(&(i64::from(id.level), index)).copied()
+            })
+            .collect())
+    }
+
+    async fn audit_node_range(
+        &self,
+        level: u8,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        let index = |i: u64| i64::try_from(i).map_err(|_| StoreError::Corrupt("node index".into()));
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx <= $3 \
+             ORDER BY idx",
+        )
+        .bind(i64::from(level))
+        .bind(index(first)?)
+        .bind(index(last)?)
+        .fetch_all(&mut *self.platform_reader().await?)
+        .await?;
+        rows.into_iter()
+            .map(|(idx, hash)| {
+                let idx =
+                    u64::try_from(idx).map_err(|_| StoreError::Corrupt("node index".into()))?;
+                let hash = <[u8; 32]>::try_from(hash.as_slice())
+                    .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?;
+                Ok((idx, hash))
+            })
+            .collect()
     }
 
     async fn audit_entries(
