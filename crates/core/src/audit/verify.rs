@@ -205,10 +205,13 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Verifies one page of rows starting at the current size.
-    async fn page(&mut self, store: &dyn Store, rows: &[AuditEntryRow]) -> Result<(), VerifyError> {
-        let start = self.frontier.size();
-        let stored = stored_nodes(store, start, rows.len()).await?;
+    /// Verifies one page of rows starting at the current size, against the stored nodes that
+    /// those rows complete (`stored` may hold more).
+    fn page(
+        &mut self,
+        rows: &[AuditEntryRow],
+        stored: &HashMap<NodeId, Hash>,
+    ) -> Result<(), VerifyError> {
         for row in rows {
             let index = self.frontier.size();
             if u64::try_from(row.idx).ok() != Some(index) {
@@ -218,24 +221,31 @@ impl Walk<'_> {
             self.bytes = self
                 .bytes
                 .saturating_add(u64::try_from(row.entry.len()).unwrap_or(u64::MAX));
-            let completed = match self.frontier.append(leaf_hash(&row.entry)) {
-                Ok(nodes) => nodes,
-                Err(e) => return Err(self.fail(index, FailureKind::Unreadable(e.to_string()))),
-            };
-            for (id, hash) in completed {
-                let found = stored.get(&id);
-                let kind = match found {
-                    Some(h) if *h == hash => continue,
-                    Some(_) if id.level == 0 => FailureKind::LeafMismatch,
-                    Some(_) => FailureKind::NodeMismatch {
-                        level: id.level,
-                        node_index: id.index,
-                    },
-                    None => FailureKind::NodeMissing {
-                        level: id.level,
-                        node_index: id.index,
-                    },
-                };
+            // The first completed node that differs from (or is missing in) the store.
+            let mut mismatch = None;
+            let appended = self
+                .frontier
+                .append_visit(leaf_hash(&row.entry), |id, hash| {
+                    if mismatch.is_some() {
+                        return;
+                    }
+                    mismatch = match stored.get(&id) {
+                        Some(h) if *h == hash => None,
+                        Some(_) if id.level == 0 => Some(FailureKind::LeafMismatch),
+                        Some(_) => Some(FailureKind::NodeMismatch {
+                            level: id.level,
+                            node_index: id.index,
+                        }),
+                        None => Some(FailureKind::NodeMissing {
+                            level: id.level,
+                            node_index: id.index,
+                        }),
+                    };
+                });
+            if let Err(e) = appended {
+                return Err(self.fail(index, FailureKind::Unreadable(e.to_string())));
+            }
+            if let Some(kind) = mismatch {
                 return Err(VerifyError::Invalid(Failure {
                     index,
                     kind,
@@ -277,26 +287,29 @@ fn check_entry(row: &AuditEntryRow, index: u64) -> Result<(), FailureKind> {
     Ok(())
 }
 
-/// Reads every stored node that appending `count` leaves from `start` completes.
+/// Reads every stored node that appending `count` leaves from `start` completes: one range scan
+/// per level, since leaf `j` completes node `(l, i)` exactly when `j = (i + 1) * 2^l - 1`.
 async fn stored_nodes(
     store: &dyn Store,
     start: u64,
     count: usize,
 ) -> Result<HashMap<NodeId, Hash>, StoreError> {
-    let mut ids = Vec::with_capacity(count.saturating_mul(2));
-    for i in 0..u64::try_from(count).unwrap_or(0) {
-        let Some(leaf) = start.checked_add(i) else {
+    let end = start.saturating_add(u64::try_from(count).unwrap_or(u64::MAX));
+    let mut nodes = HashMap::with_capacity(count.saturating_mul(2));
+    for level in 0u8..64 {
+        // (i + 1) * 2^l - 1 in [start, end)  <=>  start >> l <= i <= (end >> l) - 1.
+        let first = start >> level;
+        let Some(last) = (end >> level).checked_sub(1) else {
             break;
         };
-        // Leaf `leaf` completes the node at level l iff its 2^l low bits are all ones.
-        for level in 0u8..64 {
-            if level > 0 && (leaf >> (level - 1)) & 1 == 0 {
-                break;
-            }
-            ids.push(NodeId::new(level, leaf >> level));
+        if first > last {
+            continue;
+        }
+        for (index, hash) in store.audit_node_range(level, first, last).await? {
+            nodes.insert(NodeId::new(level, index), hash);
         }
     }
-    super::log::read_nodes(store, &ids).await
+    Ok(nodes)
 }
 
 /// Verifies the whole stored log against `verifier`, the log's note key (whose name is the origin).
@@ -340,11 +353,17 @@ pub async fn verify_store(
     };
     walk.check_checkpoints_here()?;
     loop {
-        let rows = store.audit_entries(walk.frontier.size(), PAGE).await?;
+        // The page and the nodes it completes come over two connections at once: reading rows,
+        // not hashing, is what bounds verification.
+        let start = walk.frontier.size();
+        let (rows, stored) = tokio::try_join!(
+            store.audit_entries(start, PAGE),
+            stored_nodes(store, start, PAGE as usize),
+        )?;
         if rows.is_empty() {
             break;
         }
-        walk.page(store, &rows).await?;
+        walk.page(&rows, &stored)?;
     }
     if let Some((checkpoint_size, _)) = walk.checkpoints.queue.front() {
         let checkpoint_size = *checkpoint_size;

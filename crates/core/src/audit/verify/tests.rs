@@ -222,6 +222,31 @@ async fn stored_nodes_are_checked() {
 }
 
 #[tokio::test]
+async fn nodes_past_the_first_page_are_checked() {
+    // Pages hold 1,000 entries; node (10, 1) covers leaves 1024..2047 and is completed in the
+    // third page's range scan of level 10.
+    let log = log(2100);
+    let cps = checkpoints(&log, &[2100]);
+    let mut nodes = log.nodes.clone();
+    let at = nodes
+        .iter()
+        .position(|(k, _)| k.level == 10 && k.index == 1)
+        .unwrap();
+    nodes.remove(at);
+    let f = failure(&log.entries, &nodes, &cps).await;
+    assert_eq!(
+        (f.index, f.kind),
+        (
+            2047,
+            FailureKind::NodeMissing {
+                level: 10,
+                node_index: 1
+            }
+        )
+    );
+}
+
+#[tokio::test]
 async fn consistent_rewrite_is_caught_by_checkpoints() {
     let old = log(30);
     let cps = checkpoints(&old, &[5, 12, 30]);
