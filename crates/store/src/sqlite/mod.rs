@@ -2,6 +2,7 @@
 //! connection that commits whole batches, and a small pool of readers.
 
 mod backup;
+mod checkpointer;
 #[path = "../sql/commit.rs"]
 mod commit;
 #[path = "../sql/credentials.rs"]
@@ -26,6 +27,7 @@ mod write;
 use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -123,6 +125,10 @@ pub use backup::table_counts;
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// The WAL checkpointer's connection (see `checkpointer`), `None` when read-only.
+    checkpointer: Option<SqlitePool>,
+    /// The checkpointer runs while this lives.
+    _alive: Arc<()>,
 }
 
 impl SqliteStore {
@@ -141,9 +147,12 @@ impl SqliteStore {
             .busy_timeout(busy_timeout)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-32768");
+        // One connection the store itself opened: a ping before each batch would only add a
+        // round trip to every commit.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         migrator()
@@ -157,9 +166,16 @@ impl SqliteStore {
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
-            .connect_with(reader_options(options))
+            .connect_with(reader_options(options.clone()))
             .await?;
-        Ok(Self { read, write })
+        let alive = Arc::new(());
+        let checkpointer = checkpointer::spawn(options, Arc::downgrade(&alive)).await?;
+        Ok(Self {
+            read,
+            write,
+            checkpointer: Some(checkpointer),
+            _alive: alive,
+        })
     }
 
     /// Opens an existing database for reading only: no creation, no migration, and every write
@@ -176,11 +192,16 @@ impl SqliteStore {
         Ok(Self {
             write: read.clone(),
             read,
+            checkpointer: None,
+            _alive: Arc::new(()),
         })
     }
 
-    /// Closes both pools, checkpointing the WAL.
+    /// Closes the pools, checkpointing the WAL.
     pub async fn close(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.close().await;
+        }
         self.read.close().await;
         self.write.close().await;
     }
