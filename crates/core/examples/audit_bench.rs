@@ -66,6 +66,8 @@ struct CommitMetrics {
     commit_micros: AtomicU64,
     entries: AtomicU64,
     failures: AtomicU64,
+    /// Every commit's duration in µs, for its percentiles.
+    durations: std::sync::Mutex<Vec<u64>>,
 }
 
 struct Hist(Arc<CommitMetrics>, &'static str);
@@ -78,6 +80,7 @@ impl metrics::HistogramFn for Hist {
                 self.0
                     .commit_micros
                     .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+                self.0.durations.lock().unwrap().push((value * 1e6) as u64);
             }
             "strongroom_audit_batch_entries" => {
                 self.0.entries.fetch_add(value as u64, Ordering::Relaxed);
@@ -389,6 +392,11 @@ async fn main() {
     let commits = counts.commits.load(Ordering::Relaxed) - c0;
     let commit_ms = (counts.commit_micros.load(Ordering::Relaxed) - us0) as f64 / 1e3;
     let entries = counts.entries.load(Ordering::Relaxed) - e0;
+    let all = counts.durations.lock().unwrap().clone();
+    let mut durations: Vec<f64> = all[(c0 as usize).min(all.len())..]
+        .iter()
+        .map(|us| *us as f64 / 1e3)
+        .collect();
 
     let store = match kind {
         "sqlite" => "SQLite",
@@ -409,10 +417,13 @@ async fn main() {
     );
     println!();
     println!(
-        "commits/s {:.0}, entries per commit {:.1}, mean commit {:.2} ms, failed commits {} ({} appends refused), appends per instance {:?}, ≈ head claims refused/s {}",
+        "commits/s {:.0}, entries per commit {:.1}, mean commit {:.2} ms (p50 {:.2}, p99 {:.2}, max {:.2}), failed commits {} ({} appends refused), appends per instance {:?}, ≈ head claims refused/s {}",
         commits as f64 / elapsed,
         entries as f64 / commits.max(1) as f64,
         commit_ms / commits.max(1) as f64,
+        pct(&mut durations, 0.5),
+        pct(&mut durations, 0.99),
+        pct(&mut durations, 1.0),
         counts.failures.load(Ordering::Relaxed),
         refused_appends,
         per_instance,
