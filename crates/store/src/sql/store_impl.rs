@@ -418,9 +418,11 @@ impl Store for Backend {
         let mut found = std::collections::HashMap::with_capacity(ids.len());
         let mut conn = self.platform_reader().await?;
         for chunk in ids.chunks(NODES_PER_QUERY) {
-            let mut qb: sqlx::QueryBuilder<Db> = sqlx::QueryBuilder::new(
-                "SELECT level, idx, hash FROM audit_nodes WHERE (level, idx) IN (VALUES ",
-            );
+            // A join from the id list rather than `(level, idx) IN (VALUES ..)`: SQLite before
+            // 3.51 plans that IN as a scan of the whole table; the join is a key lookup per id on
+            // every version and on PostgreSQL.
+            let mut qb: sqlx::QueryBuilder<Db> =
+                sqlx::QueryBuilder::new("SELECT n.level, n.idx, n.hash FROM (VALUES ");
             let mut separated = qb.separated(", ");
             for id in chunk {
                 let index = i64::try_from(id.index)
@@ -431,7 +433,10 @@ impl Store for Backend {
                 separated.push_bind_unseparated(index);
                 separated.push_unseparated(")");
             }
-            qb.push(")");
+            qb.push(
+                ") AS wanted JOIN audit_nodes n \
+                 ON n.level = wanted.column1 AND n.idx = wanted.column2",
+            );
             let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
             for (level, index, hash) in rows {
                 let hash = <[u8; 32]>::try_from(hash.as_slice())
