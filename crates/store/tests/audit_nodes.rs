@@ -1,0 +1,123 @@
+//! Reading the audit tree's nodes back, as proofs (`audit_nodes`) and whole-log verification
+//! (`audit_node_range`) do: on SQLite, and on PostgreSQL when it is reachable.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use strongroom_store::*;
+
+/// Leaves in the test log: level 0 holds 600 nodes, level 3 holds 75, level 9 holds 1.
+const LEAVES: u64 = 600;
+
+/// A hash that names its node, so that a lookup returning another node's hash is caught.
+fn hash_of(level: u8, index: u64) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    hash[0] = level;
+    hash[1..9].copy_from_slice(&index.to_be_bytes());
+    hash
+}
+
+/// Entries `0..LEAVES` and every node they complete.
+fn log() -> AuditAppend {
+    let mut nodes = Vec::new();
+    for size in 1..=LEAVES {
+        for level in 0u8..63 {
+            if size % (1 << level) != 0 {
+                break;
+            }
+            let index = (size >> level) - 1;
+            nodes.push((NodeKey { level, index }, hash_of(level, index)));
+        }
+    }
+    AuditAppend {
+        entries: (0..LEAVES)
+            .map(|idx| AuditEntryRow {
+                idx: i64::try_from(idx).unwrap(),
+                tenant_id: None,
+                entry: vec![0; 8],
+            })
+            .collect(),
+        nodes,
+    }
+}
+
+fn stored(level: u8, index: u64) -> bool {
+    (index + 1) << level <= LEAVES
+}
+
+async fn check(store: &dyn Store) {
+    let results = store.commit(&[], &log(), &no_replan).await.unwrap();
+    assert!(results.is_empty());
+
+    // More ids than one statement takes, out of order, with repeats and with absent nodes (past
+    // the tree's edge, and at a level the tree has not reached).
+    let mut ids: Vec<NodeKey> = (0..LEAVES)
+        .rev()
+        .step_by(2)
+        .map(|index| NodeKey { level: 0, index })
+        .collect();
+    ids.extend([
+        NodeKey {
+            level: 3,
+            index: 74,
+        },
+        NodeKey {
+            level: 3,
+            index: 75,
+        },
+        NodeKey { level: 9, index: 0 },
+        NodeKey {
+            level: 10,
+            index: 0,
+        },
+        NodeKey {
+            level: 0,
+            index: 599,
+        },
+        NodeKey {
+            level: 0,
+            index: 1 << 40,
+        },
+    ]);
+    assert!(ids.len() > 256);
+    let found = store.audit_nodes(&ids).await.unwrap();
+    assert_eq!(found.len(), ids.len());
+    for (id, hash) in ids.iter().zip(&found) {
+        let want = stored(id.level, id.index).then(|| hash_of(id.level, id.index));
+        assert_eq!(*hash, want, "node ({}, {})", id.level, id.index);
+    }
+    assert!(store.audit_nodes(&[]).await.unwrap().is_empty());
+
+    // Ranges, in index order, bounded on both sides; absent nodes are simply not listed.
+    let range = store.audit_node_range(0, 10, 20).await.unwrap();
+    let want: Vec<(u64, [u8; 32])> = (10..=20).map(|i| (i, hash_of(0, i))).collect();
+    assert_eq!(range, want);
+    let range = store.audit_node_range(3, 70, 1_000).await.unwrap();
+    let want: Vec<(u64, [u8; 32])> = (70..75).map(|i| (i, hash_of(3, i))).collect();
+    assert_eq!(range, want);
+    assert!(store.audit_node_range(10, 0, 5).await.unwrap().is_empty());
+    assert!(store.audit_node_range(0, 20, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn nodes_are_read_back_by_id_and_by_range_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    check(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn nodes_are_read_back_by_id_and_by_range_on_postgres() {
+    let Some(admin) = common::admin().await else {
+        return;
+    };
+    let schema = common::schema(&admin).await;
+    let store = common::open(&schema).await;
+    check(&store).await;
+    common::drop_schema(&admin, &schema).await;
+}
