@@ -288,15 +288,8 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-async fn fetch_nodes(store: &dyn Store, ids: &[NodeId]) -> ServiceResult<HashMap<NodeId, Hash>> {
-    Ok(read_nodes(store, ids).await?)
-}
-
 /// The stored hashes of `ids`; absent nodes are simply missing from the map.
-pub(super) async fn read_nodes(
-    store: &dyn Store,
-    ids: &[NodeId],
-) -> Result<HashMap<NodeId, Hash>, StoreError> {
+async fn fetch_nodes(store: &dyn Store, ids: &[NodeId]) -> ServiceResult<HashMap<NodeId, Hash>> {
     let keys: Vec<NodeKey> = ids
         .iter()
         .map(|id| NodeKey {
