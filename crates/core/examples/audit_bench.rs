@@ -23,39 +23,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use strongroom_core::audit::{Actor, AuditLog, AuditRecord, ResourceRef};
+mod common;
+
+use common::{pct, record};
+use strongroom_core::audit::AuditLog;
 use strongroom_core::clock::SystemClock;
 use strongroom_ledger::{NoteSigner, NoteVerifier};
 use strongroom_store::{PgOptions, PgStore, SqliteStore, Store};
 
 const ORIGIN: &str = "bench/audit";
-
-fn record(i: u64) -> AuditRecord {
-    let mut r = AuditRecord::new("contact.read", &format!("{i:032x}"));
-    r.actor = Some(Actor {
-        user_id: "01a2083e18bd71d9824d6440aefd514e".into(),
-        roles: vec!["support_engineer".into()],
-    });
-    r.tenant_id = Some("01a2083e19fd73a9820ec21a7edabdd7".into());
-    r.resource = Some(ResourceRef {
-        kind: "contact",
-        id: Some("01a2083e1a3d7564b383e9061bec5c53".into()),
-    });
-    r.fields_requested = vec!["name", "email", "phone", "address", "notes"];
-    r.fields_disclosed = vec!["name", "email"];
-    r.fields_masked = vec!["phone", "address"];
-    r.purpose = Some("case-resolution");
-    r.policy_ids = vec!["role.support_engineer.read".into()];
-    r
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p) as usize]
-}
 
 // ---------------------------------------------------------------------------------------------------
 // The committer's own metrics, counted in-process (both instances together).
