@@ -11,25 +11,21 @@
 //!   on the same fresh schema, the writers split evenly between them; their batches queue on the
 //!   store's audit head, and a batch planned on a head the other instance moved is re-planned.
 //!
-//! PostgreSQL: `AUDIT_BENCH_DATABASE_URL` is the log's role (default
-//! `postgres://strongroom_app@127.0.0.1:5432/test`, NOSUPERUSER NOBYPASSRLS), and
-//! `AUDIT_BENCH_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/test`) is what `psql`
-//! uses to create the schema (owned by the role) and to drop it at the end (unless
-//! `AUDIT_BENCH_KEEP=1`).
+//! PostgreSQL: the schema and the `AUDIT_BENCH_*` variables are described in `common/pg.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod common;
 
+use common::pg::Schema;
 use common::{pct, record};
 use strongroom_core::audit::AuditLog;
 use strongroom_core::clock::SystemClock;
 use strongroom_ledger::{NoteSigner, NoteVerifier};
-use strongroom_store::{PgOptions, PgStore, SqliteStore, Store};
+use strongroom_store::{SqliteStore, Store};
 
 const ORIGIN: &str = "bench/audit";
 
@@ -129,109 +125,6 @@ impl metrics::Recorder for Recorder {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// A fresh PostgreSQL schema, created and dropped with psql as the admin role.
-
-fn env_or(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("running psql");
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Schema {
-    admin: String,
-    name: String,
-}
-
-impl Schema {
-    fn create(admin: &str, role: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("audit_bench_{}_{nanos:x}", std::process::id());
-        psql(
-            admin,
-            &format!(
-                "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;\n\
-                 CREATE SCHEMA {name} AUTHORIZATION {role};"
-            ),
-        );
-        Self {
-            admin: admin.to_owned(),
-            name,
-        }
-    }
-
-    /// Scans and updates of the schema's `audit_head` row so far (PostgreSQL's statistics,
-    /// flushed by each backend at most once a second). A commit scans it twice (lock, update),
-    /// a claim refused because the other instance moved the head scans it once.
-    fn head_stats(&self) -> (u64, u64) {
-        let out = psql(
-            &self.admin,
-            &format!(
-                "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0), n_tup_upd \
-                 FROM pg_stat_user_tables WHERE schemaname = '{}' AND relname = 'audit_head'",
-                self.name
-            ),
-        );
-        let (scans, updates) = out.trim().split_once('|').unwrap();
-        (scans.parse().unwrap(), updates.parse().unwrap())
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if std::env::var("AUDIT_BENCH_KEEP").is_ok_and(|v| v == "1") {
-            eprintln!("audit_bench: kept schema {}", self.name);
-        } else {
-            let out = Command::new("psql")
-                .args(["-X", "-q", "-d", &self.admin, "-c"])
-                .arg(format!("DROP SCHEMA {} CASCADE", self.name))
-                .output();
-            if !out.is_ok_and(|o| o.status.success()) {
-                eprintln!("audit_bench: could not drop schema {}", self.name);
-            }
-        }
-    }
-}
-
-async fn pg_store(url: &str, schema: &str) -> Arc<dyn Store> {
-    let store = PgStore::open(&PgOptions {
-        url: url.to_owned(),
-        schema: Some(schema.to_owned()),
-        // The server's defaults.
-        max_connections: 16,
-        acquire_timeout: Duration::from_secs(5),
-        statement_timeout: Duration::from_secs(30),
-    })
-    .await
-    .unwrap();
-    Arc::new(store)
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -248,23 +141,7 @@ async fn main() {
     metrics::set_global_recorder(Recorder(Arc::clone(&counts))).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let schema = (kind != "sqlite").then(|| {
-        let url = env_or(
-            "AUDIT_BENCH_DATABASE_URL",
-            "postgres://strongroom_app@127.0.0.1:5432/test",
-        );
-        let admin = env_or(
-            "AUDIT_BENCH_ADMIN_URL",
-            "postgres://postgres@127.0.0.1:5432/test",
-        );
-        let role = url
-            .strip_prefix("postgres://")
-            .or_else(|| url.strip_prefix("postgresql://"))
-            .and_then(|rest| rest.split_once('@'))
-            .map(|(user, _)| user.split(':').next().unwrap_or(user).to_owned())
-            .expect("AUDIT_BENCH_DATABASE_URL must be postgres://role@host/db");
-        (Schema::create(&admin, &role), url)
-    });
+    let schema = (kind != "sqlite").then(Schema::from_env);
 
     let signer = NoteSigner::generate(ORIGIN).unwrap();
     let verifier: NoteVerifier = signer.verifier();
@@ -276,7 +153,7 @@ async fn main() {
                     .await
                     .unwrap(),
             ),
-            Some((s, url)) => pg_store(url, &s.name).await,
+            Some(s) => s.open_store().await,
         };
         let key = NoteSigner::from_bytes(ORIGIN, &signer.secret_bytes()).unwrap();
         let log = AuditLog::open(
@@ -292,7 +169,7 @@ async fn main() {
         logs.push(log);
     }
 
-    let head_before = schema.as_ref().map(|(s, _)| s.head_stats());
+    let head_before = schema.as_ref().map(Schema::head_stats);
     let (c0, us0, e0) = (
         counts.commits.load(Ordering::Relaxed),
         counts.commit_micros.load(Ordering::Relaxed),
@@ -358,13 +235,10 @@ async fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let mut delays = watcher.await.unwrap();
     // Refused claims: head scans not explained by commits (also the signer's few size reads).
-    let refused = schema
-        .as_ref()
-        .zip(head_before)
-        .map(|((s, _), (scans0, upd0))| {
-            let (scans, upd) = s.head_stats();
-            (scans - scans0).saturating_sub(2 * (upd - upd0))
-        });
+    let refused = schema.as_ref().zip(head_before).map(|(s, (scans0, upd0))| {
+        let (scans, upd) = s.head_stats();
+        (scans - scans0).saturating_sub(2 * (upd - upd0))
+    });
     let commits = counts.commits.load(Ordering::Relaxed) - c0;
     let commit_ms = (counts.commit_micros.load(Ordering::Relaxed) - us0) as f64 / 1e3;
     let entries = counts.entries.load(Ordering::Relaxed) - e0;

@@ -1,7 +1,8 @@
 //! Inclusion and consistency proofs served from the store, for docs/benchmarks.md:
-//! `cargo run --release -p strongroom-core --example proof_bench -- [entries=1000000] [samples=2000]`
+//! `cargo run --release -p strongroom-core --example proof_bench -- [entries=1000000] [samples=2000] [store=sqlite]`
 //!
-//! Fills a real SQLite store with `entries` audit entries through the group-committing log (512
+//! `store` is `sqlite` (a temp dir) or `pg` (a fresh PostgreSQL schema, see `common/pg.rs`).
+//! Fills a real store with `entries` audit entries through the group-committing log (512
 //! writers), then times `AuditLog::inclusion_proof` and `consistency_proof` at random positions
 //! against the full tree (consistency from a random earlier signed checkpoint): each is O(log n)
 //! node reads from the store, never a rebuild. Every proof is checked with the ledger's verifier.
@@ -11,12 +12,15 @@
 //! checked), next to plain SHA-256 over the same entry bytes, read from the same store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::pg::Schema;
 use sha2::{Digest, Sha256};
 use strongroom_core::audit::{AuditLog, AuditRecord, verify_store};
 use strongroom_core::clock::SystemClock;
@@ -44,20 +48,25 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().unwrap())
-        .collect();
-    let entries = args.first().copied().unwrap_or(1_000_000);
-    let samples = args.get(1).copied().unwrap_or(2_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let entries: u64 = args.first().map_or(1_000_000, |a| a.parse().unwrap());
+    let samples: u64 = args.get(1).map_or(2_000, |a| a.parse().unwrap());
+    let schema = match args.get(2).map_or("sqlite", String::as_str) {
+        "sqlite" => None,
+        "pg" => Some(Schema::from_env()),
+        other => panic!("store must be sqlite or pg, not {other:?}"),
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("proofs.db");
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db, Duration::from_secs(5))
-            .await
-            .unwrap(),
-    );
+    let store: Arc<dyn Store> = match &schema {
+        None => Arc::new(
+            SqliteStore::open(&db, Duration::from_secs(5))
+                .await
+                .unwrap(),
+        ),
+        Some(s) => s.open_store().await,
+    };
     let signer = NoteSigner::generate(ORIGIN).unwrap();
     let verifier = signer.verifier();
     let log = AuditLog::open(
@@ -98,7 +107,10 @@ async fn main() {
         .await
         .unwrap();
     let size = checkpoint.size;
-    let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    let db_bytes = match &schema {
+        None => std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0),
+        Some(s) => s.size_bytes(),
+    };
 
     let earlier: Vec<(u64, Hash)> = store
         .checkpoints()

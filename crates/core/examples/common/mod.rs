@@ -1,4 +1,7 @@
-//! What the audit benchmarks share: the record they append and their percentile.
+//! What the audit benchmarks share: the record they append, their percentile, a PostgreSQL schema.
+#![allow(dead_code, reason = "each example uses the part it needs")]
+
+pub mod pg;
 
 use strongroom_core::audit::{Actor, AuditRecord, ResourceRef};
 
