@@ -16,6 +16,8 @@
 //! plain SHA-256 over the same entry bytes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
@@ -23,10 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-mod common;
-
 use common::{pct, record};
+use sha2::{Digest, Sha256};
 use strongroom_core::audit::{AuditRecord, encode};
 use strongroom_ledger::{Frontier, leaf_hash};
 use tokio::sync::oneshot;
