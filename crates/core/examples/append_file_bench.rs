@@ -119,15 +119,9 @@ fn raw_sha256(path: &std::path::Path) -> (u64, f64) {
     while at < bytes.len() {
         let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
         entries.push(&bytes[at + 4..at + 4 + len]);
-        at += 4 + len;
-        let mut level = 0u8;
         // Skip this entry's nodes: the leaf, then one per trailing one bit of its index.
         let index = entries.len() as u64 - 1;
-        at += 41;
-        while (index >> level) & 1 == 1 {
-            at += 41;
-            level += 1;
-        }
+        at += 4 + len + 41 * (1 + index.trailing_ones() as usize);
     }
     let started = Instant::now();
     let mut sink = 0u8;
@@ -150,7 +144,10 @@ async fn main() {
     let path = dir.path().join("audit.log");
 
     let (tx, rx) = mpsc::channel::<Request>();
-    let committer = std::thread::spawn(move || commit_loop(path, rx));
+    let committer = std::thread::spawn({
+        let path = path.clone();
+        move || commit_loop(path, rx)
+    });
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
@@ -185,10 +182,9 @@ async fn main() {
     let batches = committer.join().unwrap();
     let mut commits: Vec<f64> = batches.iter().map(|b| b.1).collect();
     let entries: usize = batches.iter().map(|b| b.0).sum();
-    let log = dir.path().join("audit.log");
-    let bytes = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-    let (verified, verify_secs) = verify_file(&log);
-    let (hashed, hash_secs) = raw_sha256(&log);
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let (verified, verify_secs) = verify_file(&path);
+    let (hashed, hash_secs) = raw_sha256(&path);
     assert_eq!(verified, hashed);
 
     println!(
