@@ -25,35 +25,52 @@ def pct(v, p):
     return sorted(v)[min(len(v) - 1, int(p * len(v)))] * 1000
 
 
+def create_audit_tables(db):
+    """The audit tables and index of crates/store/migrations/sqlite/0001_initial.sql."""
+    db.execute("CREATE TABLE audit_entries (idx INTEGER PRIMARY KEY, tenant_id TEXT, entry BLOB NOT NULL)")
+    db.execute("CREATE INDEX audit_entries_tenant ON audit_entries(tenant_id, idx)")
+    db.execute("CREATE TABLE audit_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
+               "PRIMARY KEY (level, idx)) WITHOUT ROWID")
+
+
+def batches(batch, body_len):
+    """Endless consecutive batches: (entry rows, node rows) of `batch` entries of `body_len` bytes."""
+    body, digest = os.urandom(body_len), os.urandom(32)
+    next_idx, per_level = 0, [0] * LEVELS
+    while True:
+        entries = [(next_idx + k, "tenant-%d" % (k % 10), body) for k in range(batch)]
+        nodes = []
+        for k in range(2 * batch):
+            # Half the nodes are leaves, a quarter at level 1, and so on, as in a Merkle tree.
+            level = min((k ^ (k + 1)).bit_length() - 1, LEVELS - 1)
+            nodes.append((level, per_level[level], digest))
+            per_level[level] += 1
+        yield entries, nodes
+        next_idx += batch
+
+
+def insert_batch(db, entries, nodes):
+    db.executemany("INSERT INTO audit_entries VALUES (?, ?, ?)", entries)
+    db.executemany("INSERT INTO audit_nodes VALUES (?, ?, ?)", nodes)
+
+
 def run_sqlite(path, seconds, checkpoints):
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     if not checkpoints:
         db.execute("PRAGMA wal_autocheckpoint=0")
-    db.execute("CREATE TABLE audit_entries (idx INTEGER PRIMARY KEY, tenant_id TEXT, entry BLOB NOT NULL)")
-    db.execute("CREATE INDEX audit_entries_tenant ON audit_entries(tenant_id, idx)")
-    db.execute("CREATE TABLE audit_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
-               "PRIMARY KEY (level, idx)) WITHOUT ROWID")
-    body, digest = os.urandom(BODY), os.urandom(32)
-    next_idx, per_level = 0, [0] * LEVELS
+    create_audit_tables(db)
     commits = []
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        entries = [(next_idx + k, "tenant-%d" % (k % 10), body) for k in range(BATCH)]
-        nodes = []
-        for k in range(2 * BATCH):
-            # Half the nodes are leaves, a quarter at level 1, and so on, as in a Merkle tree.
-            level = min((k ^ (k + 1)).bit_length() - 1, LEVELS - 1)
-            nodes.append((level, per_level[level], digest))
-            per_level[level] += 1
+    for entries, nodes in batches(BATCH, BODY):
+        if time.perf_counter() >= end:
+            break
         start = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO audit_entries VALUES (?, ?, ?)", entries)
-        db.executemany("INSERT INTO audit_nodes VALUES (?, ?, ?)", nodes)
+        insert_batch(db, entries, nodes)
         db.execute("COMMIT")
         commits.append(time.perf_counter() - start)
-        next_idx += BATCH
     return commits
 
 

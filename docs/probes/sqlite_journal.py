@@ -23,7 +23,9 @@ import time
 
 import sqlite3
 
-BATCH, BODY, LEVELS = 35, 700, 20
+from sqlite_commit import batches, create_audit_tables, insert_batch
+
+BATCH, BODY = 35, 700
 
 
 def pct(v, p):
@@ -46,32 +48,22 @@ def run(path, mode, seconds, checkpoint_ms):
     db.execute("PRAGMA synchronous=%s" % ("NORMAL" if journaled else "FULL"))
     if mode == "journal-noauto":
         db.execute("PRAGMA wal_autocheckpoint=0")
-    db.execute("CREATE TABLE audit_entries (idx INTEGER PRIMARY KEY, tenant_id TEXT, entry BLOB NOT NULL)")
-    db.execute("CREATE INDEX audit_entries_tenant ON audit_entries(tenant_id, idx)")
-    db.execute("CREATE TABLE audit_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
-               "PRIMARY KEY (level, idx)) WITHOUT ROWID")
+    create_audit_tables(db)
     stop = threading.Event()
     thread = None
     if checkpoint_ms > 0:
         thread = threading.Thread(target=checkpointer, args=(path, checkpoint_ms / 1000, stop))
         thread.start()
     journal = os.open(path + "-journal-probe", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    body, digest = os.urandom(BODY), os.urandom(32)
     frame = os.urandom(BATCH * (BODY + 20) + 2 * BATCH * 41)
-    next_idx, per_level = 0, [0] * LEVELS
     syncs, commits, totals = [], [], []
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        entries = [(next_idx + k, "tenant-%d" % (k % 10), body) for k in range(BATCH)]
-        nodes = []
-        for k in range(2 * BATCH):
-            level = min((k ^ (k + 1)).bit_length() - 1, LEVELS - 1)
-            nodes.append((level, per_level[level], digest))
-            per_level[level] += 1
+    for entries, nodes in batches(BATCH, BODY):
+        if time.perf_counter() >= end:
+            break
         start = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO audit_entries VALUES (?, ?, ?)", entries)
-        db.executemany("INSERT INTO audit_nodes VALUES (?, ?, ?)", nodes)
+        insert_batch(db, entries, nodes)
         before_sync = time.perf_counter()
         if journaled:
             os.write(journal, frame)
@@ -82,7 +74,6 @@ def run(path, mode, seconds, checkpoint_ms):
         syncs.append(before_commit - before_sync)
         commits.append(done - before_commit)
         totals.append(done - start)
-        next_idx += BATCH
     stop.set()
     if thread:
         thread.join()
