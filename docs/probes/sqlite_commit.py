@@ -33,11 +33,12 @@ def create_audit_tables(db):
                "PRIMARY KEY (level, idx)) WITHOUT ROWID")
 
 
-def batches(batch, body_len):
-    """Endless consecutive batches: (entry rows, node rows) of `batch` entries of `body_len` bytes."""
+def batches(batch, body_len, seconds):
+    """Consecutive batches for `seconds`: (entry rows, node rows) of `batch` entries of `body_len` bytes."""
     body, digest = os.urandom(body_len), os.urandom(32)
     next_idx, per_level = 0, [0] * LEVELS
-    while True:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
         entries = [(next_idx + k, "tenant-%d" % (k % 10), body) for k in range(batch)]
         nodes = []
         for k in range(2 * batch):
@@ -49,7 +50,9 @@ def batches(batch, body_len):
         next_idx += batch
 
 
-def insert_batch(db, entries, nodes):
+def begin_batch(db, entries, nodes):
+    """Opens the write transaction and inserts the batch; the caller commits."""
+    db.execute("BEGIN IMMEDIATE")
     db.executemany("INSERT INTO audit_entries VALUES (?, ?, ?)", entries)
     db.executemany("INSERT INTO audit_nodes VALUES (?, ?, ?)", nodes)
 
@@ -62,13 +65,9 @@ def run_sqlite(path, seconds, checkpoints):
         db.execute("PRAGMA wal_autocheckpoint=0")
     create_audit_tables(db)
     commits = []
-    end = time.perf_counter() + seconds
-    for entries, nodes in batches(BATCH, BODY):
-        if time.perf_counter() >= end:
-            break
+    for entries, nodes in batches(BATCH, BODY, seconds):
         start = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        insert_batch(db, entries, nodes)
+        begin_batch(db, entries, nodes)
         db.execute("COMMIT")
         commits.append(time.perf_counter() - start)
     return commits

@@ -23,7 +23,7 @@ import time
 
 import sqlite3
 
-from sqlite_commit import batches, create_audit_tables, insert_batch
+from sqlite_commit import batches, begin_batch, create_audit_tables
 
 BATCH, BODY = 35, 700
 
@@ -57,13 +57,9 @@ def run(path, mode, seconds, checkpoint_ms):
     journal = os.open(path + "-journal-probe", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     frame = os.urandom(BATCH * (BODY + 20) + 2 * BATCH * 41)
     syncs, commits, totals = [], [], []
-    end = time.perf_counter() + seconds
-    for entries, nodes in batches(BATCH, BODY):
-        if time.perf_counter() >= end:
-            break
+    for entries, nodes in batches(BATCH, BODY, seconds):
         start = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        insert_batch(db, entries, nodes)
+        begin_batch(db, entries, nodes)
         before_sync = time.perf_counter()
         if journaled:
             os.write(journal, frame)
