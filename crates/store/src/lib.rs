@@ -6,6 +6,7 @@
 //! tenant data takes a [`TenantScope`], and every write goes through [`Store::commit`], which applies a
 //! batch of units and the matching audit-log rows in ONE transaction: this is where group commit happens.
 
+mod audit_scan;
 mod error;
 // Each backend compiles the shared SQL modules (`sql/`) against its own driver types, on purpose.
 #[allow(clippy::duplicate_mod)]
@@ -16,6 +17,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 
+pub use audit_scan::{AuditEntryPage, AuditEntryRef, AuditScan, NodeRange, RangeNodes};
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore};
 pub use rows::*;
@@ -243,6 +245,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(u64, [u8; 32])>, StoreError>;
     async fn audit_entries(&self, start: u64, limit: u32)
     -> Result<Vec<AuditEntryRow>, StoreError>;
+    /// Up to `limit` entries from `start` and the stored nodes of each range, read together for
+    /// verifying the whole log (millions of rows, so each backend reads them its fastest way).
+    /// The two may come from different snapshots: ask only for what a size read earlier covers.
+    async fn audit_scan(
+        &self,
+        start: u64,
+        limit: u32,
+        ranges: &[NodeRange],
+    ) -> Result<AuditScan, StoreError>;
     async fn audit_entries_for_tenant(
         &self,
         scope: &TenantScope,

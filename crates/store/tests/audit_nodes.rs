@@ -1,5 +1,5 @@
 //! Reading the audit tree's nodes back, as proofs (`audit_nodes`) and whole-log verification
-//! (`audit_node_range`) do: on SQLite, and on PostgreSQL when it is reachable.
+//! (`audit_node_range`, `audit_scan`) do: on SQLite, and on PostgreSQL when it is reachable.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -35,8 +35,8 @@ fn log() -> AuditAppend {
         entries: (0..LEAVES)
             .map(|idx| AuditEntryRow {
                 idx: i64::try_from(idx).unwrap(),
-                tenant_id: None,
-                entry: vec![0; 8],
+                tenant_id: (idx % 3 == 0).then(|| format!("tenant-{}", idx % 2)),
+                entry: format!("entry-{idx}").into_bytes(),
             })
             .collect(),
         nodes,
@@ -99,6 +99,52 @@ async fn check(store: &dyn Store) {
     assert_eq!(range, want);
     assert!(store.audit_node_range(10, 0, 5).await.unwrap().is_empty());
     assert!(store.audit_node_range(0, 20, 10).await.unwrap().is_empty());
+
+    // A scan: entries with their tenants from an offset, and each range's nodes in its own list.
+    let ranges = [
+        NodeRange {
+            level: 0,
+            first: 100,
+            last: 109,
+        },
+        NodeRange {
+            level: 3,
+            first: 70,
+            last: 80,
+        },
+        NodeRange {
+            level: 10,
+            first: 0,
+            last: 0,
+        },
+    ];
+    let scan = store.audit_scan(100, 10, &ranges).await.unwrap();
+    let rows = log().entries;
+    let want: Vec<AuditEntryRef<'_>> = rows[100..110]
+        .iter()
+        .map(AuditEntryRow::as_entry_ref)
+        .collect();
+    assert_eq!(scan.entries.iter().collect::<Vec<_>>(), want);
+    assert_eq!(scan.entries.len(), 10);
+    assert_eq!(
+        scan.nodes,
+        vec![
+            (100..=109).map(|i| (i, hash_of(0, i))).collect::<Vec<_>>(),
+            (70..75).map(|i| (i, hash_of(3, i))).collect(),
+            Vec::new(),
+        ]
+    );
+    let tail = store.audit_scan(595, 10, &[]).await.unwrap();
+    assert_eq!(tail.entries.len(), 5);
+    assert!(tail.nodes.is_empty());
+    assert!(
+        store
+            .audit_scan(LEAVES, 10, &[])
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
 }
 
 #[tokio::test]

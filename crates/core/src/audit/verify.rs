@@ -1,22 +1,25 @@
 //! Offline verification of a stored audit log: one streaming pass over the entries, in index order,
 //! that recomputes every leaf and perfect-subtree hash and checks each signed checkpoint against the
-//! tree recomputed at its size. Memory stays constant in the number of entries (one page at a time,
-//! plus the O(log n) frontier); only the checkpoint list is read whole, as the store offers it.
+//! tree recomputed at its size. Memory stays constant in the number of entries (the page being
+//! hashed and the one being read, plus the O(log n) frontier); only the checkpoint list is read
+//! whole, as the store offers it.
 //!
 //! The first failure wins, in stream order, so the report names the lowest index where the stored
 //! log stops being the log that was signed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteVerifier, leaf_hash};
-use strongroom_store::{AuditEntryRow, Store, StoreError};
+use strongroom_store::{AuditEntryPage, NodeRange, RangeNodes, Store, StoreError};
 
-use super::entry::ENTRY_VERSION;
+mod head;
 
-/// Entries read per store call.
-const PAGE: u32 = 1000;
+use head::check_entry;
+
+/// Entries read per store call (≈ 2.5 MB of typical entries; two pages are in memory at once).
+const PAGE: u32 = 4096;
 
 /// What a successful verification covered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,12 +210,8 @@ impl Walk<'_> {
 
     /// Verifies one page of rows starting at the current size, against the stored nodes that
     /// those rows complete (`stored` may hold more).
-    fn page(
-        &mut self,
-        rows: &[AuditEntryRow],
-        stored: &HashMap<NodeId, Hash>,
-    ) -> Result<(), VerifyError> {
-        for row in rows {
+    fn page(&mut self, rows: &AuditEntryPage, stored: &StoredNodes) -> Result<(), VerifyError> {
+        for row in rows.iter() {
             let index = self.frontier.size();
             if u64::try_from(row.idx).ok() != Some(index) {
                 return Err(self.fail(index, FailureKind::Gap));
@@ -225,11 +224,11 @@ impl Walk<'_> {
             let mut mismatch = None;
             let appended = self
                 .frontier
-                .append_visit(leaf_hash(&row.entry), |id, hash| {
+                .append_visit(leaf_hash(row.entry), |id, hash| {
                     if mismatch.is_some() {
                         return;
                     }
-                    mismatch = match stored.get(&id) {
+                    mismatch = match stored.get(id) {
                         Some(h) if *h == hash => None,
                         Some(_) if id.level == 0 => Some(FailureKind::LeafMismatch),
                         Some(_) => Some(FailureKind::NodeMismatch {
@@ -259,57 +258,74 @@ impl Walk<'_> {
     }
 }
 
-/// The members of an entry that verification cross-checks.
-#[derive(serde::Deserialize)]
-struct EntryHead {
-    v: u32,
-    index: u64,
-    tenant_id: Option<String>,
-}
-
-fn check_entry(row: &AuditEntryRow, index: u64) -> Result<(), FailureKind> {
-    let head: EntryHead = serde_json::from_slice(&row.entry)
-        .map_err(|e| FailureKind::Unreadable(format!("not an audit entry: {e}")))?;
-    if head.v != ENTRY_VERSION {
-        return Err(FailureKind::Unreadable(format!(
-            "unknown version {}",
-            head.v
-        )));
-    }
-    if head.index != index {
-        return Err(FailureKind::IndexMismatch {
-            claimed: head.index,
-        });
-    }
-    if head.tenant_id != row.tenant_id {
-        return Err(FailureKind::TenantMismatch);
-    }
-    Ok(())
-}
-
-/// Reads every stored node that appending `count` leaves from `start` completes: one range scan
-/// per level, since leaf `j` completes node `(l, i)` exactly when `j = (i + 1) * 2^l - 1`.
-async fn stored_nodes(
-    store: &dyn Store,
-    start: u64,
-    count: usize,
-) -> Result<HashMap<NodeId, Hash>, StoreError> {
-    let end = start.saturating_add(u64::try_from(count).unwrap_or(u64::MAX));
-    let mut nodes = HashMap::with_capacity(count.saturating_mul(2));
+/// The stored node ranges that appending `count` leaves from `start` completes, one per level:
+/// leaf `j` completes node `(l, i)` exactly when `j = (i + 1) * 2^l - 1`.
+fn completed_ranges(start: u64, count: u32) -> Vec<NodeRange> {
+    let end = start.saturating_add(u64::from(count));
+    let mut ranges = Vec::new();
     for level in 0u8..64 {
         // (i + 1) * 2^l - 1 in [start, end)  <=>  start >> l <= i <= (end >> l) - 1.
         let first = start >> level;
         let Some(last) = (end >> level).checked_sub(1) else {
             break;
         };
-        if first > last {
-            continue;
-        }
-        for (index, hash) in store.audit_node_range(level, first, last).await? {
-            nodes.insert(NodeId::new(level, index), hash);
+        if first <= last {
+            ranges.push(NodeRange { level, first, last });
         }
     }
-    Ok(nodes)
+    ranges
+}
+
+/// The stored nodes a page of entries completes, looked up by level and index.
+struct StoredNodes {
+    /// By level: the first index asked for and the nodes found, by index.
+    levels: Vec<(u64, RangeNodes)>,
+}
+
+impl StoredNodes {
+    fn new(ranges: &[NodeRange], found: Vec<RangeNodes>) -> Self {
+        let mut levels = Vec::new();
+        for (range, nodes) in ranges.iter().zip(found) {
+            let level = usize::from(range.level);
+            levels.resize_with(levels.len().max(level + 1), || (0, Vec::new()));
+            if let Some(slot) = levels.get_mut(level) {
+                *slot = (range.first, nodes);
+            }
+        }
+        Self { levels }
+    }
+
+    fn get(&self, id: NodeId) -> Option<&Hash> {
+        let (first, nodes) = self.levels.get(usize::from(id.level))?;
+        let offset = usize::try_from(id.index.checked_sub(*first)?).ok()?;
+        // Nodes are contiguous unless some are missing; then search.
+        match nodes.get(offset) {
+            Some((index, hash)) if *index == id.index => Some(hash),
+            _ => nodes
+                .binary_search_by_key(&id.index, |(index, _)| *index)
+                .ok()
+                .and_then(|at| nodes.get(at))
+                .map(|(_, hash)| hash),
+        }
+    }
+}
+
+/// Entries from `start` (below `end`) and the stored nodes they complete, in one store call.
+async fn read_page(
+    store: &dyn Store,
+    start: u64,
+    end: u64,
+) -> Result<(AuditEntryPage, StoredNodes), StoreError> {
+    let count = u32::try_from(end.saturating_sub(start)).map_or(PAGE, |left| left.min(PAGE));
+    if count == 0 {
+        return Ok((
+            AuditEntryPage::default(),
+            StoredNodes { levels: Vec::new() },
+        ));
+    }
+    let ranges = completed_ranges(start, count);
+    let scan = store.audit_scan(start, count, &ranges).await?;
+    Ok((scan.entries, StoredNodes::new(&ranges, scan.nodes)))
 }
 
 /// Verifies the whole stored log against `verifier`, the log's note key (whose name is the origin).
@@ -340,6 +356,10 @@ pub async fn verify_store(
         queue.push_back((size, row.note));
     }
     queue.make_contiguous().sort_by_key(|(size, _)| *size);
+    // The log as it is now, after the checkpoints were read, so that none claims more: entries
+    // appended while we verify are left for the next run, and every entry and node below this
+    // size is committed whichever snapshot reads it.
+    let end = store.audit_size().await?;
     let mut walk = Walk {
         verifier,
         frontier: Frontier::new(),
@@ -352,18 +372,19 @@ pub async fn verify_store(
         bytes: 0,
     };
     walk.check_checkpoints_here()?;
-    loop {
-        // The page and the nodes it completes come over two connections at once: reading rows,
-        // not hashing, is what bounds verification.
-        let start = walk.frontier.size();
-        let (rows, stored) = tokio::try_join!(
-            store.audit_entries(start, PAGE),
-            stored_nodes(store, start, PAGE as usize),
-        )?;
-        if rows.is_empty() {
-            break;
-        }
-        walk.page(&rows, &stored)?;
+    let (mut rows, mut stored) = read_page(store, 0, end).await?;
+    while !rows.is_empty() {
+        // The next page is read (on the store's side) while this one is hashed, so reading and
+        // hashing each keep a core busy. `join!` polls the read first, which starts it.
+        let next = walk
+            .frontier
+            .size()
+            .saturating_add(u64::try_from(rows.len()).unwrap_or(u64::MAX));
+        let (following, checked) = tokio::join!(read_page(store, next, end), async {
+            walk.page(&rows, &stored)
+        });
+        checked?;
+        (rows, stored) = following?;
     }
     if let Some((checkpoint_size, _)) = walk.checkpoints.queue.front() {
         let checkpoint_size = *checkpoint_size;

@@ -36,8 +36,9 @@ use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use crate::StoreError;
+use crate::audit_scan::{AuditScan, NodeRange};
 use crate::rows::TenantScope;
+use crate::{Store, StoreError};
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
 type Db = Postgres;
@@ -271,6 +272,30 @@ impl PgStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The entries and the nodes over two pooled connections at once.
+    async fn audit_scan_impl(
+        &self,
+        start: u64,
+        limit: u32,
+        ranges: &[NodeRange],
+    ) -> Result<AuditScan, StoreError> {
+        let nodes = async {
+            let mut nodes = Vec::with_capacity(ranges.len());
+            for range in ranges {
+                nodes.push(
+                    self.audit_node_range(range.level, range.first, range.last)
+                        .await?,
+                );
+            }
+            Ok::<_, StoreError>(nodes)
+        };
+        let (entries, nodes) = tokio::try_join!(self.audit_entries(start, limit), nodes)?;
+        Ok(AuditScan {
+            entries: entries.into_iter().collect(),
+            nodes,
+        })
     }
 
     /// PostgreSQL keeps no separate journal of deleted rows that we could truncate; `VACUUM`

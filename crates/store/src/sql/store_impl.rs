@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 
 use super::{Backend, Db, exports, governance, keys, lockbox, shred};
+use crate::audit_scan::{AuditScan, NodeRange};
 use crate::rows::*;
 use crate::{Replan, Store, StoreError, UnitResult};
 
@@ -493,6 +494,15 @@ impl Store for Backend {
         .bind(i64::from(limit))
         .fetch_all(&mut *self.platform_reader().await?)
         .await?)
+    }
+
+    async fn audit_scan(
+        &self,
+        start: u64,
+        limit: u32,
+        ranges: &[NodeRange],
+    ) -> Result<AuditScan, StoreError> {
+        self.audit_scan_impl(start, limit, ranges).await
     }
 
     async fn audit_entries_for_tenant(

@@ -17,6 +17,7 @@ mod keys;
 mod lockbox;
 #[path = "../sql/mfa.rs"]
 mod mfa;
+mod scan;
 #[path = "../sql/shred.rs"]
 mod shred;
 #[path = "../sql/store_impl.rs"]
@@ -38,7 +39,9 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use crate::StoreError;
+use crate::audit_scan::{AuditScan, NodeRange};
 use crate::rows::TenantScope;
+use scan::Scanner;
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
 type Db = Sqlite;
@@ -129,6 +132,8 @@ pub struct SqliteStore {
     checkpointer: Option<SqlitePool>,
     /// The checkpointer runs while this lives.
     _alive: Arc<()>,
+    /// Bulk audit reads for verification.
+    scanner: Scanner,
 }
 
 impl SqliteStore {
@@ -175,6 +180,7 @@ impl SqliteStore {
             write,
             checkpointer: Some(checkpointer),
             _alive: alive,
+            scanner: Scanner::new(path, busy_timeout),
         })
     }
 
@@ -194,6 +200,7 @@ impl SqliteStore {
             read,
             checkpointer: None,
             _alive: Arc::new(()),
+            scanner: Scanner::new(path, busy_timeout),
         })
     }
 
@@ -251,6 +258,15 @@ impl SqliteStore {
             .fetch_one(&self.write)
             .await?;
         Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    async fn audit_scan_impl(
+        &self,
+        start: u64,
+        limit: u32,
+        ranges: &[NodeRange],
+    ) -> Result<AuditScan, StoreError> {
+        self.scanner.scan(start, limit, ranges).await
     }
 
     async fn purge_journal_impl(&self) -> Result<bool, StoreError> {

@@ -6,9 +6,11 @@
 //! happens in that schema, once the server is stopped, each change undone after its check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -259,6 +261,72 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
         set_entry(&mut *c, b, &x).await;
     })
     .await;
+}
+
+/// `audit verify` beside a server that keeps appending: each run checks the log as it stood when
+/// it began (entries and nodes come over separate connections, possibly separate snapshots) and
+/// passes, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_passes_while_the_server_appends() {
+    let server = Server::start();
+    activity(&server).await;
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let contact = create_contact(&boss, &tenant, json!({"name": "Busy Person"})).await;
+    let path = contact_path(&tenant, &id_of(&contact));
+    tokio::time::sleep(SIGNING_PAUSE).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (boss, path, stop) = (boss.clone(), path.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut reads = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    boss.get(&path).await.ok(200);
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mut args = vec![
+        OsString::from("--data-dir"),
+        server.data_dir.clone().into_os_string(),
+    ];
+    args.extend(server.store_args().into_iter().map(OsString::from));
+    let mut verified = Vec::new();
+    for _ in 0..4 {
+        let args = args.clone();
+        let run = tokio::task::spawn_blocking(move || audit_verify(&args))
+            .await
+            .unwrap();
+        assert!(run.ok, "verification beside live appends failed\n{run}");
+        let entries: u64 = run
+            .stdout
+            .split("OK: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no entry count in\n{run}"));
+        verified.push(entries);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut reads = 0;
+    for reader in readers {
+        reads += reader.await.unwrap();
+    }
+    assert!(reads >= 4, "only {reads} reads beside the verifications");
+    // The log grew while it was being verified: each run saw a longer prefix of it.
+    assert!(
+        verified.windows(2).all(|w| w[0] <= w[1]) && verified.first() < verified.last(),
+        "entries verified per run: {verified:?}"
+    );
+    let status = server.stop().await;
+    assert!(status.success(), "server exited with {status}");
+    assert!(verify_store(&server).ok);
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> usize {

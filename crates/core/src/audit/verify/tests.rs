@@ -1,7 +1,7 @@
 //! `verify_store` on hand-built logs in a real SQLite store, one test per failure kind.
 
 use strongroom_ledger::{NoteSigner, node_hash};
-use strongroom_store::{AuditAppend, CheckpointRow, NodeKey, SqliteStore};
+use strongroom_store::{AuditAppend, AuditEntryRow, CheckpointRow, NodeKey, SqliteStore};
 
 use super::*;
 use crate::audit::entry::{AuditRecord, encode};

@@ -1,0 +1,285 @@
+//! The members of an entry that verification cross-checks with its row: version, index, tenant.
+//!
+//! They are the head of the canonical encoding (`entry.rs`), so they are read there directly,
+//! in a fraction of what a JSON parse of the whole entry costs (a parse costs more than hashing
+//! the entry, and verification hashes every one). The bytes after the head are covered by the
+//! leaf hash and the signed roots, not re-parsed. Anything not in canonical form, and every
+//! mismatch, goes through the full parse, which gives the precise failure.
+
+use strongroom_store::AuditEntryRef;
+
+use super::FailureKind;
+use crate::audit::entry::ENTRY_VERSION;
+
+/// Checks that `row` holds a version-1 entry for `index` whose tenant is the row's.
+pub(super) fn check_entry(row: AuditEntryRef<'_>, index: u64) -> Result<(), FailureKind> {
+    match canonical_head(row.entry) {
+        Some((claimed, tenant)) if claimed == index && tenant == row.tenant_id => Ok(()),
+        _ => check_parsed(row, index),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct EntryHead {
+    v: u32,
+    index: u64,
+    tenant_id: Option<String>,
+}
+
+fn check_parsed(row: AuditEntryRef<'_>, index: u64) -> Result<(), FailureKind> {
+    let head: EntryHead = serde_json::from_slice(row.entry)
+        .map_err(|e| FailureKind::Unreadable(format!("not an audit entry: {e}")))?;
+    if head.v != ENTRY_VERSION {
+        return Err(FailureKind::Unreadable(format!(
+            "unknown version {}",
+            head.v
+        )));
+    }
+    if head.index != index {
+        return Err(FailureKind::IndexMismatch {
+            claimed: head.index,
+        });
+    }
+    if head.tenant_id.as_deref() != row.tenant_id {
+        return Err(FailureKind::TenantMismatch);
+    }
+    Ok(())
+}
+
+/// `(index, tenant_id)` of a version-1 entry whose head is in canonical form:
+/// `{"v":1,"index":N,"time":"…","actor":null|{"user_id":"…","roles":["…",…]},"action":"…",
+/// "tenant_id":null|"…","resource":…`. `None` for anything else, including a tenant id with
+/// escapes (the full parse decodes those).
+fn canonical_head(entry: &[u8]) -> Option<(u64, Option<&str>)> {
+    let mut at = Cursor {
+        bytes: entry,
+        at: 0,
+    };
+    at.literal(b"{\"v\":1,\"index\":")?;
+    let index = at.integer()?;
+    at.literal(b",\"time\":")?;
+    at.string()?;
+    at.literal(b",\"actor\":")?;
+    if at.literal(b"null").is_none() {
+        at.literal(b"{\"user_id\":")?;
+        at.string()?;
+        at.literal(b",\"roles\":[")?;
+        if at.literal(b"]").is_none() {
+            loop {
+                at.string()?;
+                if at.literal(b",").is_none() {
+                    break;
+                }
+            }
+            at.literal(b"]")?;
+        }
+        at.literal(b"}")?;
+    }
+    at.literal(b",\"action\":")?;
+    at.string()?;
+    at.literal(b",\"tenant_id\":")?;
+    let tenant = match at.literal(b"null") {
+        Some(()) => None,
+        None => {
+            let raw = at.string()?;
+            if raw.contains(&b'\\') {
+                return None;
+            }
+            Some(std::str::from_utf8(raw).ok()?)
+        }
+    };
+    at.literal(b",\"resource\":")?;
+    Some((index, tenant))
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn literal(&mut self, expected: &[u8]) -> Option<()> {
+        let end = self.at.checked_add(expected.len())?;
+        if self.bytes.get(self.at..end)? != expected {
+            return None;
+        }
+        self.at = end;
+        Some(())
+    }
+
+    /// A JSON unsigned integer without leading zeros that fits in a `u64`.
+    fn integer(&mut self) -> Option<u64> {
+        let digits = self
+            .bytes
+            .get(self.at..)?
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let text = self.bytes.get(self.at..self.at.checked_add(digits)?)?;
+        if digits == 0 || (digits > 1 && text.first() == Some(&b'0')) {
+            return None;
+        }
+        let value = std::str::from_utf8(text).ok()?.parse().ok()?;
+        self.at += digits;
+        Some(value)
+    }
+
+    /// A JSON string's raw contents (escapes left as they are); control characters refuse.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.literal(b"\"")?;
+        let begin = self.at;
+        loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    let raw = self.bytes.get(begin..self.at)?;
+                    self.at += 1;
+                    return Some(raw);
+                }
+                b'\\' => self.at = self.at.checked_add(2)?,
+                byte if byte < 0x20 => return None,
+                _ => self.at += 1,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use strongroom_store::AuditEntryRow;
+
+    use super::*;
+    use crate::audit::entry::{Actor, AuditRecord, encode};
+
+    fn row(record: &AuditRecord, index: u64) -> AuditEntryRow {
+        AuditEntryRow {
+            idx: i64::try_from(index).unwrap_or(i64::MAX),
+            tenant_id: record.tenant_id.clone(),
+            entry: encode(record, index, "2026-01-01T00:00:00.000Z").unwrap(),
+        }
+    }
+
+    fn records() -> Vec<AuditRecord> {
+        let mut plain = AuditRecord::new("contact.read", "req-1");
+        plain.tenant_id = Some("0193a5b2-7c1d-7e2f-9a3b-4c5d6e7f8092".into());
+        let mut with_actor = plain.clone();
+        with_actor.actor = Some(Actor {
+            user_id: "u\"1\\".into(),
+            roles: vec!["tenant_admin".into(), "auditor".into()],
+        });
+        let mut no_roles = plain.clone();
+        no_roles.actor = Some(Actor {
+            user_id: "u2".into(),
+            roles: Vec::new(),
+        });
+        let mut no_tenant = with_actor.clone();
+        no_tenant.tenant_id = None;
+        let mut escaped_tenant = plain.clone();
+        escaped_tenant.tenant_id = Some("t\"x".into());
+        vec![plain, with_actor, no_roles, no_tenant, escaped_tenant]
+    }
+
+    /// The fast read and the full parse agree on every entry the encoder writes.
+    #[test]
+    fn canonical_head_matches_the_full_parse() {
+        for record in records() {
+            for index in [0, 7, 10, 4_294_967_296, u64::MAX] {
+                let row = row(&record, index);
+                let parsed: EntryHead = serde_json::from_slice(&row.entry).unwrap();
+                match canonical_head(&row.entry) {
+                    Some((claimed, tenant)) => {
+                        assert_eq!(claimed, parsed.index);
+                        assert_eq!(tenant, parsed.tenant_id.as_deref());
+                    }
+                    // Only an escaped tenant id is left to the full parse.
+                    None => assert!(parsed.tenant_id.unwrap().contains('"')),
+                }
+                assert_eq!(check_entry(row.as_entry_ref(), index), Ok(()));
+            }
+        }
+    }
+
+    #[test]
+    fn mismatches_get_the_full_parse_verdict() {
+        let record = &records()[1];
+        let good = row(record, 12);
+        assert_eq!(
+            check_entry(good.as_entry_ref(), 13),
+            Err(FailureKind::IndexMismatch { claimed: 12 })
+        );
+        let mut moved = good.clone();
+        moved.tenant_id = Some("other".into());
+        assert_eq!(
+            check_entry(moved.as_entry_ref(), 12),
+            Err(FailureKind::TenantMismatch)
+        );
+        moved.tenant_id = None;
+        assert_eq!(
+            check_entry(moved.as_entry_ref(), 12),
+            Err(FailureKind::TenantMismatch)
+        );
+        let mut version = good.clone();
+        version.entry = String::from_utf8(good.entry.clone())
+            .unwrap()
+            .replacen("{\"v\":1,", "{\"v\":2,", 1)
+            .into_bytes();
+        assert!(matches!(
+            check_entry(version.as_entry_ref(), 12),
+            Err(FailureKind::Unreadable(_))
+        ));
+        let mut garbage = good.clone();
+        garbage.entry = b"{\"v\":1,\"index\":12,\"time\":".to_vec();
+        assert!(matches!(
+            check_entry(garbage.as_entry_ref(), 12),
+            Err(FailureKind::Unreadable(_))
+        ));
+    }
+
+    /// A non-canonical but valid head (leading zeros are not JSON; spacing is) still parses.
+    #[test]
+    fn non_canonical_heads_fall_back() {
+        let record = &records()[0];
+        let good = row(record, 5);
+        let spaced = String::from_utf8(good.entry.clone()).unwrap().replacen(
+            "\"index\":5",
+            "\"index\": 5",
+            1,
+        );
+        assert_eq!(canonical_head(spaced.as_bytes()), None);
+        let spaced = AuditEntryRow {
+            entry: spaced.into_bytes(),
+            ..good.clone()
+        };
+        assert_eq!(check_entry(spaced.as_entry_ref(), 5), Ok(()));
+        assert_eq!(canonical_head(b"{\"v\":1,\"index\":05,"), None);
+        assert_eq!(
+            canonical_head(b"{\"v\":1,\"index\":99999999999999999999,"),
+            None
+        );
+    }
+
+    /// Panic-free on every prefix of a real entry and on arbitrary bytes.
+    #[test]
+    fn any_prefix_is_handled() {
+        let entry = row(&records()[1], 3).entry;
+        let marker = b",\"resource\":";
+        let head_len = entry
+            .windows(marker.len())
+            .position(|w| w == marker)
+            .unwrap()
+            + marker.len();
+        for end in 0..=entry.len() {
+            assert_eq!(canonical_head(&entry[..end]).is_some(), end >= head_len);
+        }
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..10_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut bytes = entry.clone();
+            let at = usize::try_from(state % entry.len() as u64).unwrap();
+            bytes[at] = (state >> 32) as u8;
+            let _ = canonical_head(&bytes);
+        }
+    }
+}

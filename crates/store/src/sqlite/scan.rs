@@ -1,0 +1,174 @@
+//! Bulk reads of the audit log for verifying it whole, on read-only rusqlite connections.
+//!
+//! sqlx runs each SQLite connection on a thread of its own and hands every row across a channel:
+//! a few microseconds a row, against a fraction of one here, where a blocking task steps the
+//! statement itself. A verifier reads millions of rows, so it is the only reader that bypasses
+//! sqlx; it never writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::StoreError;
+use crate::audit_scan::{AuditEntryPage, AuditEntryRef, AuditScan, NodeRange, RangeNodes};
+
+/// Maps the file so a scan reads pages without a system call each (SQLite caps it at its
+/// compile-time limit).
+const MMAP_BYTES: i64 = 1 << 32;
+
+/// Reads entries and nodes at once, on two connections opened at the first scan and kept.
+pub(super) struct Scanner {
+    path: PathBuf,
+    busy_timeout: Duration,
+    entries: LazyConnection,
+    nodes: LazyConnection,
+}
+
+type LazyConnection = Arc<Mutex<Option<Connection>>>;
+
+impl Scanner {
+    pub(super) fn new(path: &Path, busy_timeout: Duration) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            busy_timeout,
+            entries: LazyConnection::default(),
+            nodes: LazyConnection::default(),
+        }
+    }
+
+    /// The two reads may see different snapshots: the caller bounds the scan by a size read
+    /// before it, so every entry and node it asks for is already committed.
+    pub(super) async fn scan(
+        &self,
+        start: u64,
+        limit: u32,
+        ranges: &[NodeRange],
+    ) -> Result<AuditScan, StoreError> {
+        let ranges = ranges.to_vec();
+        let (entries, nodes) = tokio::try_join!(
+            self.on(&self.entries, move |conn| read_entries(conn, start, limit)),
+            self.on(&self.nodes, move |conn| read_nodes(conn, &ranges)),
+        )?;
+        Ok(AuditScan { entries, nodes })
+    }
+
+    /// Runs `read` on a blocking thread with `conn`, opening it first if needed.
+    async fn on<T: Send + 'static>(
+        &self,
+        conn: &LazyConnection,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(conn);
+        let path = self.path.clone();
+        let busy_timeout = self.busy_timeout;
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| StoreError::Unavailable("audit scan connection poisoned".into()))?;
+            if conn.is_none() {
+                *conn = Some(open(&path, busy_timeout)?);
+            }
+            match conn.as_ref() {
+                Some(conn) => read(conn),
+                None => Err(StoreError::Unavailable("audit scan connection".into())),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("audit scan task: {e}")))?
+    }
+}
+
+fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(unavailable)?;
+    conn.busy_timeout(busy_timeout).map_err(unavailable)?;
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)
+        .map_err(unavailable)?;
+    Ok(conn)
+}
+
+fn read_entries(conn: &Connection, start: u64, limit: u32) -> Result<AuditEntryPage, StoreError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT idx, tenant_id, entry FROM audit_entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+        )
+        .map_err(unavailable)?;
+    let mut rows = statement
+        .query((index(start)?, i64::from(limit)))
+        .map_err(unavailable)?;
+    let rows_wanted = usize::try_from(limit).unwrap_or(0);
+    let mut page = AuditEntryPage::with_capacity(rows_wanted, rows_wanted.saturating_mul(700));
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        let tenant_id = row
+            .get_ref(1)
+            .and_then(|value| Ok(value.as_str_or_null()?))
+            .map_err(corrupt("audit entry tenant"))?;
+        let entry = row
+            .get_ref(2)
+            .and_then(|value| Ok(value.as_blob()?))
+            .map_err(corrupt("audit entry bytes"))?;
+        page.push(AuditEntryRef {
+            idx: row.get(0).map_err(corrupt("audit entry index"))?,
+            tenant_id,
+            entry,
+        });
+    }
+    Ok(page)
+}
+
+/// One range scan per level, in one read transaction.
+fn read_nodes(conn: &Connection, ranges: &[NodeRange]) -> Result<Vec<RangeNodes>, StoreError> {
+    let tx = conn.unchecked_transaction().map_err(unavailable)?;
+    let mut statement = tx
+        .prepare(
+            "SELECT idx, hash FROM audit_nodes WHERE level = ?1 AND idx >= ?2 AND idx <= ?3 \
+             ORDER BY idx",
+        )
+        .map_err(unavailable)?;
+    let mut found = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let capacity = range.last.saturating_sub(range.first).saturating_add(1);
+        let mut nodes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        let mut rows = statement
+            .query((
+                i64::from(range.level),
+                index(range.first)?,
+                index(range.last)?,
+            ))
+            .map_err(unavailable)?;
+        while let Some(row) = rows.next().map_err(unavailable)? {
+            let idx: i64 = row.get(0).map_err(corrupt("audit node index"))?;
+            let idx =
+                u64::try_from(idx).map_err(|_| StoreError::Corrupt("audit node index".into()))?;
+            let hash = row
+                .get_ref(1)
+                .and_then(|value| Ok(value.as_blob()?))
+                .map_err(corrupt("audit node hash"))?;
+            let hash = <[u8; 32]>::try_from(hash)
+                .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?;
+            nodes.push((idx, hash));
+        }
+        found.push(nodes);
+    }
+    drop(statement);
+    tx.finish().map_err(unavailable)?;
+    Ok(found)
+}
+
+fn index(i: u64) -> Result<i64, StoreError> {
+    i64::try_from(i).map_err(|_| StoreError::Corrupt("audit index out of range".into()))
+}
+
+/// rusqlite's messages may quote values; keep only SQLite's result code, as `From<sqlx::Error>`.
+fn unavailable(err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(code) => StoreError::Unavailable(format!("database error {code:?}")),
+        None => StoreError::Unavailable("audit scan failed".into()),
+    }
+}
+
+fn corrupt(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |_| StoreError::Corrupt(what.into())
+}
