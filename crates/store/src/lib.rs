@@ -235,14 +235,6 @@ pub trait Store: Send + Sync + 'static {
     // The audit ledger.
     async fn audit_size(&self) -> Result<u64, StoreError>;
     async fn audit_nodes(&self, ids: &[NodeKey]) -> Result<Vec<Option<[u8; 32]>>, StoreError>;
-    /// The stored nodes of `level` with `first <= index <= last`, by index (one range scan, for
-    /// verifying the whole tree; absent nodes are simply not in the list).
-    async fn audit_node_range(
-        &self,
-        level: u8,
-        first: u64,
-        last: u64,
-    ) -> Result<Vec<(u64, [u8; 32])>, StoreError>;
     async fn audit_entries(&self, start: u64, limit: u32)
     -> Result<Vec<AuditEntryRow>, StoreError>;
     /// Up to `limit` entries from `start` and the stored nodes of each range, read together for

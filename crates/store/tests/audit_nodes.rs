@@ -1,5 +1,5 @@
 //! Reading the audit tree's nodes back, as proofs (`audit_nodes`) and whole-log verification
-//! (`audit_node_range`, `audit_scan`) do: on SQLite, and on PostgreSQL when it is reachable.
+//! (`audit_scan`) do: on SQLite, and on PostgreSQL when it is reachable.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -91,33 +91,25 @@ async fn check(store: &dyn Store) {
     assert!(store.audit_nodes(&[]).await.unwrap().is_empty());
 
     // Ranges, in index order, bounded on both sides; absent nodes are simply not listed.
-    let range = store.audit_node_range(0, 10, 20).await.unwrap();
+    let range = |level, first, last| NodeRange { level, first, last };
+    let ranges = [
+        range(0, 10, 20),
+        range(3, 70, 1_000),
+        range(10, 0, 5),
+        range(0, 20, 10),
+    ];
+    let scan = store.audit_scan(0, 0, &ranges).await.unwrap();
+    assert!(scan.entries.is_empty());
     let want: Vec<(u64, [u8; 32])> = (10..=20).map(|i| (i, hash_of(0, i))).collect();
-    assert_eq!(range, want);
-    let range = store.audit_node_range(3, 70, 1_000).await.unwrap();
+    assert_eq!(scan.nodes[0], want);
     let want: Vec<(u64, [u8; 32])> = (70..75).map(|i| (i, hash_of(3, i))).collect();
-    assert_eq!(range, want);
-    assert!(store.audit_node_range(10, 0, 5).await.unwrap().is_empty());
-    assert!(store.audit_node_range(0, 20, 10).await.unwrap().is_empty());
+    assert_eq!(scan.nodes[1], want);
+    assert!(scan.nodes[2].is_empty());
+    assert!(scan.nodes[3].is_empty());
+    assert_eq!(scan.nodes.len(), 4);
 
     // A scan: entries with their tenants from an offset, and each range's nodes in its own list.
-    let ranges = [
-        NodeRange {
-            level: 0,
-            first: 100,
-            last: 109,
-        },
-        NodeRange {
-            level: 3,
-            first: 70,
-            last: 80,
-        },
-        NodeRange {
-            level: 10,
-            first: 0,
-            last: 0,
-        },
-    ];
+    let ranges = [range(0, 100, 109), range(3, 70, 80), range(10, 0, 0)];
     let scan = store.audit_scan(100, 10, &ranges).await.unwrap();
     let rows = log().entries;
     let want: Vec<AuditEntryRef<'_>> = rows[100..110]

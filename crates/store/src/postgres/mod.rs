@@ -36,7 +36,7 @@ use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use crate::audit_scan::{AuditScan, NodeRange};
+use crate::audit_scan::{AuditScan, NodeRange, RangeNodes};
 use crate::rows::TenantScope;
 use crate::{Store, StoreError};
 
@@ -282,12 +282,10 @@ impl PgStore {
         ranges: &[NodeRange],
     ) -> Result<AuditScan, StoreError> {
         let nodes = async {
+            let mut conn = self.platform_reader().await?;
             let mut nodes = Vec::with_capacity(ranges.len());
             for range in ranges {
-                nodes.push(
-                    self.audit_node_range(range.level, range.first, range.last)
-                        .await?,
-                );
+                nodes.push(node_range(&mut conn, range).await?);
             }
             Ok::<_, StoreError>(nodes)
         };
@@ -309,6 +307,28 @@ impl PgStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// The stored nodes of one level with `first <= index <= last`, by index: one range scan.
+async fn node_range(conn: &mut Conn, range: &NodeRange) -> Result<RangeNodes, StoreError> {
+    let index = |i: u64| i64::try_from(i).map_err(|_| StoreError::Corrupt("node index".into()));
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx <= $3 \
+         ORDER BY idx",
+    )
+    .bind(i64::from(range.level))
+    .bind(index(range.first)?)
+    .bind(index(range.last)?)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(idx, hash)| {
+            let idx = u64::try_from(idx).map_err(|_| StoreError::Corrupt("node index".into()))?;
+            let hash = <[u8; 32]>::try_from(hash.as_slice())
+                .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?;
+            Ok((idx, hash))
+        })
+        .collect()
 }
 
 /// Refuses servers too old for us, roles that row-level security would not bind, and a schema

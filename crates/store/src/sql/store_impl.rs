@@ -454,33 +454,6 @@ impl Store for Backend {
             .collect())
     }
 
-    async fn audit_node_range(
-        &self,
-        level: u8,
-        first: u64,
-        last: u64,
-    ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
-        let index = |i: u64| i64::try_from(i).map_err(|_| StoreError::Corrupt("node index".into()));
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx <= $3 \
-             ORDER BY idx",
-        )
-        .bind(i64::from(level))
-        .bind(index(first)?)
-        .bind(index(last)?)
-        .fetch_all(&mut *self.platform_reader().await?)
-        .await?;
-        rows.into_iter()
-            .map(|(idx, hash)| {
-                let idx =
-                    u64::try_from(idx).map_err(|_| StoreError::Corrupt("node index".into()))?;
-                let hash = <[u8; 32]>::try_from(hash.as_slice())
-                    .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?;
-                Ok((idx, hash))
-            })
-            .collect()
-    }
-
     async fn audit_entries(
         &self,
         start: u64,
