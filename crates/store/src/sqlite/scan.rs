@@ -18,6 +18,10 @@ use crate::audit_scan::{AuditEntryPage, AuditEntryRef, AuditScan, NodeRange, Ran
 /// compile-time limit).
 const MMAP_BYTES: i64 = 1 << 32;
 
+/// Rows reserved up front per list: a caller's `limit` or range bounds the rows read, not the
+/// memory set aside before reading.
+const RESERVE_ROWS: usize = 8192;
+
 /// Reads entries and nodes at once, on two connections opened at the first scan and kept.
 pub(super) struct Scanner {
     path: PathBuf,
@@ -98,7 +102,7 @@ fn read_entries(conn: &Connection, start: u64, limit: u32) -> Result<AuditEntryP
     let mut rows = statement
         .query((index(start)?, i64::from(limit)))
         .map_err(unavailable)?;
-    let rows_wanted = usize::try_from(limit).unwrap_or(0);
+    let rows_wanted = usize::try_from(limit).map_or(RESERVE_ROWS, |n| n.min(RESERVE_ROWS));
     let mut page = AuditEntryPage::with_capacity(rows_wanted, rows_wanted.saturating_mul(700));
     while let Some(row) = rows.next().map_err(unavailable)? {
         let tenant_id = row
@@ -130,7 +134,9 @@ fn read_nodes(conn: &Connection, ranges: &[NodeRange]) -> Result<Vec<RangeNodes>
     let mut found = Vec::with_capacity(ranges.len());
     for range in ranges {
         let capacity = range.last.saturating_sub(range.first).saturating_add(1);
-        let mut nodes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        let mut nodes = Vec::with_capacity(
+            usize::try_from(capacity).map_or(RESERVE_ROWS, |n| n.min(RESERVE_ROWS)),
+        );
         let mut rows = statement
             .query((
                 i64::from(range.level),
