@@ -159,3 +159,142 @@ async fn nodes_are_read_back_by_id_and_by_range_on_postgres() {
     check(&store).await;
     common::drop_schema(&admin, &schema).await;
 }
+
+/// Rewinds a store to the layout before migration 11 (leaf hashes as level-0 rows of
+/// `audit_nodes`), so that re-opening it runs that migration on real data.
+const BEFORE_LEAF_HASH_MIGRATION: [&str; 3] = [
+    "INSERT INTO audit_nodes (level, idx, hash) SELECT 0, idx, leaf_hash FROM audit_entries",
+    "ALTER TABLE audit_entries DROP COLUMN leaf_hash",
+    "DELETE FROM _sqlx_migrations WHERE version = 11",
+];
+
+/// After the migration: every leaf hash is back, now in its entry's row, and none is left behind.
+async fn check_migrated(store: &dyn Store) {
+    let ids: Vec<NodeKey> = (0..LEAVES)
+        .map(|index| NodeKey { level: 0, index })
+        .collect();
+    let found = store.audit_nodes(&ids).await.unwrap();
+    for (id, hash) in ids.iter().zip(found) {
+        assert_eq!(hash, Some(hash_of(0, id.index)), "leaf {}", id.index);
+    }
+    let upper = store
+        .audit_nodes(&[NodeKey { level: 9, index: 0 }])
+        .await
+        .unwrap();
+    assert_eq!(upper, vec![Some(hash_of(9, 0))]);
+    let scan = store
+        .audit_scan(
+            0,
+            700,
+            &[NodeRange {
+                level: 0,
+                first: 0,
+                last: 699,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(scan.entries.len(), 600);
+    let want: Vec<(u64, [u8; 32])> = (0..LEAVES).map(|i| (i, hash_of(0, i))).collect();
+    assert_eq!(scan.nodes, vec![want]);
+}
+
+#[tokio::test]
+async fn leaf_hashes_move_into_their_entries_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let store = SqliteStore::open(&path, Duration::from_secs(5))
+        .await
+        .unwrap();
+    store.commit(&[], &log(), &no_replan).await.unwrap();
+    store.close().await;
+
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    for sql in BEFORE_LEAF_HASH_MIGRATION {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    let (old_leaves,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_nodes WHERE level = 0")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(old_leaves, 600);
+    raw.close().await;
+
+    let store = SqliteStore::open(&path, Duration::from_secs(5))
+        .await
+        .unwrap();
+    check_migrated(&store).await;
+    store.close().await;
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_nodes WHERE level = 0")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    raw.close().await;
+}
+
+#[tokio::test]
+async fn leaf_hashes_move_into_their_entries_on_postgres() {
+    let Some(admin) = common::admin().await else {
+        return;
+    };
+    let schema = common::schema(&admin).await;
+    let store = common::open(&schema).await;
+    store.commit(&[], &log(), &no_replan).await.unwrap();
+    drop(store);
+
+    // As the administrator, whom row-level security does not bind.
+    for sql in BEFORE_LEAF_HASH_MIGRATION {
+        let sql = sql
+            .replace("audit_nodes", &format!("{schema}.audit_nodes"))
+            .replace("audit_entries", &format!("{schema}.audit_entries"))
+            .replace("_sqlx_migrations", &format!("{schema}._sqlx_migrations"));
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let store = common::open(&schema).await;
+    check_migrated(&store).await;
+    let (left,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {schema}.audit_nodes WHERE level = 0"
+    )))
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+    drop(store);
+    common::drop_schema(&admin, &schema).await;
+}
+
+/// Level 0 has no table of its own: an append whose entries and leaf hashes do not pair up is
+/// refused whole, and nothing of it is stored.
+#[tokio::test]
+async fn appends_whose_leaves_and_entries_differ_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut no_leaf = log();
+    no_leaf
+        .nodes
+        .retain(|(key, _)| !(key.level == 0 && key.index == 17));
+    let mut no_entry = log();
+    no_entry.entries.truncate(599);
+    for append in [no_leaf, no_entry] {
+        let refused = store.commit(&[], &append, &no_replan).await;
+        assert!(
+            matches!(refused, Err(StoreError::Corrupt(_))),
+            "{refused:?}"
+        );
+        assert_eq!(store.audit_size().await.unwrap(), 0);
+    }
+    store.commit(&[], &log(), &no_replan).await.unwrap();
+    assert_eq!(store.audit_size().await.unwrap(), LEAVES);
+    store.close().await;
+}

@@ -116,6 +116,11 @@ fn migrator() -> Migrator {
             "leases, audit head and row-level security",
             include_str!("../../migrations/postgres/0010_leases.sql"),
         ),
+        migration(
+            11,
+            "leaf hashes beside their entries",
+            include_str!("../../migrations/postgres/0011_leaf_hash.sql"),
+        ),
     ])
 }
 
@@ -312,15 +317,20 @@ impl PgStore {
 /// The stored nodes of one level with `first <= index <= last`, by index: one range scan.
 async fn node_range(conn: &mut Conn, range: &NodeRange) -> Result<RangeNodes, StoreError> {
     let index = |i: u64| i64::try_from(i).map_err(|_| StoreError::Corrupt("node index".into()));
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+    // Leaf hashes (level 0) live in the entry rows; `$1` is 0 there.
+    let sql = if range.level == 0 {
+        "SELECT idx, leaf_hash FROM audit_entries WHERE $1 = 0 AND idx >= $2 AND idx <= $3 \
+         AND leaf_hash IS NOT NULL ORDER BY idx"
+    } else {
         "SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx <= $3 \
-         ORDER BY idx",
-    )
-    .bind(i64::from(range.level))
-    .bind(index(range.first)?)
-    .bind(index(range.last)?)
-    .fetch_all(&mut *conn)
-    .await?;
+         ORDER BY idx"
+    };
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(sql)
+        .bind(i64::from(range.level))
+        .bind(index(range.first)?)
+        .bind(index(range.last)?)
+        .fetch_all(&mut *conn)
+        .await?;
     rows.into_iter()
         .map(|(idx, hash)| {
             let idx = u64::try_from(idx).map_err(|_| StoreError::Corrupt("node index".into()))?;

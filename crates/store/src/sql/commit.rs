@@ -1,6 +1,8 @@
 //! The write path: one transaction per batch of units plus their audit rows, with the audit head
 //! locked first and the batch re-planned under that lock when another writer appended.
 
+use std::collections::HashMap;
+
 use sqlx::QueryBuilder;
 
 use super::write::{INSERT_CHUNK, apply};
@@ -91,13 +93,21 @@ async fn frontier_hashes(conn: &mut Conn, size: u64) -> Result<Vec<[u8; 32]>, St
         }
         let index = i64::try_from((size >> level) - 1)
             .map_err(|_| StoreError::Corrupt("audit node index".into()))?;
-        let (hash,): (Vec<u8>,) =
+        let found: Option<(Option<Vec<u8>>,)> = if level == 0 {
+            sqlx::query_as("SELECT leaf_hash FROM audit_entries WHERE idx = $1")
+                .bind(index)
+                .fetch_optional(&mut *conn)
+                .await?
+        } else {
             sqlx::query_as("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
                 .bind(i64::from(level))
                 .bind(index)
                 .fetch_optional(&mut *conn)
                 .await?
-                .ok_or_else(|| StoreError::Corrupt("audit frontier node missing".into()))?;
+        };
+        let hash = found
+            .and_then(|(hash,)| hash)
+            .ok_or_else(|| StoreError::Corrupt("audit frontier node missing".into()))?;
         out.push(
             <[u8; 32]>::try_from(hash.as_slice())
                 .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?,
@@ -106,18 +116,30 @@ async fn frontier_hashes(conn: &mut Conn, size: u64) -> Result<Vec<[u8; 32]>, St
     Ok(out)
 }
 
+/// Entries with their leaf hashes (level 0, kept in the entry's row), then the upper nodes.
 async fn append_audit(conn: &mut Conn, audit: &AuditAppend) -> Result<(), StoreError> {
-    for chunk in audit.entries.chunks(INSERT_CHUNK) {
+    let leaves = leaf_hashes(audit)?;
+    for (entries, leaves) in audit
+        .entries
+        .chunks(INSERT_CHUNK)
+        .zip(leaves.chunks(INSERT_CHUNK))
+    {
         let mut qb: QueryBuilder<Db> =
-            QueryBuilder::new("INSERT INTO audit_entries (idx, tenant_id, entry) ");
-        qb.push_values(chunk, |mut row, e| {
+            QueryBuilder::new("INSERT INTO audit_entries (idx, tenant_id, entry, leaf_hash) ");
+        qb.push_values(entries.iter().zip(leaves), |mut row, (e, leaf)| {
             row.push_bind(e.idx)
                 .push_bind(e.tenant_id.clone())
-                .push_bind(e.entry.clone());
+                .push_bind(e.entry.clone())
+                .push_bind(leaf.to_vec());
         });
         qb.build().execute(&mut *conn).await?;
     }
-    for chunk in audit.nodes.chunks(INSERT_CHUNK) {
+    let upper: Vec<&(NodeKey, [u8; 32])> = audit
+        .nodes
+        .iter()
+        .filter(|(key, _)| key.level > 0)
+        .collect();
+    for chunk in upper.chunks(INSERT_CHUNK) {
         let mut qb: QueryBuilder<Db> =
             QueryBuilder::new("INSERT INTO audit_nodes (level, idx, hash) ");
         let mut bad_index = false;
@@ -136,4 +158,32 @@ async fn append_audit(conn: &mut Conn, audit: &AuditAppend) -> Result<(), StoreE
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The level-0 node of each entry, in entry order. Level 0 has no table of its own, so an
+/// append with an entry lacking its leaf hash, or a leaf hash lacking its entry, is refused.
+fn leaf_hashes(audit: &AuditAppend) -> Result<Vec<[u8; 32]>, StoreError> {
+    let mut leaves: HashMap<u64, [u8; 32]> = audit
+        .nodes
+        .iter()
+        .filter(|(key, _)| key.level == 0)
+        .map(|(key, hash)| (key.index, *hash))
+        .collect();
+    let in_order = audit
+        .entries
+        .iter()
+        .map(|entry| {
+            u64::try_from(entry.idx)
+                .ok()
+                .and_then(|idx| leaves.remove(&idx))
+                .ok_or_else(|| StoreError::Corrupt("audit entry without its leaf hash".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if leaves.is_empty() {
+        Ok(in_order)
+    } else {
+        Err(StoreError::Corrupt(
+            "audit leaf hash without its entry".into(),
+        ))
+    }
 }

@@ -421,9 +421,9 @@ impl Store for Backend {
         for chunk in ids.chunks(NODES_PER_QUERY) {
             // A join from the id list rather than `(level, idx) IN (VALUES ..)`: SQLite before
             // 3.51 plans that IN as a scan of the whole table; the join is a key lookup per id on
-            // every version and on PostgreSQL.
+            // every version and on PostgreSQL. Leaf hashes (level 0) live in the entry rows.
             let mut qb: sqlx::QueryBuilder<Db> =
-                sqlx::QueryBuilder::new("SELECT n.level, n.idx, n.hash FROM (VALUES ");
+                sqlx::QueryBuilder::new("WITH wanted (level, idx) AS (VALUES ");
             let mut separated = qb.separated(", ");
             for id in chunk {
                 let index = i64::try_from(id.index)
@@ -435,8 +435,11 @@ impl Store for Backend {
                 separated.push_unseparated(")");
             }
             qb.push(
-                ") AS wanted JOIN audit_nodes n \
-                 ON n.level = wanted.column1 AND n.idx = wanted.column2",
+                ") SELECT n.level, n.idx, n.hash FROM wanted \
+                 JOIN audit_nodes n ON n.level = wanted.level AND n.idx = wanted.idx \
+                 UNION ALL SELECT wanted.level, e.idx, e.leaf_hash FROM wanted \
+                 JOIN audit_entries e ON wanted.level = 0 AND e.idx = wanted.idx \
+                 WHERE e.leaf_hash IS NOT NULL",
             );
             let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
             for (level, index, hash) in rows {

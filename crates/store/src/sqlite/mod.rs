@@ -114,6 +114,11 @@ fn migrator() -> Migrator {
             "leases",
             include_str!("../../migrations/sqlite/0010_leases.sql"),
         ),
+        migration(
+            11,
+            "leaf hashes beside their entries",
+            include_str!("../../migrations/sqlite/0011_leaf_hash.sql"),
+        ),
     ])
 }
 

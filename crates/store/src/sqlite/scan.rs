@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
@@ -50,11 +51,41 @@ impl Scanner {
         limit: u32,
         ranges: &[NodeRange],
     ) -> Result<AuditScan, StoreError> {
-        let ranges = ranges.to_vec();
-        let (entries, nodes) = tokio::try_join!(
-            self.on(&self.entries, move |conn| read_entries(conn, start, limit)),
-            self.on(&self.nodes, move |conn| read_nodes(conn, &ranges)),
+        // Leaf hashes live in the entry rows: the entry read picks up those of the first level-0
+        // range as it passes them, and the node read takes every other range (that one too if
+        // the entry read turns out not to cover it).
+        let fused = ranges.iter().position(|range| range.level == 0);
+        let leaves = fused.and_then(|at| ranges.get(at)).copied();
+        let others: Vec<NodeRange> = ranges
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| Some(*at) != fused)
+            .map(|(_, range)| *range)
+            .collect();
+        let ((entries, covered), found) = tokio::try_join!(
+            self.on(&self.entries, move |conn| read_entries(
+                conn, start, limit, leaves
+            )),
+            self.on(&self.nodes, move |conn| read_nodes(conn, &others)),
         )?;
+        let mut leaf_nodes = match (leaves, covered) {
+            (Some(range), None) => self
+                .on(&self.nodes, move |conn| read_nodes(conn, &[range]))
+                .await?
+                .pop(),
+            (_, covered) => covered,
+        };
+        let mut found = found.into_iter();
+        let nodes = (0..ranges.len())
+            .map(|at| {
+                let nodes = if Some(at) == fused {
+                    leaf_nodes.take()
+                } else {
+                    found.next()
+                };
+                nodes.unwrap_or_default()
+            })
+            .collect();
         Ok(AuditScan { entries, nodes })
     }
 
@@ -93,10 +124,18 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn read_entries(conn: &Connection, start: u64, limit: u32) -> Result<AuditEntryPage, StoreError> {
+/// Entries from `start`, and the leaf hashes of `leaves` if the rows read cover that range
+/// (`None` if they do not: the caller reads it apart).
+fn read_entries(
+    conn: &Connection,
+    start: u64,
+    limit: u32,
+    leaves: Option<NodeRange>,
+) -> Result<(AuditEntryPage, Option<RangeNodes>), StoreError> {
     let mut statement = conn
         .prepare(
-            "SELECT idx, tenant_id, entry FROM audit_entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+            "SELECT idx, tenant_id, entry, leaf_hash FROM audit_entries WHERE idx >= ?1 \
+             ORDER BY idx LIMIT ?2",
         )
         .map_err(unavailable)?;
     let mut rows = statement
@@ -104,7 +143,10 @@ fn read_entries(conn: &Connection, start: u64, limit: u32) -> Result<AuditEntryP
         .map_err(unavailable)?;
     let rows_wanted = usize::try_from(limit).map_or(RESERVE_ROWS, |n| n.min(RESERVE_ROWS));
     let mut page = AuditEntryPage::with_capacity(rows_wanted, rows_wanted.saturating_mul(700));
+    let mut leaf_nodes = RangeNodes::with_capacity(if leaves.is_some() { rows_wanted } else { 0 });
+    let mut last_read = None;
     while let Some(row) = rows.next().map_err(unavailable)? {
+        let idx: i64 = row.get(0).map_err(corrupt("audit entry index"))?;
         let tenant_id = row
             .get_ref(1)
             .and_then(|value| Ok(value.as_str_or_null()?))
@@ -114,21 +156,53 @@ fn read_entries(conn: &Connection, start: u64, limit: u32) -> Result<AuditEntryP
             .and_then(|value| Ok(value.as_blob()?))
             .map_err(corrupt("audit entry bytes"))?;
         page.push(AuditEntryRef {
-            idx: row.get(0).map_err(corrupt("audit entry index"))?,
+            idx,
             tenant_id,
             entry,
         });
+        let idx = u64::try_from(idx).map_err(|_| StoreError::Corrupt("audit index".into()))?;
+        if let Some(range) = leaves
+            && (range.first..=range.last).contains(&idx)
+            && let Some(hash) = leaf_hash(row.get_ref(3).map_err(corrupt("audit leaf hash"))?)?
+        {
+            leaf_nodes.push((idx, hash));
+        }
+        last_read = Some(idx);
     }
-    Ok(page)
+    // Covered when the range starts at or after `start` and ends within the rows read, or the
+    // read reached the end of the log (nothing beyond it to find).
+    let reached_end = usize::try_from(limit).is_ok_and(|limit| page.len() < limit);
+    let covered = leaves.is_some_and(|range| {
+        range.first >= start && (reached_end || last_read.is_some_and(|last| range.last <= last))
+    });
+    Ok((page, covered.then_some(leaf_nodes)))
+}
+
+/// A stored leaf hash: NULL is a missing node, anything but 32 bytes is corruption.
+fn leaf_hash(value: ValueRef<'_>) -> Result<Option<[u8; 32]>, StoreError> {
+    match value {
+        ValueRef::Null => Ok(None),
+        ValueRef::Blob(bytes) => <[u8; 32]>::try_from(bytes)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt("audit node hash length".into())),
+        _ => Err(StoreError::Corrupt("audit leaf hash type".into())),
+    }
 }
 
 /// One range scan per level, in one read transaction.
 fn read_nodes(conn: &Connection, ranges: &[NodeRange]) -> Result<Vec<RangeNodes>, StoreError> {
     let tx = conn.unchecked_transaction().map_err(unavailable)?;
-    let mut statement = tx
+    let mut upper = tx
         .prepare(
             "SELECT idx, hash FROM audit_nodes WHERE level = ?1 AND idx >= ?2 AND idx <= ?3 \
              ORDER BY idx",
+        )
+        .map_err(unavailable)?;
+    // Level 0 lives in the entry rows; `?1` is always 0 there and only keeps one parameter list.
+    let mut leaves = tx
+        .prepare(
+            "SELECT idx, leaf_hash FROM audit_entries WHERE ?1 = 0 AND idx >= ?2 AND idx <= ?3 \
+             AND leaf_hash IS NOT NULL ORDER BY idx",
         )
         .map_err(unavailable)?;
     let mut found = Vec::with_capacity(ranges.len());
@@ -137,6 +211,11 @@ fn read_nodes(conn: &Connection, ranges: &[NodeRange]) -> Result<Vec<RangeNodes>
         let mut nodes = Vec::with_capacity(
             usize::try_from(capacity).map_or(RESERVE_ROWS, |n| n.min(RESERVE_ROWS)),
         );
+        let statement = if range.level == 0 {
+            &mut leaves
+        } else {
+            &mut upper
+        };
         let mut rows = statement
             .query((
                 i64::from(range.level),
@@ -158,7 +237,8 @@ fn read_nodes(conn: &Connection, ranges: &[NodeRange]) -> Result<Vec<RangeNodes>
         }
         found.push(nodes);
     }
-    drop(statement);
+    drop(upper);
+    drop(leaves);
     tx.finish().map_err(unavailable)?;
     Ok(found)
 }

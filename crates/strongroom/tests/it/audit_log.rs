@@ -261,6 +261,26 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
         set_entry(&mut *c, b, &x).await;
     })
     .await;
+
+    // The leaf hashes kept beside the entries: one replaced by its neighbour's, one removed.
+    let (replaced, removed) = (count / 5, count / 5 + 2);
+    expect_failure_at(&server, replaced, "replaced leaf hash", async |c| {
+        c.execute(
+            "UPDATE audit_entries SET leaf_hash = \
+             (SELECT leaf_hash FROM audit_entries WHERE idx = $1) WHERE idx = $2",
+            &[(replaced + 1).into(), replaced.into()],
+        )
+        .await;
+    })
+    .await;
+    expect_failure_at(&server, removed, "removed leaf hash", async |c| {
+        c.execute(
+            "UPDATE audit_entries SET leaf_hash = NULL WHERE idx = $1",
+            &[removed.into()],
+        )
+        .await;
+    })
+    .await;
 }
 
 /// `audit verify` beside a server that keeps appending: each run checks the log as it stood when
