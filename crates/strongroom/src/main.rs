@@ -22,6 +22,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// Many small, short-lived allocations cross threads here (requests, entries, statements);
+/// mimalloc serves them faster than glibc's arenas (docs/benchmarks.md, 2026-12-04).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "strongroom",
