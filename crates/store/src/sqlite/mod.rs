@@ -122,10 +122,13 @@ fn migrator() -> Migrator {
     ])
 }
 
-/// Readers map the file: every group commit would otherwise invalidate their page caches and
-/// make each read re-`pread` its pages.
+/// Readers do not map the file: the background checkpoints change it every few milliseconds,
+/// and each change makes every mapped reader unmap it whole at its next transaction (`munmap`
+/// and TLB shootdowns cost ~5 % of the server's CPU under audited reads; measured without the
+/// map: 14 % less CPU per read, docs/benchmarks.md 2026-12-04). The verifier's scanner, which
+/// reads the whole file once, still maps it.
 fn reader_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
-    options.read_only(true).pragma("mmap_size", "268435456")
+    options.read_only(true)
 }
 
 pub use backup::table_counts;
