@@ -3,6 +3,11 @@
 
 pub mod pg;
 
+/// The server's allocator (see `crates/strongroom/src/main.rs`), so that these figures are the
+/// server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use strongroom_core::audit::{Actor, AuditRecord, ResourceRef};
 
 /// A typical staff read of one contact (≈ 620 bytes once encoded), request id from `i`.
