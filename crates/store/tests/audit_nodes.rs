@@ -139,12 +139,23 @@ async fn check(store: &dyn Store) {
     );
 }
 
+async fn open_sqlite(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(path, Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
+/// The same database beside the store, for what its API does not do (rewinding a migration).
+async fn raw_sqlite(path: &std::path::Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn nodes_are_read_back_by_id_and_by_range_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
-        .await
-        .unwrap();
+    let store = open_sqlite(&dir.path().join("db")).await;
     check(&store).await;
     store.close().await;
 }
@@ -203,15 +214,11 @@ async fn check_migrated(store: &dyn Store) {
 async fn leaf_hashes_move_into_their_entries_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    let store = SqliteStore::open(&path, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let store = open_sqlite(&path).await;
     store.commit(&[], &log(), &no_replan).await.unwrap();
     store.close().await;
 
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let raw = raw_sqlite(&path).await;
     for sql in BEFORE_LEAF_HASH_MIGRATION {
         sqlx::query(sql).execute(&raw).await.unwrap();
     }
@@ -222,14 +229,10 @@ async fn leaf_hashes_move_into_their_entries_on_sqlite() {
     assert_eq!(old_leaves, 600);
     raw.close().await;
 
-    let store = SqliteStore::open(&path, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let store = open_sqlite(&path).await;
     check_migrated(&store).await;
     store.close().await;
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let raw = raw_sqlite(&path).await;
     let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_nodes WHERE level = 0")
         .fetch_one(&raw)
         .await
@@ -277,9 +280,7 @@ async fn leaf_hashes_move_into_their_entries_on_postgres() {
 #[tokio::test]
 async fn appends_whose_leaves_and_entries_differ_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
-        .await
-        .unwrap();
+    let store = open_sqlite(&dir.path().join("db")).await;
     let mut no_leaf = log();
     no_leaf
         .nodes
