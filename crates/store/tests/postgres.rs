@@ -1,22 +1,12 @@
 //! The PostgreSQL store on a real server: row-level security, role checks, one audit sequence
-//! across writers, leases.
+//! across writers, leases (a stale audit head: `audit_head.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use common::{entries, tenant};
 use sqlx::{Connection, Executor, PgConnection, Row};
 use strongroom_store::*;
-
-fn tenant(id: &str) -> Mutation {
-    Mutation::InsertTenant(TenantRow {
-        id: id.into(),
-        name: "t".into(),
-        status: "active".into(),
-        instructions: "{}".into(),
-        created_at: 1,
-        updated_at: 1,
-    })
-}
 
 fn contact(tenant_id: &str, id: &str) -> Mutation {
     Mutation::InsertContact(ContactRow {
@@ -31,34 +21,6 @@ fn contact(tenant_id: &str, id: &str) -> Mutation {
         created_at: 1,
         updated_at: 1,
     })
-}
-
-/// Entries `start..start + n` and every tree node they complete (stand-in hashes).
-fn entries(start: i64, n: i64) -> AuditAppend {
-    let mut nodes = Vec::new();
-    for idx in start..start + n {
-        let size = u64::try_from(idx + 1).unwrap();
-        for level in 0u8..63 {
-            if size % (1 << level) != 0 {
-                break;
-            }
-            let key = NodeKey {
-                level,
-                index: (size >> level) - 1,
-            };
-            nodes.push((key, [level; 32]));
-        }
-    }
-    AuditAppend {
-        entries: (start..start + n)
-            .map(|idx| AuditEntryRow {
-                idx,
-                tenant_id: None,
-                entry: vec![0; 8],
-            })
-            .collect(),
-        nodes,
-    }
 }
 
 /// A plain connection as the application role, in the test's schema.
@@ -204,56 +166,6 @@ async fn unreachable_server_is_a_clear_error_without_the_password() {
     );
     assert!(!text.contains("s3cret-canary"), "{text}");
     assert!(!format!("{options:?}").contains("s3cret-canary"));
-}
-
-#[tokio::test]
-async fn a_batch_planned_on_a_stale_head_is_planned_again_under_the_lock() {
-    let Some(admin) = common::admin().await else {
-        return;
-    };
-    let schema = common::schema(&admin).await;
-    let first = common::open(&schema).await;
-    let second = common::open(&schema).await;
-    first
-        .commit(&[vec![tenant("ta")]], &entries(0, 3), &no_replan)
-        .await
-        .unwrap();
-    assert_eq!(second.audit_size().await.unwrap(), 3);
-    // The second instance still believes the log is empty; refusing to re-plan writes nothing.
-    let stale = second
-        .commit(&[vec![tenant("tb")]], &entries(0, 2), &no_replan)
-        .await
-        .expect_err("stale head must be refused");
-    assert!(matches!(stale, StoreError::AuditHeadMoved(3)), "{stale:?}");
-    assert!(
-        second.tenant("tb").await.unwrap().is_none(),
-        "the unit leaked"
-    );
-    // Re-planned under the lock: the store hands over the size and the frontier (3 = 2 + 1:
-    // the roots of leaves 0..2 and of leaf 2).
-    let seen = std::sync::Mutex::new(None);
-    let replan = |size: u64, frontier: &[[u8; 32]]| {
-        *seen.lock().unwrap() = Some((size, frontier.to_vec()));
-        Ok(entries(i64::try_from(size).unwrap(), 2))
-    };
-    second
-        .commit(&[vec![tenant("tb")]], &entries(0, 2), &replan)
-        .await
-        .unwrap();
-    assert_eq!(*seen.lock().unwrap(), Some((3, vec![[1; 32], [0; 32]])));
-    assert!(second.tenant("tb").await.unwrap().is_some());
-    assert_eq!(first.audit_size().await.unwrap(), 5);
-    let idx: Vec<i64> = first
-        .audit_entries(0, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.idx)
-        .collect();
-    assert_eq!(idx, [0, 1, 2, 3, 4]);
-    first.close().await;
-    second.close().await;
-    common::drop_schema(&admin, &schema).await;
 }
 
 #[tokio::test]

@@ -256,6 +256,10 @@ impl PgStore {
             .await?)
     }
 
+    /// Instances queue on the audit head row, not on a database-wide write lock: every batch
+    /// locks and reads it first.
+    const WRITE_LOCK_ORDERS_APPENDS: bool = false;
+
     /// Locks the audit head row (every writer of every instance queues here) and reads it.
     async fn lock_audit_head(conn: &mut Conn) -> Result<i64, StoreError> {
         let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_head WHERE id = 1 FOR UPDATE")

@@ -1,5 +1,6 @@
-//! The write path: one transaction per batch of units plus their audit rows, with the audit head
-//! locked first and the batch re-planned under that lock when another writer appended.
+//! The write path: one transaction per batch of units plus their audit rows. The audit rows go
+//! first, so that writers sharing the database queue on the audit head, not deadlock later, and a
+//! batch planned on a stale head is re-planned before any data change is applied.
 
 use std::collections::HashMap;
 
@@ -19,12 +20,23 @@ impl Backend {
         isolate_units: bool,
     ) -> Result<Vec<UnitResult>, StoreError> {
         let mut tx = self.begin_write().await?;
-        // The head first, so that writers sharing the database queue here, not deadlock later.
-        let replanned;
-        let audit = match planned.entries.first() {
-            None => planned,
-            Some(first) => {
+        if let Some(first) = planned.entries.first() {
+            // Where the write lock already orders appends (SQLite), the plan is stale only if
+            // another process appended since, and then the first entry's key is taken: try the
+            // plan as it is, and read the head only after a conflict, in a fresh transaction.
+            let appended = Self::WRITE_LOCK_ORDERS_APPENDS
+                && match append_audit(&mut tx, planned).await {
+                    Ok(()) => true,
+                    Err(StoreError::Conflict(_)) => {
+                        tx.rollback().await?;
+                        tx = self.begin_write().await?;
+                        false
+                    }
+                    Err(other) => return Err(other),
+                };
+            if !appended {
                 let size = Self::lock_audit_head(&mut tx).await?;
+                let replanned;
                 let audit = if size == first.idx {
                     planned
                 } else {
@@ -40,9 +52,9 @@ impl Backend {
                     .map(|e| e.idx + 1)
                     .ok_or_else(|| StoreError::Corrupt("empty re-planned batch".into()))?;
                 Self::set_audit_head(&mut tx, end).await?;
-                audit
+                append_audit(&mut tx, audit).await?;
             }
-        };
+        }
         let mut results = Vec::with_capacity(units.len());
         for unit in units {
             if !isolate_units {
@@ -77,7 +89,6 @@ impl Backend {
                 Err(other) => return Err(other),
             }
         }
-        append_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(results)
     }

@@ -248,6 +248,13 @@ impl SqliteStore {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// `BEGIN IMMEDIATE` holds the database's one write lock, so a batch planned on the head the
+    /// process knows goes in unless another process appended since, which the entries' primary
+    /// key then refuses. The head is read only after such a refusal: one statement less per
+    /// group commit. (A tail deleted behind the server's back is not papered over by re-planning
+    /// onto it; the gap stays for `audit verify` to name.)
+    const WRITE_LOCK_ORDERS_APPENDS: bool = true;
+
     /// The log's size; `BEGIN IMMEDIATE` already holds the database's one write lock.
     async fn lock_audit_head(conn: &mut Conn) -> Result<i64, StoreError> {
         let (size,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries")

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
-use strongroom_store::{PgOptions, PgStore};
+use strongroom_store::{
+    AuditAppend, AuditEntryRow, Mutation, NodeKey, PgOptions, PgStore, TenantRow,
+};
 
 pub const APP_ROLE: &str = "strongroom_app";
 
@@ -88,4 +90,45 @@ pub fn options(schema: &str) -> PgOptions {
 
 pub async fn open(schema: &str) -> PgStore {
     PgStore::open(&options(schema)).await.expect("open PgStore")
+}
+
+/// A tenant to insert: the smallest data change a unit can carry.
+pub fn tenant(id: &str) -> Mutation {
+    Mutation::InsertTenant(TenantRow {
+        id: id.into(),
+        name: "t".into(),
+        status: "active".into(),
+        instructions: "{}".into(),
+        created_at: 1,
+        updated_at: 1,
+    })
+}
+
+/// Entries `start..start + n` and every tree node they complete (stand-in hashes: each node's
+/// bytes are its level).
+pub fn entries(start: i64, n: i64) -> AuditAppend {
+    let mut nodes = Vec::new();
+    for idx in start..start + n {
+        let size = u64::try_from(idx + 1).unwrap();
+        for level in 0u8..63 {
+            if size % (1 << level) != 0 {
+                break;
+            }
+            let key = NodeKey {
+                level,
+                index: (size >> level) - 1,
+            };
+            nodes.push((key, [level; 32]));
+        }
+    }
+    AuditAppend {
+        entries: (start..start + n)
+            .map(|idx| AuditEntryRow {
+                idx,
+                tenant_id: None,
+                entry: vec![0; 8],
+            })
+            .collect(),
+        nodes,
+    }
 }
