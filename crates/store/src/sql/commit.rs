@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
+use super::store_impl::nodes_by_id;
 use super::write::{INSERT_CHUNK, apply};
 use super::{Backend, Conn, Db};
 use crate::rows::*;
@@ -97,34 +98,19 @@ impl Backend {
 /// The hashes of the frontier of a tree of `size` leaves: for each set bit of `size`, largest
 /// first, the root of that perfect subtree (`Frontier::node_ids_for_size` in the ledger crate).
 async fn frontier_hashes(conn: &mut Conn, size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
-    let mut out = Vec::new();
-    for level in (0u8..64).rev() {
-        if (size >> level) & 1 == 0 {
-            continue;
-        }
-        let index = i64::try_from((size >> level) - 1)
-            .map_err(|_| StoreError::Corrupt("audit node index".into()))?;
-        let found: Option<(Option<Vec<u8>>,)> = if level == 0 {
-            sqlx::query_as("SELECT leaf_hash FROM audit_entries WHERE idx = $1")
-                .bind(index)
-                .fetch_optional(&mut *conn)
-                .await?
-        } else {
-            sqlx::query_as("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
-                .bind(i64::from(level))
-                .bind(index)
-                .fetch_optional(&mut *conn)
-                .await?
-        };
-        let hash = found
-            .and_then(|(hash,)| hash)
-            .ok_or_else(|| StoreError::Corrupt("audit frontier node missing".into()))?;
-        out.push(
-            <[u8; 32]>::try_from(hash.as_slice())
-                .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?,
-        );
-    }
-    Ok(out)
+    let ids: Vec<NodeKey> = (0u8..64)
+        .rev()
+        .filter(|&level| (size >> level) & 1 == 1)
+        .map(|level| NodeKey {
+            level,
+            index: (size >> level) - 1,
+        })
+        .collect();
+    nodes_by_id(conn, &ids)
+        .await?
+        .into_iter()
+        .map(|hash| hash.ok_or_else(|| StoreError::Corrupt("audit frontier node missing".into())))
+        .collect()
 }
 
 /// Entries with their leaf hashes (level 0, kept in the entry's row), then the upper nodes.

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{Backend, Db, exports, governance, keys, lockbox, shred};
+use super::{Backend, Conn, Db, exports, governance, keys, lockbox, shred};
 use crate::audit_scan::{AuditScan, NodeRange};
 use crate::rows::*;
 use crate::{Replan, Store, StoreError, UnitResult};
@@ -414,47 +414,7 @@ impl Store for Backend {
     }
 
     async fn audit_nodes(&self, ids: &[NodeKey]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
-        // A proof or a frontier needs O(log n) scattered nodes: one statement for all of them
-        // rather than one round trip each.
-        let mut found = std::collections::HashMap::with_capacity(ids.len());
-        let mut conn = self.platform_reader().await?;
-        for chunk in ids.chunks(NODES_PER_QUERY) {
-            // A join from the id list rather than `(level, idx) IN (VALUES ..)`: SQLite before
-            // 3.51 plans that IN as a scan of the whole table; the join is a key lookup per id on
-            // every version and on PostgreSQL. Leaf hashes (level 0) live in the entry rows.
-            let mut qb: sqlx::QueryBuilder<Db> =
-                sqlx::QueryBuilder::new("WITH wanted (level, idx) AS (VALUES ");
-            let mut separated = qb.separated(", ");
-            for id in chunk {
-                let index = i64::try_from(id.index)
-                    .map_err(|_| StoreError::Corrupt("node index".into()))?;
-                separated.push("(");
-                separated.push_bind_unseparated(i64::from(id.level));
-                separated.push_unseparated(", ");
-                separated.push_bind_unseparated(index);
-                separated.push_unseparated(")");
-            }
-            qb.push(
-                ") SELECT n.level, n.idx, n.hash FROM wanted \
-                 JOIN audit_nodes n ON n.level = wanted.level AND n.idx = wanted.idx \
-                 UNION ALL SELECT wanted.level, e.idx, e.leaf_hash FROM wanted \
-                 JOIN audit_entries e ON wanted.level = 0 AND e.idx = wanted.idx \
-                 WHERE e.leaf_hash IS NOT NULL",
-            );
-            let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-            for (level, index, hash) in rows {
-                let hash = <[u8; 32]>::try_from(hash.as_slice())
-                    .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?;
-                found.insert((level, index), hash);
-            }
-        }
-        Ok(ids
-            .iter()
-            .map(|id| {
-                let index = i64::try_from(id.index).ok()?;
-                found.get(&(i64::from(id.level), index)).copied()
-            })
-            .collect())
+        nodes_by_id(&mut *self.platform_reader().await?, ids).await
     }
 
     async fn audit_entries(
@@ -585,4 +545,50 @@ impl Store for Backend {
     async fn ping(&self) -> Result<(), StoreError> {
         self.ping_impl().await
     }
+}
+
+/// Tree nodes by id, `None` where absent, in `ids` order. A proof or a frontier needs O(log n)
+/// scattered nodes: one statement for all of them rather than one round trip each.
+pub(super) async fn nodes_by_id(
+    conn: &mut Conn,
+    ids: &[NodeKey],
+) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(NODES_PER_QUERY) {
+        // A join from the id list rather than `(level, idx) IN (VALUES ..)`: SQLite before
+        // 3.51 plans that IN as a scan of the whole table; the join is a key lookup per id on
+        // every version and on PostgreSQL. Leaf hashes (level 0) live in the entry rows.
+        let mut qb: sqlx::QueryBuilder<Db> =
+            sqlx::QueryBuilder::new("WITH wanted (level, idx) AS (VALUES ");
+        let mut separated = qb.separated(", ");
+        for id in chunk {
+            let index =
+                i64::try_from(id.index).map_err(|_| StoreError::Corrupt("node index".into()))?;
+            separated.push("(");
+            separated.push_bind_unseparated(i64::from(id.level));
+            separated.push_unseparated(", ");
+            separated.push_bind_unseparated(index);
+            separated.push_unseparated(")");
+        }
+        qb.push(
+            ") SELECT n.level, n.idx, n.hash FROM wanted \
+             JOIN audit_nodes n ON n.level = wanted.level AND n.idx = wanted.idx \
+             UNION ALL SELECT wanted.level, e.idx, e.leaf_hash FROM wanted \
+             JOIN audit_entries e ON wanted.level = 0 AND e.idx = wanted.idx \
+             WHERE e.leaf_hash IS NOT NULL",
+        );
+        let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        for (level, index, hash) in rows {
+            let hash = <[u8; 32]>::try_from(hash.as_slice())
+                .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?;
+            found.insert((level, index), hash);
+        }
+    }
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let index = i64::try_from(id.index).ok()?;
+            found.get(&(i64::from(id.level), index)).copied()
+        })
+        .collect())
 }
