@@ -256,6 +256,9 @@ impl PgStore {
             .await?)
     }
 
+    /// The server checkpoints its own WAL.
+    fn committed(&self) {}
+
     /// Instances queue on the audit head row, not on a database-wide write lock: every batch
     /// locks and reads it first.
     const WRITE_LOCK_ORDERS_APPENDS: bool = false;

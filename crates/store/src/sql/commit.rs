@@ -91,6 +91,7 @@ impl Backend {
             }
         }
         tx.commit().await?;
+        self.committed();
         Ok(results)
     }
 }

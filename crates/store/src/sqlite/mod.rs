@@ -28,7 +28,6 @@ mod write;
 use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -41,6 +40,7 @@ use sqlx::{Sqlite, Transaction};
 use crate::StoreError;
 use crate::audit_scan::{AuditScan, NodeRange};
 use crate::rows::TenantScope;
+use checkpointer::Checkpointer;
 use scan::Scanner;
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
@@ -137,9 +137,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     /// The WAL checkpointer's connection (see `checkpointer`), `None` when read-only.
-    checkpointer: Option<SqlitePool>,
-    /// The checkpointer runs while this lives.
-    _alive: Arc<()>,
+    checkpointer: Option<Checkpointer>,
     /// Bulk audit reads for verification.
     scanner: Scanner,
 }
@@ -181,13 +179,11 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(reader_options(options.clone()))
             .await?;
-        let alive = Arc::new(());
-        let checkpointer = checkpointer::spawn(options, Arc::downgrade(&alive)).await?;
+        let checkpointer = Checkpointer::spawn(options).await?;
         Ok(Self {
             read,
             write,
             checkpointer: Some(checkpointer),
-            _alive: alive,
             scanner: Scanner::new(path, busy_timeout),
         })
     }
@@ -207,7 +203,6 @@ impl SqliteStore {
             write: read.clone(),
             read,
             checkpointer: None,
-            _alive: Arc::new(()),
             scanner: Scanner::new(path, busy_timeout),
         })
     }
@@ -246,6 +241,13 @@ impl SqliteStore {
     /// `IMMEDIATE` takes the write lock at once instead of failing at the first write.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Hands the pages a batch wrote to the checkpointer.
+    fn committed(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.nudge();
+        }
     }
 
     /// `BEGIN IMMEDIATE` holds the database's one write lock, so a batch planned on the head the
