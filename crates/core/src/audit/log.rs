@@ -1,23 +1,25 @@
-//! Group commit: one task owns the tree's frontier, drains every pending submission into one batch, and
-//! commits the batch's entries, tree nodes and data changes in ONE store transaction (one sync). Callers
-//! get their answer only after that commit, so an entry is durable before its data leaves. If the commit
-//! fails, the frontier is left as it was and every caller in the batch gets `audit_unavailable`.
+//! The audit log as the service uses it: appends that carry the request's own changes, its head,
+//! signed checkpoints and proofs.
+//!
+//! Appends are group-committed (`super::committer`): a batch's entries, tree nodes and data changes
+//! go in ONE store transaction (one sync), and callers get their answer only after that commit, so
+//! an entry is durable before its data leaves. If the commit fails, nothing of the batch is stored
+//! and every caller in it gets `audit_unavailable`.
 //!
 //! Several instances may share one store. Their batches queue on the store's audit head; a batch
 //! planned on a stale frontier is planned again by the store's callback, under that lock, from the
 //! frontier the store holds, so it goes in next and never starves. Signing is `super::signer`'s.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteSigner, ProofPlan, leaf_hash};
-use strongroom_store::{
-    AuditAppend, AuditEntryRow, CheckpointRow, Mutation, NodeKey, Store, StoreError,
-};
-use tokio::sync::{mpsc, oneshot, watch};
+use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteSigner, ProofPlan};
+use strongroom_store::{AuditEntryRow, CheckpointRow, Mutation, NodeKey, Store};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-use super::entry::{AuditRecord, encode};
+use super::committer::{Gathering, Shared, Submission, SubmitError, run_committer};
+use super::entry::AuditRecord;
 use super::signer::{SIGNER_LEASE, SIGNER_LEASE_MS, SignerTask, run_signer};
 use crate::clock::{Clock, rfc3339};
 use crate::error::{ServiceError, ServiceResult};
@@ -26,17 +28,6 @@ use crate::error::{ServiceError, ServiceResult};
 pub struct TreeHead {
     pub size: u64,
     pub root: Hash,
-}
-
-struct Submission {
-    records: Vec<AuditRecord>,
-    mutations: Vec<Mutation>,
-    reply: oneshot::Sender<Result<u64, SubmitError>>,
-}
-
-enum SubmitError {
-    Audit,
-    Unit(StoreError),
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -55,7 +46,13 @@ pub struct ConsistencyProof {
 }
 
 pub struct AuditLog {
-    submit: mpsc::Sender<Submission>,
+    /// The batch the next commit takes; callers plan their entries onto it.
+    gathering: Shared,
+    /// Rung after each submission; the committer stops when the log is dropped.
+    doorbell: mpsc::Sender<()>,
+    /// Bounds the submissions waiting on the log.
+    permits: Arc<Semaphore>,
+    clock: Arc<dyn Clock>,
     head: watch::Receiver<TreeHead>,
     store: Arc<dyn Store>,
     verifier_key: String,
@@ -105,7 +102,8 @@ impl AuditLog {
         };
         let (head_tx, head_rx) = watch::channel(head);
         let head_tx = Arc::new(head_tx);
-        let (submit, rx) = mpsc::channel(max_batch.max(1) * 4);
+        let gathering: Shared = Arc::new(Mutex::new(Gathering::on(frontier)));
+        let (doorbell, rings) = mpsc::channel(1);
         let signer = Arc::new(signer);
         let now = clock.now_ms();
         let leader = store
@@ -125,11 +123,9 @@ impl AuditLog {
 
         tokio::spawn(run_committer(
             Arc::clone(&store),
-            frontier,
-            rx,
+            Arc::clone(&gathering),
+            rings,
             Arc::clone(&head_tx),
-            Arc::clone(&clock),
-            max_batch.max(1),
         ));
         tokio::spawn(run_signer(SignerTask {
             store: Arc::clone(&store),
@@ -138,11 +134,14 @@ impl AuditLog {
             origin: origin.clone(),
             head: head_tx,
             latest: Arc::clone(&latest_note),
-            clock,
+            clock: Arc::clone(&clock),
             instance,
         }));
         Ok(Arc::new(Self {
-            submit,
+            gathering,
+            doorbell,
+            permits: Arc::new(Semaphore::new(max_batch.max(1) * 4)),
+            clock,
             head: head_rx,
             store,
             verifier_key: verifier.to_vkey(),
@@ -163,15 +162,27 @@ impl AuditLog {
         records: Vec<AuditRecord>,
         mutations: Vec<Mutation>,
     ) -> ServiceResult<u64> {
-        let (reply, answer) = oneshot::channel();
-        self.submit
-            .send(Submission {
-                records,
-                mutations,
-                reply,
-            })
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|_| ServiceError::audit_unavailable())?;
+        if self.doorbell.is_closed() {
+            return Err(ServiceError::audit_unavailable());
+        }
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission {
+            records,
+            mutations,
+            time: rfc3339(self.clock.now_ms()),
+            reply,
+            _permit: permit,
+        };
+        self.gathering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(submission);
+        // A full doorbell has already been rung for a commit that has not taken its batch yet.
+        let _ = self.doorbell.try_send(());
         match answer.await {
             Ok(Ok(index)) => Ok(index),
             Ok(Err(SubmitError::Unit(err))) => Err(err.into()),
@@ -359,44 +370,6 @@ pub(super) async fn save_checkpoint(
     Ok(())
 }
 
-/// One batch, planned against a frontier: its audit rows and each submission's first index.
-struct Plan {
-    next: Frontier,
-    audit: AuditAppend,
-    first_index: Vec<u64>,
-}
-
-fn plan(frontier: &Frontier, batch: &[&[AuditRecord]], time: &str) -> Option<Plan> {
-    let mut next = frontier.clone();
-    let mut audit = AuditAppend::default();
-    let mut first_index = Vec::with_capacity(batch.len());
-    for records in batch {
-        first_index.push(next.size());
-        for record in *records {
-            let index = next.size();
-            let bytes = encode(record, index, time).ok()?;
-            next.append_visit(leaf_hash(&bytes), |id, hash| {
-                let key = NodeKey {
-                    level: id.level,
-                    index: id.index,
-                };
-                audit.nodes.push((key, hash));
-            })
-            .ok()?;
-            audit.entries.push(AuditEntryRow {
-                idx: i64::try_from(index).ok()?,
-                tenant_id: record.tenant_id.clone(),
-                entry: bytes,
-            });
-        }
-    }
-    Some(Plan {
-        next,
-        audit,
-        first_index,
-    })
-}
-
 /// Publishes `candidate` unless the head already moved past it (commits and the follower race).
 pub(super) fn advance(head: &watch::Sender<TreeHead>, candidate: TreeHead) {
     head.send_if_modified(|current| {
@@ -407,85 +380,4 @@ pub(super) fn advance(head: &watch::Sender<TreeHead>, candidate: TreeHead) {
             false
         }
     });
-}
-
-async fn run_committer(
-    store: Arc<dyn Store>,
-    mut frontier: Frontier,
-    mut rx: mpsc::Receiver<Submission>,
-    head: Arc<watch::Sender<TreeHead>>,
-    clock: Arc<dyn Clock>,
-    max_batch: usize,
-) {
-    let mut batch: Vec<Submission> = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let cycle = std::time::Instant::now();
-        let time = rfc3339(clock.now_ms());
-        let units: Vec<Vec<Mutation>> = batch
-            .iter_mut()
-            .map(|s| std::mem::take(&mut s.mutations))
-            .collect();
-        let records: Vec<&[AuditRecord]> = batch.iter().map(|s| s.records.as_slice()).collect();
-        let planned = plan(&frontier, &records, &time);
-        // Another instance appended first: the store hands us its frontier, under the lock.
-        let replanned: std::sync::Mutex<Option<Plan>> = std::sync::Mutex::new(None);
-        let replan = |size: u64, hashes: &[Hash]| -> Result<AuditAppend, StoreError> {
-            let at = Frontier::from_nodes(size, hashes)
-                .map_err(|_| StoreError::Corrupt("audit frontier".into()))?;
-            let plan = plan(&at, &records, &time)
-                .ok_or_else(|| StoreError::Corrupt("audit entry encoding".into()))?;
-            let audit = plan.audit.clone();
-            if let Ok(mut slot) = replanned.lock() {
-                *slot = Some(plan);
-            }
-            Ok(audit)
-        };
-        let started = std::time::Instant::now();
-        let outcome = match &planned {
-            Some(plan) => store.commit(&units, &plan.audit, &replan).await,
-            None => Err(StoreError::Corrupt("audit entry encoding".into())),
-        };
-        let used = replanned.into_inner().ok().flatten().or(planned);
-        match (outcome, used) {
-            (Ok(results), Some(plan)) => {
-                metrics::histogram!("strongroom_audit_commit_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                metrics::histogram!("strongroom_audit_batch_entries")
-                    .record(plan.audit.entries.len() as f64);
-                tracing::debug!(
-                    entries = plan.audit.entries.len(),
-                    prepare_us = u64::try_from((started - cycle).as_micros()).unwrap_or(u64::MAX),
-                    commit_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                    "audit batch committed"
-                );
-                frontier = plan.next;
-                advance(
-                    &head,
-                    TreeHead {
-                        size: frontier.size(),
-                        root: frontier.root(),
-                    },
-                );
-                for ((submission, result), index) in
-                    batch.drain(..).zip(results).zip(plan.first_index)
-                {
-                    let _ = submission
-                        .reply
-                        .send(result.map(|()| index).map_err(SubmitError::Unit));
-                }
-            }
-            (outcome, _) => {
-                metrics::counter!("strongroom_audit_commit_failures_total").increment(1);
-                match outcome {
-                    Err(err) => {
-                        tracing::error!(error = %err, "audit commit failed; requests refused");
-                    }
-                    Ok(_) => tracing::error!("audit batch could not be planned; requests refused"),
-                }
-                for submission in batch.drain(..) {
-                    let _ = submission.reply.send(Err(SubmitError::Audit));
-                }
-            }
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! The audit log as the service uses it: group-committed appends that carry the request's own changes,
 //! signed checkpoints, and proofs.
 
+mod committer;
 mod entry;
 mod log;
 mod signer;
