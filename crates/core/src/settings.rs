@@ -19,7 +19,8 @@ pub struct Settings {
     pub confidentiality_text: String,
     /// Origin line of the audit log's checkpoints; derived from the signing key when empty.
     pub audit_origin: String,
-    /// Most entries committed in one batch.
+    /// Most requests waiting on the audit log at once (the batch committing and the one
+    /// gathering behind it), and so most in one batch.
     pub audit_max_batch: usize,
     /// With a shared (PostgreSQL) store: how long sessions, keys, users and tenant settings stay
     /// cached, which bounds how late a change made on another instance is seen here.

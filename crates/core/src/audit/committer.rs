@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use strongroom_ledger::{Frontier, Hash, leaf_hash};
 use strongroom_store::{AuditAppend, AuditEntryRow, Mutation, NodeKey, Store, StoreError};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 
 use super::entry::{AuditRecord, encode};
@@ -130,6 +131,24 @@ impl Gathering {
 }
 
 pub(super) type Shared = Arc<Mutex<Gathering>>;
+
+/// Plans `submission` onto the gathering batch and rings for the committer. If the committer is
+/// gone (it stops only when the log is dropped, or on a panic), nothing would ever take the
+/// batch: everything in it is refused rather than left waiting.
+pub(super) fn submit(gathering: &Shared, doorbell: &mpsc::Sender<()>, submission: Submission) {
+    let mut next = lock(gathering);
+    next.add(submission);
+    match doorbell.try_send(()) {
+        // Full: already rung for a commit that has not taken its batch yet.
+        Ok(()) | Err(TrySendError::Full(())) => {}
+        Err(TrySendError::Closed(())) => {
+            let base = next.plan.base.clone();
+            for submission in std::mem::replace(&mut *next, Gathering::on(base)).submissions {
+                let _ = submission.reply.send(Err(SubmitError::Audit));
+            }
+        }
+    }
+}
 
 fn lock(gathering: &Shared) -> std::sync::MutexGuard<'_, Gathering> {
     // Planning never panics halfway through a batch it leaves behind (`extend` restores on

@@ -11,14 +11,14 @@
 //! frontier the store holds, so it goes in next and never starves. Signing is `super::signer`'s.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteSigner, ProofPlan};
 use strongroom_store::{AuditEntryRow, CheckpointRow, Mutation, NodeKey, Store};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-use super::committer::{Gathering, Shared, Submission, SubmitError, run_committer};
+use super::committer::{Gathering, Shared, Submission, SubmitError, run_committer, submit};
 use super::entry::AuditRecord;
 use super::signer::{SIGNER_LEASE, SIGNER_LEASE_MS, SignerTask, run_signer};
 use crate::clock::{Clock, rfc3339};
@@ -50,7 +50,8 @@ pub struct AuditLog {
     gathering: Shared,
     /// Rung after each submission; the committer stops when the log is dropped.
     doorbell: mpsc::Sender<()>,
-    /// Bounds the submissions waiting on the log.
+    /// `max_batch`: the most submissions waiting on the log at once (the batch committing and
+    /// the one gathering behind it), and so in one batch.
     permits: Arc<Semaphore>,
     clock: Arc<dyn Clock>,
     head: watch::Receiver<TreeHead>,
@@ -140,7 +141,7 @@ impl AuditLog {
         Ok(Arc::new(Self {
             gathering,
             doorbell,
-            permits: Arc::new(Semaphore::new(max_batch.max(1) * 4)),
+            permits: Arc::new(Semaphore::new(max_batch.max(1))),
             clock,
             head: head_rx,
             store,
@@ -166,9 +167,6 @@ impl AuditLog {
             .acquire_owned()
             .await
             .map_err(|_| ServiceError::audit_unavailable())?;
-        if self.doorbell.is_closed() {
-            return Err(ServiceError::audit_unavailable());
-        }
         let (reply, answer) = oneshot::channel();
         let submission = Submission {
             records,
@@ -177,12 +175,7 @@ impl AuditLog {
             reply,
             _permit: permit,
         };
-        self.gathering
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(submission);
-        // A full doorbell has already been rung for a commit that has not taken its batch yet.
-        let _ = self.doorbell.try_send(());
+        submit(&self.gathering, &self.doorbell, submission);
         match answer.await {
             Ok(Ok(index)) => Ok(index),
             Ok(Err(SubmitError::Unit(err))) => Err(err.into()),
