@@ -12,19 +12,85 @@ use std::sync::{Arc, Mutex, PoisonError};
 use strongroom_ledger::{Frontier, Hash, leaf_hash};
 use strongroom_store::{AuditAppend, AuditEntryRow, Mutation, NodeKey, Store, StoreError};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::entry::{AuditRecord, encode};
 use super::log::{TreeHead, advance};
+use crate::clock::{Clock, rfc3339};
 
-pub(super) struct Submission {
-    pub(super) records: Vec<AuditRecord>,
-    pub(super) mutations: Vec<Mutation>,
+/// The callers' side of the group commit; the committer task stops when this is dropped.
+pub(super) struct Committer {
+    /// The batch the next commit takes; callers plan their entries onto it.
+    gathering: Shared,
+    /// Rung after each submission.
+    doorbell: mpsc::Sender<()>,
+    /// `max_batch`: the most submissions waiting at once (the batch committing and the one
+    /// gathering behind it), and so in one batch.
+    permits: Arc<Semaphore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Committer {
+    /// Starts the committer task on the tree `frontier` describes.
+    pub(super) fn start(
+        store: Arc<dyn Store>,
+        frontier: Frontier,
+        head: Arc<watch::Sender<TreeHead>>,
+        clock: Arc<dyn Clock>,
+        max_batch: usize,
+    ) -> Self {
+        let gathering: Shared = Arc::new(Mutex::new(Gathering::on(frontier)));
+        let (doorbell, rings) = mpsc::channel(1);
+        tokio::spawn(run_committer(store, Arc::clone(&gathering), rings, head));
+        Self {
+            gathering,
+            doorbell,
+            permits: Arc::new(Semaphore::new(max_batch.max(1))),
+            clock,
+        }
+    }
+
+    /// Plans `records` onto the next batch and waits for its commit; the first record's index.
+    pub(super) async fn submit(
+        &self,
+        records: Vec<AuditRecord>,
+        mutations: Vec<Mutation>,
+    ) -> Result<u64, SubmitError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| SubmitError::Audit)?;
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission {
+            records,
+            mutations,
+            time: rfc3339(self.clock.now_ms()),
+            reply,
+            _permit: permit,
+        };
+        {
+            let mut next = lock(&self.gathering);
+            next.add(submission);
+            match self.doorbell.try_send(()) {
+                // Full: already rung for a commit that has not taken its batch yet.
+                Ok(()) | Err(TrySendError::Full(())) => {}
+                // The committer is gone (only on a panic): nothing would ever take the batch,
+                // so everything in it is refused rather than left waiting.
+                Err(TrySendError::Closed(())) => next.refuse_all(),
+            }
+        }
+        answer.await.unwrap_or(Err(SubmitError::Audit))
+    }
+}
+
+struct Submission {
+    records: Vec<AuditRecord>,
+    mutations: Vec<Mutation>,
     /// The time written into the submission's entries.
-    pub(super) time: String,
-    pub(super) reply: oneshot::Sender<Result<u64, SubmitError>>,
+    time: String,
+    reply: oneshot::Sender<Result<u64, SubmitError>>,
     /// Held until the reply: bounds the submissions waiting on the log.
-    pub(super) _permit: OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
 }
 
 pub(super) enum SubmitError {
@@ -33,7 +99,7 @@ pub(super) enum SubmitError {
 }
 
 /// A batch's audit rows, planned on `base`, and each submission's first index.
-pub(super) struct Plan {
+struct Plan {
     base: Frontier,
     next: Frontier,
     audit: AuditAppend,
@@ -92,13 +158,13 @@ impl Plan {
 }
 
 /// The next batch, gathering while the one before it commits.
-pub(super) struct Gathering {
+struct Gathering {
     plan: Plan,
     submissions: Vec<Submission>,
 }
 
 impl Gathering {
-    pub(super) fn on(base: Frontier) -> Self {
+    fn on(base: Frontier) -> Self {
         Self {
             plan: Plan::on(base),
             submissions: Vec::new(),
@@ -107,7 +173,7 @@ impl Gathering {
 
     /// Plans `submission` onto the batch; a submission whose entries cannot be encoded is
     /// refused on its own.
-    pub(super) fn add(&mut self, submission: Submission) {
+    fn add(&mut self, submission: Submission) {
         match self.plan.extend(&submission.records, &submission.time) {
             Some(()) => self.submissions.push(submission),
             None => {
@@ -128,27 +194,16 @@ impl Gathering {
             self.add(submission);
         }
     }
-}
 
-pub(super) type Shared = Arc<Mutex<Gathering>>;
-
-/// Plans `submission` onto the gathering batch and rings for the committer. If the committer is
-/// gone (it stops only when the log is dropped, or on a panic), nothing would ever take the
-/// batch: everything in it is refused rather than left waiting.
-pub(super) fn submit(gathering: &Shared, doorbell: &mpsc::Sender<()>, submission: Submission) {
-    let mut next = lock(gathering);
-    next.add(submission);
-    match doorbell.try_send(()) {
-        // Full: already rung for a commit that has not taken its batch yet.
-        Ok(()) | Err(TrySendError::Full(())) => {}
-        Err(TrySendError::Closed(())) => {
-            let base = next.plan.base.clone();
-            for submission in std::mem::replace(&mut *next, Gathering::on(base)).submissions {
-                let _ = submission.reply.send(Err(SubmitError::Audit));
-            }
+    fn refuse_all(&mut self) {
+        for submission in self.submissions.drain(..) {
+            let _ = submission.reply.send(Err(SubmitError::Audit));
         }
+        self.plan = Plan::on(self.plan.base.clone());
     }
 }
+
+type Shared = Arc<Mutex<Gathering>>;
 
 fn lock(gathering: &Shared) -> std::sync::MutexGuard<'_, Gathering> {
     // Planning never panics halfway through a batch it leaves behind (`extend` restores on
@@ -165,8 +220,9 @@ fn plan_batch(base: &Frontier, submissions: &[Submission]) -> Option<Plan> {
     Some(plan)
 }
 
-/// Commits whatever has gathered each time the doorbell rings; stops when the log is dropped.
-pub(super) async fn run_committer(
+/// Commits whatever has gathered each time the doorbell rings; stops when the `Committer` is
+/// dropped.
+async fn run_committer(
     store: Arc<dyn Store>,
     gathering: Shared,
     mut doorbell: mpsc::Receiver<()>,

@@ -11,17 +11,17 @@
 //! frontier the store holds, so it goes in next and never starves. Signing is `super::signer`'s.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteSigner, ProofPlan};
 use strongroom_store::{AuditEntryRow, CheckpointRow, Mutation, NodeKey, Store};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::watch;
 
-use super::committer::{Gathering, Shared, Submission, SubmitError, run_committer, submit};
+use super::committer::{Committer, SubmitError};
 use super::entry::AuditRecord;
 use super::signer::{SIGNER_LEASE, SIGNER_LEASE_MS, SignerTask, run_signer};
-use crate::clock::{Clock, rfc3339};
+use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,14 +46,7 @@ pub struct ConsistencyProof {
 }
 
 pub struct AuditLog {
-    /// The batch the next commit takes; callers plan their entries onto it.
-    gathering: Shared,
-    /// Rung after each submission; the committer stops when the log is dropped.
-    doorbell: mpsc::Sender<()>,
-    /// `max_batch`: the most submissions waiting on the log at once (the batch committing and
-    /// the one gathering behind it), and so in one batch.
-    permits: Arc<Semaphore>,
-    clock: Arc<dyn Clock>,
+    committer: Committer,
     head: watch::Receiver<TreeHead>,
     store: Arc<dyn Store>,
     verifier_key: String,
@@ -103,8 +96,6 @@ impl AuditLog {
         };
         let (head_tx, head_rx) = watch::channel(head);
         let head_tx = Arc::new(head_tx);
-        let gathering: Shared = Arc::new(Mutex::new(Gathering::on(frontier)));
-        let (doorbell, rings) = mpsc::channel(1);
         let signer = Arc::new(signer);
         let now = clock.now_ms();
         let leader = store
@@ -122,12 +113,13 @@ impl AuditLog {
         };
         let latest_note: Arc<RwLock<Arc<str>>> = Arc::new(RwLock::new(Arc::from(note.as_str())));
 
-        tokio::spawn(run_committer(
+        let committer = Committer::start(
             Arc::clone(&store),
-            Arc::clone(&gathering),
-            rings,
+            frontier,
             Arc::clone(&head_tx),
-        ));
+            Arc::clone(&clock),
+            max_batch,
+        );
         tokio::spawn(run_signer(SignerTask {
             store: Arc::clone(&store),
             signer: Arc::clone(&signer),
@@ -135,14 +127,11 @@ impl AuditLog {
             origin: origin.clone(),
             head: head_tx,
             latest: Arc::clone(&latest_note),
-            clock: Arc::clone(&clock),
+            clock,
             instance,
         }));
         Ok(Arc::new(Self {
-            gathering,
-            doorbell,
-            permits: Arc::new(Semaphore::new(max_batch.max(1))),
-            clock,
+            committer,
             head: head_rx,
             store,
             verifier_key: verifier.to_vkey(),
@@ -163,23 +152,10 @@ impl AuditLog {
         records: Vec<AuditRecord>,
         mutations: Vec<Mutation>,
     ) -> ServiceResult<u64> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| ServiceError::audit_unavailable())?;
-        let (reply, answer) = oneshot::channel();
-        let submission = Submission {
-            records,
-            mutations,
-            time: rfc3339(self.clock.now_ms()),
-            reply,
-            _permit: permit,
-        };
-        submit(&self.gathering, &self.doorbell, submission);
-        match answer.await {
-            Ok(Ok(index)) => Ok(index),
-            Ok(Err(SubmitError::Unit(err))) => Err(err.into()),
-            Ok(Err(SubmitError::Audit)) | Err(_) => Err(ServiceError::audit_unavailable()),
+        match self.committer.submit(records, mutations).await {
+            Ok(index) => Ok(index),
+            Err(SubmitError::Unit(err)) => Err(err.into()),
+            Err(SubmitError::Audit) => Err(ServiceError::audit_unavailable()),
         }
     }
 
