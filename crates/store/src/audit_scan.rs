@@ -1,7 +1,5 @@
-//! Pages of the audit log as whole-log verification reads them: packed entries and the stored
-//! nodes they complete.
-
-use std::ops::Range;
+//! Runs of the audit log as whole-log verification reads them: a digest of each entry, computed
+//! where the entry is read, and the stored nodes the run completes.
 
 use crate::rows::AuditEntryRow;
 
@@ -13,33 +11,32 @@ pub struct NodeRange {
     pub last: u64,
 }
 
-/// A run of the audit log read for verifying the whole log: consecutive entries, and the stored
-/// nodes of each requested [`NodeRange`] (one list per range, in the same order, by index;
-/// absent nodes are simply not in their list).
-#[derive(Clone, Debug, Default)]
+/// What the reader of a scan computes of each entry, on the thread that reads it and over bytes
+/// the database still holds: a verifier reads millions, and copying each out costs about as much
+/// as hashing it. `None` marks an entry the caller must read whole to judge.
+pub type EntryDigest = fn(AuditEntryRef<'_>) -> Option<[u8; 32]>;
+
+/// One entry of a scan: its index and the [`EntryDigest`] of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScannedEntry {
+    pub idx: i64,
+    pub digest: Option<[u8; 32]>,
+}
+
+/// A run of the audit log read for verifying the whole log: the entries of an index range, and
+/// the stored nodes of each requested [`NodeRange`] (one list per range, in the same order, by
+/// index; absent nodes are simply not in their list).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditScan {
-    pub entries: AuditEntryPage,
+    /// By index; entries absent from the store are simply not listed.
+    pub entries: Vec<ScannedEntry>,
+    /// The entries' bytes in all.
+    pub entry_bytes: u64,
     pub nodes: Vec<RangeNodes>,
 }
 
 /// The stored nodes of one [`NodeRange`]: `(index, hash)` by index.
 pub type RangeNodes = Vec<(u64, [u8; 32])>;
-
-/// Audit entries packed into two buffers: a verifier reads millions, and two allocations per
-/// entry cost as much as reading it.
-#[derive(Clone, Debug, Default)]
-pub struct AuditEntryPage {
-    tenants: String,
-    entries: Vec<u8>,
-    rows: Vec<PackedEntry>,
-}
-
-#[derive(Clone, Debug)]
-struct PackedEntry {
-    idx: i64,
-    tenant: Option<Range<usize>>,
-    entry: Range<usize>,
-}
 
 /// One stored audit entry, borrowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,62 +44,6 @@ pub struct AuditEntryRef<'a> {
     pub idx: i64,
     pub tenant_id: Option<&'a str>,
     pub entry: &'a [u8],
-}
-
-impl AuditEntryPage {
-    /// Room for `rows` entries of `entry_bytes` in all.
-    #[must_use]
-    pub fn with_capacity(rows: usize, entry_bytes: usize) -> Self {
-        Self {
-            tenants: String::with_capacity(rows.saturating_mul(36)),
-            entries: Vec::with_capacity(entry_bytes),
-            rows: Vec::with_capacity(rows),
-        }
-    }
-
-    pub fn push(&mut self, row: AuditEntryRef<'_>) {
-        let tenant = row.tenant_id.map(|tenant| {
-            let start = self.tenants.len();
-            self.tenants.push_str(tenant);
-            start..self.tenants.len()
-        });
-        let start = self.entries.len();
-        self.entries.extend_from_slice(row.entry);
-        self.rows.push(PackedEntry {
-            idx: row.idx,
-            tenant,
-            entry: start..self.entries.len(),
-        });
-    }
-
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = AuditEntryRef<'_>> {
-        // The ranges were cut at `push`, so both lookups always succeed.
-        self.rows.iter().map(|row| AuditEntryRef {
-            idx: row.idx,
-            tenant_id: row.tenant.clone().and_then(|range| self.tenants.get(range)),
-            entry: self.entries.get(row.entry.clone()).unwrap_or_default(),
-        })
-    }
-}
-
-impl FromIterator<AuditEntryRow> for AuditEntryPage {
-    fn from_iter<I: IntoIterator<Item = AuditEntryRow>>(rows: I) -> Self {
-        let mut page = Self::default();
-        for row in rows {
-            page.push(row.as_entry_ref());
-        }
-        page
-    }
 }
 
 impl AuditEntryRow {
@@ -114,4 +55,13 @@ impl AuditEntryRow {
             entry: &self.entry,
         }
     }
+}
+
+/// `[start, start + limit)` as the `i64` bounds SQL compares with.
+pub(crate) fn index_bounds(start: u64, limit: u32) -> Result<(i64, i64), crate::StoreError> {
+    let end = start.saturating_add(u64::from(limit));
+    let bound = |i: u64| {
+        i64::try_from(i).map_err(|_| crate::StoreError::Corrupt("audit index out of range".into()))
+    };
+    Ok((bound(start)?, bound(end)?))
 }

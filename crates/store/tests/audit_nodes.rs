@@ -43,6 +43,33 @@ fn log() -> AuditAppend {
     }
 }
 
+/// Names the entry it was given by its index, tenant and bytes, and declines some, as a verifier
+/// does with entries it must read whole.
+fn digest(entry: AuditEntryRef<'_>) -> Option<[u8; 32]> {
+    if entry.tenant_id == Some("tenant-1") {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    digest[..8].copy_from_slice(&entry.idx.to_be_bytes());
+    digest[8] = u8::from(entry.tenant_id.is_some());
+    let bytes = entry.entry.len().min(23);
+    digest[9..9 + bytes].copy_from_slice(&entry.entry[..bytes]);
+    Some(digest)
+}
+
+/// What a scan of `rows` should list.
+fn scanned(rows: &[AuditEntryRow]) -> (Vec<ScannedEntry>, u64) {
+    let entries = rows
+        .iter()
+        .map(|row| ScannedEntry {
+            idx: row.idx,
+            digest: digest(row.as_entry_ref()),
+        })
+        .collect();
+    let bytes = rows.iter().map(|row| row.entry.len() as u64).sum();
+    (entries, bytes)
+}
+
 fn stored(level: u8, index: u64) -> bool {
     (index + 1) << level <= LEAVES
 }
@@ -98,7 +125,7 @@ async fn check(store: &dyn Store) {
         range(10, 0, 5),
         range(0, 20, 10),
     ];
-    let scan = store.audit_scan(0, 0, &ranges).await.unwrap();
+    let scan = store.audit_scan(0, 0, &ranges, digest).await.unwrap();
     assert!(scan.entries.is_empty());
     let want: Vec<(u64, [u8; 32])> = (10..=20).map(|i| (i, hash_of(0, i))).collect();
     assert_eq!(scan.nodes[0], want);
@@ -110,14 +137,12 @@ async fn check(store: &dyn Store) {
 
     // A scan: entries with their tenants from an offset, and each range's nodes in its own list.
     let ranges = [range(0, 100, 109), range(3, 70, 80), range(10, 0, 0)];
-    let scan = store.audit_scan(100, 10, &ranges).await.unwrap();
+    let scan = store.audit_scan(100, 10, &ranges, digest).await.unwrap();
     let rows = log().entries;
-    let want: Vec<AuditEntryRef<'_>> = rows[100..110]
-        .iter()
-        .map(AuditEntryRow::as_entry_ref)
-        .collect();
-    assert_eq!(scan.entries.iter().collect::<Vec<_>>(), want);
-    assert_eq!(scan.entries.len(), 10);
+    let (want, bytes) = scanned(&rows[100..110]);
+    assert_eq!(scan.entries, want);
+    assert_eq!(scan.entry_bytes, bytes);
+    assert!(scan.entries.iter().any(|entry| entry.digest.is_none()));
     assert_eq!(
         scan.nodes,
         vec![
@@ -126,12 +151,28 @@ async fn check(store: &dyn Store) {
             Vec::new(),
         ]
     );
-    let tail = store.audit_scan(595, 10, &[]).await.unwrap();
-    assert_eq!(tail.entries.len(), 5);
+    let tail = store.audit_scan(595, 10, &[], digest).await.unwrap();
+    assert_eq!(tail.entries, scanned(&rows[595..]).0);
     assert!(tail.nodes.is_empty());
+
+    // Long enough to be read in two halves: every entry once, in order, and the leaf hashes of
+    // both halves; a level-0 range reaching past the entries read is read apart, whole.
+    let ranges = [range(0, 0, 599), range(0, 550, 650), range(2, 0, 1_000)];
+    let scan = store.audit_scan(0, 600, &ranges, digest).await.unwrap();
+    assert_eq!((scan.entries, scan.entry_bytes), scanned(&rows));
+    assert_eq!(
+        scan.nodes,
+        vec![
+            (0..LEAVES).map(|i| (i, hash_of(0, i))).collect::<Vec<_>>(),
+            (550..LEAVES).map(|i| (i, hash_of(0, i))).collect(),
+            (0..150).map(|i| (i, hash_of(2, i))).collect(),
+        ]
+    );
+    let scan = store.audit_scan(1, 598, &[], digest).await.unwrap();
+    assert_eq!(scan.entries, scanned(&rows[1..599]).0);
     assert!(
         store
-            .audit_scan(LEAVES, 10, &[])
+            .audit_scan(LEAVES, 10, &[], digest)
             .await
             .unwrap()
             .entries
@@ -202,6 +243,7 @@ async fn check_migrated(store: &dyn Store) {
                 first: 0,
                 last: 699,
             }],
+            digest,
         )
         .await
         .unwrap();

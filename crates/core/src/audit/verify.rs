@@ -1,25 +1,26 @@
 //! Offline verification of a stored audit log: one streaming pass over the entries, in index order,
 //! that recomputes every leaf and perfect-subtree hash and checks each signed checkpoint against the
-//! tree recomputed at its size. Memory stays constant in the number of entries (the page being
-//! hashed and the one being read, plus the O(log n) frontier); only the checkpoint list is read
+//! tree recomputed at its size. Memory stays constant in the number of entries (the digests of the
+//! page being walked and of the one being read, plus the O(log n) frontier); only the checkpoint list is read
 //! whole, as the store offers it.
 //!
 //! The first failure wins, in stream order, so the report names the lowest index where the stored
 //! log stops being the log that was signed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteVerifier, leaf_hash};
-use strongroom_store::{AuditEntryPage, NodeRange, RangeNodes, Store, StoreError};
+use strongroom_store::{NodeRange, RangeNodes, ScannedEntry, Store, StoreError};
 
 mod head;
 
-use head::check_entry;
+use head::{check_entry, digest_entry};
 
-/// Entries read per store call (≈ 2.5 MB of typical entries; two pages are in memory at once).
-const PAGE: u32 = 4096;
+/// Entries read per store call. Only their digests and the page's nodes are held, ≈ 80 bytes an
+/// entry; two pages are in memory at once.
+const PAGE: u32 = 16384;
 
 /// What a successful verification covered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,39 +209,46 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Verifies one page of rows starting at the current size, against the stored nodes that
-    /// those rows complete (`stored` may hold more).
-    fn page(&mut self, rows: &AuditEntryPage, stored: &StoredNodes) -> Result<(), VerifyError> {
-        for row in rows.iter() {
+    /// Verifies one page of entries starting at the current size, against the stored nodes that
+    /// those entries complete (`stored` may hold more). `read_whole` holds the leaf hash, or the
+    /// failure, of each entry whose digest could not be taken where it was read.
+    fn page(
+        &mut self,
+        entries: &[ScannedEntry],
+        stored: &StoredNodes,
+        read_whole: &HashMap<i64, Result<Hash, FailureKind>>,
+    ) -> Result<(), VerifyError> {
+        for entry in entries {
             let index = self.frontier.size();
-            if u64::try_from(row.idx).ok() != Some(index) {
+            if u64::try_from(entry.idx).ok() != Some(index) {
                 return Err(self.fail(index, FailureKind::Gap));
             }
-            check_entry(row, index).map_err(|kind| self.fail(index, kind))?;
-            self.bytes = self
-                .bytes
-                .saturating_add(u64::try_from(row.entry.len()).unwrap_or(u64::MAX));
+            let leaf = match (entry.digest, read_whole.get(&entry.idx)) {
+                (Some(leaf), _) => leaf,
+                (None, Some(Ok(leaf))) => *leaf,
+                (None, Some(Err(kind))) => return Err(self.fail(index, kind.clone())),
+                // Gone between the scan and the whole read.
+                (None, None) => return Err(self.fail(index, FailureKind::Gap)),
+            };
             // The first completed node that differs from (or is missing in) the store.
             let mut mismatch = None;
-            let appended = self
-                .frontier
-                .append_visit(leaf_hash(row.entry), |id, hash| {
-                    if mismatch.is_some() {
-                        return;
-                    }
-                    mismatch = match stored.get(id) {
-                        Some(h) if *h == hash => None,
-                        Some(_) if id.level == 0 => Some(FailureKind::LeafMismatch),
-                        Some(_) => Some(FailureKind::NodeMismatch {
-                            level: id.level,
-                            node_index: id.index,
-                        }),
-                        None => Some(FailureKind::NodeMissing {
-                            level: id.level,
-                            node_index: id.index,
-                        }),
-                    };
-                });
+            let appended = self.frontier.append_visit(leaf, |id, hash| {
+                if mismatch.is_some() {
+                    return;
+                }
+                mismatch = match stored.get(id) {
+                    Some(h) if *h == hash => None,
+                    Some(_) if id.level == 0 => Some(FailureKind::LeafMismatch),
+                    Some(_) => Some(FailureKind::NodeMismatch {
+                        level: id.level,
+                        node_index: id.index,
+                    }),
+                    None => Some(FailureKind::NodeMissing {
+                        level: id.level,
+                        node_index: id.index,
+                    }),
+                };
+            });
             if let Err(e) = appended {
                 return Err(self.fail(index, FailureKind::Unreadable(e.to_string())));
             }
@@ -310,22 +318,62 @@ impl StoredNodes {
     }
 }
 
-/// Entries from `start` (below `end`) and the stored nodes they complete, in one store call.
-async fn read_page(
-    store: &dyn Store,
-    start: u64,
-    end: u64,
-) -> Result<(AuditEntryPage, StoredNodes), StoreError> {
-    let count = u32::try_from(end.saturating_sub(start)).map_or(PAGE, |left| left.min(PAGE));
+/// A page of the log as the walk takes it.
+struct Page {
+    entries: Vec<ScannedEntry>,
+    entry_bytes: u64,
+    stored: StoredNodes,
+}
+
+/// Up to `page` entries from `start` (below `end`) and the stored nodes they complete, in one
+/// store call.
+async fn read_page(store: &dyn Store, start: u64, end: u64, page: u32) -> Result<Page, StoreError> {
+    let count = u32::try_from(end.saturating_sub(start)).map_or(page, |left| left.min(page));
     if count == 0 {
-        return Ok((
-            AuditEntryPage::default(),
-            StoredNodes { levels: Vec::new() },
-        ));
+        return Ok(Page {
+            entries: Vec::new(),
+            entry_bytes: 0,
+            stored: StoredNodes { levels: Vec::new() },
+        });
     }
     let ranges = completed_ranges(start, count);
-    let scan = store.audit_scan(start, count, &ranges).await?;
-    Ok((scan.entries, StoredNodes::new(&ranges, scan.nodes)))
+    let scan = store
+        .audit_scan(start, count, &ranges, digest_entry)
+        .await?;
+    Ok(Page {
+        entries: scan.entries,
+        entry_bytes: scan.entry_bytes,
+        stored: StoredNodes::new(&ranges, scan.nodes),
+    })
+}
+
+/// Reads whole the entries of `page` whose digest could not be taken where they were read
+/// (none in a log the server wrote): the full parse names what is wrong with each, or
+/// accepts it and hashes it here.
+async fn read_whole(
+    store: &dyn Store,
+    page: &Page,
+) -> Result<HashMap<i64, Result<Hash, FailureKind>>, StoreError> {
+    let mut judged = HashMap::new();
+    for entry in page.entries.iter().filter(|entry| entry.digest.is_none()) {
+        let Ok(index) = u64::try_from(entry.idx) else {
+            continue;
+        };
+        let rows = store.audit_entries(index, 1).await?;
+        let verdict = match rows.first() {
+            Some(row) if row.idx == entry.idx => {
+                check_entry(row.as_entry_ref(), index).map(|()| leaf_hash(&row.entry))
+            }
+            _ => Err(FailureKind::Gap),
+        };
+        let failed = verdict.is_err();
+        judged.insert(entry.idx, verdict);
+        // The walk stops at this entry at the latest.
+        if failed {
+            break;
+        }
+    }
+    Ok(judged)
 }
 
 /// Verifies the whole stored log against `verifier`, the log's note key (whose name is the origin).
@@ -338,6 +386,15 @@ async fn read_page(
 pub async fn verify_store(
     store: &dyn Store,
     verifier: &NoteVerifier,
+) -> Result<VerifyReport, VerifyError> {
+    verify_in_pages(store, verifier, PAGE).await
+}
+
+/// [`verify_store`], reading `page` entries per store call.
+async fn verify_in_pages(
+    store: &dyn Store,
+    verifier: &NoteVerifier,
+    page_entries: u32,
 ) -> Result<VerifyReport, VerifyError> {
     let started = Instant::now();
     let mut queue = VecDeque::new();
@@ -372,19 +429,21 @@ pub async fn verify_store(
         bytes: 0,
     };
     walk.check_checkpoints_here()?;
-    let (mut rows, mut stored) = read_page(store, 0, end).await?;
-    while !rows.is_empty() {
-        // The next page is read (on the store's side) while this one is hashed, so reading and
-        // hashing each keep a core busy. `join!` polls the read first, which starts it.
+    let mut page = read_page(store, 0, end, page_entries).await?;
+    while !page.entries.is_empty() {
+        // The next page is read and digested (on the store's side) while this one is walked.
+        // `join!` polls the read first, which starts it.
         let next = walk
             .frontier
             .size()
-            .saturating_add(u64::try_from(rows.len()).unwrap_or(u64::MAX));
-        let (following, checked) = tokio::join!(read_page(store, next, end), async {
-            walk.page(&rows, &stored)
+            .saturating_add(u64::try_from(page.entries.len()).unwrap_or(u64::MAX));
+        let (following, checked) = tokio::join!(read_page(store, next, end, page_entries), async {
+            let read_whole = read_whole(store, &page).await?;
+            walk.page(&page.entries, &page.stored, &read_whole)
         });
         checked?;
-        (rows, stored) = following?;
+        walk.bytes = walk.bytes.saturating_add(page.entry_bytes);
+        page = following?;
     }
     if let Some((checkpoint_size, _)) = walk.checkpoints.queue.front() {
         let checkpoint_size = *checkpoint_size;

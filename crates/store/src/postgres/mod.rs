@@ -36,9 +36,12 @@ use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use crate::audit_scan::{AuditScan, NodeRange, RangeNodes};
+use crate::StoreError;
+use crate::audit_scan::{
+    AuditScan, EntryDigest, NodeRange, RangeNodes, ScannedEntry, index_bounds,
+};
+use crate::rows::AuditEntryRow;
 use crate::rows::TenantScope;
-use crate::{Store, StoreError};
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
 type Db = Postgres;
@@ -286,13 +289,27 @@ impl PgStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// The entries and the nodes over two pooled connections at once.
+    /// The entries and the nodes over two pooled connections at once; the digests are computed
+    /// here, as the rows arrive whole anyway.
     async fn audit_scan_impl(
         &self,
         start: u64,
         limit: u32,
         ranges: &[NodeRange],
+        digest: EntryDigest,
     ) -> Result<AuditScan, StoreError> {
+        let (first, end) = index_bounds(start, limit)?;
+        let entries = async {
+            let rows: Vec<AuditEntryRow> = sqlx::query_as(
+                "SELECT idx, tenant_id, entry FROM audit_entries WHERE idx >= $1 AND idx < $2 \
+                 ORDER BY idx",
+            )
+            .bind(first)
+            .bind(end)
+            .fetch_all(&mut *self.platform_reader().await?)
+            .await?;
+            Ok::<_, StoreError>(rows)
+        };
         let nodes = async {
             let mut conn = self.platform_reader().await?;
             let mut nodes = Vec::with_capacity(ranges.len());
@@ -301,9 +318,25 @@ impl PgStore {
             }
             Ok::<_, StoreError>(nodes)
         };
-        let (entries, nodes) = tokio::try_join!(self.audit_entries(start, limit), nodes)?;
+        let (rows, nodes) = tokio::try_join!(entries, nodes)?;
+        let entry_bytes = rows
+            .iter()
+            .map(|row| u64::try_from(row.entry.len()).unwrap_or(u64::MAX))
+            .fold(0u64, u64::saturating_add);
+        // Hashing a page takes milliseconds: off the runtime's threads.
+        let entries = tokio::task::spawn_blocking(move || {
+            rows.iter()
+                .map(|row| ScannedEntry {
+                    idx: row.idx,
+                    digest: digest(row.as_entry_ref()),
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("audit scan task: {e}")))?;
         Ok(AuditScan {
-            entries: entries.into_iter().collect(),
+            entries,
+            entry_bytes,
             nodes,
         })
     }

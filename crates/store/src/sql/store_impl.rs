@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use super::{Backend, Conn, Db, exports, governance, keys, lockbox, shred};
-use crate::audit_scan::{AuditScan, NodeRange};
+use crate::audit_scan::{AuditScan, EntryDigest, NodeRange};
 use crate::rows::*;
 use crate::{Replan, Store, StoreError, UnitResult};
 
@@ -437,8 +437,9 @@ impl Store for Backend {
         start: u64,
         limit: u32,
         ranges: &[NodeRange],
+        digest: EntryDigest,
     ) -> Result<AuditScan, StoreError> {
-        self.audit_scan_impl(start, limit, ranges).await
+        self.audit_scan_impl(start, limit, ranges, digest).await
     }
 
     async fn audit_entries_for_tenant(

@@ -38,7 +38,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use crate::StoreError;
-use crate::audit_scan::{AuditScan, NodeRange};
+use crate::audit_scan::{AuditScan, EntryDigest, NodeRange};
 use crate::rows::TenantScope;
 use checkpointer::Checkpointer;
 use scan::Scanner;
@@ -282,8 +282,9 @@ impl SqliteStore {
         start: u64,
         limit: u32,
         ranges: &[NodeRange],
+        digest: EntryDigest,
     ) -> Result<AuditScan, StoreError> {
-        self.scanner.scan(start, limit, ranges).await
+        self.scanner.scan(start, limit, ranges, digest).await
     }
 
     async fn purge_journal_impl(&self) -> Result<bool, StoreError> {

@@ -13,7 +13,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
-use crate::audit_scan::{AuditEntryPage, AuditEntryRef, AuditScan, NodeRange, RangeNodes};
+use crate::audit_scan::{
+    AuditEntryRef, AuditScan, EntryDigest, NodeRange, RangeNodes, ScannedEntry, index_bounds,
+};
 
 /// Maps the file so a scan reads pages without a system call each (SQLite caps it at its
 /// compile-time limit).
@@ -23,58 +25,81 @@ const MMAP_BYTES: i64 = 1 << 32;
 /// memory set aside before reading.
 const RESERVE_ROWS: usize = 8192;
 
-/// Reads entries and nodes at once, on two connections opened at the first scan and kept.
+/// Below this many entries a scan reads them on one connection rather than two.
+const SPLIT_AT: u32 = 512;
+
+/// Reads the two halves of a scan's entries and its nodes at once, on three connections opened
+/// at the first scan and kept: reading and digesting the entries is most of a verifier's work,
+/// and two halves keep two cores busy.
 pub(super) struct Scanner {
     path: PathBuf,
     busy_timeout: Duration,
-    entries: LazyConnection,
+    entries: [LazyConnection; 2],
     nodes: LazyConnection,
 }
 
 type LazyConnection = Arc<Mutex<Option<Connection>>>;
+
+/// What one entry read returns: the entries, their bytes in all, and the leaf hashes they hold.
+type EntryRun = (Vec<ScannedEntry>, u64, RangeNodes);
 
 impl Scanner {
     pub(super) fn new(path: &Path, busy_timeout: Duration) -> Self {
         Self {
             path: path.to_path_buf(),
             busy_timeout,
-            entries: LazyConnection::default(),
+            entries: Default::default(),
             nodes: LazyConnection::default(),
         }
     }
 
-    /// The two reads may see different snapshots: the caller bounds the scan by a size read
-    /// before it, so every entry and node it asks for is already committed.
+    /// The reads may see different snapshots: the caller bounds the scan by a size read before
+    /// it, so every entry and node it asks for is already committed.
     pub(super) async fn scan(
         &self,
         start: u64,
         limit: u32,
         ranges: &[NodeRange],
+        digest: EntryDigest,
     ) -> Result<AuditScan, StoreError> {
-        // Leaf hashes live in the entry rows: the entry read picks up those of the first level-0
-        // range as it passes them, and the node read takes every other range (that one too if
-        // the entry read turns out not to cover it).
-        let fused = ranges.iter().position(|range| range.level == 0);
-        let leaves = fused.and_then(|at| ranges.get(at)).copied();
+        let (first, end) = index_bounds(start, limit)?;
+        // Leaf hashes live in the entry rows: the entry reads pick up a level-0 range that lies
+        // within the entries they read, and the node read takes every other range.
+        let fused = ranges.iter().position(|range| {
+            range.level == 0
+                && range.first >= start
+                && range.last < start.saturating_add(u64::from(limit))
+        });
+        let leaves = match fused.and_then(|at| ranges.get(at)) {
+            Some(range) => Some((index(range.first)?, index(range.last)?)),
+            None => None,
+        };
         let others: Vec<NodeRange> = ranges
             .iter()
             .enumerate()
             .filter(|(at, _)| Some(*at) != fused)
             .map(|(_, range)| *range)
             .collect();
-        let ((entries, covered), found) = tokio::try_join!(
-            self.on(&self.entries, move |conn| read_entries(
-                conn, start, limit, leaves
+        let middle = if limit < SPLIT_AT {
+            end
+        } else {
+            first.saturating_add(i64::from(limit / 2))
+        };
+        let [low, high] = &self.entries;
+        let (low, high, found) = tokio::try_join!(
+            self.on(low, move |conn| read_entries(
+                conn, first, middle, leaves, digest
+            )),
+            self.on(high, move |conn| read_entries(
+                conn, middle, end, leaves, digest
             )),
             self.on(&self.nodes, move |conn| read_nodes(conn, &others)),
         )?;
-        let mut leaf_nodes = match (leaves, covered) {
-            (Some(range), None) => self
-                .on(&self.nodes, move |conn| read_nodes(conn, &[range]))
-                .await?
-                .pop(),
-            (_, covered) => covered,
-        };
+        let (mut entries, low_bytes, mut leaf_nodes) = low;
+        let (high_entries, high_bytes, high_leaves) = high;
+        entries.extend(high_entries);
+        leaf_nodes.extend(high_leaves);
+        let mut leaf_nodes = Some(leaf_nodes);
         let mut found = found.into_iter();
         let nodes = (0..ranges.len())
             .map(|at| {
@@ -86,7 +111,11 @@ impl Scanner {
                 nodes.unwrap_or_default()
             })
             .collect();
-        Ok(AuditScan { entries, nodes })
+        Ok(AuditScan {
+            entries,
+            entry_bytes: low_bytes.saturating_add(high_bytes),
+            nodes,
+        })
     }
 
     /// Runs `read` on a blocking thread with `conn`, opening it first if needed.
@@ -124,27 +153,30 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Entries from `start`, and the leaf hashes of `leaves` if the rows read cover that range
-/// (`None` if they do not: the caller reads it apart).
+/// The entries with `first <= idx < end`, digested over the bytes in SQLite's pages, and the
+/// leaf hashes of those within `leaves` (inclusive bounds).
 fn read_entries(
     conn: &Connection,
-    start: u64,
-    limit: u32,
-    leaves: Option<NodeRange>,
-) -> Result<(AuditEntryPage, Option<RangeNodes>), StoreError> {
+    first: i64,
+    end: i64,
+    leaves: Option<(i64, i64)>,
+    digest: EntryDigest,
+) -> Result<EntryRun, StoreError> {
+    if first >= end {
+        return Ok(Default::default());
+    }
     let mut statement = conn
         .prepare(
-            "SELECT idx, tenant_id, entry, leaf_hash FROM audit_entries WHERE idx >= ?1 \
-             ORDER BY idx LIMIT ?2",
+            "SELECT idx, tenant_id, entry, leaf_hash FROM audit_entries \
+             WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
         )
         .map_err(unavailable)?;
-    let mut rows = statement
-        .query((index(start)?, i64::from(limit)))
-        .map_err(unavailable)?;
-    let rows_wanted = usize::try_from(limit).map_or(RESERVE_ROWS, |n| n.min(RESERVE_ROWS));
-    let mut page = AuditEntryPage::with_capacity(rows_wanted, rows_wanted.saturating_mul(700));
+    let mut rows = statement.query((first, end)).map_err(unavailable)?;
+    let rows_wanted =
+        usize::try_from(end.saturating_sub(first)).map_or(RESERVE_ROWS, |n| n.min(RESERVE_ROWS));
+    let mut entries = Vec::with_capacity(rows_wanted);
     let mut leaf_nodes = RangeNodes::with_capacity(if leaves.is_some() { rows_wanted } else { 0 });
-    let mut last_read = None;
+    let mut bytes = 0u64;
     while let Some(row) = rows.next().map_err(unavailable)? {
         let idx: i64 = row.get(0).map_err(corrupt("audit entry index"))?;
         let tenant_id = row
@@ -155,27 +187,24 @@ fn read_entries(
             .get_ref(2)
             .and_then(|value| Ok(value.as_blob()?))
             .map_err(corrupt("audit entry bytes"))?;
-        page.push(AuditEntryRef {
+        bytes = bytes.saturating_add(u64::try_from(entry.len()).unwrap_or(u64::MAX));
+        entries.push(ScannedEntry {
             idx,
-            tenant_id,
-            entry,
+            digest: digest(AuditEntryRef {
+                idx,
+                tenant_id,
+                entry,
+            }),
         });
-        let idx = u64::try_from(idx).map_err(|_| StoreError::Corrupt("audit index".into()))?;
-        if let Some(range) = leaves
-            && (range.first..=range.last).contains(&idx)
+        if let Some((low, high)) = leaves
+            && (low..=high).contains(&idx)
             && let Some(hash) = leaf_hash(row.get_ref(3).map_err(corrupt("audit leaf hash"))?)?
         {
+            let idx = u64::try_from(idx).map_err(|_| StoreError::Corrupt("audit index".into()))?;
             leaf_nodes.push((idx, hash));
         }
-        last_read = Some(idx);
     }
-    // Covered when the range starts at or after `start` and ends within the rows read, or the
-    // read reached the end of the log (nothing beyond it to find).
-    let reached_end = usize::try_from(limit).is_ok_and(|limit| page.len() < limit);
-    let covered = leaves.is_some_and(|range| {
-        range.first >= start && (reached_end || last_read.is_some_and(|last| range.last <= last))
-    });
-    Ok((page, covered.then_some(leaf_nodes)))
+    Ok((entries, bytes, leaf_nodes))
 }
 
 /// A stored leaf hash: NULL is a missing node, anything but 32 bytes is corruption.

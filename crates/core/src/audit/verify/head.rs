@@ -6,10 +6,19 @@
 //! leaf hash and the signed roots, not re-parsed. Anything not in canonical form, and every
 //! mismatch, goes through the full parse, which gives the precise failure.
 
+use strongroom_ledger::{Hash, leaf_hash};
 use strongroom_store::AuditEntryRef;
 
 use super::FailureKind;
 use crate::audit::entry::ENTRY_VERSION;
+
+/// The leaf hash of `row` if its canonical head names the row's own index and tenant; `None`
+/// sends it to [`check_entry`]. The store runs it where the entry is read.
+pub(super) fn digest_entry(row: AuditEntryRef<'_>) -> Option<Hash> {
+    let (claimed, tenant) = canonical_head(row.entry)?;
+    (i64::try_from(claimed).ok() == Some(row.idx) && tenant == row.tenant_id)
+        .then(|| leaf_hash(row.entry))
+}
 
 /// Checks that `row` holds a version-1 entry for `index` whose tenant is the row's.
 pub(super) fn check_entry(row: AuditEntryRef<'_>, index: u64) -> Result<(), FailureKind> {
@@ -196,6 +205,26 @@ mod tests {
                 }
                 assert_eq!(check_entry(row.as_entry_ref(), index), Ok(()));
             }
+        }
+    }
+
+    /// The store-side digest is the leaf hash exactly when the fast read accepts the row as it
+    /// stands; everything else is left to `check_entry`.
+    #[test]
+    fn digest_is_taken_only_of_entries_in_place() {
+        for record in records() {
+            let good = row(&record, 12);
+            let in_place = canonical_head(&good.entry).is_some();
+            assert_eq!(
+                digest_entry(good.as_entry_ref()),
+                in_place.then(|| leaf_hash(&good.entry))
+            );
+            let mut moved = good.clone();
+            moved.idx = 13;
+            assert_eq!(digest_entry(moved.as_entry_ref()), None);
+            let mut retenanted = good.clone();
+            retenanted.tenant_id = Some("other".into());
+            assert_eq!(digest_entry(retenanted.as_entry_ref()), None);
         }
     }
 

@@ -231,7 +231,7 @@ async fn stored_nodes_are_checked() {
 
 #[tokio::test]
 async fn nodes_past_the_first_page_are_checked() {
-    // Pages hold 1,000 entries; node (10, 1) covers leaves 1024..2047 and is completed in the
+    // In pages of 1,000 entries, node (10, 1) covers leaves 1024..2047 and is completed in the
     // third page's range scan of level 10.
     let log = log(2100);
     let cps = checkpoints(&log, &[2100]);
@@ -241,7 +241,11 @@ async fn nodes_past_the_first_page_are_checked() {
         .position(|(k, _)| k.level == 10 && k.index == 1)
         .unwrap();
     nodes.remove(at);
-    let f = failure(&log.entries, &nodes, &cps).await;
+    let (_dir, store) = store_of(&log.entries, &nodes, &cps).await;
+    let f = match verify_in_pages(&store, &signer().verifier(), 1000).await {
+        Err(VerifyError::Invalid(f)) => f,
+        other => panic!("expected a failure, got {other:?}"),
+    };
     assert_eq!(
         (f.index, f.kind),
         (
@@ -251,6 +255,52 @@ async fn nodes_past_the_first_page_are_checked() {
                 node_index: 1
             }
         )
+    );
+}
+
+/// The entry at `index` re-encoded with the same members in another layout: still an audit entry,
+/// but not in the canonical form the store-side digest takes.
+fn relaid(index: u64, claimed: u64) -> AuditEntryRow {
+    let canonical = entry(claimed);
+    let value: serde_json::Value = serde_json::from_slice(&canonical.entry).unwrap();
+    AuditEntryRow {
+        idx: i64::try_from(index).unwrap(),
+        entry: serde_json::to_vec_pretty(&value).unwrap(),
+        ..canonical
+    }
+}
+
+#[tokio::test]
+async fn entries_out_of_canonical_form_are_read_whole_and_judged() {
+    // Across pages and page halves: a valid entry in another layout is accepted and hashed.
+    let mut entries: Vec<AuditEntryRow> = (0..1500).map(entry).collect();
+    for index in [3, 999, 1000, 1499] {
+        entries[usize::try_from(index).unwrap()] = relaid(index, index);
+    }
+    let log = log_of(entries);
+    let cps = checkpoints(&log, &[1000, 1500]);
+    let (_dir, store) = store_of(&log.entries, &log.nodes, &cps).await;
+    let report = verify_in_pages(&store, &signer().verifier(), 1000)
+        .await
+        .unwrap();
+    assert_eq!((report.entries, report.checkpoints), (1500, 2));
+    assert_eq!(report.root, log.roots[1500]);
+    let bytes: usize = log.entries.iter().map(|e| e.entry.len()).sum();
+    assert_eq!(report.bytes_hashed, u64::try_from(bytes).unwrap());
+
+    // One that claims another index is named, even with the tree rebuilt over it.
+    let mut entries: Vec<AuditEntryRow> = (0..1500).map(entry).collect();
+    entries[1200] = relaid(1200, 1201);
+    entries[1300] = relaid(1300, 7);
+    let log = log_of(entries);
+    let (_dir, store) = store_of(&log.entries, &log.nodes, &[]).await;
+    let f = match verify_in_pages(&store, &signer().verifier(), 1000).await {
+        Err(VerifyError::Invalid(f)) => f,
+        other => panic!("expected a failure, got {other:?}"),
+    };
+    assert_eq!(
+        (f.index, f.kind, f.entries_verified),
+        (1200, FailureKind::IndexMismatch { claimed: 1201 }, 1200)
     );
 }
 
