@@ -14,13 +14,20 @@ use std::time::{Duration, Instant};
 use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteVerifier, leaf_hash};
 use strongroom_store::{NodeRange, RangeNodes, ScannedEntry, Store, StoreError};
 
+mod ahead;
 mod head;
 
+use ahead::ReadAhead;
 use head::{check_entry, digest_entry};
 
 /// Entries read per store call. Only their digests and the page's nodes are held, ≈ 80 bytes an
-/// entry; two pages are in memory at once.
+/// entry; the page walked and those read ahead are in memory at once.
 const PAGE: u32 = 16384;
+
+/// Page reads in flight while one is walked. Two let each of the store's readers go on to its
+/// part of the following page when it finishes its part of the next one, instead of waiting
+/// for the slowest part (SQLite reads a page as two halves on two connections).
+const READS_AHEAD: usize = 2;
 
 /// What a successful verification covered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -429,21 +436,21 @@ async fn verify_in_pages(
         bytes: 0,
     };
     walk.check_checkpoints_here()?;
-    let mut page = read_page(store, 0, end, page_entries).await?;
-    while !page.entries.is_empty() {
-        // The next page is read and digested (on the store's side) while this one is walked.
-        // `join!` polls the read first, which starts it.
-        let next = walk
-            .frontier
-            .size()
-            .saturating_add(u64::try_from(page.entries.len()).unwrap_or(u64::MAX));
-        let (following, checked) = tokio::join!(read_page(store, next, end, page_entries), async {
-            let read_whole = read_whole(store, &page).await?;
-            walk.page(&page.entries, &page.stored, &read_whole)
-        });
-        checked?;
+    // Pages are read at fixed starts, so an empty page (a run of deleted entries) is a gap at
+    // the next entry read, not the end of the log.
+    let mut starts = (0..end).step_by(usize::try_from(page_entries.max(1)).unwrap_or(usize::MAX));
+    let mut ahead = ReadAhead::default();
+    for start in starts.by_ref().take(READS_AHEAD) {
+        ahead.push(Box::pin(read_page(store, start, end, page_entries)));
+    }
+    while let Some(page) = ahead.next().await {
+        let page = page?;
+        if let Some(start) = starts.next() {
+            ahead.push(Box::pin(read_page(store, start, end, page_entries)));
+        }
+        let read_whole = read_whole(store, &page).await?;
+        walk.page(&page.entries, &page.stored, &read_whole)?;
         walk.bytes = walk.bytes.saturating_add(page.entry_bytes);
-        page = following?;
     }
     if let Some((checkpoint_size, _)) = walk.checkpoints.queue.front() {
         let checkpoint_size = *checkpoint_size;
@@ -451,6 +458,10 @@ async fn verify_in_pages(
             walk.frontier.size(),
             FailureKind::Truncated { checkpoint_size },
         ));
+    }
+    if walk.frontier.size() < end {
+        // The store counts entries past the last one read: the last ones were removed.
+        return Err(walk.fail(walk.frontier.size(), FailureKind::Gap));
     }
     Ok(VerifyReport {
         entries: walk.frontier.size(),

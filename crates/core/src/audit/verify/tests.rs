@@ -258,6 +258,25 @@ async fn nodes_past_the_first_page_are_checked() {
     );
 }
 
+#[tokio::test]
+async fn a_deleted_page_is_a_gap_where_it_starts() {
+    // With pages of 1,000 entries, entries 1000..2000 make up the second page whole: the read
+    // of that page finds nothing, and the walk must go on to the entries after it.
+    let log = log(2100);
+    let mut entries = log.entries.clone();
+    entries.drain(1000..2000);
+    for signed in [vec![1000, 2100], vec![1000]] {
+        let cps = checkpoints(&log, &signed);
+        let (_dir, store) = store_of(&entries, &log.nodes, &cps).await;
+        let f = match verify_in_pages(&store, &signer().verifier(), 1000).await {
+            Err(VerifyError::Invalid(f)) => f,
+            other => panic!("expected a failure, got {other:?}"),
+        };
+        assert_eq!((f.index, f.kind), (1000, FailureKind::Gap));
+        assert_eq!(f.entries_verified, 1000);
+    }
+}
+
 /// The entry at `index` re-encoded with the same members in another layout: still an audit entry,
 /// but not in the canonical form the store-side digest takes.
 fn relaid(index: u64, claimed: u64) -> AuditEntryRow {
