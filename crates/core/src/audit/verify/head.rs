@@ -16,14 +16,18 @@ use crate::audit::entry::ENTRY_VERSION;
 /// sends it to [`check_entry`]. The store runs it where the entry is read.
 pub(super) fn digest_entry(row: AuditEntryRef<'_>) -> Option<Hash> {
     let (claimed, tenant) = canonical_head(row.entry)?;
-    (i64::try_from(claimed).ok() == Some(row.idx) && tenant == row.tenant_id)
+    (i64::try_from(claimed).ok() == Some(row.idx) && tenant == row.tenant_id.map(str::as_bytes))
         .then(|| leaf_hash(row.entry))
 }
 
 /// Checks that `row` holds a version-1 entry for `index` whose tenant is the row's.
 pub(super) fn check_entry(row: AuditEntryRef<'_>, index: u64) -> Result<(), FailureKind> {
     match canonical_head(row.entry) {
-        Some((claimed, tenant)) if claimed == index && tenant == row.tenant_id => Ok(()),
+        Some((claimed, tenant))
+            if claimed == index && tenant == row.tenant_id.map(str::as_bytes) =>
+        {
+            Ok(())
+        }
         _ => check_parsed(row, index),
     }
 }
@@ -58,8 +62,9 @@ fn check_parsed(row: AuditEntryRef<'_>, index: u64) -> Result<(), FailureKind> {
 /// `(index, tenant_id)` of a version-1 entry whose head is in canonical form:
 /// `{"v":1,"index":N,"time":"…","actor":null|{"user_id":"…","roles":["…",…]},"action":"…",
 /// "tenant_id":null|"…","resource":…`. `None` for anything else, including a tenant id with
-/// escapes (the full parse decodes those).
-fn canonical_head(entry: &[u8]) -> Option<(u64, Option<&str>)> {
+/// escapes (the full parse decodes those). The tenant id is returned as its raw bytes: equal to
+/// a row's `&str`, it is that string, so it is never decoded here.
+fn canonical_head(entry: &[u8]) -> Option<(u64, Option<&[u8]>)> {
     let mut at = Cursor {
         bytes: entry,
         at: 0,
@@ -94,7 +99,7 @@ fn canonical_head(entry: &[u8]) -> Option<(u64, Option<&str>)> {
             if raw.contains(&b'\\') {
                 return None;
             }
-            Some(std::str::from_utf8(raw).ok()?)
+            Some(raw)
         }
     };
     at.literal(b",\"resource\":")?;
@@ -118,17 +123,15 @@ impl<'a> Cursor<'a> {
 
     /// A JSON unsigned integer without leading zeros that fits in a `u64`.
     fn integer(&mut self) -> Option<u64> {
-        let digits = self
-            .bytes
-            .get(self.at..)?
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let text = self.bytes.get(self.at..self.at.checked_add(digits)?)?;
+        let rest = self.bytes.get(self.at..)?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let text = rest.get(..digits)?;
         if digits == 0 || (digits > 1 && text.first() == Some(&b'0')) {
             return None;
         }
-        let value = std::str::from_utf8(text).ok()?.parse().ok()?;
+        let value = text.iter().try_fold(0u64, |value, digit| {
+            value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+        })?;
         self.at += digits;
         Some(value)
     }
@@ -138,15 +141,19 @@ impl<'a> Cursor<'a> {
         self.literal(b"\"")?;
         let begin = self.at;
         loop {
-            match *self.bytes.get(self.at)? {
+            let rest = self.bytes.get(self.at..)?;
+            let stop = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            self.at += stop;
+            match *rest.get(stop)? {
                 b'"' => {
                     let raw = self.bytes.get(begin..self.at)?;
                     self.at += 1;
                     return Some(raw);
                 }
                 b'\\' => self.at = self.at.checked_add(2)?,
-                byte if byte < 0x20 => return None,
-                _ => self.at += 1,
+                _ => return None,
             }
         }
     }
@@ -198,7 +205,7 @@ mod tests {
                 match canonical_head(&row.entry) {
                     Some((claimed, tenant)) => {
                         assert_eq!(claimed, parsed.index);
-                        assert_eq!(tenant, parsed.tenant_id.as_deref());
+                        assert_eq!(tenant, parsed.tenant_id.as_deref().map(str::as_bytes));
                     }
                     // Only an escaped tenant id is left to the full parse.
                     None => assert!(parsed.tenant_id.unwrap().contains('"')),
