@@ -159,8 +159,11 @@ async fn main() {
     let (mut verify_rates, mut raw_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut report = None;
     let mut hashed = 0u64;
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
     for round in 1..=rounds {
+        let cpu_before = process_cpu_seconds();
         let verified = verify_store(store.as_ref(), &verifier).await.unwrap();
+        let busy = (process_cpu_seconds() - cpu_before) / verified.elapsed.as_secs_f64() / cores;
         assert!(verified.entries >= size);
         let (raw, entries_hashed, bytes) = raw_sha256(store.as_ref()).await;
         assert_eq!(bytes, verified.bytes_hashed);
@@ -168,9 +171,10 @@ async fn main() {
         let raw_rate = entries_hashed as f64 / raw.as_secs_f64();
         eprintln!(
             "round {round}: verification {verify_rate:.0} entries/s ({:.2} s), raw SHA-256 \
-             {raw_rate:.0} entries/s, {:.0} %",
+             {raw_rate:.0} entries/s, {:.0} %; cores busy while verifying {:.0} %",
             verified.elapsed.as_secs_f64(),
-            100.0 * verify_rate / raw_rate
+            100.0 * verify_rate / raw_rate,
+            100.0 * busy
         );
         verify_rates.push(verify_rate);
         raw_rates.push(raw_rate);
@@ -214,6 +218,23 @@ async fn main() {
         hashed as f64 / 1e6,
         100.0 * ratio
     );
+}
+
+/// CPU time this process has used (user + system), from `/proc/self/stat`; 0 where there is none.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and
+    // 13th, in clock ticks (100 a second on Linux).
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
 }
 
 /// SHA-256 over every stored entry, timing only the hashing: `(time, entries, bytes)`.
