@@ -1,7 +1,7 @@
 //! Offline verification of a stored audit log: one streaming pass over the entries, in index order,
 //! that recomputes every leaf and perfect-subtree hash and checks each signed checkpoint against the
 //! tree recomputed at its size. Memory stays constant in the number of entries (the digests of the
-//! page being walked and of the one being read, plus the O(log n) frontier); only the checkpoint list is read
+//! pages being walked and read, plus the O(log n) frontier); only the checkpoint list is read
 //! whole, as the store offers it.
 //!
 //! The first failure wins, in stream order, so the report names the lowest index where the stored
@@ -11,23 +11,23 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use futures_util::{StreamExt, stream};
+
 use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteVerifier, leaf_hash};
 use strongroom_store::{NodeRange, RangeNodes, ScannedEntry, Store, StoreError};
 
-mod ahead;
 mod head;
 
-use ahead::ReadAhead;
 use head::{check_entry, digest_entry};
 
 /// Entries read per store call. Only their digests and the page's nodes are held, ≈ 80 bytes an
-/// entry; the page walked and those read ahead are in memory at once.
+/// entry; the page walked and those being read are in memory at once.
 const PAGE: u32 = 16384;
 
-/// Page reads in flight while one is walked. Two let each of the store's readers go on to its
-/// part of the following page when it finishes its part of the next one, instead of waiting
-/// for the slowest part (SQLite reads a page as two halves on two connections).
-const READS_AHEAD: usize = 2;
+/// Pages being read at once: the next to walk and two behind it. SQLite reads a page as two
+/// halves on two connections; with reads queued behind it, each connection goes on to its half
+/// of a following page when it finishes, instead of waiting for the slower half.
+const PAGES_IN_FLIGHT: usize = 3;
 
 /// What a successful verification covered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -438,16 +438,12 @@ async fn verify_in_pages(
     walk.check_checkpoints_here()?;
     // Pages are read at fixed starts, so an empty page (a run of deleted entries) is a gap at
     // the next entry read, not the end of the log.
-    let mut starts = (0..end).step_by(usize::try_from(page_entries.max(1)).unwrap_or(usize::MAX));
-    let mut ahead = ReadAhead::default();
-    for start in starts.by_ref().take(READS_AHEAD) {
-        ahead.push(Box::pin(read_page(store, start, end, page_entries)));
-    }
-    while let Some(page) = ahead.next().await {
+    let step = usize::try_from(page_entries.max(1)).unwrap_or(usize::MAX);
+    let mut pages = stream::iter((0..end).step_by(step))
+        .map(|start| read_page(store, start, end, page_entries))
+        .buffered(PAGES_IN_FLIGHT);
+    while let Some(page) = pages.next().await {
         let page = page?;
-        if let Some(start) = starts.next() {
-            ahead.push(Box::pin(read_page(store, start, end, page_entries)));
-        }
         let read_whole = read_whole(store, &page).await?;
         walk.page(&page.entries, &page.stored, &read_whole)?;
         walk.bytes = walk.bytes.saturating_add(page.entry_bytes);
