@@ -289,8 +289,10 @@ impl PgStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// The entries and the nodes over two pooled connections at once; the digests are computed
-    /// here, as the rows arrive whole anyway.
+    /// The entries, then the nodes, in one read-only transaction on one pooled connection; the
+    /// digests are computed here, as the rows arrive whole anyway. One connection a scan, taken
+    /// and given back whole: a verifier keeps several scans in flight, and scans that each held
+    /// one connection while waiting for a second could take the whole pool and wait forever.
     async fn audit_scan_impl(
         &self,
         start: u64,
@@ -299,26 +301,20 @@ impl PgStore {
         digest: EntryDigest,
     ) -> Result<AuditScan, StoreError> {
         let (first, end) = index_bounds(start, limit)?;
-        let entries = async {
-            let rows: Vec<AuditEntryRow> = sqlx::query_as(
-                "SELECT idx, tenant_id, entry FROM audit_entries WHERE idx >= $1 AND idx < $2 \
-                 ORDER BY idx",
-            )
-            .bind(first)
-            .bind(end)
-            .fetch_all(&mut *self.platform_reader().await?)
-            .await?;
-            Ok::<_, StoreError>(rows)
-        };
-        let nodes = async {
-            let mut conn = self.platform_reader().await?;
-            let mut nodes = Vec::with_capacity(ranges.len());
-            for range in ranges {
-                nodes.push(node_range(&mut conn, range).await?);
-            }
-            Ok::<_, StoreError>(nodes)
-        };
-        let (rows, nodes) = tokio::try_join!(entries, nodes)?;
+        let mut tx = self.platform_reader().await?;
+        let rows: Vec<AuditEntryRow> = sqlx::query_as(
+            "SELECT idx, tenant_id, entry FROM audit_entries WHERE idx >= $1 AND idx < $2 \
+             ORDER BY idx",
+        )
+        .bind(first)
+        .bind(end)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut nodes = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            nodes.push(node_range(&mut tx, range).await?);
+        }
+        drop(tx);
         let entry_bytes = rows
             .iter()
             .map(|row| u64::try_from(row.entry.len()).unwrap_or(u64::MAX))
