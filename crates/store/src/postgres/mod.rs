@@ -289,10 +289,10 @@ impl PgStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// The entries, then the nodes, in one read-only transaction on one pooled connection; the
-    /// digests are computed here, as the rows arrive whole anyway. One connection a scan, taken
-    /// and given back whole: a verifier keeps several scans in flight, and scans that each held
-    /// one connection while waiting for a second could take the whole pool and wait forever.
+    /// The entries, then the nodes, in one read-only transaction on one pooled connection (one
+    /// snapshot); the digests are computed here, as the rows arrive whole anyway. One connection
+    /// a scan: a verifier keeps several scans in flight, and scans that each held one connection
+    /// while waiting for a second could share out a small pool and wait until acquiring times out.
     async fn audit_scan_impl(
         &self,
         start: u64,

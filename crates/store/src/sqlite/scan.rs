@@ -30,7 +30,8 @@ const SPLIT_AT: u32 = 512;
 
 /// Reads the two halves of a scan's entries and its nodes at once, on three connections opened
 /// at the first scan and kept: reading and digesting the entries is most of a verifier's work,
-/// and two halves keep two cores busy.
+/// and two halves keep two cores busy. Scans in flight together queue for each connection, so
+/// one goes on to its part of the next scan without waiting for the others.
 pub(super) struct Scanner {
     path: PathBuf,
     busy_timeout: Duration,
