@@ -1,15 +1,13 @@
 //! Runs of the audit log as whole-log verification reads them: a digest of each entry, computed
-//! where the entry is read, and the stored nodes the run completes.
+//! where the entry is read, and the tree nodes stored in the entries' rows.
+//!
+//! Each entry's row holds its leaf hash (level 0) and the roots of the perfect subtrees its leaf
+//! completes (`subtree_roots`): node `(l, i)` with `l >= 1` is completed by leaf
+//! `(i + 1) * 2^l - 1`, whose row keeps levels `1..=t` in order, 32 bytes each, where `t` is the
+//! number of trailing one bits of its index. Reading the entries in order reads the tree.
 
-use crate::rows::AuditEntryRow;
-
-/// The stored nodes of one tree level with `first <= index <= last`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NodeRange {
-    pub level: u8,
-    pub first: u64,
-    pub last: u64,
-}
+use crate::StoreError;
+use crate::rows::{AuditEntryRow, NodeKey};
 
 /// What the reader of a scan computes of each entry, on the thread that reads it and over bytes
 /// the database still holds: a verifier reads millions, and copying each out costs about as much
@@ -24,19 +22,96 @@ pub struct ScannedEntry {
 }
 
 /// A run of the audit log read for verifying the whole log: the entries of an index range, and
-/// the stored nodes of each requested [`NodeRange`] (one list per range, in the same order, by
-/// index; absent nodes are simply not in their list).
+/// the tree nodes stored in their rows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditScan {
     /// By index; entries absent from the store are simply not listed.
     pub entries: Vec<ScannedEntry>,
     /// The entries' bytes in all.
     pub entry_bytes: u64,
-    pub nodes: Vec<RangeNodes>,
+    /// By level: the nodes stored in the scanned rows (level 0: their leaf hashes), each list by
+    /// index. A node the rows should hold but do not is simply not listed.
+    pub nodes: Vec<LevelNodes>,
 }
 
-/// The stored nodes of one [`NodeRange`]: `(index, hash)` by index.
-pub type RangeNodes = Vec<(u64, [u8; 32])>;
+/// Stored nodes of one tree level: `(index, hash)` by index.
+pub type LevelNodes = Vec<(u64, [u8; 32])>;
+
+impl AuditScan {
+    /// Appends a scan of the entries that follow this one's.
+    pub(crate) fn extend(&mut self, next: Self) {
+        self.entries.extend(next.entries);
+        self.entry_bytes = self.entry_bytes.saturating_add(next.entry_bytes);
+        self.nodes
+            .resize_with(self.nodes.len().max(next.nodes.len()), Vec::new);
+        for (level, nodes) in self.nodes.iter_mut().zip(next.nodes) {
+            level.extend(nodes);
+        }
+    }
+
+    /// Files the nodes stored in the row of entry `idx` under their levels.
+    pub(crate) fn add_nodes(
+        &mut self,
+        idx: i64,
+        leaf_hash: Option<&[u8]>,
+        subtree_roots: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let index = u64::try_from(idx).map_err(|_| corrupt("audit index"))?;
+        if let Some(leaf) = leaf_hash {
+            let leaf = <[u8; 32]>::try_from(leaf).map_err(|_| corrupt("audit leaf hash length"))?;
+            self.level(0).push((index, leaf));
+        }
+        let Some(roots) = subtree_roots else {
+            return Ok(());
+        };
+        let completed = index.trailing_ones();
+        let roots = roots.chunks(32);
+        if roots.len() > usize::try_from(completed).unwrap_or(usize::MAX) {
+            return Err(corrupt(
+                "audit subtree roots beyond those the leaf completes",
+            ));
+        }
+        for (level, root) in (1u8..).zip(roots) {
+            let root =
+                <[u8; 32]>::try_from(root).map_err(|_| corrupt("audit subtree roots length"))?;
+            // Leaf `(i + 1) * 2^l - 1` is `i` shifted up `l` places with ones below.
+            let node = index
+                .checked_shr(u32::from(level))
+                .ok_or_else(|| corrupt("audit node level"))?;
+            self.level(level).push((node, root));
+        }
+        Ok(())
+    }
+
+    fn level(&mut self, level: u8) -> &mut LevelNodes {
+        let at = usize::from(level);
+        if self.nodes.len() <= at {
+            self.nodes.resize_with(at + 1, Vec::new);
+        }
+        &mut self.nodes[at]
+    }
+}
+
+/// Where a node is stored: the index of the entry whose row holds it, and for a node above the
+/// leaves its 1-based byte offset in that row's `subtree_roots` (as SQL's `substr` counts).
+/// `None` for a node no tree of `u64` leaves has.
+#[must_use]
+pub(crate) fn node_location(key: NodeKey) -> Option<(i64, i32)> {
+    let leaf = key
+        .index
+        .checked_add(1)?
+        .checked_mul(1u64.checked_shl(u32::from(key.level))?)?
+        .checked_sub(1)?;
+    let offset = match key.level {
+        0 => 0,
+        level => (i32::from(level) - 1) * 32 + 1,
+    };
+    Some((i64::try_from(leaf).ok()?, offset))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
 
 /// One stored audit entry, borrowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

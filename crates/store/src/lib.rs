@@ -17,7 +17,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 
-pub use audit_scan::{AuditEntryRef, AuditScan, EntryDigest, NodeRange, RangeNodes, ScannedEntry};
+pub use audit_scan::{AuditEntryRef, AuditScan, EntryDigest, LevelNodes, ScannedEntry};
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore};
 pub use rows::*;
@@ -238,14 +238,13 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_entries(&self, start: u64, limit: u32)
     -> Result<Vec<AuditEntryRow>, StoreError>;
     /// The entries with indexes in `[start, start + limit)`, each passed to `digest` as it is read,
-    /// and the stored nodes of each range, read together for verifying the whole log (millions of
-    /// rows, so each backend reads them its fastest way). Entries and nodes may come from
-    /// different snapshots: ask only for what a size read earlier covers.
+    /// and the tree nodes stored in their rows, for verifying the whole log (millions of rows, so
+    /// each backend reads them its fastest way). Parts may come from different snapshots: ask
+    /// only for what a size read earlier covers.
     async fn audit_scan(
         &self,
         start: u64,
         limit: u32,
-        ranges: &[NodeRange],
         digest: EntryDigest,
     ) -> Result<AuditScan, StoreError>;
     async fn audit_entries_for_tenant(

@@ -1,5 +1,6 @@
 //! Reading the audit tree's nodes back, as proofs (`audit_nodes`) and whole-log verification
-//! (`audit_scan`) do: on SQLite, and on PostgreSQL when it is reachable.
+//! (`audit_scan`) do, from the rows of the entries that complete them: on SQLite, and on
+//! PostgreSQL when it is reachable.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -117,67 +118,44 @@ async fn check(store: &dyn Store) {
     }
     assert!(store.audit_nodes(&[]).await.unwrap().is_empty());
 
-    // Ranges, in index order, bounded on both sides; absent nodes are simply not listed.
-    let range = |level, first, last| NodeRange { level, first, last };
-    let ranges = [
-        range(0, 10, 20),
-        range(3, 70, 1_000),
-        range(10, 0, 5),
-        range(0, 20, 10),
-    ];
-    let scan = store.audit_scan(0, 0, &ranges, digest).await.unwrap();
-    assert!(scan.entries.is_empty());
-    let want: Vec<(u64, [u8; 32])> = (10..=20).map(|i| (i, hash_of(0, i))).collect();
-    assert_eq!(scan.nodes[0], want);
-    let want: Vec<(u64, [u8; 32])> = (70..75).map(|i| (i, hash_of(3, i))).collect();
-    assert_eq!(scan.nodes[1], want);
-    assert!(scan.nodes[2].is_empty());
-    assert!(scan.nodes[3].is_empty());
-    assert_eq!(scan.nodes.len(), 4);
-
-    // A scan: entries with their tenants from an offset, and each range's nodes in its own list.
-    let ranges = [range(0, 100, 109), range(3, 70, 80), range(10, 0, 0)];
-    let scan = store.audit_scan(100, 10, &ranges, digest).await.unwrap();
+    // An empty scan, and scans from an offset: entries with their tenants, and by level the
+    // nodes their rows hold (those their leaves complete).
+    let scan = store.audit_scan(0, 0, digest).await.unwrap();
+    assert_eq!(scan, AuditScan::default());
     let rows = log().entries;
-    let (want, bytes) = scanned(&rows[100..110]);
-    assert_eq!(scan.entries, want);
-    assert_eq!(scan.entry_bytes, bytes);
+    for (start, limit) in [(100, 10), (595, 10), (0, 600), (1, 598), (255, 2), (8, 8)] {
+        let scan = store.audit_scan(start, limit, digest).await.unwrap();
+        let end = (start + u64::from(limit)).min(LEAVES);
+        let read = &rows[start as usize..end as usize];
+        assert_eq!(
+            (scan.entries, scan.entry_bytes),
+            scanned(read),
+            "{start}+{limit}"
+        );
+        assert_eq!(scan.nodes, completed_by(start..end), "{start}+{limit}");
+    }
+    let scan = store.audit_scan(100, 10, digest).await.unwrap();
     assert!(scan.entries.iter().any(|entry| entry.digest.is_none()));
     assert_eq!(
-        scan.nodes,
-        vec![
-            (100..=109).map(|i| (i, hash_of(0, i))).collect::<Vec<_>>(),
-            (70..75).map(|i| (i, hash_of(3, i))).collect(),
-            Vec::new(),
-        ]
+        store.audit_scan(LEAVES, 10, digest).await.unwrap(),
+        AuditScan::default()
     );
-    let tail = store.audit_scan(595, 10, &[], digest).await.unwrap();
-    assert_eq!(tail.entries, scanned(&rows[595..]).0);
-    assert!(tail.nodes.is_empty());
+}
 
-    // Long enough to be read in two halves: every entry once, in order, and the leaf hashes of
-    // both halves; a level-0 range reaching past the entries read is read apart, whole.
-    let ranges = [range(0, 0, 599), range(0, 550, 650), range(2, 0, 1_000)];
-    let scan = store.audit_scan(0, 600, &ranges, digest).await.unwrap();
-    assert_eq!((scan.entries, scan.entry_bytes), scanned(&rows));
-    assert_eq!(
-        scan.nodes,
-        vec![
-            (0..LEAVES).map(|i| (i, hash_of(0, i))).collect::<Vec<_>>(),
-            (550..LEAVES).map(|i| (i, hash_of(0, i))).collect(),
-            (0..150).map(|i| (i, hash_of(2, i))).collect(),
-        ]
-    );
-    let scan = store.audit_scan(1, 598, &[], digest).await.unwrap();
-    assert_eq!(scan.entries, scanned(&rows[1..599]).0);
-    assert!(
-        store
-            .audit_scan(LEAVES, 10, &[], digest)
-            .await
-            .unwrap()
-            .entries
-            .is_empty()
-    );
+/// By level, the nodes the leaves `leaves` complete: node `(l, i)` is completed by leaf
+/// `(i + 1) * 2^l - 1`.
+fn completed_by(leaves: std::ops::Range<u64>) -> Vec<LevelNodes> {
+    let mut levels: Vec<LevelNodes> = Vec::new();
+    for leaf in leaves {
+        for level in 0..=leaf.trailing_ones() as u8 {
+            if levels.len() <= usize::from(level) {
+                levels.resize_with(usize::from(level) + 1, Vec::new);
+            }
+            let index = leaf >> level;
+            levels[usize::from(level)].push((index, hash_of(level, index)));
+        }
+    }
+    levels
 }
 
 async fn open_sqlite(path: &std::path::Path) -> SqliteStore {
@@ -194,7 +172,7 @@ async fn raw_sqlite(path: &std::path::Path) -> sqlx::SqlitePool {
 }
 
 #[tokio::test]
-async fn nodes_are_read_back_by_id_and_by_range_on_sqlite() {
+async fn nodes_are_read_back_by_id_and_in_scans_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_sqlite(&dir.path().join("db")).await;
     check(&store).await;
@@ -202,7 +180,7 @@ async fn nodes_are_read_back_by_id_and_by_range_on_sqlite() {
 }
 
 #[tokio::test]
-async fn nodes_are_read_back_by_id_and_by_range_on_postgres() {
+async fn nodes_are_read_back_by_id_and_in_scans_on_postgres() {
     let Some(admin) = common::admin().await else {
         return;
     };
@@ -212,48 +190,53 @@ async fn nodes_are_read_back_by_id_and_by_range_on_postgres() {
     common::drop_schema(&admin, &schema).await;
 }
 
-/// Rewinds a store to the layout before migration 11 (leaf hashes as level-0 rows of
-/// `audit_nodes`), so that re-opening it runs that migration on real data.
-const BEFORE_LEAF_HASH_MIGRATION: [&str; 3] = [
-    "INSERT INTO audit_nodes (level, idx, hash) SELECT 0, idx, leaf_hash FROM audit_entries",
+/// Rewinds a store to the layout before migration 11 (every node a row of `audit_nodes`, leaf
+/// hashes as level 0), so that re-opening it runs migrations 11 and 12 on real data.
+const BEFORE_LEAF_HASH_MIGRATION: [&str; 4] = [
     "ALTER TABLE audit_entries DROP COLUMN leaf_hash",
-    "DELETE FROM _sqlx_migrations WHERE version = 11",
+    "ALTER TABLE audit_entries DROP COLUMN subtree_roots",
+    "CREATE TABLE audit_nodes (level BIGINT NOT NULL, idx BIGINT NOT NULL, \
+     hash BYTEA NOT NULL, PRIMARY KEY (level, idx))",
+    "DELETE FROM _sqlx_migrations WHERE version IN (11, 12)",
 ];
 
-/// After the migration: every leaf hash is back, now in its entry's row, and none is left behind.
-async fn check_migrated(store: &dyn Store) {
-    let ids: Vec<NodeKey> = (0..LEAVES)
-        .map(|index| NodeKey { level: 0, index })
+/// The rows of `audit_nodes` as they were before migration 11, as one statement.
+fn old_node_rows() -> String {
+    let rows: Vec<String> = log()
+        .nodes
+        .iter()
+        .map(|(key, hash)| {
+            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            format!("({}, {}, decode('{hex}', 'hex'))", key.level, key.index)
+        })
         .collect();
+    format!(
+        "INSERT INTO audit_nodes (level, idx, hash) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// After the migrations: every node is back, now in the row of the entry that completes it, and
+/// the old table is gone.
+async fn check_migrated(store: &dyn Store) {
+    let ids: Vec<NodeKey> = log().nodes.iter().map(|(key, _)| *key).collect();
     let found = store.audit_nodes(&ids).await.unwrap();
     for (id, hash) in ids.iter().zip(found) {
-        assert_eq!(hash, Some(hash_of(0, id.index)), "leaf {}", id.index);
+        assert_eq!(
+            hash,
+            Some(hash_of(id.level, id.index)),
+            "node ({}, {})",
+            id.level,
+            id.index
+        );
     }
-    let upper = store
-        .audit_nodes(&[NodeKey { level: 9, index: 0 }])
-        .await
-        .unwrap();
-    assert_eq!(upper, vec![Some(hash_of(9, 0))]);
-    let scan = store
-        .audit_scan(
-            0,
-            700,
-            &[NodeRange {
-                level: 0,
-                first: 0,
-                last: 699,
-            }],
-            digest,
-        )
-        .await
-        .unwrap();
+    let scan = store.audit_scan(0, 700, digest).await.unwrap();
     assert_eq!(scan.entries.len(), 600);
-    let want: Vec<(u64, [u8; 32])> = (0..LEAVES).map(|i| (i, hash_of(0, i))).collect();
-    assert_eq!(scan.nodes, vec![want]);
+    assert_eq!(scan.nodes, completed_by(0..LEAVES));
 }
 
 #[tokio::test]
-async fn leaf_hashes_move_into_their_entries_on_sqlite() {
+async fn tree_nodes_move_into_their_entries_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let store = open_sqlite(&path).await;
@@ -264,27 +247,30 @@ async fn leaf_hashes_move_into_their_entries_on_sqlite() {
     for sql in BEFORE_LEAF_HASH_MIGRATION {
         sqlx::query(sql).execute(&raw).await.unwrap();
     }
-    let (old_leaves,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_nodes WHERE level = 0")
-        .fetch_one(&raw)
+    // SQLite has no `decode`; its blob literals say the same.
+    let insert = old_node_rows();
+    let insert = insert.replace("decode('", "X'").replace("', 'hex')", "'");
+    sqlx::query(sqlx::AssertSqlSafe(insert))
+        .execute(&raw)
         .await
         .unwrap();
-    assert_eq!(old_leaves, 600);
     raw.close().await;
 
     let store = open_sqlite(&path).await;
     check_migrated(&store).await;
     store.close().await;
     let raw = raw_sqlite(&path).await;
-    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_nodes WHERE level = 0")
-        .fetch_one(&raw)
-        .await
-        .unwrap();
+    let (left,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'audit_nodes'")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
     assert_eq!(left, 0);
     raw.close().await;
 }
 
 #[tokio::test]
-async fn leaf_hashes_move_into_their_entries_on_postgres() {
+async fn tree_nodes_move_into_their_entries_on_postgres() {
     let Some(admin) = common::admin().await else {
         return;
     };
@@ -293,22 +279,31 @@ async fn leaf_hashes_move_into_their_entries_on_postgres() {
     store.commit(&[], &log(), &no_replan).await.unwrap();
     drop(store);
 
-    // As the administrator, whom row-level security does not bind.
-    for sql in BEFORE_LEAF_HASH_MIGRATION {
-        let sql = sql
-            .replace("audit_nodes", &format!("{schema}.audit_nodes"))
+    // As the administrator, whom row-level security does not bind; the table goes back to the
+    // application role, which owns the schema and runs the migrations.
+    let in_schema = |sql: &str| {
+        sql.replace("audit_nodes", &format!("{schema}.audit_nodes"))
             .replace("audit_entries", &format!("{schema}.audit_entries"))
-            .replace("_sqlx_migrations", &format!("{schema}._sqlx_migrations"));
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .replace("_sqlx_migrations", &format!("{schema}._sqlx_migrations"))
+    };
+    let owner = format!("ALTER TABLE audit_nodes OWNER TO {}", common::APP_ROLE);
+    for sql in BEFORE_LEAF_HASH_MIGRATION
+        .iter()
+        .map(|sql| sql.to_string())
+        .chain([old_node_rows(), owner])
+    {
+        sqlx::query(sqlx::AssertSqlSafe(in_schema(&sql)))
             .execute(&admin)
             .await
             .unwrap();
     }
     let store = common::open(&schema).await;
     check_migrated(&store).await;
-    let (left,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM {schema}.audit_nodes WHERE level = 0"
-    )))
+    let (left,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_name = 'audit_nodes'",
+    )
+    .bind(&schema)
     .fetch_one(&admin)
     .await
     .unwrap();
@@ -317,8 +312,8 @@ async fn leaf_hashes_move_into_their_entries_on_postgres() {
     common::drop_schema(&admin, &schema).await;
 }
 
-/// Level 0 has no table of its own: an append whose entries and leaf hashes do not pair up is
-/// refused whole, and nothing of it is stored.
+/// The nodes live in the entry rows: an append whose entries and nodes do not pair up is refused
+/// whole, and nothing of it is stored.
 #[tokio::test]
 async fn appends_whose_leaves_and_entries_differ_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -327,9 +322,21 @@ async fn appends_whose_leaves_and_entries_differ_are_refused() {
     no_leaf
         .nodes
         .retain(|(key, _)| !(key.level == 0 && key.index == 17));
+    let mut no_root = log();
+    no_root
+        .nodes
+        .retain(|(key, _)| !(key.level == 2 && key.index == 9));
     let mut no_entry = log();
     no_entry.entries.truncate(599);
-    for append in [no_leaf, no_entry] {
+    let mut stray_node = log();
+    stray_node.nodes.push((
+        NodeKey {
+            level: 1,
+            index: 300,
+        },
+        hash_of(1, 300),
+    ));
+    for append in [no_leaf, no_root, no_entry, stray_node] {
         let refused = store.commit(&[], &append, &no_replan).await;
         assert!(
             matches!(refused, Err(StoreError::Corrupt(_))),

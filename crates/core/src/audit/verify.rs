@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::{StreamExt, stream};
 
 use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteVerifier, leaf_hash};
-use strongroom_store::{NodeRange, RangeNodes, ScannedEntry, Store, StoreError};
+use strongroom_store::{LevelNodes, ScannedEntry, Store, StoreError};
 
 mod head;
 
@@ -273,45 +273,16 @@ impl Walk<'_> {
     }
 }
 
-/// The stored node ranges that appending `count` leaves from `start` completes, one per level:
-/// leaf `j` completes node `(l, i)` exactly when `j = (i + 1) * 2^l - 1`.
-fn completed_ranges(start: u64, count: u32) -> Vec<NodeRange> {
-    let end = start.saturating_add(u64::from(count));
-    let mut ranges = Vec::new();
-    for level in 0u8..64 {
-        // (i + 1) * 2^l - 1 in [start, end)  <=>  start >> l <= i <= (end >> l) - 1.
-        let first = start >> level;
-        let Some(last) = (end >> level).checked_sub(1) else {
-            break;
-        };
-        if first <= last {
-            ranges.push(NodeRange { level, first, last });
-        }
-    }
-    ranges
-}
-
-/// The stored nodes a page of entries completes, looked up by level and index.
+/// The tree nodes stored with a page of entries, looked up by level and index.
 struct StoredNodes {
-    /// By level: the first index asked for and the nodes found, by index.
-    levels: Vec<(u64, RangeNodes)>,
+    /// By level, by index.
+    levels: Vec<LevelNodes>,
 }
 
 impl StoredNodes {
-    fn new(ranges: &[NodeRange], found: Vec<RangeNodes>) -> Self {
-        let mut levels = Vec::new();
-        for (range, nodes) in ranges.iter().zip(found) {
-            let level = usize::from(range.level);
-            levels.resize_with(levels.len().max(level + 1), || (0, Vec::new()));
-            if let Some(slot) = levels.get_mut(level) {
-                *slot = (range.first, nodes);
-            }
-        }
-        Self { levels }
-    }
-
     fn get(&self, id: NodeId) -> Option<&Hash> {
-        let (first, nodes) = self.levels.get(usize::from(id.level))?;
+        let nodes = self.levels.get(usize::from(id.level))?;
+        let (first, _) = nodes.first()?;
         let offset = usize::try_from(id.index.checked_sub(*first)?).ok()?;
         // Nodes are contiguous unless some are missing; then search.
         match nodes.get(offset) {
@@ -332,7 +303,7 @@ struct Page {
     stored: StoredNodes,
 }
 
-/// Up to `page` entries from `start` (below `end`) and the stored nodes they complete, in one
+/// Up to `page` entries from `start` (below `end`) and the tree nodes stored with them, in one
 /// store call.
 async fn read_page(store: &dyn Store, start: u64, end: u64, page: u32) -> Result<Page, StoreError> {
     let count = u32::try_from(end.saturating_sub(start)).map_or(page, |left| left.min(page));
@@ -343,14 +314,11 @@ async fn read_page(store: &dyn Store, start: u64, end: u64, page: u32) -> Result
             stored: StoredNodes { levels: Vec::new() },
         });
     }
-    let ranges = completed_ranges(start, count);
-    let scan = store
-        .audit_scan(start, count, &ranges, digest_entry)
-        .await?;
+    let scan = store.audit_scan(start, count, digest_entry).await?;
     Ok(Page {
         entries: scan.entries,
         entry_bytes: scan.entry_bytes,
-        stored: StoredNodes::new(&ranges, scan.nodes),
+        stored: StoredNodes { levels: scan.nodes },
     })
 }
 

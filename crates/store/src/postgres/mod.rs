@@ -37,10 +37,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use crate::StoreError;
-use crate::audit_scan::{
-    AuditScan, EntryDigest, NodeRange, RangeNodes, ScannedEntry, index_bounds,
-};
-use crate::rows::AuditEntryRow;
+use crate::audit_scan::{AuditEntryRef, AuditScan, EntryDigest, ScannedEntry, index_bounds};
 use crate::rows::TenantScope;
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
@@ -123,6 +120,11 @@ fn migrator() -> Migrator {
             11,
             "leaf hashes beside their entries",
             include_str!("../../migrations/postgres/0011_leaf_hash.sql"),
+        ),
+        migration(
+            12,
+            "tree nodes beside the entries that complete them",
+            include_str!("../../migrations/postgres/0012_subtree_roots.sql"),
         ),
     ])
 }
@@ -289,52 +291,45 @@ impl PgStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// The entries, then the nodes, in one read-only transaction on one pooled connection (one
-    /// snapshot); the digests are computed here, as the rows arrive whole anyway. One connection
-    /// a scan: a verifier keeps several scans in flight, and scans that each held one connection
-    /// while waiting for a second could share out a small pool and wait until acquiring times out.
+    /// The entries with the tree nodes in their rows, in one statement on one pooled connection;
+    /// the digests are computed here, as the rows arrive whole anyway.
     async fn audit_scan_impl(
         &self,
         start: u64,
         limit: u32,
-        ranges: &[NodeRange],
         digest: EntryDigest,
     ) -> Result<AuditScan, StoreError> {
         let (first, end) = index_bounds(start, limit)?;
-        let mut tx = self.platform_reader().await?;
-        let rows: Vec<AuditEntryRow> = sqlx::query_as(
-            "SELECT idx, tenant_id, entry FROM audit_entries WHERE idx >= $1 AND idx < $2 \
-             ORDER BY idx",
+        let rows: Vec<ScanRow> = sqlx::query_as(
+            "SELECT idx, tenant_id, entry, leaf_hash, subtree_roots FROM audit_entries \
+             WHERE idx >= $1 AND idx < $2 ORDER BY idx",
         )
         .bind(first)
         .bind(end)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *self.platform_reader().await?)
         .await?;
-        let mut nodes = Vec::with_capacity(ranges.len());
-        for range in ranges {
-            nodes.push(node_range(&mut tx, range).await?);
-        }
-        drop(tx);
-        let entry_bytes = rows
-            .iter()
-            .map(|row| u64::try_from(row.entry.len()).unwrap_or(u64::MAX))
-            .fold(0u64, u64::saturating_add);
         // Hashing a page takes milliseconds: off the runtime's threads.
-        let entries = tokio::task::spawn_blocking(move || {
-            rows.iter()
-                .map(|row| ScannedEntry {
-                    idx: row.idx,
-                    digest: digest(row.as_entry_ref()),
-                })
-                .collect()
+        tokio::task::spawn_blocking(move || {
+            let mut scan = AuditScan::default();
+            scan.entries.reserve(rows.len());
+            for (idx, tenant_id, entry, leaf_hash, subtree_roots) in &rows {
+                scan.entry_bytes = scan
+                    .entry_bytes
+                    .saturating_add(u64::try_from(entry.len()).unwrap_or(u64::MAX));
+                scan.entries.push(ScannedEntry {
+                    idx: *idx,
+                    digest: digest(AuditEntryRef {
+                        idx: *idx,
+                        tenant_id: tenant_id.as_deref(),
+                        entry,
+                    }),
+                });
+                scan.add_nodes(*idx, leaf_hash.as_deref(), subtree_roots.as_deref())?;
+            }
+            Ok(scan)
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("audit scan task: {e}")))?;
-        Ok(AuditScan {
-            entries,
-            entry_bytes,
-            nodes,
-        })
+        .map_err(|e| StoreError::Unavailable(format!("audit scan task: {e}")))?
     }
 
     /// PostgreSQL keeps no separate journal of deleted rows that we could truncate; `VACUUM`
@@ -350,32 +345,14 @@ impl PgStore {
     }
 }
 
-/// The stored nodes of one level with `first <= index <= last`, by index: one range scan.
-async fn node_range(conn: &mut Conn, range: &NodeRange) -> Result<RangeNodes, StoreError> {
-    let index = |i: u64| i64::try_from(i).map_err(|_| StoreError::Corrupt("node index".into()));
-    // Leaf hashes (level 0) live in the entry rows; `$1` is 0 there.
-    let sql = if range.level == 0 {
-        "SELECT idx, leaf_hash FROM audit_entries WHERE $1 = 0 AND idx >= $2 AND idx <= $3 \
-         AND leaf_hash IS NOT NULL ORDER BY idx"
-    } else {
-        "SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx <= $3 \
-         ORDER BY idx"
-    };
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(sql)
-        .bind(i64::from(range.level))
-        .bind(index(range.first)?)
-        .bind(index(range.last)?)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.into_iter()
-        .map(|(idx, hash)| {
-            let idx = u64::try_from(idx).map_err(|_| StoreError::Corrupt("node index".into()))?;
-            let hash = <[u8; 32]>::try_from(hash.as_slice())
-                .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?;
-            Ok((idx, hash))
-        })
-        .collect()
-}
+/// An audit entry's row as a scan reads it: index, tenant, entry, leaf hash, subtree roots.
+type ScanRow = (
+    i64,
+    Option<String>,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
 
 /// Refuses servers too old for us, roles that row-level security would not bind, and a schema
 /// that is not there.

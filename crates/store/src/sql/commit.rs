@@ -114,74 +114,67 @@ async fn frontier_hashes(conn: &mut Conn, size: u64) -> Result<Vec<[u8; 32]>, St
         .collect()
 }
 
-/// Entries with their leaf hashes (level 0, kept in the entry's row), then the upper nodes.
+/// Entries, each with the tree nodes its leaf completes (see `audit_scan`): one row per entry.
 async fn append_audit(conn: &mut Conn, audit: &AuditAppend) -> Result<(), StoreError> {
-    let leaves = leaf_hashes(audit)?;
-    for (entries, leaves) in audit
+    let tree = tree_columns(audit)?;
+    for (entries, tree) in audit
         .entries
         .chunks(INSERT_CHUNK)
-        .zip(leaves.chunks(INSERT_CHUNK))
+        .zip(tree.chunks(INSERT_CHUNK))
     {
-        let mut qb: QueryBuilder<Db> =
-            QueryBuilder::new("INSERT INTO audit_entries (idx, tenant_id, entry, leaf_hash) ");
-        qb.push_values(entries.iter().zip(leaves), |mut row, (e, leaf)| {
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO audit_entries (idx, tenant_id, entry, leaf_hash, subtree_roots) ",
+        );
+        qb.push_values(entries.iter().zip(tree), |mut row, (e, (leaf, roots))| {
             row.push_bind(e.idx)
                 .push_bind(e.tenant_id.clone())
                 .push_bind(e.entry.clone())
-                .push_bind(leaf.to_vec());
+                .push_bind(leaf.to_vec())
+                .push_bind(roots.clone());
         });
-        qb.build().execute(&mut *conn).await?;
-    }
-    let upper: Vec<&(NodeKey, [u8; 32])> = audit
-        .nodes
-        .iter()
-        .filter(|(key, _)| key.level > 0)
-        .collect();
-    for chunk in upper.chunks(INSERT_CHUNK) {
-        let mut qb: QueryBuilder<Db> =
-            QueryBuilder::new("INSERT INTO audit_nodes (level, idx, hash) ");
-        let mut bad_index = false;
-        qb.push_values(chunk, |mut row, (key, hash)| {
-            let index = i64::try_from(key.index).unwrap_or_else(|_| {
-                bad_index = true;
-                -1
-            });
-            row.push_bind(i64::from(key.level))
-                .push_bind(index)
-                .push_bind(hash.to_vec());
-        });
-        if bad_index {
-            return Err(StoreError::Corrupt("audit node index out of range".into()));
-        }
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// The level-0 node of each entry, in entry order. Level 0 has no table of its own, so an
-/// append with an entry lacking its leaf hash, or a leaf hash lacking its entry, is refused.
-fn leaf_hashes(audit: &AuditAppend) -> Result<Vec<[u8; 32]>, StoreError> {
-    let mut leaves: HashMap<u64, [u8; 32]> = audit
-        .nodes
-        .iter()
-        .filter(|(key, _)| key.level == 0)
-        .map(|(key, hash)| (key.index, *hash))
-        .collect();
-    let in_order = audit
-        .entries
-        .iter()
-        .map(|entry| {
-            u64::try_from(entry.idx)
-                .ok()
-                .and_then(|idx| leaves.remove(&idx))
-                .ok_or_else(|| StoreError::Corrupt("audit entry without its leaf hash".into()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if leaves.is_empty() {
-        Ok(in_order)
+/// An entry row's `leaf_hash` and `subtree_roots`.
+type TreeColumns = ([u8; 32], Option<Vec<u8>>);
+
+/// Each entry's leaf hash and the roots its leaf completes (levels 1, 2, … concatenated; `None`
+/// if it completes none), in entry order. The nodes live in the entry rows, so an append whose
+/// nodes do not pair up with its entries exactly (a leaf hash or a completed root missing, or a
+/// node completed by no entry of the append) is refused.
+fn tree_columns(audit: &AuditAppend) -> Result<Vec<TreeColumns>, StoreError> {
+    let refuse = |what: &str| StoreError::Corrupt(what.into());
+    let mut by_leaf: HashMap<(u64, u8), [u8; 32]> = HashMap::with_capacity(audit.nodes.len());
+    for (key, hash) in &audit.nodes {
+        let leaf = key
+            .index
+            .checked_add(1)
+            .and_then(|i| i.checked_mul(1u64.checked_shl(u32::from(key.level))?))
+            .and_then(|i| i.checked_sub(1))
+            .ok_or_else(|| refuse("audit node index out of range"))?;
+        by_leaf.insert((leaf, key.level), *hash);
+    }
+    let mut columns = Vec::with_capacity(audit.entries.len());
+    for entry in &audit.entries {
+        let idx = u64::try_from(entry.idx).map_err(|_| refuse("audit entry index"))?;
+        let leaf = by_leaf
+            .remove(&(idx, 0))
+            .ok_or_else(|| refuse("audit entry without its leaf hash"))?;
+        let completed = u8::try_from(idx.trailing_ones()).unwrap_or(u8::MAX);
+        let mut roots = Vec::with_capacity(32 * usize::from(completed));
+        for level in 1..=completed {
+            let root = by_leaf
+                .remove(&(idx, level))
+                .ok_or_else(|| refuse("audit entry without a root its leaf completes"))?;
+            roots.extend_from_slice(&root);
+        }
+        columns.push((leaf, (!roots.is_empty()).then_some(roots)));
+    }
+    if by_leaf.is_empty() {
+        Ok(columns)
     } else {
-        Err(StoreError::Corrupt(
-            "audit leaf hash without its entry".into(),
-        ))
+        Err(refuse("audit node without the entry that completes it"))
     }
 }

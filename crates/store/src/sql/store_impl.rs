@@ -5,11 +5,11 @@
 use async_trait::async_trait;
 
 use super::{Backend, Conn, Db, exports, governance, keys, lockbox, shred};
-use crate::audit_scan::{AuditScan, EntryDigest, NodeRange};
+use crate::audit_scan::{AuditScan, EntryDigest, node_location};
 use crate::rows::*;
 use crate::{Replan, Store, StoreError, UnitResult};
 
-/// Node ids per `audit_nodes` statement (two bound values each): a proof needs at most ~128.
+/// Node ids per `nodes_by_id` statement (three bound values each): a proof needs at most ~128.
 const NODES_PER_QUERY: usize = 256;
 
 #[async_trait]
@@ -436,10 +436,9 @@ impl Store for Backend {
         &self,
         start: u64,
         limit: u32,
-        ranges: &[NodeRange],
         digest: EntryDigest,
     ) -> Result<AuditScan, StoreError> {
-        self.audit_scan_impl(start, limit, ranges, digest).await
+        self.audit_scan_impl(start, limit, digest).await
     }
 
     async fn audit_entries_for_tenant(
@@ -549,47 +548,49 @@ impl Store for Backend {
 }
 
 /// Tree nodes by id, `None` where absent, in `ids` order. A proof or a frontier needs O(log n)
-/// scattered nodes: one statement for all of them rather than one round trip each.
+/// scattered nodes: one statement for all of them rather than one round trip each. Each node is
+/// read from the row of the entry that completed it (see `audit_scan`).
 pub(super) async fn nodes_by_id(
     conn: &mut Conn,
     ids: &[NodeKey],
 ) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
-    let mut found = std::collections::HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(NODES_PER_QUERY) {
-        // A join from the id list rather than `(level, idx) IN (VALUES ..)`: SQLite before
-        // 3.51 plans that IN as a scan of the whole table; the join is a key lookup per id on
-        // every version and on PostgreSQL. Leaf hashes (level 0) live in the entry rows.
+    let mut found = vec![None; ids.len()];
+    for (chunk_at, chunk) in ids.chunks(NODES_PER_QUERY).enumerate() {
+        let first = chunk_at.saturating_mul(NODES_PER_QUERY);
+        // A join from the id list: a key lookup per id, on SQLite and PostgreSQL alike.
         let mut qb: sqlx::QueryBuilder<Db> =
-            sqlx::QueryBuilder::new("WITH wanted (level, idx) AS (VALUES ");
+            sqlx::QueryBuilder::new("WITH wanted (at, entry, byte) AS (VALUES ");
         let mut separated = qb.separated(", ");
-        for id in chunk {
-            let index =
-                i64::try_from(id.index).map_err(|_| StoreError::Corrupt("node index".into()))?;
+        for (at, id) in chunk.iter().enumerate() {
+            let (entry, byte) =
+                node_location(*id).ok_or_else(|| StoreError::Corrupt("node index".into()))?;
+            let at = i64::try_from(first.saturating_add(at))
+                .map_err(|_| StoreError::Corrupt("node count".into()))?;
             separated.push("(");
-            separated.push_bind_unseparated(i64::from(id.level));
+            separated.push_bind_unseparated(at);
             separated.push_unseparated(", ");
-            separated.push_bind_unseparated(index);
+            separated.push_bind_unseparated(entry);
+            separated.push_unseparated(", ");
+            separated.push_bind_unseparated(byte);
             separated.push_unseparated(")");
         }
         qb.push(
-            ") SELECT n.level, n.idx, n.hash FROM wanted \
-             JOIN audit_nodes n ON n.level = wanted.level AND n.idx = wanted.idx \
-             UNION ALL SELECT wanted.level, e.idx, e.leaf_hash FROM wanted \
-             JOIN audit_entries e ON wanted.level = 0 AND e.idx = wanted.idx \
-             WHERE e.leaf_hash IS NOT NULL",
+            ") SELECT wanted.at, CASE WHEN wanted.byte = 0 THEN e.leaf_hash \
+             ELSE substr(e.subtree_roots, wanted.byte, 32) END \
+             FROM wanted JOIN audit_entries e ON e.idx = wanted.entry",
         );
-        let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-        for (level, index, hash) in rows {
+        let rows: Vec<(i64, Option<Vec<u8>>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        for (at, hash) in rows {
+            // Past the end of the row's roots, `substr` gives no bytes: the node is absent.
+            let Some(hash) = hash.filter(|hash| !hash.is_empty()) else {
+                continue;
+            };
             let hash = <[u8; 32]>::try_from(hash.as_slice())
                 .map_err(|_| StoreError::Corrupt("audit node hash length".into()))?;
-            found.insert((level, index), hash);
+            if let Some(slot) = usize::try_from(at).ok().and_then(|at| found.get_mut(at)) {
+                *slot = Some(hash);
+            }
         }
     }
-    Ok(ids
-        .iter()
-        .map(|id| {
-            let index = i64::try_from(id.index).ok()?;
-            found.get(&(i64::from(id.level), index)).copied()
-        })
-        .collect())
+    Ok(found)
 }

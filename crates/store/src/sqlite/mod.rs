@@ -38,7 +38,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use crate::StoreError;
-use crate::audit_scan::{AuditScan, EntryDigest, NodeRange};
+use crate::audit_scan::{AuditScan, EntryDigest};
 use crate::rows::TenantScope;
 use checkpointer::Checkpointer;
 use scan::Scanner;
@@ -118,6 +118,11 @@ fn migrator() -> Migrator {
             11,
             "leaf hashes beside their entries",
             include_str!("../../migrations/sqlite/0011_leaf_hash.sql"),
+        ),
+        migration(
+            12,
+            "tree nodes beside the entries that complete them",
+            include_str!("../../migrations/sqlite/0012_subtree_roots.sql"),
         ),
     ])
 }
@@ -281,10 +286,9 @@ impl SqliteStore {
         &self,
         start: u64,
         limit: u32,
-        ranges: &[NodeRange],
         digest: EntryDigest,
     ) -> Result<AuditScan, StoreError> {
-        self.scanner.scan(start, limit, ranges, digest).await
+        self.scanner.scan(start, limit, digest).await
     }
 
     async fn purge_journal_impl(&self) -> Result<bool, StoreError> {

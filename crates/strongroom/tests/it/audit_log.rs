@@ -143,13 +143,13 @@ where
         let mut db = server.db().await;
         db.execute("SET session_replication_role = replica", &[])
             .await;
-        for table in ["audit_entries", "audit_nodes"] {
+        for table in ["audit_entries"] {
             let sql = format!("CREATE TEMP TABLE saved_{table} AS SELECT * FROM {table}");
             db.execute(&sql, &[]).await;
         }
         tamper(&mut db).await;
         let run = verify_store(server);
-        for table in ["audit_entries", "audit_nodes"] {
+        for table in ["audit_entries"] {
             db.execute(&format!("DELETE FROM {table}"), &[]).await;
             let sql =
                 format!("INSERT INTO {table} OVERRIDING SYSTEM VALUE SELECT * FROM saved_{table}");
@@ -239,17 +239,12 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
     })
     .await;
 
-    // The last K entries and every node covering them: the stored tree is self-consistent, but
-    // the latest signed checkpoint is longer than the log.
+    // The last K entries, and with them the tree nodes in their rows: the stored tree is
+    // self-consistent, but the latest signed checkpoint is longer than the log.
     let keep = signed - 3;
     expect_failure_at(&server, keep, "truncated tail", async |c| {
         c.execute("DELETE FROM audit_entries WHERE idx >= $1", &[keep.into()])
             .await;
-        c.execute(
-            "DELETE FROM audit_nodes WHERE ((idx + 1) << CAST(level AS INTEGER)) > $1",
-            &[keep.into()],
-        )
-        .await;
     })
     .await;
 
@@ -276,6 +271,27 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
     expect_failure_at(&server, removed, "removed leaf hash", async |c| {
         c.execute(
             "UPDATE audit_entries SET leaf_hash = NULL WHERE idx = $1",
+            &[removed.into()],
+        )
+        .await;
+    })
+    .await;
+
+    // The subtree roots kept beside the entries that complete them: index 4k + 1 completes one
+    // node (level 1), as does 4k + 5. One replaced by the other's, one removed.
+    let (replaced, removed) = ((count / 6) & !3 | 1, (count / 7) & !3 | 1);
+    expect_failure_at(&server, replaced, "replaced subtree root", async |c| {
+        c.execute(
+            "UPDATE audit_entries SET subtree_roots = \
+             (SELECT subtree_roots FROM audit_entries WHERE idx = $1) WHERE idx = $2",
+            &[(replaced + 4).into(), replaced.into()],
+        )
+        .await;
+    })
+    .await;
+    expect_failure_at(&server, removed, "removed subtree root", async |c| {
+        c.execute(
+            "UPDATE audit_entries SET subtree_roots = NULL WHERE idx = $1",
             &[removed.into()],
         )
         .await;

@@ -75,15 +75,14 @@ async fn store_of(
     let store = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
         .await
         .unwrap();
-    // Leaf hashes are kept in their entries' rows: those of absent entries have nowhere to go.
+    // Nodes are kept in the rows of the entries that complete them: those of absent entries
+    // have nowhere to go.
     let present: std::collections::HashSet<i64> = entries.iter().map(|e| e.idx).collect();
     let audit = AuditAppend {
         entries: entries.to_vec(),
         nodes: nodes
             .iter()
-            .filter(|(key, _)| {
-                key.level > 0 || i64::try_from(key.index).is_ok_and(|i| present.contains(&i))
-            })
+            .filter(|(key, _)| present.contains(&completing_leaf(*key)))
             .copied()
             .collect(),
     };
@@ -100,6 +99,27 @@ async fn store_of(
         store.save_checkpoint(&row).await.unwrap();
     }
     (dir, store)
+}
+
+/// The entry whose leaf completes node `key`.
+fn completing_leaf(key: NodeKey) -> i64 {
+    i64::try_from(((key.index + 1) << key.level) - 1).unwrap()
+}
+
+/// Removes node `key` (level 1 or above) from a store's file, as tampering would: an entry row
+/// keeps the roots its leaf completes in level order, so those above the node go with it.
+async fn remove_node(dir: &tempfile::TempDir, key: NodeKey) {
+    let url = format!("sqlite://{}", dir.path().join("db").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "UPDATE audit_entries SET subtree_roots = substr(subtree_roots, 1, ?1) WHERE idx = ?2",
+    )
+    .bind((i64::from(key.level) - 1) * 32)
+    .bind(completing_leaf(key))
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
 }
 
 fn checkpoints(log: &Log, sizes: &[u64]) -> Vec<(u64, String)> {
@@ -215,8 +235,12 @@ async fn stored_nodes_are_checked() {
         )
     );
 
-    nodes.remove(at);
-    let f = failure(&log.entries, &nodes, &cps).await;
+    let (dir, store) = store_of(&log.entries, &log.nodes, &cps).await;
+    remove_node(&dir, nodes[at].0).await;
+    let f = match verify_store(&store, &signer().verifier()).await {
+        Err(VerifyError::Invalid(f)) => f,
+        other => panic!("expected a failure, got {other:?}"),
+    };
     assert_eq!(
         (f.index, f.kind),
         (
@@ -231,17 +255,19 @@ async fn stored_nodes_are_checked() {
 
 #[tokio::test]
 async fn nodes_past_the_first_page_are_checked() {
-    // In pages of 1,000 entries, node (10, 1) covers leaves 1024..2047 and is completed in the
-    // third page's range scan of level 10.
+    // In pages of 1,000 entries, node (10, 1) covers leaves 1024..2047 and is kept in the row
+    // of leaf 2047, in the third page.
     let log = log(2100);
     let cps = checkpoints(&log, &[2100]);
-    let mut nodes = log.nodes.clone();
-    let at = nodes
-        .iter()
-        .position(|(k, _)| k.level == 10 && k.index == 1)
-        .unwrap();
-    nodes.remove(at);
-    let (_dir, store) = store_of(&log.entries, &nodes, &cps).await;
+    let (dir, store) = store_of(&log.entries, &log.nodes, &cps).await;
+    remove_node(
+        &dir,
+        NodeKey {
+            level: 10,
+            index: 1,
+        },
+    )
+    .await;
     let f = match verify_in_pages(&store, &signer().verifier(), 1000).await {
         Err(VerifyError::Invalid(f)) => f,
         other => panic!("expected a failure, got {other:?}"),
