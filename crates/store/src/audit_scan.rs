@@ -93,8 +93,8 @@ impl AuditScan {
 }
 
 /// Where a node is stored: the index of the entry whose row holds it, and for a node above the
-/// leaves its 1-based byte offset in that row's `subtree_roots` (as SQL's `substr` counts).
-/// `None` for a node no tree of `u64` leaves has.
+/// leaves its 1-based byte offset in that row's `subtree_roots`, as SQL's `substr` counts (0 for
+/// a leaf hash, kept in `leaf_hash`). `None` for a node beyond any index the store can hold.
 #[must_use]
 pub(crate) fn node_location(key: NodeKey) -> Option<(i64, i32)> {
     let leaf = key

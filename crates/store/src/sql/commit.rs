@@ -9,6 +9,7 @@ use sqlx::QueryBuilder;
 use super::store_impl::nodes_by_id;
 use super::write::{INSERT_CHUNK, apply};
 use super::{Backend, Conn, Db};
+use crate::audit_scan::node_location;
 use crate::rows::*;
 use crate::{Replan, StoreError, UnitResult};
 
@@ -146,27 +147,22 @@ type TreeColumns = ([u8; 32], Option<Vec<u8>>);
 /// node completed by no entry of the append) is refused.
 fn tree_columns(audit: &AuditAppend) -> Result<Vec<TreeColumns>, StoreError> {
     let refuse = |what: &str| StoreError::Corrupt(what.into());
-    let mut by_leaf: HashMap<(u64, u8), [u8; 32]> = HashMap::with_capacity(audit.nodes.len());
+    let mut by_leaf: HashMap<(i64, u8), [u8; 32]> = HashMap::with_capacity(audit.nodes.len());
     for (key, hash) in &audit.nodes {
-        let leaf = key
-            .index
-            .checked_add(1)
-            .and_then(|i| i.checked_mul(1u64.checked_shl(u32::from(key.level))?))
-            .and_then(|i| i.checked_sub(1))
-            .ok_or_else(|| refuse("audit node index out of range"))?;
+        let (leaf, _) =
+            node_location(*key).ok_or_else(|| refuse("audit node index out of range"))?;
         by_leaf.insert((leaf, key.level), *hash);
     }
     let mut columns = Vec::with_capacity(audit.entries.len());
     for entry in &audit.entries {
-        let idx = u64::try_from(entry.idx).map_err(|_| refuse("audit entry index"))?;
         let leaf = by_leaf
-            .remove(&(idx, 0))
+            .remove(&(entry.idx, 0))
             .ok_or_else(|| refuse("audit entry without its leaf hash"))?;
-        let completed = u8::try_from(idx.trailing_ones()).unwrap_or(u8::MAX);
+        let completed = u8::try_from(entry.idx.trailing_ones()).unwrap_or(u8::MAX);
         let mut roots = Vec::with_capacity(32 * usize::from(completed));
         for level in 1..=completed {
             let root = by_leaf
-                .remove(&(idx, level))
+                .remove(&(entry.idx, level))
                 .ok_or_else(|| refuse("audit entry without a root its leaf completes"))?;
             roots.extend_from_slice(&root);
         }
