@@ -147,17 +147,22 @@ fn read_entries(
                 entry,
             }),
         });
-        let leaf_hash = row
-            .get_ref(3)
-            .and_then(|value| Ok(value.as_blob_or_null()?))
-            .map_err(corrupt("audit leaf hash"))?;
-        let subtree_roots = row
-            .get_ref(4)
-            .and_then(|value| Ok(value.as_blob_or_null()?))
-            .map_err(corrupt("audit subtree roots"))?;
+        let leaf_hash = blob_or_null(row, 3, "audit leaf hash")?;
+        let subtree_roots = blob_or_null(row, 4, "audit subtree roots")?;
         scan.add_nodes(idx, leaf_hash, subtree_roots)?;
     }
     Ok(scan)
+}
+
+/// Column `at` of `row`: a blob, or NULL.
+fn blob_or_null<'r>(
+    row: &'r rusqlite::Row<'_>,
+    at: usize,
+    what: &'static str,
+) -> Result<Option<&'r [u8]>, StoreError> {
+    row.get_ref(at)
+        .and_then(|value| Ok(value.as_blob_or_null()?))
+        .map_err(corrupt(what))
 }
 
 /// rusqlite's messages may quote values; keep only SQLite's result code, as `From<sqlx::Error>`.

@@ -257,50 +257,42 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
     })
     .await;
 
-    // The leaf hashes kept beside the entries: one replaced by its neighbour's, one removed.
-    let (replaced, removed) = (count / 5, count / 5 + 2);
-    expect_failure_at(&server, replaced, "replaced leaf hash", async |c| {
-        c.execute(
-            "UPDATE audit_entries SET leaf_hash = \
-             (SELECT leaf_hash FROM audit_entries WHERE idx = $1) WHERE idx = $2",
-            &[(replaced + 1).into(), replaced.into()],
+    // The tree hashes kept beside the entries, a column at a time: one row's replaced by
+    // another's, one row's removed. Every row holds a leaf hash; rows 4k + 1 hold one subtree
+    // root (level 1), as do rows 4k + 5.
+    let odd = |n: i64| n & !3 | 1;
+    for (column, replaced, from, removed) in [
+        ("leaf_hash", count / 5, count / 5 + 1, count / 5 + 2),
+        (
+            "subtree_roots",
+            odd(count / 6),
+            odd(count / 6) + 4,
+            odd(count / 7),
+        ),
+    ] {
+        expect_failure_at(
+            &server,
+            replaced,
+            &format!("replaced {column}"),
+            async |c| {
+                let sql = format!(
+                    "UPDATE audit_entries SET {column} = \
+                 (SELECT {column} FROM audit_entries WHERE idx = $1) WHERE idx = $2"
+                );
+                c.execute(&sql, &[from.into(), replaced.into()]).await;
+            },
         )
         .await;
-    })
-    .await;
-    expect_failure_at(&server, removed, "removed leaf hash", async |c| {
-        c.execute(
-            "UPDATE audit_entries SET leaf_hash = NULL WHERE idx = $1",
-            &[removed.into()],
-        )
+        expect_failure_at(&server, removed, &format!("removed {column}"), async |c| {
+            let sql = format!("UPDATE audit_entries SET {column} = NULL WHERE idx = $1");
+            c.execute(&sql, &[removed.into()]).await;
+        })
         .await;
-    })
-    .await;
-
-    // The subtree roots kept beside the entries that complete them: index 4k + 1 completes one
-    // node (level 1), as does 4k + 5. One replaced by the other's, one removed.
-    let (replaced, removed) = ((count / 6) & !3 | 1, (count / 7) & !3 | 1);
-    expect_failure_at(&server, replaced, "replaced subtree root", async |c| {
-        c.execute(
-            "UPDATE audit_entries SET subtree_roots = \
-             (SELECT subtree_roots FROM audit_entries WHERE idx = $1) WHERE idx = $2",
-            &[(replaced + 4).into(), replaced.into()],
-        )
-        .await;
-    })
-    .await;
-    expect_failure_at(&server, removed, "removed subtree root", async |c| {
-        c.execute(
-            "UPDATE audit_entries SET subtree_roots = NULL WHERE idx = $1",
-            &[removed.into()],
-        )
-        .await;
-    })
-    .await;
+    }
 }
 
 /// `audit verify` beside a server that keeps appending: each run checks the log as it stood when
-/// it began (entries and nodes come over separate connections, possibly separate snapshots) and
+/// it began (the halves of a page come over separate connections, possibly separate snapshots) and
 /// passes, and the server keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_passes_while_the_server_appends() {
