@@ -18,8 +18,8 @@ use crate::audit_scan::{AuditEntryRef, AuditScan, EntryDigest, ScannedEntry, ind
 /// compile-time limit).
 const MMAP_BYTES: i64 = 1 << 32;
 
-/// Rows reserved up front per list: a caller's `limit` or range bounds the rows read, not the
-/// memory set aside before reading.
+/// Entries reserved up front: a caller's `limit` bounds the rows read, not the memory set aside
+/// before reading.
 const RESERVE_ROWS: usize = 8192;
 
 /// Below this many entries a scan reads them on one connection rather than two.
