@@ -8,6 +8,7 @@
 
 mod audit_scan;
 mod error;
+mod point_reads;
 // Each backend compiles the shared SQL modules (`sql/`) against its own driver types, on purpose.
 #[allow(clippy::duplicate_mod)]
 mod postgres;

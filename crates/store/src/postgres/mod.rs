@@ -38,7 +38,8 @@ use sqlx::{Postgres, Transaction};
 
 use crate::StoreError;
 use crate::audit_scan::{AuditEntryRef, AuditScan, EntryDigest, ScannedEntry, index_bounds};
-use crate::rows::TenantScope;
+use crate::point_reads;
+use crate::rows::{ActiveGrantRow, ContactReachRow, ContactRow, TenantScope, TotpRow};
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
 type Db = Postgres;
@@ -342,6 +343,45 @@ impl PgStore {
     async fn ping_impl(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// The lookups on every request's path (`point_reads`), each in its scoped read transaction.
+impl PgStore {
+    async fn contact_with_reach_impl(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        assignee_id: &str,
+    ) -> Result<Option<(ContactRow, bool)>, StoreError> {
+        let row: Option<ContactReachRow> = sqlx::query_as(point_reads::CONTACT_WITH_REACH)
+            .bind(scope.id())
+            .bind(id)
+            .bind(assignee_id)
+            .fetch_optional(&mut *self.tenant_reader(scope).await?)
+            .await?;
+        Ok(row.map(|r| (r.contact, r.reachable)))
+    }
+
+    async fn active_grants_impl(
+        &self,
+        scope: &TenantScope,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<ActiveGrantRow>, StoreError> {
+        Ok(sqlx::query_as(point_reads::ACTIVE_GRANTS)
+            .bind(scope.id())
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&mut *self.tenant_reader(scope).await?)
+            .await?)
+    }
+
+    async fn user_totp_impl(&self, user_id: &str) -> Result<Option<TotpRow>, StoreError> {
+        Ok(sqlx::query_as(point_reads::USER_TOTP)
+            .bind(user_id)
+            .fetch_optional(&mut *self.platform_reader().await?)
+            .await?)
     }
 }
 

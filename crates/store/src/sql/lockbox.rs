@@ -45,25 +45,6 @@ pub(super) async fn access_requests(
     .await?)
 }
 
-pub(super) async fn active_grants(
-    conn: &mut Conn,
-    scope: &TenantScope,
-    user_id: &str,
-    now: i64,
-) -> Result<Vec<ActiveGrantRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT g.id, g.case_id, c.contact_id, g.purpose, g.field_classes \
-         FROM access_requests g JOIN cases c ON c.tenant_id = g.tenant_id AND c.id = g.case_id \
-         WHERE g.tenant_id = $1 AND g.requester_id = $2 AND g.state = 'approved' \
-         AND g.starts_at <= $3 AND g.ends_at > $3 ORDER BY g.id DESC",
-    )
-    .bind(scope.id())
-    .bind(user_id)
-    .bind(now)
-    .fetch_all(&mut *conn)
-    .await?)
-}
-
 pub(super) async fn open_requests_of_user(
     conn: &mut Conn,
     user_id: &str,

@@ -172,7 +172,7 @@ impl Store for Backend {
         user_id: &str,
         now: i64,
     ) -> Result<Vec<ActiveGrantRow>, StoreError> {
-        lockbox::active_grants(&mut *self.tenant_reader(scope).await?, scope, user_id, now).await
+        self.active_grants_impl(scope, user_id, now).await
     }
 
     async fn open_requests_of_user(
@@ -269,10 +269,7 @@ impl Store for Backend {
     }
 
     async fn user_totp(&self, user_id: &str) -> Result<Option<TotpRow>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM user_totp WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *self.platform_reader().await?)
-            .await?)
+        self.user_totp_impl(user_id).await
     }
 
     async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionRow>, StoreError> {
@@ -316,17 +313,7 @@ impl Store for Backend {
         id: &str,
         assignee_id: &str,
     ) -> Result<Option<(ContactRow, bool)>, StoreError> {
-        let row: Option<ContactReachRow> = sqlx::query_as(
-            "SELECT c.*, EXISTS (SELECT 1 FROM cases k WHERE k.tenant_id = c.tenant_id \
-             AND k.contact_id = c.id AND k.assignee_id = $3) AS reachable \
-             FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
-        )
-        .bind(scope.id())
-        .bind(id)
-        .bind(assignee_id)
-        .fetch_optional(&mut *self.tenant_reader(scope).await?)
-        .await?;
-        Ok(row.map(|r| (r.contact, r.reachable)))
+        self.contact_with_reach_impl(scope, id, assignee_id).await
     }
 
     async fn contacts_by_email_index(

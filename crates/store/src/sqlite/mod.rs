@@ -17,6 +17,7 @@ mod keys;
 mod lockbox;
 #[path = "../sql/mfa.rs"]
 mod mfa;
+mod point;
 mod scan;
 #[path = "../sql/shred.rs"]
 mod shred;
@@ -40,7 +41,9 @@ use sqlx::{Sqlite, Transaction};
 use crate::StoreError;
 use crate::audit_scan::{AuditScan, EntryDigest};
 use crate::rows::TenantScope;
+use crate::rows::{ActiveGrantRow, ContactRow, TotpRow};
 use checkpointer::Checkpointer;
+use point::PointReader;
 use scan::Scanner;
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
@@ -143,6 +146,8 @@ pub struct SqliteStore {
     write: SqlitePool,
     /// The WAL checkpointer's connection (see `checkpointer`), `None` when read-only.
     checkpointer: Option<Checkpointer>,
+    /// The lookups on every request's path, stepped on the caller's thread.
+    point: PointReader,
     /// Bulk audit reads for verification.
     scanner: Scanner,
 }
@@ -179,9 +184,12 @@ impl SqliteStore {
         sqlx::query("PRAGMA optimize=0x10002")
             .execute(&write)
             .await?;
+        // Likewise no ping before each read: an in-process connection has no far end that
+        // could have gone away, and the ping is a round trip to its thread.
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
+            .test_before_acquire(false)
             .connect_with(reader_options(options.clone()))
             .await?;
         let checkpointer = Checkpointer::spawn(options).await?;
@@ -189,6 +197,7 @@ impl SqliteStore {
             read,
             write,
             checkpointer: Some(checkpointer),
+            point: PointReader::new(path, busy_timeout),
             scanner: Scanner::new(path, busy_timeout),
         })
     }
@@ -202,12 +211,14 @@ impl SqliteStore {
             .busy_timeout(busy_timeout);
         let read = SqlitePoolOptions::new()
             .max_connections(2)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Self {
             write: read.clone(),
             read,
             checkpointer: None,
+            point: PointReader::new(path, busy_timeout),
             scanner: Scanner::new(path, busy_timeout),
         })
     }
@@ -301,5 +312,35 @@ impl SqliteStore {
     async fn ping_impl(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+
+    async fn contact_with_reach_impl(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        assignee_id: &str,
+    ) -> Result<Option<(ContactRow, bool)>, StoreError> {
+        self.point.contact_with_reach(scope, id, assignee_id)
+    }
+
+    async fn active_grants_impl(
+        &self,
+        scope: &TenantScope,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<ActiveGrantRow>, StoreError> {
+        self.point.active_grants(scope, user_id, now)
+    }
+
+    async fn user_totp_impl(&self, user_id: &str) -> Result<Option<TotpRow>, StoreError> {
+        self.point.user_totp(user_id)
+    }
+}
+
+/// rusqlite's messages may quote values; keep only SQLite's result code, as `From<sqlx::Error>`.
+fn unavailable(err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(code) => StoreError::Unavailable(format!("database error {code:?}")),
+        None => StoreError::Unavailable("database read failed".into()),
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::unavailable;
 use crate::StoreError;
 use crate::audit_scan::{AuditEntryRef, AuditScan, EntryDigest, ScannedEntry, index_bounds};
 
@@ -163,14 +164,6 @@ fn blob_or_null<'r>(
     row.get_ref(at)
         .and_then(|value| Ok(value.as_blob_or_null()?))
         .map_err(corrupt(what))
-}
-
-/// rusqlite's messages may quote values; keep only SQLite's result code, as `From<sqlx::Error>`.
-fn unavailable(err: rusqlite::Error) -> StoreError {
-    match err.sqlite_error_code() {
-        Some(code) => StoreError::Unavailable(format!("database error {code:?}")),
-        None => StoreError::Unavailable("audit scan failed".into()),
-    }
 }
 
 fn corrupt(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
