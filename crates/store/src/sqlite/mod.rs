@@ -40,8 +40,7 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::StoreError;
 use crate::audit_scan::{AuditScan, EntryDigest};
-use crate::rows::TenantScope;
-use crate::rows::{ActiveGrantRow, ContactRow, TotpRow};
+use crate::rows::{ActiveGrantRow, ContactRow, TenantScope, TotpRow};
 use checkpointer::Checkpointer;
 use point::PointReader;
 use scan::Scanner;

@@ -1,9 +1,10 @@
 //! The lookups on every request's path (`point_reads`), stepped on the request's own thread.
 //!
 //! sqlx runs each SQLite connection on a thread of its own, so a statement costs two thread
-//! switches, more than an indexed lookup of a few pages takes. In WAL mode a reader never waits
-//! for the writer, so these statements run where the request runs, on read-only connections kept
-//! here; everything else still goes through sqlx's pool.
+//! switches, more than an indexed lookup of a few pages takes. In WAL mode a reader does not
+//! wait for the writer (only while the WAL index is rebuilt or cleaned up, under the busy
+//! timeout), so these statements run where the request runs, on read-only connections kept here;
+//! everything else still goes through sqlx's pool.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
