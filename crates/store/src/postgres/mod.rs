@@ -33,8 +33,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::{Connection, Postgres, Transaction};
 
 use crate::StoreError;
 use crate::audit_scan::{AuditEntryRef, AuditScan, EntryDigest, ScannedEntry, index_bounds};
@@ -249,15 +250,15 @@ impl PgStore {
             .await?)
     }
 
-    /// For single statements on tables without tenant rows (checkpoints, leases).
-    fn writer(&self) -> &PgPool {
-        &self.pool
+    /// A connection for batches, and for single statements on tables without tenant rows
+    /// (checkpoints, leases).
+    async fn writer(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        Ok(self.pool.acquire().await?)
     }
 
     /// A group commit spans tenants, so it runs platform-wide.
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(self
-            .pool
+    async fn begin_write(conn: &mut Conn) -> Result<Transaction<'_, Postgres>, StoreError> {
+        Ok(conn
             .begin_with("BEGIN; SELECT set_config('strongroom.tenant', '*', true)")
             .await?)
     }

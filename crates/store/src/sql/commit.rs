@@ -21,6 +21,7 @@ impl Backend {
         replan: Replan<'_>,
         isolate_units: bool,
     ) -> Result<Vec<UnitResult>, StoreError> {
+        let mut writer = self.writer().await?;
         if Self::WRITE_LOCK_ORDERS_APPENDS
             && units.iter().all(Vec::is_empty)
             && (1..=INSERT_CHUNK).contains(&planned.entries.len())
@@ -28,7 +29,7 @@ impl Backend {
             // Entries alone (the audit of reads) fit one INSERT, which SQLite commits as its own
             // transaction: one statement, one round trip to the writer's thread, instead of three.
             // A stale plan is refused by the first entry's key, as below, and goes the long way.
-            match append_audit(&mut *self.writer().acquire().await?, planned).await {
+            match append_audit(&mut writer, planned).await {
                 Ok(()) => {
                     self.committed();
                     return Ok(units.iter().map(|_| Ok(())).collect());
@@ -37,7 +38,7 @@ impl Backend {
                 Err(other) => return Err(other),
             }
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = Self::begin_write(&mut writer).await?;
         if let Some(first) = planned.entries.first() {
             // Where the write lock already orders appends (SQLite), the plan is stale only if
             // another process appended since, and then the first entry's key is taken: try the
@@ -47,7 +48,7 @@ impl Backend {
                     Ok(()) => true,
                     Err(StoreError::Conflict(_)) => {
                         tx.rollback().await?;
-                        tx = self.begin_write().await?;
+                        tx = Self::begin_write(&mut writer).await?;
                         false
                     }
                     Err(other) => return Err(other),

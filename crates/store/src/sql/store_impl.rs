@@ -470,7 +470,7 @@ impl Store for Backend {
         .bind(checkpoint.size)
         .bind(&checkpoint.note)
         .bind(checkpoint.created_at)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -520,7 +520,7 @@ impl Store for Backend {
         .bind(holder)
         .bind(now)
         .bind(until)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -115,7 +115,8 @@ impl SqliteStore {
     /// Inserts wrapped tenant keys into a restored database (outside the audit log: a restore
     /// puts back what the log already recorded).
     pub async fn import_tenant_keys(&self, keys: &[TenantKeyRow]) -> Result<(), StoreError> {
-        let mut tx = self.write.begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         for k in keys {
             sqlx::query(
                 "INSERT INTO tenant_keys (tenant_id, version, wrapped, created_at) \

@@ -25,6 +25,7 @@ mod shred;
 mod store_impl;
 #[path = "../sql/write.rs"]
 mod write;
+mod writer;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -44,6 +45,7 @@ use crate::rows::{ActiveGrantRow, ContactRow, TenantScope, TotpRow};
 use checkpointer::Checkpointer;
 use point::PointReader;
 use scan::Scanner;
+use writer::{Writer, WriterGuard};
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
 type Db = Sqlite;
@@ -142,7 +144,7 @@ pub use backup::table_counts;
 
 pub struct SqliteStore {
     read: SqlitePool,
-    write: SqlitePool,
+    write: Writer,
     /// The WAL checkpointer's connection (see `checkpointer`), `None` when read-only.
     checkpointer: Option<Checkpointer>,
     /// The lookups on every request's path, stepped on the caller's thread.
@@ -167,24 +169,20 @@ impl SqliteStore {
             .busy_timeout(busy_timeout)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-32768");
-        // One connection the store itself opened: a ping before each batch would only add a
-        // round trip to every commit.
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await?;
-        migrator()
-            .run(&write)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        // Refresh the planner's statistics so indexed lookups stay indexed as tables grow.
-        sqlx::query("PRAGMA optimize=0x10002")
-            .execute(&write)
-            .await?;
-        // Likewise no ping before each read: an in-process connection has no far end that
-        // could have gone away, and the ping is a round trip to its thread.
+        let write = Writer::connect(&options).await?;
+        {
+            let mut conn = write.lock().await?;
+            migrator()
+                .run(&mut *conn)
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            // Refresh the planner's statistics so indexed lookups stay indexed as tables grow.
+            sqlx::query("PRAGMA optimize=0x10002")
+                .execute(&mut *conn)
+                .await?;
+        }
+        // No ping before each read: an in-process connection has no far end that could have gone
+        // away, and the ping is a round trip to its thread.
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
@@ -211,10 +209,10 @@ impl SqliteStore {
         let read = SqlitePoolOptions::new()
             .max_connections(2)
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         Ok(Self {
-            write: read.clone(),
+            write: Writer::connect(&options).await?,
             read,
             checkpointer: None,
             point: PointReader::new(path, busy_timeout),
@@ -248,14 +246,14 @@ impl SqliteStore {
         Ok(self.read.acquire().await?)
     }
 
-    /// For single statements outside a batch (checkpoints, leases).
-    fn writer(&self) -> &SqlitePool {
-        &self.write
+    /// The one write connection: batches, and single statements outside them (checkpoints,
+    /// leases).
+    async fn writer(&self) -> Result<WriterGuard<'_>, StoreError> {
+        self.write.lock().await
     }
 
-    /// `IMMEDIATE` takes the write lock at once instead of failing at the first write.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(conn: &mut Conn) -> Result<Transaction<'_, Sqlite>, StoreError> {
+        writer::begin_immediate(conn).await
     }
 
     /// Hands the pages a batch wrote to the checkpointer.
@@ -287,7 +285,7 @@ impl SqliteStore {
 
     async fn audit_size_impl(&self) -> Result<u64, StoreError> {
         let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(idx) + 1 FROM audit_entries")
-            .fetch_one(&self.write)
+            .fetch_one(&mut *self.writer().await?)
             .await?;
         Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
@@ -303,7 +301,7 @@ impl SqliteStore {
 
     async fn purge_journal_impl(&self) -> Result<bool, StoreError> {
         let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&self.write)
+            .fetch_one(&mut *self.writer().await?)
             .await?;
         Ok(busy == 0)
     }
