@@ -37,7 +37,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Connection, Sqlite, Transaction};
 
 use crate::StoreError;
 use crate::audit_scan::{AuditScan, EntryDigest};
@@ -252,8 +252,9 @@ impl SqliteStore {
         self.write.lock().await
     }
 
+    /// `IMMEDIATE` takes the write lock at once instead of failing at the first write.
     async fn begin_write(conn: &mut Conn) -> Result<Transaction<'_, Sqlite>, StoreError> {
-        writer::begin_immediate(conn).await
+        Ok(conn.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Hands the pages a batch wrote to the checkpointer.

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{Connection, Sqlite, Transaction};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::StoreError;
@@ -54,19 +54,13 @@ impl Writer {
     }
 }
 
-/// `IMMEDIATE` takes the write lock at once instead of failing at the first write.
-pub(super) async fn begin_immediate(
-    conn: &mut SqliteConnection,
-) -> Result<Transaction<'_, Sqlite>, StoreError> {
-    Ok(conn.begin_with("BEGIN IMMEDIATE").await?)
-}
-
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 mod tests {
     use std::str::FromStr;
 
     use super::*;
+    use crate::sqlite::SqliteStore;
 
     async fn writer_on_temp_file() -> (tempfile::TempDir, Writer) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -95,7 +89,7 @@ mod tests {
         let (_dir, writer) = writer_on_temp_file().await;
         {
             let mut conn = writer.lock().await.expect("lock");
-            let mut tx = begin_immediate(&mut conn).await.expect("begin");
+            let mut tx = SqliteStore::begin_write(&mut conn).await.expect("begin");
             sqlx::query("INSERT INTO t VALUES (1)")
                 .execute(&mut *tx)
                 .await
@@ -103,7 +97,9 @@ mod tests {
         }
         // The next holder can begin (no transaction left open) and sees no row.
         let mut conn = writer.lock().await.expect("lock");
-        let mut tx = begin_immediate(&mut conn).await.expect("begin after drop");
+        let mut tx = SqliteStore::begin_write(&mut conn)
+            .await
+            .expect("begin after drop");
         sqlx::query("INSERT INTO t VALUES (2)")
             .execute(&mut *tx)
             .await
