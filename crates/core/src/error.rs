@@ -143,9 +143,10 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(_) => {
+            StoreError::Conflict("unique constraint") => {
                 Self::new(ErrorCode::Conflict, "the resource already exists")
             }
+            StoreError::Conflict(why) => Self::new(ErrorCode::Conflict, why),
             StoreError::MissingReference => Self::new(
                 ErrorCode::ValidationFailed,
                 "a referenced record does not exist",

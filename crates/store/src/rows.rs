@@ -206,6 +206,25 @@ pub struct CaseRow {
     pub updated_at: i64,
 }
 
+/// What an update of a case requires to be unchanged since the request read the case: the
+/// version stamp, and the two columns that give staff their reach.
+#[derive(Clone, Debug)]
+pub struct CaseVersion {
+    pub updated_at: i64,
+    pub assignee_id: Option<String>,
+    pub contact_id: Option<String>,
+}
+
+impl CaseVersion {
+    pub fn of(row: &CaseRow) -> Self {
+        Self {
+            updated_at: row.updated_at,
+            assignee_id: row.assignee_id.clone(),
+            contact_id: row.contact_id.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct CommentRow {
     pub tenant_id: String,
@@ -348,7 +367,12 @@ pub enum Mutation {
         id: String,
     },
     InsertCase(CaseRow),
-    UpdateCase(CaseRow),
+    /// Rewrites a case whole, only if it is still the version `read`: a request that read it
+    /// before a reassignment (or a relink) must not write the old assignee (or contact) back.
+    UpdateCase {
+        row: CaseRow,
+        read: CaseVersion,
+    },
     InsertComment(CommentRow),
     /// Unassigns a case, only if it is still assigned to `assignee_id`.
     ReleaseAssignment {

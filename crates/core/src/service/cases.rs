@@ -6,13 +6,13 @@ use strongroom_crypto::TenantKeyring;
 use strongroom_policy::{
     Action, Decision, Denial, FieldClass, ResourceFacts, ResourceKind, Role, Visibility,
 };
-use strongroom_store::{CaseFilter, CaseRow, CommentRow, Mutation, TenantScope};
+use strongroom_store::{CaseFilter, CaseRow, CaseVersion, CommentRow, Mutation, TenantScope};
 
 use super::grants::Grants;
 use super::{MAX_FIELD_CHARS, optional_text, required_text};
 use crate::access::{Principal, RequestContext, parse_roles};
-use crate::audit::{AuditRecord, ResourceRef};
-use crate::error::{ServiceError, ServiceResult};
+use crate::audit::{AuditDecision, AuditRecord, ResourceRef};
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{
     Assignment, CASE_STATUSES, CaseInput, CommentInput, Page, PageRequest, RecordView, SEVERITIES,
 };
@@ -372,8 +372,7 @@ impl Vault {
             &row,
             &mut gate.record,
         )?;
-        self.audit
-            .commit(vec![gate.record], vec![Mutation::UpdateCase(row.clone())])
+        self.rewrite_case(gate.record, row, &gate.row, "case.update_not_applied")
             .await?;
         Ok(view)
     }
@@ -429,10 +428,42 @@ impl Vault {
             &row,
             &mut gate.record,
         )?;
-        self.audit
-            .commit(vec![gate.record], vec![Mutation::UpdateCase(row.clone())])
+        self.rewrite_case(gate.record, row, &gate.row, "case.assign_not_applied")
             .await?;
         Ok(view)
+    }
+
+    /// Commits `row` with its entry if the case is still as `read`; when it changed after it was
+    /// read (a reassignment, a relink, another update), the attempt's entry stays in the log and
+    /// a second one records that it changed nothing.
+    async fn rewrite_case(
+        &self,
+        record: AuditRecord,
+        row: CaseRow,
+        read: &CaseRow,
+        not_applied: &'static str,
+    ) -> ServiceResult<()> {
+        let attempt = record.clone();
+        let outcome = self
+            .audit
+            .commit(
+                vec![record],
+                vec![Mutation::UpdateCase {
+                    row,
+                    read: CaseVersion::of(read),
+                }],
+            )
+            .await;
+        if let Err(e) = &outcome
+            && e.code == ErrorCode::Conflict
+        {
+            let mut kept = attempt;
+            kept.action = not_applied;
+            kept.decision = AuditDecision::Deny;
+            kept.reason = Some("changed_meanwhile");
+            self.audit.append(kept).await?;
+        }
+        outcome.map(|_| ())
     }
 
     pub async fn add_comment(

@@ -315,7 +315,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .await?;
         }
         Mutation::UpdateContact(c) => {
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE contacts SET name = $3, email = $4, phone = $5, address = $6, notes = $7, \
                  email_index = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2",
             )
@@ -330,6 +330,9 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(c.updated_at)
             .execute(conn)
             .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("the contact was deleted meanwhile"));
+            }
         }
         Mutation::DeleteContact { scope, id } => {
             sqlx::query(
@@ -366,11 +369,13 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .execute(conn)
             .await?;
         }
-        Mutation::UpdateCase(c) => {
+        Mutation::UpdateCase { row: c, read } => {
             require_contact(&mut *conn, &c.tenant_id, c.contact_id.as_deref()).await?;
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE cases SET title = $3, description = $4, severity = $5, status = $6, product = $7, \
-                 contact_id = $8, assignee_id = $9, updated_at = $10 WHERE tenant_id = $1 AND id = $2",
+                 contact_id = $8, assignee_id = $9, updated_at = $10 WHERE tenant_id = $1 AND id = $2 \
+                 AND updated_at = $11 AND assignee_id IS NOT DISTINCT FROM $12 \
+                 AND contact_id IS NOT DISTINCT FROM $13",
             )
             .bind(&c.tenant_id)
             .bind(&c.id)
@@ -382,8 +387,14 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(&c.contact_id)
             .bind(&c.assignee_id)
             .bind(c.updated_at)
+            .bind(read.updated_at)
+            .bind(&read.assignee_id)
+            .bind(&read.contact_id)
             .execute(conn)
             .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("the case changed meanwhile"));
+            }
         }
         Mutation::InsertComment(c) => {
             sqlx::query(

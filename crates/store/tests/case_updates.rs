@@ -1,0 +1,123 @@
+//! A case is rewritten whole, so an update must apply only to the version its request read:
+//! otherwise a request that read a case before it was reassigned writes the old assignee back,
+//! and with it the old assignee's reach to the case's contact.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use strongroom_store::*;
+
+mod common;
+
+const T: &str = "t1";
+
+#[tokio::test]
+async fn a_case_update_applies_only_to_the_version_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    stale_updates_are_refused(&sqlite).await;
+    if let Some(admin) = common::admin().await {
+        let schema = common::schema(&admin).await;
+        let pg = common::open(&schema).await;
+        stale_updates_are_refused(&pg).await;
+        pg.close().await;
+        common::drop_schema(&admin, &schema).await;
+    }
+}
+
+async fn stale_updates_are_refused(s: &dyn Store) {
+    let read = case(Some("p1"), Some("alice"), 10);
+    apply(s, vec![common::tenant(T), contact("p1"), contact("p2")]).await;
+    apply(s, vec![Mutation::InsertCase(read.clone())]).await;
+
+    // The case is reassigned to bob after `read` was taken.
+    let reassigned = case(Some("p1"), Some("bob"), 20);
+    apply(s, vec![update(reassigned, &read)]).await;
+
+    // An update built from the old read (a status change) would write alice back: refused.
+    let mut stale = read.clone();
+    stale.status = "closed".into();
+    stale.updated_at = 30;
+    assert_conflict(s, update(stale, &read)).await;
+    // A relink built from an old read is refused the same way, whatever else it keeps.
+    let mut relinked = case(Some("p2"), Some("bob"), 10);
+    relinked.updated_at = 30;
+    assert_conflict(s, update(relinked, &read)).await;
+
+    let now = current(s).await;
+    assert_eq!(now.assignee_id.as_deref(), Some("bob"));
+    assert_eq!(now.contact_id.as_deref(), Some("p1"));
+    assert_eq!((now.status.as_str(), now.updated_at), ("open", 20));
+
+    // Built from the current version, the same change applies.
+    let mut fresh = now.clone();
+    fresh.status = "closed".into();
+    fresh.updated_at = 40;
+    apply(s, vec![update(fresh, &now)]).await;
+    let after = current(s).await;
+    assert_eq!((after.status.as_str(), after.updated_at), ("closed", 40));
+    assert_eq!(after.assignee_id.as_deref(), Some("bob"));
+}
+
+fn update(row: CaseRow, read: &CaseRow) -> Mutation {
+    Mutation::UpdateCase {
+        row,
+        read: CaseVersion::of(read),
+    }
+}
+
+async fn apply(s: &dyn Store, unit: Vec<Mutation>) {
+    let results = s
+        .commit(&[unit], &AuditAppend::default(), &no_replan)
+        .await
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
+
+async fn assert_conflict(s: &dyn Store, mutation: Mutation) {
+    let results = s
+        .commit(&[vec![mutation]], &AuditAppend::default(), &no_replan)
+        .await
+        .unwrap();
+    assert!(
+        matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
+        "{results:?}"
+    );
+}
+
+async fn current(s: &dyn Store) -> CaseRow {
+    s.case(&TenantScope::new(T), "c1").await.unwrap().unwrap()
+}
+
+fn contact(id: &str) -> Mutation {
+    Mutation::InsertContact(ContactRow {
+        tenant_id: T.into(),
+        id: id.into(),
+        name: vec![1; 8],
+        email: None,
+        phone: None,
+        address: None,
+        notes: None,
+        email_index: None,
+        created_at: 1,
+        updated_at: 1,
+    })
+}
+
+fn case(contact_id: Option<&str>, assignee: Option<&str>, updated_at: i64) -> CaseRow {
+    CaseRow {
+        tenant_id: T.into(),
+        id: "c1".into(),
+        title: vec![1; 8],
+        description: None,
+        severity: "low".into(),
+        status: "open".into(),
+        product: None,
+        contact_id: contact_id.map(Into::into),
+        assignee_id: assignee.map(Into::into),
+        created_at: 0,
+        updated_at,
+    }
+}
