@@ -240,6 +240,7 @@ pub struct LoginUser {
     pub tenant_id: Option<String>,
 }
 
+/// A new session: `token` is a live bearer token. Wiped on drop; never printed.
 #[derive(Serialize)]
 pub struct LoginResponse {
     pub token: String,
@@ -248,6 +249,13 @@ pub struct LoginResponse {
     /// The account must enrol a second factor: until it confirms one, this session may only call
     /// `/v1/me`, `/v1/me/mfa/*` and `/v1/auth/logout`.
     pub mfa_enrolment_required: bool,
+}
+
+impl Drop for LoginResponse {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.token.zeroize();
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

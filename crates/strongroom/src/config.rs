@@ -102,8 +102,7 @@ impl Config {
         if let Some(path) = path {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading configuration {}", path.display()))?;
-            let overlay: toml::Table = toml::from_str(&text)
-                .with_context(|| format!("parsing configuration {}", path.display()))?;
+            let overlay = parse_file(&path, &text)?;
             for (k, v) in overlay {
                 if !table.contains_key(&k) {
                     bail!("{}: unknown configuration key `{k}`", path.display());
@@ -130,6 +129,33 @@ impl Config {
         }
         table.try_into().context("invalid configuration")
     }
+}
+
+/// Parses the configuration file. toml's error Display quotes the offending line, which may hold a
+/// secret (a database URL's password), so only the position and toml's bare message are reported.
+fn parse_file(path: &Path, text: &str) -> Result<toml::Table> {
+    toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .and_then(|span| text.get(..span.start))
+            .map(|before| {
+                let line = before.matches('\n').count() + 1;
+                let column = before
+                    .rsplit('\n')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .count()
+                    + 1;
+                format!(":{line}:{column}")
+            })
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "parsing configuration {}{at}: {}",
+            path.display(),
+            e.message().trim_end()
+        )
+    })
 }
 
 /// Replaces each key of `table` whose `STRONGROOM_<KEY>` variable is set, typed like the default; the
@@ -170,4 +196,41 @@ fn overlay_env_prefixed(table: &mut toml::Table, prefix: &str) -> Result<()> {
         table.insert(key, value);
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const CANARY: &str = "CANARY-7f3";
+
+    fn load_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strongroom.toml");
+        std::fs::write(&file, text).unwrap();
+        let e = Config::load(Some(&file), dir.path()).unwrap_err();
+        format!("{e:#}")
+    }
+
+    #[test]
+    fn parse_errors_give_the_position_but_never_the_source() {
+        let same_line = load_error(
+            "log_level = \"info\"\ndatabase_url = \"postgres://u:CANARY-7f3@h/db\" oops\n",
+        );
+        assert!(!same_line.contains(CANARY), "{same_line}");
+        assert!(same_line.contains("strongroom.toml:2:"), "{same_line}");
+
+        let next_line =
+            load_error("database_url = \"postgres://u:CANARY-7f3@h/db\"\nlog_level = = \"info\"\n");
+        assert!(!next_line.contains(CANARY), "{next_line}");
+        assert!(next_line.contains("strongroom.toml:2:"), "{next_line}");
+
+        let unterminated = load_error("database_url = \"postgres://u:CANARY-7f3@h/db\n");
+        assert!(!unterminated.contains(CANARY), "{unterminated}");
+        assert!(
+            unterminated.contains("strongroom.toml:1:"),
+            "{unterminated}"
+        );
+    }
 }

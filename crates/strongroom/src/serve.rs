@@ -11,6 +11,7 @@ use strongroom_core::{Vault, VaultParts};
 use strongroom_crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider};
 use strongroom_policy::PolicyEngine;
 use strongroom_server::ListenConfig;
+use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::datadir::DataDir;
@@ -70,18 +71,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let vault = open_vault(&dir, &args.config).await?;
 
+    // Our copy is wiped on drop; the process environment's copy cannot be.
     let env_password = std::env::var("STRONGROOM_ADMIN_PASSWORD").ok();
-    let admin_password = match &env_password {
-        Some(p) => p.clone(),
+    let from_env = env_password.is_some();
+    let admin_password = Zeroizing::new(match env_password {
+        Some(p) => p,
         None => generated_password()?,
-    };
+    });
     let created = vault
         .bootstrap_admin(&admin_password)
         .await
         .map_err(|e| anyhow::anyhow!("creating the administrator: {e}"))?;
-    if created && env_password.is_none() {
+    if created && !from_env {
         eprintln!(
-            "strongroom: created platform administrator `admin` with password: {admin_password}"
+            "strongroom: created platform administrator `admin` with password: {}",
+            admin_password.as_str()
         );
         eprintln!("strongroom: this password is shown once; store it now.");
     }

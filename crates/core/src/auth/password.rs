@@ -55,7 +55,8 @@ pub fn weaknesses_for(password: &str, username: &str, second_factor: bool) -> Ve
     if length > MAX_LENGTH {
         reasons.push("too_long");
     }
-    let lowered = password.to_lowercase();
+    // A copy of the candidate password: wiped like the original.
+    let lowered = Zeroizing::new(password.to_lowercase());
     if BLOCKLIST.contains(lowered.as_str()) || BLOCKLIST.contains(lowered.trim()) {
         reasons.push("common_password");
     }

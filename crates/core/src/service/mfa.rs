@@ -214,11 +214,11 @@ impl Vault {
         &self,
         p: &Principal,
         ctx: &RequestContext,
-        change: PasswordChange,
+        mut change: PasswordChange,
     ) -> ServiceResult<()> {
-        let current = Zeroizing::new(change.current_password.clone());
-        let new = Zeroizing::new(change.new_password.clone());
-        drop(change);
+        // Moved, not cloned: `PasswordChange` has no Drop to wipe the originals.
+        let current = Zeroizing::new(std::mem::take(&mut change.current_password));
+        let new = Zeroizing::new(std::mem::take(&mut change.new_password));
         let mut record = self.record(p, ctx, "user.change_password", None, user_ref(&p.user_id));
         let user = self
             .user_row(&p.user_id)
