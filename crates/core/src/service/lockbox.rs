@@ -111,20 +111,18 @@ impl Vault {
         if self.store.case(&scope, &input.case_id).await?.is_none() {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
         }
-        let purpose = match input.purpose.parse::<Purpose>() {
-            Ok(Purpose::Marketing | Purpose::Advertising) | Err(_) => None,
-            Ok(purpose) => tenant
-                .facts
-                .allowed_purposes
-                .contains(&purpose)
-                .then_some(purpose),
+        let purpose = input
+            .purpose
+            .parse::<Purpose>()
+            .map_err(|_| ServiceError::validation("unknown purpose", &["purpose"]))?;
+        // A purpose the tenant never allows is a refusal like any other, and recorded as one.
+        if matches!(purpose, Purpose::Marketing | Purpose::Advertising)
+            || !tenant.facts.allowed_purposes.contains(&purpose)
+        {
+            return Err(self
+                .refuse(record, Denial::PurposeNotPermitted, Vec::new())
+                .await);
         }
-        .ok_or_else(|| {
-            ServiceError::validation(
-                "the purpose is unknown or not allowed by the tenant",
-                &["purpose"],
-            )
-        })?;
         let justification = super::required_text(
             Some(&input.justification),
             "justification",

@@ -316,6 +316,15 @@ async fn requests_are_validated() {
         .err(404, "not_found");
     let mut body = ask(&w.case_a, &["case_content"], 10);
     body["purpose"] = json!("marketing");
+    e.post(&path, body).await.err(403, "purpose_not_permitted");
+    let refused = access_log(&w.admin, t).await.into_iter().any(|e| {
+        e["entry"]["action"] == "access.request"
+            && e["entry"]["decision"] == "deny"
+            && e["entry"]["reason"] == "purpose_not_permitted"
+    });
+    assert!(refused, "the refused purpose is in the tenant's log");
+    let mut body = ask(&w.case_a, &["case_content"], 10);
+    body["purpose"] = json!("no-such-purpose");
     e.post(&path, body).await.err(422, "validation_failed");
     // Default duration: the tenant's maximum when below 8 hours.
     let mut body = ask(&w.case_a, &["case_content"], 10);
