@@ -107,8 +107,11 @@ impl Vault {
             user_id: p.user_id.clone(),
             roles: p.role_names(),
         });
-        r.tenant_id = tenant_id.map(str::to_owned);
-        r.resource = resource;
+        r.tenant_id = tenant_id.filter(|id| is_id(id)).map(str::to_owned);
+        r.resource = resource.map(|mut resource| {
+            resource.id = resource.id.filter(|id| is_id(id));
+            resource
+        });
         r.purpose = ctx.purpose.map(|p| p.as_str());
         r.justification = ctx.justification.clone();
         r
@@ -275,4 +278,35 @@ pub(crate) fn denial_error(denial: Denial) -> ServiceError {
         Denial::AccountSuspended => (ErrorCode::AccountSuspended, "the account is suspended"),
     };
     ServiceError::new(code, message)
+}
+
+/// Whether `id` has the shape of the ids this vault issues (`new_id`). An id taken from a path
+/// or a body goes into the audit log only in that shape: whatever else a caller sends (an email
+/// address in place of a contact id) would stay in the log forever. Such a request is answered
+/// as before (not found); its entry names no id.
+pub(crate) fn is_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_id;
+
+    #[test]
+    fn only_issued_ids_are_recorded() {
+        for _ in 0..100 {
+            assert!(is_id(&crate::new_id()));
+        }
+        for other in [
+            "",
+            "jane.doe@example.com",
+            "0190f5a0c1d27b3e8f0a1b2c3d4e5f6",
+            "0190f5a0c1d27b3e8f0a1b2c3d4e5f60a",
+            "0190F5A0C1D27B3E8F0A1B2C3D4E5F60",
+            "0190f5a0-c1d2-7b3e-8f0a-1b2c3d4e",
+            "0190f5a0c1d27b3e8f0a1b2c3d4e5f6\u{e9}",
+        ] {
+            assert!(!is_id(other), "{other:?}");
+        }
+    }
 }

@@ -186,7 +186,9 @@ impl FromRequestParts<Arc<Vault>> for EnrollingCaller {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError(strongroom_core::ServiceError::unauthenticated()))?;
-        let principal = vault.authenticate_for_enrolment(token).await?;
+        let principal = vault
+            .authenticate_for_enrolment(token, &request_id::current())
+            .await?;
         let ctx = context(&parts.headers)?;
         Ok(Self { principal, ctx })
     }
@@ -201,7 +203,7 @@ impl FromRequestParts<Arc<Vault>> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError(strongroom_core::ServiceError::unauthenticated()))?;
-        let principal = vault.authenticate(token).await?;
+        let principal = vault.authenticate(token, &request_id::current()).await?;
         let ctx = context(&parts.headers)?;
         Ok(Self { principal, ctx })
     }

@@ -41,7 +41,7 @@ async fn login(vault: &Vault, username: &str, password: &str) -> Result<Principa
         enrol_totp(vault, username, &response.token).await?;
     }
     vault
-        .authenticate(&response.token)
+        .authenticate(&response.token, "demo")
         .await
         .map_err(|e| anyhow!("demo session: {e}"))
 }
@@ -50,7 +50,10 @@ async fn login(vault: &Vault, username: &str, password: &str) -> Result<Principa
 /// printed once with the other demo credentials, for an authenticator app.
 async fn enrol_totp(vault: &Vault, username: &str, token: &str) -> Result<()> {
     let err = |e: strongroom_core::ServiceError| anyhow!("demo enrolment {username}: {e}");
-    let p = vault.authenticate_for_enrolment(token).await.map_err(err)?;
+    let p = vault
+        .authenticate_for_enrolment(token, "demo")
+        .await
+        .map_err(err)?;
     let started = vault
         .start_totp_enrolment(&p, &ctx(None))
         .await

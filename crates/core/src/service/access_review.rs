@@ -180,7 +180,10 @@ impl Vault {
         let mut record = self
             .review_gate(p, ctx, "access_review.decide", Some(review_id))
             .await?;
-        record.records = vec![decision.user_id.clone()];
+        record.records = crate::access::is_id(&decision.user_id)
+            .then(|| decision.user_id.clone())
+            .into_iter()
+            .collect();
         record.reason = Some(decision.decision.as_str());
         let lines = match self.store.access_review(review_id).await? {
             Some(_) => self.store.access_review_lines(review_id).await?,

@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::auth::CredentialRef;
 use super::users::{join_roles, new_user_row, parse_role_list, user_ref};
 use super::{next_cursor, required_text};
 use crate::access::{Principal, RequestContext, parse_roles};
@@ -24,7 +25,7 @@ use crate::audit::ResourceRef;
 use crate::auth::api_key::{self, CachedKey};
 use crate::auth::password::UNUSABLE_HASH;
 use crate::clock::rfc3339;
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{ApiKey, CreatedApiKey, NewApiKey, Page, PageRequest};
 use crate::{Vault, new_id};
 
@@ -292,8 +293,13 @@ impl Vault {
     }
 
     /// Resolves an `srk_` bearer key to its service principal; `unauthenticated` unless the key
-    /// exists, is neither revoked nor expired, and its principal is active.
-    pub(crate) async fn authenticate_api_key(&self, key: &str) -> ServiceResult<Principal> {
+    /// exists and is neither revoked nor expired, `account_suspended` when its principal is not
+    /// active. Refusals of an existing key are recorded against its principal.
+    pub(crate) async fn authenticate_api_key(
+        &self,
+        key: &str,
+        request_id: &str,
+    ) -> ServiceResult<Principal> {
         if !api_key::well_formed(key) {
             return Err(ServiceError::unauthenticated());
         }
@@ -303,6 +309,7 @@ impl Vault {
             Some(k) => k,
             None => {
                 let generation = self.api_keys.generation();
+                // No row, no entry: random keys must not grow the log.
                 let row = self
                     .store
                     .api_key_by_hash(&hash)
@@ -318,15 +325,43 @@ impl Vault {
                 k
             }
         };
+        let refused = || CredentialRef {
+            user_id: &cached.user_id,
+            resource: ResourceRef {
+                kind: "api_key",
+                id: Some(cached.id.clone()),
+            },
+            request_id,
+        };
         if cached.is_revoked() || now >= cached.expires_at {
-            return Err(ServiceError::unauthenticated());
+            let reason = if cached.is_revoked() {
+                "api_key_revoked"
+            } else {
+                "api_key_expired"
+            };
+            return Err(self
+                .refuse_credential(refused(), None, reason, Vec::new())
+                .await);
         }
-        let user = self
-            .user_row(&cached.user_id)
-            .await?
-            .ok_or_else(ServiceError::unauthenticated)?;
+        let Some(user) = self.user_row(&cached.user_id).await? else {
+            return Err(self
+                .refuse_credential(
+                    refused(),
+                    None,
+                    ErrorCode::Unauthenticated.as_str(),
+                    Vec::new(),
+                )
+                .await);
+        };
         if user.status != "active" {
-            return Err(ServiceError::unauthenticated());
+            return Err(self
+                .refuse_credential(
+                    refused(),
+                    Some(user),
+                    Denial::AccountSuspended.code(),
+                    Vec::new(),
+                )
+                .await);
         }
         if cached.touch(now) {
             self.record_use_later(Mutation::TouchApiKey {
@@ -340,6 +375,7 @@ impl Vault {
             roles: parse_roles(&user.roles),
             tenant_id: user.tenant_id.clone(),
             confidentiality_version: user.confidentiality_version.clone(),
+            // Only active principals get here; the policy's own guardrail still reads it.
             active: true,
             token_hash: hash,
             // Keys are issued to service principals, which never log in: no second factor to enrol.

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use strongroom_crypto::{Token, token_hash};
-use strongroom_policy::Role;
+use strongroom_policy::{Denial, Role};
 use strongroom_store::{Mutation, SessionRow, UserRow};
 use zeroize::Zeroizing;
 
-use crate::access::{Principal, RequestContext, parse_roles};
-use crate::audit::{Actor, AuditDecision, AuditRecord};
+use crate::access::{Principal, RequestContext, denial_error, parse_roles};
+use crate::audit::{Actor, AuditDecision, AuditRecord, ResourceRef};
 use crate::auth::password;
 use crate::auth::session::{CachedSession, TOUCH_EVERY_MS};
 use crate::clock::rfc3339;
@@ -18,6 +18,7 @@ use crate::model::{
     MfaStatus, User,
 };
 use crate::service::mfa::SecondFactor;
+use crate::service::sessions::session_id;
 use crate::{Vault, new_id};
 
 fn actor_of(user: &UserRow) -> Actor {
@@ -30,6 +31,13 @@ fn actor_of(user: &UserRow) -> Actor {
             .map(str::to_owned)
             .collect(),
     }
+}
+
+/// A session or API key that exists, for the record of its refusal.
+pub(super) struct CredentialRef<'a> {
+    pub user_id: &'a str,
+    pub resource: ResourceRef,
+    pub request_id: &'a str,
 }
 
 pub(crate) fn user_view(u: &UserRow) -> User {
@@ -238,10 +246,12 @@ impl Vault {
     }
 
     /// Resolves a bearer token to a principal with full access; `unauthenticated` for anything not
-    /// currently valid, `mfa_enrolment_required` for a session that may only enrol a second factor.
-    /// This is what every route uses, except the few an enrolling user needs.
-    pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
-        let principal = self.authenticate_for_enrolment(token).await?;
+    /// currently valid, `account_suspended` when its user is suspended or deactivated,
+    /// `mfa_enrolment_required` for a session that may only enrol a second factor. This is what every
+    /// route uses, except the few an enrolling user needs. `request_id` goes into the audit entry of a
+    /// refusal.
+    pub async fn authenticate(&self, token: &str, request_id: &str) -> ServiceResult<Principal> {
+        let principal = self.authenticate_for_enrolment(token, request_id).await?;
         if principal.enrolment_only {
             return Err(ServiceError::new(
                 ErrorCode::MfaEnrolmentRequired,
@@ -254,9 +264,13 @@ impl Vault {
 
     /// Like [`Vault::authenticate`], but also accepts an enrolment-only session. Only for `/v1/me`,
     /// `/v1/me/mfa/*` and `/v1/auth/logout`; the principal carries `enrolment_only`.
-    pub async fn authenticate_for_enrolment(&self, token: &str) -> ServiceResult<Principal> {
+    pub async fn authenticate_for_enrolment(
+        &self,
+        token: &str,
+        request_id: &str,
+    ) -> ServiceResult<Principal> {
         if token.starts_with(crate::auth::api_key::API_KEY_PREFIX) {
-            return self.authenticate_api_key(token).await;
+            return self.authenticate_api_key(token, request_id).await;
         }
         let hash = token_hash(token);
         let now = self.now();
@@ -264,6 +278,7 @@ impl Vault {
             Some(s) => s,
             None => {
                 let generation = self.sessions.generation();
+                // No row, no entry: random tokens must not grow the log.
                 let row = self
                     .store
                     .session(&hash)
@@ -275,31 +290,56 @@ impl Vault {
                 s
             }
         };
+        // Built only on refusal: the session id is a hash, and valid sessions skip it.
+        let refused = || CredentialRef {
+            user_id: &session.user_id,
+            resource: ResourceRef {
+                kind: "session",
+                id: Some(session_id(&hash)),
+            },
+            request_id,
+        };
         if session.is_revoked() || now >= session.expires_at {
-            return Err(ServiceError::unauthenticated());
+            let reason = if session.is_revoked() {
+                "session_revoked"
+            } else {
+                "session_expired"
+            };
+            return Err(self
+                .refuse_credential(refused(), None, reason, Vec::new())
+                .await);
         }
         let idle_ms = i64::try_from(self.settings.session_idle_timeout_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
         if now - session.last_seen() > idle_ms {
             self.sessions.remove(&hash);
-            let _ = self
-                .audit
-                .commit(
-                    Vec::new(),
-                    vec![Mutation::RevokeSession {
-                        token_hash: hash.to_vec(),
-                        at: now,
-                    }],
-                )
-                .await;
-            return Err(ServiceError::unauthenticated());
+            let revoke = vec![Mutation::RevokeSession {
+                token_hash: hash.to_vec(),
+                at: now,
+            }];
+            return Err(self
+                .refuse_credential(refused(), None, "session_idle", revoke)
+                .await);
         }
-        let user = self
-            .user_row(&session.user_id)
-            .await?
-            .ok_or_else(ServiceError::unauthenticated)?;
+        let Some(user) = self.user_row(&session.user_id).await? else {
+            return Err(self
+                .refuse_credential(
+                    refused(),
+                    None,
+                    ErrorCode::Unauthenticated.as_str(),
+                    Vec::new(),
+                )
+                .await);
+        };
         if user.status != "active" {
-            return Err(ServiceError::unauthenticated());
+            return Err(self
+                .refuse_credential(
+                    refused(),
+                    Some(user),
+                    Denial::AccountSuspended.code(),
+                    Vec::new(),
+                )
+                .await);
         }
         // Other instances (and this one, once the entry expires) judge idleness from the store's
         // copy, so on a shared store it must lag well within the idle timeout.
@@ -320,11 +360,58 @@ impl Vault {
             roles: parse_roles(&user.roles),
             tenant_id: user.tenant_id.clone(),
             confidentiality_version: user.confidentiality_version.clone(),
+            // Only active users get here; the policy's own guardrail still reads it.
             active: true,
             enrolment_only: session.is_enrolment_only(),
             token_hash: hash,
             api_key_id: None,
         })
+    }
+
+    /// Refuses a session or API key that exists but does not authenticate, with one deny entry
+    /// against its user (and `mutations` in the same commit). A suspended or deactivated user gets
+    /// `account_suspended` (403), whatever else is wrong with the credential; anything else is
+    /// `unauthenticated`. `user` is the row when already in hand; otherwise it is read from the
+    /// store, not the cache: a refused credential is often the first sign of a suspension made
+    /// elsewhere. Only `audit_unavailable` replaces the refusal when the log cannot take it.
+    pub(super) async fn refuse_credential(
+        &self,
+        credential: CredentialRef<'_>,
+        user: Option<Arc<UserRow>>,
+        reason: &'static str,
+        mutations: Vec<Mutation>,
+    ) -> ServiceError {
+        let user = match user {
+            Some(u) => Some(u),
+            None => match self.store.user(credential.user_id).await {
+                Ok(u) => u.map(Arc::new),
+                Err(err) => return err.into(),
+            },
+        };
+        let suspended = user.as_ref().is_some_and(|u| u.status != "active");
+        let mut record = AuditRecord::new("auth.authenticate", credential.request_id);
+        record.decision = AuditDecision::Deny;
+        record.actor = Some(user.as_deref().map_or_else(
+            || Actor {
+                user_id: credential.user_id.to_owned(),
+                roles: Vec::new(),
+            },
+            actor_of,
+        ));
+        record.resource = Some(credential.resource);
+        record.reason = Some(if suspended {
+            Denial::AccountSuspended.code()
+        } else {
+            reason
+        });
+        if let Err(err) = self.audit.commit(vec![record], mutations).await {
+            return err;
+        }
+        if suspended {
+            denial_error(Denial::AccountSuspended)
+        } else {
+            ServiceError::unauthenticated()
+        }
     }
 
     pub async fn logout(&self, p: &Principal, ctx: &RequestContext) -> ServiceResult<()> {
@@ -374,16 +461,12 @@ impl Vault {
             ));
         }
         let now = self.now();
-        let record = self.record(
-            p,
-            ctx,
-            "user.acknowledge_confidentiality",
-            None,
-            Some(crate::audit::ResourceRef {
-                kind: "confidentiality_agreement",
-                id: Some(ack.version.clone()),
-            }),
-        );
+        let mut record = self.record(p, ctx, "user.acknowledge_confidentiality", None, None);
+        // Not an issued id, so not through `record`'s filter: the version was checked above.
+        record.resource = Some(ResourceRef {
+            kind: "confidentiality_agreement",
+            id: Some(ack.version.clone()),
+        });
         self.audit
             .commit(
                 vec![record],

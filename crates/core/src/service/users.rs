@@ -227,7 +227,8 @@ impl Vault {
         Ok(user_view(&user))
     }
 
-    /// Changes roles; the user's sessions, API keys and lockbox grants are revoked.
+    /// Changes roles; the user's sessions, API keys and lockbox grants are revoked, and their
+    /// assigned cases released when the new roles cannot be assigned cases.
     pub async fn update_user_roles(
         &self,
         p: &Principal,
@@ -270,6 +271,24 @@ impl Vault {
             )
             .await?;
         records.insert(0, record);
+        // Reach through assigned cases belongs to the roles that may be assigned; a user moved
+        // out of them keeps none of it (and does not get it back by being moved back).
+        let assignable = roles
+            .iter()
+            .any(|r| matches!(r, Role::SupportEngineer | Role::SupportSupervisor));
+        let (released, releases) = if assignable {
+            (Vec::new(), Vec::new())
+        } else {
+            self.release_assignments_effects(
+                actor.as_ref(),
+                &ctx.request_id,
+                user_id,
+                "role_change",
+                now,
+            )
+            .await?
+        };
+        records.extend(released);
         let mut mutations = vec![
             Mutation::SetUserRoles {
                 user_id: user_id.to_owned(),
@@ -286,6 +305,7 @@ impl Vault {
             },
         ];
         mutations.extend(grant_mutations);
+        mutations.extend(releases);
         self.audit.commit(records, mutations).await?;
         self.sessions.revoke_user(user_id);
         self.api_keys.revoke_user(user_id);
@@ -348,6 +368,31 @@ impl Vault {
                 at,
             },
         ];
+        let (released, releases) = self
+            .release_assignments_effects(actor, request_id, user_id, "account_suspended", at)
+            .await?;
+        records.extend(released);
+        mutations.extend(releases);
+        let (grant_records, grant_mutations) = self
+            .revoke_user_grants_effects(actor, request_id, user_id, "account_suspended", at)
+            .await?;
+        records.extend(grant_records);
+        mutations.extend(grant_mutations);
+        Ok((records, mutations))
+    }
+
+    /// Every case assigned to the account, released (only if still assigned to it when the batch
+    /// commits) and recorded in its tenant's log.
+    async fn release_assignments_effects(
+        &self,
+        actor: Option<&Actor>,
+        request_id: &str,
+        user_id: &str,
+        reason: &'static str,
+        at: i64,
+    ) -> ServiceResult<(Vec<AuditRecord>, Vec<Mutation>)> {
+        let mut records = Vec::new();
+        let mut mutations = Vec::new();
         for assignment in self.store.assignments_of(user_id).await? {
             let mut record = AuditRecord::new("case.unassign", request_id);
             record.actor = actor.cloned();
@@ -357,7 +402,7 @@ impl Vault {
                 id: Some(assignment.case_id.clone()),
             });
             record.records = vec![user_id.to_owned()];
-            record.reason = Some("account_suspended");
+            record.reason = Some(reason);
             records.push(record);
             mutations.push(Mutation::ReleaseAssignment {
                 scope: TenantScope::new(assignment.tenant_id),
@@ -366,11 +411,6 @@ impl Vault {
                 at,
             });
         }
-        let (grant_records, grant_mutations) = self
-            .revoke_user_grants_effects(actor, request_id, user_id, "account_suspended", at)
-            .await?;
-        records.extend(grant_records);
-        mutations.extend(grant_mutations);
         Ok((records, mutations))
     }
 

@@ -196,7 +196,7 @@ async fn suspension_and_role_changes_revoke_keys() {
         )
         .await
         .ok(200);
-    api.get("/v1/me").await.err(401, "unauthenticated");
+    api.get("/v1/me").await.err(403, "account_suspended");
     // Reactivation does not bring a revoked key back.
     admin
         .post(&format!("/v1/users/{principal}/reactivate"), json!({}))

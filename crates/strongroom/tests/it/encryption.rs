@@ -237,6 +237,16 @@ async fn no_plaintext_at_rest_or_in_logs() {
         .await
         .ok(200);
 
+    // Personal data sent where an id belongs is answered like any unknown id, and the audit
+    // entry of that refusal does not keep it (the scans below cover the log's rows).
+    let misplaced = c.email("in-place-of-an-id");
+    boss.get(&contact_path(&tenant, &misplaced))
+        .await
+        .err(404, "not_found");
+    boss.get(&case_path(&tenant, &misplaced))
+        .await
+        .err(404, "not_found");
+
     let needles = c.needles();
     // While running: the database, its WAL/SHM (on PostgreSQL: every row of the server's
     // schema, see Server::at_rest_files) and the logs.

@@ -73,6 +73,63 @@ async fn entries_with_action(auditor: &Api, action: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn a_role_change_out_of_support_releases_assignments() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let supervisor = staff_session(&server, &admin, "support_supervisor").await;
+    let leaving = staff_session(&server, &admin, "support_engineer").await;
+    let promoted = staff_session(&server, &admin, "support_engineer").await;
+    let auditor = staff_session(&server, &admin, "auditor").await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let first = id_of(&create_case(&boss, &tenant, json!({"title": "Printer on fire"})).await);
+    let second = id_of(&create_case(&boss, &tenant, json!({"title": "Fax is silent"})).await);
+    assign(&supervisor, &tenant, &first, &leaving.id).await;
+    assign(&supervisor, &tenant, &second, &promoted.id).await;
+
+    // Out of the roles that may hold cases: the case goes back to the queue, on record.
+    admin
+        .patch(
+            &format!("/v1/users/{}", leaving.id),
+            json!({"roles": ["security_officer"]}),
+        )
+        .await
+        .ok(200);
+    let view = supervisor.get(&case_path(&tenant, &first)).await.ok(200);
+    assert_eq!(view["assignee_id"], Value::Null, "{view}");
+    let released = entries_with_action(&auditor, "case.unassign").await;
+    assert_eq!(released.len(), 1, "{released:?}");
+    assert_eq!(released[0]["resource"]["id"], json!(first));
+    assert_eq!(released[0]["reason"], "role_change");
+    assert_eq!(released[0]["records"], json!([leaving.id]));
+    // Moving back does not bring the case back.
+    admin
+        .patch(
+            &format!("/v1/users/{}", leaving.id),
+            json!({"roles": ["support_engineer"]}),
+        )
+        .await
+        .ok(200);
+    let view = supervisor.get(&case_path(&tenant, &first)).await.ok(200);
+    assert_eq!(view["assignee_id"], Value::Null, "{view}");
+
+    // Within the roles that may hold cases, the assignment stays.
+    admin
+        .patch(
+            &format!("/v1/users/{}", promoted.id),
+            json!({"roles": ["support_supervisor"]}),
+        )
+        .await
+        .ok(200);
+    let view = supervisor.get(&case_path(&tenant, &second)).await.ok(200);
+    assert_eq!(view["assignee_id"], json!(promoted.id), "{view}");
+    assert_eq!(
+        entries_with_action(&auditor, "case.unassign").await.len(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn suspension_cuts_off_at_once_and_releases_assignments() {
     let server = Server::start();
     let admin = server.admin().await;
@@ -97,7 +154,7 @@ async fn suspension_cuts_off_at_once_and_releases_assignments() {
     engineer
         .get(&case_path(&tenant, &case))
         .await
-        .err(401, "unauthenticated");
+        .err(403, "account_suspended");
     try_login(&server, &engineer.username, PASSWORD)
         .await
         .err(403, "account_suspended");
@@ -415,7 +472,7 @@ async fn access_review_lists_certifies_revokes_and_exports() {
         .post(&path, json!({"user_id": customer.id, "decision": "revoke"}))
         .await
         .ok(200);
-    customer.get("/v1/me").await.err(401, "unauthenticated");
+    customer.get("/v1/me").await.err(403, "account_suspended");
     try_login(&server, &customer.username, PASSWORD)
         .await
         .err(403, "account_suspended");

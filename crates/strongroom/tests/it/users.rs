@@ -1,8 +1,9 @@
 //! Users and roles: duplicates, suspension, reactivation, role changes.
 
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::kit::*;
 
@@ -57,13 +58,9 @@ async fn suspend_and_reactivate() {
     assert_eq!(suspended["status"], "suspended");
     assert_eq!(suspended["id"], json!(session.id));
 
-    // The live token stops working.
+    // The live token stops working, and says why.
     for path in ["/v1/me".to_owned(), contacts_path(&tenant)] {
-        let r = session.get(&path).await;
-        match r.status.as_u16() {
-            401 => r.err(401, "unauthenticated"),
-            _ => r.err(403, "account_suspended"),
-        };
+        session.get(&path).await.err(403, "account_suspended");
     }
     // Login with the right password: account_suspended.
     try_login(&server, &session.username, PASSWORD)
@@ -200,4 +197,91 @@ async fn tenant_admin_cannot_create_staff() {
             .await
             .err(401, "invalid_credentials");
     }
+}
+
+/// The size of the signed tree head once it has stopped moving (the signer runs every 200 ms).
+async fn settled_tree_size(server: &Server) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let note = server.anon().get("/v1/audit/checkpoint").await;
+        let size: u64 = note
+            .text
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or_else(|| panic!("no tree size in the checkpoint: {}", note.text));
+        if last == Some(size) {
+            return size;
+        }
+        assert!(Instant::now() < deadline, "the log never settled");
+        last = Some(size);
+    }
+}
+
+/// The `auth.authenticate` refusals on record for `user_id`, as an auditor reads them.
+async fn auth_refusals(auditor: &Api, user_id: &str) -> Vec<Value> {
+    let page = auditor
+        .get("/v1/audit/entries?start=0&limit=500")
+        .await
+        .ok(200);
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["entry"].clone())
+        .filter(|e| e["action"] == "auth.authenticate" && e["actor"]["user_id"] == user_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn refused_tokens_of_known_users_are_audited_and_random_ones_are_not() {
+    // Its own server: the tree size must not move for anything but this test.
+    let server = Server::start();
+    let admin = server.admin().await;
+    let auditor = staff_session(&server, &admin, "auditor").await;
+    let tenant = create_tenant(&admin, None).await;
+
+    // Suspended: 403 account_suspended, on record against the user.
+    let gone = tenant_session(&server, &admin, "tenant_user", &tenant).await;
+    gone.get("/v1/me").await.ok(200);
+    admin
+        .post(
+            &format!("/v1/users/{}/suspend", gone.id),
+            json!({"reason": "left"}),
+        )
+        .await
+        .ok(200);
+    gone.get("/v1/me").await.err(403, "account_suspended");
+    let refusals = auth_refusals(&auditor, &gone.id).await;
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["decision"], "deny");
+    assert_eq!(refusals[0]["reason"], "account_suspended");
+    assert_eq!(refusals[0]["resource"]["kind"], "session");
+
+    // Logged out: the old token is 401, and the refusal is on record too.
+    let leaver = tenant_session(&server, &admin, "tenant_user", &tenant).await;
+    let r = leaver.post("/v1/auth/logout", json!({})).await;
+    assert!(matches!(r.status.as_u16(), 200 | 204), "logout: {}", r.text);
+    leaver.get("/v1/me").await.err(401, "unauthenticated");
+    let refusals = auth_refusals(&auditor, &leaver.id).await;
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["decision"], "deny");
+    assert_eq!(refusals[0]["reason"], "session_revoked");
+
+    // Unknown tokens and keys: 401 and nothing on record, however many.
+    let before = settled_tree_size(&server).await;
+    // Well-formed (43 characters after the prefix) so both reach the store's lookup.
+    for token in [
+        format!("sr_{}", &rand_hex(22)[..43]),
+        format!("srk_{}", &rand_hex(22)[..43]),
+        rand_hex(20),
+    ] {
+        let stranger = server.anon().with_token(Some(&token));
+        for _ in 0..5 {
+            stranger.get("/v1/me").await.err(401, "unauthenticated");
+        }
+    }
+    assert_eq!(settled_tree_size(&server).await, before);
 }
