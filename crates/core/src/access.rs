@@ -6,7 +6,7 @@ use strongroom_policy::{
     AccessRequest, Action, Decision, Denial, PrincipalFacts, Purpose, ResourceFacts, Role,
     TenantFacts,
 };
-use strongroom_store::UserRow;
+use strongroom_store::{Mutation, UserRow};
 
 use crate::audit::{Actor, AuditDecision, AuditRecord, ResourceRef};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -115,6 +115,30 @@ impl Vault {
         r.purpose = ctx.purpose.map(|p| p.as_str());
         r.justification = ctx.justification.clone();
         r
+    }
+
+    /// Commits `records` with `mutations`. When the mutations find that the state moved since the
+    /// request read it (a conflict: decided by someone else first, reassigned meanwhile), the
+    /// entries are in the log all the same; a second one, the first record as `not_applied`
+    /// with `reason`, says the attempt changed nothing, so the log never shows a change that did
+    /// not happen. The conflict is still the caller's answer.
+    pub(crate) async fn commit_attempt(
+        &self,
+        records: Vec<AuditRecord>,
+        mutations: Vec<Mutation>,
+        (not_applied, reason): (&'static str, &'static str),
+    ) -> ServiceResult<u64> {
+        let attempt = records.first().cloned();
+        let outcome = self.audit.commit(records, mutations).await;
+        if let (Err(e), Some(mut kept)) = (&outcome, attempt)
+            && e.code == ErrorCode::Conflict
+        {
+            kept.action = not_applied;
+            kept.decision = AuditDecision::Deny;
+            kept.reason = Some(reason);
+            self.audit.append(kept).await?;
+        }
+        outcome
     }
 
     /// Records a refusal and turns it into the error the caller sees. The refusal is returned even if

@@ -236,22 +236,20 @@ impl Vault {
             mutations.extend(changes);
             revoked_active = true;
         }
-        let attempt = record.clone();
         records.insert(0, record);
-        match self.audit.commit(records, mutations).await {
-            Ok(_) => {}
-            // Decided by another reviewer meanwhile: the attempt's entries are in the log; record
-            // that it changed nothing.
-            Err(e) if e.code == ErrorCode::Conflict => {
-                let mut kept = attempt;
-                kept.action = "access_review.decide_not_applied";
-                kept.decision = crate::audit::AuditDecision::Deny;
-                kept.reason = Some("already_decided");
-                self.audit.append(kept).await?;
-                return Err(already_decided());
+        self.commit_attempt(
+            records,
+            mutations,
+            ("access_review.decide_not_applied", "already_decided"),
+        )
+        .await
+        .map_err(|e| {
+            if e.code == ErrorCode::Conflict {
+                already_decided()
+            } else {
+                e
             }
-            Err(e) => return Err(e),
-        }
+        })?;
         if revoked_active {
             self.after_suspension(&decision.user_id);
         }

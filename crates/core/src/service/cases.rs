@@ -11,8 +11,8 @@ use strongroom_store::{CaseFilter, CaseRow, CaseVersion, CommentRow, Mutation, T
 use super::grants::Grants;
 use super::{MAX_FIELD_CHARS, optional_text, required_text};
 use crate::access::{Principal, RequestContext, parse_roles};
-use crate::audit::{AuditDecision, AuditRecord, ResourceRef};
-use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::audit::{AuditRecord, ResourceRef};
+use crate::error::{ServiceError, ServiceResult};
 use crate::model::{
     Assignment, CASE_STATUSES, CaseInput, CommentInput, Page, PageRequest, RecordView, SEVERITIES,
 };
@@ -433,9 +433,8 @@ impl Vault {
         Ok(view)
     }
 
-    /// Commits `row` with its entry if the case is still as `read`; when it changed after it was
-    /// read (a reassignment, a relink, another update), the attempt's entry stays in the log and
-    /// a second one records that it changed nothing.
+    /// Commits `row` with its entry if the case is still as `read` (a reassignment, a relink or
+    /// another update since makes it a conflict, recorded as not applied).
     async fn rewrite_case(
         &self,
         record: AuditRecord,
@@ -443,27 +442,17 @@ impl Vault {
         read: &CaseRow,
         not_applied: &'static str,
     ) -> ServiceResult<()> {
-        let attempt = record.clone();
-        let outcome = self
-            .audit
-            .commit(
-                vec![record],
-                vec![Mutation::UpdateCase {
-                    row,
-                    read: CaseVersion::of(read),
-                }],
-            )
-            .await;
-        if let Err(e) = &outcome
-            && e.code == ErrorCode::Conflict
-        {
-            let mut kept = attempt;
-            kept.action = not_applied;
-            kept.decision = AuditDecision::Deny;
-            kept.reason = Some("changed_meanwhile");
-            self.audit.append(kept).await?;
-        }
-        outcome.map(|_| ())
+        let update = Mutation::UpdateCase {
+            row,
+            read: CaseVersion::of(read),
+        };
+        self.commit_attempt(
+            vec![record],
+            vec![update],
+            (not_applied, "changed_meanwhile"),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn add_comment(

@@ -336,34 +336,20 @@ impl Vault {
             .transpose()?;
         let ends_at =
             approve.then(|| now.saturating_add(row.duration_minutes.saturating_mul(60_000)));
-        let attempt = record.clone();
-        let outcome = self
-            .audit
-            .commit(
-                vec![record],
-                vec![Mutation::DecideAccessRequest {
-                    scope: TenantScope::new(tenant_id),
-                    id: request_id.to_owned(),
-                    approve,
-                    by: p.user_id.clone(),
-                    at: now,
-                    comment,
-                    ends_at,
-                }],
-            )
-            .await;
-        if let Err(e) = outcome {
-            // Decided by another admin meanwhile: the attempt's entry is in the log; record that
-            // it changed nothing.
-            if e.code == ErrorCode::Conflict {
-                let mut kept = attempt;
-                kept.action = "access.decide_not_applied";
-                kept.decision = crate::audit::AuditDecision::Deny;
-                kept.reason = Some("already_decided");
-                self.audit.append(kept).await?;
-            }
-            return Err(e);
-        }
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::DecideAccessRequest {
+                scope: TenantScope::new(tenant_id),
+                id: request_id.to_owned(),
+                approve,
+                by: p.user_id.clone(),
+                at: now,
+                comment,
+                ends_at,
+            }],
+            ("access.decide_not_applied", "already_decided"),
+        )
+        .await?;
         self.fresh_view(tenant_id, request_id).await
     }
 
@@ -397,25 +383,25 @@ impl Vault {
         }
         let tenant = self.tenant_for(&record, tenant_id).await?;
         let notification = self.notification(&tenant, NotificationKind::Revoked, &row, now)?;
-        self.audit
-            .commit(
-                vec![record],
-                vec![
-                    Mutation::RevokeAccessRequest {
-                        scope: TenantScope::new(tenant_id),
-                        id: request_id.to_owned(),
-                        by: p.user_id.clone(),
-                        at: now,
-                    },
-                    notification,
-                    // Exports built while the grant was open go with it.
-                    Mutation::ExpireUserExports {
-                        user_id: row.requester_id.clone(),
-                        scope: Some(TenantScope::new(tenant_id)),
-                    },
-                ],
-            )
-            .await?;
+        self.commit_attempt(
+            vec![record],
+            vec![
+                Mutation::RevokeAccessRequest {
+                    scope: TenantScope::new(tenant_id),
+                    id: request_id.to_owned(),
+                    by: p.user_id.clone(),
+                    at: now,
+                },
+                notification,
+                // Exports built while the grant was open go with it.
+                Mutation::ExpireUserExports {
+                    user_id: row.requester_id.clone(),
+                    scope: Some(TenantScope::new(tenant_id)),
+                },
+            ],
+            ("access.revoke_not_applied", "already_ended"),
+        )
+        .await?;
         self.fresh_view(tenant_id, request_id).await
     }
 
@@ -453,20 +439,20 @@ impl Vault {
         let tenant = self.tenant_for(&record, tenant_id).await?;
         let now = self.now();
         let notification = self.notification(&tenant, NotificationKind::Reviewed, &row, now)?;
-        self.audit
-            .commit(
-                vec![record],
-                vec![
-                    Mutation::ReviewBreakGlass {
-                        scope: TenantScope::new(tenant_id),
-                        id: request_id.to_owned(),
-                        by: p.user_id.clone(),
-                        at: now,
-                    },
-                    notification,
-                ],
-            )
-            .await?;
+        self.commit_attempt(
+            vec![record],
+            vec![
+                Mutation::ReviewBreakGlass {
+                    scope: TenantScope::new(tenant_id),
+                    id: request_id.to_owned(),
+                    by: p.user_id.clone(),
+                    at: now,
+                },
+                notification,
+            ],
+            ("access.review_not_applied", "already_reviewed"),
+        )
+        .await?;
         self.fresh_view(tenant_id, request_id).await
     }
 

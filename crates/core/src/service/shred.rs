@@ -114,14 +114,14 @@ impl Vault {
         record.reason = Some("tenant_shredded");
         let now = self.now();
         let index = self
-            .audit
-            .commit(
+            .commit_attempt(
                 vec![record],
                 vec![Mutation::ShredTenant {
                     scope: TenantScope::new(tenant_id),
                     request_ref: request_reference.to_owned(),
                     at: now,
                 }],
+                ("tenant.delete_not_applied", "tenant_gone"),
             )
             .await?;
         self.evict_tenant(tenant_id, &users);

@@ -147,9 +147,12 @@ impl Vault {
             input.tenant_id,
             now,
         );
-        self.audit
-            .commit(vec![record], vec![Mutation::InsertUser(row.clone())])
-            .await?;
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::InsertUser(row.clone())],
+            ("user.create_not_applied", "username_taken"),
+        )
+        .await?;
         Ok(user_view(&row))
     }
 

@@ -18,6 +18,8 @@ async fn duplicate_username_is_409() {
     let server = server();
     let admin = server.admin().await;
     let user = create_user(&admin, "auditor", None).await;
+    let auditor = staff_session(&server, &admin, "auditor").await;
+    let start = settled_tree_size(&server).await;
     let r = admin
         .post(
             "/v1/users",
@@ -26,6 +28,23 @@ async fn duplicate_username_is_409() {
         )
         .await;
     r.err(409, "conflict");
+    // The attempt's entry is in the log, and so is the fact that it created nobody.
+    let page = auditor
+        .get(&format!("/v1/audit/entries?start={start}&limit=500"))
+        .await
+        .ok(200);
+    let not_applied = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| {
+            i["entry"]["action"] == "user.create_not_applied"
+                && i["entry"]["decision"] == "deny"
+                && i["entry"]["reason"] == "username_taken"
+                && i["entry"]["actor"]["user_id"] == admin.id.as_str()
+        })
+        .count();
+    assert_eq!(not_applied, 1, "{page}");
     // The original is untouched: its password still works.
     login(&server, &user.username, PASSWORD).await;
     let again = admin
