@@ -240,7 +240,7 @@ impl Vault {
         } else {
             "access.list"
         };
-        let record = self
+        let mut record = self
             .lockbox_gate(
                 p,
                 ctx,
@@ -279,16 +279,18 @@ impl Vault {
                 page.limit,
             )
             .await?;
-        self.audit.append(record).await?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let customer = p.tenant_id.as_deref() == Some(tenant_id);
         let officer = p.is_staff() && p.roles.contains(&Role::SecurityOfficer);
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let visible = customer || row.requester_id == p.user_id || (officer && row.break_glass);
-            if !visible {
-                continue;
-            }
+        let visible: Vec<&AccessRequestRow> = rows
+            .iter()
+            .filter(|row| customer || row.requester_id == p.user_id || (officer && row.break_glass))
+            .collect();
+        // The entry names what is shown: each request's justification and comment are opened.
+        record.records = visible.iter().map(|row| row.id.clone()).collect();
+        self.audit.append(record).await?;
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let mut items = Vec::with_capacity(visible.len());
+        for row in visible {
             items.push(self.request_view(row, &ring).await?);
         }
         let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());

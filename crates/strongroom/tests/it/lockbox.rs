@@ -126,6 +126,15 @@ async fn request_approve_reveal_revoke() {
         .iter()
         .find(|r| r["id"] == rid.as_str())
         .unwrap_or_else(|| panic!("request not listed: {pending:?}"));
+    // The listing opened its justification: the entry names the requests shown.
+    let listed = access_log(&w.admin, t).await.into_iter().any(|e| {
+        e["entry"]["action"] == "access.list"
+            && e["entry"]["actor"]["user_id"] == w.admin.id.as_str()
+            && e["entry"]["records"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|id| id == rid.as_str()))
+    });
+    assert!(listed, "the listing's entry names the request");
     assert_eq!(seen["requester"]["id"], w.engineer.id.as_str());
     assert_eq!(seen["requester"]["username"], w.engineer.username.as_str());
     assert_eq!(seen["requester"]["roles"], json!(["support_engineer"]));
