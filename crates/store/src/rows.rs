@@ -361,7 +361,12 @@ pub enum Mutation {
         at: i64,
     },
     InsertContact(ContactRow),
-    UpdateContact(ContactRow),
+    /// Rewrites a contact whole, only if it is still the version the request read (its
+    /// `updated_at`): a concurrent update is not silently undone.
+    UpdateContact {
+        row: ContactRow,
+        read_updated_at: i64,
+    },
     DeleteContact {
         scope: TenantScope,
         id: String,

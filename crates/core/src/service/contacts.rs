@@ -311,12 +311,16 @@ impl Vault {
             ctx.purpose,
         );
         let view = shape::disclose(&mut gate.record, shape::contact(&ring, &row, &read.fields)?);
-        self.audit
-            .commit(
-                vec![gate.record],
-                vec![Mutation::UpdateContact(row.clone())],
-            )
-            .await?;
+        let read_updated_at = gate.row.updated_at;
+        self.commit_attempt(
+            vec![gate.record],
+            vec![Mutation::UpdateContact {
+                row,
+                read_updated_at,
+            }],
+            ("contact.update_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         Ok(view)
     }
 
@@ -337,15 +341,15 @@ impl Vault {
                 "contact.delete",
             )
             .await?;
-        self.audit
-            .commit(
-                vec![gate.record],
-                vec![Mutation::DeleteContact {
-                    scope: TenantScope::new(tenant_id),
-                    id: contact_id.to_owned(),
-                }],
-            )
-            .await?;
+        self.commit_attempt(
+            vec![gate.record],
+            vec![Mutation::DeleteContact {
+                scope: TenantScope::new(tenant_id),
+                id: contact_id.to_owned(),
+            }],
+            ("contact.delete_not_applied", "deleted_meanwhile"),
+        )
+        .await?;
         Ok(())
     }
 

@@ -314,10 +314,14 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .execute(conn)
             .await?;
         }
-        Mutation::UpdateContact(c) => {
+        Mutation::UpdateContact {
+            row: c,
+            read_updated_at,
+        } => {
             let done = sqlx::query(
                 "UPDATE contacts SET name = $3, email = $4, phone = $5, address = $6, notes = $7, \
-                 email_index = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2",
+                 email_index = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2 \
+                 AND updated_at = $10",
             )
             .bind(&c.tenant_id)
             .bind(&c.id)
@@ -328,10 +332,11 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(&c.notes)
             .bind(&c.email_index)
             .bind(c.updated_at)
+            .bind(*read_updated_at)
             .execute(conn)
             .await?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::Conflict("the contact was deleted meanwhile"));
+                return Err(StoreError::Conflict("the contact changed meanwhile"));
             }
         }
         Mutation::DeleteContact { scope, id } => {
@@ -342,11 +347,14 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(id)
             .execute(&mut *conn)
             .await?;
-            sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
+            let done = sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
                 .bind(scope.id())
                 .bind(id)
                 .execute(conn)
                 .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("the contact was deleted meanwhile"));
+            }
         }
         Mutation::InsertCase(c) => {
             require_contact(&mut *conn, &c.tenant_id, c.contact_id.as_deref()).await?;

@@ -1,6 +1,7 @@
-//! A case is rewritten whole, so an update must apply only to the version its request read:
-//! otherwise a request that read a case before it was reassigned writes the old assignee back,
-//! and with it the old assignee's reach to the case's contact.
+//! Cases and contacts are rewritten whole, so an update must apply only to the version its
+//! request read: otherwise a request that read a case before it was reassigned writes the old
+//! assignee back (and with it the old assignee's reach to the case's contact), and a contact
+//! update silently undoes another.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -18,10 +19,12 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         .await
         .unwrap();
     stale_updates_are_refused(&sqlite).await;
+    stale_contact_writes_are_refused(&sqlite).await;
     if let Some(admin) = common::admin().await {
         let schema = common::schema(&admin).await;
         let pg = common::open(&schema).await;
         stale_updates_are_refused(&pg).await;
+        stale_contact_writes_are_refused(&pg).await;
         pg.close().await;
         common::drop_schema(&admin, &schema).await;
     }
@@ -61,6 +64,45 @@ async fn stale_updates_are_refused(s: &dyn Store) {
     assert_eq!(after.assignee_id.as_deref(), Some("bob"));
 }
 
+async fn stale_contact_writes_are_refused(s: &dyn Store) {
+    let scope = TenantScope::new(T);
+    let mut first = contact_row("p3", 10);
+    apply(s, vec![Mutation::InsertContact(first.clone())]).await;
+    // Another request updated p3 after this one read it (at 10).
+    let mut other = first.clone();
+    other.notes = Some(vec![2; 8]);
+    other.updated_at = 20;
+    apply(
+        s,
+        vec![Mutation::UpdateContact {
+            row: other,
+            read_updated_at: 10,
+        }],
+    )
+    .await;
+    first.name = vec![3; 8];
+    first.updated_at = 30;
+    assert_conflict(
+        s,
+        Mutation::UpdateContact {
+            row: first,
+            read_updated_at: 10,
+        },
+    )
+    .await;
+    let now = s.contact(&scope, "p3").await.unwrap().unwrap();
+    assert_eq!((now.notes, now.updated_at), (Some(vec![2; 8]), 20));
+
+    // Deleting a contact that is gone is a conflict, not a silent success.
+    let delete = || Mutation::DeleteContact {
+        scope: TenantScope::new(T),
+        id: "p3".into(),
+    };
+    apply(s, vec![delete()]).await;
+    assert_conflict(s, delete()).await;
+    assert!(s.contact(&scope, "p3").await.unwrap().is_none());
+}
+
 fn update(row: CaseRow, read: &CaseRow) -> Mutation {
     Mutation::UpdateCase {
         row,
@@ -92,7 +134,11 @@ async fn current(s: &dyn Store) -> CaseRow {
 }
 
 fn contact(id: &str) -> Mutation {
-    Mutation::InsertContact(ContactRow {
+    Mutation::InsertContact(contact_row(id, 1))
+}
+
+fn contact_row(id: &str, updated_at: i64) -> ContactRow {
+    ContactRow {
         tenant_id: T.into(),
         id: id.into(),
         name: vec![1; 8],
@@ -102,8 +148,8 @@ fn contact(id: &str) -> Mutation {
         notes: None,
         email_index: None,
         created_at: 1,
-        updated_at: 1,
-    })
+        updated_at,
+    }
 }
 
 fn case(contact_id: Option<&str>, assignee: Option<&str>, updated_at: i64) -> CaseRow {
