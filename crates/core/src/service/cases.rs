@@ -349,6 +349,20 @@ impl Vault {
         if let Some(contact_id) = input.contact_id.as_deref() {
             let cid = optional_text(Some(contact_id), "contact_id", 64)?;
             self.check_contact_ref(tenant_id, cid.as_deref()).await?;
+            // A grant on the case opens the case's contact: re-pointing the case while operator
+            // access is pending or open would hand that access to another contact, so only a
+            // tenant admin (who approves grants) may do it.
+            if cid != gate.row.contact_id
+                && !p.roles.contains(&Role::TenantAdmin)
+                && self
+                    .store
+                    .case_has_open_request(&TenantScope::new(tenant_id), case_id, self.now())
+                    .await?
+            {
+                return Err(self
+                    .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
+                    .await);
+            }
             row.contact_id = cid;
         }
         row.updated_at = self.now();

@@ -45,6 +45,25 @@ pub(super) async fn access_requests(
     .await?)
 }
 
+pub(super) async fn case_has_open_request(
+    conn: &mut Conn,
+    scope: &TenantScope,
+    case_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let found: Option<(i64,)> = sqlx::query_as(
+        "SELECT CAST(1 AS BIGINT) FROM access_requests WHERE tenant_id = $1 AND case_id = $2 \
+         AND ((state = 'pending' AND request_expires_at > $3) \
+           OR (state = 'approved' AND ends_at > $3)) LIMIT 1",
+    )
+    .bind(scope.id())
+    .bind(case_id)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 pub(super) async fn open_requests_of_user(
     conn: &mut Conn,
     user_id: &str,

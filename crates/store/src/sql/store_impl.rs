@@ -175,6 +175,16 @@ impl Store for Backend {
         self.active_grants_impl(scope, user_id, now).await
     }
 
+    async fn case_has_open_request(
+        &self,
+        scope: &TenantScope,
+        case_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        lockbox::case_has_open_request(&mut *self.tenant_reader(scope).await?, scope, case_id, now)
+            .await
+    }
+
     async fn open_requests_of_user(
         &self,
         user_id: &str,

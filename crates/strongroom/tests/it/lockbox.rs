@@ -247,6 +247,29 @@ async fn a_grant_opens_its_case_only_and_the_requester_may_revoke() {
     let contact = other.get(&contact_path(t, &w.contact)).await.ok(200);
     assert_eq!(contact["name"], "Ada Lockbox", "{contact}");
     assert!(contact.get("phone").is_none(), "{contact}");
+    // While the grant is open, re-pointing the case at another contact would widen it without
+    // the admin who approved it: a tenant user may not, the tenant admin may.
+    let user = tenant_session(&server, &platform, "tenant_user", t).await;
+    let user = user.api.with_purpose(Some("customer-self-service"));
+    let second = id_of(&create_contact(&w.admin, t, json!({"name": "Bea Elsewhere"})).await);
+    user.patch(&case_path(t, &w.case_a), json!({"contact_id": second}))
+        .await
+        .err(403, "forbidden");
+    other
+        .get(&contact_path(t, &second))
+        .await
+        .err(403, "access_grant_required");
+    user.patch(&case_path(t, &w.case_a), json!({"status": "pending"}))
+        .await
+        .ok(200);
+    w.admin
+        .patch(&case_path(t, &w.case_a), json!({"contact_id": second}))
+        .await
+        .ok(200);
+    w.admin
+        .patch(&case_path(t, &w.case_a), json!({"contact_id": w.contact}))
+        .await
+        .ok(200);
     // Case B of the same tenant: nothing.
     other
         .get(&case_path(t, &w.case_b))
