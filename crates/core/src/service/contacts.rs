@@ -386,8 +386,18 @@ impl Vault {
 
         let scope = TenantScope::new(tenant_id);
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let rows = match email {
-            Some(email) => {
+        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
+        let reachable: Option<HashSet<String>> = if p.is_staff() {
+            let filter = CaseFilter {
+                assignee_id: Some(p.user_id.clone()),
+            };
+            let cases = self.store.cases(&scope, &filter, None, 500).await?;
+            Some(cases.into_iter().filter_map(|c| c.contact_id).collect())
+        } else {
+            None
+        };
+        let (rows, next_cursor) = match (email, &reachable) {
+            (Some(email), _) => {
                 record.fields_requested = vec!["email"];
                 // Rows not yet re-encrypted after a rotation carry an older version's index.
                 let normalised = normalise_email(email);
@@ -408,29 +418,46 @@ impl Vault {
                     }
                 }
                 rows.sort_by(|a, b| a.id.cmp(&b.id));
-                rows
+                (rows, None)
             }
-            None => {
-                self.store
+            // Staff page through the contacts they reach, not the tenant's whole list: a cursor
+            // taken from the whole list would name contacts they may not see.
+            (None, Some(reach)) => {
+                let mut ids: Vec<&String> = reach
+                    .iter()
+                    .chain(grants.contact_ids())
+                    .filter(|id| {
+                        page.cursor
+                            .as_deref()
+                            .is_none_or(|after| id.as_str() > after)
+                    })
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+                let next = (ids.len() > limit)
+                    .then(|| ids.get(limit.saturating_sub(1)).map(|id| (*id).clone()))
+                    .flatten();
+                let mut rows = Vec::new();
+                for id in ids.into_iter().take(limit) {
+                    if let Some(row) = self.store.contact(&scope, id).await? {
+                        rows.push(row);
+                    }
+                }
+                (rows, next)
+            }
+            (None, None) => {
+                let rows = self
+                    .store
                     .contacts(&scope, page.cursor.as_deref(), page.limit)
-                    .await?
+                    .await?;
+                let next = super::next_cursor(&rows, page.limit, |r| r.id.clone());
+                (rows, next)
             }
-        };
-        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
-        let reachable: Option<HashSet<String>> = if p.is_staff() {
-            let filter = CaseFilter {
-                assignee_id: Some(p.user_id.clone()),
-            };
-            let cases = self.store.cases(&scope, &filter, None, 500).await?;
-            Some(cases.into_iter().filter_map(|c| c.contact_id).collect())
-        } else {
-            None
         };
         let wanted = email.map(normalise_email);
         let mut items = Vec::new();
-        let mut last_id = None;
         for row in &rows {
-            last_id = Some(row.id.clone());
             let reached = reachable.as_ref().is_some_and(|r| r.contains(&row.id));
             let grant = grants.for_contact(&row.id);
             let d = self.decide(
@@ -465,12 +492,7 @@ impl Vault {
             ));
         }
         self.audit.append(record).await?;
-        let full_page =
-            email.is_none() && u32::try_from(rows.len()).unwrap_or(u32::MAX) >= page.limit;
-        Ok(Page {
-            items,
-            next_cursor: if full_page { last_id } else { None },
-        })
+        Ok(Page { items, next_cursor })
     }
 }
 

@@ -62,6 +62,11 @@ impl Grants {
     pub(crate) fn for_contact(&self, contact_id: &str) -> Option<&GrantFacts> {
         self.by_contact.get(contact_id)
     }
+
+    /// The contacts these grants open.
+    pub(crate) fn contact_ids(&self) -> impl Iterator<Item = &String> {
+        self.by_contact.keys()
+    }
 }
 
 impl Vault {

@@ -213,6 +213,50 @@ async fn support_engineer_on_assigned_case() {
 }
 
 #[tokio::test]
+async fn staff_page_through_the_contacts_they_reach_only() {
+    let server = server();
+    let w = world(&server, None).await;
+    let supervisor = staff_session(&server, &w.admin, "support_supervisor").await;
+    let engineer = staff_session(&server, &w.admin, "support_engineer").await;
+    // Contacts on both sides of the engineer's one in id order, none of them reachable.
+    let mut strangers = Vec::new();
+    for name in ["Charles Babbage", "Mary Somerville", "Augustus De Morgan"] {
+        strangers.push(id_of(
+            &create_contact(&w.boss, &w.tenant, json!({"name": name})).await,
+        ));
+    }
+    assign(&supervisor, &w.tenant, &id_of(&w.case), &engineer.id).await;
+
+    // Page by page, one at a time: neither the items nor the cursors name another contact.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("{}?limit=1&cursor={c}", contacts_path(&w.tenant)),
+            None => format!("{}?limit=1", contacts_path(&w.tenant)),
+        };
+        let page = engineer.get(&path).await.ok(200);
+        for item in page["items"].as_array().expect("items") {
+            seen.push(id_of(item));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => {
+                assert!(
+                    !strangers.iter().any(|s| s == next),
+                    "cursor {next} names a stranger"
+                );
+                cursor = Some(next.to_owned());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![id_of(&w.contact)]);
+    // The tenant's admin still pages through all of them.
+    let all = list_items(&w.boss, &contacts_path(&w.tenant)).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+}
+
+#[tokio::test]
 async fn non_support_staff_are_forbidden_on_content() {
     let server = server();
     let w = world(&server, None).await;
