@@ -222,9 +222,11 @@ pub trait Store: Send + Sync + 'static {
     // Exports: age ciphertext and a manifest without personal data.
     async fn export(&self, scope: &TenantScope, id: &str) -> Result<Option<ExportRow>, StoreError>;
     /// Newest first, without their ciphertext.
+    /// Newest first; only `requester_id`'s when given.
     async fn exports(
         &self,
         scope: &TenantScope,
+        requester_id: Option<&str>,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ExportRow>, StoreError>;

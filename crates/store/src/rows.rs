@@ -682,8 +682,10 @@ pub struct AccessRequestRow {
 pub struct AccessRequestFilter {
     pub state: Option<String>,
     pub now: i64,
-    /// Only this requester's requests.
+    /// Only this requester's requests ...
     pub requester_id: Option<String>,
+    /// ... and, with it, every break-glass grant of the tenant too.
+    pub or_break_glass: bool,
 }
 
 /// A grant active at the time asked, with the contact of its case.

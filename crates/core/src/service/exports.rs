@@ -349,20 +349,18 @@ impl Vault {
         if p.tenant_id.as_deref().is_some_and(|t| t != tenant_id) {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
         }
+        // Filtered in the query, so that the cursor is one of the caller's own exports.
         let rows = self
             .store
             .exports(
                 &TenantScope::new(tenant_id),
+                (!all).then_some(p.user_id.as_str()),
                 page.cursor.as_deref(),
                 page.limit,
             )
             .await?;
         let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
-        let items: Vec<ExportView> = rows
-            .iter()
-            .filter(|r| all || r.requester_id == p.user_id)
-            .map(view)
-            .collect();
+        let items: Vec<ExportView> = rows.iter().map(view).collect();
         record.records = items.iter().map(|v| v.id.clone()).collect();
         self.audit.append(record).await?;
         Ok(Page { items, next_cursor })

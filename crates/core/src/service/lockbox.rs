@@ -258,6 +258,11 @@ impl Vault {
                 "state is pending, approved, denied, expired or revoked",
             ));
         }
+        let customer = p.tenant_id.as_deref() == Some(tenant_id);
+        let officer = p.is_staff() && p.roles.contains(&Role::SecurityOfficer);
+        // The customer sees all of its own; staff their own requests, and a security officer also
+        // the tenant's break-glass grants, which a second officer must review. Filtered in the
+        // query, so that a page's cursor is a request the caller sees.
         let filter = AccessRequestFilter {
             state: if active_grants_only {
                 Some("approved".into())
@@ -265,10 +270,8 @@ impl Vault {
                 state.map(str::to_owned)
             },
             now: self.now(),
-            // Staff see their own requests; a security officer also sees the tenant's break-glass
-            // grants, which a second officer must review. The customer sees all of its own.
-            requester_id: (p.is_staff() && !p.roles.contains(&Role::SecurityOfficer))
-                .then(|| p.user_id.clone()),
+            requester_id: (!customer).then(|| p.user_id.clone()),
+            or_break_glass: officer,
         };
         let rows = self
             .store
@@ -279,8 +282,6 @@ impl Vault {
                 page.limit,
             )
             .await?;
-        let customer = p.tenant_id.as_deref() == Some(tenant_id);
-        let officer = p.is_staff() && p.roles.contains(&Role::SecurityOfficer);
         let visible: Vec<&AccessRequestRow> = rows
             .iter()
             .filter(|row| customer || row.requester_id == p.user_id || (officer && row.break_glass))

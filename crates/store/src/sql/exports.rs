@@ -22,17 +22,20 @@ pub(super) async fn export(
 pub(super) async fn exports(
     conn: &mut Conn,
     scope: &TenantScope,
+    requester_id: Option<&str>,
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<ExportRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id, tenant_id, requester_id, kind, state, manifest, record_count, \
          NULL AS ciphertext, created_at, expires_at, approved_by, approved_at FROM exports \
-         WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+         WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) AND ($4 IS NULL OR requester_id = $4) \
+         ORDER BY id DESC LIMIT $3",
     )
     .bind(scope.id())
     .bind(after)
     .bind(i64::from(limit))
+    .bind(requester_id)
     .fetch_all(&mut *conn)
     .await?)
 }

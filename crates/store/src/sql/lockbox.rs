@@ -32,7 +32,8 @@ pub(super) async fn access_requests(
          AND ($3 IS NULL OR (CASE \
            WHEN state = 'pending' AND request_expires_at <= $5 THEN 'expired' \
            WHEN state = 'approved' AND ends_at <= $5 THEN 'expired' \
-           ELSE state END) = $3) AND ($6 IS NULL OR requester_id = $6) \
+           ELSE state END) = $3) \
+         AND ($6 IS NULL OR requester_id = $6 OR ($7 AND break_glass)) \
          ORDER BY id DESC LIMIT $4",
     )
     .bind(scope.id())
@@ -41,6 +42,7 @@ pub(super) async fn access_requests(
     .bind(i64::from(limit))
     .bind(filter.now)
     .bind(filter.requester_id.as_deref())
+    .bind(filter.or_break_glass)
     .fetch_all(&mut *conn)
     .await?)
 }

@@ -232,10 +232,12 @@ impl Store for Backend {
     async fn exports(
         &self,
         scope: &TenantScope,
+        requester_id: Option<&str>,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ExportRow>, StoreError> {
-        exports::exports(&mut *self.tenant_reader(scope).await?, scope, after, limit).await
+        let mut conn = self.tenant_reader(scope).await?;
+        exports::exports(&mut conn, scope, requester_id, after, limit).await
     }
 
     async fn exported_records_since(

@@ -475,6 +475,13 @@ async fn quotas_and_four_eyes_approval_are_enforced_and_recorded() {
     let own = list_items(&user, &exports_path(&tenant)).await;
     assert_eq!(own.len(), 1);
     assert_eq!(own[0]["id"], id.as_str());
+    // A page at a time, the user's cursor is its own export, never a colleague's.
+    let page = user
+        .get(&format!("{}?limit=1", exports_path(&tenant)))
+        .await
+        .ok(200);
+    assert_eq!(page["items"][0]["id"], id.as_str(), "{page}");
+    assert_eq!(page["next_cursor"], id.as_str(), "{page}");
 
     // The refusals are in the tenant's access log.
     let log = admin

@@ -509,6 +509,16 @@ async fn staff_see_only_their_own_requests() {
         .cloned()
         .unwrap_or_default();
     assert!(items.is_empty(), "another engineer sees: {items:?}");
+    // Nor do the cursors of a page at a time name it, for them or a security officer.
+    let officer = staff_session(&server, &platform, "security_officer").await;
+    for who in [&stranger, &officer] {
+        let page = who
+            .get(&format!("{}?limit=1", requests_path(t)))
+            .await
+            .ok(200);
+        assert_eq!(page["items"], json!([]), "{page}");
+        assert_eq!(page["next_cursor"], Value::Null, "{page}");
+    }
     // The requester and the customer still do, with the justification.
     let own = list_items(&w.engineer, &requests_path(t)).await;
     assert!(own.iter().any(|r| r["id"] == rid.as_str()), "{own:?}");
