@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::auth::CredentialRef;
+use super::required_text;
 use super::users::{join_roles, new_user_row, parse_role_list, user_ref};
-use super::{next_cursor, required_text};
 use crate::access::{Principal, RequestContext, parse_roles};
 use crate::audit::ResourceRef;
 use crate::auth::api_key::{self, CachedKey};
@@ -212,50 +212,77 @@ impl Vault {
         page: &PageRequest,
     ) -> ServiceResult<Page<ApiKey>> {
         let mut record = self.record(p, ctx, "api_key.list", p.tenant_id.as_deref(), None);
-        let rows = if p.roles.iter().any(Role::is_customer) {
-            match &p.tenant_id {
-                Some(tid) => {
-                    self.store
-                        .api_keys(Some(tid), page.cursor.as_deref(), page.limit)
-                        .await?
-                }
-                None => Vec::new(),
-            }
+        let customer = p.roles.iter().any(Role::is_customer);
+        if customer && p.tenant_id.is_none() {
+            self.audit.append(record).await?;
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let tenant_filter = if customer {
+            p.tenant_id.as_deref()
         } else {
-            self.store
-                .api_keys(None, page.cursor.as_deref(), page.limit)
-                .await?
+            None
         };
+        let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
         let now = self.now();
-        let mut items = Vec::with_capacity(rows.len());
-        for entry in &rows {
-            let tenant = match &entry.tenant_id {
-                Some(tid) => self.tenant_state(tid).await?,
-                None => None,
-            };
-            let mut resource = ResourceFacts::new(
-                ResourceKind::User,
-                &entry.key.user_id,
-                entry.tenant_id.clone(),
-            );
-            resource.target_roles = parse_roles(&entry.roles);
-            let decision = self.decide(
-                p,
-                Action::ReadUser,
-                &resource,
-                tenant.as_ref().map(|t| &t.facts),
-                ctx.purpose,
-            );
-            if decision.allowed {
-                items.push(view(entry, now));
+        // Who may read a key is the policy's call, row by row, so pages are read until `limit`
+        // keys are visible or none are left, and the cursor is the last key shown: a cursor
+        // taken from the rows read would name keys the caller may not see.
+        let mut items = Vec::new();
+        let mut after = page.cursor.clone();
+        let mut more = false;
+        'pages: loop {
+            let rows = self
+                .store
+                .api_keys(tenant_filter, after.as_deref(), page.limit)
+                .await?;
+            let exhausted = rows.len() < limit;
+            after = rows.last().map(|r| r.key.id.clone());
+            for entry in &rows {
+                if items.len() == limit {
+                    more = true;
+                    break 'pages;
+                }
+                if self.may_read_key(p, ctx, entry).await? {
+                    items.push(view(entry, now));
+                }
+            }
+            if exhausted || after.is_none() {
+                break;
             }
         }
-        record.records = items.iter().map(|k| k.id.clone()).collect();
+        record.records = items.iter().map(|k: &ApiKey| k.id.clone()).collect();
         self.audit.append(record).await?;
-        Ok(Page {
-            items,
-            next_cursor: next_cursor(&rows, page.limit, |r| r.key.id.clone()),
-        })
+        let next_cursor = more.then(|| items.last().map(|k| k.id.clone())).flatten();
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn may_read_key(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        entry: &ApiKeyEntry,
+    ) -> ServiceResult<bool> {
+        let tenant = match &entry.tenant_id {
+            Some(tid) => self.tenant_state(tid).await?,
+            None => None,
+        };
+        let mut resource = ResourceFacts::new(
+            ResourceKind::User,
+            &entry.key.user_id,
+            entry.tenant_id.clone(),
+        );
+        resource.target_roles = parse_roles(&entry.roles);
+        let decision = self.decide(
+            p,
+            Action::ReadUser,
+            &resource,
+            tenant.as_ref().map(|t| &t.facts),
+            ctx.purpose,
+        );
+        Ok(decision.allowed)
     }
 
     pub async fn revoke_api_key(

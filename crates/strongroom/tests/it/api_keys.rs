@@ -111,6 +111,38 @@ async fn a_customer_key_reads_its_tenant_only_and_cannot_log_in() {
     let stranger = tenant_session(&server, &admin, "tenant_admin", &other).await;
     let listed = list_items(&stranger, "/v1/api-keys?limit=500").await;
     assert!(listed.iter().all(|k| k["id"] != key["id"]), "{listed:?}");
+    // Staff who may read no key get an empty list whose cursor names none either.
+    let engineer = staff_session(&server, &admin, "support_engineer").await;
+    let page = engineer.get("/v1/api-keys?limit=1").await.ok(200);
+    assert_eq!(page["items"], json!([]), "{page}");
+    assert_eq!(page["next_cursor"], Value::Null, "{page}");
+    // Page by page, the platform admin sees every key one page shows (other tests on this
+    // server may add keys meanwhile), each once.
+    let whole: Vec<Value> = list_items(&admin, "/v1/api-keys?limit=500").await;
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/api-keys?limit=1&cursor={c}"),
+            None => "/v1/api-keys?limit=1".to_owned(),
+        };
+        let page = admin.get(&path).await.ok(200);
+        paged.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+        assert!(paged.len() <= whole.len() + 100, "paging does not end");
+    }
+    let paged_ids: Vec<&Value> = paged.iter().map(|k| &k["id"]).collect();
+    for k in &whole {
+        assert_eq!(
+            paged_ids.iter().filter(|id| **id == &k["id"]).count(),
+            1,
+            "{} paged {paged_ids:?}",
+            k["id"]
+        );
+    }
     stranger
         .delete(&format!("/v1/api-keys/{}", str_of(&key, "id")))
         .await
