@@ -120,8 +120,8 @@ impl Vault {
     /// Commits `records` with `mutations`. When the mutations find that the state moved since the
     /// request read it (a conflict: decided by someone else first, reassigned meanwhile), the
     /// entries are in the log all the same; a second one, the first record as `not_applied`
-    /// with `reason`, says the attempt changed nothing, so the log never shows a change that did
-    /// not happen. The conflict is still the caller's answer.
+    /// with `reason` and the same `request_id`, says that nothing the request recorded was
+    /// applied. The conflict is still the caller's answer.
     pub(crate) async fn commit_attempt(
         &self,
         records: Vec<AuditRecord>,

@@ -65,6 +65,7 @@ pub struct Vault {
     users: Cache<String, Arc<UserRow>>,
     tenants: Cache<String, Arc<TenantState>>,
     throttle: LoginThrottle,
+    refusals: auth::refusals::RecentRefusals,
     settings: Settings,
     clock: Arc<dyn Clock>,
     /// Serialises quota-counted export creation from the quota check to the commit, so concurrent
@@ -125,6 +126,7 @@ impl Vault {
                 settings.login_lockout_secs,
                 settings.login_backoff_base_ms,
             ),
+            refusals: auth::refusals::RecentRefusals::default(),
             store,
             policy: Arc::new(policy),
             keys: KeyCache::new(root_key, max_age)?,

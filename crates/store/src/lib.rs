@@ -221,8 +221,7 @@ pub trait Store: Send + Sync + 'static {
 
     // Exports: age ciphertext and a manifest without personal data.
     async fn export(&self, scope: &TenantScope, id: &str) -> Result<Option<ExportRow>, StoreError>;
-    /// Newest first, without their ciphertext.
-    /// Newest first; only `requester_id`'s when given.
+    /// Newest first, without their ciphertext; only `requester_id`'s when given.
     async fn exports(
         &self,
         scope: &TenantScope,

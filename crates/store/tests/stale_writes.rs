@@ -49,6 +49,24 @@ async fn stale_updates_are_refused(s: &dyn Store) {
     relinked.updated_at = 30;
     assert_conflict(s, update(relinked, &read)).await;
 
+    // The contact it read is deleted meanwhile (which unlinks the case): a conflict like any
+    // other change, not a missing reference.
+    let mut linked = case(Some("p2"), Some("bob"), 20);
+    linked.id = "c2".into();
+    apply(s, vec![Mutation::InsertCase(linked.clone())]).await;
+    apply(
+        s,
+        vec![Mutation::DeleteContact {
+            scope: TenantScope::new(T),
+            id: "p2".into(),
+        }],
+    )
+    .await;
+    let mut late = linked.clone();
+    late.status = "closed".into();
+    late.updated_at = 30;
+    assert_conflict(s, update(late, &linked)).await;
+
     let now = current(s).await;
     assert_eq!(now.assignee_id.as_deref(), Some("bob"));
     assert_eq!(now.contact_id.as_deref(), Some("p1"));

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod password;
+pub mod refusals;
 pub mod session;
 pub mod throttle;
 pub mod totp;

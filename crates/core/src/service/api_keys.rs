@@ -29,6 +29,9 @@ use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{ApiKey, CreatedApiKey, NewApiKey, Page, PageRequest};
 use crate::{Vault, new_id};
 
+/// Keys read per query when listing.
+const KEY_BATCH: u32 = 200;
+
 fn key_ref(id: &str) -> Option<ResourceRef> {
     Some(ResourceRef {
         kind: "api_key",
@@ -230,15 +233,18 @@ impl Vault {
         // Who may read a key is the policy's call, row by row, so pages are read until `limit`
         // keys are visible or none are left, and the cursor is the last key shown: a cursor
         // taken from the rows read would name keys the caller may not see.
+        // Read in batches of a few hundred whatever the page size: a page of one must not cost
+        // a query per key.
+        let batch = page.limit.max(KEY_BATCH);
         let mut items = Vec::new();
         let mut after = page.cursor.clone();
         let mut more = false;
         'pages: loop {
             let rows = self
                 .store
-                .api_keys(tenant_filter, after.as_deref(), page.limit)
+                .api_keys(tenant_filter, after.as_deref(), batch)
                 .await?;
-            let exhausted = rows.len() < limit;
+            let exhausted = rows.len() < usize::try_from(batch).unwrap_or(usize::MAX);
             after = rows.last().map(|r| r.key.id.clone());
             for entry in &rows {
                 if items.len() == limit {

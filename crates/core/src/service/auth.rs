@@ -368,8 +368,8 @@ impl Vault {
         })
     }
 
-    /// Refuses a session or API key that exists but does not authenticate, with one deny entry
-    /// against its user (and `mutations` in the same commit). A suspended or deactivated user gets
+    /// Refuses a session or API key that exists but does not authenticate, with a deny entry
+    /// against its user, once a minute per credential (and `mutations` in the same commit). A suspended or deactivated user gets
     /// `account_suspended` (403), whatever else is wrong with the credential; anything else is
     /// `unauthenticated`. `user` is the row when already in hand; otherwise it is read from the
     /// store, not the cache: a refused credential is often the first sign of a suspension made
@@ -398,13 +398,22 @@ impl Vault {
             },
             actor_of,
         ));
-        record.resource = Some(credential.resource);
+        record.tenant_id = user.as_ref().and_then(|u| u.tenant_id.clone());
         record.reason = Some(if suspended {
             Denial::AccountSuspended.code()
         } else {
             reason
         });
-        if let Err(err) = self.audit.commit(vec![record], mutations).await {
+        let key = format!(
+            "{}:{}",
+            credential.resource.kind,
+            credential.resource.id.as_deref().unwrap_or_default()
+        );
+        record.resource = Some(credential.resource);
+        // A change (the idle session's revocation) always commits, with its entry.
+        if (!mutations.is_empty() || self.refusals.first_in_window(&key, self.now()))
+            && let Err(err) = self.audit.commit(vec![record], mutations).await
+        {
             return err;
         }
         if suspended {

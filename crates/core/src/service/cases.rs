@@ -365,7 +365,7 @@ impl Vault {
             }
             row.contact_id = cid;
         }
-        row.updated_at = self.now();
+        row.updated_at = super::next_version(self.now(), gate.row.updated_at);
         gate.record.fields_requested = [
             ("title", input.title.is_some()),
             ("description", input.description.is_some()),
@@ -430,7 +430,7 @@ impl Vault {
         }
         let mut row = gate.row.clone();
         row.assignee_id = Some(assignment.user_id.clone());
-        row.updated_at = self.now();
+        row.updated_at = super::next_version(self.now(), gate.row.updated_at);
         gate.record.fields_requested = vec!["assignee_id"];
         gate.record.records = vec![assignment.user_id];
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;

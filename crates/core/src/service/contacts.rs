@@ -301,7 +301,7 @@ impl Vault {
                 }
             }
         }
-        row.updated_at = self.now();
+        row.updated_at = super::next_version(self.now(), gate.row.updated_at);
         gate.record.fields_requested = present_fields(&input);
         let read = self.decide(
             p,

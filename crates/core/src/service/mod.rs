@@ -58,6 +58,13 @@ pub(crate) fn optional_text(
 pub(crate) const MAX_FIELD_CHARS: usize = 10_000;
 
 /// The cursor of the next page: the last item's key when the page came back full.
+/// The `updated_at` of a record rewritten from the version `read`: later than it even within the
+/// same millisecond (or behind another instance's clock), because updates apply only to the
+/// version they read and a stamp seen twice would let a stale one through.
+pub(crate) fn next_version(now: i64, read: i64) -> i64 {
+    now.max(read.saturating_add(1))
+}
+
 pub(crate) fn next_cursor<T>(rows: &[T], limit: u32, key: impl Fn(&T) -> String) -> Option<String> {
     if u32::try_from(rows.len()).unwrap_or(u32::MAX) >= limit {
         rows.last().map(key)

@@ -378,7 +378,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .await?;
         }
         Mutation::UpdateCase { row: c, read } => {
-            require_contact(&mut *conn, &c.tenant_id, c.contact_id.as_deref()).await?;
+            // The version first: a case changed meanwhile is a conflict whatever it links to.
             let done = sqlx::query(
                 "UPDATE cases SET title = $3, description = $4, severity = $5, status = $6, product = $7, \
                  contact_id = $8, assignee_id = $9, updated_at = $10 WHERE tenant_id = $1 AND id = $2 \
@@ -398,11 +398,13 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(read.updated_at)
             .bind(&read.assignee_id)
             .bind(&read.contact_id)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::Conflict("the case changed meanwhile"));
             }
+            // Inside the transaction, so the unit is undone if the contact is gone.
+            require_contact(conn, &c.tenant_id, c.contact_id.as_deref()).await?;
         }
         Mutation::InsertComment(c) => {
             sqlx::query(
