@@ -25,7 +25,7 @@ use crate::audit::ResourceRef;
 use crate::auth::api_key::{self, CachedKey};
 use crate::auth::password::UNUSABLE_HASH;
 use crate::clock::rfc3339;
-use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::model::{ApiKey, CreatedApiKey, NewApiKey, Page, PageRequest};
 use crate::{Vault, new_id};
 
@@ -376,26 +376,7 @@ impl Vault {
                 .refuse_credential(refused(), None, reason, Vec::new())
                 .await);
         }
-        let Some(user) = self.user_row(&cached.user_id).await? else {
-            return Err(self
-                .refuse_credential(
-                    refused(),
-                    None,
-                    ErrorCode::Unauthenticated.as_str(),
-                    Vec::new(),
-                )
-                .await);
-        };
-        if user.status != "active" {
-            return Err(self
-                .refuse_credential(
-                    refused(),
-                    Some(user),
-                    Denial::AccountSuspended.code(),
-                    Vec::new(),
-                )
-                .await);
-        }
+        let user = self.active_user(&cached.user_id, refused).await?;
         if cached.touch(now) {
             self.record_use_later(Mutation::TouchApiKey {
                 id: cached.id.clone(),

@@ -321,26 +321,7 @@ impl Vault {
                 .refuse_credential(refused(), None, "session_idle", revoke)
                 .await);
         }
-        let Some(user) = self.user_row(&session.user_id).await? else {
-            return Err(self
-                .refuse_credential(
-                    refused(),
-                    None,
-                    ErrorCode::Unauthenticated.as_str(),
-                    Vec::new(),
-                )
-                .await);
-        };
-        if user.status != "active" {
-            return Err(self
-                .refuse_credential(
-                    refused(),
-                    Some(user),
-                    Denial::AccountSuspended.code(),
-                    Vec::new(),
-                )
-                .await);
-        }
+        let user = self.active_user(&session.user_id, refused).await?;
         // Other instances (and this one, once the entry expires) judge idleness from the store's
         // copy, so on a shared store it must lag well within the idle timeout.
         let touch_every = if self.store.shared() {
@@ -366,6 +347,28 @@ impl Vault {
             token_hash: hash,
             api_key_id: None,
         })
+    }
+
+    /// The user of a session or API key, if it exists and is active; otherwise the credential's
+    /// refusal (recorded; `account_suspended` for a suspended or deactivated user).
+    pub(super) async fn active_user<'a>(
+        &self,
+        user_id: &str,
+        refused: impl FnOnce() -> CredentialRef<'a>,
+    ) -> ServiceResult<Arc<UserRow>> {
+        let Some(user) = self.user_row(user_id).await? else {
+            let reason = ErrorCode::Unauthenticated.as_str();
+            return Err(self
+                .refuse_credential(refused(), None, reason, Vec::new())
+                .await);
+        };
+        if user.status != "active" {
+            let reason = Denial::AccountSuspended.code();
+            return Err(self
+                .refuse_credential(refused(), Some(user), reason, Vec::new())
+                .await);
+        }
+        Ok(user)
     }
 
     /// Refuses a session or API key that exists but does not authenticate, with a deny entry

@@ -57,21 +57,6 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// Audit entries (as an auditor sees them) whose action is `action`.
-async fn entries_with_action(auditor: &Api, action: &str) -> Vec<Value> {
-    let page = auditor
-        .get("/v1/audit/entries?start=0&limit=500")
-        .await
-        .ok(200);
-    page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["entry"].clone())
-        .filter(|e| e["action"] == action)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_role_change_out_of_support_releases_assignments() {
     let server = Server::start();

@@ -241,16 +241,10 @@ async fn settled_tree_size(server: &Server) -> u64 {
 
 /// The `auth.authenticate` refusals on record for `user_id`, as an auditor reads them.
 async fn auth_refusals(auditor: &Api, user_id: &str) -> Vec<Value> {
-    let page = auditor
-        .get("/v1/audit/entries?start=0&limit=500")
+    entries_with_action(auditor, "auth.authenticate")
         .await
-        .ok(200);
-    page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["entry"].clone())
-        .filter(|e| e["action"] == "auth.authenticate" && e["actor"]["user_id"] == user_id)
+        .into_iter()
+        .filter(|e| e["actor"]["user_id"] == user_id)
         .collect()
 }
 

@@ -464,3 +464,18 @@ pub async fn list_items(api: &Api, path: &str) -> Vec<Value> {
         .unwrap_or_else(|| panic!("GET {path}: no items array: {body}"))
         .clone()
 }
+
+/// Audit entries (as an auditor sees them) whose action is `action`.
+pub async fn entries_with_action(auditor: &Api, action: &str) -> Vec<Value> {
+    let page = auditor
+        .get("/v1/audit/entries?start=0&limit=500")
+        .await
+        .ok(200);
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["entry"].clone())
+        .filter(|e| e["action"] == action)
+        .collect()
+}
