@@ -10,6 +10,7 @@ mod audit_scan;
 mod error;
 mod point_reads;
 // Each backend compiles the shared SQL modules (`sql/`) against its own driver types, on purpose.
+mod mutation;
 #[allow(clippy::duplicate_mod)]
 mod postgres;
 mod rows;
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 
 pub use audit_scan::{AuditEntryRef, AuditScan, EntryDigest, LevelNodes, ScannedEntry};
 pub use error::StoreError;
+pub use mutation::Mutation;
 pub use postgres::{PgOptions, PgStore};
 pub use rows::*;
 pub use sqlite::{SqliteStore, table_counts};

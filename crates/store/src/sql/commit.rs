@@ -9,6 +9,7 @@ use sqlx::QueryBuilder;
 use super::store_impl::nodes_by_id;
 use super::write::{INSERT_CHUNK, apply};
 use super::{Backend, Conn, Db};
+use crate::Mutation;
 use crate::audit_scan::node_location;
 use crate::rows::*;
 use crate::{Replan, StoreError, UnitResult};

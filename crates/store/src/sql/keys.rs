@@ -7,6 +7,7 @@
 use super::{Conn, Db};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
+use crate::Mutation;
 use crate::StoreError;
 use crate::rows::*;
 

@@ -2,6 +2,7 @@
 
 use super::{Conn, Db};
 
+use crate::Mutation;
 use crate::StoreError;
 use crate::rows::*;
 

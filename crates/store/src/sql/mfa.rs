@@ -4,8 +4,8 @@
 
 use super::Conn;
 
+use crate::Mutation;
 use crate::StoreError;
-use crate::rows::Mutation;
 
 fn one_row(affected: u64, what: &'static str) -> Result<(), StoreError> {
     if affected == 0 {

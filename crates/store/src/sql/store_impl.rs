@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 
 use super::{Backend, Conn, Db, exports, governance, keys, lockbox, shred};
+use crate::Mutation;
 use crate::audit_scan::{AuditScan, EntryDigest, node_location};
 use crate::rows::*;
 use crate::{Replan, Store, StoreError, UnitResult};

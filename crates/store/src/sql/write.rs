@@ -3,8 +3,8 @@
 use sqlx::QueryBuilder;
 
 use super::{Conn, Db};
+use crate::Mutation;
 use crate::StoreError;
-use crate::rows::*;
 
 /// Rows per multi-row INSERT; SQLite allows 32766 bound variables, PostgreSQL 65535.
 pub(super) const INSERT_CHUNK: usize = 500;

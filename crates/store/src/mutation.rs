@@ -1,0 +1,263 @@
+//! The write path's vocabulary: every change the store can make, applied inside a batch
+//! transaction with the audit entries that describe it.
+
+use crate::rows::*;
+
+/// One change to the store. Tenant data changes carry their tenant in the row or the scope.
+#[derive(Clone, Debug)]
+pub enum Mutation {
+    InsertTenant(TenantRow),
+    UpdateTenant(TenantRow),
+    InsertTenantKey(TenantKeyRow),
+    InsertUser(UserRow),
+    /// Each user change touches only its own columns, so concurrent changes never undo each other.
+    SetUserRoles {
+        user_id: String,
+        roles: String,
+        at: i64,
+    },
+    SetUserStatus {
+        user_id: String,
+        status: String,
+        reason: Option<String>,
+        at: i64,
+    },
+    AcknowledgeConfidentiality {
+        user_id: String,
+        version: String,
+        at: i64,
+    },
+    RecordLoginFailure {
+        user_id: String,
+        at: i64,
+        locked_until: Option<i64>,
+    },
+    RecordLoginSuccess {
+        user_id: String,
+        at: i64,
+    },
+    InsertSession(SessionRow),
+    TouchSession {
+        token_hash: Vec<u8>,
+        at: i64,
+    },
+    RevokeSession {
+        token_hash: Vec<u8>,
+        at: i64,
+    },
+    RevokeUserSessions {
+        user_id: String,
+        at: i64,
+    },
+    SetPasswordHash {
+        user_id: String,
+        password_hash: String,
+        at: i64,
+    },
+    /// Starts (or restarts) a TOTP enrolment; fails with `Conflict` when a confirmed factor exists.
+    BeginTotp {
+        user_id: String,
+        secret: Vec<u8>,
+        at: i64,
+    },
+    /// Confirms the pending factor at `step`, replaces the recovery codes and, when given, turns
+    /// the confirming enrolment-only session into a full one. `Conflict` unless a pending factor exists.
+    ConfirmTotp {
+        user_id: String,
+        step: i64,
+        recovery_code_hashes: Vec<Vec<u8>>,
+        session_token_hash: Option<Vec<u8>>,
+        at: i64,
+    },
+    /// Accepts `step` for the user's confirmed factor; `Conflict` when that step (or a later one) was
+    /// already used: the replay check happens inside the transaction.
+    UseTotpStep {
+        user_id: String,
+        step: i64,
+    },
+    /// Marks an unused recovery code used; `Conflict` when it is unknown or already used.
+    UseRecoveryCode {
+        user_id: String,
+        code_hash: Vec<u8>,
+        at: i64,
+    },
+    InsertApiKey(ApiKeyRow),
+    TouchApiKey {
+        id: String,
+        at: i64,
+    },
+    RevokeApiKey {
+        id: String,
+        at: i64,
+    },
+    RevokeUserApiKeys {
+        user_id: String,
+        at: i64,
+    },
+    InsertContact(ContactRow),
+    /// Rewrites a contact whole, only if it is still the version the request read (its
+    /// `updated_at`): a concurrent update is not silently undone.
+    UpdateContact {
+        row: ContactRow,
+        read_updated_at: i64,
+    },
+    DeleteContact {
+        scope: TenantScope,
+        id: String,
+    },
+    InsertCase(CaseRow),
+    /// Rewrites a case whole, only if it is still the version `read`: a request that read it
+    /// before a reassignment (or a relink) must not write the old assignee (or contact) back.
+    UpdateCase {
+        row: CaseRow,
+        read: CaseVersion,
+    },
+    InsertComment(CommentRow),
+    /// Unassigns a case, only if it is still assigned to `assignee_id`.
+    ReleaseAssignment {
+        scope: TenantScope,
+        case_id: String,
+        assignee_id: String,
+        at: i64,
+    },
+    /// Suspends for inactivity, only if the account is still active, still inactive since before
+    /// `cutoff`, and not the last active platform administrator; otherwise fails with a conflict.
+    SuspendInactiveUser {
+        user_id: String,
+        cutoff: i64,
+        at: i64,
+    },
+    RecordInactivityWarning(InactivityWarningRow),
+    InsertAccessReview {
+        review: AccessReviewRow,
+        lines: Vec<AccessReviewLineRow>,
+    },
+    /// Records a decision on a line that has none yet; otherwise fails with a conflict.
+    DecideAccessReviewLine {
+        review_id: String,
+        user_id: String,
+        decision: String,
+        decided_by: String,
+        at: i64,
+    },
+    // ---- customer lockbox ----
+    InsertAccessRequest(AccessRequestRow),
+    /// Approves or denies a request still pending and unexpired at `at`; otherwise a conflict.
+    DecideAccessRequest {
+        scope: TenantScope,
+        id: String,
+        approve: bool,
+        by: String,
+        at: i64,
+        comment: Option<Vec<u8>>,
+        ends_at: Option<i64>,
+    },
+    /// Ends a request that is pending or an active grant at `at`; otherwise a conflict.
+    RevokeAccessRequest {
+        scope: TenantScope,
+        id: String,
+        by: String,
+        at: i64,
+    },
+    /// Records the post-incident review of a break-glass grant, once, by someone other than its
+    /// requester; otherwise a conflict.
+    ReviewBreakGlass {
+        scope: TenantScope,
+        id: String,
+        by: String,
+        at: i64,
+    },
+    /// Ends every pending request and active grant of a user (role change, suspension).
+    RevokeUserGrants {
+        user_id: String,
+        at: i64,
+    },
+    MarkExpiryNotified {
+        id: String,
+        at: i64,
+    },
+    InsertNotification(NotificationRow),
+    /// The outcome of one delivery attempt: delivered, retry at `next_attempt_at`, or given up
+    /// (`next_attempt_at` None and not delivered).
+    RecordDeliveryAttempt {
+        id: String,
+        delivered: bool,
+        status: Option<i64>,
+        at: i64,
+        next_attempt_at: Option<i64>,
+    },
+    /// Sets (or replaces) a tenant's webhook secret.
+    SetWebhookSecret(WebhookSecretRow),
+    // ---- exports ----
+    InsertExport(ExportRow),
+    /// Approves an export still pending approval and unexpired at `at`, by someone other than its
+    /// requester; otherwise a conflict.
+    ApproveExport {
+        scope: TenantScope,
+        id: String,
+        by: String,
+        at: i64,
+        expires_at: i64,
+    },
+    /// Drops an export's ciphertext and marks it expired (idempotent).
+    ExpireExport {
+        scope: TenantScope,
+        id: String,
+    },
+    /// Removes every export of a tenant, rows and ciphertext (seam for tenant deletion: an export is
+    /// encrypted to its recipient, not to the tenant's keys, so shredding the keys does not reach it).
+    DeleteTenantExports {
+        scope: TenantScope,
+    },
+    /// Expires every open export of a requester (in one tenant, or everywhere): what they could
+    /// read when they built it is no longer theirs once a grant, role or account ends.
+    ExpireUserExports {
+        user_id: String,
+        scope: Option<TenantScope>,
+    },
+    /// Crypto-shreds a tenant: destroys its wrapped keys, removes every row holding its id (and its
+    /// users' sessions, keys and factors), and records a [`TenantShredRow`] with the counts taken
+    /// inside the same transaction. `Conflict` when the tenant is already shredded.
+    ShredTenant {
+        scope: TenantScope,
+        request_ref: String,
+        at: i64,
+    },
+    // ---- key rotation and retention ----
+    /// Replaces a row's ciphertexts with re-encrypted ones, only where every cell still holds
+    /// `old` (a concurrent user write wins; the row is simply left for the next pass).
+    ReencryptRow {
+        table: CipherTable,
+        scope: TenantScope,
+        id: String,
+        old: Vec<Option<Vec<u8>>>,
+        new: Vec<Option<Vec<u8>>>,
+        /// Contacts: the e-mail blind index under the new version.
+        email_index: Option<Vec<u8>>,
+    },
+    /// Deletes a key version's wrapped key once no ciphertext uses it and a newer version exists
+    /// (both checked inside the transaction); otherwise a conflict.
+    RetireTenantKey {
+        scope: TenantScope,
+        version: i64,
+        at: i64,
+    },
+    /// Root-key rotation: the same tenant key, wrapped under the new root key.
+    RewrapTenantKey {
+        tenant_id: String,
+        version: i64,
+        wrapped: Vec<u8>,
+    },
+    /// Root-key rotation: a TOTP seed sealed under the platform key of the new root key.
+    ResealTotp {
+        user_id: String,
+        secret: Vec<u8>,
+    },
+    /// Deletes a case and its comments if it is still closed or resolved and unchanged since
+    /// before `cutoff`; otherwise a conflict.
+    PurgeCase {
+        scope: TenantScope,
+        case_id: String,
+        cutoff: i64,
+    },
+}
