@@ -7,7 +7,13 @@ use crate::rows::*;
 #[derive(Clone, Debug)]
 pub enum Mutation {
     InsertTenant(TenantRow),
-    UpdateTenant(TenantRow),
+    /// Rewrites a tenant (its instructions), only if it is still the version the request read:
+    /// a stale copy (another admin's change, another instance's cache) must not put back a
+    /// setting that was changed.
+    UpdateTenant {
+        row: TenantRow,
+        read_updated_at: i64,
+    },
     InsertTenantKey(TenantKeyRow),
     InsertUser(UserRow),
     /// Each user change touches only its own columns, so concurrent changes never undo each other.

@@ -20,11 +20,13 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         .unwrap();
     stale_updates_are_refused(&sqlite).await;
     stale_contact_writes_are_refused(&sqlite).await;
+    stale_tenant_writes_are_refused(&sqlite).await;
     if let Some(admin) = common::admin().await {
         let schema = common::schema(&admin).await;
         let pg = common::open(&schema).await;
         stale_updates_are_refused(&pg).await;
         stale_contact_writes_are_refused(&pg).await;
+        stale_tenant_writes_are_refused(&pg).await;
         pg.close().await;
         common::drop_schema(&admin, &schema).await;
     }
@@ -119,6 +121,33 @@ async fn stale_contact_writes_are_refused(s: &dyn Store) {
     apply(s, vec![delete()]).await;
     assert_conflict(s, delete()).await;
     assert!(s.contact(&scope, "p3").await.unwrap().is_none());
+}
+
+async fn stale_tenant_writes_are_refused(s: &dyn Store) {
+    // `common::tenant` inserts at updated_at 1. An admin tightens the instructions ...
+    let tightened = TenantRow {
+        id: T.into(),
+        name: "t".into(),
+        status: "active".into(),
+        instructions: r#"{"operator_access_requires_approval":true}"#.into(),
+        created_at: 1,
+        updated_at: 2,
+    };
+    let rewrite = |row: TenantRow, read_updated_at| Mutation::UpdateTenant {
+        row,
+        read_updated_at,
+    };
+    apply(s, vec![rewrite(tightened.clone(), 1)]).await;
+    // ... and a change built from the copy read before cannot loosen them again.
+    let mut stale = tightened.clone();
+    stale.instructions = r#"{"operator_access_requires_approval":false}"#.into();
+    stale.updated_at = 3;
+    assert_conflict(s, rewrite(stale, 1)).await;
+    let now = s.tenant(T).await.unwrap().unwrap();
+    assert_eq!(
+        (now.instructions, now.updated_at),
+        (tightened.instructions, 2)
+    );
 }
 
 fn update(row: CaseRow, read: &CaseRow) -> Mutation {

@@ -282,12 +282,24 @@ impl Vault {
         let mut row = tenant.row.clone();
         row.instructions = serde_json::to_string(&instructions)
             .map_err(|_| ServiceError::internal("instructions encoding"))?;
-        row.updated_at = self.now();
+        row.updated_at = super::next_version(self.now(), tenant.row.updated_at);
         record.fields_requested = vec!["instructions"];
-        self.audit
-            .commit(vec![record], vec![Mutation::UpdateTenant(row.clone())])
-            .await?;
+        let outcome = self
+            .commit_attempt(
+                vec![record],
+                vec![Mutation::UpdateTenant {
+                    row: row.clone(),
+                    read_updated_at: tenant.row.updated_at,
+                }],
+                (
+                    "tenant.update_instructions_not_applied",
+                    "changed_meanwhile",
+                ),
+            )
+            .await;
+        // Changed or not, the cached copy goes: after a conflict it is the stale one.
         self.forget_tenant(tenant_id);
+        outcome?;
         Ok(view(&tenant_state_from(row)?))
     }
 }

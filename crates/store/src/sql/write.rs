@@ -70,17 +70,25 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .execute(conn)
             .await?;
         }
-        Mutation::UpdateTenant(t) => {
-            sqlx::query(
-                "UPDATE tenants SET name = $2, status = $3, instructions = $4, updated_at = $5 WHERE id = $1",
+        Mutation::UpdateTenant {
+            row: t,
+            read_updated_at,
+        } => {
+            let done = sqlx::query(
+                "UPDATE tenants SET name = $2, status = $3, instructions = $4, updated_at = $5 \
+                 WHERE id = $1 AND updated_at = $6",
             )
             .bind(&t.id)
             .bind(&t.name)
             .bind(&t.status)
             .bind(&t.instructions)
             .bind(t.updated_at)
+            .bind(*read_updated_at)
             .execute(conn)
             .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("the tenant changed meanwhile"));
+            }
         }
         Mutation::InsertTenantKey(k) => {
             sqlx::query(
