@@ -9,18 +9,7 @@ use sqlx::{Connection, Executor, PgConnection, Row};
 use strongroom_store::*;
 
 fn contact(tenant_id: &str, id: &str) -> Mutation {
-    Mutation::InsertContact(ContactRow {
-        tenant_id: tenant_id.into(),
-        id: id.into(),
-        name: vec![1, 2, 3],
-        email: None,
-        phone: None,
-        address: None,
-        notes: None,
-        email_index: None,
-        created_at: 1,
-        updated_at: 1,
-    })
+    Mutation::InsertContact(common::contact_row(tenant_id, id, 1))
 }
 
 /// A plain connection as the application role, in the test's schema.

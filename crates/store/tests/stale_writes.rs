@@ -86,7 +86,7 @@ async fn stale_updates_are_refused(s: &dyn Store) {
 
 async fn stale_contact_writes_are_refused(s: &dyn Store) {
     let scope = TenantScope::new(T);
-    let mut first = contact_row("p3", 10);
+    let mut first = common::contact_row(T, "p3", 10);
     apply(s, vec![Mutation::InsertContact(first.clone())]).await;
     // Another request updated p3 after this one read it (at 10).
     let mut other = first.clone();
@@ -181,22 +181,7 @@ async fn current(s: &dyn Store) -> CaseRow {
 }
 
 fn contact(id: &str) -> Mutation {
-    Mutation::InsertContact(contact_row(id, 1))
-}
-
-fn contact_row(id: &str, updated_at: i64) -> ContactRow {
-    ContactRow {
-        tenant_id: T.into(),
-        id: id.into(),
-        name: vec![1; 8],
-        email: None,
-        phone: None,
-        address: None,
-        notes: None,
-        email_index: None,
-        created_at: 1,
-        updated_at,
-    }
+    Mutation::InsertContact(common::contact_row(T, id, 1))
 }
 
 fn case(contact_id: Option<&str>, assignee: Option<&str>, updated_at: i64) -> CaseRow {

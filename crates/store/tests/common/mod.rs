@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 use strongroom_store::{
-    AuditAppend, AuditEntryRow, Mutation, NodeKey, PgOptions, PgStore, TenantRow,
+    AuditAppend, AuditEntryRow, ContactRow, Mutation, NodeKey, PgOptions, PgStore, TenantRow,
 };
 
 pub const APP_ROLE: &str = "strongroom_app";
@@ -102,6 +102,22 @@ pub fn tenant(id: &str) -> Mutation {
         created_at: 1,
         updated_at: 1,
     })
+}
+
+/// A contact with stand-in ciphertext (no optional field set).
+pub fn contact_row(tenant_id: &str, id: &str, updated_at: i64) -> ContactRow {
+    ContactRow {
+        tenant_id: tenant_id.into(),
+        id: id.into(),
+        name: vec![1, 2, 3],
+        email: None,
+        phone: None,
+        address: None,
+        notes: None,
+        email_index: None,
+        created_at: 1,
+        updated_at,
+    }
 }
 
 /// Entries `start..start + n` and every tree node they complete (stand-in hashes: each node's
