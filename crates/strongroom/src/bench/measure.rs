@@ -1,6 +1,7 @@
 //! Load phases, CPU accounting and the report.
 
 use super::*;
+use hyper::Method;
 
 // ---------------------------------------------------------------------------------------------------
 // Load phases.
@@ -72,15 +73,14 @@ pub(super) async fn run_phase(
 ) -> Result<RunResult> {
     let counter = Arc::new(AtomicU64::new(0));
     // Round robin: connection i talks to instance i % N for the whole run.
-    let clients = (0..args.connections)
-        .map(|i| {
-            let t = fx
-                .targets
-                .get(i % fx.targets.len().max(1))
-                .ok_or_else(|| anyhow!("no server"))?;
-            Ok((client(&t.cert, true)?, t.base.clone()))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut connections = Vec::with_capacity(args.connections);
+    for i in 0..args.connections {
+        let t = fx
+            .targets
+            .get(i % fx.targets.len().max(1))
+            .ok_or_else(|| anyhow!("no server"))?;
+        connections.push(t.endpoint.connect().await?);
+    }
     let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
     let pg = schema.is_some();
     let start = tokio::time::Instant::now();
@@ -88,7 +88,7 @@ pub(super) async fn run_phase(
     let end = measure_from + Duration::from_secs(args.seconds);
 
     let mut set = JoinSet::new();
-    for (http, base) in clients {
+    for mut connection in connections {
         let (fx, counter) = (Arc::clone(fx), Arc::clone(&counter));
         set.spawn(async move {
             let mut stats = TaskStats::default();
@@ -97,7 +97,7 @@ pub(super) async fn run_phase(
                 if t0 >= end {
                     break;
                 }
-                let outcome = one_request(kind, &http, &base, &fx, &counter).await;
+                let outcome = one_request(kind, &mut connection, &fx, &counter).await;
                 if t0 >= measure_from {
                     let micros = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
                     stats.latencies.push(micros);
@@ -154,45 +154,44 @@ pub(super) async fn run_phase(
     })
 }
 
-/// Sends one request and reads the whole body; any non-2xx is an error carrying its body.
+/// Sends the run's next request on `connection` and reads the whole response.
 pub(super) async fn one_request(
     kind: RunKind,
-    http: &reqwest::Client,
-    base: &str,
+    connection: &mut LoadConnection,
     fx: &Fixture,
     counter: &AtomicU64,
 ) -> Result<(), String> {
     let n = counter.fetch_add(1, Ordering::Relaxed);
-    let rb = match kind {
-        RunKind::Ceiling => http.get(format!("{base}/v1/me")).bearer_auth(&fx.engineer),
+    let request = match kind {
+        RunKind::Ceiling => LoadRequest {
+            method: Method::GET,
+            path: "/v1/me",
+            bearer: &fx.engineer,
+            purpose: None,
+            json: None,
+        },
         RunKind::Read => {
-            let len = fx.contacts.len().max(1) as u64;
-            let id = fx
-                .contacts
-                .get((n % len) as usize)
-                .map(String::as_str)
-                .unwrap_or_default();
-            http.get(format!("{base}/v1/tenants/{}/contacts/{id}", fx.tenant))
-                .bearer_auth(&fx.engineer)
-                .header("Access-Purpose", STAFF_PURPOSE)
+            let len = fx.contact_paths.len().max(1) as u64;
+            let path = fx.contact_paths.get((n % len) as usize);
+            LoadRequest {
+                method: Method::GET,
+                path: path.map(String::as_str).unwrap_or_default(),
+                bearer: &fx.engineer,
+                purpose: Some(STAFF_PURPOSE),
+                json: None,
+            }
         }
-        RunKind::Create => http
-            .post(format!("{base}/v1/tenants/{}/contacts", fx.tenant))
-            .bearer_auth(&fx.tenant_admin)
-            .header("Access-Purpose", CUSTOMER_PURPOSE)
-            .json(&contact_body(1_000_000 + n)),
+        RunKind::Create => LoadRequest {
+            method: Method::POST,
+            path: &fx.contacts_path,
+            bearer: &fx.tenant_admin,
+            purpose: Some(CUSTOMER_PURPOSE),
+            json: Some(
+                serde_json::to_vec(&contact_body(1_000_000 + n)).map_err(|e| e.to_string())?,
+            ),
+        },
     };
-    let resp = rb.send().await.map_err(|e| format!("transport: {e}"))?;
-    let status = resp.status();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| format!("{status}, body unreadable: {e}"))?;
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
-    }
+    connection.send(request).await
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -20,10 +20,12 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
+mod load;
 mod measure;
 mod pg;
 mod process;
 
+use load::*;
 use measure::*;
 use pg::*;
 use process::*;
@@ -273,19 +275,22 @@ fn str_field(v: &Value, key: &str) -> Result<String> {
 /// One server the load connections may use: its API base URL and its certificate.
 struct Target {
     base: String,
-    cert: reqwest::Certificate,
+    cert_pem: Vec<u8>,
+    endpoint: Endpoint,
 }
 
-/// Everything the load phases need: tokens, the tenant, the contact ids.
+/// Everything the load phases need: the servers, the tokens and the paths they ask for.
 struct Fixture {
     /// The first instance, which loaded the data.
     api: Api,
     /// Every instance; connection `i` uses `targets[i % len]`.
     targets: Vec<Target>,
-    tenant: String,
     engineer: String,
     tenant_admin: String,
-    contacts: Vec<String>,
+    /// `/v1/tenants/{tenant}/contacts/{id}` of every loaded contact, in the read run's order.
+    contact_paths: Vec<String>,
+    /// `/v1/tenants/{tenant}/contacts`, where the create run posts.
+    contacts_path: String,
 }
 
 fn contact_body(i: u64) -> Value {
@@ -342,15 +347,16 @@ async fn setup(args: &BenchArgs, servers: &[ServerProcess]) -> Result<Fixture> {
     let targets = servers
         .iter()
         .map(|s| {
-            let cert = s.cert.clone();
-            let cert = cert.ok_or_else(|| anyhow!("server certificate not loaded"))?;
-            let base = format!("https://{}", s.api);
-            Ok(Target { base, cert })
+            Ok(Target {
+                base: format!("https://{}", s.api),
+                cert_pem: s.cert_pem.clone(),
+                endpoint: Endpoint::new(&s.api, &s.cert_pem)?,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let first = targets.first().ok_or_else(|| anyhow!("no server"))?;
     let api = Api {
-        http: client(&first.cert, false)?,
+        http: client(&first.cert_pem)?,
         base: first.base.clone(),
     };
     let (admin, _) = api
@@ -406,7 +412,7 @@ async fn setup(args: &BenchArgs, servers: &[ServerProcess]) -> Result<Fixture> {
     // Every other instance must serve the same data to the same tokens.
     for t in targets.iter().skip(1) {
         let other = Api {
-            http: client(&t.cert, false)?,
+            http: client(&t.cert_pem)?,
             base: t.base.clone(),
         };
         let seen = other.get(&path, &engineer, Some(STAFF_PURPOSE)).await;
@@ -422,9 +428,12 @@ async fn setup(args: &BenchArgs, servers: &[ServerProcess]) -> Result<Fixture> {
     Ok(Fixture {
         api,
         targets,
-        tenant,
         engineer,
         tenant_admin: owner,
-        contacts,
+        contact_paths: contacts
+            .iter()
+            .map(|id| format!("/v1/tenants/{tenant}/contacts/{id}"))
+            .collect(),
+        contacts_path: format!("/v1/tenants/{tenant}/contacts"),
     })
 }

@@ -12,8 +12,8 @@ pub(super) struct ServerProcess {
     pub(super) api: String,
     /// The loopback ops listener (`/healthz`, `/metrics`).
     pub(super) ops: String,
-    /// The server's self-signed certificate, the only trust root of the clients.
-    pub(super) cert: Option<reqwest::Certificate>,
+    /// The server's self-signed certificate (PEM), the only trust root of the clients.
+    pub(super) cert_pem: Vec<u8>,
     pub(super) keep: bool,
 }
 
@@ -83,12 +83,11 @@ impl ServerProcess {
             root,
             api: String::new(),
             ops: String::new(),
-            cert: None,
+            cert_pem: Vec::new(),
             keep,
         };
         this.wait_ready(&data).await?;
-        let pem = std::fs::read(data.join("tls/cert.pem")).context("reading tls/cert.pem")?;
-        this.cert = Some(reqwest::Certificate::from_pem(&pem).context("parsing tls/cert.pem")?);
+        this.cert_pem = std::fs::read(data.join("tls/cert.pem")).context("reading tls/cert.pem")?;
         Ok(this)
     }
 
@@ -232,13 +231,13 @@ pub(super) fn metric_sum(page: &str, name: &str) -> Option<f64> {
     found
 }
 
-pub(super) fn client(cert: &reqwest::Certificate, per_connection: bool) -> Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
-        .tls_certs_only([cert.clone()])
+/// The set-up and sampling client (the load phases use [`super::load`]'s connections).
+pub(super) fn client(cert_pem: &[u8]) -> Result<reqwest::Client> {
+    let cert = reqwest::Certificate::from_pem(cert_pem).context("parsing tls/cert.pem")?;
+    reqwest::Client::builder()
+        .tls_certs_only([cert])
         .no_proxy()
-        .timeout(Duration::from_secs(30));
-    if per_connection {
-        b = b.http1_only().pool_max_idle_per_host(1);
-    }
-    b.build().context("building the HTTP client")
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")
 }
