@@ -46,7 +46,7 @@ impl Principal {
 pub struct RequestContext {
     pub request_id: String,
     pub purpose: Option<Purpose>,
-    /// Free text such as a case reference; recorded in the audit log.
+    /// A reference such as a case or ticket number ([`is_reference`]); recorded in the audit log.
     pub justification: Option<String>,
 }
 
@@ -113,7 +113,8 @@ impl Vault {
             resource
         });
         r.purpose = ctx.purpose.map(|p| p.as_str());
-        r.justification = ctx.justification.clone();
+        // The front end refuses anything else; a caller that did not check records nothing.
+        r.justification = ctx.justification.clone().filter(|j| is_reference(j));
         r
     }
 
@@ -312,9 +313,48 @@ pub(crate) fn is_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Whether `text` is a reference (a case, ticket or letter number) rather than free text: 3 to 64
+/// ASCII letters, digits and `-._:/`, starting with a letter or digit. Justifications and deletion
+/// request references take this shape because they are written to the audit log, which every
+/// verifier reads and no shredding erases: a sentence could carry a name or an address there.
+pub fn is_reference(text: &str) -> bool {
+    (3..=64).contains(&text.len())
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '/'))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_id;
+    use super::{is_id, is_reference};
+
+    #[test]
+    fn references_are_references_not_text() {
+        for reference in [
+            "DPA-2026-0042",
+            "ticket:4711/a.b_c",
+            "CASE-12",
+            "INC0012345",
+        ] {
+            assert!(is_reference(reference), "{reference:?}");
+        }
+        for text in [
+            "ab",
+            "Jane Doe asked by letter",
+            "jane@example.com",
+            "+44 20 7946 0958",
+            "-leading",
+            "ticket\u{a0}12",
+            "caf\u{e9}-12",
+            &"a".repeat(65),
+        ] {
+            assert!(!is_reference(text), "{text:?}");
+        }
+    }
 
     #[test]
     fn only_issued_ids_are_recorded() {

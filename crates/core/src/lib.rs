@@ -22,7 +22,7 @@ mod service;
 pub mod service_types {
     pub use crate::service::{
         ACCESS_REQUEST_STATES, CERTIFICATE_HEADER, DeletionCertificate, LoggedEntry,
-        WebhookDelivery, valid_request_reference,
+        WebhookDelivery,
     };
 }
 mod shape;
@@ -34,7 +34,7 @@ use strongroom_ledger::NoteSigner;
 use strongroom_policy::PolicyEngine;
 use strongroom_store::{Store, TenantRow, UserRow};
 
-pub use access::{Principal, RequestContext};
+pub use access::{Principal, RequestContext, is_reference};
 pub use error::{ErrorCode, ServiceError, ServiceResult};
 pub use settings::Settings;
 

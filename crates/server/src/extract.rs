@@ -112,8 +112,6 @@ pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
-const MAX_JUSTIFICATION_CHARS: usize = 500;
-
 /// The authenticated caller and what the request says about purpose.
 pub struct Caller {
     pub principal: Principal,
@@ -138,20 +136,18 @@ pub fn context(headers: &HeaderMap) -> Result<RequestContext, ApiError> {
     let justification = match headers.get("access-justification") {
         None => None,
         Some(v) => {
-            let text = std::str::from_utf8(v.as_bytes()).map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    "Access-Justification is not UTF-8",
-                )
-            })?;
-            if text.chars().count() > MAX_JUSTIFICATION_CHARS || text.chars().any(char::is_control)
-            {
+            // The value goes into the audit log, which outlives shredding: a reference, not prose.
+            // Bytes that are not visible ASCII are refused like any other non-reference.
+            let text = v.to_str().map(str::trim).unwrap_or("\u{0}");
+            if !text.is_empty() && !strongroom_core::is_reference(text) {
                 return Err(ApiError::new(
                     ErrorCode::InvalidRequest,
-                    "Access-Justification is too long or has control characters",
+                    "Access-Justification must be a reference such as a case or ticket number: \
+                     3 to 64 letters, digits or -._:/ (free text could carry personal data into \
+                     the audit log)",
                 ));
             }
-            Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+            Some(text.to_owned()).filter(|t| !t.is_empty())
         }
     };
     Ok(RequestContext {
@@ -206,5 +202,34 @@ impl FromRequestParts<Arc<Vault>> for Caller {
         let principal = vault.authenticate(token, &request_id::current()).await?;
         let ctx = context(&parts.headers)?;
         Ok(Self { principal, ctx })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::context;
+
+    fn justification(value: HeaderValue) -> Option<Option<String>> {
+        let mut headers = HeaderMap::new();
+        headers.insert("access-justification", value);
+        context(&headers).ok().map(|ctx| ctx.justification)
+    }
+
+    #[test]
+    fn justifications_are_references_or_refused() {
+        let given = |text: &'static str| justification(HeaderValue::from_static(text));
+        assert_eq!(given(" INC-4711 "), Some(Some("INC-4711".to_owned())));
+        assert_eq!(given("   "), Some(None));
+        assert_eq!(given("customer Jane Doe called"), None);
+        assert_eq!(given("jane@example.com"), None);
+        for bytes in [&b"caf\xc3\xa9-12"[..], b"ticket\xff12", b"\x80\x80\x80"] {
+            let value = HeaderValue::from_bytes(bytes).ok();
+            assert!(
+                value.is_some_and(|v| justification(v).is_none()),
+                "{bytes:?}"
+            );
+        }
     }
 }

@@ -9,7 +9,8 @@
 //!   "fields_requested":[…],"fields_disclosed":[…],"fields_masked":[…],"purpose":…,"justification":…,
 //!   "grant_id":…,"decision":"allow"|"deny","reason":…,"policy_ids":[…],"request_id":"…"}`
 //!
-//! An entry never holds a personal-data value: only identifiers, field names, purposes and codes.
+//! An entry never holds a personal-data value: only identifiers, field names, purposes, codes and
+//! references (`justification` has the shape of `crate::is_reference`).
 
 use serde::Serialize;
 

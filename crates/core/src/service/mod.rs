@@ -20,7 +20,7 @@ mod notify;
 mod retention;
 mod sessions;
 mod shred;
-pub use shred::{CERTIFICATE_HEADER, DeletionCertificate, valid_request_reference};
+pub use shred::{CERTIFICATE_HEADER, DeletionCertificate};
 mod tenants;
 mod users;
 

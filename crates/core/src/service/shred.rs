@@ -15,7 +15,7 @@ use strongroom_policy::{Action, ResourceFacts, ResourceKind};
 use strongroom_store::{Mutation, TenantScope};
 
 use crate::Vault;
-use crate::access::{Principal, RequestContext};
+use crate::access::{Principal, RequestContext, is_reference};
 use crate::audit::ResourceRef;
 use crate::clock::rfc3339;
 use crate::error::{ServiceError, ServiceResult};
@@ -65,19 +65,6 @@ struct AuditEvidence {
     inclusion_proof: Vec<String>,
 }
 
-/// A reference to the tenant's written request (a ticket or letter number): 3 to 64 characters of
-/// letters, digits and `-._:/`, so that it cannot carry a name, an address or free text.
-pub fn valid_request_reference(reference: &str) -> bool {
-    (3..=64).contains(&reference.len())
-        && reference
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && reference
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '/'))
-}
-
 impl Vault {
     /// Crypto-shreds a tenant and returns the signed deletion certificate.
     pub async fn delete_tenant(
@@ -103,7 +90,7 @@ impl Vault {
             ctx.purpose,
         );
         self.enforce(&mut record, &decision).await?;
-        if !valid_request_reference(request_reference) {
+        if !is_reference(request_reference) {
             return Err(ServiceError::validation(
                 "request_reference must be 3-64 letters, digits or -._:/ (a reference, not text)",
                 &["request_reference"],
@@ -242,21 +229,5 @@ impl Vault {
             checkpoint: checkpoint_note.to_string(),
             verifier_key: self.audit.verifier_key().to_owned(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_request_reference;
-
-    #[test]
-    fn request_references_are_references_not_text() {
-        assert!(valid_request_reference("DPA-2026-0042"));
-        assert!(valid_request_reference("ticket:4711/a.b_c"));
-        assert!(!valid_request_reference("ab"));
-        assert!(!valid_request_reference("Jane Doe asked by letter"));
-        assert!(!valid_request_reference("jane@example.com"));
-        assert!(!valid_request_reference("-leading"));
-        assert!(!valid_request_reference(&"a".repeat(65)));
     }
 }
