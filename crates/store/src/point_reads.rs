@@ -11,7 +11,7 @@ pub(crate) const CONTACT_WITH_REACH: &str = "SELECT c.tenant_id, c.id, c.name, c
 
 /// The grants of `$2` in tenant `$1` active at `$3`, newest first, with their case's contact.
 pub(crate) const ACTIVE_GRANTS: &str = "SELECT g.id, g.case_id, c.contact_id, g.purpose, \
-     g.field_classes \
+     g.field_classes, g.ends_at \
      FROM access_requests g JOIN cases c ON c.tenant_id = g.tenant_id AND c.id = g.case_id \
      WHERE g.tenant_id = $1 AND g.requester_id = $2 AND g.state = 'approved' \
      AND g.starts_at <= $3 AND g.ends_at > $3 ORDER BY g.id DESC";

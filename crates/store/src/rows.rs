@@ -437,6 +437,8 @@ pub struct ActiveGrantRow {
     pub contact_id: Option<String>,
     pub purpose: String,
     pub field_classes: String,
+    /// When the grant ends (ms since the epoch).
+    pub ends_at: i64,
 }
 
 /// One tenant notification in the outbox. `body` holds ids and codes only.

@@ -137,6 +137,8 @@ async fn point_reads(s: &dyn Store) {
         ],
         "active grants of u1 in T, newest id first"
     );
+    let ends: Vec<i64> = grants.iter().map(|g| g.ends_at).collect();
+    assert_eq!(ends, vec![NOW + 1, 2_000], "each grant's end");
     assert!(
         s.active_grants(&scope, "nobody", NOW)
             .await

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use strongroom_crypto::{TenantKeyring, Zeroizing};
 use strongroom_ledger::NoteVerifier;
-use strongroom_policy::{Action, Purpose, Role};
+use strongroom_policy::{Action, Purpose, ResourceFacts, Role};
 use strongroom_store::{CaseFilter, CaseRow, TenantScope};
 
 use super::cases::case_facts;
@@ -67,6 +67,9 @@ pub(super) struct Content {
     pub record_ids: Vec<String>,
     pub masked: BTreeSet<&'static str>,
     pub withheld: BTreeSet<String>,
+    /// The earliest end of the grants among the facts of a record included: the export must not
+    /// stay downloadable after the access it was built under has ended.
+    pub grants_end_at: Option<i64>,
 }
 
 #[derive(Default, serde::Serialize)]
@@ -92,6 +95,14 @@ impl Content {
             record_ids: Vec::new(),
             masked: BTreeSet::new(),
             withheld: BTreeSet::new(),
+            grants_end_at: None,
+        }
+    }
+
+    /// Notes the grant (if any) among the facts of a record just included.
+    fn opened_by(&mut self, facts: &ResourceFacts, grants: &Grants) {
+        if let Some(end) = facts.grant.as_ref().and_then(|g| grants.ends_at(&g.id)) {
+            self.grants_end_at = Some(self.grants_end_at.map_or(end, |e| e.min(end)));
         }
     }
 
@@ -216,6 +227,7 @@ impl Vault {
                         );
                         if d.allowed {
                             out.record("case", shape::case(ring, row, &d.fields)?, record, max)?;
+                            out.opened_by(&facts, &grants);
                         }
                     }
                     if g.wants("comments") {
@@ -237,6 +249,7 @@ impl Vault {
                                 for c in &comments {
                                     let shaped = shape::comment(ring, c, &d.fields)?;
                                     out.record("comment", shaped, record, max)?;
+                                    out.opened_by(&facts, &grants);
                                 }
                                 if comments.len() < PAGE as usize {
                                     break;
@@ -293,10 +306,11 @@ impl Vault {
             after = rows.last().map(|r| r.id.clone());
             for row in rows.iter().filter(|r| g.id_ok(&r.id)) {
                 let reached = reachable.as_ref().is_some_and(|r| r.contains(&row.id));
+                let facts = contact_facts(row, reached, grants.for_contact(&row.id));
                 let d = self.decide(
                     p,
                     Action::ReadContact,
-                    &contact_facts(row, reached, grants.for_contact(&row.id)),
+                    &facts,
                     Some(&g.tenant.facts),
                     Some(g.purpose),
                 );
@@ -307,6 +321,7 @@ impl Vault {
                         record,
                         max,
                     )?;
+                    out.opened_by(&facts, grants);
                 }
             }
             if rows.len() < PAGE as usize {

@@ -40,6 +40,20 @@ fn view(row: &ExportRow) -> ExportView {
     }
 }
 
+/// The manifest's `access_ends_at` (ms): when the grants the export was built under end.
+fn access_ends_at(manifest: &str) -> ServiceResult<Option<i64>> {
+    let manifest: Value = serde_json::from_str(manifest)
+        .map_err(|_| ServiceError::internal("export manifest unreadable"))?;
+    match manifest.get("access_ends_at") {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_str()
+            .and_then(crate::clock::parse_rfc3339)
+            .map(Some)
+            .ok_or_else(|| ServiceError::internal("export manifest: access_ends_at")),
+    }
+}
+
 fn check_scope(scope: &ExportScope) -> ServiceResult<bool> {
     match scope.kind.as_str() {
         "tenant_archive" => {
@@ -218,7 +232,10 @@ impl Vault {
         let needs_approval = !archive && count > self.settings.export_approval_threshold;
         let ttl_ms = i64::try_from(self.settings.export_download_ttl_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
-        let expires_at = now.saturating_add(ttl_ms);
+        // An export built under a grant ends with the earliest of them, as revocation ends it.
+        let expires_at = now
+            .saturating_add(ttl_ms)
+            .min(content.grants_end_at.unwrap_or(i64::MAX));
         let manifest = json!({
             "export_id": id,
             "tenant_id": tenant_id,
@@ -234,6 +251,7 @@ impl Vault {
             "content_sha256": content_hash(&content),
             "recipient": input.recipient.trim(),
             "approval_required": needs_approval,
+            "access_ends_at": content.grants_end_at.map(rfc3339),
         });
         // Archives name no record ids (they hold them all); limited exports list what left.
         record.records = if archive {
@@ -425,7 +443,10 @@ impl Vault {
         approved.state = "ready".into();
         approved.approved_by = Some(p.user_id.clone());
         approved.approved_at = Some(now);
-        approved.expires_at = now.saturating_add(ttl_ms);
+        // The approval restarts the download window, never past the grants the export used.
+        approved.expires_at = now
+            .saturating_add(ttl_ms)
+            .min(access_ends_at(&row.manifest)?.unwrap_or(i64::MAX));
         self.audit
             .commit(
                 vec![record],

@@ -31,6 +31,8 @@ fn parse_classes(text: &str) -> Vec<FieldClass> {
 pub(crate) struct Grants {
     by_case: HashMap<String, GrantFacts>,
     by_contact: HashMap<String, GrantFacts>,
+    /// When each grant ends, by grant id.
+    ends_at: HashMap<String, i64>,
 }
 
 impl Grants {
@@ -41,6 +43,7 @@ impl Grants {
             if row.purpose != purpose.as_str() {
                 continue;
             }
+            out.ends_at.insert(row.id.clone(), row.ends_at);
             let facts = GrantFacts {
                 id: row.id,
                 field_classes: parse_classes(&row.field_classes),
@@ -61,6 +64,11 @@ impl Grants {
 
     pub(crate) fn for_contact(&self, contact_id: &str) -> Option<&GrantFacts> {
         self.by_contact.get(contact_id)
+    }
+
+    /// When the grant `grant_id` ends (ms), if it is one of these.
+    pub(crate) fn ends_at(&self, grant_id: &str) -> Option<i64> {
+        self.ends_at.get(grant_id).copied()
     }
 
     /// The contacts these grants open.
@@ -192,6 +200,7 @@ mod tests {
                 contact_id: contact.map(str::to_owned),
                 purpose: purpose.into(),
                 field_classes: classes.into(),
+                ends_at: 1_000,
             }
         };
         let grants = Grants::from_rows(
@@ -218,5 +227,11 @@ mod tests {
         assert_eq!(c1, Some("new"));
         assert_eq!(grants.for_contact("k1").map(|g| g.id.as_str()), Some("new"));
         assert!(grants.for_case("c2").is_none());
+        assert_eq!(grants.ends_at("new"), Some(1_000));
+        assert_eq!(
+            grants.ends_at("other"),
+            None,
+            "another purpose's grant counts for nothing"
+        );
     }
 }

@@ -70,6 +70,7 @@ impl PointReader {
                             contact_id: row.get(2)?,
                             purpose: row.get(3)?,
                             field_classes: row.get(4)?,
+                            ends_at: row.get(5)?,
                         })
                     },
                 )?

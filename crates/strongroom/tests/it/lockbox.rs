@@ -14,6 +14,8 @@ pub(crate) const ENV: &[(&str, &str)] = &[
     ("STRONGROOM_WEBHOOK_POLL_INTERVAL_MS", "200"),
     ("STRONGROOM_WEBHOOK_BACKOFF_BASE_MS", "200"),
     ("STRONGROOM_WEBHOOK_ALLOW_LOOPBACK_HTTP", "true"),
+    // An export of a case and its comment needs approval; of the case alone, not.
+    ("STRONGROOM_EXPORT_APPROVAL_THRESHOLD", "1"),
 ];
 
 pub(crate) fn requests_path(tenant: &str) -> String {
@@ -430,6 +432,38 @@ async fn grants_end_at_their_end_time() {
     );
     let comments = comments_path(t, &w.case_a);
     w.engineer.get(&comments).await.ok(200);
+
+    // Exports built under the grant end with it, also when an approval restarts their window.
+    let exports = format!("/v1/tenants/{t}/exports");
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let export = |kinds: &[&str]| json!({"scope": {"kind": "records", "record_kinds": kinds}, "recipient": recipient});
+    let ready = w.engineer.post(&exports, export(&["cases"])).await.ok(201);
+    assert_eq!(ready["state"], "ready", "{ready}");
+    let pending = w
+        .engineer
+        .post(&exports, export(&["cases", "comments"]))
+        .await
+        .ok(201);
+    assert_eq!(pending["state"], "pending_approval", "{pending}");
+    let pending_id = id_of(&pending);
+    let approved = w
+        .admin
+        .post(&format!("{exports}/{pending_id}/approve"), json!({}))
+        .await
+        .ok(200);
+    let mut downloads = Vec::new();
+    for export in [&ready, &approved] {
+        assert_eq!(
+            export["manifest"]["access_ends_at"], g["ends_at"],
+            "{export}"
+        );
+        assert_eq!(export["expires_at"], g["ends_at"], "{export}");
+        let download = format!("{exports}/{}/download", id_of(export));
+        let (status, _, _) = w.engineer.get_bytes(&download).await;
+        assert_eq!(status.as_u16(), 200, "downloadable while the grant lasts");
+        downloads.push(download);
+    }
+
     // Poll from an absolute deadline well past the end time.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -443,6 +477,11 @@ async fn grants_end_at_their_end_time() {
     }
     let expired = list_items(&w.admin, &format!("{}?state=expired", requests_path(t))).await;
     assert!(expired.iter().any(|r| r["id"] == rid.as_str()));
+    for download in &downloads {
+        let gone = w.engineer.get(download).await;
+        gone.err(404, "not_found");
+        assert!(gone.text.contains("expired"), "{}", gone.text);
+    }
 }
 
 #[tokio::test]
