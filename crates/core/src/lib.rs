@@ -97,22 +97,12 @@ impl Vault {
             settings,
             clock,
         } = parts;
-        let origin = if settings.audit_origin.is_empty() {
-            let vkey = log_signer.verifier().to_vkey();
-            let key_id = vkey.split('+').nth(1).unwrap_or("0").to_owned();
-            format!("strongroom.local/audit/{key_id}")
-        } else {
-            settings.audit_origin.clone()
-        };
-        let signer = NoteSigner::from_bytes(&origin, &log_signer.secret_bytes())
-            .map_err(|_| ServiceError::internal("log signing key"))?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
-        let audit = AuditLog::open(
+        let audit = AuditLog::open_configured(
             Arc::clone(&store),
-            signer,
-            origin,
+            &log_signer,
+            &settings,
             Arc::clone(&clock),
-            settings.audit_max_batch,
             instance.clone(),
         )
         .await?;

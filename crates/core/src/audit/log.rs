@@ -23,6 +23,7 @@ use super::entry::AuditRecord;
 use super::signer::{SIGNER_LEASE, SIGNER_LEASE_MS, SignerTask, run_signer};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
+use crate::settings::Settings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeHead {
@@ -140,6 +141,35 @@ impl AuditLog {
             origin,
             latest_note,
         }))
+    }
+
+    /// Opens the log as the deployment names it: `settings.audit_origin`, or by default
+    /// `strongroom.local/audit/<key id>`, signed with `log_signer`'s key under that name.
+    pub async fn open_configured(
+        store: Arc<dyn Store>,
+        log_signer: &NoteSigner,
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+        instance: String,
+    ) -> ServiceResult<Arc<Self>> {
+        let origin = if settings.audit_origin.is_empty() {
+            let vkey = log_signer.verifier().to_vkey();
+            let key_id = vkey.split('+').nth(1).unwrap_or("0").to_owned();
+            format!("strongroom.local/audit/{key_id}")
+        } else {
+            settings.audit_origin.clone()
+        };
+        let signer = NoteSigner::from_bytes(&origin, &log_signer.secret_bytes())
+            .map_err(|_| ServiceError::internal("log signing key"))?;
+        Self::open(
+            store,
+            signer,
+            origin,
+            clock,
+            settings.audit_max_batch,
+            instance,
+        )
+        .await
     }
 
     /// Appends `records` and applies `mutations` in the same transaction; returns the first record's index.

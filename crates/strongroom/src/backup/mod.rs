@@ -18,18 +18,19 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use strongroom_core::audit::verify_store;
+use strongroom_core::audit::{AuditLog, AuditRecord, ResourceRef, verify_store};
+use strongroom_core::clock::SystemClock;
 use strongroom_crypto::{BackupKey, EnvKeyProvider, FileKeyProvider, KeyProvider, RootKey};
 use strongroom_ledger::NoteVerifier;
 use strongroom_store::{
-    AuditAppend, Mutation, SqliteStore, Store, TenantKeyRow, TenantScope, TenantShredRow,
-    table_counts,
+    Mutation, SqliteStore, Store, TenantKeyRow, TenantScope, TenantShredRow, table_counts,
 };
 
 use crate::config::Config;
@@ -441,7 +442,7 @@ async fn restore_into(
     println!("backup verified: {summary}");
 
     let tenants = SqliteStore::tenant_ids(&dir.database()).await?;
-    let store = SqliteStore::open(&dir.database(), BUSY).await?;
+    let store = Arc::new(SqliteStore::open(&dir.database(), BUSY).await?);
     let (mut restored, mut shredded) = (0usize, Vec::new());
     for tenant in &tenants {
         let keys: Vec<_> = live_keys
@@ -458,25 +459,11 @@ async fn restore_into(
         let reference = live_shreds
             .iter()
             .find(|s| &s.tenant_id == tenant)
-            .map_or_else(
-                || "restore:no-live-key".to_owned(),
-                |s| s.request_ref.clone(),
-            );
-        let results = store
-            .commit(
-                &[vec![Mutation::ShredTenant {
-                    scope: TenantScope::new(tenant.clone()),
-                    request_ref: reference,
-                    at: now_ms(),
-                }]],
-                &AuditAppend::default(),
-                &strongroom_store::no_replan,
-            )
-            .await?;
-        if let Some(Err(e)) = results.into_iter().next() {
-            bail!("removing a shredded tenant from the restored data: {e}");
-        }
-        shredded.push(tenant.clone());
+            .map(|s| s.request_ref.clone());
+        shredded.push((tenant.clone(), reference));
+    }
+    if !shredded.is_empty() {
+        remove_shredded(dir, &args.data_dir, Arc::clone(&store), &shredded).await?;
     }
     let _ = store.purge_journal().await;
     store.close().await;
@@ -498,9 +485,66 @@ async fn restore_into(
         restored,
         shredded.len()
     );
-    for t in shredded {
+    for (t, _) in shredded {
         println!("removed (no live key): tenant {t}");
     }
+    Ok(())
+}
+
+/// Removes the tenants shredded since the backup (or without keys in the live deployment), each
+/// in one commit with an entry in the restored log saying so (`tenant.restore_removed`, with the
+/// deletion's request reference when the live deployment has it), and waits for a signed
+/// checkpoint covering them: the restored log explains why their records are gone.
+async fn remove_shredded(
+    dir: &DataDir,
+    data_dir: &Path,
+    store: Arc<SqliteStore>,
+    shredded: &[(String, Option<String>)],
+) -> Result<()> {
+    let config = Config::load(None, data_dir)?;
+    let signer = dir.log_signer("strongroom")?;
+    let audit = AuditLog::open_configured(
+        store,
+        &signer,
+        &config.service,
+        Arc::new(SystemClock::default()),
+        "restore".to_owned(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("opening the restored audit log: {e}"))?;
+    let request_id = format!("restore-{}", now_ms());
+    let mut last = 0;
+    for (tenant, reference) in shredded {
+        let mut record = AuditRecord::new("tenant.restore_removed", &request_id);
+        record.tenant_id = Some(tenant.clone());
+        record.resource = Some(ResourceRef {
+            kind: "tenant",
+            id: Some(tenant.clone()),
+        });
+        record.justification = reference.as_ref().map(|r| format!("request_reference:{r}"));
+        record.reason = Some(if reference.is_some() {
+            "shredded_since_backup"
+        } else {
+            "no_live_key"
+        });
+        let removal = Mutation::ShredTenant {
+            scope: TenantScope::new(tenant.clone()),
+            request_ref: reference
+                .clone()
+                .unwrap_or_else(|| "restore:no-live-key".to_owned()),
+            at: now_ms(),
+        };
+        last = audit
+            .commit(vec![record], vec![removal])
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("removing a shredded tenant from the restored data: {e}")
+            })?;
+    }
+    audit
+        .checkpoint_covering(last, Duration::from_secs(10))
+        .await
+        .map_err(|e| anyhow::anyhow!("signing the restored log's checkpoint: {e}"))?;
     Ok(())
 }
 

@@ -215,6 +215,13 @@ async fn backup_verify_restore_and_shredded_tenants_stay_shredded() {
         .get(&format!("/v1/tenants/{}", doomed.tenant))
         .await
         .err(404, "not_found");
+    // The restored log says why the tenant's records are gone, with the deletion's reference.
+    let auditor = staff_session(&restored, &admin2, "auditor").await;
+    let removals = entries_with_action(&auditor, "tenant.restore_removed").await;
+    assert_eq!(removals.len(), 1, "{removals:?}");
+    assert_eq!(removals[0]["tenant_id"], doomed.tenant.as_str());
+    assert_eq!(removals[0]["justification"], "request_reference:DPA-7");
+    assert_eq!(removals[0]["reason"], "shredded_since_backup");
     try_login(&restored, &doomed.boss.username, PASSWORD)
         .await
         .err(401, "invalid_credentials");
@@ -263,6 +270,15 @@ async fn backup_verify_restore_and_shredded_tenants_stay_shredded() {
     try_login(&restored, &doomed.boss.username, PASSWORD)
         .await
         .err(401, "invalid_credentials");
+    let admin3 = restored.admin().await;
+    let auditor = staff_session(&restored, &admin3, "auditor").await;
+    let removals = entries_with_action(&auditor, "tenant.restore_removed").await;
+    assert_eq!(removals.len(), 1, "{removals:?}");
+    assert_eq!(removals[0]["tenant_id"], doomed.tenant.as_str());
+    assert_eq!(
+        removals[0]["reason"], "no_live_key",
+        "a key backup names no deletion"
+    );
     let boss = open_session(&restored, &kept.boss.username, PASSWORD, "tenant_admin").await;
     assert_eq!(
         boss.get(&contact_path(&kept.tenant, &kept.contact))
