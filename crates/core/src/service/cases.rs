@@ -386,8 +386,13 @@ impl Vault {
             &row,
             &mut gate.record,
         )?;
-        self.rewrite_case(gate.record, row, &gate.row, "case.update_not_applied")
-            .await?;
+        self.rewrite_case(
+            gate.record,
+            (row, Vec::new()),
+            &gate.row,
+            "case.update_not_applied",
+        )
+        .await?;
         Ok(view)
     }
 
@@ -428,6 +433,7 @@ impl Vault {
                 &["user_id"],
             ));
         }
+        let assignment_user = assignment.user_id.clone();
         let mut row = gate.row.clone();
         row.assignee_id = Some(assignment.user_id.clone());
         row.updated_at = super::next_version(self.now(), gate.row.updated_at);
@@ -442,17 +448,33 @@ impl Vault {
             &row,
             &mut gate.record,
         )?;
-        self.rewrite_case(gate.record, row, &gate.row, "case.assign_not_applied")
-            .await?;
+        // The previous assignee loses the case: exports built with it go, as when a grant ends.
+        let released = gate
+            .row
+            .assignee_id
+            .iter()
+            .filter(|previous| **previous != assignment_user)
+            .map(|previous| Mutation::ExpireUserExports {
+                user_id: previous.clone(),
+                scope: Some(TenantScope::new(tenant_id)),
+            })
+            .collect();
+        self.rewrite_case(
+            gate.record,
+            (row, released),
+            &gate.row,
+            "case.assign_not_applied",
+        )
+        .await?;
         Ok(view)
     }
 
-    /// Commits `row` with its entry if the case is still as `read` (a reassignment, a relink or
-    /// another update since makes it a conflict, recorded as not applied).
+    /// Commits `row` and its consequences with its entry if the case is still as `read` (a
+    /// reassignment, a relink or another update since makes it a conflict, recorded as not applied).
     async fn rewrite_case(
         &self,
         record: AuditRecord,
-        row: CaseRow,
+        (row, consequences): (CaseRow, Vec<Mutation>),
         read: &CaseRow,
         not_applied: &'static str,
     ) -> ServiceResult<()> {
@@ -460,13 +482,11 @@ impl Vault {
             row,
             read: CaseVersion::of(read),
         };
-        self.commit_attempt(
-            vec![record],
-            vec![update],
-            (not_applied, "changed_meanwhile"),
-        )
-        .await
-        .map(|_| ())
+        let mut mutations = vec![update];
+        mutations.extend(consequences);
+        self.commit_attempt(vec![record], mutations, (not_applied, "changed_meanwhile"))
+            .await
+            .map(|_| ())
     }
 
     pub async fn add_comment(

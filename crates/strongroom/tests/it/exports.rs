@@ -696,3 +696,33 @@ async fn an_export_ends_with_the_access_it_was_built_from() {
     let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
     assert_eq!(seen["state"], "expired", "{seen}");
 }
+
+#[tokio::test]
+async fn reassigning_the_case_ends_the_previous_assignees_exports() {
+    let server = shared(&SERVER, &[]);
+    let w = world(&server).await;
+    let platform = server.admin().await;
+    let supervisor = staff_session(&server, &platform, "support_supervisor").await;
+    let successor = staff_session(&server, &platform, "support_engineer").await;
+    let (_, recipient) = key_pair();
+    let body = json!({"scope": records_scope(&["cases"]), "recipient": recipient});
+    let export = w
+        .engineer
+        .post(&exports_path(&w.tenant), body)
+        .await
+        .ok(201);
+    let id = id_of(&export);
+    let download = export_path(&w.tenant, &id, "/download");
+
+    // Assigned again to the same engineer: nothing is lost.
+    assign(&supervisor, &w.tenant, &w.case, &w.engineer.id).await;
+    let (status, _, _) = w.engineer.get_bytes(&download).await;
+    assert_eq!(status.as_u16(), 200, "the assignee keeps the export");
+
+    // Handed to a colleague: what the engineer exported through the case is no longer theirs.
+    assign(&supervisor, &w.tenant, &w.case, &successor.id).await;
+    let gone = w.engineer.get(&download).await;
+    gone.err(404, "not_found");
+    let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
+    assert_eq!(seen["state"], "expired", "{seen}");
+}
