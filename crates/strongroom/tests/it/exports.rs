@@ -13,7 +13,7 @@ use strongroom_ledger::{Hash, NoteVerifier, leaf_hash, verify_inclusion};
 
 use crate::kit::*;
 
-static SERVER: OnceLock<Server> = OnceLock::new();
+pub(crate) static SERVER: OnceLock<Server> = OnceLock::new();
 static LIMITS: OnceLock<Server> = OnceLock::new();
 
 const LIMITS_ENV: &[(&str, &str)] = &[
@@ -21,16 +21,16 @@ const LIMITS_ENV: &[(&str, &str)] = &[
     ("STRONGROOM_EXPORT_APPROVAL_THRESHOLD", "2"),
 ];
 
-fn exports_path(tenant: &str) -> String {
+pub(crate) fn exports_path(tenant: &str) -> String {
     format!("/v1/tenants/{tenant}/exports")
 }
 
-fn export_path(tenant: &str, id: &str, rest: &str) -> String {
+pub(crate) fn export_path(tenant: &str, id: &str, rest: &str) -> String {
     format!("/v1/tenants/{tenant}/exports/{id}{rest}")
 }
 
 /// A fresh age key pair: the identity stays in the test, the recipient goes to the server.
-fn key_pair() -> (age::x25519::Identity, String) {
+pub(crate) fn key_pair() -> (age::x25519::Identity, String) {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     (identity, recipient)
@@ -94,17 +94,17 @@ fn canary(tag: &str) -> String {
 
 /// A tenant whose assignments suffice (no lockbox), its admin, a contact full of canaries, a case
 /// on it assigned to a new engineer with a comment, and a second case nobody is assigned to.
-struct World {
-    tenant: String,
-    admin: Session,
-    engineer: Session,
+pub(crate) struct World {
+    pub(crate) tenant: String,
+    pub(crate) admin: Session,
+    pub(crate) engineer: Session,
     contact: String,
-    case: String,
+    pub(crate) case: String,
     other_case: String,
     canaries: Vec<String>,
 }
 
-async fn world(server: &Server) -> World {
+pub(crate) async fn world(server: &Server) -> World {
     world_with(server, false).await
 }
 
@@ -162,7 +162,7 @@ async fn world_with(server: &Server, lockbox: bool) -> World {
     }
 }
 
-fn records_scope(kinds: &[&str]) -> Value {
+pub(crate) fn records_scope(kinds: &[&str]) -> Value {
     json!({"kind": "records", "record_kinds": kinds})
 }
 
@@ -511,53 +511,6 @@ async fn quotas_and_four_eyes_approval_are_enforced_and_recorded() {
     assert!(has("export.create", "allow", "approval_required"));
 }
 
-#[tokio::test]
-async fn an_export_cannot_be_downloaded_after_its_time_and_its_ciphertext_is_swept() {
-    let server = Server::start_with(
-        &[
-            ("STRONGROOM_EXPORT_DOWNLOAD_TTL_SECS", "2"),
-            ("STRONGROOM_EXPORT_SWEEP_INTERVAL_SECS", "1"),
-        ],
-        &[],
-    );
-    let platform = server.admin().await;
-    let tenant = create_tenant(&platform, None).await;
-    let admin = tenant_session(&server, &platform, "tenant_admin", &tenant).await;
-    create_contact(&admin, &tenant, json!({"name": "Short lived"})).await;
-    let (_, recipient) = key_pair();
-    let body = json!({"scope": records_scope(&["contacts"]), "recipient": recipient});
-
-    let first = admin
-        .post(&exports_path(&tenant), body.clone())
-        .await
-        .ok(201);
-    let swept = admin.post(&exports_path(&tenant), body).await.ok(201);
-    let created = Instant::now();
-    // Wait out the TTL (measured from before the exports were created, so it has surely passed).
-    tokio::time::sleep_until((created + Duration::from_millis(2_500)).into()).await;
-    let first_id = first["id"].as_str().unwrap();
-    let late = admin
-        .get(&export_path(&tenant, first_id, "/download"))
-        .await;
-    late.err(404, "not_found");
-    assert!(late.text.contains("expired"), "{}", late.text);
-    let seen = admin.get(&export_path(&tenant, first_id, "")).await.ok(200);
-    assert_eq!(seen["state"], "expired");
-
-    // The other one is never asked for: the sweep drops it.
-    let swept_id = swept["id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = admin.get(&export_path(&tenant, swept_id, "")).await.ok(200);
-        if v["state"] == "expired" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not swept: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    server.stop().await;
-}
-
 fn b64_hash(v: &Value) -> Hash {
     STANDARD
         .decode(v.as_str().unwrap())
@@ -662,67 +615,4 @@ async fn the_tenant_archive_holds_everything_and_its_audit_proofs_verify() {
     ] {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
-}
-
-#[tokio::test]
-async fn an_export_ends_with_the_access_it_was_built_from() {
-    let server = shared(&SERVER, &[]);
-    let w = world(&server).await;
-    let platform = server.admin().await;
-    let (_, recipient) = key_pair();
-    let body = json!({"scope": records_scope(&["cases"]), "recipient": recipient});
-    let export = w
-        .engineer
-        .post(&exports_path(&w.tenant), body)
-        .await
-        .ok(201);
-    let id = export["id"].as_str().expect("id").to_owned();
-    assert_eq!(export["state"], "ready", "{export}");
-
-    // Moved to marketing: the content read as an engineer is no longer the user's to take.
-    platform
-        .patch(
-            &format!("/v1/users/{}", w.engineer.id),
-            json!({"roles": ["marketing"]}),
-        )
-        .await
-        .ok(200);
-    let (again, _) = login(&server, &w.engineer.username, PASSWORD).await;
-    let again = again.with_purpose(Some("case-resolution"));
-    again
-        .get(&export_path(&w.tenant, &id, "/download"))
-        .await
-        .err(404, "not_found");
-    let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
-    assert_eq!(seen["state"], "expired", "{seen}");
-}
-
-#[tokio::test]
-async fn reassigning_the_case_ends_the_previous_assignees_exports() {
-    let server = shared(&SERVER, &[]);
-    let w = world(&server).await;
-    let platform = server.admin().await;
-    let supervisor = staff_session(&server, &platform, "support_supervisor").await;
-    let successor = staff_session(&server, &platform, "support_engineer").await;
-    let (_, recipient) = key_pair();
-    let body = json!({"scope": records_scope(&["cases"]), "recipient": recipient});
-    let export = w
-        .engineer
-        .post(&exports_path(&w.tenant), body)
-        .await
-        .ok(201);
-    let id = id_of(&export);
-    let download = export_path(&w.tenant, &id, "/download");
-
-    // Assigned again to the same engineer: nothing is lost.
-    assign(&supervisor, &w.tenant, &w.case, &w.engineer.id).await;
-    let (status, _, _) = w.engineer.get_bytes(&download).await;
-    assert_eq!(status.as_u16(), 200, "the assignee keeps the export");
-
-    // Handed to a colleague: what the engineer exported through the case is no longer theirs.
-    assign(&supervisor, &w.tenant, &w.case, &successor.id).await;
-    let gone = w.engineer.get(&download).await;
-    gone.err(404, "not_found");
-    let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
-    assert_eq!(seen["state"], "expired", "{seen}");
 }

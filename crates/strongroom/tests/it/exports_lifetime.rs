@@ -1,0 +1,117 @@
+//! How long an export stays downloadable: its own window and sweep, and never longer than the
+//! access it was built under (a role change, a reassignment of the case).
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::exports::{SERVER, World, export_path, exports_path, key_pair, records_scope, world};
+use crate::kit::*;
+
+/// The engineer's export of their cases, ready at once; its id.
+async fn cases_export(w: &World) -> String {
+    let (_, recipient) = key_pair();
+    let body = json!({"scope": records_scope(&["cases"]), "recipient": recipient});
+    let export = w
+        .engineer
+        .post(&exports_path(&w.tenant), body)
+        .await
+        .ok(201);
+    assert_eq!(export["state"], "ready", "{export}");
+    id_of(&export)
+}
+
+#[tokio::test]
+async fn an_export_cannot_be_downloaded_after_its_time_and_its_ciphertext_is_swept() {
+    let server = Server::start_with(
+        &[
+            ("STRONGROOM_EXPORT_DOWNLOAD_TTL_SECS", "2"),
+            ("STRONGROOM_EXPORT_SWEEP_INTERVAL_SECS", "1"),
+        ],
+        &[],
+    );
+    let platform = server.admin().await;
+    let tenant = create_tenant(&platform, None).await;
+    let admin = tenant_session(&server, &platform, "tenant_admin", &tenant).await;
+    create_contact(&admin, &tenant, json!({"name": "Short lived"})).await;
+    let (_, recipient) = key_pair();
+    let body = json!({"scope": records_scope(&["contacts"]), "recipient": recipient});
+
+    let first = admin
+        .post(&exports_path(&tenant), body.clone())
+        .await
+        .ok(201);
+    let swept = admin.post(&exports_path(&tenant), body).await.ok(201);
+    let created = Instant::now();
+    // Wait out the TTL (measured from before the exports were created, so it has surely passed).
+    tokio::time::sleep_until((created + Duration::from_millis(2_500)).into()).await;
+    let first_id = first["id"].as_str().unwrap();
+    let late = admin
+        .get(&export_path(&tenant, first_id, "/download"))
+        .await;
+    late.err(404, "not_found");
+    assert!(late.text.contains("expired"), "{}", late.text);
+    let seen = admin.get(&export_path(&tenant, first_id, "")).await.ok(200);
+    assert_eq!(seen["state"], "expired");
+
+    // The other one is never asked for: the sweep drops it.
+    let swept_id = swept["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = admin.get(&export_path(&tenant, swept_id, "")).await.ok(200);
+        if v["state"] == "expired" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not swept: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_export_ends_with_the_access_it_was_built_from() {
+    let server = shared(&SERVER, &[]);
+    let w = world(&server).await;
+    let platform = server.admin().await;
+    let id = cases_export(&w).await;
+
+    // Moved to marketing: the content read as an engineer is no longer the user's to take.
+    platform
+        .patch(
+            &format!("/v1/users/{}", w.engineer.id),
+            json!({"roles": ["marketing"]}),
+        )
+        .await
+        .ok(200);
+    let (again, _) = login(&server, &w.engineer.username, PASSWORD).await;
+    let again = again.with_purpose(Some("case-resolution"));
+    again
+        .get(&export_path(&w.tenant, &id, "/download"))
+        .await
+        .err(404, "not_found");
+    let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
+    assert_eq!(seen["state"], "expired", "{seen}");
+}
+
+#[tokio::test]
+async fn reassigning_the_case_ends_the_previous_assignees_exports() {
+    let server = shared(&SERVER, &[]);
+    let w = world(&server).await;
+    let platform = server.admin().await;
+    let supervisor = staff_session(&server, &platform, "support_supervisor").await;
+    let successor = staff_session(&server, &platform, "support_engineer").await;
+    let id = cases_export(&w).await;
+    let download = export_path(&w.tenant, &id, "/download");
+
+    // Assigned again to the same engineer: nothing is lost.
+    assign(&supervisor, &w.tenant, &w.case, &w.engineer.id).await;
+    let (status, _, _) = w.engineer.get_bytes(&download).await;
+    assert_eq!(status.as_u16(), 200, "the assignee keeps the export");
+
+    // Handed to a colleague: what the engineer exported through the case is no longer theirs.
+    assign(&supervisor, &w.tenant, &w.case, &successor.id).await;
+    let gone = w.engineer.get(&download).await;
+    gone.err(404, "not_found");
+    let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
+    assert_eq!(seen["state"], "expired", "{seen}");
+}
