@@ -388,7 +388,8 @@ impl Vault {
         )?;
         self.rewrite_case(
             gate.record,
-            (row, Vec::new()),
+            row,
+            Vec::new(),
             &gate.row,
             "case.update_not_applied",
         )
@@ -433,7 +434,17 @@ impl Vault {
                 &["user_id"],
             ));
         }
-        let assignment_user = assignment.user_id.clone();
+        // The previous assignee loses the case: exports built with it go, as when a grant ends.
+        let released = gate
+            .row
+            .assignee_id
+            .iter()
+            .filter(|previous| **previous != assignment.user_id)
+            .map(|previous| Mutation::ExpireUserExports {
+                user_id: previous.clone(),
+                scope: Some(TenantScope::new(tenant_id)),
+            })
+            .collect();
         let mut row = gate.row.clone();
         row.assignee_id = Some(assignment.user_id.clone());
         row.updated_at = super::next_version(self.now(), gate.row.updated_at);
@@ -448,20 +459,10 @@ impl Vault {
             &row,
             &mut gate.record,
         )?;
-        // The previous assignee loses the case: exports built with it go, as when a grant ends.
-        let released = gate
-            .row
-            .assignee_id
-            .iter()
-            .filter(|previous| **previous != assignment_user)
-            .map(|previous| Mutation::ExpireUserExports {
-                user_id: previous.clone(),
-                scope: Some(TenantScope::new(tenant_id)),
-            })
-            .collect();
         self.rewrite_case(
             gate.record,
-            (row, released),
+            row,
+            released,
             &gate.row,
             "case.assign_not_applied",
         )
@@ -474,7 +475,8 @@ impl Vault {
     async fn rewrite_case(
         &self,
         record: AuditRecord,
-        (row, consequences): (CaseRow, Vec<Mutation>),
+        row: CaseRow,
+        consequences: Vec<Mutation>,
         read: &CaseRow,
         not_applied: &'static str,
     ) -> ServiceResult<()> {
