@@ -119,8 +119,8 @@ impl Vault {
     }
 
     /// Commits `records` with `mutations`. When the mutations find that the state moved since the
-    /// request read it (a conflict: decided by someone else first, reassigned meanwhile), the
-    /// entries are in the log all the same; a second one, the first record as `not_applied`
+    /// request read it (a conflict: decided by someone else first, reassigned meanwhile; or a
+    /// record it links to deleted meanwhile), the entries are in the log all the same; a second one, the first record as `not_applied`
     /// with `reason` and the same `request_id`, says that nothing the request recorded was
     /// applied. The conflict is still the caller's answer.
     pub(crate) async fn commit_attempt(
@@ -131,8 +131,9 @@ impl Vault {
     ) -> ServiceResult<u64> {
         let attempt = records.first().cloned();
         let outcome = self.audit.commit(records, mutations).await;
+        // A commit answers `validation_failed` only for a unit whose reference went missing.
         if let (Err(e), Some(mut kept)) = (&outcome, attempt)
-            && e.code == ErrorCode::Conflict
+            && matches!(e.code, ErrorCode::Conflict | ErrorCode::ValidationFailed)
         {
             kept.action = not_applied;
             kept.decision = AuditDecision::Deny;

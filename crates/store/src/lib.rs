@@ -183,14 +183,14 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         now: i64,
     ) -> Result<Vec<ActiveGrantRow>, StoreError>;
-    /// Whether the case has a pending request or a grant active at `now` (a grant opens its
-    /// case's contact, so who may re-point the case depends on it).
-    async fn case_has_open_request(
+    /// Who holds a pending request or a grant active at `now` on the case, each once (a grant
+    /// opens its case's contact, so re-pointing the case concerns them).
+    async fn case_open_requesters(
         &self,
         scope: &TenantScope,
         case_id: &str,
         now: i64,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Vec<String>, StoreError>;
     /// The user's pending requests and active grants at `now`, in every tenant.
     async fn open_requests_of_user(
         &self,

@@ -148,6 +148,13 @@ pub enum Mutation {
     },
     // ---- customer lockbox ----
     InsertAccessRequest(AccessRequestRow),
+    /// Changes nothing; fails with a conflict when the case has a pending request or a grant
+    /// active at `at`: a check made before the batch, made again inside it.
+    RequireNoOpenRequest {
+        scope: TenantScope,
+        case_id: String,
+        at: i64,
+    },
     /// Approves or denies a request still pending and unexpired at `at`; otherwise a conflict.
     DecideAccessRequest {
         scope: TenantScope,

@@ -63,7 +63,7 @@ async fn point_reads(s: &dyn Store) {
         (T, "g6", "c2", "u2", "approved", Some((0, 2_000))),
         (OTHER, "g7", "c1", "u1", "approved", Some((0, 2_000))),
     ] {
-        setup.push(Mutation::InsertAccessRequest(grant(
+        setup.push(Mutation::InsertAccessRequest(common::access_request(
             tenant, id, case_id, requester, state, window,
         )));
     }
@@ -209,40 +209,5 @@ fn case(tenant: &str, id: &str, contact_id: Option<&str>, assignee: Option<&str>
         assignee_id: assignee.map(Into::into),
         created_at: 0,
         updated_at: 0,
-    }
-}
-
-fn grant(
-    tenant: &str,
-    id: &str,
-    case_id: &str,
-    requester: &str,
-    state: &str,
-    window: Option<(i64, i64)>,
-) -> AccessRequestRow {
-    AccessRequestRow {
-        id: id.into(),
-        tenant_id: tenant.into(),
-        case_id: case_id.into(),
-        requester_id: requester.into(),
-        requester_roles: "support_engineer".into(),
-        purpose: "case-resolution".into(),
-        justification: vec![3; 8],
-        field_classes: "contact,sensitive".into(),
-        duration_minutes: 60,
-        break_glass: false,
-        state: state.into(),
-        created_at: 0,
-        request_expires_at: 2_000,
-        decided_by: window.map(|_| "admin".into()),
-        decided_at: window.map(|(start, _)| start),
-        decision_comment: None,
-        starts_at: window.map(|(start, _)| start),
-        ends_at: window.map(|(_, end)| end),
-        revoked_by: None,
-        revoked_at: None,
-        reviewed_by: None,
-        reviewed_at: None,
-        expiry_notified_at: None,
     }
 }

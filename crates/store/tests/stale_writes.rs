@@ -21,12 +21,16 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     stale_updates_are_refused(&sqlite).await;
     stale_contact_writes_are_refused(&sqlite).await;
     stale_tenant_writes_are_refused(&sqlite).await;
+    open_requests_are_checked_inside_the_commit(&sqlite).await;
+    comments_need_their_case(&sqlite).await;
     if let Some(admin) = common::admin().await {
         let schema = common::schema(&admin).await;
         let pg = common::open(&schema).await;
         stale_updates_are_refused(&pg).await;
         stale_contact_writes_are_refused(&pg).await;
         stale_tenant_writes_are_refused(&pg).await;
+        open_requests_are_checked_inside_the_commit(&pg).await;
+        comments_need_their_case(&pg).await;
         pg.close().await;
         common::drop_schema(&admin, &schema).await;
     }
@@ -147,6 +151,88 @@ async fn stale_tenant_writes_are_refused(s: &dyn Store) {
     assert_eq!(
         (now.instructions, now.updated_at),
         (tightened.instructions, 2)
+    );
+}
+
+/// A tenant user may re-point a case only while nobody has operator access to it pending or
+/// open; a request filed between that check and the commit must make the relink a conflict.
+async fn open_requests_are_checked_inside_the_commit(s: &dyn Store) {
+    const NOW: i64 = 1_000;
+    let scope = TenantScope::new(T);
+    let mut case = case(None, None, 50);
+    case.id = "c3".into();
+    apply(s, vec![Mutation::InsertCase(case.clone())]).await;
+    let guard = || Mutation::RequireNoOpenRequest {
+        scope: scope.clone(),
+        case_id: "c3".into(),
+        at: NOW,
+    };
+    // Requests that ended (a refusal, a grant past its end) leave the case free.
+    for (id, state, window) in [("r1", "denied", None), ("r2", "approved", Some((0, NOW)))] {
+        let ended = common::access_request(T, id, "c3", "eve", state, window);
+        apply(s, vec![Mutation::InsertAccessRequest(ended)]).await;
+    }
+    assert!(
+        s.case_open_requesters(&scope, "c3", NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    apply(s, vec![guard()]).await;
+
+    // A pending request and an open grant, by two engineers.
+    let pending = common::access_request(T, "r3", "c3", "mallory", "pending", None);
+    let open = common::access_request(T, "r4", "c3", "eve", "approved", Some((0, NOW + 1)));
+    apply(s, vec![Mutation::InsertAccessRequest(pending)]).await;
+    apply(s, vec![Mutation::InsertAccessRequest(open)]).await;
+    assert_eq!(
+        s.case_open_requesters(&scope, "c3", NOW).await.unwrap(),
+        vec!["eve".to_owned(), "mallory".to_owned()]
+    );
+    let mut relinked = case.clone();
+    relinked.contact_id = Some("p1".into());
+    relinked.updated_at = 60;
+    let results = s
+        .commit(
+            &[vec![update(relinked, &case), guard()]],
+            &AuditAppend::default(),
+            &no_replan,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
+        "{results:?}"
+    );
+    let now = s.case(&scope, "c3").await.unwrap().unwrap();
+    assert_eq!(now.contact_id, None, "the relink is undone whole");
+}
+
+/// A comment committed after its case was purged would outlive the tenant's retention.
+async fn comments_need_their_case(s: &dyn Store) {
+    let scope = TenantScope::new(T);
+    let comment = |id: &str, case_id: &str| {
+        Mutation::InsertComment(CommentRow {
+            tenant_id: T.into(),
+            id: id.into(),
+            case_id: case_id.into(),
+            author_id: "alice".into(),
+            body: vec![4; 8],
+            created_at: 1,
+        })
+    };
+    apply(s, vec![comment("m1", "c1")]).await;
+    assert_conflict(s, comment("m2", "purged")).await;
+    let page = s.comments(&scope, "c1", None, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["m1"]
+    );
+    assert!(
+        s.comments(&scope, "purged", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

@@ -288,9 +288,12 @@ impl Vault {
             &row,
             &mut record,
         )?;
-        self.audit
-            .commit(vec![record], vec![Mutation::InsertCase(row.clone())])
-            .await?;
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::InsertCase(row.clone())],
+            ("case.create_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         Ok(view)
     }
 
@@ -346,22 +349,19 @@ impl Vault {
         if let Some(product) = input.product.as_deref() {
             row.product = optional_text(Some(product), "product", 200)?;
         }
+        let mut consequences = Vec::new();
         if let Some(contact_id) = input.contact_id.as_deref() {
             let cid = optional_text(Some(contact_id), "contact_id", 64)?;
             self.check_contact_ref(tenant_id, cid.as_deref()).await?;
-            // A grant on the case opens the case's contact: re-pointing the case while operator
-            // access is pending or open would hand that access to another contact, so only a
-            // tenant admin (who approves grants) may do it.
-            if cid != gate.row.contact_id
-                && !p.roles.contains(&Role::TenantAdmin)
-                && self
-                    .store
-                    .case_has_open_request(&TenantScope::new(tenant_id), case_id, self.now())
-                    .await?
-            {
-                return Err(self
-                    .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
-                    .await);
+            if cid != gate.row.contact_id {
+                match self.relink_consequences(p, tenant_id, &gate.row).await? {
+                    Some(relinked) => consequences = relinked,
+                    None => {
+                        return Err(self
+                            .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
+                            .await);
+                    }
+                }
             }
             row.contact_id = cid;
         }
@@ -389,7 +389,7 @@ impl Vault {
         self.rewrite_case(
             gate.record,
             row,
-            Vec::new(),
+            consequences,
             &gate.row,
             "case.update_not_applied",
         )
@@ -470,6 +470,50 @@ impl Vault {
         Ok(view)
     }
 
+    /// What re-pointing `case` at another contact brings with it, or `None` when `p` may not.
+    ///
+    /// A grant on a case opens the case's contact, so re-pointing it while operator access is
+    /// pending or open would hand that access to another contact: only a tenant admin (who
+    /// approves grants) may, and for anyone else the check is made again inside the commit. Whoever
+    /// reached the old contact through the case (its assignee, its grantees) loses it, and their
+    /// exports in the tenant go with it, as when a grant ends.
+    async fn relink_consequences(
+        &self,
+        p: &Principal,
+        tenant_id: &str,
+        case: &CaseRow,
+    ) -> ServiceResult<Option<Vec<Mutation>>> {
+        let scope = TenantScope::new(tenant_id);
+        let now = self.now();
+        let grantees = self
+            .store
+            .case_open_requesters(&scope, &case.id, now)
+            .await?;
+        let mut consequences = Vec::new();
+        if !p.roles.contains(&Role::TenantAdmin) {
+            if !grantees.is_empty() {
+                return Ok(None);
+            }
+            consequences.push(Mutation::RequireNoOpenRequest {
+                scope: scope.clone(),
+                case_id: case.id.clone(),
+                at: now,
+            });
+        }
+        let mut released: Vec<&String> = case.assignee_id.iter().chain(&grantees).collect();
+        released.sort_unstable();
+        released.dedup();
+        consequences.extend(
+            released
+                .into_iter()
+                .map(|user_id| Mutation::ExpireUserExports {
+                    user_id: user_id.clone(),
+                    scope: Some(scope.clone()),
+                }),
+        );
+        Ok(Some(consequences))
+    }
+
     /// Commits `row` and its consequences with its entry if the case is still as `read` (a
     /// reassignment, a relink or another update since makes it a conflict, recorded as not applied).
     async fn rewrite_case(
@@ -530,12 +574,12 @@ impl Vault {
             ctx.purpose,
         );
         let view = shape::disclose(&mut gate.record, shape::comment(&ring, &row, &d.fields)?);
-        self.audit
-            .commit(
-                vec![gate.record],
-                vec![Mutation::InsertComment(row.clone())],
-            )
-            .await?;
+        self.commit_attempt(
+            vec![gate.record],
+            vec![Mutation::InsertComment(row.clone())],
+            ("comment.create_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         Ok(view)
     }
 

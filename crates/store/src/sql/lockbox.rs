@@ -48,23 +48,24 @@ pub(super) async fn access_requests(
     .await?)
 }
 
-pub(super) async fn case_has_open_request(
+/// Who holds a pending request or a grant active at `now` on the case.
+pub(super) async fn case_open_requesters(
     conn: &mut Conn,
     scope: &TenantScope,
     case_id: &str,
     now: i64,
-) -> Result<bool, StoreError> {
-    let found: Option<(i64,)> = sqlx::query_as(
-        "SELECT CAST(1 AS BIGINT) FROM access_requests WHERE tenant_id = $1 AND case_id = $2 \
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT requester_id FROM access_requests WHERE tenant_id = $1 AND case_id = $2 \
          AND ((state = 'pending' AND request_expires_at > $3) \
-           OR (state = 'approved' AND ends_at > $3)) LIMIT 1",
+           OR (state = 'approved' AND ends_at > $3)) ORDER BY requester_id",
     )
     .bind(scope.id())
     .bind(case_id)
     .bind(now)
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(found.is_some())
+    Ok(rows.into_iter().map(|(requester,)| requester).collect())
 }
 
 pub(super) async fn open_requests_of_user(
@@ -152,6 +153,18 @@ fn changed(done: <Db as sqlx::Database>::QueryResult, why: &'static str) -> Resu
 /// Applies a lockbox mutation (the write path routes them here).
 pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
+        Mutation::RequireNoOpenRequest { scope, case_id, at } => {
+            if case_open_requesters(conn, scope, case_id, *at)
+                .await?
+                .is_empty()
+            {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict(
+                    "the case's operator access changed meanwhile",
+                ))
+            }
+        }
         Mutation::InsertAccessRequest(r) => {
             sqlx::query(
                 "INSERT INTO access_requests (id, tenant_id, case_id, requester_id, requester_roles, \

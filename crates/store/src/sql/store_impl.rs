@@ -176,13 +176,13 @@ impl Store for Backend {
         self.active_grants_impl(scope, user_id, now).await
     }
 
-    async fn case_has_open_request(
+    async fn case_open_requesters(
         &self,
         scope: &TenantScope,
         case_id: &str,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        lockbox::case_has_open_request(&mut *self.tenant_reader(scope).await?, scope, case_id, now)
+    ) -> Result<Vec<String>, StoreError> {
+        lockbox::case_open_requesters(&mut *self.tenant_reader(scope).await?, scope, case_id, now)
             .await
     }
 

@@ -31,6 +31,7 @@ async fn require_contact(
 pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
         Mutation::InsertAccessRequest(_)
+        | Mutation::RequireNoOpenRequest { .. }
         | Mutation::DecideAccessRequest { .. }
         | Mutation::RevokeAccessRequest { .. }
         | Mutation::ReviewBreakGlass { .. }
@@ -415,9 +416,12 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             require_contact(conn, &c.tenant_id, c.contact_id.as_deref()).await?;
         }
         Mutation::InsertComment(c) => {
-            sqlx::query(
+            // Only onto a case that still exists: a comment committed after its case was purged
+            // would keep personal data past the tenant's retention.
+            let done = sqlx::query(
                 "INSERT INTO comments (tenant_id, id, case_id, author_id, body, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
+                 (SELECT 1 FROM cases WHERE tenant_id = $1 AND id = $3)",
             )
             .bind(&c.tenant_id)
             .bind(&c.id)
@@ -427,6 +431,9 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(c.created_at)
             .execute(conn)
             .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("the case is gone"));
+            }
         }
         Mutation::ReleaseAssignment {
             scope,

@@ -8,7 +8,8 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 use strongroom_store::{
-    AuditAppend, AuditEntryRow, ContactRow, Mutation, NodeKey, PgOptions, PgStore, TenantRow,
+    AccessRequestRow, AuditAppend, AuditEntryRow, ContactRow, Mutation, NodeKey, PgOptions,
+    PgStore, TenantRow,
 };
 
 pub const APP_ROLE: &str = "strongroom_app";
@@ -146,5 +147,41 @@ pub fn entries(start: i64, n: i64) -> AuditAppend {
             })
             .collect(),
         nodes,
+    }
+}
+
+/// An access request on `case_id`: approved for `window` (start, end) when given.
+pub fn access_request(
+    tenant: &str,
+    id: &str,
+    case_id: &str,
+    requester: &str,
+    state: &str,
+    window: Option<(i64, i64)>,
+) -> AccessRequestRow {
+    AccessRequestRow {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        case_id: case_id.into(),
+        requester_id: requester.into(),
+        requester_roles: "support_engineer".into(),
+        purpose: "case-resolution".into(),
+        justification: vec![3; 8],
+        field_classes: "contact,sensitive".into(),
+        duration_minutes: 60,
+        break_glass: false,
+        state: state.into(),
+        created_at: 0,
+        request_expires_at: 2_000,
+        decided_by: window.map(|_| "admin".into()),
+        decided_at: window.map(|(start, _)| start),
+        decision_comment: None,
+        starts_at: window.map(|(start, _)| start),
+        ends_at: window.map(|(_, end)| end),
+        revoked_by: None,
+        revoked_at: None,
+        reviewed_by: None,
+        reviewed_at: None,
+        expiry_notified_at: None,
     }
 }

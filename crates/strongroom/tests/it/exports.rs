@@ -98,7 +98,7 @@ pub(crate) struct World {
     pub(crate) tenant: String,
     pub(crate) admin: Session,
     pub(crate) engineer: Session,
-    contact: String,
+    pub(crate) contact: String,
     pub(crate) case: String,
     other_case: String,
     canaries: Vec<String>,

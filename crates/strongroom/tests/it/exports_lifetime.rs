@@ -1,5 +1,5 @@
 //! How long an export stays downloadable: its own window and sweep, and never longer than the
-//! access it was built under (a role change, a reassignment of the case).
+//! access it was built under (a role change, a reassignment or a relink of the case).
 
 use std::time::{Duration, Instant};
 
@@ -8,10 +8,10 @@ use serde_json::json;
 use crate::exports::{SERVER, World, export_path, exports_path, key_pair, records_scope, world};
 use crate::kit::*;
 
-/// The engineer's export of their cases, ready at once; its id.
-async fn cases_export(w: &World) -> String {
+/// The engineer's export of the records of `kinds` they reach, ready at once; its id.
+async fn engineers_export(w: &World, kinds: &[&str]) -> String {
     let (_, recipient) = key_pair();
-    let body = json!({"scope": records_scope(&["cases"]), "recipient": recipient});
+    let body = json!({"scope": records_scope(kinds), "recipient": recipient});
     let export = w
         .engineer
         .post(&exports_path(&w.tenant), body)
@@ -73,7 +73,7 @@ async fn an_export_ends_with_the_access_it_was_built_from() {
     let server = shared(&SERVER, &[]);
     let w = world(&server).await;
     let platform = server.admin().await;
-    let id = cases_export(&w).await;
+    let id = engineers_export(&w, &["cases"]).await;
 
     // Moved to marketing: the content read as an engineer is no longer the user's to take.
     platform
@@ -100,7 +100,7 @@ async fn reassigning_the_case_ends_the_previous_assignees_exports() {
     let platform = server.admin().await;
     let supervisor = staff_session(&server, &platform, "support_supervisor").await;
     let successor = staff_session(&server, &platform, "support_engineer").await;
-    let id = cases_export(&w).await;
+    let id = engineers_export(&w, &["cases"]).await;
     let download = export_path(&w.tenant, &id, "/download");
 
     // Assigned again to the same engineer: nothing is lost.
@@ -112,6 +112,37 @@ async fn reassigning_the_case_ends_the_previous_assignees_exports() {
     assign(&supervisor, &w.tenant, &w.case, &successor.id).await;
     let gone = w.engineer.get(&download).await;
     gone.err(404, "not_found");
+    let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
+    assert_eq!(seen["state"], "expired", "{seen}");
+}
+
+#[tokio::test]
+async fn relinking_the_case_ends_the_exports_made_through_it() {
+    let server = shared(&SERVER, &[]);
+    let w = world(&server).await;
+    let id = engineers_export(&w, &["contacts"]).await;
+    let download = export_path(&w.tenant, &id, "/download");
+    let case = case_path(&w.tenant, &w.case);
+
+    // Linked again to the same contact: nothing is lost.
+    w.admin
+        .patch(&case, json!({"contact_id": w.contact}))
+        .await
+        .ok(200);
+    let (status, _, _) = w.engineer.get_bytes(&download).await;
+    assert_eq!(
+        status.as_u16(),
+        200,
+        "the engineer still reaches the contact"
+    );
+
+    // Pointed at another contact: the one exported is no longer the engineer's to take.
+    let elsewhere = id_of(&create_contact(&w.admin, &w.tenant, json!({"name": "Elsewhere"})).await);
+    w.admin
+        .patch(&case, json!({"contact_id": elsewhere}))
+        .await
+        .ok(200);
+    w.engineer.get(&download).await.err(404, "not_found");
     let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
     assert_eq!(seen["state"], "expired", "{seen}");
 }
