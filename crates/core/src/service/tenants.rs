@@ -1,13 +1,13 @@
 //! Tenants and their processing instructions.
 
-use strongroom_policy::{Action, Purpose, ResourceFacts, ResourceKind};
+use strongroom_policy::{Action, Denial, Purpose, ResourceFacts, ResourceKind};
 use strongroom_store::{Mutation, TenantRow};
 
 use super::required_text;
 use crate::access::{Principal, RequestContext, tenant_state_from};
 use crate::audit::ResourceRef;
 use crate::clock::rfc3339;
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{InstructionsPatch, NewTenant, Tenant, TenantInstructions};
 use crate::{TenantState, Vault, new_id};
 
@@ -27,6 +27,45 @@ fn view(t: &TenantState) -> Tenant {
         created_at: rfc3339(t.row.created_at),
         updated_at: rfc3339(t.row.updated_at),
     }
+}
+
+/// The settings of `next` that give operators or the platform more than `base` did: more
+/// purposes, operator access without approval, exports, longer grants, longer retention, a longer
+/// wait before idle customer accounts are suspended; and any change of region or of where the
+/// customer's lockbox notifications go. These are the customer's to decide.
+fn widened(base: &TenantInstructions, next: &TenantInstructions) -> Vec<&'static str> {
+    let more_purposes = next
+        .allowed_purposes
+        .iter()
+        .any(|p| !base.allowed_purposes.contains(p));
+    let longer_idle = match (base.customer_inactivity_days, next.customer_inactivity_days) {
+        (Some(before), Some(after)) => after > before,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    [
+        ("allowed_purposes", more_purposes),
+        (
+            "operator_access_requires_approval",
+            base.operator_access_requires_approval && !next.operator_access_requires_approval,
+        ),
+        (
+            "export_allowed",
+            !base.export_allowed && next.export_allowed,
+        ),
+        (
+            "max_grant_hours",
+            next.max_grant_hours > base.max_grant_hours,
+        ),
+        ("retention_days", next.retention_days > base.retention_days),
+        ("customer_inactivity_days", longer_idle),
+        ("region", next.region != base.region),
+        ("webhook_url", next.webhook_url != base.webhook_url),
+    ]
+    .into_iter()
+    .filter(|(_, widens)| *widens)
+    .map(|(field, _)| field)
+    .collect()
 }
 
 /// Applies `patch` and checks the result; marketing and advertising can never reach tenant content.
@@ -279,6 +318,26 @@ impl Vault {
             patch,
             self.settings.webhook_allow_loopback_http,
         )?;
+        // The instructions are the customer's to the operator: the platform may tighten them (an
+        // incident, a contract ended) but only the tenant's own admin may loosen them.
+        if p.tenant_id.as_deref() != Some(tenant_id) {
+            let widened = widened(&tenant.instructions, &instructions);
+            if !widened.is_empty() {
+                record.fields_requested = widened;
+                let refused = self
+                    .refuse(record, Denial::Forbidden, decision.policy_ids)
+                    .await;
+                return Err(if refused.code == ErrorCode::Forbidden {
+                    ServiceError::new(
+                        ErrorCode::Forbidden,
+                        "only the tenant's admin may loosen its instructions; the platform may \
+                         only tighten them",
+                    )
+                } else {
+                    refused
+                });
+            }
+        }
         let mut row = tenant.row.clone();
         row.instructions = serde_json::to_string(&instructions)
             .map_err(|_| ServiceError::internal("instructions encoding"))?;
@@ -306,7 +365,60 @@ impl Vault {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_webhook_url;
+    use super::{valid_webhook_url, widened};
+    use crate::model::TenantInstructions;
+
+    #[test]
+    fn tightening_widens_nothing_and_each_loosening_is_named() {
+        let base = TenantInstructions {
+            allowed_purposes: vec!["case-resolution".into(), "legal-compliance".into()],
+            operator_access_requires_approval: true,
+            export_allowed: false,
+            customer_inactivity_days: Some(30),
+            webhook_url: Some("https://hooks.example.com/a".into()),
+            ..TenantInstructions::default()
+        };
+        let mut tighter = base.clone();
+        tighter.allowed_purposes = vec!["case-resolution".into()];
+        tighter.retention_days = 30;
+        tighter.max_grant_hours = 1;
+        tighter.customer_inactivity_days = Some(10);
+        assert!(widened(&base, &tighter).is_empty());
+        assert!(widened(&base, &base).is_empty());
+
+        let loosen = |change: fn(&mut TenantInstructions)| {
+            let mut next = base.clone();
+            change(&mut next);
+            widened(&base, &next)
+        };
+        type Loosening = (fn(&mut TenantInstructions), &'static str);
+        let cases: [Loosening; 9] = [
+            (
+                |i| i.allowed_purposes.push("security-investigation".into()),
+                "allowed_purposes",
+            ),
+            (
+                |i| i.operator_access_requires_approval = false,
+                "operator_access_requires_approval",
+            ),
+            (|i| i.export_allowed = true, "export_allowed"),
+            (|i| i.max_grant_hours += 1, "max_grant_hours"),
+            (|i| i.retention_days += 1, "retention_days"),
+            (
+                |i| i.customer_inactivity_days = Some(31),
+                "customer_inactivity_days",
+            ),
+            (
+                |i| i.customer_inactivity_days = None,
+                "customer_inactivity_days",
+            ),
+            (|i| i.region = "us".into(), "region"),
+            (|i| i.webhook_url = None, "webhook_url"),
+        ];
+        for (change, field) in cases {
+            assert_eq!(loosen(change), vec![field]);
+        }
+    }
 
     #[test]
     fn webhook_urls() {

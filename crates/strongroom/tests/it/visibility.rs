@@ -371,14 +371,18 @@ async fn tenant_instructions_limit_purposes() {
     // Customer self-service is unaffected.
     w.boss.get(&w.contact_path()).await.ok(200);
 
-    let t = w
-        .admin
-        .patch(
-            &format!("/v1/tenants/{}/instructions", w.tenant),
-            json!({"allowed_purposes": ["customer-self-service", "case-resolution"]}),
-        )
+    // Loosening them again is the customer's decision, never the platform's.
+    let widen = json!({"allowed_purposes": ["customer-self-service", "case-resolution"]});
+    let instructions = format!("/v1/tenants/{}/instructions", w.tenant);
+    w.admin
+        .patch(&instructions, widen.clone())
         .await
-        .ok(200);
+        .err(403, "forbidden");
+    engineer
+        .get(&w.case_path())
+        .await
+        .err(403, "purpose_not_permitted");
+    let t = w.boss.patch(&instructions, widen).await.ok(200);
     let allowed = strings(&t["instructions"]["allowed_purposes"]);
     assert!(allowed.contains(&"case-resolution".to_owned()), "{t}");
     engineer.get(&w.case_path()).await.ok(200);
