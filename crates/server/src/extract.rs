@@ -1,4 +1,5 @@
-//! Extractors whose rejections become our error body: JSON, query strings and the authenticated caller.
+//! Extractors whose rejections become our error body: JSON, query strings, path parameters and the
+//! authenticated caller.
 
 use std::sync::Arc;
 
@@ -57,6 +58,28 @@ where
             Err(_) => Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 "the body could not be read",
+            )),
+        }
+    }
+}
+
+/// Path parameters; a segment that does not decode (not UTF-8, say) is `invalid_request` in our
+/// error body, not axum's plain-text rejection (which would also quote the segment).
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(_) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "a path segment is malformed",
             )),
         }
     }

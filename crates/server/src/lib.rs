@@ -14,10 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, header};
 use axum::routing::{delete, get, patch, post};
 use axum::{Router, middleware};
 use metrics_exporter_prometheus::PrometheusHandle;
 use strongroom_core::{ErrorCode, Vault};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::{ApiError, ApiResult};
 
@@ -179,6 +181,11 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Every answer holds customer data, a credential or an audit record: never cached.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(middleware::from_fn(request_id::middleware))
         .with_state(vault)
 }

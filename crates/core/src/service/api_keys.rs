@@ -32,7 +32,7 @@ use crate::{Vault, new_id};
 /// Keys read per query when listing.
 const KEY_BATCH: u32 = 200;
 
-fn key_ref(id: &str) -> Option<ResourceRef> {
+pub(super) fn key_ref(id: &str) -> Option<ResourceRef> {
     Some(ResourceRef {
         kind: "api_key",
         id: Some(id.to_owned()),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use strongroom_crypto::{Token, token_hash};
+use strongroom_crypto::{Token, token_hash, token_well_formed};
 use strongroom_policy::{Denial, Role};
 use strongroom_store::{Mutation, SessionRow, UserRow};
 use zeroize::Zeroizing;
@@ -272,6 +272,10 @@ impl Vault {
         if token.starts_with(crate::auth::api_key::API_KEY_PREFIX) {
             return self.authenticate_api_key(token, request_id).await;
         }
+        // Garbage never costs a store lookup (misses are not cached).
+        if !token_well_formed(token) {
+            return Err(ServiceError::unauthenticated());
+        }
         let hash = token_hash(token);
         let now = self.now();
         let session = match self.sessions.get(&hash) {
@@ -426,18 +430,29 @@ impl Vault {
         }
     }
 
+    /// Revokes the credential the request came with: its session, or the API key itself (a key
+    /// has no session to end, and answering 204 while it stays valid would mislead the caller).
     pub async fn logout(&self, p: &Principal, ctx: &RequestContext) -> ServiceResult<()> {
-        let record = self.record(p, ctx, "auth.logout", None, None);
-        self.audit
-            .commit(
-                vec![record],
-                vec![Mutation::RevokeSession {
-                    token_hash: p.token_hash.to_vec(),
-                    at: self.now(),
-                }],
-            )
-            .await?;
-        self.sessions.remove(&p.token_hash);
+        let at = self.now();
+        let mut record = self.record(p, ctx, "auth.logout", None, None);
+        let revoke = match p.api_key_id.as_deref() {
+            Some(key_id) => {
+                record.resource = super::api_keys::key_ref(key_id);
+                Mutation::RevokeApiKey {
+                    id: key_id.to_owned(),
+                    at,
+                }
+            }
+            None => Mutation::RevokeSession {
+                token_hash: p.token_hash.to_vec(),
+                at,
+            },
+        };
+        self.audit.commit(vec![record], vec![revoke]).await?;
+        match p.api_key_id.as_deref() {
+            Some(key_id) => self.api_keys.revoke_id(key_id),
+            None => self.sessions.remove(&p.token_hash),
+        }
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use strongroom_core::Vault;
 use strongroom_core::model::keys::TenantKeyStatus;
@@ -10,7 +10,7 @@ use strongroom_core::model::{
 use strongroom_core::service_types::DeletionCertificate;
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, Json, Path};
 
 pub async fn create_tenant(
     State(vault): State<Arc<Vault>>,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use strongroom_core::audit::{ConsistencyProof, InclusionProof};
 use strongroom_core::model::Page;
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Query};
+use crate::extract::{Caller, Path, Query};
 
 pub async fn checkpoint(State(vault): State<Arc<Vault>>) -> impl IntoResponse {
     (

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use strongroom_core::Vault;
 use strongroom_core::model::{ApiKey, CreatedApiKey, NewApiKey, Page, Revoked, SessionInfo};
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Json, PageQuery, Query};
+use crate::extract::{Caller, Json, PageQuery, Path, Query};
 
 pub async fn my_sessions(
     State(vault): State<Arc<Vault>>,

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use strongroom_core::Vault;
 use strongroom_core::model::{Assignment, CaseInput, CommentInput, ContactInput, Page, RecordView};
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Json, PageQuery, Query};
+use crate::extract::{Caller, Json, PageQuery, Path, Query};
 
 type Created = (StatusCode, axum::Json<RecordView>);
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use strongroom_core::Vault;
@@ -10,7 +10,7 @@ use strongroom_core::model::Page;
 use strongroom_core::model::exports::{ExportView, NewExport};
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Json, PageQuery, Query};
+use crate::extract::{Caller, Json, PageQuery, Path, Query};
 
 pub async fn create(
     State(vault): State<Arc<Vault>>,

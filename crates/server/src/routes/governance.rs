@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use strongroom_core::model::governance::{
 use strongroom_core::{ErrorCode, Vault};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, PageQuery, Query};
+use crate::extract::{Caller, Json, PageQuery, Path, Query};
 
 pub async fn sweep_inactive(
     State(vault): State<Arc<Vault>>,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use strongroom_core::Vault;
@@ -12,7 +12,7 @@ use strongroom_core::model::lockbox::{
 use strongroom_core::model::{Page, PageRequest};
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Json, PageQuery, Query, limit};
+use crate::extract::{Caller, Json, PageQuery, Path, Query, limit};
 
 type Json200<T> = ApiResult<axum::Json<T>>;
 

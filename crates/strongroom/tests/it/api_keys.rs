@@ -206,6 +206,22 @@ async fn revocation_and_expiry_take_effect_on_the_next_request() {
 }
 
 #[tokio::test]
+async fn logging_out_with_a_key_revokes_the_key() {
+    let server = server();
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let key = create_key(&admin, &["tenant_user"], Some(&tenant), &in_secs(3600)).await;
+    let api = bearer(&server, &key, None);
+    api.get("/v1/me").await.ok(200);
+    let r = api.post("/v1/auth/logout", json!({})).await;
+    assert_eq!(r.status.as_u16(), 204, "{}", r.text);
+    api.get("/v1/me").await.err(401, "unauthenticated");
+    let listed = list_items(&admin, "/v1/api-keys?limit=500").await;
+    let revoked = listed.iter().find(|k| k["id"] == key["id"]).unwrap();
+    assert_eq!(revoked["status"], "revoked", "{revoked}");
+}
+
+#[tokio::test]
 async fn suspension_and_role_changes_revoke_keys() {
     let server = server();
     let admin = server.admin().await;

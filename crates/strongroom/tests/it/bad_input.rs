@@ -351,3 +351,39 @@ async fn every_response_has_a_request_id() {
     let r = server.anon().get("/v1/me").await;
     r.err(401, "unauthenticated");
 }
+
+#[tokio::test]
+async fn a_path_segment_that_does_not_decode_is_invalid_request_in_the_error_body() {
+    let server = server();
+    let s = setup(&server).await;
+    for path in [
+        "/v1/tenants/%FF%FE/contacts".to_owned(),
+        format!("{}/%C3%28", contacts_path(&s.tenant)),
+    ] {
+        let r = s.boss.get(&path).await;
+        r.err(400, "invalid_request");
+        assert_eq!(
+            r.body["error"]["request_id"].as_str(),
+            r.request_id(),
+            "{}",
+            r.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_answer_may_be_cached() {
+    let server = server();
+    let s = setup(&server).await;
+    let read = s.boss.get(&contacts_path(&s.tenant)).await;
+    let refused = server.anon().get("/v1/me").await;
+    let missing = s.boss.get("/v1/nothing-here").await;
+    for r in [read, refused, missing] {
+        assert_eq!(
+            r.headers.get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{}",
+            r.what
+        );
+    }
+}
