@@ -19,6 +19,14 @@ struct Attempts {
     locked_until_ms: i64,
 }
 
+/// A known account's attempts as the store keeps them (`users.failed_logins`, …).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoredAttempts {
+    pub failures: i64,
+    pub last_failure_ms: Option<i64>,
+    pub locked_until_ms: Option<i64>,
+}
+
 #[derive(Debug)]
 pub struct LoginThrottle {
     threshold: u32,
@@ -111,15 +119,29 @@ impl LoginThrottle {
         Ok(self.count_failure(&mut map, username, now_ms))
     }
 
-    /// Restores a lockout persisted in the store (after a restart or from another instance).
-    pub fn restore_lockout(&self, username: &str, locked_until_ms: i64, now_ms: i64) {
-        if locked_until_ms <= now_ms {
+    /// Takes in what the store holds of a known account's attempts, counted by every instance
+    /// sharing it and kept across restarts: its failures since the last success or lockout, the
+    /// latest of them, and a lockout. The larger count wins, so an instance's own failures, which
+    /// the store holds too, are not counted twice.
+    pub fn restore(&self, username: &str, stored: StoredAttempts, now_ms: i64) {
+        let recent = stored
+            .last_failure_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) < FORGET_AFTER_MS);
+        let locked = stored.locked_until_ms.filter(|end| *end > now_ms);
+        if !recent && locked.is_none() {
             return;
         }
         if let Ok(mut map) = self.by_user.lock() {
             let a = map.entry(key(username)).or_default();
-            a.locked_until_ms = a.locked_until_ms.max(locked_until_ms);
-            a.failures = a.failures.max(self.threshold);
+            if let Some(end) = locked {
+                a.locked_until_ms = a.locked_until_ms.max(end);
+                a.failures = a.failures.max(self.threshold);
+            }
+            if recent && a.locked_until_ms == 0 {
+                let failures = u32::try_from(stored.failures).unwrap_or(u32::MAX);
+                a.failures = a.failures.max(failures);
+                a.last_failure_ms = a.last_failure_ms.max(stored.last_failure_ms.unwrap_or(0));
+            }
         }
     }
 
@@ -182,5 +204,49 @@ mod tests {
         assert_eq!(t.begin_attempt("eve", now), Err(1));
         t.record_success("eve");
         assert!(t.begin_attempt("eve", now).is_ok());
+    }
+
+    #[test]
+    fn attempts_counted_elsewhere_are_taken_in_once() {
+        let t = LoginThrottle::new(10, 1800, 1000);
+        let now = 9_000_000;
+        // Another instance failed six times, a second ago; this one has seen two of them.
+        t.record_failure("carol", now - 2_000);
+        t.record_failure("carol", now - 2_000);
+        let stored = StoredAttempts {
+            failures: 6,
+            last_failure_ms: Some(now - 1_000),
+            locked_until_ms: None,
+        };
+        t.restore("carol", stored, now);
+        t.restore("carol", stored, now);
+        // Six failures: the backoff is already running (not two, which would pass).
+        assert!(t.retry_after("carol", now).is_some());
+        // Four more anywhere lock the account, not ten more here.
+        let mut later = now;
+        for _ in 0..3 {
+            later += 600_000; // past the longest backoff
+            assert_eq!(t.begin_attempt("carol", later), Ok(None));
+        }
+        assert!(matches!(
+            t.begin_attempt("carol", later + 600_000),
+            Ok(Some(_))
+        ));
+
+        // Failures a day old are forgotten; a stored lockout is honoured until it ends.
+        let old = StoredAttempts {
+            failures: 9,
+            last_failure_ms: Some(now - 25 * 3_600_000),
+            locked_until_ms: None,
+        };
+        t.restore("dave", old, now);
+        assert_eq!(t.retry_after("dave", now), None);
+        let locked = StoredAttempts {
+            failures: 0,
+            last_failure_ms: Some(now),
+            locked_until_ms: Some(now + 60_000),
+        };
+        t.restore("erin", locked, now);
+        assert_eq!(t.retry_after("erin", now), Some(60));
     }
 }

@@ -11,6 +11,7 @@ use crate::access::{Principal, RequestContext, denial_error, parse_roles};
 use crate::audit::{Actor, AuditDecision, AuditRecord, ResourceRef};
 use crate::auth::password;
 use crate::auth::session::{CachedSession, TOUCH_EVERY_MS};
+use crate::auth::throttle::StoredAttempts;
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{
@@ -119,10 +120,16 @@ impl Vault {
             return Err(ServiceError::too_many_attempts(secs));
         }
         let user = self.store.user_by_username(&username).await?;
-        if let Some(locked_until) = user.as_ref().and_then(|u| u.locked_until) {
-            self.throttle.restore_lockout(&username, locked_until, now);
+        if let Some(u) = &user {
+            // Failures counted by other instances, or before a restart, count here too.
+            let stored = StoredAttempts {
+                failures: u.failed_logins,
+                last_failure_ms: u.last_failed_login_at,
+                locked_until_ms: u.locked_until,
+            };
+            self.throttle.restore(&username, stored, now);
             if let Some(secs) = self.throttle.retry_after(&username, now) {
-                record.actor = user.as_ref().map(actor_of);
+                record.actor = Some(actor_of(u));
                 record.reason = Some("too_many_attempts");
                 self.audit.append(record).await?;
                 return Err(ServiceError::too_many_attempts(secs));

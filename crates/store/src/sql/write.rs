@@ -185,8 +185,11 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             locked_until,
         } => {
             sqlx::query(
-                "UPDATE users SET failed_logins = failed_logins + 1, last_failed_login_at = $2, \
-                 locked_until = COALESCE($3, locked_until) WHERE id = $1",
+                // The count restarts when it locks the account: what the store holds is the
+                // failures since the last success or lockout, which every instance takes in.
+                "UPDATE users SET failed_logins = CASE WHEN $3 IS NULL THEN failed_logins + 1 \
+                 ELSE 0 END, last_failed_login_at = $2, locked_until = COALESCE($3, locked_until) \
+                 WHERE id = $1",
             )
             .bind(user_id)
             .bind(at)

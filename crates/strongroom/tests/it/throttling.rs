@@ -259,3 +259,22 @@ async fn lockout_survives_a_restart() {
     // Other accounts log in normally.
     server.admin().await;
 }
+
+#[tokio::test]
+async fn failures_before_a_restart_still_count() {
+    let server = fast_backoff_server();
+    let user = make_user(&server).await;
+    fail_times(&server.anon(), &user.username, 6).await;
+
+    // The store keeps the count (as it does for instances sharing it): four more lock.
+    let server = server.restart().await;
+    let anon = server.anon();
+    fail_times(&anon, &user.username, 4).await;
+    let r = login_attempt(&anon, &user.username, PASSWORD).await;
+    assert_throttled(&r);
+    let after = r.retry_after().unwrap();
+    assert!(
+        (LOCKOUT_SECS - 60..=LOCKOUT_SECS + 1).contains(&after),
+        "Retry-After {after}: not the lockout"
+    );
+}
