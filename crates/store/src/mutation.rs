@@ -202,7 +202,12 @@ pub enum Mutation {
     /// Sets (or replaces) a tenant's webhook secret.
     SetWebhookSecret(WebhookSecretRow),
     // ---- exports ----
-    InsertExport(ExportRow),
+    /// Inserts an export only if its requester's `access_epoch` is still the one read before its
+    /// records were gathered; otherwise a conflict.
+    InsertExport {
+        row: ExportRow,
+        access_epoch: i64,
+    },
     /// Approves an export still pending approval and unexpired at `at`, by someone other than its
     /// requester; otherwise a conflict.
     ApproveExport {
@@ -223,7 +228,8 @@ pub enum Mutation {
         scope: TenantScope,
     },
     /// Expires every open export of a requester (in one tenant, or everywhere): what they could
-    /// read when they built it is no longer theirs once a grant, role or account ends.
+    /// read when they built it is no longer theirs once a grant, role or account ends. Bumps the
+    /// requester's `access_epoch`, so an export being built meanwhile is not inserted.
     ExpireUserExports {
         user_id: String,
         scope: Option<TenantScope>,

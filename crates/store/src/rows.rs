@@ -54,6 +54,9 @@ pub struct UserRow {
     /// Set by reactivation, which restarts the inactivity clock.
     #[sqlx(default)]
     pub reactivated_at: Option<i64>,
+    /// Bumped each time the user's exports are ended because their access changed.
+    #[sqlx(default)]
+    pub access_epoch: i64,
 }
 
 impl UserRow {

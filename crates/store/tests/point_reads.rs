@@ -32,8 +32,8 @@ async fn point_reads(s: &dyn Store) {
     let mut setup = vec![
         common::tenant(T),
         common::tenant(OTHER),
-        Mutation::InsertUser(user("u1")),
-        Mutation::InsertUser(user("u2")),
+        Mutation::InsertUser(common::user_row("u1")),
+        Mutation::InsertUser(common::user_row("u2")),
         Mutation::BeginTotp {
             user_id: "u1".into(),
             secret: vec![9; 40],
@@ -157,28 +157,6 @@ async fn point_reads(s: &dyn Store) {
     );
     assert_eq!((totp.last_step, totp.created_at), (None, 5));
     assert!(s.user_totp("u2").await.unwrap().is_none());
-}
-
-fn user(id: &str) -> UserRow {
-    UserRow {
-        id: id.into(),
-        username: id.into(),
-        display_name: id.into(),
-        password_hash: "x".into(),
-        roles: "support_engineer".into(),
-        tenant_id: None,
-        status: "active".into(),
-        status_reason: None,
-        confidentiality_version: None,
-        confidentiality_at: None,
-        failed_logins: 0,
-        last_failed_login_at: None,
-        locked_until: None,
-        last_login_at: None,
-        created_at: 1,
-        updated_at: 1,
-        reactivated_at: None,
-    }
 }
 
 fn contact(tenant: &str, id: &str) -> ContactRow {

@@ -23,6 +23,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     stale_tenant_writes_are_refused(&sqlite).await;
     open_requests_are_checked_inside_the_commit(&sqlite).await;
     comments_need_their_case(&sqlite).await;
+    exports_need_the_access_they_were_built_under(&sqlite).await;
     if let Some(admin) = common::admin().await {
         let schema = common::schema(&admin).await;
         let pg = common::open(&schema).await;
@@ -31,6 +32,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         stale_tenant_writes_are_refused(&pg).await;
         open_requests_are_checked_inside_the_commit(&pg).await;
         comments_need_their_case(&pg).await;
+        exports_need_the_access_they_were_built_under(&pg).await;
         pg.close().await;
         common::drop_schema(&admin, &schema).await;
     }
@@ -233,6 +235,51 @@ async fn comments_need_their_case(s: &dyn Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// An export gathered while its requester's access was being withdrawn must not be inserted
+/// after the withdrawal expired their exports.
+async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
+    let scope = TenantScope::new(T);
+    apply(s, vec![Mutation::InsertUser(common::user_row("eng"))]).await;
+    let epoch = s.user("eng").await.unwrap().unwrap().access_epoch;
+    let export = |id: &str| ExportRow {
+        id: id.into(),
+        tenant_id: T.into(),
+        requester_id: "eng".into(),
+        kind: "records".into(),
+        state: "ready".into(),
+        manifest: "{}".into(),
+        record_count: 1,
+        ciphertext: Some(vec![5; 8]),
+        created_at: 1,
+        expires_at: i64::MAX,
+        approved_by: None,
+        approved_at: None,
+    };
+    let insert = |id: &str, access_epoch| Mutation::InsertExport {
+        row: export(id),
+        access_epoch,
+    };
+    apply(s, vec![insert("x1", epoch)]).await;
+    // A grant is revoked: the export already made goes, and so does one still being built.
+    let withdraw = Mutation::ExpireUserExports {
+        user_id: "eng".into(),
+        scope: Some(scope.clone()),
+    };
+    apply(s, vec![withdraw]).await;
+    assert_conflict(s, insert("x2", epoch)).await;
+    let now = s.user("eng").await.unwrap().unwrap().access_epoch;
+    assert_eq!(now, epoch + 1);
+    apply(s, vec![insert("x3", now)]).await;
+    let mut states = Vec::new();
+    for id in ["x1", "x2", "x3"] {
+        states.push(s.export(&scope, id).await.unwrap().map(|e| e.state));
+    }
+    assert_eq!(
+        states,
+        [Some("expired".to_owned()), None, Some("ready".to_owned())]
     );
 }
 

@@ -181,6 +181,14 @@ impl Vault {
                 .await);
         }
 
+        // Read before the records are: an access withdrawn while they are gathered (a grant
+        // revoked, the case reassigned) changes it, and the export is then not inserted.
+        let access_epoch = self
+            .store
+            .user(&p.user_id)
+            .await?
+            .map(|u| u.access_epoch)
+            .ok_or_else(ServiceError::unauthenticated)?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let gather = Gather {
             p,
@@ -289,8 +297,11 @@ impl Vault {
         };
         let out = view(&row);
         let committed = self
-            .audit
-            .commit(vec![record], vec![Mutation::InsertExport(row)])
+            .commit_attempt(
+                vec![record],
+                vec![Mutation::InsertExport { row, access_epoch }],
+                ("export.create_not_applied", "access_changed_meanwhile"),
+            )
             .await;
         self.release_shared(shared_quota).await;
         committed?;

@@ -75,6 +75,7 @@ pub(crate) fn new_user_row(
         created_at: now,
         updated_at: now,
         reactivated_at: None,
+        access_epoch: 0,
     }
 }
 

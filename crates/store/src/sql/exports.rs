@@ -75,7 +75,22 @@ pub(super) async fn expired_exports(
 /// Applies an export mutation (the write path routes them here).
 pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
-        Mutation::InsertExport(r) => {
+        Mutation::InsertExport {
+            row: r,
+            access_epoch,
+        } => {
+            let unchanged: Option<(i64,)> = sqlx::query_as(
+                "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND access_epoch = $2",
+            )
+            .bind(&r.requester_id)
+            .bind(access_epoch)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if unchanged.is_none() {
+                return Err(StoreError::Conflict(
+                    "the requester's access changed while the export was built",
+                ));
+            }
             sqlx::query(
                 "INSERT INTO exports (id, tenant_id, requester_id, kind, state, manifest, \
                  record_count, ciphertext, created_at, expires_at, approved_by, approved_at) \
@@ -139,8 +154,12 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             )
             .bind(user_id)
             .bind(scope.as_ref().map(TenantScope::id))
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
+            sqlx::query("UPDATE users SET access_epoch = access_epoch + 1 WHERE id = $1")
+                .bind(user_id)
+                .execute(conn)
+                .await?;
             Ok(())
         }
         Mutation::DeleteTenantExports { scope } => {

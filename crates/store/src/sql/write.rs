@@ -40,7 +40,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         | Mutation::InsertNotification(_)
         | Mutation::RecordDeliveryAttempt { .. }
         | Mutation::SetWebhookSecret(_) => return super::lockbox::apply(conn, mutation).await,
-        Mutation::InsertExport(_)
+        Mutation::InsertExport { .. }
         | Mutation::ApproveExport { .. }
         | Mutation::ExpireExport { .. }
         | Mutation::DeleteTenantExports { .. }

@@ -128,6 +128,11 @@ fn migrator() -> Migrator {
             "tree nodes beside the entries that complete them",
             include_str!("../../migrations/sqlite/0012_subtree_roots.sql"),
         ),
+        migration(
+            13,
+            "access epochs for exports",
+            include_str!("../../migrations/sqlite/0013_access_epoch.sql"),
+        ),
     ])
 }
 

@@ -9,7 +9,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 use strongroom_store::{
     AccessRequestRow, AuditAppend, AuditEntryRow, ContactRow, Mutation, NodeKey, PgOptions,
-    PgStore, TenantRow,
+    PgStore, TenantRow, UserRow,
 };
 
 pub const APP_ROLE: &str = "strongroom_app";
@@ -183,5 +183,29 @@ pub fn access_request(
         reviewed_by: None,
         reviewed_at: None,
         expiry_notified_at: None,
+    }
+}
+
+/// An active support engineer named by its id.
+pub fn user_row(id: &str) -> UserRow {
+    UserRow {
+        id: id.into(),
+        username: id.into(),
+        display_name: id.into(),
+        password_hash: "x".into(),
+        roles: "support_engineer".into(),
+        tenant_id: None,
+        status: "active".into(),
+        status_reason: None,
+        confidentiality_version: None,
+        confidentiality_at: None,
+        failed_logins: 0,
+        last_failed_login_at: None,
+        locked_until: None,
+        last_login_at: None,
+        created_at: 1,
+        updated_at: 1,
+        reactivated_at: None,
+        access_epoch: 0,
     }
 }
