@@ -133,6 +133,11 @@ pub enum Mutation {
         cutoff: i64,
         at: i64,
     },
+    /// Changes nothing; fails with a conflict unless an active platform administrator other than
+    /// `user_id` remains: the check before suspending or demoting one, made again inside the batch.
+    KeepAnotherPlatformAdmin {
+        user_id: String,
+    },
     RecordInactivityWarning(InactivityWarningRow),
     InsertAccessReview {
         review: AccessReviewRow,

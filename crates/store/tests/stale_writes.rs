@@ -24,6 +24,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     open_requests_are_checked_inside_the_commit(&sqlite).await;
     comments_need_their_case(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
+    the_last_platform_admin_is_kept(&sqlite).await;
     if let Some(admin) = common::admin().await {
         let schema = common::schema(&admin).await;
         let pg = common::open(&schema).await;
@@ -33,6 +34,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         open_requests_are_checked_inside_the_commit(&pg).await;
         comments_need_their_case(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
+        the_last_platform_admin_is_kept(&pg).await;
         pg.close().await;
         common::drop_schema(&admin, &schema).await;
     }
@@ -281,6 +283,38 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
         states,
         [Some("expired".to_owned()), None, Some("ready".to_owned())]
     );
+}
+
+/// Two administrators suspending each other at once both pass the check made before the batch;
+/// the one inside it keeps the second.
+async fn the_last_platform_admin_is_kept(s: &dyn Store) {
+    for id in ["ada", "bob"] {
+        let mut admin = common::user_row(id);
+        admin.roles = "platform_admin,auditor".into();
+        apply(s, vec![Mutation::InsertUser(admin)]).await;
+    }
+    let suspend = |id: &str| {
+        vec![
+            Mutation::SetUserStatus {
+                user_id: id.into(),
+                status: "suspended".into(),
+                reason: Some("other".into()),
+                at: 2,
+            },
+            Mutation::KeepAnotherPlatformAdmin { user_id: id.into() },
+        ]
+    };
+    apply(s, suspend("bob")).await;
+    let results = s
+        .commit(&[suspend("ada")], &AuditAppend::default(), &no_replan)
+        .await
+        .unwrap();
+    assert!(
+        matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
+        "{results:?}"
+    );
+    let ada = s.user("ada").await.unwrap().unwrap();
+    assert_eq!(ada.status, "active", "the suspension is undone whole");
 }
 
 fn update(row: CaseRow, read: &CaseRow) -> Mutation {

@@ -216,7 +216,7 @@ impl Vault {
             && let Some(user) = self.user_row(&decision.user_id).await?
             && user.status == "active"
         {
-            self.keep_last_admin(&user).await?;
+            mutations.extend(self.keep_last_admin(&user).await?);
             let mut suspend = AuditRecord::new("user.suspend", &ctx.request_id);
             suspend.actor.clone_from(&record.actor);
             suspend.tenant_id.clone_from(&user.tenant_id);
@@ -242,14 +242,7 @@ impl Vault {
             mutations,
             ("access_review.decide_not_applied", "already_decided"),
         )
-        .await
-        .map_err(|e| {
-            if e.code == ErrorCode::Conflict {
-                already_decided()
-            } else {
-                e
-            }
-        })?;
+        .await?;
         if revoked_active {
             self.after_suspension(&decision.user_id);
         }

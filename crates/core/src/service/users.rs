@@ -251,9 +251,11 @@ impl Vault {
                 &roles,
             )
             .await?;
-        if !roles.contains(&Role::PlatformAdmin) {
-            self.keep_last_admin(&user).await?;
-        }
+        let admin_guard = if roles.contains(&Role::PlatformAdmin) {
+            None
+        } else {
+            self.keep_last_admin(&user).await?
+        };
         let was_customer = parse_roles(&user.roles).iter().any(Role::is_customer);
         if was_customer != roles.iter().any(Role::is_customer) {
             return Err(ServiceError::validation(
@@ -308,9 +310,15 @@ impl Vault {
                 at: now,
             },
         ];
+        mutations.extend(admin_guard);
         mutations.extend(grant_mutations);
         mutations.extend(releases);
-        self.audit.commit(records, mutations).await?;
+        self.commit_attempt(
+            records,
+            mutations,
+            ("user.update_roles_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         self.sessions.revoke_user(user_id);
         self.api_keys.revoke_user(user_id);
         self.forget_user(user_id);
@@ -328,7 +336,7 @@ impl Vault {
             .user_target(p, ctx, user_id, Action::SuspendUser, "user.suspend", &[])
             .await?;
         record.reason = Some(suspension.reason.as_str());
-        self.keep_last_admin(&user).await?;
+        let admin_guard = self.keep_last_admin(&user).await?;
         let now = self.now();
         user.status = "suspended".into();
         user.status_reason = Some(suspension.reason.as_str().into());
@@ -347,7 +355,13 @@ impl Vault {
                 at: now,
             },
         );
-        self.audit.commit(records, mutations).await?;
+        mutations.extend(admin_guard);
+        self.commit_attempt(
+            records,
+            mutations,
+            ("user.suspend_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         self.after_suspension(user_id);
         Ok(user_view(&user))
     }
@@ -419,17 +433,20 @@ impl Vault {
     }
 
     /// Refuses to take away the last active platform administrator: nobody could administer the
-    /// vault any more. (The inactivity sweep re-checks this inside its transaction.)
-    pub(crate) async fn keep_last_admin(&self, user: &UserRow) -> ServiceResult<()> {
+    /// vault any more. When `user` is one, the change must commit with the returned guard, which
+    /// checks again inside the transaction (two admins suspending each other at once).
+    pub(crate) async fn keep_last_admin(&self, user: &UserRow) -> ServiceResult<Option<Mutation>> {
         let is_admin = |u: &UserRow| {
             u.status == "active" && parse_roles(&u.roles).contains(&Role::PlatformAdmin)
         };
         if !is_admin(user) {
-            return Ok(());
+            return Ok(None);
         }
         let users = self.all_users().await?;
         if users.iter().any(|u| u.id != user.id && is_admin(u)) {
-            return Ok(());
+            return Ok(Some(Mutation::KeepAnotherPlatformAdmin {
+                user_id: user.id.clone(),
+            }));
         }
         Err(ServiceError::new(
             ErrorCode::Conflict,

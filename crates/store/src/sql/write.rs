@@ -6,6 +6,9 @@ use super::{Conn, Db};
 use crate::Mutation;
 use crate::StoreError;
 
+const LAST_PLATFORM_ADMIN: &str =
+    "the last active platform administrator cannot be suspended or demoted";
+
 /// Rows per multi-row INSERT; SQLite allows 32766 bound variables, PostgreSQL 65535.
 pub(super) const INSERT_CHUNK: usize = 500;
 
@@ -480,6 +483,18 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 return Err(StoreError::Conflict("no longer eligible for suspension"));
             }
         }
+        Mutation::KeepAnotherPlatformAdmin { user_id } => {
+            let other: Option<(i64,)> = sqlx::query_as(
+                "SELECT CAST(1 AS BIGINT) FROM users WHERE id <> $1 AND status = 'active' \
+                 AND ',' || roles || ',' LIKE '%,platform_admin,%' LIMIT 1",
+            )
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if other.is_none() {
+                return Err(StoreError::Conflict(LAST_PLATFORM_ADMIN));
+            }
+        }
         Mutation::RecordInactivityWarning(w) => {
             sqlx::query(
                 "INSERT INTO inactivity_warnings (user_id, last_activity_at, warned_at) \
@@ -541,7 +556,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .execute(&mut *conn)
             .await?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::Conflict("already decided"));
+                return Err(StoreError::Conflict("this line is already decided"));
             }
         }
     }
