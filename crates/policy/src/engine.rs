@@ -443,6 +443,11 @@ mod tests {
         );
         assert!(
             read_contact
+                .policy(&PolicyId::new(loader::PURPOSE_NOT_FOR_ROLE))
+                .is_some()
+        );
+        assert!(
+            read_contact
                 .policy(&PolicyId::new("role.platform_admin.administration"))
                 .is_none()
         );

@@ -26,7 +26,7 @@ mod model;
 
 pub use bench::{BenchReport, DecisionTimes, Percentiles, bench_decisions};
 pub use engine::{DEFAULT_CACHE_CAPACITY, PolicyEngine};
-pub use loader::{BUILTIN_POLICIES, GUARDRAIL_PREFIX, PolicyError, SCHEMA};
+pub use loader::{BUILTIN_POLICIES, GUARDRAIL_PREFIX, PURPOSE_NOT_FOR_ROLE, PolicyError, SCHEMA};
 pub use model::{
     AccessRequest, Action, Decision, Denial, FieldClass, FieldMask, GrantFacts, PrincipalFacts,
     Purpose, ResourceFacts, ResourceKind, Role, TenantFacts, UnknownName, Visibility,

@@ -39,6 +39,10 @@ pub const BUILTIN_POLICIES: &[(&str, &str)] = &[
 /// Id prefix reserved for the built-in guardrails.
 pub const GUARDRAIL_PREFIX: &str = "guardrail.";
 
+/// The built-in guardrail that ties each purpose to the roles that may read for it: a caller can
+/// ask which purposes a role may use by whether it fires.
+pub const PURPOSE_NOT_FOR_ROLE: &str = "guardrail.purpose_not_for_role";
+
 /// Why the policy set could not be loaded. Each variant names the file and,
 /// where there is one, the policy.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,9 @@
 //! an approval is a grant until its end. The grant is a fact handed to the policy (`ResourceFacts.
 //! grant`); what it opens is decided in Cedar, never here.
 
-use strongroom_policy::{Action, Denial, FieldClass, Purpose, ResourceFacts, ResourceKind, Role};
+use strongroom_policy::{
+    Action, Denial, FieldClass, PURPOSE_NOT_FOR_ROLE, Purpose, ResourceFacts, ResourceKind, Role,
+};
 use strongroom_store::{AccessRequestFilter, AccessRequestRow, Mutation, TenantScope};
 
 use super::grants::effective_state;
@@ -115,9 +117,28 @@ impl Vault {
             .purpose
             .parse::<Purpose>()
             .map_err(|_| ServiceError::validation("unknown purpose", &["purpose"]))?;
-        // A purpose the tenant never allows is a refusal like any other, and recorded as one.
+        // A purpose the tenant never allows, or one the requester's roles may not read for (the
+        // grant could be approved and never used), is a refusal like any other, and recorded.
+        let mut opened = ResourceFacts::new(
+            ResourceKind::Case,
+            &input.case_id,
+            Some(tenant_id.to_owned()),
+        );
+        opened.assigned_to_principal = true;
+        let as_granted = self.decide(
+            p,
+            Action::ReadCase,
+            &opened,
+            Some(&tenant.facts),
+            Some(purpose),
+        );
+        let not_for_role = as_granted
+            .policy_ids
+            .iter()
+            .any(|id| id == PURPOSE_NOT_FOR_ROLE);
         if matches!(purpose, Purpose::Marketing | Purpose::Advertising)
             || !tenant.facts.allowed_purposes.contains(&purpose)
+            || not_for_role
         {
             return Err(self
                 .refuse(record, Denial::PurposeNotPermitted, Vec::new())

@@ -357,6 +357,11 @@ async fn requests_are_validated() {
             && e["entry"]["reason"] == "purpose_not_permitted"
     });
     assert!(refused, "the refused purpose is in the tenant's log");
+    // A purpose the tenant allows but an engineer may not read for: such a grant could be
+    // approved and never used.
+    let mut body = ask(&w.case_a, &["case_content"], 10);
+    body["purpose"] = json!("legal-compliance");
+    e.post(&path, body).await.err(403, "purpose_not_permitted");
     let mut body = ask(&w.case_a, &["case_content"], 10);
     body["purpose"] = json!("no-such-purpose");
     e.post(&path, body).await.err(422, "validation_failed");
