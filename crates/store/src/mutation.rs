@@ -119,6 +119,17 @@ pub enum Mutation {
         read: CaseVersion,
     },
     InsertComment(CommentRow),
+    /// Changes nothing; fails with a conflict unless the user is active and holds one of
+    /// `any_of` (role names): an assignment checked against a user read before the batch.
+    RequireActiveWithRole {
+        user_id: String,
+        any_of: Vec<String>,
+    },
+    /// Changes nothing; fails with a conflict when a case is still assigned to the user: after
+    /// the releases read before the batch, one assigned meanwhile would keep its reach.
+    RequireNoAssignments {
+        user_id: String,
+    },
     /// Unassigns a case, only if it is still assigned to `assignee_id`.
     ReleaseAssignment {
         scope: TenantScope,

@@ -25,6 +25,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     comments_need_their_case(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
+    assignments_follow_the_assignees_roles(&sqlite).await;
     if let Some(admin) = common::admin().await {
         let schema = common::schema(&admin).await;
         let pg = common::open(&schema).await;
@@ -35,6 +36,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         comments_need_their_case(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
+        assignments_follow_the_assignees_roles(&pg).await;
         pg.close().await;
         common::drop_schema(&admin, &schema).await;
     }
@@ -315,6 +317,57 @@ async fn the_last_platform_admin_is_kept(s: &dyn Store) {
     );
     let ada = s.user("ada").await.unwrap().unwrap();
     assert_eq!(ada.status, "active", "the suspension is undone whole");
+}
+
+/// An assignment and a role change that read each other's state before committing: whichever
+/// commits second finds the other and is a conflict.
+async fn assignments_follow_the_assignees_roles(s: &dyn Store) {
+    apply(s, vec![Mutation::InsertUser(common::user_row("sam"))]).await;
+    let assignable = || Mutation::RequireActiveWithRole {
+        user_id: "sam".into(),
+        any_of: vec!["support_engineer".into(), "support_supervisor".into()],
+    };
+    let unassigned = || Mutation::RequireNoAssignments {
+        user_id: "sam".into(),
+    };
+    apply(s, vec![assignable(), unassigned()]).await;
+
+    // Assigned first: the role change that read no assignment is refused.
+    let mut held = case(None, Some("sam"), 70);
+    held.id = "c4".into();
+    apply(s, vec![Mutation::InsertCase(held.clone())]).await;
+    let demote = Mutation::SetUserRoles {
+        user_id: "sam".into(),
+        roles: "marketing".into(),
+        at: 3,
+    };
+    let results = s
+        .commit(
+            &[vec![demote.clone(), unassigned()]],
+            &AuditAppend::default(),
+            &no_replan,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
+        "{results:?}"
+    );
+    let sam = s.user("sam").await.unwrap().unwrap();
+    assert_eq!(
+        sam.roles, "support_engineer",
+        "the role change is undone whole"
+    );
+
+    // Demoted first: an assignment checked against the old roles is refused.
+    let release = Mutation::ReleaseAssignment {
+        scope: TenantScope::new(T),
+        case_id: "c4".into(),
+        assignee_id: "sam".into(),
+        at: 3,
+    };
+    apply(s, vec![demote, release, unassigned()]).await;
+    assert_conflict(s, assignable()).await;
 }
 
 fn update(row: CaseRow, read: &CaseRow) -> Mutation {

@@ -421,12 +421,10 @@ impl Vault {
                 .refuse(gate.record, Denial::Forbidden, Vec::new())
                 .await);
         }
+        const ASSIGNABLE: [Role; 2] = [Role::SupportEngineer, Role::SupportSupervisor];
         let assignee = self.user_row(&assignment.user_id).await?;
         let eligible = assignee.as_ref().is_some_and(|u| {
-            u.status == "active"
-                && parse_roles(&u.roles)
-                    .iter()
-                    .any(|r| matches!(r, Role::SupportEngineer | Role::SupportSupervisor))
+            u.status == "active" && parse_roles(&u.roles).iter().any(|r| ASSIGNABLE.contains(r))
         });
         if !eligible {
             return Err(ServiceError::validation(
@@ -434,17 +432,23 @@ impl Vault {
                 &["user_id"],
             ));
         }
+        // Checked again inside the commit: a role change or suspension committed since the
+        // read above would otherwise leave the case with someone who may not hold it.
+        let mut consequences = vec![Mutation::RequireActiveWithRole {
+            user_id: assignment.user_id.clone(),
+            any_of: ASSIGNABLE.iter().map(|r| r.as_str().to_owned()).collect(),
+        }];
         // The previous assignee loses the case: exports built with it go, as when a grant ends.
-        let released = gate
-            .row
-            .assignee_id
-            .iter()
-            .filter(|previous| **previous != assignment.user_id)
-            .map(|previous| Mutation::ExpireUserExports {
-                user_id: previous.clone(),
-                scope: Some(TenantScope::new(tenant_id)),
-            })
-            .collect();
+        consequences.extend(
+            gate.row
+                .assignee_id
+                .iter()
+                .filter(|previous| **previous != assignment.user_id)
+                .map(|previous| Mutation::ExpireUserExports {
+                    user_id: previous.clone(),
+                    scope: Some(TenantScope::new(tenant_id)),
+                }),
+        );
         let mut row = gate.row.clone();
         row.assignee_id = Some(assignment.user_id.clone());
         row.updated_at = super::next_version(self.now(), gate.row.updated_at);
@@ -462,7 +466,7 @@ impl Vault {
         self.rewrite_case(
             gate.record,
             row,
-            released,
+            consequences,
             &gate.row,
             "case.assign_not_applied",
         )

@@ -429,6 +429,9 @@ impl Vault {
                 at,
             });
         }
+        mutations.push(Mutation::RequireNoAssignments {
+            user_id: user_id.to_owned(),
+        });
         Ok((records, mutations))
     }
 

@@ -483,6 +483,34 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 return Err(StoreError::Conflict("no longer eligible for suspension"));
             }
         }
+        Mutation::RequireActiveWithRole { user_id, any_of } => {
+            let roles: Option<(String,)> =
+                sqlx::query_as("SELECT roles FROM users WHERE id = $1 AND status = 'active'")
+                    .bind(user_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let holds = roles.is_some_and(|(roles,)| {
+                roles
+                    .split(',')
+                    .any(|role| any_of.iter().any(|wanted| wanted == role))
+            });
+            if !holds {
+                return Err(StoreError::Conflict("the user's roles or status changed"));
+            }
+        }
+        Mutation::RequireNoAssignments { user_id } => {
+            let assigned: Option<(i64,)> = sqlx::query_as(
+                "SELECT CAST(1 AS BIGINT) FROM cases WHERE assignee_id = $1 LIMIT 1",
+            )
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if assigned.is_some() {
+                return Err(StoreError::Conflict(
+                    "a case was assigned to the user meanwhile",
+                ));
+            }
+        }
         Mutation::KeepAnotherPlatformAdmin { user_id } => {
             let other: Option<(i64,)> = sqlx::query_as(
                 "SELECT CAST(1 AS BIGINT) FROM users WHERE id <> $1 AND status = 'active' \
