@@ -68,9 +68,6 @@ pub struct Vault {
     refusals: auth::refusals::RecentRefusals,
     settings: Settings,
     clock: Arc<dyn Clock>,
-    /// Serialises quota-counted export creation from the quota check to the commit, so concurrent
-    /// exports cannot together exceed a quota (other instances: `shared_lock`).
-    export_quota_lock: tokio::sync::Mutex<()>,
     /// This process's identity in leases shared with other instances.
     instance: String,
     /// Wakes the re-encryption job after a rotation.
@@ -128,7 +125,6 @@ impl Vault {
             instance,
             settings,
             clock,
-            export_quota_lock: tokio::sync::Mutex::new(()),
             reencrypt_wakeup: tokio::sync::Notify::new(),
         }))
     }
@@ -169,55 +165,10 @@ impl Vault {
         }
     }
 
-    /// On a shared store, takes the cross-instance lock `name` (the in-process mutex around it
-    /// covers this instance), waiting as long as a lapsed holder's lease can last. Give it back
-    /// with [`Self::release_shared`]; a holder that died lets it lapse.
-    pub(crate) async fn shared_lock(&self, name: &str) -> ServiceResult<Option<SharedLock>> {
-        const HOLD_MS: i64 = 10_000;
-        if !self.store.shared() {
-            return Ok(None);
-        }
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(11_000);
-        loop {
-            let now = self.now();
-            if self
-                .store
-                .try_lease(name, &self.instance, now, now.saturating_add(HOLD_MS))
-                .await?
-            {
-                return Ok(Some(SharedLock {
-                    name: name.to_owned(),
-                }));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ServiceError::too_many_attempts(1));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-    }
-
-    pub(crate) async fn release_shared(&self, lock: Option<SharedLock>) {
-        if let Some(lock) = lock {
-            let now = self.now();
-            if let Err(err) = self
-                .store
-                .try_lease(&lock.name, &self.instance, now, now)
-                .await
-            {
-                tracing::warn!(error = %err, "shared lock not released; it lapses on its own");
-            }
-        }
-    }
-
     /// Readiness: the store answers.
     pub async fn ready(&self) -> bool {
         self.store.ping().await.is_ok()
     }
-}
-
-/// A cross-instance lock held through a lease (see [`Vault::shared_lock`]).
-pub(crate) struct SharedLock {
-    name: String,
 }
 
 /// A fresh opaque identifier (UUID v7: time-ordered, so ids make good cursors).

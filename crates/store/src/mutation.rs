@@ -219,10 +219,11 @@ pub enum Mutation {
     SetWebhookSecret(WebhookSecretRow),
     // ---- exports ----
     /// Inserts an export only if its requester's `access_epoch` is still the one read before its
-    /// records were gathered; otherwise a conflict.
+    /// records were gathered, and within `quota` when given; otherwise a conflict.
     InsertExport {
         row: ExportRow,
         access_epoch: i64,
+        quota: Option<ExportQuota>,
     },
     /// Approves an export still pending approval and unexpired at `at`, by someone other than its
     /// requester; otherwise a conflict.

@@ -273,6 +273,13 @@ pub struct AuditAppend {
 }
 
 /// An export (limited or a tenant archive). `ciphertext` is an age file; `None` once expired.
+/// A requester's daily export quota: at most `limit` records in exports created since `since`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportQuota {
+    pub since: i64,
+    pub limit: i64,
+}
+
 #[derive(Clone, sqlx::FromRow)]
 pub struct ExportRow {
     pub id: String,

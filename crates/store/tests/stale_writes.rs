@@ -265,6 +265,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
     let insert = |id: &str, access_epoch| Mutation::InsertExport {
         row: export(id),
         access_epoch,
+        quota: None,
     };
     apply(s, vec![insert("x1", epoch)]).await;
     // A grant is revoked: the export already made goes, and so does one still being built.
@@ -285,6 +286,18 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
         states,
         [Some("expired".to_owned()), None, Some("ready".to_owned())]
     );
+
+    // Two exports that each passed the quota check before either committed: the second is
+    // refused inside the commit (two records exported since 0 already, at most three a day).
+    let quota = Some(ExportQuota { since: 0, limit: 3 });
+    let within = |id: &str| Mutation::InsertExport {
+        row: export(id),
+        access_epoch: now,
+        quota,
+    };
+    apply(s, vec![within("x4")]).await;
+    assert_conflict(s, within("x5")).await;
+    assert!(s.export(&scope, "x5").await.unwrap().is_none());
 }
 
 /// Two administrators suspending each other at once both pass the check made before the batch;

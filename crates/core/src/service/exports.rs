@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use strongroom_policy::{Denial, ResourceFacts, ResourceKind, Role};
-use strongroom_store::{ExportRow, Mutation, TenantScope};
+use strongroom_store::{ExportQuota, ExportRow, Mutation, TenantScope};
 
 use super::export_build::{Gather, content_hash, parse_recipient, seal};
 use crate::access::{Principal, RequestContext, denial_error};
@@ -198,21 +198,14 @@ impl Vault {
             archive,
         };
         let mut content = self.gather(&gather, &ring, &mut record).await?;
-        // Held until the export is committed (dropped at the end of this function).
-        let _quota_guard = if archive {
-            None
-        } else {
-            Some(self.export_quota_lock.lock().await)
-        };
-        // The same, across instances sharing the store.
-        let shared_quota = if archive {
-            None
-        } else {
-            self.shared_lock(&format!("export-quota:{}", p.user_id))
-                .await?
-        };
         let count = content.counts.records();
         let now = self.now();
+        // Checked here for a precise refusal, and again inside the commit, where concurrent
+        // exports (on any instance) are serialised: together they cannot exceed it either.
+        let quota = (!archive).then(|| ExportQuota {
+            since: now - DAY_MS,
+            limit: i64::try_from(self.export_quota(p)).unwrap_or(i64::MAX),
+        });
         if archive {
             self.gather_audit(tenant_id, &mut content).await?;
         } else {
@@ -223,7 +216,6 @@ impl Vault {
             let used = u64::try_from(used).unwrap_or(u64::MAX);
             let quota = self.export_quota(p);
             if used.saturating_add(count) > quota {
-                self.release_shared(shared_quota).await;
                 return Err(self
                     .refuse_export(
                         record,
@@ -296,15 +288,16 @@ impl Vault {
             approved_at: None,
         };
         let out = view(&row);
-        let committed = self
-            .commit_attempt(
-                vec![record],
-                vec![Mutation::InsertExport { row, access_epoch }],
-                ("export.create_not_applied", "access_changed_meanwhile"),
-            )
-            .await;
-        self.release_shared(shared_quota).await;
-        committed?;
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::InsertExport {
+                row,
+                access_epoch,
+                quota,
+            }],
+            ("export.create_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         Ok(out)
     }
 

@@ -78,6 +78,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         Mutation::InsertExport {
             row: r,
             access_epoch,
+            quota,
         } => {
             let unchanged: Option<(i64,)> = sqlx::query_as(
                 "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND access_epoch = $2",
@@ -90,6 +91,14 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 return Err(StoreError::Conflict(
                     "the requester's access changed while the export was built",
                 ));
+            }
+            if let Some(quota) = quota {
+                let used = exported_records_since(conn, &r.requester_id, quota.since).await?;
+                if used.saturating_add(r.record_count) > quota.limit {
+                    return Err(StoreError::Conflict(
+                        "the export would exceed the daily export quota",
+                    ));
+                }
             }
             sqlx::query(
                 "INSERT INTO exports (id, tenant_id, requester_id, kind, state, manifest, \
