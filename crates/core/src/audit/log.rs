@@ -104,12 +104,21 @@ impl AuditLog {
             .await?;
         let existing = store.latest_checkpoint().await?;
         // The signer (or the first instance ever) signs at once; the others show the signer's latest.
-        let note = match existing {
-            Some(row) if !leader || u64::try_from(row.size).unwrap_or(0) >= head.size => row.note,
+        let (note, signed) = match existing {
+            Some(row) if !leader || u64::try_from(row.size).unwrap_or(0) >= head.size => {
+                let checkpoint = verifier
+                    .verify_checkpoint(&row.note)
+                    .map_err(|_| ServiceError::internal("stored checkpoint does not verify"))?;
+                let signed = TreeHead {
+                    size: checkpoint.size,
+                    root: checkpoint.root,
+                };
+                (row.note, signed)
+            }
             _ => {
                 let note = sign(&signer, &origin, head)?;
                 save_checkpoint(store.as_ref(), head.size, &note, now).await?;
-                note
+                (note, head)
             }
         };
         let latest_note: Arc<RwLock<Arc<str>>> = Arc::new(RwLock::new(Arc::from(note.as_str())));
@@ -130,6 +139,7 @@ impl AuditLog {
             latest: Arc::clone(&latest_note),
             clock,
             instance,
+            signed,
         }));
         Ok(Arc::new(Self {
             committer,
@@ -329,7 +339,11 @@ pub(super) async fn restore_frontier(store: &dyn Store, size: u64) -> ServiceRes
     Frontier::from_nodes(size, &hashes).map_err(|_| ServiceError::internal("audit frontier"))
 }
 
-async fn root_at(store: &dyn Store, size: u64, frontier: &Frontier) -> ServiceResult<Hash> {
+pub(super) async fn root_at(
+    store: &dyn Store,
+    size: u64,
+    frontier: &Frontier,
+) -> ServiceResult<Hash> {
     if size == frontier.size() {
         return Ok(frontier.root());
     }

@@ -9,7 +9,7 @@ use strongroom_ledger::NoteSigner;
 use strongroom_store::Store;
 use tokio::sync::watch;
 
-use super::log::{TreeHead, advance, restore_frontier, save_checkpoint, sign};
+use super::log::{TreeHead, advance, restore_frontier, root_at, save_checkpoint, sign};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
 
@@ -31,6 +31,9 @@ pub(super) struct SignerTask {
     pub(super) latest: Arc<RwLock<Arc<str>>>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) instance: String,
+    /// The latest checkpoint when the log opened (what the store's own checkpoint says, not the
+    /// head: entries appended before a crash may still wait for their signature).
+    pub(super) signed: TreeHead,
 }
 
 impl SignerTask {
@@ -55,11 +58,25 @@ impl SignerTask {
     }
 
     /// Signs the store's head if it grew past `signed`; returns what is signed now.
-    async fn sign_head(&self, signed: u64) -> ServiceResult<u64> {
+    ///
+    /// Only a head that still holds `signed` is signed: if the store was rewritten or truncated
+    /// below it (by hand, behind the log's back), signing would publish two checkpoints no
+    /// consistency proof joins. The signer refuses, and says so, until someone looks.
+    async fn sign_head(&self, signed: TreeHead) -> ServiceResult<TreeHead> {
         let current = self.store_head().await?;
         advance(&self.head, current);
-        if current.size <= signed {
+        if current.size <= signed.size {
             return Ok(signed);
+        }
+        if signed.size > 0 {
+            let frontier = restore_frontier(self.store.as_ref(), current.size).await?;
+            if frontier.root() != current.root
+                || root_at(self.store.as_ref(), signed.size, &frontier).await? != signed.root
+            {
+                return Err(ServiceError::internal(
+                    "the stored log no longer holds the last signed checkpoint; not signing",
+                ));
+            }
         }
         let note = sign(&self.signer, &self.origin, current)?;
         save_checkpoint(
@@ -70,35 +87,35 @@ impl SignerTask {
         )
         .await?;
         self.publish(&note);
-        Ok(current.size)
+        Ok(current)
     }
 
-    /// Shows the signer's latest checkpoint (verified, never older than the one shown).
-    async fn follow(&self, shown: u64) -> ServiceResult<u64> {
+    /// Shows the signer's latest checkpoint (verified, never older than the one shown); returns
+    /// the latest signed head.
+    async fn follow(&self, signed: TreeHead) -> ServiceResult<TreeHead> {
         let Some(row) = self.store.latest_checkpoint().await? else {
-            return Ok(shown);
+            return Ok(signed);
         };
         let checkpoint = self
             .verifier
             .verify_checkpoint(&row.note)
             .map_err(|_| ServiceError::internal("stored checkpoint does not verify"))?;
-        if checkpoint.size > shown {
-            advance(
-                &self.head,
-                TreeHead {
-                    size: checkpoint.size,
-                    root: checkpoint.root,
-                },
-            );
-            self.publish(&row.note);
+        if checkpoint.size <= signed.size {
+            return Ok(signed);
         }
-        Ok(checkpoint.size.max(shown))
+        let latest = TreeHead {
+            size: checkpoint.size,
+            root: checkpoint.root,
+        };
+        advance(&self.head, latest);
+        self.publish(&row.note);
+        Ok(latest)
     }
 }
 
 pub(super) async fn run_signer(task: SignerTask) {
     let mut head = task.head.subscribe();
-    let mut signed = head.borrow().size;
+    let mut signed = task.signed;
     let mut leader = false;
     let mut lease_checked_at = i64::MIN;
     loop {
@@ -128,8 +145,80 @@ pub(super) async fn run_signer(task: SignerTask) {
             task.follow(signed).await
         };
         match step {
-            Ok(size) => signed = size,
+            Ok(latest) => signed = latest,
             Err(err) => tracing::error!(error = %err.message, "checkpoint step failed; will retry"),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use strongroom_store::{AuditAppend, SqliteStore};
+
+    use super::*;
+    use crate::audit::entry::{AuditRecord, encode};
+    use crate::audit::verify::tests::{ORIGIN, entry, log, log_of, signer, store_of};
+    use crate::clock::SystemClock;
+
+    fn signer_task(store: SqliteStore) -> SignerTask {
+        let signer = signer();
+        let empty = TreeHead {
+            size: 0,
+            root: strongroom_ledger::Frontier::new().root(),
+        };
+        SignerTask {
+            store: Arc::new(store),
+            verifier: signer.verifier(),
+            signer: Arc::new(signer),
+            origin: ORIGIN.into(),
+            head: Arc::new(watch::channel(empty).0),
+            latest: Arc::new(RwLock::new(Arc::from(""))),
+            clock: Arc::new(SystemClock::with_offset_ms(0)),
+            instance: "test".into(),
+            signed: empty,
+        }
+    }
+
+    /// Appends entries `from..` of `full` (with the nodes they complete) to the task's store.
+    async fn append(task: &SignerTask, full: &crate::audit::verify::tests::Log, from: usize) {
+        let audit = AuditAppend {
+            entries: full.entries[from..].to_vec(),
+            nodes: full
+                .nodes
+                .iter()
+                .filter(|(key, _)| ((key.index + 1) << key.level) > from as u64)
+                .copied()
+                .collect(),
+        };
+        task.store
+            .commit(&[], &audit, &strongroom_store::no_replan)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn signs_a_grown_log_and_refuses_one_rewritten_below_its_checkpoint() {
+        let honest = log(12);
+        let (_dir, store) = store_of(&honest.entries[..8], &honest.nodes, &[]).await;
+        let task = signer_task(store);
+        let first = task.sign_head(task.signed).await.unwrap();
+        assert_eq!((first.size, first.root), (8, honest.roots[8]));
+        append(&task, &honest, 8).await;
+        let grown = task.sign_head(first).await.unwrap();
+        assert_eq!((grown.size, grown.root), (12, honest.roots[12]));
+
+        // Another store whose first eight entries differ from what was signed at 8, grown to 12:
+        // signing it would publish a checkpoint no consistency proof joins to the first.
+        let mut entries: Vec<_> = (0..12).map(entry).collect();
+        let mut other = AuditRecord::new("contact.delete", "req-2");
+        other.tenant_id = Some("t0".into());
+        entries[2].entry = encode(&other, 2, "2026-01-01T00:00:00.000Z").unwrap();
+        let forged = log_of(entries);
+        let (_forged_dir, store) = store_of(&forged.entries, &forged.nodes, &[]).await;
+        let forked = signer_task(store);
+        let refused = forked.sign_head(first).await;
+        assert!(refused.is_err(), "signed a fork: {refused:?}");
+        assert!(forked.store.latest_checkpoint().await.unwrap().is_none());
     }
 }

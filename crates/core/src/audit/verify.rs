@@ -439,4 +439,4 @@ async fn verify_in_pages(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests;
+pub(super) mod tests;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -642,4 +642,45 @@ async fn requests_fail_closed_while_the_log_cannot_be_written() {
     assert!(status.success(), "server exited with {status}");
     let run = verify_store(&server);
     assert!(run.ok, "log after the outage\n{run}");
+}
+
+#[tokio::test]
+async fn entries_a_crash_left_unsigned_are_signed_after_a_restart() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    create_tenant(&admin, None).await;
+    // Killed before the signer's next checkpoint (it waits 200 ms after an append), and started
+    // again while the dead process still holds the signer's lease.
+    server.kill();
+    let server = server.restart().await;
+    let vkey = server.anon().get("/v1/audit/verifier-key").await.text;
+    let verifier = NoteVerifier::parse(vkey.trim()).unwrap();
+    let run = verify_store(&server);
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let stored: u64 = run
+        .stdout
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("OK: ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no entry count in {}", run.stdout));
+    // Nothing is appended from here on (the checkpoint is read without a credential).
+    let deadline = Instant::now() + Duration::from_secs(12);
+    loop {
+        let note = server.anon().get("/v1/audit/checkpoint").await.text;
+        let signed = verifier.verify_checkpoint(&note).unwrap().size;
+        if signed == stored {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the checkpoint stays at {signed} of {stored} entries"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

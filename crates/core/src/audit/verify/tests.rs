@@ -6,9 +6,9 @@ use strongroom_store::{AuditAppend, AuditEntryRow, CheckpointRow, NodeKey, Sqlit
 use super::*;
 use crate::audit::entry::{AuditRecord, encode};
 
-const ORIGIN: &str = "test.local/audit";
+pub(in crate::audit) const ORIGIN: &str = "test.local/audit";
 
-fn entry(index: u64) -> AuditEntryRow {
+pub(in crate::audit) fn entry(index: u64) -> AuditEntryRow {
     let mut r = AuditRecord::new("contact.read", &format!("req-{index}"));
     r.tenant_id = index.is_multiple_of(3).then(|| format!("t{}", index % 2));
     AuditEntryRow {
@@ -19,13 +19,13 @@ fn entry(index: u64) -> AuditEntryRow {
 }
 
 /// A log as the server writes it: entries, every completed node, and the roots at each size.
-struct Log {
-    entries: Vec<AuditEntryRow>,
-    nodes: Vec<(NodeKey, Hash)>,
-    roots: Vec<Hash>,
+pub(in crate::audit) struct Log {
+    pub(in crate::audit) entries: Vec<AuditEntryRow>,
+    pub(in crate::audit) nodes: Vec<(NodeKey, Hash)>,
+    pub(in crate::audit) roots: Vec<Hash>,
 }
 
-fn log_of(entries: Vec<AuditEntryRow>) -> Log {
+pub(in crate::audit) fn log_of(entries: Vec<AuditEntryRow>) -> Log {
     let mut f = Frontier::new();
     let mut nodes = Vec::new();
     let mut roots = vec![f.root()];
@@ -48,11 +48,11 @@ fn log_of(entries: Vec<AuditEntryRow>) -> Log {
     }
 }
 
-fn log(n: u64) -> Log {
+pub(in crate::audit) fn log(n: u64) -> Log {
     log_of((0..n).map(entry).collect())
 }
 
-fn signer() -> NoteSigner {
+pub(in crate::audit) fn signer() -> NoteSigner {
     NoteSigner::from_bytes(ORIGIN, &[7; 32]).unwrap()
 }
 
@@ -66,7 +66,7 @@ fn note(signer: &NoteSigner, origin: &str, size: u64, root: Hash) -> String {
     signer.sign(&body).unwrap()
 }
 
-async fn store_of(
+pub(in crate::audit) async fn store_of(
     entries: &[AuditEntryRow],
     nodes: &[(NodeKey, Hash)],
     checkpoints: &[(u64, String)],
