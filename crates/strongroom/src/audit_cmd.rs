@@ -109,6 +109,20 @@ async fn offline(
     println!("verifier key: {}", verifier.to_vkey());
     let outcome = verify_store(store.as_ref(), &verifier).await;
     match outcome {
+        // The server signs as soon as it opens a log, so entries without any checkpoint mean
+        // the checkpoints were removed: nothing vouches for these entries.
+        Ok(report) if report.latest.is_none() && report.entries > 0 => {
+            println!(
+                "FAILED at index 0: {} entries and no signed checkpoint (were the checkpoints \
+                 removed?)",
+                report.entries
+            );
+            bail!(
+                "audit log verification failed; first bad index 0: no signed checkpoint covers \
+                 the {} entries",
+                report.entries
+            )
+        }
         Ok(report) => {
             println!(
                 "OK: {} entries and {} signed checkpoints verified ({} bytes hashed in {:.3} s)",
@@ -378,13 +392,33 @@ fn read_state(path: &Path) -> Result<Option<MonitorState>> {
     }
 }
 
-/// Replaces the state file atomically, so a crash never leaves a half-written trust anchor.
+/// Replaces the state file atomically and durably, so neither a crash nor a power loss leaves
+/// a half-written or missing trust anchor (which would fall back to trusting the next
+/// checkpoint on first use): a file of this process's own beside it, synced, renamed over it,
+/// and the directory synced.
 fn write_state(path: &Path, state: &MonitorState) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    use std::io::Write as _;
     let body = serde_json::to_vec_pretty(state).context("encoding the state")?;
-    std::fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        file.write_all(&body)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("replacing {}", path.display()))
 }

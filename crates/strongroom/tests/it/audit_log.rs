@@ -273,6 +273,13 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
         .await;
     }
 
+    // Every checkpoint removed: the server signs as soon as it opens a log, so entries that no
+    // checkpoint vouches for are a failure from the first.
+    expect_failure_at(&server, 0, "checkpoints removed", async |c| {
+        c.execute("DELETE FROM audit_checkpoints", &[]).await;
+    })
+    .await;
+
     // Two entries' bytes swapped: the first of them is named.
     let (a, b) = (count / 4, count / 4 + 3);
     expect_failure_at(&server, a, "swapped entries", async |c| {
