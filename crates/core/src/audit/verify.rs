@@ -101,7 +101,9 @@ impl fmt::Display for FailureKind {
             ),
             Self::NodeMismatch { level, node_index } => write!(
                 f,
-                "stored tree node (level {level}, index {node_index}) differs from the recomputed one"
+                "stored tree node (level {level}, index {node_index}) differs from the one \
+                 recomputed from the {} entries it covers (one of them, or the node, modified)",
+                1u64.checked_shl(u32::from(*level)).unwrap_or(u64::MAX)
             ),
             Self::NodeMissing { level, node_index } => {
                 write!(f, "tree node (level {level}, index {node_index}) missing")
@@ -260,6 +262,15 @@ impl Walk<'_> {
                 return Err(self.fail(index, FailureKind::Unreadable(e.to_string())));
             }
             if let Some(kind) = mismatch {
+                // A node that differs says that one of the entries it covers (or the node itself)
+                // was changed, not which: the first bad index is the first of them.
+                let index = match kind {
+                    FailureKind::NodeMismatch { level, node_index } => node_index
+                        .checked_shl(u32::from(level))
+                        .unwrap_or(index)
+                        .min(index),
+                    _ => index,
+                };
                 return Err(VerifyError::Invalid(Failure {
                     index,
                     kind,

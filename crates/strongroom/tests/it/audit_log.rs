@@ -291,7 +291,9 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
 
     // The tree hashes kept beside the entries, a column at a time: one row's replaced by
     // another's, one row's removed. Every row holds a leaf hash; rows 4k + 1 hold one subtree
-    // root (level 1), as do rows 4k + 5.
+    // root (level 1), as do rows 4k + 5. A replaced leaf hash names its row; a replaced subtree
+    // root names the first entry it covers (4k, one before its row), since either could be
+    // the one changed.
     let odd = |n: i64| n & !3 | 1;
     for (column, replaced, from, removed) in [
         ("leaf_hash", count / 5, count / 5 + 1, count / 5 + 2),
@@ -302,18 +304,18 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
             odd(count / 7),
         ),
     ] {
-        expect_failure_at(
-            &server,
-            replaced,
-            &format!("replaced {column}"),
-            async |c| {
-                let sql = format!(
-                    "UPDATE audit_entries SET {column} = \
+        let named = if column == "leaf_hash" {
+            replaced
+        } else {
+            replaced - 1
+        };
+        expect_failure_at(&server, named, &format!("replaced {column}"), async |c| {
+            let sql = format!(
+                "UPDATE audit_entries SET {column} = \
                  (SELECT {column} FROM audit_entries WHERE idx = $1) WHERE idx = $2"
-                );
-                c.execute(&sql, &[from.into(), replaced.into()]).await;
-            },
-        )
+            );
+            c.execute(&sql, &[from.into(), replaced.into()]).await;
+        })
         .await;
         expect_failure_at(&server, removed, &format!("removed {column}"), async |c| {
             let sql = format!("UPDATE audit_entries SET {column} = NULL WHERE idx = $1");

@@ -224,10 +224,11 @@ async fn stored_nodes_are_checked() {
         .unwrap();
     nodes[at].1[0] ^= 1;
     let f = failure(&log.entries, &nodes, &cps).await;
+    // Node (2, 1) covers entries 4..=7: the first of them is named.
     assert_eq!(
         (f.index, f.kind),
         (
-            7,
+            4,
             FailureKind::NodeMismatch {
                 level: 2,
                 node_index: 1
