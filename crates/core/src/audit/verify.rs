@@ -309,6 +309,8 @@ impl StoredNodes {
 
 /// A page of the log as the walk takes it.
 struct Page {
+    /// How many entries the page should hold: every index from its start, below the end.
+    expected: u32,
     entries: Vec<ScannedEntry>,
     entry_bytes: u64,
     stored: StoredNodes,
@@ -320,6 +322,7 @@ async fn read_page(store: &dyn Store, start: u64, end: u64, page: u32) -> Result
     let count = u32::try_from(end.saturating_sub(start)).map_or(page, |left| left.min(page));
     if count == 0 {
         return Ok(Page {
+            expected: 0,
             entries: Vec::new(),
             entry_bytes: 0,
             stored: StoredNodes { levels: Vec::new() },
@@ -327,6 +330,7 @@ async fn read_page(store: &dyn Store, start: u64, end: u64, page: u32) -> Result
     }
     let scan = store.audit_scan(start, count, digest_entry).await?;
     Ok(Page {
+        expected: count,
         entries: scan.entries,
         entry_bytes: scan.entry_bytes,
         stored: StoredNodes { levels: scan.nodes },
@@ -426,6 +430,11 @@ async fn verify_in_pages(
         let read_whole = read_whole(store, &page).await?;
         walk.page(&page.entries, &page.stored, &read_whole)?;
         walk.bytes = walk.bytes.saturating_add(page.entry_bytes);
+        // A page short of entries has a gap where the walk stopped: said now, not after reading
+        // every empty page up to an entry far beyond it (one stray row at a huge index).
+        if page.entries.len() < usize::try_from(page.expected).unwrap_or(usize::MAX) {
+            return Err(walk.fail(walk.frontier.size(), FailureKind::Gap));
+        }
     }
     if let Some((checkpoint_size, _)) = walk.checkpoints.queue.front() {
         let checkpoint_size = *checkpoint_size;

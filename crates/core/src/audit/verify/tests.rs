@@ -412,3 +412,32 @@ async fn bad_checkpoints_are_named() {
         (0, FailureKind::CheckpointRoot { size: 0, since: 0 })
     );
 }
+
+#[tokio::test]
+async fn one_stray_entry_far_beyond_the_log_is_a_gap_where_the_log_ends() {
+    let log = log(20);
+    let cps = checkpoints(&log, &[20]);
+    let (dir, store) = store_of(&log.entries, &log.nodes, &cps).await;
+    let stray = entry(1 << 40);
+    let url = format!("sqlite://{}", dir.path().join("db").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO audit_entries (idx, tenant_id, entry) VALUES (?1, ?2, ?3)")
+        .bind(stray.idx)
+        .bind(stray.tenant_id)
+        .bind(stray.entry)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    // Without stopping at the first short page, this reads 2^40 / page size empty pages.
+    let verdict = tokio::time::timeout(
+        Duration::from_secs(20),
+        verify_store(&store, &signer().verifier()),
+    )
+    .await
+    .expect("verification ends");
+    match verdict {
+        Err(VerifyError::Invalid(f)) => assert_eq!((f.index, f.kind), (20, FailureKind::Gap)),
+        other => panic!("expected a gap, got {other:?}"),
+    }
+}
