@@ -32,6 +32,9 @@ pub struct AuditScan {
     /// By level: the nodes stored in the scanned rows (level 0: their leaf hashes), each list by
     /// index. A node the rows should hold but do not is simply not listed.
     pub nodes: Vec<LevelNodes>,
+    /// Indexes of rows whose node columns are malformed (a hash not 32 bytes long, roots beyond
+    /// those the leaf completes): evidence of tampering, for the verifier to name in order.
+    pub malformed: Vec<i64>,
 }
 
 /// Stored nodes of one tree level: `(index, hash)` by index.
@@ -41,6 +44,7 @@ impl AuditScan {
     /// Appends a scan of the entries that follow this one's.
     pub(crate) fn extend(&mut self, next: Self) {
         self.entries.extend(next.entries);
+        self.malformed.extend(next.malformed);
         self.entry_bytes = self.entry_bytes.saturating_add(next.entry_bytes);
         self.nodes
             .resize_with(self.nodes.len().max(next.nodes.len()), Vec::new);
@@ -49,7 +53,8 @@ impl AuditScan {
         }
     }
 
-    /// Files the nodes stored in the row of entry `idx` under their levels.
+    /// Files the nodes stored in the row of entry `idx` under their levels; a row whose node
+    /// columns are malformed files none of them and is listed in `malformed`.
     pub(crate) fn add_nodes(
         &mut self,
         idx: i64,
@@ -57,28 +62,18 @@ impl AuditScan {
         subtree_roots: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         let index = u64::try_from(idx).map_err(|_| corrupt("audit index"))?;
-        if let Some(leaf) = leaf_hash {
-            let leaf = <[u8; 32]>::try_from(leaf).map_err(|_| corrupt("audit leaf hash length"))?;
-            self.level(0).push((index, leaf));
-        }
-        let Some(roots) = subtree_roots else {
-            return Ok(());
-        };
-        let completed = index.trailing_ones();
-        let roots = roots.chunks(32);
-        if roots.len() > usize::try_from(completed).unwrap_or(usize::MAX) {
-            return Err(corrupt(
-                "audit subtree roots beyond those the leaf completes",
-            ));
-        }
-        for (level, root) in (1u8..).zip(roots) {
-            let root =
-                <[u8; 32]>::try_from(root).map_err(|_| corrupt("audit subtree roots length"))?;
-            // Leaf `(i + 1) * 2^l - 1` is `i` shifted up `l` places with ones below.
-            let node = index
-                .checked_shr(u32::from(level))
-                .ok_or_else(|| corrupt("audit node level"))?;
-            self.level(level).push((node, root));
+        let leaf = leaf_hash.map(<[u8; 32]>::try_from).transpose();
+        let roots = subtree_roots.map_or(Some(Vec::new()), |roots| subtree_nodes(index, roots));
+        match (leaf, roots) {
+            (Ok(leaf), Some(roots)) => {
+                if let Some(leaf) = leaf {
+                    self.level(0).push((index, leaf));
+                }
+                for (level, node, root) in roots {
+                    self.level(level).push((node, root));
+                }
+            }
+            _ => self.malformed.push(idx),
         }
         Ok(())
     }
@@ -90,6 +85,23 @@ impl AuditScan {
         }
         &mut self.nodes[at]
     }
+}
+
+/// The nodes a row's `subtree_roots` holds as `(level, index, hash)`, or `None` when the column
+/// is malformed: not whole 32-byte hashes, or more of them than the leaf completes.
+fn subtree_nodes(index: u64, roots: &[u8]) -> Option<Vec<(u8, u64, [u8; 32])>> {
+    let completed = usize::try_from(index.trailing_ones()).ok()?;
+    if !roots.len().is_multiple_of(32) || roots.len() / 32 > completed {
+        return None;
+    }
+    (1u8..)
+        .zip(roots.chunks(32))
+        .map(|(level, root)| {
+            // Leaf `(i + 1) * 2^l - 1` is `i` shifted up `l` places with ones below.
+            let node = index.checked_shr(u32::from(level))?;
+            Some((level, node, <[u8; 32]>::try_from(root).ok()?))
+        })
+        .collect()
 }
 
 /// Where a node is stored: the index of the entry whose row holds it, and for a node above the

@@ -73,6 +73,8 @@ pub enum FailureKind {
     NodeMismatch { level: u8, node_index: u64 },
     /// A tree node that must exist is missing.
     NodeMissing { level: u8, node_index: u64 },
+    /// The entry's row holds tree hashes of the wrong length, or more than its leaf completes.
+    NodesMalformed,
     /// The checkpoint stored for this tree size does not verify under the log's key.
     CheckpointSignature { size: u64, error: String },
     /// The checkpoint row's size or origin does not match its signed body.
@@ -108,6 +110,10 @@ impl fmt::Display for FailureKind {
             Self::NodeMissing { level, node_index } => {
                 write!(f, "tree node (level {level}, index {node_index}) missing")
             }
+            Self::NodesMalformed => write!(
+                f,
+                "the row's stored tree hashes are malformed (wrong length or too many)"
+            ),
             Self::CheckpointSignature { size, error } => {
                 write!(
                     f,
@@ -219,18 +225,21 @@ impl Walk<'_> {
     }
 
     /// Verifies one page of entries starting at the current size, against the stored nodes that
-    /// those entries complete (`stored` may hold more). `read_whole` holds the leaf hash, or the
+    /// those entries complete (the page may hold more). `read_whole` holds the leaf hash, or the
     /// failure, of each entry whose digest could not be taken where it was read.
     fn page(
         &mut self,
-        entries: &[ScannedEntry],
-        stored: &StoredNodes,
+        page: &Page,
         read_whole: &HashMap<i64, Result<Hash, FailureKind>>,
     ) -> Result<(), VerifyError> {
-        for entry in entries {
+        let stored = &page.stored;
+        for entry in &page.entries {
             let index = self.frontier.size();
             if u64::try_from(entry.idx).ok() != Some(index) {
                 return Err(self.fail(index, FailureKind::Gap));
+            }
+            if page.malformed.contains(&entry.idx) {
+                return Err(self.fail(index, FailureKind::NodesMalformed));
             }
             let leaf = match (entry.digest, read_whole.get(&entry.idx)) {
                 (Some(leaf), _) => leaf,
@@ -312,6 +321,8 @@ struct Page {
     /// How many entries the page should hold: every index from its start, below the end.
     expected: u32,
     entries: Vec<ScannedEntry>,
+    /// Rows whose stored tree hashes are malformed.
+    malformed: Vec<i64>,
     entry_bytes: u64,
     stored: StoredNodes,
 }
@@ -324,6 +335,7 @@ async fn read_page(store: &dyn Store, start: u64, end: u64, page: u32) -> Result
         return Ok(Page {
             expected: 0,
             entries: Vec::new(),
+            malformed: Vec::new(),
             entry_bytes: 0,
             stored: StoredNodes { levels: Vec::new() },
         });
@@ -332,6 +344,7 @@ async fn read_page(store: &dyn Store, start: u64, end: u64, page: u32) -> Result
     Ok(Page {
         expected: count,
         entries: scan.entries,
+        malformed: scan.malformed,
         entry_bytes: scan.entry_bytes,
         stored: StoredNodes { levels: scan.nodes },
     })
@@ -428,7 +441,7 @@ async fn verify_in_pages(
     while let Some(page) = pages.next().await {
         let page = page?;
         let read_whole = read_whole(store, &page).await?;
-        walk.page(&page.entries, &page.stored, &read_whole)?;
+        walk.page(&page, &read_whole)?;
         walk.bytes = walk.bytes.saturating_add(page.entry_bytes);
         // A page short of entries has a gap where the walk stopped: said now, not after reading
         // every empty page up to an entry far beyond it (one stray row at a huge index).

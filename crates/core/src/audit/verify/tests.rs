@@ -441,3 +441,38 @@ async fn one_stray_entry_far_beyond_the_log_is_a_gap_where_the_log_ends() {
         other => panic!("expected a gap, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn malformed_tree_hashes_are_named_as_tampering() {
+    let log = log(16);
+    let cps = checkpoints(&log, &[16]);
+    for (idx, change) in [
+        (
+            5,
+            "UPDATE audit_entries SET leaf_hash = substr(leaf_hash, 1, 31) WHERE idx = ?1",
+        ),
+        (
+            6,
+            "UPDATE audit_entries SET subtree_roots = leaf_hash WHERE idx = ?1",
+        ),
+        (
+            7,
+            "UPDATE audit_entries SET subtree_roots = CAST(subtree_roots || leaf_hash AS BLOB) \
+             WHERE idx = ?1",
+        ),
+    ] {
+        let (dir, store) = store_of(&log.entries, &log.nodes, &cps).await;
+        let url = format!("sqlite://{}", dir.path().join("db").display());
+        let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(change).bind(idx).execute(&db).await.unwrap();
+        db.close().await;
+        match verify_store(&store, &signer().verifier()).await {
+            Err(VerifyError::Invalid(f)) => assert_eq!(
+                (f.index, f.kind),
+                (u64::try_from(idx).unwrap(), FailureKind::NodesMalformed),
+                "{change}"
+            ),
+            other => panic!("{change}: expected a failure, got {other:?}"),
+        }
+    }
+}
