@@ -63,17 +63,24 @@ impl AuditScan {
     ) -> Result<(), StoreError> {
         let index = u64::try_from(idx).map_err(|_| corrupt("audit index"))?;
         let leaf = leaf_hash.map(<[u8; 32]>::try_from).transpose();
-        let roots = subtree_roots.map_or(Some(Vec::new()), |roots| subtree_nodes(index, roots));
-        match (leaf, roots) {
-            (Ok(leaf), Some(roots)) => {
-                if let Some(leaf) = leaf {
-                    self.level(0).push((index, leaf));
-                }
-                for (level, node, root) in roots {
-                    self.level(level).push((node, root));
-                }
-            }
-            _ => self.malformed.push(idx),
+        // Whole 32-byte hashes, no more than the leaf completes (`index` < 2^63, so fewer
+        // than 64 and every shift below is in range).
+        let roots_well_formed = subtree_roots.is_none_or(|roots| {
+            roots.len().is_multiple_of(32)
+                && roots.len() / 32 <= usize::try_from(index.trailing_ones()).unwrap_or(0)
+        });
+        let (Ok(leaf), true) = (leaf, roots_well_formed) else {
+            self.malformed.push(idx);
+            return Ok(());
+        };
+        if let Some(leaf) = leaf {
+            self.level(0).push((index, leaf));
+        }
+        for (level, root) in (1u8..).zip(subtree_roots.unwrap_or_default().chunks_exact(32)) {
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(root);
+            // Leaf `(i + 1) * 2^l - 1` is `i` shifted up `l` places with ones below.
+            self.level(level).push((index >> level, hash));
         }
         Ok(())
     }
@@ -85,23 +92,6 @@ impl AuditScan {
         }
         &mut self.nodes[at]
     }
-}
-
-/// The nodes a row's `subtree_roots` holds as `(level, index, hash)`, or `None` when the column
-/// is malformed: not whole 32-byte hashes, or more of them than the leaf completes.
-fn subtree_nodes(index: u64, roots: &[u8]) -> Option<Vec<(u8, u64, [u8; 32])>> {
-    let completed = usize::try_from(index.trailing_ones()).ok()?;
-    if !roots.len().is_multiple_of(32) || roots.len() / 32 > completed {
-        return None;
-    }
-    (1u8..)
-        .zip(roots.chunks(32))
-        .map(|(level, root)| {
-            // Leaf `(i + 1) * 2^l - 1` is `i` shifted up `l` places with ones below.
-            let node = index.checked_shr(u32::from(level))?;
-            Some((level, node, <[u8; 32]>::try_from(root).ok()?))
-        })
-        .collect()
 }
 
 /// Where a node is stored: the index of the entry whose row holds it, and for a node above the
