@@ -96,6 +96,11 @@ pub enum Mutation {
         id: String,
         at: i64,
     },
+    /// Revokes every session and API key still open (a restore: credentials revoked after the
+    /// backup was taken must not work again).
+    RevokeAllCredentials {
+        at: i64,
+    },
     RevokeUserApiKeys {
         user_id: String,
         at: i64,

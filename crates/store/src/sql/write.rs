@@ -302,6 +302,16 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 .execute(conn)
                 .await?;
         }
+        Mutation::RevokeAllCredentials { at } => {
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL")
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE revoked_at IS NULL")
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
         Mutation::RevokeUserApiKeys { user_id, at } => {
             sqlx::query(
                 "UPDATE api_keys SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",

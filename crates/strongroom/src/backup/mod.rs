@@ -462,9 +462,7 @@ async fn restore_into(
             .map(|s| s.request_ref.clone());
         shredded.push((tenant.clone(), reference));
     }
-    if !shredded.is_empty() {
-        remove_shredded(dir, &args.data_dir, Arc::clone(&store), &shredded).await?;
-    }
+    settle_restored(dir, &args.data_dir, Arc::clone(&store), &shredded).await?;
     let _ = store.purge_journal().await;
     store.close().await;
 
@@ -488,14 +486,21 @@ async fn restore_into(
     for (t, _) in shredded {
         println!("removed (no live key): tenant {t}");
     }
+    println!(
+        "every session and API key in the backup was revoked: users log in again, and API keys \
+         are issued anew"
+    );
     Ok(())
 }
 
-/// Removes the tenants shredded since the backup (or without keys in the live deployment), each
-/// in one commit with an entry in the restored log saying so (`tenant.restore_removed`, with the
-/// deletion's request reference when the live deployment has it), and waits for a signed
-/// checkpoint covering them: the restored log explains why their records are gone.
-async fn remove_shredded(
+/// Brings the restored data up to what the live deployment has decided since the backup, each
+/// change in a commit with an entry in the restored log saying so, then waits for a signed
+/// checkpoint covering them, so the restored log explains it:
+/// - removes the tenants shredded since (or without keys in the live deployment):
+///   `tenant.restore_removed`, with the deletion's request reference when there is one;
+/// - revokes every session and API key (`auth.restore_revoke_credentials`): one revoked after
+///   the backup, because it leaked, would otherwise work again.
+async fn settle_restored(
     dir: &DataDir,
     data_dir: &Path,
     store: Arc<SqliteStore>,
@@ -541,6 +546,16 @@ async fn remove_shredded(
                 anyhow::anyhow!("removing a shredded tenant from the restored data: {e}")
             })?;
     }
+    let mut record = AuditRecord::new("auth.restore_revoke_credentials", &request_id);
+    record.reason = Some("restored_from_backup");
+    last = audit
+        .commit(
+            vec![record],
+            vec![Mutation::RevokeAllCredentials { at: now_ms() }],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("revoking the restored credentials: {e}"))?
+        .max(last);
     audit
         .checkpoint_covering(last, Duration::from_secs(10))
         .await
