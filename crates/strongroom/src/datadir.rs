@@ -35,7 +35,37 @@ impl DataDir {
             );
         }
         dir._lock = Some(lock);
+        dir.sweep_stale_backup_copies();
         Ok(dir)
+    }
+
+    /// Removes the temporary database copies a `backup create` that was killed left in `run/`:
+    /// the first of them still holds every wrapped tenant key, so a tenant shredded later would
+    /// stay recoverable from it. Only copies untouched for an hour go; a backup still running
+    /// (it takes no lock) keeps its own.
+    pub fn sweep_stale_backup_copies(&self) {
+        const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
+        let Ok(entries) = fs::read_dir(self.path("run")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_copy = name
+                .to_str()
+                .is_some_and(|n| n.starts_with("backup-") && n.contains(".db"));
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age > STALE);
+            if is_copy && stale && fs::remove_file(entry.path()).is_ok() {
+                tracing::warn!(
+                    file = %entry.path().display(),
+                    "removed a temporary copy an interrupted backup left behind"
+                );
+            }
+        }
     }
 
     /// The layout without the lock, for read-only tools (`audit verify`).
@@ -146,4 +176,35 @@ fn check_private(path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_an_interrupted_backup_left_are_swept_and_running_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = DataDir::open_unlocked(root.path()).unwrap();
+        let old = dir.path("run/backup-scratch-0123.db");
+        let fresh = dir.path("run/backup-4567.db");
+        let other = dir.path("run/listen.json");
+        for p in [&old, &fresh, &other] {
+            fs::write(p, b"x").unwrap();
+        }
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for p in [&old, &other] {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        dir.sweep_stale_backup_copies();
+        assert!(!old.exists(), "the stale copy stays");
+        assert!(fresh.exists(), "a running backup's copy went");
+        assert!(other.exists(), "a file that is no backup copy went");
+    }
 }

@@ -188,6 +188,7 @@ pub async fn create(args: CreateArgs) -> Result<()> {
         crate::audit_cmd::verifier_from_data_dir(&args.data_dir, &config.service.audit_origin)?;
 
     // Temporary copies inside the data dir: same file system, same protection as the original.
+    dir.sweep_stale_backup_copies();
     let scratch = dir.path(&format!("run/{}.db", random_name("backup-scratch")?));
     let snapshot = dir.path(&format!("run/{}.db", random_name("backup")?));
     let _cleanup = Cleanup(vec![scratch.clone(), snapshot.clone()]);
