@@ -92,12 +92,16 @@ impl SqliteStore {
         path: &Path,
     ) -> Result<(Vec<TenantKeyRow>, Vec<TenantShredRow>), StoreError> {
         let mut conn = connect(path, true).await?;
+        // One snapshot: a shred committing between the two reads would otherwise leave its
+        // tenant with keys and no tombstone.
+        let mut snapshot = conn.begin().await?;
         let keys = sqlx::query_as("SELECT * FROM tenant_keys ORDER BY tenant_id, version")
-            .fetch_all(&mut conn)
+            .fetch_all(&mut *snapshot)
             .await?;
         let shreds = sqlx::query_as("SELECT * FROM tenant_shreds ORDER BY tenant_id")
-            .fetch_all(&mut conn)
+            .fetch_all(&mut *snapshot)
             .await?;
+        snapshot.rollback().await?;
         conn.close().await?;
         Ok((keys, shreds))
     }

@@ -394,6 +394,14 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     } else {
         Config::load(None, &args.keys_from)?
     };
+    if live_config.database_url.is_some() {
+        bail!(
+            "--keys-from {}: that deployment keeps its data in PostgreSQL, so the database in its \
+             data dir is not the live one (its keys may include tenants shredded since); give a \
+             key backup file (`strongroom backup keys`) instead",
+            args.keys_from.display()
+        );
+    }
     let live_dir = (!from_file).then_some(args.keys_from.as_path());
     let root = root_key(&args.key, live_dir, Some(&live_config))?;
     let (live_keys, live_shreds) = if from_file {
@@ -446,22 +454,20 @@ async fn restore_into(
     let store = Arc::new(SqliteStore::open(&dir.database(), BUSY).await?);
     let (mut restored, mut shredded) = (0usize, Vec::new());
     for tenant in &tenants {
+        // Shredded in the live deployment since the backup (a tombstone wins over any key
+        // found), or never keyed there: its rows go.
+        let tombstone = live_shreds.iter().find(|s| &s.tenant_id == tenant);
         let keys: Vec<_> = live_keys
             .iter()
             .filter(|k| &k.tenant_id == tenant)
             .cloned()
             .collect();
-        if !keys.is_empty() {
+        if tombstone.is_none() && !keys.is_empty() {
             store.import_tenant_keys(&keys).await?;
             restored += 1;
             continue;
         }
-        // Shredded in the live deployment since the backup (or never keyed there): its rows go.
-        let reference = live_shreds
-            .iter()
-            .find(|s| &s.tenant_id == tenant)
-            .map(|s| s.request_ref.clone());
-        shredded.push((tenant.clone(), reference));
+        shredded.push((tenant.clone(), tombstone.map(|s| s.request_ref.clone())));
     }
     settle_restored(dir, &args.data_dir, Arc::clone(&store), &shredded).await?;
     let _ = store.purge_journal().await;

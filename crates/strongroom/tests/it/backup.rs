@@ -348,4 +348,23 @@ async fn on_postgres_data_backups_are_refused_and_key_backups_work() {
         find_in_dir(files.path(), &needles).is_empty(),
         "a wrapped key in clear in the key backup"
     );
+
+    // Its data dir is no key source for a restore: the database there is not the live one.
+    let target = files.path().join("restored");
+    let args = [
+        OsStr::new("backup"),
+        OsStr::new("restore"),
+        out.as_os_str(),
+        OsStr::new("--data-dir"),
+        target.as_os_str(),
+        OsStr::new("--keys-from"),
+        server.data_dir.as_os_str(),
+    ];
+    let run = cli_with(&args, &server.store_env());
+    assert!(
+        !run.ok,
+        "restored with a PostgreSQL data dir's keys: {}",
+        run.out
+    );
+    assert!(run.out.contains("key backup file"), "{}", run.out);
 }
