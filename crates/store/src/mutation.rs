@@ -294,8 +294,9 @@ pub enum Mutation {
         user_id: String,
         secret: Vec<u8>,
     },
-    /// Deletes a case and its comments if it is still closed or resolved and unchanged since
-    /// before `cutoff`; otherwise a conflict.
+    /// Deletes a case, its comments and the operator access requests made for it (their free
+    /// text can quote the case) if it is still closed or resolved and unchanged since before
+    /// `cutoff`; otherwise a conflict.
     PurgeCase {
         scope: TenantScope,
         case_id: String,

@@ -208,6 +208,12 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
     )
     .await
     .unwrap();
+    for (id, case_id) in [("r1", "old-closed"), ("r2", "new-closed")] {
+        let request = common::access_request(T, id, case_id, "eng", "denied", None);
+        run(s, Mutation::InsertAccessRequest(request))
+            .await
+            .unwrap();
+    }
     let due: Vec<String> = s
         .expired_cases(&scope, 50, 10)
         .await
@@ -223,6 +229,10 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
     };
     run(s, purge("old-closed")).await.unwrap();
     assert!(s.case(&scope, "old-closed").await.unwrap().is_none());
+    // The requests made for the purged case went with it (their justifications are free text
+    // about it); the other case's stayed.
+    assert!(s.access_request(&scope, "r1").await.unwrap().is_none());
+    assert!(s.access_request(&scope, "r2").await.unwrap().is_some());
     assert!(
         s.comments(&scope, "old-closed", None, 10)
             .await
