@@ -6,6 +6,7 @@
 //! line and one line of compact JSON naming the tenant, the time, what was destroyed, and the
 //! deletion entry with its inclusion proof against a signed checkpoint that covers it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -116,17 +117,33 @@ impl Vault {
         self.certify(p, tenant_id, index).await
     }
 
-    /// Truncates the write-ahead journal so old page images of the keys leave the disk; a reader
-    /// in the middle of a transaction can hold it up, so this retries for about a second.
+    /// Truncates the write-ahead journal so old page images of the keys leave the disk. A reader
+    /// in the middle of a transaction can hold it up (the store waits for it as long as its busy
+    /// timeout): then this keeps retrying in the background, since nothing else truncates the
+    /// journal, rather than hold the request.
     async fn purge_journal(&self) {
-        for _ in 0..20 {
-            if self.store.purge_journal().await.unwrap_or(false) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.store.purge_journal().await.unwrap_or(false) {
+            return;
         }
-        // The tables no longer hold the keys; the journal's next full checkpoint drops its copy.
-        tracing::warn!("journal not truncated after a tenant deletion; readers kept it busy");
+        tracing::warn!(
+            "journal not truncated after a tenant deletion (readers kept it busy); retrying in \
+             the background"
+        );
+        let store = Arc::clone(&self.store);
+        tokio::spawn(async move {
+            const EVERY: Duration = Duration::from_secs(5);
+            for _ in 0..720 {
+                tokio::time::sleep(EVERY).await;
+                if store.purge_journal().await.unwrap_or(false) {
+                    tracing::info!("journal truncated after a tenant deletion");
+                    return;
+                }
+            }
+            tracing::error!(
+                "journal still not truncated an hour after a tenant deletion; old page images \
+                 of the deleted keys may remain in it until the next full checkpoint"
+            );
+        });
     }
 
     async fn tenant_user_ids(&self, tenant_id: &str) -> ServiceResult<Vec<String>> {

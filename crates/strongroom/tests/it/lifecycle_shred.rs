@@ -369,3 +369,39 @@ async fn a_contact_dsr_deletion_removes_the_row_and_its_index_entry() {
         .await;
     assert_eq!(rows, 0, "the contact or its blind index entry survives");
 }
+
+/// A reader holding a snapshot keeps the journal (with old page images of the destroyed key)
+/// from being truncated at the deletion; the server keeps trying until it is.
+#[tokio::test]
+async fn the_journal_is_truncated_once_a_reader_that_held_it_up_is_gone() {
+    if on_postgres() {
+        eprintln!("SQLite only: PostgreSQL's WAL is its own");
+        return;
+    }
+    let server = Server::start_with(&[("STRONGROOM_STORE_BUSY_TIMEOUT_MS", "200")], &[]);
+    let admin = server.admin().await;
+    let t = populate(&server, &admin).await;
+    let mut reader = Db::sqlite(&server.data_dir).await;
+    reader.execute("BEGIN", &[]).await;
+    reader.execute("SELECT COUNT(*) FROM tenants", &[]).await;
+    delete_tenant(&admin, &t.tenant, json!({"request_reference": "DPA-9"}))
+        .await
+        .ok(200);
+    let wal = server.data_dir.join("strongroom.db-wal");
+    let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(
+        size() > 0,
+        "the journal was truncated under a reader's snapshot"
+    );
+    reader.execute("COMMIT", &[]).await;
+    reader.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while size() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the journal still holds {} bytes",
+            size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
