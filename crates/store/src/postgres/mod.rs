@@ -339,10 +339,13 @@ impl PgStore {
         .map_err(|e| StoreError::Unavailable(format!("audit scan task: {e}")))?
     }
 
-    /// PostgreSQL keeps no separate journal of deleted rows that we could truncate; `VACUUM`
-    /// marks their space reusable. The shredded keys are what make the old bytes unreadable.
+    /// PostgreSQL keeps no separate journal of deleted rows that we could truncate; `VACUUM` of
+    /// the key table (small, so quick) marks the deleted keys' space reusable. The data files and
+    /// the WAL keep the old bytes until overwritten (docs/postgresql.md on backups).
     async fn purge_journal_impl(&self) -> Result<bool, StoreError> {
-        sqlx::query("VACUUM").execute(&self.pool).await?;
+        sqlx::query("VACUUM tenant_keys")
+            .execute(&self.pool)
+            .await?;
         Ok(true)
     }
 
