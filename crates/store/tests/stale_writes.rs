@@ -198,18 +198,7 @@ async fn open_requests_are_checked_inside_the_commit(s: &dyn Store) {
     let mut relinked = case.clone();
     relinked.contact_id = Some("p1".into());
     relinked.updated_at = 60;
-    let results = s
-        .commit(
-            &[vec![update(relinked, &case), guard()]],
-            &AuditAppend::default(),
-            &no_replan,
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
-        "{results:?}"
-    );
+    assert_unit_conflicts(s, vec![update(relinked, &case), guard()]).await;
     let now = s.case(&scope, "c3").await.unwrap().unwrap();
     assert_eq!(now.contact_id, None, "the relink is undone whole");
 }
@@ -320,14 +309,7 @@ async fn the_last_platform_admin_is_kept(s: &dyn Store) {
         ]
     };
     apply(s, suspend("bob")).await;
-    let results = s
-        .commit(&[suspend("ada")], &AuditAppend::default(), &no_replan)
-        .await
-        .unwrap();
-    assert!(
-        matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
-        "{results:?}"
-    );
+    assert_unit_conflicts(s, suspend("ada")).await;
     let ada = s.user("ada").await.unwrap().unwrap();
     assert_eq!(ada.status, "active", "the suspension is undone whole");
 }
@@ -354,18 +336,7 @@ async fn assignments_follow_the_assignees_roles(s: &dyn Store) {
         roles: "marketing".into(),
         at: 3,
     };
-    let results = s
-        .commit(
-            &[vec![demote.clone(), unassigned()]],
-            &AuditAppend::default(),
-            &no_replan,
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
-        "{results:?}"
-    );
+    assert_unit_conflicts(s, vec![demote.clone(), unassigned()]).await;
     let sam = s.user("sam").await.unwrap().unwrap();
     assert_eq!(
         sam.roles, "support_engineer",
@@ -399,8 +370,13 @@ async fn apply(s: &dyn Store, unit: Vec<Mutation>) {
 }
 
 async fn assert_conflict(s: &dyn Store, mutation: Mutation) {
+    assert_unit_conflicts(s, vec![mutation]).await;
+}
+
+/// Commits `unit` and expects it refused as a conflict (and so undone whole).
+async fn assert_unit_conflicts(s: &dyn Store, unit: Vec<Mutation>) {
     let results = s
-        .commit(&[vec![mutation]], &AuditAppend::default(), &no_replan)
+        .commit(&[unit], &AuditAppend::default(), &no_replan)
         .await
         .unwrap();
     assert!(

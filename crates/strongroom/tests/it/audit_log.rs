@@ -24,10 +24,28 @@ use crate::kit::*;
 const SIGNING_PAUSE: Duration = Duration::from_millis(1500);
 
 /// The outcome of one `strongroom audit verify` run.
-struct Run {
+pub(crate) struct Run {
     ok: bool,
     stdout: String,
     stderr: String,
+}
+
+impl Run {
+    /// The entry count of a run that passed (`OK: N entries …`).
+    pub(crate) fn entries_verified(&self) -> u64 {
+        assert!(self.ok, "audit verify failed\n{self}");
+        self.stdout
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("OK: ")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no `OK: N entries` in the output:\n{self}"))
+    }
 }
 
 impl std::fmt::Display for Run {
@@ -62,7 +80,7 @@ fn verify_dir(dir: &Path) -> Run {
 }
 
 /// `audit verify` on a server's own store (on PostgreSQL, its schema).
-fn verify_store(server: &Server) -> Run {
+pub(crate) fn verify_store(server: &Server) -> Run {
     let mut args = vec![
         OsStr::new("--data-dir").to_owned(),
         server.data_dir.clone().into_os_string(),
@@ -664,20 +682,7 @@ async fn entries_a_crash_left_unsigned_are_signed_after_a_restart() {
     let server = server.restart().await;
     let vkey = server.anon().get("/v1/audit/verifier-key").await.text;
     let verifier = NoteVerifier::parse(vkey.trim()).unwrap();
-    let run = verify_store(&server);
-    assert!(run.ok, "{}{}", run.stdout, run.stderr);
-    let stored: u64 = run
-        .stdout
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("OK: ")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no entry count in {}", run.stdout));
+    let stored = verify_store(&server).entries_verified();
     // Nothing is appended from here on (the checkpoint is read without a credential).
     let deadline = Instant::now() + Duration::from_secs(12);
     loop {

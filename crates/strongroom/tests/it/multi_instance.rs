@@ -3,13 +3,12 @@
 //! the same signed checkpoint, exactly one of them signs, and when the signer dies the survivor
 //! takes over signing within seconds.
 
-use std::ffi::OsString;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use strongroom_ledger::{Checkpoint, NoteVerifier};
 
+use crate::audit_log::verify_store;
 use crate::kit::*;
 
 /// Concurrent writer tasks per server.
@@ -19,39 +18,6 @@ const WRITE_FOR: Duration = Duration::from_secs(4);
 /// How long the survivor may take to sign after the signer died.
 const TAKEOVER: Duration = Duration::from_secs(10);
 const SIGNER_METRIC: &str = "strongroom_audit_signer";
-
-/// `strongroom audit verify` on `server`'s store; returns the entry count it reports.
-fn audit_verify(server: &Server) -> u64 {
-    let mut args: Vec<OsString> = vec!["audit".into(), "verify".into(), "--data-dir".into()];
-    args.push(server.data_dir.clone().into_os_string());
-    args.extend(server.store_args().into_iter().map(OsString::from));
-    let mut cmd = Command::new(binary());
-    cmd.args(&args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("STRONGROOM_") || key.to_ascii_lowercase().ends_with("_proxy") {
-            cmd.env_remove(key);
-        }
-    }
-    let out = cmd.output().expect("run strongroom audit verify");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "audit verify {args:?} exited with {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
-        out.status
-    );
-    stdout
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("OK: ")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no `OK: N entries` in the output:\n{stdout}"))
-}
 
 /// The checkpoint `server` serves now, checked against `verifier`; None if it has none yet.
 async fn checkpoint(server: &Server, verifier: &NoteVerifier) -> Option<(String, Checkpoint)> {
@@ -187,7 +153,7 @@ async fn two_servers_share_one_log_and_hand_over_signing() {
     assert!(!listed.is_empty());
 
     // One log that verifies and covers every write.
-    let verified = audit_verify(&first);
+    let verified = verify_store(&first).entries_verified();
     eprintln!(
         "{a} writes on the first server, {b} on the second; log {before} -> {after}; \
          audit verify: {verified}"
@@ -264,7 +230,7 @@ async fn two_servers_share_one_log_and_hand_over_signing() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let verified = audit_verify(survivor);
+    let verified = verify_store(survivor).entries_verified();
     assert!(
         i64::try_from(verified).unwrap() >= target,
         "audit verify checked {verified} entries after the takeover, the log had {target}"
