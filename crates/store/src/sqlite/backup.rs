@@ -61,8 +61,10 @@ async fn counts(conn: &mut SqliteConnection) -> Result<BTreeMap<String, i64>, St
 
 impl SqliteStore {
     /// Writes a consistent copy of the live database `live` to `into` (which must not exist),
-    /// without the wrapped tenant keys. `scratch` is a second temporary path. Returns the copy's
-    /// row counts per table.
+    /// without the wrapped tenant keys and without export ciphertext (encrypted to a recipient,
+    /// not under tenant keys, so shredding could not reach it in a backup; an export is
+    /// short-lived and its copy comes back expired). `scratch` is a second temporary path.
+    /// Returns the copy's row counts per table.
     pub async fn snapshot_without_tenant_keys(
         live: &Path,
         scratch: &Path,
@@ -76,6 +78,9 @@ impl SqliteStore {
         conn.close().await?;
         let mut copy = connect(scratch, false).await?;
         sqlx::query("DELETE FROM tenant_keys")
+            .execute(&mut copy)
+            .await?;
+        sqlx::query("UPDATE exports SET ciphertext = NULL, state = 'expired'")
             .execute(&mut copy)
             .await?;
         sqlx::query("VACUUM INTO $1")

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use serde_json::json;
 
+use crate::exports::{export_path, exports_path, key_pair, records_scope};
 use crate::kit::*;
 use crate::lifecycle_shred::{
     delete_tenant, find_in_dir, key_needles, populate, verify_certificate, wrapped_keys,
@@ -106,6 +107,16 @@ async fn backup_verify_restore_and_shredded_tenants_stay_shredded() {
     let doomed_keys = key_needles(&wrapped_keys(&server, &doomed.tenant).await);
     let files = tempfile::tempdir().unwrap();
     let backup = files.path().join("before.bak");
+    let (_, recipient) = key_pair();
+    let export = kept
+        .boss
+        .post(
+            &exports_path(&kept.tenant),
+            json!({"scope": records_scope(&["contacts"]), "recipient": recipient}),
+        )
+        .await
+        .ok(201);
+    assert_eq!(export["state"], "ready", "{export}");
 
     // Online: the server keeps taking writes while the backup runs.
     let writer = {
@@ -183,6 +194,12 @@ async fn backup_verify_restore_and_shredded_tenants_stay_shredded() {
         .await
         .err(401, "unauthenticated");
     let boss = open_session(&restored, &kept.boss.username, PASSWORD, "tenant_admin").await;
+    // The backup holds no export ciphertext: the export comes back expired.
+    let seen = boss
+        .get(&export_path(&kept.tenant, &id_of(&export), ""))
+        .await
+        .ok(200);
+    assert_eq!(seen["state"], "expired", "{seen}");
     let again = boss
         .get(&contact_path(&kept.tenant, &kept.contact))
         .await
