@@ -296,10 +296,12 @@ pub enum Mutation {
     },
     /// Deletes a case, its comments and the operator access requests made for it (their free
     /// text can quote the case) if it is still closed or resolved and unchanged since before
-    /// `cutoff`; otherwise a conflict.
+    /// `cutoff`, and no request for it is pending or open at `at` or a break-glass grant on it
+    /// awaits its review; otherwise a conflict.
     PurgeCase {
         scope: TenantScope,
         case_id: String,
         cutoff: i64,
+        at: i64,
     },
 }

@@ -214,6 +214,14 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
             .await
             .unwrap();
     }
+    // A break-glass use of a case awaiting its review keeps the case (and the request) until
+    // the review; a grant still open at 1,000 keeps it as well.
+    let mut unreviewed =
+        common::access_request(T, "r3", "old-resolved", "sec", "approved", Some((0, 10)));
+    unreviewed.break_glass = true;
+    run(s, Mutation::InsertAccessRequest(unreviewed))
+        .await
+        .unwrap();
     let due: Vec<String> = s
         .expired_cases(&scope, 50, 10)
         .await
@@ -226,6 +234,7 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
         scope: scope.clone(),
         case_id: id.into(),
         cutoff: 50,
+        at: 1_000,
     };
     run(s, purge("old-closed")).await.unwrap();
     assert!(s.case(&scope, "old-closed").await.unwrap().is_none());
@@ -239,12 +248,15 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
             .unwrap()
             .is_empty()
     );
-    // Not closed, or too recent, or gone already: a conflict, nothing deleted.
-    for id in ["old-open", "new-closed", "old-closed"] {
+    // Not closed, or too recent, or gone already, or a break-glass use awaiting review: a
+    // conflict, nothing deleted.
+    for id in ["old-open", "new-closed", "old-closed", "old-resolved"] {
         assert!(
             matches!(run(s, purge(id)).await, Err(StoreError::Conflict(_))),
             "{id}"
         );
     }
     assert!(s.case(&scope, "old-open").await.unwrap().is_some());
+    assert!(s.case(&scope, "old-resolved").await.unwrap().is_some());
+    assert!(s.access_request(&scope, "r3").await.unwrap().is_some());
 }

@@ -11,6 +11,9 @@ use base64::engine::general_purpose::STANDARD;
 use strongroom_ledger::NoteSigner;
 use zeroize::Zeroizing;
 
+/// Present (relative to the data dir) while the live data is in PostgreSQL after `migrate`.
+pub const MOVED_TO_POSTGRES: &str = "run/moved-to-postgres";
+
 pub struct DataDir {
     root: PathBuf,
     _lock: Option<File>,

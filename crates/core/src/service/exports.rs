@@ -7,7 +7,7 @@ use strongroom_policy::{Denial, ResourceFacts, ResourceKind, Role};
 use strongroom_store::{ExportQuota, ExportRow, Mutation, TenantScope};
 
 use super::export_build::{Gather, content_hash, parse_recipient, seal};
-use crate::access::{Principal, RequestContext, denial_error};
+use crate::access::{Principal, RequestContext, denial_error, parse_roles};
 use crate::audit::{AuditDecision, AuditRecord, ResourceRef};
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -182,11 +182,17 @@ impl Vault {
         }
 
         // Read before the records are: an access withdrawn while they are gathered (a grant
-        // revoked, the case reassigned) changes it, and the export is then not inserted.
-        let access_epoch = self
-            .store
-            .user(&p.user_id)
-            .await?
+        // revoked, the case reassigned, a role change) changes it, and the export is then not
+        // inserted. A role change or suspension committed before this read, which the request's
+        // principal (from a cache) may not show yet, refuses it here.
+        let account = self.store.user(&p.user_id).await?;
+        let access_epoch = account
+            .filter(|u| {
+                let roles = parse_roles(&u.roles);
+                u.status == "active"
+                    && roles.len() == p.roles.len()
+                    && roles.iter().all(|r| p.roles.contains(r))
+            })
             .map(|u| u.access_epoch)
             .ok_or_else(ServiceError::unauthenticated)?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
@@ -206,16 +212,10 @@ impl Vault {
             since: now - DAY_MS,
             limit: i64::try_from(self.export_quota(p)).unwrap_or(i64::MAX),
         });
-        if archive {
-            self.gather_audit(tenant_id, &mut content).await?;
-        } else {
-            let used = self
-                .store
-                .exported_records_since(&p.user_id, now - DAY_MS)
-                .await?;
-            let used = u64::try_from(used).unwrap_or(u64::MAX);
-            let quota = self.export_quota(p);
-            if used.saturating_add(count) > quota {
+        if let Some(ExportQuota { since, limit }) = quota {
+            let used = self.store.exported_records_since(&p.user_id, since).await?;
+            let requested = i64::try_from(count).unwrap_or(i64::MAX);
+            if used.saturating_add(requested) > limit {
                 return Err(self
                     .refuse_export(
                         record,
@@ -224,10 +224,12 @@ impl Vault {
                             ErrorCode::Forbidden,
                             "the export would exceed your daily export quota (records per 24 hours)",
                         )
-                        .with_details(json!({"quota": quota, "used": used, "requested": count})),
+                        .with_details(json!({"quota": limit, "used": used, "requested": count})),
                     )
                     .await);
             }
+        } else {
+            self.gather_audit(tenant_id, &mut content).await?;
         }
         let needs_approval = !archive && count > self.settings.export_approval_threshold;
         let ttl_ms = i64::try_from(self.settings.export_download_ttl_secs.saturating_mul(1000))

@@ -95,6 +95,7 @@ impl Vault {
                     scope: scope.clone(),
                     case_id: case.id.clone(),
                     cutoff,
+                    at: self.now(),
                 };
                 match self.audit.commit(vec![record], vec![mutation]).await {
                     Ok(_) => report.purged.push(line),

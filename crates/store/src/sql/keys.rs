@@ -261,14 +261,22 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             scope,
             case_id,
             cutoff,
+            at,
         } => {
+            // Not while operator access to it is pending or open, or a break-glass use of it
+            // awaits the second officer's review: those records are still needed.
             let gone = sqlx::query(
                 "DELETE FROM cases WHERE tenant_id = $1 AND id = $2 \
-                 AND status IN ('closed', 'resolved') AND updated_at < $3",
+                 AND status IN ('closed', 'resolved') AND updated_at < $3 \
+                 AND NOT EXISTS (SELECT 1 FROM access_requests r WHERE r.tenant_id = $1 \
+                   AND r.case_id = $2 AND ((r.state = 'pending' AND r.request_expires_at > $4) \
+                   OR (r.state = 'approved' AND r.ends_at > $4) \
+                   OR (r.break_glass AND r.reviewed_at IS NULL)))",
             )
             .bind(scope.id())
             .bind(case_id)
             .bind(cutoff)
+            .bind(at)
             .execute(&mut *conn)
             .await?;
             if gone.rows_affected() != 1 {

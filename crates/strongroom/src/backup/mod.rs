@@ -394,7 +394,13 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     } else {
         Config::load(None, &args.keys_from)?
     };
-    if live_config.database_url.is_some() {
+    if live_config.database_url.is_some()
+        || (!from_file
+            && args
+                .keys_from
+                .join(crate::datadir::MOVED_TO_POSTGRES)
+                .exists())
+    {
         bail!(
             "--keys-from {}: that deployment keeps its data in PostgreSQL, so the database in its \
              data dir is not the live one (its keys may include tenants shredded since); give a \

@@ -235,6 +235,7 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
     }
     println!("verified: {to} holds the same data as {from}");
     if !args.verify_only {
+        mark_moved(&dir, args.to)?;
         next_steps(&args, &config);
     }
     Ok(())
@@ -276,6 +277,21 @@ async fn check_empty(target: &Side, tables: &[Table], name: &str) -> Result<()> 
         );
     }
     Ok(())
+}
+
+/// Marks the data dir's SQLite file as no longer the live store once the data moved to
+/// PostgreSQL (and unmarks it when it moved back): a restore must not take tenant keys from it,
+/// since tenants shredded after the move keep their keys there.
+fn mark_moved(dir: &DataDir, to: Target) -> Result<()> {
+    let marker = dir.path(crate::datadir::MOVED_TO_POSTGRES);
+    match to {
+        Target::Postgres => std::fs::write(&marker, b"the live data is in PostgreSQL\n"),
+        Target::Sqlite => match std::fs::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    }
+    .with_context(|| format!("marking {}", marker.display()))
 }
 
 fn next_steps(args: &MigrateArgs, config: &Config) {

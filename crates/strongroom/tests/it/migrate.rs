@@ -229,6 +229,24 @@ async fn sqlite_to_postgres_and_back_answers_the_same() {
     assert_no_canary(&run, &t.canaries);
     let again = migrate(&data, "postgres", &schema, &["--verify-only"]);
     assert!(again.ok, "verify-only failed:\n{}", again.out);
+    // The SQLite file left behind is no key source for a restore any more: tenants shredded
+    // from now on keep their keys in it.
+    let restored = root.path().join("restored");
+    let refused = cli(&[
+        OsStr::new("backup"),
+        OsStr::new("restore"),
+        OsStr::new("no-such.bak"),
+        OsStr::new("--data-dir"),
+        restored.as_os_str(),
+        OsStr::new("--keys-from"),
+        data.as_os_str(),
+    ]);
+    assert!(
+        !refused.ok,
+        "restored with the old SQLite file's keys:\n{}",
+        refused.out
+    );
+    assert!(refused.out.contains("key backup file"), "{}", refused.out);
 
     // The same data dir, now served from PostgreSQL.
     let url = app_url();
