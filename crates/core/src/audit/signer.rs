@@ -118,6 +118,7 @@ pub(super) async fn run_signer(task: SignerTask) {
     let mut signed = task.signed;
     let mut leader = false;
     let mut lease_checked_at = i64::MIN;
+    let mut failure_logged_at: Option<i64> = None;
     loop {
         // Wake on a local append, or on the interval (other instances' appends, the lease).
         let _ = tokio::time::timeout(Duration::from_millis(FOLLOW_MS), head.changed()).await;
@@ -145,8 +146,17 @@ pub(super) async fn run_signer(task: SignerTask) {
             task.follow(signed).await
         };
         match step {
-            Ok(latest) => signed = latest,
-            Err(err) => tracing::error!(error = %err.message, "checkpoint step failed; will retry"),
+            Ok(latest) => {
+                signed = latest;
+                failure_logged_at = None;
+            }
+            // Said once a minute while it keeps failing, not five times a second.
+            Err(err) => {
+                if failure_logged_at.is_none_or(|at| now.saturating_sub(at) >= 60_000) {
+                    tracing::error!(error = %err.message, "checkpoint step failed; will retry");
+                    failure_logged_at = Some(now);
+                }
+            }
         }
     }
 }

@@ -272,11 +272,13 @@ impl Walk<'_> {
             }
             if let Some(kind) = mismatch {
                 // A node that differs says that one of the entries it covers (or the node itself)
-                // was changed, not which: the first bad index is the first of them.
+                // was changed, not which: the first bad index is the first of them that no
+                // verified checkpoint vouches for.
                 let index = match kind {
                     FailureKind::NodeMismatch { level, node_index } => node_index
                         .checked_shl(u32::from(level))
                         .unwrap_or(index)
+                        .max(self.checkpoints.last_good)
                         .min(index),
                     _ => index,
                 };

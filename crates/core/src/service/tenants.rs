@@ -30,19 +30,15 @@ fn view(t: &TenantState) -> Tenant {
 }
 
 /// The settings of `next` that give operators or the platform more than `base` did: more
-/// purposes, operator access without approval, exports, longer grants, longer retention, a longer
-/// wait before idle customer accounts are suspended; and any change of region or of where the
-/// customer's lockbox notifications go. These are the customer's to decide.
+/// purposes, operator access without approval, exports, longer grants; and any change of the
+/// retention (shorter deletes the customer's records sooner), of the idle time after which
+/// customer accounts are suspended, of the region, or of where the customer's lockbox
+/// notifications go. These are the customer's to decide.
 fn widened(base: &TenantInstructions, next: &TenantInstructions) -> Vec<&'static str> {
     let more_purposes = next
         .allowed_purposes
         .iter()
         .any(|p| !base.allowed_purposes.contains(p));
-    let longer_idle = match (base.customer_inactivity_days, next.customer_inactivity_days) {
-        (Some(before), Some(after)) => after > before,
-        (Some(_), None) => true,
-        (None, _) => false,
-    };
     [
         ("allowed_purposes", more_purposes),
         (
@@ -57,8 +53,11 @@ fn widened(base: &TenantInstructions, next: &TenantInstructions) -> Vec<&'static
             "max_grant_hours",
             next.max_grant_hours > base.max_grant_hours,
         ),
-        ("retention_days", next.retention_days > base.retention_days),
-        ("customer_inactivity_days", longer_idle),
+        ("retention_days", next.retention_days != base.retention_days),
+        (
+            "customer_inactivity_days",
+            next.customer_inactivity_days != base.customer_inactivity_days,
+        ),
         ("region", next.region != base.region),
         ("webhook_url", next.webhook_url != base.webhook_url),
     ]
@@ -319,7 +318,8 @@ impl Vault {
             self.settings.webhook_allow_loopback_http,
         )?;
         // The instructions are the customer's to the operator: the platform may tighten them (an
-        // incident, a contract ended) but only the tenant's own admin may loosen them.
+        // incident, a contract ended) but only the tenant's own admin may loosen them, or change
+        // how long the customer's records and accounts are kept.
         if p.tenant_id.as_deref() != Some(tenant_id) {
             let widened = widened(&tenant.instructions, &instructions);
             if !widened.is_empty() {
@@ -380,9 +380,8 @@ mod tests {
         };
         let mut tighter = base.clone();
         tighter.allowed_purposes = vec!["case-resolution".into()];
-        tighter.retention_days = 30;
+        tighter.operator_access_requires_approval = true;
         tighter.max_grant_hours = 1;
-        tighter.customer_inactivity_days = Some(10);
         assert!(widened(&base, &tighter).is_empty());
         assert!(widened(&base, &base).is_empty());
 
@@ -392,7 +391,7 @@ mod tests {
             widened(&base, &next)
         };
         type Loosening = (fn(&mut TenantInstructions), &'static str);
-        let cases: [Loosening; 9] = [
+        let cases: [Loosening; 11] = [
             (
                 |i| i.allowed_purposes.push("security-investigation".into()),
                 "allowed_purposes",
@@ -404,6 +403,11 @@ mod tests {
             (|i| i.export_allowed = true, "export_allowed"),
             (|i| i.max_grant_hours += 1, "max_grant_hours"),
             (|i| i.retention_days += 1, "retention_days"),
+            (|i| i.retention_days -= 1, "retention_days"),
+            (
+                |i| i.customer_inactivity_days = Some(10),
+                "customer_inactivity_days",
+            ),
             (
                 |i| i.customer_inactivity_days = Some(31),
                 "customer_inactivity_days",
