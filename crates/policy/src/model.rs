@@ -400,6 +400,16 @@ impl ResourceFacts {
             requested_by_principal: false,
         }
     }
+
+    /// A target of `kind` as the caller reaches it through a case assigned to them: asks whether
+    /// anything of that kind in the tenant could be open to the caller, for this purpose (a list,
+    /// an export, the purpose of an access request).
+    pub fn reachable(kind: ResourceKind, id: impl Into<String>, tenant_id: Option<String>) -> Self {
+        ResourceFacts {
+            assigned_to_principal: true,
+            ..Self::new(kind, id, tenant_id)
+        }
+    }
 }
 
 /// One question to the policy decision point.

@@ -148,8 +148,7 @@ impl Vault {
         let (mut record, purpose, tenant) = self
             .open_content(p, ctx, "case.list", tenant_id, case_ref(None))
             .await?;
-        let mut probe = ResourceFacts::new(ResourceKind::Case, "", Some(tenant_id.to_owned()));
-        probe.assigned_to_principal = true;
+        let probe = ResourceFacts::reachable(ResourceKind::Case, "", Some(tenant_id.to_owned()));
         let decision = self.decide(
             p,
             Action::ListCases,

@@ -374,8 +374,7 @@ impl Vault {
         let (mut record, purpose, tenant) = self
             .open_content(p, ctx, action_name, tenant_id, contact_ref(None))
             .await?;
-        let mut probe = ResourceFacts::new(ResourceKind::Contact, "", Some(tenant_id.to_owned()));
-        probe.assigned_to_principal = true;
+        let probe = ResourceFacts::reachable(ResourceKind::Contact, "", Some(tenant_id.to_owned()));
         let action = if email.is_some() {
             Action::SearchContacts
         } else {

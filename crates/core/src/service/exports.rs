@@ -141,8 +141,7 @@ impl Vault {
             .open_content(p, ctx, "export.create", tenant_id, export_ref(&id))
             .await?;
         // The gate: may this caller export from this tenant at all, for this purpose?
-        let mut probe = ResourceFacts::new(ResourceKind::Case, "", Some(tenant_id.to_owned()));
-        probe.assigned_to_principal = true;
+        let probe = ResourceFacts::reachable(ResourceKind::Case, "", Some(tenant_id.to_owned()));
         let decision = self.decide(
             p,
             strongroom_policy::Action::ExportRecords,

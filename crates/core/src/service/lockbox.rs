@@ -119,12 +119,11 @@ impl Vault {
             .map_err(|_| ServiceError::validation("unknown purpose", &["purpose"]))?;
         // A purpose the tenant never allows, or one the requester's roles may not read for (the
         // grant could be approved and never used), is a refusal like any other, and recorded.
-        let mut opened = ResourceFacts::new(
+        let opened = ResourceFacts::reachable(
             ResourceKind::Case,
             &input.case_id,
             Some(tenant_id.to_owned()),
         );
-        opened.assigned_to_principal = true;
         let as_granted = self.decide(
             p,
             Action::ReadCase,
