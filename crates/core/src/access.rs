@@ -8,7 +8,7 @@ use strongroom_policy::{
 };
 use strongroom_store::{Mutation, UserRow};
 
-use crate::audit::{Actor, AuditDecision, AuditRecord, ResourceRef};
+use crate::audit::{Actor, AuditDecision, AuditRecord, CommitError, ResourceRef};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::TenantInstructions;
 use crate::{TenantState, Vault};
@@ -118,11 +118,11 @@ impl Vault {
         r
     }
 
-    /// Commits `records` with `mutations`. When the mutations find that the state moved since the
-    /// request read it (a conflict: decided by someone else first, reassigned meanwhile; or a
-    /// record it links to deleted meanwhile), the entries are in the log all the same; a second one, the first record as `not_applied`
-    /// with `reason` and the same `request_id`, says that nothing the request recorded was
-    /// applied. The conflict is still the caller's answer.
+    /// Commits `records` with `mutations`. When the store refuses the change because the state
+    /// moved since the request read it (decided by someone else first, reassigned meanwhile, a
+    /// record it links to deleted), the entries are in the log all the same; a second one, the
+    /// first record as `not_applied` with `reason` and the same `request_id`, says that nothing
+    /// the request recorded was applied. The refusal is still the caller's answer.
     pub(crate) async fn commit_attempt(
         &self,
         records: Vec<AuditRecord>,
@@ -130,17 +130,19 @@ impl Vault {
         (not_applied, reason): (&'static str, &'static str),
     ) -> ServiceResult<u64> {
         let attempt = records.first().cloned();
-        let outcome = self.audit.commit(records, mutations).await;
-        // A commit answers `validation_failed` only for a unit whose reference went missing.
-        if let (Err(e), Some(mut kept)) = (&outcome, attempt)
-            && matches!(e.code, ErrorCode::Conflict | ErrorCode::ValidationFailed)
-        {
-            kept.action = not_applied;
-            kept.decision = AuditDecision::Deny;
-            kept.reason = Some(reason);
-            self.audit.append(kept).await?;
+        match self.audit.try_commit(records, mutations).await {
+            Ok(index) => Ok(index),
+            Err(CommitError::Refused(refusal)) => {
+                if let Some(mut kept) = attempt {
+                    kept.action = not_applied;
+                    kept.decision = AuditDecision::Deny;
+                    kept.reason = Some(reason);
+                    self.audit.append(kept).await?;
+                }
+                Err(refusal)
+            }
+            Err(unavailable) => Err(unavailable.into_service_error()),
         }
-        outcome
     }
 
     /// Records a refusal and turns it into the error the caller sees. The refusal is returned even if

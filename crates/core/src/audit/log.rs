@@ -46,6 +46,24 @@ pub struct ConsistencyProof {
     pub hashes: Vec<String>,
 }
 
+/// Why [`AuditLog::try_commit`] committed nothing.
+#[derive(Debug)]
+pub(crate) enum CommitError {
+    /// The store refused the change (its error); the records were logged all the same.
+    Refused(ServiceError),
+    /// The log could not be written: nothing was logged or changed.
+    Unavailable,
+}
+
+impl CommitError {
+    pub(crate) fn into_service_error(self) -> ServiceError {
+        match self {
+            Self::Refused(err) => err,
+            Self::Unavailable => ServiceError::audit_unavailable(),
+        }
+    }
+}
+
 pub struct AuditLog {
     committer: Committer,
     head: watch::Receiver<TreeHead>,
@@ -192,11 +210,25 @@ impl AuditLog {
         records: Vec<AuditRecord>,
         mutations: Vec<Mutation>,
     ) -> ServiceResult<u64> {
-        match self.committer.submit(records, mutations).await {
-            Ok(index) => Ok(index),
-            Err(SubmitError::Unit(err)) => Err(err.into()),
-            Err(SubmitError::Audit) => Err(ServiceError::audit_unavailable()),
-        }
+        self.try_commit(records, mutations)
+            .await
+            .map_err(CommitError::into_service_error)
+    }
+
+    /// Like [`Self::commit`], but tells a change the store refused (a conflict, a record it
+    /// links to gone: its entries are in the log) from a log that could not be written.
+    pub(crate) async fn try_commit(
+        &self,
+        records: Vec<AuditRecord>,
+        mutations: Vec<Mutation>,
+    ) -> Result<u64, CommitError> {
+        self.committer
+            .submit(records, mutations)
+            .await
+            .map_err(|err| match err {
+                SubmitError::Unit(err) => CommitError::Refused(err.into()),
+                SubmitError::Audit => CommitError::Unavailable,
+            })
     }
 
     pub async fn append(&self, record: AuditRecord) -> ServiceResult<u64> {

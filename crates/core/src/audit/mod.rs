@@ -8,5 +8,6 @@ mod signer;
 mod verify;
 
 pub use entry::{Actor, AuditDecision, AuditRecord, ENTRY_VERSION, ResourceRef, encode};
+pub(crate) use log::CommitError;
 pub use log::{AuditLog, ConsistencyProof, InclusionProof, TreeHead};
 pub use verify::{Failure, FailureKind, VerifyError, VerifyReport, verify_store};
