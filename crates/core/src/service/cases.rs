@@ -353,14 +353,13 @@ impl Vault {
             let cid = optional_text(Some(contact_id), "contact_id", 64)?;
             self.check_contact_ref(tenant_id, cid.as_deref()).await?;
             if cid != gate.row.contact_id {
-                match self.relink_consequences(p, tenant_id, &gate.row).await? {
-                    Some(relinked) => consequences = relinked,
-                    None => {
-                        return Err(self
-                            .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
-                            .await);
-                    }
-                }
+                let Some(relinked) = self.relink_consequences(p, tenant_id, &gate.row).await?
+                else {
+                    return Err(self
+                        .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
+                        .await);
+                };
+                consequences = relinked;
             }
             row.contact_id = cid;
         }
