@@ -1,6 +1,7 @@
 //! Strongroom's HTTPS API and ops listener. Handlers parse, call the [`Vault`], and answer; every
 //! decision lives in the service layer.
 
+mod console;
 pub mod error;
 pub mod extract;
 pub mod request_id;
@@ -177,14 +178,20 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route("/v1/audit/proofs/inclusion", get(audit::inclusion))
         .route("/v1/audit/proofs/consistency", get(audit::consistency))
         .route("/v1/openapi.json", get(openapi))
+        .merge(console::router())
         .route_layer(middleware::from_fn(request_id::observe))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        // Every answer holds customer data, a credential or an audit record: never cached.
+        // Every API answer holds customer data, a credential or an audit record: never cached. (The
+        // console's files are small and change with the binary; they are not cached either.)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
         ))
         .layer(middleware::from_fn(request_id::middleware))
         .with_state(vault)

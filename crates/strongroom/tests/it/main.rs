@@ -11,6 +11,7 @@ mod api_keys;
 mod audit_log;
 mod backup;
 mod bad_input;
+mod console;
 mod encryption;
 mod exports;
 mod exports_lifetime;
