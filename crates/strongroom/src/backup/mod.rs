@@ -96,6 +96,10 @@ pub struct RestoreArgs {
     pub keys_from: PathBuf,
     #[arg(long)]
     pub verifier_key: Option<String>,
+    /// Restore even where records are sealed under key versions the key source no longer holds
+    /// (retired since the backup was taken): those records stay unreadable.
+    #[arg(long)]
+    pub accept_unreadable: bool,
     #[command(flatten)]
     pub key: RootKeyArgs,
 }
@@ -458,7 +462,7 @@ async fn restore_into(
 
     let tenants = SqliteStore::tenant_ids(&dir.database()).await?;
     let store = Arc::new(SqliteStore::open(&dir.database(), BUSY).await?);
-    let (mut restored, mut shredded) = (0usize, Vec::new());
+    let (mut restored, mut shredded, mut unreadable) = (0usize, Vec::new(), Vec::new());
     for tenant in &tenants {
         // Shredded in the live deployment since the backup (a tombstone wins over any key
         // found), or never keyed there: its rows go.
@@ -469,11 +473,22 @@ async fn restore_into(
             .cloned()
             .collect();
         if tombstone.is_none() && !keys.is_empty() {
+            unreadable.extend(versions_missing(&store, tenant, &keys).await?);
             store.import_tenant_keys(&keys).await?;
             restored += 1;
             continue;
         }
         shredded.push((tenant.clone(), tombstone.map(|s| s.request_ref.clone())));
+    }
+    if !unreadable.is_empty() && !args.accept_unreadable {
+        // The caller's error path empties the new data dir.
+        bail!(
+            "the key source lacks key versions that records in the backup are sealed with (retired \
+             since the backup was taken), so they would be unreadable: {}. Restore with a key \
+             backup taken before the retirement (`--keys-from KEYFILE`), or pass \
+             --accept-unreadable to restore the rest",
+            unreadable.join("; ")
+        );
     }
     settle_restored(dir, &args.data_dir, Arc::clone(&store), &shredded).await?;
     let _ = store.purge_journal().await;
@@ -499,11 +514,37 @@ async fn restore_into(
     for (t, _) in shredded {
         println!("removed (no live key): tenant {t}");
     }
+    for line in unreadable {
+        println!("unreadable (key version retired since the backup): {line}");
+    }
     println!(
         "every session and API key in the backup was revoked: users log in again, and API keys \
          are issued anew"
     );
     Ok(())
+}
+
+/// The key versions that `tenant`'s restored ciphertexts name and `keys` lacks, one line each
+/// (`tenant T: key version V (N ciphertexts)`): a version retired after the backup was taken.
+async fn versions_missing(
+    store: &SqliteStore,
+    tenant: &str,
+    keys: &[TenantKeyRow],
+) -> Result<Vec<String>> {
+    let usage = store
+        .key_usage(&TenantScope::new(tenant))
+        .await
+        .with_context(|| format!("reading the key versions of tenant {tenant} in the backup"))?;
+    Ok(usage
+        .iter()
+        .filter(|u| u.ciphertexts > 0 && !keys.iter().any(|k| k.version == u.version))
+        .map(|u| {
+            format!(
+                "tenant {tenant}: key version {} ({} ciphertexts)",
+                u.version, u.ciphertexts
+            )
+        })
+        .collect())
 }
 
 /// Brings the restored data up to what the live deployment has decided since the backup, each
