@@ -679,6 +679,21 @@ async fn entries_a_crash_left_unsigned_are_signed_after_a_restart() {
     // Killed before the signer's next checkpoint (it waits 200 ms after an append), and started
     // again while the dead process still holds the signer's lease.
     server.kill();
+    let mut db = server.db().await;
+    let signed_at_kill: i64 = db
+        .one(
+            "SELECT CAST(COALESCE(MAX(size), 0) AS BIGINT) FROM audit_checkpoints",
+            &[],
+        )
+        .await;
+    let stored_at_kill: i64 = db
+        .one("SELECT CAST(COUNT(*) AS BIGINT) FROM audit_entries", &[])
+        .await;
+    db.close().await;
+    assert!(
+        signed_at_kill < stored_at_kill,
+        "the kill came after the checkpoint ({signed_at_kill} of {stored_at_kill}): nothing to recover"
+    );
     let server = server.restart().await;
     let vkey = server.anon().get("/v1/audit/verifier-key").await.text;
     let verifier = NoteVerifier::parse(vkey.trim()).unwrap();

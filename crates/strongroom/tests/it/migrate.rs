@@ -51,10 +51,10 @@ async fn pg_schema() -> Option<(PgPool, String)> {
             panic!("PostgreSQL is required (STRONGROOM_REQUIRE_POSTGRES=1) but unreachable: {err}")
         }
         Err(err) => {
-            eprintln!(
+            tell(&format!(
                 "SKIPPED: migrate test not run: cannot connect to PostgreSQL ({err}); set \
                  STRONGROOM_REQUIRE_POSTGRES=1 to make this a failure"
-            );
+            ));
             return None;
         }
     };

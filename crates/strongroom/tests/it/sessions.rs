@@ -53,12 +53,25 @@ async fn logout_revokes_only_that_token() {
     second.get("/v1/me").await.ok(200);
 }
 
+/// Its own server, with an absolute limit far away: on the shared one (absolute 3 s) a session
+/// idle for 3 s would be refused for its age whatever the idle limit did.
 #[tokio::test]
 async fn idle_timeout() {
-    let server = server();
+    let server = Server::start_with(
+        &[
+            ("STRONGROOM_SESSION_IDLE_TIMEOUT_SECS", "2"),
+            ("STRONGROOM_SESSION_ABSOLUTE_TIMEOUT_SECS", "600"),
+        ],
+        &[],
+    );
     let user = new_user(&server).await;
     let (api, _) = login(&server, &user.username, PASSWORD).await;
-    api.get("/v1/me").await.ok(200);
+    // Activity keeps it alive past the idle limit counted from login...
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        api.get("/v1/me").await.ok(200);
+    }
+    // ...and a pause longer than the limit ends it.
     tokio::time::sleep(Duration::from_secs(3)).await;
     api.get("/v1/me").await.err(401, "unauthenticated");
     // And it stays dead.

@@ -33,16 +33,25 @@ async fn listen_json_healthz_and_metrics() {
     let metrics = ops.get(server.ops_url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
-    for line in text
+    let samples: Vec<&str> = text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-    {
+        .collect();
+    for line in &samples {
         let value = line.rsplit(' ').next().unwrap_or_default();
         assert!(
             value.parse::<f64>().is_ok() || ["NaN", "+Inf", "-Inf"].contains(&value),
             "not a Prometheus sample line: {line:?}"
         );
     }
+    assert!(
+        samples.iter().any(|l| {
+            l.starts_with("strongroom_http_requests_total{")
+                && l.contains("route=\"/v1/auth/login\"")
+                && l.contains("status=\"200\"")
+        }),
+        "the admin's login is not counted:\n{text}"
+    );
 }
 
 #[tokio::test]
