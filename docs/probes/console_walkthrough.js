@@ -1,0 +1,139 @@
+// A walk through the web console in a real browser, against a `--demo` server: a tenant admin
+// lists and opens cases, opens the case contact, checks an access-log entry's inclusion proof; a
+// support engineer names the tenant, opens a case and files an operator-access request; the
+// tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
+// an entry of the whole log. Prints what each step showed and any error the page logged.
+//
+// Not part of `cargo test` (the README's commands need only the Rust toolchain). Run by hand:
+//   apt-get install chromium            # or any Chromium; pass its path as CHROMIUM
+//   npm install playwright-core         # in a scratch directory, then run this file from there
+//   STRONGROOM_ADMIN_PASSWORD=... strongroom serve --data-dir /tmp/demo --demo \
+//       --listen 127.0.0.1:18443 2> /tmp/demo.err &
+//   node console_walkthrough.js https://127.0.0.1:18443 /tmp/demo.err /tmp/shots
+// (the demo's credentials and TOTP seeds are read from its standard error; screenshots go to the
+// last directory).
+
+const { chromium } = require('playwright-core');
+const fs = require('fs');
+const crypto = require('crypto');
+const [base, stderrFile, outDir] = process.argv.slice(2);
+const log = fs.readFileSync(stderrFile, 'utf8');
+const creds = {};
+for (const m of log.matchAll(/^\s+(\S+)\s+(\S+)\s+\((.+)\)$/gm)) creds[m[1]] = { password: m[2], role: m[3] };
+const seeds = {};
+for (const m of log.matchAll(/demo TOTP seed of (\S+) \(shown once\): (\S+)/g)) seeds[m[1]] = m[2];
+function b32(s) { const a='ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'; let bits=''; for (const c of s.replace(/=+$/,'')) bits += a.indexOf(c).toString(2).padStart(5,'0'); const out=[]; for (let i=0;i+8<=bits.length;i+=8) out.push(parseInt(bits.slice(i,i+8),2)); return Buffer.from(out); }
+function totp(seed, t) { const msg = Buffer.alloc(8); msg.writeBigUInt64BE(BigInt(t)); const h = crypto.createHmac('sha1', b32(seed)).update(msg).digest(); const o = h[h.length-1] & 15; return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6,'0'); }
+const used = {};
+for (const u of Object.keys(seeds)) used[u] = Math.floor(Date.now() / 30000); // the demo spent this step
+async function login(page, username) {
+  await page.goto(base + '/');
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', creds[username].password);
+  if (seeds[username]) {
+    // A code is accepted once: wait for a step this run has not used for this account.
+    while (Math.floor(Date.now() / 30000) <= (used[username] ?? -1)) await new Promise((r) => setTimeout(r, 1000));
+    const step = Math.floor(Date.now() / 30000);
+    used[username] = step;
+    await page.fill('input[name=totp]', totp(seeds[username], step));
+  }
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#nav button', { timeout: 10000 });
+}
+async function statusText(page) { return (await page.textContent('#status')) || ''; }
+(async () => {
+  console.log('accounts:', Object.entries(creds).map(([u, c]) => `${u} (${c.role})`).join(', '));
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
+  page.on('pageerror', (e) => problems.push('pageerror: ' + e.message));
+  const admin = Object.keys(creds).find((u) => creds[u].role.startsWith('tenant_admin'));
+  await login(page, admin);
+  await page.waitForSelector('table tbody tr.link', { timeout: 10000 });
+  const tenantId = await page.inputValue('form.inline input');
+  console.log('tenant admin cases rows:', await page.locator('table tbody tr.link').count());
+  await page.screenshot({ path: outDir + '/1-cases.png' });
+  await page.locator('table tbody tr.link').first().click();
+  await page.waitForSelector('h1:text("Case")');
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: outDir + '/2-case.png', fullPage: true });
+  const contactButton = page.locator('button:text("Open the case contact")');
+  if (await contactButton.count()) { await contactButton.click(); await page.waitForSelector('h1:text("Contact")'); await page.waitForTimeout(300); await page.screenshot({ path: outDir + '/3-contact.png', fullPage: true }); }
+  await page.click('#nav button:text("Access log")');
+  await page.waitForSelector('table tbody tr td button:text("Check")', { timeout: 10000 });
+  await page.locator('button:text("Check")').first().click();
+  await page.waitForSelector('.tag.verified, .tag.failed', { timeout: 10000 });
+  console.log('proof verdict:', await page.locator('.tag.verified, .tag.failed').first().textContent());
+  await page.screenshot({ path: outDir + '/4-access-log.png', fullPage: true });
+  await page.click('#nav button:text("Operator access")');
+  await page.waitForTimeout(800);
+  console.log('operator access status:', JSON.stringify(await statusText(page)));
+  await page.screenshot({ path: outDir + '/5-access.png', fullPage: true });
+  await page.click('#nav button:text("Account")');
+  await page.waitForTimeout(800);
+  await page.screenshot({ path: outDir + '/6-account.png', fullPage: true });
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  // A support engineer: names the tenant, reads a case as the policy allows.
+  const engineer = Object.keys(creds).find((u) => creds[u].role === 'support_engineer');
+  await login(page, engineer);
+  await page.waitForTimeout(500);
+  console.log('engineer landing status:', JSON.stringify(await statusText(page)));
+  await page.fill('form.inline input[placeholder="tenant id"]', tenantId);
+  await page.click('form.inline button[type=submit]');
+  await page.waitForSelector('table tbody tr.link', { timeout: 10000 });
+  console.log('engineer cases rows:', await page.locator('table tbody tr.link').count());
+  await page.screenshot({ path: outDir + '/7-engineer-cases.png', fullPage: true });
+  // Open each case until one answers (the engineer is assigned to some).
+  await page.locator('table tbody tr.link').first().click();
+  await page.waitForTimeout(800);
+  console.log('engineer case status:', JSON.stringify(await statusText(page)));
+  await page.screenshot({ path: outDir + '/8-engineer-case.png', fullPage: true });
+  if (await page.locator('h2:text("Request operator access")').count()) {
+    await page.check('input[value=contact_identity]');
+    await page.fill('input[placeholder^="Why you need"]', 'Reproduce the nightly export failure with the customer');
+    await page.click('button:text("Send request")');
+    await page.waitForTimeout(800);
+    console.log('request status:', JSON.stringify(await statusText(page)));
+  }
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  // The tenant admin approves it.
+  await login(page, admin);
+  await page.click('#nav button:text("Operator access")');
+  await page.waitForSelector('button:text("Approve…")', { timeout: 10000 });
+  await page.screenshot({ path: outDir + '/9-pending.png', fullPage: true });
+  await page.locator('button:text("Approve…")').first().click();
+  await page.fill('input[placeholder="comment (optional)"]', 'ok for today');
+  await page.click('button[type=submit]:text("Approve")');
+  await page.waitForTimeout(800);
+  console.log('approve status:', JSON.stringify(await statusText(page)));
+  await page.screenshot({ path: outDir + '/10-approved.png', fullPage: true });
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  // The engineer now reads the case content and the contact's identity, the rest withheld.
+  await login(page, engineer);
+  await page.fill('form.inline input[placeholder="tenant id"]', tenantId);
+  await page.click('form.inline button[type=submit]');
+  await page.waitForSelector('table tbody tr.link', { timeout: 10000 });
+  await page.locator('table tbody tr.link').first().click();
+  await page.waitForSelector('h1:text("Case")', { timeout: 10000 });
+  await page.waitForTimeout(500);
+  const contactButton2 = page.locator('button:text("Open the case contact")');
+  if (await contactButton2.count()) { await contactButton2.click(); await page.waitForTimeout(800); }
+  console.log('engineer contact status:', JSON.stringify(await statusText(page)));
+  await page.screenshot({ path: outDir + '/11-engineer-contact.png', fullPage: true });
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  const auditor = Object.keys(creds).find((u) => creds[u].role === 'auditor');
+  await login(page, auditor);
+  await page.waitForSelector('button:text("Check")', { timeout: 10000 });
+  await page.locator('button:text("Check")').nth(3).click();
+  await page.waitForSelector('.tag.verified, .tag.failed', { timeout: 10000 });
+  console.log('auditor proof verdict:', await page.locator('.tag.verified, .tag.failed').first().textContent());
+  await page.screenshot({ path: outDir + '/12-auditor.png' });
+  console.log('problems:', problems.length ? problems : 'none');
+  await browser.close();
+})().catch((e) => { console.error(e); process.exit(1); });
