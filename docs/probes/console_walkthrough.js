@@ -2,14 +2,16 @@
 // lists and opens cases, opens the case contact, checks an access-log entry's inclusion proof; a
 // support engineer names the tenant, opens a case and files an operator-access request; the
 // tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
-// an entry of the whole log. Prints what each step showed and any error the page logged.
+// an entry of the whole log; the tenant admin tightens its instructions; the platform admin (with
+// ADMIN_PASSWORD) creates a tenant and a user, suspends and reactivates them, and dry-runs the
+// inactivity sweep. Prints what each step showed and any error the page logged.
 //
 // Not part of `cargo test` (the README's commands need only the Rust toolchain). Run by hand:
 //   apt-get install chromium            # or any Chromium; pass its path as CHROMIUM
 //   npm install playwright-core         # in a scratch directory, then run this file from there
 //   STRONGROOM_ADMIN_PASSWORD=... strongroom serve --data-dir /tmp/demo --demo \
 //       --listen 127.0.0.1:18443 2> /tmp/demo.err &
-//   node console_walkthrough.js https://127.0.0.1:18443 /tmp/demo.err /tmp/shots
+//   ADMIN_PASSWORD=... node console_walkthrough.js https://127.0.0.1:18443 /tmp/demo.err /tmp/shots
 // (the demo's credentials and TOTP seeds are read from its standard error; screenshots go to the
 // last directory).
 
@@ -134,6 +136,56 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.waitForSelector('.tag.verified, .tag.failed', { timeout: 10000 });
   console.log('auditor proof verdict:', await page.locator('.tag.verified, .tag.failed').first().textContent());
   await page.screenshot({ path: outDir + '/12-auditor.png' });
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  // The tenant admin tightens its instructions: operator access now needs its approval.
+  await login(page, admin);
+  await page.click('#nav button:text("Administration")');
+  await page.waitForSelector('button:text("Save instructions")', { timeout: 10000 });
+  await page.check('label:has-text("operator access needs") input');
+  await page.click('button:text("Save instructions")');
+  await page.waitForTimeout(800);
+  console.log('instructions status:', JSON.stringify(await statusText(page)));
+  await page.screenshot({ path: outDir + '/13-tenant-admin.png', fullPage: true });
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  // The platform admin creates a tenant and a customer user in it, suspends and reactivates them.
+  if (process.env.ADMIN_PASSWORD) {
+    creds.admin = { password: process.env.ADMIN_PASSWORD, role: 'platform_admin' };
+    await login(page, 'admin');
+    await page.click('#nav button:text("Administration")');
+    await page.waitForSelector('button:text("Create tenant")');
+    await page.fill('section:has(h2:text("New tenant")) input[maxlength="200"]', 'Initech');
+    await page.click('button:text("Create tenant")');
+    await page.waitForTimeout(800);
+    const created = await statusText(page);
+    console.log('tenant status:', JSON.stringify(created));
+    const newTenant = (created.match(/Tenant (\S+) created/) || [])[1];
+    const user = 'initech.user' + Date.now() % 100000;
+    const newUser = page.locator('section:has(h2:text("New user"))');
+    await newUser.locator('input').nth(0).fill(user);
+    await newUser.locator('input').nth(1).fill('Initech User');
+    await newUser.locator('input[type=password]').fill('correct horse battery staple ' + Date.now());
+    await newUser.locator('input[placeholder="customers only"]').fill(newTenant);
+    await page.click('button:text("Create user")');
+    await page.waitForTimeout(800);
+    const made = await statusText(page);
+    console.log('user status:', JSON.stringify(made));
+    const userId = (made.match(/\((\S+)\)/) || [])[1];
+    await page.fill('input[placeholder="user id"]', userId);
+    await page.click('section:has(h2:text("A user")) button:text("Open")');
+    await page.waitForSelector('button:text("Suspend")', { timeout: 10000 });
+    await page.click('button:text("Suspend")');
+    await page.waitForSelector('button:text("Reactivate")', { timeout: 10000 });
+    console.log('suspend status:', JSON.stringify(await statusText(page)));
+    await page.click('button:text("Reactivate")');
+    await page.waitForSelector('button:text("Suspend")', { timeout: 10000 });
+    console.log('reactivate status:', JSON.stringify(await statusText(page)));
+    await page.click('button:text("Dry run")');
+    await page.waitForTimeout(800);
+    console.log('sweep status:', JSON.stringify(await statusText(page)));
+    await page.screenshot({ path: outDir + '/14-platform-admin.png', fullPage: true });
+  }
   console.log('problems:', problems.length ? problems : 'none');
   await browser.close();
 })().catch((e) => { console.error(e); process.exit(1); });

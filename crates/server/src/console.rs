@@ -1,4 +1,4 @@
-//! The web console: three static files compiled into the binary, served under `/console/`. The
+//! The web console: static files compiled into the binary, served under `/console/`. The
 //! page is a client of the same v1 API as every other client (it holds no server-side state and no
 //! route of its own reaches the vault), so every control the service layer enforces holds for it.
 //!
@@ -13,8 +13,17 @@ use axum::routing::get;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 const INDEX_HTML: &str = include_str!("../console/index.html");
-const APP_JS: &str = include_str!("../console/app.js");
 const APP_CSS: &str = include_str!("../console/app.css");
+
+/// The page's script: ES modules, `app.js` first (it imports the others by absolute path).
+const SCRIPTS: [(&str, &str); 6] = [
+    ("app.js", include_str!("../console/app.js")),
+    ("api.js", include_str!("../console/api.js")),
+    ("dom.js", include_str!("../console/dom.js")),
+    ("cases.js", include_str!("../console/cases.js")),
+    ("audit.js", include_str!("../console/audit.js")),
+    ("admin.js", include_str!("../console/admin.js")),
+];
 
 /// `img-src data:` is for the TOTP enrolment QR code, an SVG the API returns and the page shows in
 /// an `<img>` (where SVG cannot run script).
@@ -27,7 +36,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let header_layer = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route(
@@ -35,13 +44,16 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| asset("text/html; charset=utf-8", INDEX_HTML)),
         )
         .route(
-            "/console/app.js",
-            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
-        )
-        .route(
             "/console/app.css",
             get(|| asset("text/css; charset=utf-8", APP_CSS)),
-        )
+        );
+    for (name, script) in SCRIPTS {
+        router = router.route(
+            &format!("/console/{name}"),
+            get(move || asset("text/javascript; charset=utf-8", script)),
+        );
+    }
+    router
         .layer(header_layer(
             header::CONTENT_SECURITY_POLICY,
             CONTENT_SECURITY_POLICY,
@@ -74,7 +86,10 @@ mod tests {
     /// interpolation replaced by `{}`.
     fn paths_called_by_the_page() -> Vec<String> {
         let mut paths = Vec::new();
-        for piece in APP_JS.split("path`").skip(1) {
+        for piece in SCRIPTS
+            .iter()
+            .flat_map(|(_, script)| script.split("path`").skip(1))
+        {
             // Templates only: the file's comments name the tag too.
             let Some(template) = piece.split('`').next().filter(|t| t.starts_with("/v1/")) else {
                 continue;
@@ -152,14 +167,16 @@ mod tests {
             "sessionStorage",
             "document.cookie",
         ] {
-            assert!(!APP_JS.contains(sink), "app.js uses {sink}");
+            for (name, script) in SCRIPTS {
+                assert!(!script.contains(sink), "{name} uses {sink}");
+            }
         }
     }
 
     #[test]
     fn the_page_has_no_inline_script_or_style() {
         let html = INDEX_HTML.to_ascii_lowercase();
-        assert!(html.contains("<script src=\"/console/app.js\""));
+        assert!(html.contains("<script type=\"module\" src=\"/console/app.js\""));
         assert_eq!(
             html.matches("<script").count(),
             1,

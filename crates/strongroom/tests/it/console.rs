@@ -45,10 +45,15 @@ async fn the_console_is_served_confined_and_without_a_session() {
     assert_eq!(header(&page, "cache-control"), "no-store");
     assert!(!header(&page, "request-id").is_empty());
     let html = page.text().await.unwrap();
-    assert!(html.contains("<script src=\"/console/app.js\""));
+    assert!(html.contains("<script type=\"module\" src=\"/console/app.js\""));
 
     for (path, kind) in [
         ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/api.js", "text/javascript; charset=utf-8"),
+        ("/console/dom.js", "text/javascript; charset=utf-8"),
+        ("/console/cases.js", "text/javascript; charset=utf-8"),
+        ("/console/audit.js", "text/javascript; charset=utf-8"),
+        ("/console/admin.js", "text/javascript; charset=utf-8"),
         ("/console/app.css", "text/css; charset=utf-8"),
     ] {
         let asset = client.get(server.url(path)).send().await.unwrap();

@@ -1,0 +1,152 @@
+// Strongroom console: administration, for platform admins and, in their own tenant, tenant admins.
+
+import { ALL_ROLES, CUSTOMER_ROLES, SUSPEND_REASONS, TENANT_PURPOSES, api, hasRole, path, session } from '/console/api.js';
+import { checkboxRow, checkboxes, el, field, listTable, panel, recordTable, run, show, ticked } from '/console/dom.js';
+
+
+export function adminView() {
+  const parts = [el('h1', { text: 'Administration' })];
+  if (hasRole('platform_admin')) parts.push(newTenantPanel());
+  if (hasRole('tenant_admin') && session.tenantId) parts.push(tenantPanel(session.tenantId));
+  if (hasRole('platform_admin')) parts.push(tenantLookupPanel());
+  parts.push(newUserPanel(), userLookupPanel());
+  if (hasRole('platform_admin')) parts.push(sweepPanel());
+  show(parts);
+}
+
+
+
+function newTenantPanel() {
+  const name = el('input', { required: true, maxlength: 200 });
+  const approval = el('input', { type: 'checkbox', checked: true });
+  const exports = el('input', { type: 'checkbox', checked: true });
+  const region = el('input', { value: 'eu', size: 8 });
+  const result = el('div');
+  const submit = () => run(async () => {
+    const tenant = await api('POST', path`/v1/tenants`, {
+      body: {
+        name: name.value.trim(),
+        instructions: { operator_access_requires_approval: approval.checked, export_allowed: exports.checked, region: region.value.trim() },
+      },
+    });
+    result.replaceChildren(recordTable(tenant));
+    return `Tenant ${tenant.id} created.`;
+  });
+  return panel('New tenant', el('form', { onsubmit: submit }, field('Name', name),
+    el('label', { class: 'row' }, approval, 'operator access needs the tenant\'s approval'),
+    el('label', { class: 'row' }, exports, 'exports allowed'), field('Region', region),
+    el('button', { type: 'submit', text: 'Create tenant' })), result);
+}
+
+function tenantLookupPanel() {
+  const id = el('input', { required: true, placeholder: 'tenant id', size: 30 });
+  const holder = el('div');
+  const submit = () => holder.replaceChildren(tenantPanel(id.value.trim()));
+  return panel('A tenant', el('form', { class: 'inline', onsubmit: submit }, field('Tenant', id), el('button', { type: 'submit', text: 'Open' })), holder);
+}
+
+// A tenant's record and its processing instructions, editable: the platform may only tighten
+// them, the tenant's own admin may loosen them too (the server decides and records either).
+function tenantPanel(tenantId) {
+  const holder = el('div');
+  const load = () => run(async () => {
+    const tenant = await api('GET', path`/v1/tenants/${tenantId}`);
+    const i = tenant.instructions;
+    const purposes = checkboxes(TENANT_PURPOSES, i.allowed_purposes);
+    const approval = el('input', { type: 'checkbox', checked: i.operator_access_requires_approval });
+    const exports = el('input', { type: 'checkbox', checked: i.export_allowed });
+    const retention = el('input', { type: 'number', min: 1, value: i.retention_days });
+    const grantHours = el('input', { type: 'number', min: 1, value: i.max_grant_hours });
+    const idleDays = el('input', { type: 'number', min: 1, value: i.customer_inactivity_days ?? '', placeholder: 'the platform\'s limit' });
+    const region = el('input', { value: i.region, size: 8 });
+    const webhook = el('input', { value: i.webhook_url ?? '', size: 40, placeholder: 'https://…' });
+    const save = () => run(async () => {
+      const patch = {
+        allowed_purposes: ticked(purposes),
+        operator_access_requires_approval: approval.checked,
+        export_allowed: exports.checked,
+        retention_days: Number(retention.value),
+        max_grant_hours: Number(grantHours.value),
+        region: region.value.trim(),
+      };
+      if (idleDays.value) patch.customer_inactivity_days = Number(idleDays.value);
+      if (webhook.value.trim() !== (i.webhook_url ?? '')) patch.webhook_url = webhook.value.trim();
+      await api('PATCH', path`/v1/tenants/${tenantId}/instructions`, { body: patch });
+      load();
+      return 'Instructions saved.';
+    });
+    holder.replaceChildren(
+      el('table', {}, el('tbody', {}, [['id', tenant.id], ['name', tenant.name], ['status', tenant.status], ['updated', tenant.updated_at]]
+        .map(([k, v]) => el('tr', {}, el('th', { text: k }), el('td', { class: 'mono', text: v }))))),
+      el('form', { onsubmit: save }, el('h2', { text: 'Processing instructions' }),
+        field('Purposes allowed for the tenant\'s content', checkboxRow(purposes)),
+        el('label', { class: 'row' }, approval, 'operator access needs the tenant\'s approval'),
+        el('label', { class: 'row' }, exports, 'exports allowed'),
+        field('Retention (days)', retention), field('Longest operator grant (hours)', grantHours),
+        field('Customer accounts suspended after (days inactive)', idleDays), field('Region', region),
+        field('Lockbox webhook URL (empty: none)', webhook),
+        el('button', { type: 'submit', text: 'Save instructions' })));
+  });
+  load();
+  return panel(hasRole('tenant_admin') ? 'Our tenant' : null, holder);
+}
+
+function newUserPanel() {
+  const platform = hasRole('platform_admin');
+  const username = el('input', { required: true, autocomplete: 'off' });
+  const displayName = el('input', { required: true });
+  const password = el('input', { type: 'password', required: true, autocomplete: 'new-password' });
+  const roles = checkboxes(platform ? ALL_ROLES : CUSTOMER_ROLES, ['tenant_user']);
+  const tenant = el('input', { value: platform ? '' : session.tenantId, readonly: !platform, size: 30, placeholder: 'customers only' });
+  const result = el('div');
+  const submit = () => run(async () => {
+    const body = { username: username.value.trim(), display_name: displayName.value.trim(), password: password.value, roles: ticked(roles) };
+    if (tenant.value.trim()) body.tenant_id = tenant.value.trim();
+    const user = await api('POST', path`/v1/users`, { body });
+    password.value = '';
+    result.replaceChildren(recordTable(user));
+    return `User ${user.username} created (${user.id}).`;
+  });
+  return panel(platform ? 'New user' : 'New customer user', el('form', { onsubmit: submit },
+    field('Username', username), field('Display name', displayName), field('Initial password', password),
+    field('Roles', checkboxRow(roles)), field('Tenant', tenant), el('button', { type: 'submit', text: 'Create user' })), result);
+}
+
+function userLookupPanel() {
+  const id = el('input', { required: true, placeholder: 'user id', size: 30 });
+  const holder = el('div');
+  const open = (userId) => run(async () => {
+    const user = await api('GET', path`/v1/users/${userId}`);
+    const platform = hasRole('platform_admin');
+    const roles = checkboxes(platform ? ALL_ROLES : CUSTOMER_ROLES, user.roles);
+    const reason = el('select', {}, SUSPEND_REASONS.map((r) => el('option', { value: r, text: r })));
+    const act = (message, request) => () => run(async () => {
+      await request();
+      open(userId);
+      return message;
+    });
+    holder.replaceChildren(recordTable(user),
+      el('form', { class: 'inline', onsubmit: act('Roles changed; the user\'s sessions and grants were revoked.', () => api('PATCH', path`/v1/users/${userId}`, { body: { roles: ticked(roles) } })) },
+        field('Roles', checkboxRow(roles)), el('button', { type: 'submit', text: 'Change roles' })),
+      el('div', { class: 'row' },
+        user.status === 'active'
+          ? el('form', { class: 'inline', onsubmit: act('Suspended.', () => api('POST', path`/v1/users/${userId}/suspend`, { body: { reason: reason.value } })) },
+            field('Reason', reason), el('button', { type: 'submit', class: 'danger', text: 'Suspend' }))
+          : el('button', { text: 'Reactivate', onclick: act('Reactivated.', () => api('POST', path`/v1/users/${userId}/reactivate`)) }),
+        el('button', { class: 'quiet', text: 'End all sessions', onclick: act('Sessions ended.', () => api('DELETE', path`/v1/users/${userId}/sessions`)) })));
+  });
+  return panel('A user', el('form', { class: 'inline', onsubmit: () => open(id.value.trim()) }, field('User', id), el('button', { type: 'submit', text: 'Open' })), holder);
+}
+
+function sweepPanel() {
+  const report = el('div');
+  const sweep = (dryRun) => () => run(async () => {
+    const result = await api('POST', path`/v1/admin/inactivity-sweep`, { body: { dry_run: dryRun } });
+    const columns = [['User', 'username'], ['Roles', (l) => l.roles.join(', ')], ['Tenant', 'tenant_id'], ['Last active', 'last_activity_at'], ['Inactive days', 'inactive_days'], ['Limit', 'limit_days']];
+    report.replaceChildren(el('h2', { text: dryRun ? 'Would be suspended' : 'Suspended' }), listTable(columns, result.suspended),
+      el('h2', { text: 'Warned' }), listTable(columns, result.warned));
+    return dryRun ? 'Dry run: nothing changed.' : `${result.suspended.length} accounts suspended.`;
+  });
+  return panel('Inactive accounts', el('p', { class: 'hint', text: 'Accounts past their inactivity limit are suspended (the server also sweeps on its own schedule).' }),
+    el('div', { class: 'row' }, el('button', { class: 'quiet', text: 'Dry run', onclick: sweep(true) }), el('button', { class: 'danger', text: 'Suspend them now', onclick: sweep(false) })), report);
+}

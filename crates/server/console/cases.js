@@ -1,0 +1,173 @@
+// Strongroom console: cases, contacts and operator access (the customer lockbox), in one tenant
+// and for one stated purpose.
+
+import { CUSTOMER_ROLES, FIELD_CLASSES, OPERATOR_ROLES, REFERENCE, api, hasRole, path, purposesOfCaller, query, session } from '/console/api.js';
+import { el, field, pagedList, panel, recordTable, run, show, status } from '/console/dom.js';
+
+// The tenant and the purpose that content requests state. Customers work in their own tenant;
+// staff name the tenant of the case they work on.
+function scopeBar(reload) {
+  const customer = hasRole(...CUSTOMER_ROLES);
+  const tenant = el('input', { value: session.tenantId, placeholder: 'tenant id', size: 30, readonly: customer });
+  const purpose = el('select', {}, purposesOfCaller().map((p) => el('option', { value: p, text: p, selected: p === session.purpose })));
+  const reference = el('input', { value: session.justification, placeholder: 'case or ticket reference', size: 22 });
+  const apply = () => {
+    const ref = reference.value.trim();
+    if (ref && !REFERENCE.test(ref)) {
+      status('A justification is a reference: 3–64 letters, digits or -._:/ (a case or ticket number), never free text.', true);
+      return;
+    }
+    session.tenantId = tenant.value.trim();
+    session.purpose = purpose.value;
+    session.justification = ref;
+    reload();
+  };
+  return panel(null, el('form', { class: 'inline', onsubmit: apply },
+    field('Tenant', tenant), field('Purpose of this access', purpose),
+    field('Justification (optional)', reference), el('button', { type: 'submit', text: 'Apply' })));
+}
+
+function needTenant(title, reload) {
+  if (session.tenantId) return false;
+  show(el('h1', { text: title }), scopeBar(reload),
+    panel(null, el('p', { class: 'hint', text: 'Name the tenant whose cases you work on.' })));
+  return true;
+}
+
+
+export function casesView() {
+  if (needTenant('Cases', casesView)) return;
+  const t = session.tenantId;
+  const columns = [['Title', 'title'], ['Status', 'status'], ['Severity', 'severity'], ['Product', 'product'], ['Updated', 'updated_at'], ['Id', 'id']];
+  const list = pagedList(columns,
+    (cursor) => api('GET', path`/v1/tenants/${t}/cases` + query({ limit: 50, cursor }), { content: true }),
+    (item) => caseView(item.id));
+  show(el('h1', { text: 'Cases' }), scopeBar(casesView), panel(null, list));
+}
+
+function caseView(caseId) {
+  const t = session.tenantId;
+  run(async () => {
+    const record = await api('GET', path`/v1/tenants/${t}/cases/${caseId}`, { content: true });
+    const parts = [el('h1', { text: 'Case' }), scopeBar(() => caseView(caseId)), panel('Record', recordTable(record))];
+    if (record.contact_id) {
+      parts.push(panel(null, el('button', { class: 'quiet', text: 'Open the case contact', onclick: () => contactView(record.contact_id, caseId) })));
+    }
+    parts.push(commentsPanel(t, caseId));
+    if (hasRole(...OPERATOR_ROLES)) parts.push(requestAccessPanel(t, caseId));
+    if (hasRole('support_supervisor')) parts.push(assignPanel(t, caseId));
+    parts.push(panel(null, el('button', { class: 'quiet', text: 'Back to cases', onclick: casesView })));
+    show(parts);
+  });
+}
+
+function commentsPanel(t, caseId) {
+  const body = el('textarea', { required: true });
+  const add = () => run(async () => {
+    await api('POST', path`/v1/tenants/${t}/cases/${caseId}/comments`, { body: { body: body.value }, content: true });
+    caseView(caseId);
+    return 'Comment added.';
+  });
+  const list = pagedList([['When', 'created_at'], ['By', 'author_id'], ['Comment', 'body']],
+    (cursor) => api('GET', path`/v1/tenants/${t}/cases/${caseId}/comments` + query({ limit: 100, cursor }), { content: true }));
+  return panel('Comments', list, el('form', { onsubmit: add }, field('New comment', body), el('button', { type: 'submit', text: 'Add comment' })));
+}
+
+function requestAccessPanel(t, caseId) {
+  const purpose = el('select', {}, purposesOfCaller().map((p) => el('option', { value: p, text: p, selected: p === session.purpose })));
+  const classes = FIELD_CLASSES.map((c) => [c, el('input', { type: 'checkbox', value: c, checked: c === 'case_content' })]);
+  const minutes = el('input', { type: 'number', min: 1, placeholder: "the tenant's default" });
+  // One line: the server refuses control characters (new lines too) in a justification.
+  const justification = el('input', { required: true, maxlength: 500, size: 60, placeholder: 'Why you need this access; the tenant reads it before deciding.' });
+  const submit = () => run(async () => {
+    const request = {
+      case_id: caseId,
+      purpose: purpose.value,
+      justification: justification.value.trim(),
+      field_classes: classes.filter(([, box]) => box.checked).map(([c]) => c),
+    };
+    if (minutes.value) request.duration_minutes = Number(minutes.value);
+    const filed = await api('POST', path`/v1/tenants/${t}/access-requests`, { body: request });
+    return `Access request ${filed.id} is ${filed.state}.`;
+  });
+  return panel('Request operator access',
+    el('p', { class: 'hint', text: 'When the tenant requires approval, an assignment shows only the case metadata; its content and contact need a grant the tenant approves.' }),
+    el('form', { onsubmit: submit }, field('Purpose', purpose),
+      el('div', { class: 'row' }, classes.map(([c, box]) => el('label', { class: 'row' }, box, c))),
+      field('Duration in minutes (optional)', minutes), field('Justification', justification),
+      el('button', { type: 'submit', text: 'Send request' })));
+}
+
+function assignPanel(t, caseId) {
+  const userId = el('input', { required: true, placeholder: 'user id', size: 30 });
+  const submit = () => run(async () => {
+    await api('POST', path`/v1/tenants/${t}/cases/${caseId}/assign`, { body: { user_id: userId.value.trim() }, content: true });
+    caseView(caseId);
+    return 'Case assigned.';
+  });
+  return panel('Assign', el('form', { class: 'inline', onsubmit: submit }, field('Assignee', userId), el('button', { type: 'submit', text: 'Assign' })));
+}
+
+function contactView(contactId, fromCase) {
+  const t = session.tenantId;
+  run(async () => {
+    const record = await api('GET', path`/v1/tenants/${t}/contacts/${contactId}`, { content: true });
+    show(el('h1', { text: 'Contact' }), scopeBar(() => contactView(contactId, fromCase)),
+      panel('Record', recordTable(record)),
+      panel(null, el('button', { class: 'quiet', text: 'Back to the case', onclick: () => caseView(fromCase) })));
+  });
+}
+
+// ---- operator access (the customer lockbox) ------------------------------------------------------
+
+export function accessView(state) {
+  if (needTenant('Operator access', () => accessView(state))) return;
+  const t = session.tenantId;
+  const filter = el('select', { onchange: () => accessView(filter.value) },
+    ['pending', 'approved', 'denied', 'expired', 'revoked'].map((s) => el('option', { value: s, text: s, selected: s === state })));
+  const requests = pagedList([
+    ['Requested', 'created_at'], ['Requester', (r) => requester(r.requester)], ['Case', 'case_id'], ['Purpose', 'purpose'],
+    ['Classes', (r) => r.field_classes.join(', ')], ['Minutes', 'duration_minutes'],
+    ['Justification', 'justification'], ['', (r) => accessActions(t, r)],
+  ], (cursor) => api('GET', path`/v1/tenants/${t}/access-requests` + query({ state, limit: 100, cursor })));
+  const grants = pagedList([
+    ['Grant', 'id'], ['Requester', (r) => requester(r.requester)], ['Case', 'case_id'], ['Classes', (r) => r.field_classes.join(', ')],
+    ['Ends', 'ends_at'], ['', (r) => accessActions(t, r)],
+  ], (cursor) => api('GET', path`/v1/tenants/${t}/grants` + query({ limit: 100, cursor })));
+  show(el('h1', { text: 'Operator access' }), scopeBar(() => accessView(state)),
+    panel('Requests', el('div', { class: 'row' }, field('State', filter)), requests),
+    panel('Active grants', grants));
+}
+
+function requester(who) {
+  return [who.username || who.id, (who.roles || []).join('+')].filter(Boolean).join(' · ');
+}
+
+function accessActions(t, request) {
+  const box = el('div', { class: 'row' });
+  const decide = (verb) => () => {
+    const comment = el('input', { placeholder: 'comment (optional)', maxlength: 500 });
+    const send = () => run(async () => {
+      const body = comment.value.trim() ? { comment: comment.value.trim() } : {};
+      if (verb === 'approve') await api('POST', path`/v1/tenants/${t}/access-requests/${request.id}/approve`, { body });
+      else await api('POST', path`/v1/tenants/${t}/access-requests/${request.id}/deny`, { body });
+      accessView(verb === 'approve' ? 'approved' : 'denied');
+      return `Request ${verb === 'approve' ? 'approved' : 'denied'}.`;
+    });
+    box.replaceChildren(el('form', { class: 'inline', onsubmit: send }, comment,
+      el('button', { type: 'submit', class: verb === 'deny' ? 'danger' : null, text: verb === 'approve' ? 'Approve' : 'Deny' })));
+  };
+  const revoke = () => run(async () => {
+    await api('POST', path`/v1/tenants/${t}/access-requests/${request.id}/revoke`);
+    accessView('revoked');
+    return 'Grant revoked.';
+  });
+  const ownRequest = request.requester && request.requester.id === session.user.id;
+  if (request.state === 'pending' && hasRole('tenant_admin') && !ownRequest) {
+    box.append(el('button', { text: 'Approve…', onclick: decide('approve') }), el('button', { class: 'danger', text: 'Deny…', onclick: decide('deny') }));
+  }
+  if (request.state === 'approved' && (hasRole('tenant_admin') || ownRequest)) {
+    box.append(el('button', { class: 'danger', text: 'Revoke', onclick: revoke }));
+  }
+  return box;
+}

@@ -1,0 +1,154 @@
+// Strongroom console: building the page from elements and text nodes, the status line, and the
+// tables records and lists are shown in.
+
+import { ApiFailure, StaleAnswer } from '/console/api.js';
+
+
+export function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'text') node.textContent = String(value);
+    else if (key === 'onclick') node.addEventListener('click', value);
+    else if (key === 'onsubmit') {
+      node.addEventListener('submit', (event) => { event.preventDefault(); value(event); });
+    } else if (key === 'onchange') node.addEventListener('change', value);
+    else if (key.startsWith('on')) throw new Error('unsupported handler ' + key);
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function field(label, input) {
+  return el('label', {}, label, input);
+}
+
+export function panel(title, ...children) {
+  return el('section', { class: 'panel' }, title ? el('h2', { text: title }) : null, ...children);
+}
+
+export function show(...children) {
+  document.getElementById('main').replaceChildren(...children.flat());
+}
+
+export function status(message, isError) {
+  const footer = document.getElementById('status');
+  footer.textContent = message || '';
+  footer.className = isError ? 'error' : '';
+}
+
+export function describeFailure(failure) {
+  if (!(failure instanceof ApiFailure)) return String((failure && failure.message) || failure);
+  const id = failure.requestId ? ` (request ${failure.requestId})` : '';
+  return `${failure.status} ${failure.code}: ${failure.message}${id}`;
+}
+
+// What the app does when the server asks the user to act first (sign in again, acknowledge the
+// agreement, enrol a second factor): returns true when it has taken the failure over.
+let takeOver = () => false;
+
+export function onRefusal(handler) {
+  takeOver = handler;
+}
+
+// Runs one step of a view. The step may return a message for the status line; a failure ends up
+// there instead, unless the app takes it over (see `onRefusal`).
+const WORKING = 'Working…';
+
+export async function run(action) {
+  status(WORKING);
+  try {
+    const message = await action();
+    // A message another step left meanwhile (e.g. "Request approved." while the list reloads)
+    // stays; only this step's own "Working…" is cleared.
+    if (message) status(message);
+    else if (document.getElementById('status').textContent === WORKING) status('');
+  } catch (failure) {
+    if (failure instanceof StaleAnswer) return;
+    if (failure instanceof ApiFailure && takeOver(failure)) return;
+    status(describeFailure(failure), true);
+  }
+}
+
+// A record as the API returns it, with what the caller may not see in clear said as such.
+export function recordTable(record) {
+  const access = record._access || { masked: [], withheld: [] };
+  const rows = [];
+  for (const [name, value] of Object.entries(record)) {
+    if (name === '_access') continue;
+    const masked = (access.masked || []).includes(name);
+    rows.push(el('tr', {},
+      el('th', { text: name }),
+      el('td', {}, el('span', { class: masked ? 'masked' : 'mono', text: display(value) }),
+        masked ? el('span', { class: 'tag', text: 'masked' }) : null)));
+  }
+  for (const name of access.withheld || []) {
+    rows.push(el('tr', {}, el('th', { text: name }),
+      el('td', {}, el('span', { class: 'withheld', text: '—' }), el('span', { class: 'tag', text: 'withheld' }))));
+  }
+  return el('table', {}, el('tbody', {}, rows));
+}
+
+function display(value) {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+export function listTable(columns, items, onOpen) {
+  const head = el('tr', {}, columns.map(([label]) => el('th', { text: label })));
+  const rows = items.map((item) => {
+    const withheld = (item._access && item._access.withheld) || [];
+    const masked = (item._access && item._access.masked) || [];
+    const cells = columns.map(([, key]) => {
+      const value = typeof key === 'function' ? key(item) : item[key];
+      if (value instanceof Node) return el('td', {}, value);
+      if (withheld.includes(key)) return el('td', { class: 'withheld', text: '—' });
+      return el('td', { class: masked.includes(key) ? 'masked' : null, text: display(value) });
+    });
+    return el('tr', { class: onOpen ? 'link' : null, onclick: onOpen ? () => onOpen(item) : null }, cells);
+  });
+  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: columns.length, class: 'hint', text: 'Nothing here.' })));
+  return el('table', {}, el('thead', {}, head), el('tbody', {}, rows));
+}
+
+// A list the API pages with `next_cursor`: "More" fetches the next page into the same table.
+export function pagedList(columns, fetchPage, onOpen) {
+  const holder = el('div');
+  const items = [];
+  const more = el('button', { class: 'quiet', text: 'More', hidden: true });
+  let cursor = null;
+  const load = () => {
+    more.disabled = true;
+    return run(async () => {
+      try {
+        const page = await fetchPage(cursor);
+        items.push(...page.items);
+        cursor = page.next_cursor;
+        holder.replaceChildren(listTable(columns, items, onOpen));
+        more.hidden = !cursor;
+      } finally {
+        more.disabled = false;
+      }
+    });
+  };
+  more.addEventListener('click', load);
+  load();
+  return el('div', {}, holder, more);
+}
+
+export function checkboxes(values, checked) {
+  return values.map((v) => [v, el('input', { type: 'checkbox', value: v, checked: checked.includes(v) })]);
+}
+
+export function checkboxRow(boxes) {
+  return el('div', { class: 'row' }, boxes.map(([v, box]) => el('label', { class: 'row' }, box, v)));
+}
+
+export function ticked(boxes) {
+  return boxes.filter(([, box]) => box.checked).map(([v]) => v);
+}
