@@ -3,7 +3,6 @@
 import { ALL_ROLES, CUSTOMER_ROLES, SUSPEND_REASONS, TENANT_PURPOSES, api, hasRole, path, session } from '/console/api.js';
 import { checkboxRow, checkboxes, el, field, listTable, panel, recordTable, run, show, ticked } from '/console/dom.js';
 
-
 export function adminView() {
   const parts = [el('h1', { text: 'Administration' })];
   if (hasRole('platform_admin')) parts.push(newTenantPanel());
@@ -13,8 +12,6 @@ export function adminView() {
   if (hasRole('platform_admin')) parts.push(sweepPanel());
   show(parts);
 }
-
-
 
 function newTenantPanel() {
   const name = el('input', { required: true, maxlength: 200 });

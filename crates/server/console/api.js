@@ -30,7 +30,6 @@ export const session = {
   justification: '',
 };
 
-
 export class ApiFailure extends Error {
   constructor(status, body, requestId) {
     const error = (body && body.error) || {};

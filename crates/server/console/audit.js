@@ -3,7 +3,6 @@
 import { api, hasRole, path, query, session } from '/console/api.js';
 import { el, field, pagedList, panel, run, show } from '/console/dom.js';
 
-
 // The entry as its leaf bytes say (the bytes the proof covers), not the server's parsed copy beside
 // them; null when the bytes are not an entry at the index they were served for.
 function leafEntry(logged) {

@@ -34,7 +34,6 @@ function needTenant(title, reload) {
   return true;
 }
 
-
 export function casesView() {
   if (needTenant('Cases', casesView)) return;
   const t = session.tenantId;

@@ -3,7 +3,6 @@
 
 import { ApiFailure, StaleAnswer } from '/console/api.js';
 
-
 export function el(tag, props, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props || {})) {

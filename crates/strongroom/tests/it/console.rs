@@ -84,7 +84,7 @@ async fn the_console_is_served_confined_and_without_a_session() {
     }
     server
         .anon()
-        .get("/console/admin.js")
+        .get("/console/secrets.js")
         .await
         .err(404, "not_found");
 
