@@ -481,16 +481,31 @@ async fn restore_into(
         shredded.push((tenant.clone(), tombstone.map(|s| s.request_ref.clone())));
     }
     if !unreadable.is_empty() && !args.accept_unreadable {
+        store.close().await;
         // The caller's error path empties the new data dir.
+        let lines: Vec<String> = unreadable.iter().map(ToString::to_string).collect();
+        let remedy = if unreadable.iter().any(|u| u.newer_than_source) {
+            "the key source is older than the backup: take the keys from the live deployment, or \
+             from a key backup made after this data backup"
+        } else {
+            "those versions were retired since the backup was taken: restore with a key backup \
+             made before the retirement (`--keys-from KEYFILE`)"
+        };
         bail!(
-            "the key source lacks key versions that records in the backup are sealed with (retired \
-             since the backup was taken), so they would be unreadable: {}. Restore with a key \
-             backup taken before the retirement (`--keys-from KEYFILE`), or pass \
-             --accept-unreadable to restore the rest",
-            unreadable.join("; ")
+            "the key source lacks key versions that records in the backup are sealed with, so \
+             they would be unreadable: {}. {remedy}; or pass --accept-unreadable to restore \
+             anyway (reads and lists that meet those records then fail)",
+            lines.join("; ")
         );
     }
-    settle_restored(dir, &args.data_dir, Arc::clone(&store), &shredded).await?;
+    settle_restored(
+        dir,
+        &args.data_dir,
+        Arc::clone(&store),
+        &shredded,
+        &unreadable,
+    )
+    .await?;
     let _ = store.purge_journal().await;
     store.close().await;
 
@@ -515,7 +530,7 @@ async fn restore_into(
         println!("removed (no live key): tenant {t}");
     }
     for line in unreadable {
-        println!("unreadable (key version retired since the backup): {line}");
+        println!("unreadable (no key for it in the key source): {line}");
     }
     println!(
         "every session and API key in the backup was revoked: users log in again, and API keys \
@@ -524,25 +539,46 @@ async fn restore_into(
     Ok(())
 }
 
-/// The key versions that `tenant`'s restored ciphertexts name and `keys` lacks, one line each
-/// (`tenant T: key version V (N ciphertexts)`): a version retired after the backup was taken.
+/// Ciphertexts of the restored data sealed under a key version the key source lacks.
+struct Unreadable {
+    tenant: String,
+    version: i64,
+    ciphertexts: i64,
+    /// Newer than every version the key source holds for the tenant: the key source is older
+    /// than the backup (not a retirement since).
+    newer_than_source: bool,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "tenant {}: key version {} ({} ciphertexts)",
+            self.tenant, self.version, self.ciphertexts
+        )
+    }
+}
+
+/// The key versions that `tenant`'s restored ciphertexts name and `keys` lacks: retired after the
+/// backup was taken, or created after the key source was.
 async fn versions_missing(
     store: &SqliteStore,
     tenant: &str,
     keys: &[TenantKeyRow],
-) -> Result<Vec<String>> {
+) -> Result<Vec<Unreadable>> {
     let usage = store
         .key_usage(&TenantScope::new(tenant))
         .await
         .with_context(|| format!("reading the key versions of tenant {tenant} in the backup"))?;
+    let newest = keys.iter().map(|k| k.version).max().unwrap_or(0);
     Ok(usage
         .iter()
         .filter(|u| u.ciphertexts > 0 && !keys.iter().any(|k| k.version == u.version))
-        .map(|u| {
-            format!(
-                "tenant {tenant}: key version {} ({} ciphertexts)",
-                u.version, u.ciphertexts
-            )
+        .map(|u| Unreadable {
+            tenant: tenant.to_owned(),
+            version: u.version,
+            ciphertexts: u.ciphertexts,
+            newer_than_source: u.version > newest,
         })
         .collect())
 }
@@ -553,12 +589,15 @@ async fn versions_missing(
 /// - removes the tenants shredded since (or without keys in the live deployment):
 ///   `tenant.restore_removed`, with the deletion's request reference when there is one;
 /// - revokes every session and API key (`auth.restore_revoke_credentials`): one revoked after
-///   the backup, because it leaked, would otherwise work again.
+///   the backup, because it leaked, would otherwise work again;
+/// - records each key version restored without its key (`tenant.restore_unreadable`, accepted
+///   with `--accept-unreadable`), so the log says why those records cannot be opened.
 async fn settle_restored(
     dir: &DataDir,
     data_dir: &Path,
     store: Arc<SqliteStore>,
     shredded: &[(String, Option<String>)],
+    unreadable: &[Unreadable],
 ) -> Result<()> {
     let config = Config::load(None, data_dir)?;
     let signer = dir.log_signer("strongroom")?;
@@ -599,6 +638,20 @@ async fn settle_restored(
             .map_err(|e| {
                 anyhow::anyhow!("removing a shredded tenant from the restored data: {e}")
             })?;
+    }
+    for missing in unreadable {
+        let mut record = AuditRecord::new("tenant.restore_unreadable", &request_id);
+        record.tenant_id = Some(missing.tenant.clone());
+        record.resource = Some(ResourceRef {
+            kind: "tenant_key",
+            id: Some(missing.version.to_string()),
+        });
+        record.reason = Some("key_version_missing");
+        last = audit
+            .commit(vec![record], Vec::new())
+            .await
+            .map_err(|e| anyhow::anyhow!("recording an unreadable key version: {e}"))?
+            .max(last);
     }
     let mut record = AuditRecord::new("auth.restore_revoke_credentials", &request_id);
     record.reason = Some("restored_from_backup");

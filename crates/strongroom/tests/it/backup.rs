@@ -391,7 +391,8 @@ async fn on_postgres_data_backups_are_refused_and_key_backups_work() {
 
 /// A backup taken before a key rotation holds ciphertext under the old version; once re-encryption
 /// has retired it, the live deployment cannot open those records. A restore says so and refuses
-/// (leaving the new data dir empty) unless told to accept them as unreadable.
+/// (leaving the new data dir empty); a key backup from before the retirement restores it whole;
+/// `--accept-unreadable` restores anyway and the restored log says which version went missing.
 #[tokio::test]
 async fn a_restore_refuses_records_sealed_under_a_version_retired_since_the_backup() {
     if skip_on_postgres("`strongroom backup` copies the SQLite file of a data dir") {
@@ -410,6 +411,16 @@ async fn a_restore_refuses_records_sealed_under_a_version_retired_since_the_back
     let backup = files.path().join("before-rotation.bak");
     let made = create(&server.data_dir, &backup);
     assert!(made.ok, "backup create failed: {}", made.out);
+    let old_keys = files.path().join("before-rotation.keys");
+    let run = cli(&[
+        OsStr::new("backup"),
+        OsStr::new("keys"),
+        OsStr::new("--data-dir"),
+        server.data_dir.as_os_str(),
+        OsStr::new("--out"),
+        old_keys.as_os_str(),
+    ]);
+    assert!(run.ok, "backup keys failed: {}", run.out);
 
     let keys = format!("/v1/tenants/{}/keys", t.tenant);
     admin
@@ -433,9 +444,21 @@ async fn a_restore_refuses_records_sealed_under_a_version_retired_since_the_back
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    let restore_with = |into: &Path, extra: &[&OsStr]| {
+        let mut args = vec![
+            OsStr::new("backup"),
+            OsStr::new("restore"),
+            backup.as_os_str(),
+            OsStr::new("--data-dir"),
+            into.as_os_str(),
+        ];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    let live = [OsStr::new("--keys-from"), server.data_dir.as_os_str()];
     let drill = new_root();
     let into = drill.path().join("data");
-    let refused = restore(&backup, &into, &server.data_dir);
+    let refused = restore_with(&into, &live);
     assert!(
         !refused.ok,
         "restore accepted unreadable records: {}",
@@ -445,6 +468,7 @@ async fn a_restore_refuses_records_sealed_under_a_version_retired_since_the_back
         refused
             .out
             .contains(&format!("tenant {}: key version 1 (", t.tenant))
+            && refused.out.contains("retired since the backup")
             && refused.out.contains("--accept-unreadable"),
         "{}",
         refused.out
@@ -455,23 +479,40 @@ async fn a_restore_refuses_records_sealed_under_a_version_retired_since_the_back
         "a refused restore leaves nothing behind"
     );
 
-    let accepted = cli(&[
-        OsStr::new("backup"),
-        OsStr::new("restore"),
-        backup.as_os_str(),
-        OsStr::new("--data-dir"),
-        into.as_os_str(),
-        OsStr::new("--keys-from"),
-        server.data_dir.as_os_str(),
-        OsStr::new("--accept-unreadable"),
-    ]);
+    // The remedy it names: keys from before the retirement.
+    let whole = new_root();
+    let root_key = server.data_dir.join("keys/root.key");
+    let run = restore_with(
+        &whole.path().join("data"),
+        &[
+            OsStr::new("--keys-from"),
+            old_keys.as_os_str(),
+            OsStr::new("--root-key-file"),
+            root_key.as_os_str(),
+        ],
+    );
+    assert!(run.ok, "restore with the older keys failed: {}", run.out);
+    assert!(!run.out.contains("unreadable"), "{}", run.out);
+
+    let mut accept = live.to_vec();
+    accept.push(OsStr::new("--accept-unreadable"));
+    let accepted = restore_with(&into, &accept);
     assert!(accepted.ok, "restore failed: {}", accepted.out);
     assert!(
         accepted.out.contains(&format!(
-            "unreadable (key version retired since the backup): tenant {}: key version 1",
+            "unreadable (no key for it in the key source): tenant {}: key version 1",
             t.tenant
         )),
         "{}",
         accepted.out
     );
+    let restored = Server::start_in(drill, &[], &[]);
+    let admin = restored.admin().await;
+    let auditor = staff_session(&restored, &admin, "auditor").await;
+    let recorded = entries_with_action(&auditor, "tenant.restore_unreadable").await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["tenant_id"], t.tenant.as_str());
+    assert_eq!(recorded[0]["resource"]["id"], "1");
+    assert_eq!(recorded[0]["reason"], "key_version_missing");
+    assert!(restored.stop().await.success());
 }

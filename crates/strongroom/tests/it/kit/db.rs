@@ -14,7 +14,8 @@
 //! - `backup::backup_verify_restore_and_shredded_tenants_stay_shredded`: `strongroom backup`
 //!   copies the SQLite database of a data dir; backups of a PostgreSQL deployment are pg_dump's
 //!   job (`backup::on_postgres_data_backups_are_refused_and_key_backups_work` checks that
-//!   `backup create` says so and that `backup keys` works there).
+//!   `backup create` says so and that `backup keys` works there);
+//!   `backup::a_restore_refuses_records_sealed_under_a_version_retired_since_the_backup` too.
 //! - `migrate::*`: they start from a SQLite deployment and open PostgreSQL themselves, so the
 //!   SQLite pass already covers both sides.
 //!
