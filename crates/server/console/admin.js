@@ -1,15 +1,16 @@
-// Strongroom console: administration, for platform admins and, in their own tenant, tenant admins.
+// Strongroom console: administration, for platform admins, tenant admins in their own tenant,
+// and security officers (the inactivity sweep).
 
 import { ALL_ROLES, CUSTOMER_ROLES, SUSPEND_REASONS, TENANT_PURPOSES, api, hasRole, path, session } from '/console/api.js';
-import { checkboxRow, checkboxes, el, field, listTable, panel, recordTable, run, show, ticked } from '/console/dom.js';
+import { checkboxGroup, checkboxes, el, field, listTable, panel, recordTable, run, show, ticked } from '/console/dom.js';
 
 export function adminView() {
   const parts = [el('h1', { text: 'Administration' })];
   if (hasRole('platform_admin')) parts.push(newTenantPanel());
   if (hasRole('tenant_admin') && session.tenantId) parts.push(tenantPanel(session.tenantId));
   if (hasRole('platform_admin')) parts.push(tenantLookupPanel());
-  parts.push(newUserPanel(), userLookupPanel());
-  if (hasRole('platform_admin')) parts.push(sweepPanel());
+  if (hasRole('platform_admin', 'tenant_admin')) parts.push(newUserPanel(), userLookupPanel());
+  if (hasRole('platform_admin', 'security_officer')) parts.push(sweepPanel());
   show(parts);
 }
 
@@ -67,6 +68,9 @@ function tenantPanel(tenantId) {
         region: region.value.trim(),
       };
       if (idleDays.value) patch.customer_inactivity_days = Number(idleDays.value);
+      else if (i.customer_inactivity_days !== null && i.customer_inactivity_days !== undefined) {
+        throw new Error('The customer inactivity limit can be changed, not removed: give a number of days.');
+      }
       if (webhook.value.trim() !== (i.webhook_url ?? '')) patch.webhook_url = webhook.value.trim();
       await api('PATCH', path`/v1/tenants/${tenantId}/instructions`, { body: patch });
       load();
@@ -76,7 +80,7 @@ function tenantPanel(tenantId) {
       el('table', {}, el('tbody', {}, [['id', tenant.id], ['name', tenant.name], ['status', tenant.status], ['updated', tenant.updated_at]]
         .map(([k, v]) => el('tr', {}, el('th', { text: k }), el('td', { class: 'mono', text: v }))))),
       el('form', { onsubmit: save }, el('h2', { text: 'Processing instructions' }),
-        field('Purposes allowed for the tenant\'s content', checkboxRow(purposes)),
+        checkboxGroup('Purposes allowed for the tenant\'s content', purposes),
         el('label', { class: 'row' }, approval, 'operator access needs the tenant\'s approval'),
         el('label', { class: 'row' }, exports, 'exports allowed'),
         field('Retention (days)', retention), field('Longest operator grant (hours)', grantHours),
@@ -106,7 +110,7 @@ function newUserPanel() {
   });
   return panel(platform ? 'New user' : 'New customer user', el('form', { onsubmit: submit },
     field('Username', username), field('Display name', displayName), field('Initial password', password),
-    field('Roles', checkboxRow(roles)), field('Tenant', tenant), el('button', { type: 'submit', text: 'Create user' })), result);
+    checkboxGroup('Roles', roles), field('Tenant', tenant), el('button', { type: 'submit', text: 'Create user' })), result);
 }
 
 function userLookupPanel() {
@@ -124,7 +128,7 @@ function userLookupPanel() {
     });
     holder.replaceChildren(recordTable(user),
       el('form', { class: 'inline', onsubmit: act('Roles changed; the user\'s sessions and grants were revoked.', () => api('PATCH', path`/v1/users/${userId}`, { body: { roles: ticked(roles) } })) },
-        field('Roles', checkboxRow(roles)), el('button', { type: 'submit', text: 'Change roles' })),
+        checkboxGroup('Roles', roles), el('button', { type: 'submit', text: 'Change roles' })),
       el('div', { class: 'row' },
         user.status === 'active'
           ? el('form', { class: 'inline', onsubmit: act('Suspended.', () => api('POST', path`/v1/users/${userId}/suspend`, { body: { reason: reason.value } })) },
@@ -135,15 +139,22 @@ function userLookupPanel() {
   return panel('A user', el('form', { class: 'inline', onsubmit: () => open(id.value.trim()) }, field('User', id), el('button', { type: 'submit', text: 'Open' })), holder);
 }
 
+// The real sweep is offered only after a dry run has shown who it would suspend, and asks again.
 function sweepPanel() {
   const report = el('div');
-  const sweep = (dryRun) => () => run(async () => {
+  const now = el('button', { class: 'danger', text: 'Suspend them now', disabled: true });
+  const columns = [['User', 'username'], ['Roles', (l) => l.roles.join(', ')], ['Tenant', 'tenant_id'], ['Last active', 'last_activity_at'], ['Inactive days', 'inactive_days'], ['Limit', 'limit_days']];
+  const sweep = (dryRun) => run(async () => {
     const result = await api('POST', path`/v1/admin/inactivity-sweep`, { body: { dry_run: dryRun } });
-    const columns = [['User', 'username'], ['Roles', (l) => l.roles.join(', ')], ['Tenant', 'tenant_id'], ['Last active', 'last_activity_at'], ['Inactive days', 'inactive_days'], ['Limit', 'limit_days']];
     report.replaceChildren(el('h2', { text: dryRun ? 'Would be suspended' : 'Suspended' }), listTable(columns, result.suspended),
-      el('h2', { text: 'Warned' }), listTable(columns, result.warned));
+      el('h2', { text: 'Warned' }), listTable(columns, result.warned),
+      el('h2', { text: 'Kept: the last active platform admin' }), listTable(columns, result.kept_last_admin));
+    now.disabled = !dryRun || result.suspended.length === 0;
     return dryRun ? 'Dry run: nothing changed.' : `${result.suspended.length} accounts suspended.`;
   });
+  now.addEventListener('click', () => {
+    if (window.confirm('Suspend the accounts the dry run listed (and any that became inactive since)?')) sweep(false);
+  });
   return panel('Inactive accounts', el('p', { class: 'hint', text: 'Accounts past their inactivity limit are suspended (the server also sweeps on its own schedule).' }),
-    el('div', { class: 'row' }, el('button', { class: 'quiet', text: 'Dry run', onclick: sweep(true) }), el('button', { class: 'danger', text: 'Suspend them now', onclick: sweep(false) })), report);
+    el('div', { class: 'row' }, el('button', { class: 'quiet', text: 'Dry run', onclick: () => sweep(true) }), now), report);
 }

@@ -71,9 +71,25 @@ function signedIn(answer) {
 }
 
 async function signOut() {
-  try { await api('POST', path`/v1/auth/logout`); } catch (_) { /* the token is dropped either way */ }
-  signedOut('Signed out.');
+  try {
+    await api('POST', path`/v1/auth/logout`);
+    signedOut('Signed out.');
+  } catch (_) {
+    // The token is dropped either way; the server ends the session at its idle timeout.
+    signedOut('Signed out here, but the server did not confirm: the session ends at its idle timeout.');
+  }
 }
+
+// Leaving or reloading the page drops the token from memory; end its session on the server too.
+window.addEventListener('pagehide', () => {
+  if (!session.token) return;
+  fetch(path`/v1/auth/logout`, {
+    method: 'POST',
+    headers: { Authorization: 'Bearer ' + session.token },
+    keepalive: true,
+    credentials: 'omit',
+  }).catch(() => {});
+});
 
 function enrolmentView() {
   session.enrolling = true;
@@ -126,7 +142,7 @@ const VIEWS = [
   ['Operator access', () => accessView('pending'), () => hasRole('tenant_admin', ...OPERATOR_ROLES)],
   ['Access log', () => accessLogView(), () => hasRole('tenant_admin')],
   ['Audit log', () => auditView(), () => true],
-  ['Administration', () => adminView(), () => hasRole('platform_admin', 'tenant_admin')],
+  ['Administration', () => adminView(), () => hasRole('platform_admin', 'tenant_admin', 'security_officer')],
   ['Account', () => accountView(), () => true],
 ];
 

@@ -144,8 +144,11 @@ export function checkboxes(values, checked) {
   return values.map((v) => [v, el('input', { type: 'checkbox', value: v, checked: checked.includes(v) })]);
 }
 
-export function checkboxRow(boxes) {
-  return el('div', { class: 'row' }, boxes.map(([v, box]) => el('label', { class: 'row' }, box, v)));
+// A group of checkboxes under its caption: a fieldset, so that the caption labels the group and
+// no single box (a label around them all would toggle the first).
+export function checkboxGroup(caption, boxes) {
+  return el('fieldset', {}, el('legend', { text: caption }),
+    el('div', { class: 'row' }, boxes.map(([v, box]) => el('label', { class: 'row' }, box, v))));
 }
 
 export function ticked(boxes) {

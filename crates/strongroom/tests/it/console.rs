@@ -32,6 +32,7 @@ async fn the_console_is_served_confined_and_without_a_session() {
         "connect-src 'self'",
         "frame-ancestors 'none'",
         "form-action 'none'",
+        "require-trusted-types-for 'script'",
     ] {
         assert!(
             policy.contains(directive),

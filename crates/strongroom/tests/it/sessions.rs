@@ -67,8 +67,8 @@ async fn idle_timeout() {
     let user = new_user(&server).await;
     let (api, _) = login(&server, &user.username, PASSWORD).await;
     // Activity keeps it alive past the idle limit counted from login...
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(900)).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
         api.get("/v1/me").await.ok(200);
     }
     // ...and a pause longer than the limit ends it.
