@@ -3,8 +3,8 @@
 // support engineer names the tenant, opens a case and files an operator-access request; the
 // tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
 // an entry of the whole log; the tenant admin tightens its instructions; the platform admin (with
-// ADMIN_PASSWORD) creates a tenant and a user, suspends and reactivates them, and dry-runs the
-// inactivity sweep. Prints what each step showed and any error the page logged.
+// ADMIN_PASSWORD) creates a tenant and a user, suspends and reactivates them, rotates the new
+// tenant's keys, starts an access review and certifies a line, and dry-runs the inactivity sweep. Prints what each step showed and any error the page logged.
 //
 // Not part of `cargo test` (the README's commands need only the Rust toolchain). Run by hand:
 //   apt-get install chromium            # or any Chromium; pass its path as CHROMIUM
@@ -181,6 +181,19 @@ async function statusText(page) { return (await page.textContent('#status')) || 
     await page.click('button:text("Reactivate")');
     await page.waitForSelector('button:text("Suspend")', { timeout: 10000 });
     console.log('reactivate status:', JSON.stringify(await statusText(page)));
+    page.on('dialog', (dialog) => dialog.accept());
+    await page.fill('input[placeholder="tenant id"]', newTenant);
+    await page.click('section:has(h2:text("A tenant")) button:text("Open")');
+    await page.waitForSelector('button:text("Rotate keys")', { timeout: 10000 });
+    await page.click('button:text("Rotate keys")');
+    await page.waitForTimeout(800);
+    console.log('rotate status:', JSON.stringify(await statusText(page)));
+    await page.click('button:text("Start a review")');
+    await page.waitForSelector('button:text("Certify")', { timeout: 10000 });
+    console.log('review status:', JSON.stringify(await statusText(page)));
+    await page.locator('button:text("Certify")').first().click();
+    await page.waitForTimeout(800);
+    console.log('certify status:', JSON.stringify(await statusText(page)));
     await page.click('button:text("Dry run")');
     await page.waitForTimeout(800);
     console.log('sweep status:', JSON.stringify(await statusText(page)));

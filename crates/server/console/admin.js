@@ -1,8 +1,8 @@
 // Strongroom console: administration, for platform admins, tenant admins in their own tenant,
-// and security officers (the inactivity sweep).
+// and security officers (access reviews and the inactivity sweep).
 
-import { ALL_ROLES, CUSTOMER_ROLES, SUSPEND_REASONS, TENANT_PURPOSES, api, hasRole, path, session } from '/console/api.js';
-import { checkboxGroup, checkboxes, el, field, listTable, panel, recordTable, run, show, ticked } from '/console/dom.js';
+import { ALL_ROLES, CUSTOMER_ROLES, SUSPEND_REASONS, TENANT_PURPOSES, api, hasRole, path, query, session } from '/console/api.js';
+import { checkboxGroup, checkboxes, el, field, listTable, pagedList, panel, recordTable, run, show, ticked } from '/console/dom.js';
 
 export function adminView() {
   const parts = [el('h1', { text: 'Administration' })];
@@ -10,7 +10,7 @@ export function adminView() {
   if (hasRole('tenant_admin') && session.tenantId) parts.push(tenantPanel(session.tenantId));
   if (hasRole('platform_admin')) parts.push(tenantLookupPanel());
   if (hasRole('platform_admin', 'tenant_admin')) parts.push(newUserPanel(), userLookupPanel());
-  if (hasRole('platform_admin', 'security_officer')) parts.push(sweepPanel());
+  if (hasRole('platform_admin', 'security_officer')) parts.push(reviewsPanel(), sweepPanel());
   show(parts);
 }
 
@@ -77,6 +77,7 @@ function tenantPanel(tenantId) {
       return 'Instructions saved.';
     });
     holder.replaceChildren(
+      hasRole('platform_admin') ? keysPanel(tenantId) : '',
       el('table', {}, el('tbody', {}, [['id', tenant.id], ['name', tenant.name], ['status', tenant.status], ['updated', tenant.updated_at]]
         .map(([k, v]) => el('tr', {}, el('th', { text: k }), el('td', { class: 'mono', text: v }))))),
       el('form', { onsubmit: save }, el('h2', { text: 'Processing instructions' }),
@@ -137,6 +138,61 @@ function userLookupPanel() {
         el('button', { class: 'quiet', text: 'End all sessions', onclick: act('Sessions ended.', () => api('DELETE', path`/v1/users/${userId}/sessions`)) })));
   });
   return panel('A user', el('form', { class: 'inline', onsubmit: () => open(id.value.trim()) }, field('User', id), el('button', { type: 'submit', text: 'Open' })), holder);
+}
+
+// The tenant's key versions, how many ciphertexts each still seals, and a rotation (new writes
+// use the new version at once; the server re-encrypts the rest in the background).
+function keysPanel(tenantId) {
+  const holder = el('div');
+  const load = () => run(async () => {
+    const keys = await api('GET', path`/v1/tenants/${tenantId}/keys`);
+    const rotate = () => {
+      if (!window.confirm(`Rotate the keys of tenant ${tenantId}?`)) return;
+      run(async () => {
+        const rotated = await api('POST', path`/v1/tenants/${tenantId}/keys/rotate`);
+        load();
+        return `Key version ${rotated.current_version} is current; older data is re-encrypted in the background.`;
+      });
+    };
+    holder.replaceChildren(
+      el('p', { class: 'hint', text: `Current key version ${keys.current_version}; ${keys.reencryption_pending} ciphertexts still under older versions.` }),
+      listTable([['Version', 'version'], ['State', 'state'], ['Ciphertexts', 'ciphertexts'], ['Created', 'created_at'], ['Retired', 'retired_at']], keys.versions),
+      el('button', { class: 'quiet', text: 'Rotate keys', onclick: rotate }));
+  });
+  load();
+  return el('div', {}, el('h2', { text: 'Keys' }), holder);
+}
+
+// Periodic access reviews: every account with its roles and reach, each line certified or
+// revoked (which suspends the account).
+function reviewsPanel() {
+  const detail = el('div');
+  const open = (reviewId) => run(async () => {
+    const review = await api('GET', path`/v1/access-reviews/${reviewId}`);
+    const decide = (line, decision) => () => run(async () => {
+      await api('POST', path`/v1/access-reviews/${reviewId}/decisions`, { body: { user_id: line.user_id, decision } });
+      open(reviewId);
+      return `${line.username}: ${decision === 'certify' ? 'certified' : 'revoked (suspended)'}.`;
+    });
+    detail.replaceChildren(el('h2', { text: `Review ${review.id}: ${review.pending} of ${review.total} lines pending` }),
+      listTable([['User', 'username'], ['Roles', (l) => l.roles.join(', ')], ['Tenant', 'tenant_id'], ['Status', 'status'],
+        ['Last active', 'last_activity_at'], ['2FA', (l) => (l.mfa_enrolled ? 'yes' : 'no')], ['Cases', 'assignments'],
+        ['Grants', 'active_grants'], ['API keys', 'api_keys'],
+        ['Decision', (l) => (l.decision ? `${l.decision} by ${l.decided_by}`
+          : el('div', { class: 'row' }, el('button', { class: 'quiet', text: 'Certify', onclick: decide(l, 'certify') }),
+            el('button', { class: 'danger', text: 'Revoke', onclick: decide(l, 'revoke') })))]], review.lines));
+  });
+  const list = el('div');
+  const load = () => list.replaceChildren(pagedList([['Started', 'created_at'], ['By', 'created_by'], ['Review', 'id']],
+    (cursor) => api('GET', path`/v1/access-reviews` + query({ limit: 20, cursor })), (r) => open(r.id)));
+  const start = () => run(async () => {
+    const review = await api('POST', path`/v1/access-reviews`);
+    load();
+    open(review.id);
+    return `Review ${review.id} started: ${review.total} accounts.`;
+  });
+  load();
+  return panel('Access reviews', el('button', { text: 'Start a review', onclick: start }), list, detail);
 }
 
 // The real sweep is offered only after a dry run has shown who it would suspend, and asks again.
