@@ -1,5 +1,6 @@
 // A walk through the web console in a real browser, against a `--demo` server: a tenant admin
-// lists and opens cases, opens the case contact, checks an access-log entry's inclusion proof; a
+// lists and opens cases, opens the case contact, checks an access-log entry's inclusion proof,
+// exports records to an age recipient and downloads the file, creates and revokes an API key; a
 // support engineer names the tenant, opens a case and files an operator-access request; the
 // tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
 // an entry of the whole log; the tenant admin tightens its instructions; the platform admin (with
@@ -42,6 +43,29 @@ async function login(page, username) {
   await page.click('button[type=submit]');
   await page.waitForSelector('#nav button', { timeout: 10000 });
 }
+// An age X25519 recipient (bech32, HRP "age") for a fresh key pair; the identity is not needed:
+// the walk-through only checks that the download is an age file.
+function ageRecipient() {
+  const { publicKey } = crypto.generateKeyPairSync('x25519');
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url');
+  const charset = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
+  const words = [];
+  let acc = 0; let bits = 0;
+  for (const byte of raw) { acc = (acc << 8) | byte; bits += 8; while (bits >= 5) { bits -= 5; words.push((acc >> bits) & 31); } }
+  if (bits > 0) words.push((acc << (5 - bits)) & 31);
+  const polymod = (values) => {
+    const gen = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+    let chk = 1;
+    for (const v of values) { const top = chk >> 25; chk = ((chk & 0x1ffffff) << 5) ^ v; for (let i = 0; i < 5; i++) if ((top >> i) & 1) chk ^= gen[i]; }
+    return chk;
+  };
+  const hrp = 'age';
+  const expanded = [...[...hrp].map((c) => c.charCodeAt(0) >> 5), 0, ...[...hrp].map((c) => c.charCodeAt(0) & 31)];
+  const mod = polymod([...expanded, ...words, 0, 0, 0, 0, 0, 0]) ^ 1;
+  const checksum = [0, 1, 2, 3, 4, 5].map((i) => (mod >> (5 * (5 - i))) & 31);
+  return hrp + '1' + [...words, ...checksum].map((w) => charset[w]).join('');
+}
+
 async function statusText(page) { return (await page.textContent('#status')) || ''; }
 (async () => {
   console.log('accounts:', Object.entries(creds).map(([u, c]) => `${u} (${c.role})`).join(', '));
@@ -69,12 +93,29 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.waitForSelector('.tag.verified, .tag.failed', { timeout: 10000 });
   console.log('proof verdict:', await page.locator('.tag.verified, .tag.failed').first().textContent());
   await page.screenshot({ path: outDir + '/4-access-log.png', fullPage: true });
+  await page.click('#nav button:text("Exports")');
+  await page.waitForSelector('input[placeholder="age1…"]', { timeout: 10000 });
+  await page.fill('input[placeholder="age1…"]', ageRecipient());
+  await page.click('button[type=submit]:text-is("Export")');
+  await page.waitForSelector('button:text("Download")', { timeout: 10000 });
+  console.log('export status:', JSON.stringify(await statusText(page)));
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('button:text("Download")').first().click()]);
+  const file = await download.path();
+  console.log('download:', download.suggestedFilename(), JSON.stringify(fs.readFileSync(file).subarray(0, 21).toString()));
+  await page.screenshot({ path: outDir + '/5a-exports.png', fullPage: true });
   await page.click('#nav button:text("Operator access")');
   await page.waitForTimeout(800);
   console.log('operator access status:', JSON.stringify(await statusText(page)));
   await page.screenshot({ path: outDir + '/5-access.png', fullPage: true });
   await page.click('#nav button:text("Account")');
+  await page.waitForSelector('button:text("Create key")', { timeout: 10000 });
+  await page.fill('section:has(h2:text("API keys")) input[maxlength="100"]', 'walkthrough');
+  await page.click('button:text("Create key")');
   await page.waitForTimeout(800);
+  console.log('api key status:', JSON.stringify(await statusText(page)));
+  await page.locator('section:has(h2:text("API keys")) button:text("Revoke")').first().click();
+  await page.waitForTimeout(800);
+  console.log('api key revoke status:', JSON.stringify(await statusText(page)));
   await page.screenshot({ path: outDir + '/6-account.png', fullPage: true });
   await page.click('#who button:text("Sign out")');
   await page.waitForSelector('input[name=username]');

@@ -57,9 +57,9 @@ export function query(params) {
 // Sends one request. `content` marks a read or write of tenant content, which states the chosen
 // purpose (and justification); other calls state none, so the audit log records none.
 export async function api(method, url, options) {
-  const { body, content, text } = options || {};
+  const { body, content, text, binary } = options || {};
   const generation = session.generation;
-  const headers = { Accept: text ? 'text/plain' : 'application/json' };
+  const headers = { Accept: binary ? 'application/octet-stream' : text ? 'text/plain' : 'application/json' };
   if (session.token) headers.Authorization = 'Bearer ' + session.token;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (content) {
@@ -77,6 +77,7 @@ export async function api(method, url, options) {
   if (generation !== session.generation) throw new StaleAnswer();
   if (response.status === 204) return null;
   if (text && response.ok) return response.text();
+  if (binary && response.ok) return response.blob();
   let parsed = null;
   try { parsed = await response.json(); } catch (_) { parsed = null; }
   if (generation !== session.generation) throw new StaleAnswer();

@@ -14,9 +14,10 @@
 
 import { accessLogView, auditView } from '/console/audit.js';
 import { adminView } from '/console/admin.js';
+import { exportsView } from '/console/exports.js';
 import { accessView, casesView } from '/console/cases.js';
-import { CONTENT_ROLES, OPERATOR_ROLES, api, hasRole, path, purposesOfCaller, session } from '/console/api.js';
-import { describeFailure, el, field, listTable, onRefusal, panel, recordTable, run, show, status } from '/console/dom.js';
+import { CONTENT_ROLES, OPERATOR_ROLES, api, hasRole, path, purposesOfCaller, query, session } from '/console/api.js';
+import { checkboxGroup, checkboxes, describeFailure, el, field, listTable, onRefusal, pagedList, panel, recordTable, run, show, status, ticked } from '/console/dom.js';
 
 // ---- signing in ----------------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ function agreementView() {
 const VIEWS = [
   ['Cases', () => casesView(), () => hasRole(...CONTENT_ROLES)],
   ['Operator access', () => accessView('pending'), () => hasRole('tenant_admin', ...OPERATOR_ROLES)],
+  ['Exports', () => exportsView(), () => hasRole(...CONTENT_ROLES)],
   ['Access log', () => accessLogView(), () => hasRole('tenant_admin')],
   ['Audit log', () => auditView(), () => true],
   ['Administration', () => adminView(), () => hasRole('platform_admin', 'tenant_admin', 'security_officer')],
@@ -196,7 +198,7 @@ function accountView() {
     return 'Password changed; your other sessions have ended.';
   });
   load();
-  show(el('h1', { text: 'Account' }), panel('You', me), panel('Your sessions', sessions),
+  show(el('h1', { text: 'Account' }), panel('You', me), panel('Your sessions', sessions), apiKeysPanel(),
     panel('Change password', el('form', { onsubmit: change }, field('Current password', current), field('New password', next),
       el('p', { class: 'hint', text: 'At least 15 characters, or 8 with a second factor; common and guessable passwords are refused.' }),
       el('button', { type: 'submit', text: 'Change password' }))));
@@ -212,6 +214,38 @@ onRefusal((failure) => {
   if (failure.code === 'mfa_enrolment_required') { enrolmentView(); return true; }
   return false;
 });
+
+// API keys for scripts: the key is shown once, at creation; a key carries at most the caller's
+// roles and tenant (the server decides), and is revoked here or by logging out with it.
+function apiKeysPanel() {
+  const list = el('div');
+  const created = el('div');
+  const load = () => list.replaceChildren(pagedList([['Name', 'name'], ['Roles', (k) => k.roles.join(', ')], ['Created', 'created_at'],
+    ['Expires', 'expires_at'], ['Last used', 'last_used_at'], ['Status', 'status'],
+    ['', (k) => (k.status === 'active' ? el('button', { class: 'danger', text: 'Revoke', onclick: () => revoke(k) }) : '')]],
+  (cursor) => api('GET', path`/v1/api-keys` + query({ limit: 50, cursor }))));
+  const revoke = (key) => run(async () => {
+    await api('DELETE', path`/v1/api-keys/${key.id}`);
+    load();
+    return `Key ${key.name} revoked.`;
+  });
+  const name = el('input', { required: true, maxlength: 100 });
+  const days = el('input', { type: 'number', min: 1, value: 30 });
+  const roles = checkboxes(session.user.roles, session.user.roles);
+  const create = () => run(async () => {
+    const expires = new Date(Date.now() + Number(days.value) * 86400000).toISOString();
+    const body = { name: name.value.trim(), roles: ticked(roles), expires_at: expires };
+    if (session.user.tenant_id) body.tenant_id = session.user.tenant_id;
+    const key = await api('POST', path`/v1/api-keys`, { body });
+    created.replaceChildren(el('p', { text: 'The key, shown only now: keep it like a password.' }), el('pre', { text: key.key }));
+    name.value = '';
+    load();
+    return `Key ${key.name} created.`;
+  });
+  load();
+  return panel('API keys', list, el('form', { class: 'inline', onsubmit: create }, field('Name', name), field('Valid for (days)', days),
+    checkboxGroup('Roles (at most yours)', roles), el('button', { type: 'submit', text: 'Create key' })), created);
+}
 
 // A module runs once the document is parsed.
 signedOut();

@@ -6,7 +6,7 @@ import { el, field, pagedList, panel, recordTable, run, show, status } from '/co
 
 // The tenant and the purpose that content requests state. Customers work in their own tenant;
 // staff name the tenant of the case they work on.
-function scopeBar(reload) {
+export function scopeBar(reload) {
   const customer = hasRole(...CUSTOMER_ROLES);
   const tenant = el('input', { value: session.tenantId, placeholder: 'tenant id', size: 30, readonly: customer });
   const purpose = el('select', {}, purposesOfCaller().map((p) => el('option', { value: p, text: p, selected: p === session.purpose })));
@@ -27,7 +27,7 @@ function scopeBar(reload) {
     field('Justification (optional)', reference), el('button', { type: 'submit', text: 'Apply' })));
 }
 
-function needTenant(title, reload) {
+export function needTenant(title, reload) {
   if (session.tenantId) return false;
   show(el('h1', { text: title }), scopeBar(reload),
     panel(null, el('p', { class: 'hint', text: 'Name the tenant whose cases you work on.' })));

@@ -16,11 +16,12 @@ const INDEX_HTML: &str = include_str!("../console/index.html");
 const APP_CSS: &str = include_str!("../console/app.css");
 
 /// The page's script: ES modules, `app.js` first (it imports the others by absolute path).
-const SCRIPTS: [(&str, &str); 6] = [
+const SCRIPTS: [(&str, &str); 7] = [
     ("app.js", include_str!("../console/app.js")),
     ("api.js", include_str!("../console/api.js")),
     ("dom.js", include_str!("../console/dom.js")),
     ("cases.js", include_str!("../console/cases.js")),
+    ("exports.js", include_str!("../console/exports.js")),
     ("audit.js", include_str!("../console/audit.js")),
     ("admin.js", include_str!("../console/admin.js")),
 ];

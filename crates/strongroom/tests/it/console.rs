@@ -53,6 +53,7 @@ async fn the_console_is_served_confined_and_without_a_session() {
         ("/console/api.js", "text/javascript; charset=utf-8"),
         ("/console/dom.js", "text/javascript; charset=utf-8"),
         ("/console/cases.js", "text/javascript; charset=utf-8"),
+        ("/console/exports.js", "text/javascript; charset=utf-8"),
         ("/console/audit.js", "text/javascript; charset=utf-8"),
         ("/console/admin.js", "text/javascript; charset=utf-8"),
         ("/console/app.css", "text/css; charset=utf-8"),
