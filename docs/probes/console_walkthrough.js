@@ -3,7 +3,8 @@
 // exports records to an age recipient and downloads the file, creates and revokes an API key; a
 // support engineer names the tenant, opens a case and files an operator-access request; the
 // tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
-// an entry of the whole log; the tenant admin tightens its instructions; the platform admin (with
+// an entry of the whole log; a customer opens a case, sets its status and adds a contact; the
+// tenant admin tightens its instructions; the platform admin (with
 // ADMIN_PASSWORD) creates a tenant and a user, suspends and reactivates them, rotates the new
 // tenant's keys, starts an access review and certifies a line, and dry-runs the inactivity sweep. Prints what each step showed and any error the page logged.
 //
@@ -177,6 +178,27 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.waitForSelector('.tag.verified, .tag.failed', { timeout: 10000 });
   console.log('auditor proof verdict:', await page.locator('.tag.verified, .tag.failed').first().textContent());
   await page.screenshot({ path: outDir + '/12-auditor.png' });
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  // A customer opens a case, moves it to pending, and adds a contact.
+  const customer = Object.keys(creds).find((u) => creds[u].role.startsWith('tenant_user'));
+  await login(page, customer);
+  await page.waitForSelector('button:text("Open case")', { timeout: 10000 });
+  await page.fill('section:has(h2:text("New case")) input[size="60"]', 'Printer eats labels');
+  await page.click('button:text("Open case")');
+  await page.waitForSelector('button:text("Set status")', { timeout: 10000 });
+  console.log('new case status:', JSON.stringify(await statusText(page)));
+  await page.selectOption('section:has(h2:text("Status")) select', 'pending');
+  await page.click('button:text("Set status")');
+  await page.waitForTimeout(800);
+  console.log('set status:', JSON.stringify(await statusText(page)));
+  await page.click('button:text("Back to cases")');
+  await page.waitForSelector('button:text("Add contact")', { timeout: 10000 });
+  await page.locator('section:has(h2:text("Contacts")) form input').first().fill('Grace Hopper');
+  await page.click('button:text("Add contact")');
+  await page.waitForSelector('h1:text("Contact")', { timeout: 10000 });
+  console.log('new contact status:', JSON.stringify(await statusText(page)));
+  await page.screenshot({ path: outDir + '/12a-customer.png', fullPage: true });
   await page.click('#who button:text("Sign out")');
   await page.waitForSelector('input[name=username]');
   // The tenant admin tightens its instructions: operator access now needs its approval.

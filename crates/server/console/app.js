@@ -149,6 +149,7 @@ const VIEWS = [
 ];
 
 function openView(label, view) {
+  status('');
   renderBar(label);
   view();
 }

@@ -41,7 +41,58 @@ export function casesView() {
   const list = pagedList(columns,
     (cursor) => api('GET', path`/v1/tenants/${t}/cases` + query({ limit: 50, cursor }), { content: true }),
     (item) => caseView(item.id));
-  show(el('h1', { text: 'Cases' }), scopeBar(casesView), panel(null, list));
+  const customer = hasRole(...CUSTOMER_ROLES);
+  show(el('h1', { text: 'Cases' }), scopeBar(casesView), panel(null, list),
+    customer ? newCasePanel(t) : null, customer ? contactsPanel(t) : null);
+}
+
+const SEVERITIES = ['low', 'medium', 'high', 'critical'];
+const CASE_STATUSES = ['open', 'pending', 'resolved', 'closed'];
+
+// Customers open cases themselves (staff work on the cases assigned to them).
+function newCasePanel(t) {
+  const title = el('input', { required: true, size: 60 });
+  const description = el('textarea', {});
+  const severity = el('select', {}, SEVERITIES.map((s) => el('option', { value: s, text: s, selected: s === 'medium' })));
+  const product = el('input', {});
+  const contact = el('input', { placeholder: 'contact id (optional)', size: 30 });
+  const submit = () => run(async () => {
+    const body = { title: title.value.trim(), severity: severity.value };
+    if (description.value.trim()) body.description = description.value;
+    if (product.value.trim()) body.product = product.value.trim();
+    if (contact.value.trim()) body.contact_id = contact.value.trim();
+    const made = await api('POST', path`/v1/tenants/${t}/cases`, { body, content: true });
+    caseView(made.id);
+    return 'Case opened.';
+  });
+  return panel('New case', el('form', { onsubmit: submit }, field('Title', title), field('Description', description),
+    field('Severity', severity), field('Product', product), field('Contact', contact), el('button', { type: 'submit', text: 'Open case' })));
+}
+
+function contactsPanel(t) {
+  const list = pagedList([['Name', 'name'], ['Email', 'email'], ['Phone', 'phone'], ['Id', 'id']],
+    (cursor) => api('GET', path`/v1/tenants/${t}/contacts` + query({ limit: 50, cursor }), { content: true }),
+    (item) => contactView(item.id, null));
+  const inputs = ['name', 'email', 'phone', 'address', 'notes'].map((f) => [f, f === 'notes' ? el('textarea', {}) : el('input', { size: 40 })]);
+  const submit = () => run(async () => {
+    const body = Object.fromEntries(inputs.filter(([, input]) => input.value.trim()).map(([f, input]) => [f, input.value.trim()]));
+    const made = await api('POST', path`/v1/tenants/${t}/contacts`, { body, content: true });
+    contactView(made.id, null);
+    return 'Contact added.';
+  });
+  return panel('Contacts', list, el('h2', { text: 'New contact' }),
+    el('form', { onsubmit: submit }, inputs.map(([f, input]) => field(f, input)), el('button', { type: 'submit', text: 'Add contact' })));
+}
+
+// The case's status, for those who may update it (the server decides).
+function statusPanel(t, caseId, current) {
+  const select = el('select', {}, CASE_STATUSES.map((s) => el('option', { value: s, text: s, selected: s === current })));
+  const submit = () => run(async () => {
+    await api('PATCH', path`/v1/tenants/${t}/cases/${caseId}`, { body: { status: select.value }, content: true });
+    caseView(caseId);
+    return `Status set to ${select.value}.`;
+  });
+  return panel('Status', el('form', { class: 'inline', onsubmit: submit }, field('Status', select), el('button', { type: 'submit', text: 'Set status' })));
 }
 
 function caseView(caseId) {
@@ -52,7 +103,7 @@ function caseView(caseId) {
     if (record.contact_id) {
       parts.push(panel(null, el('button', { class: 'quiet', text: 'Open the case contact', onclick: () => contactView(record.contact_id, caseId) })));
     }
-    parts.push(commentsPanel(t, caseId));
+    parts.push(statusPanel(t, caseId, record.status), commentsPanel(t, caseId));
     if (hasRole(...OPERATOR_ROLES)) parts.push(requestAccessPanel(t, caseId));
     if (hasRole('support_supervisor')) parts.push(assignPanel(t, caseId));
     parts.push(panel(null, el('button', { class: 'quiet', text: 'Back to cases', onclick: casesView })));
@@ -113,7 +164,9 @@ function contactView(contactId, fromCase) {
     const record = await api('GET', path`/v1/tenants/${t}/contacts/${contactId}`, { content: true });
     show(el('h1', { text: 'Contact' }), scopeBar(() => contactView(contactId, fromCase)),
       panel('Record', recordTable(record)),
-      panel(null, el('button', { class: 'quiet', text: 'Back to the case', onclick: () => caseView(fromCase) })));
+      panel(null, fromCase
+        ? el('button', { class: 'quiet', text: 'Back to the case', onclick: () => caseView(fromCase) })
+        : el('button', { class: 'quiet', text: 'Back to cases', onclick: casesView })));
   });
 }
 

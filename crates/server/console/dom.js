@@ -54,22 +54,26 @@ export function onRefusal(handler) {
   takeOver = handler;
 }
 
-// Runs one step of a view. The step may return a message for the status line; a failure ends up
-// there instead, unless the app takes it over (see `onRefusal`).
-const WORKING = 'Working…';
+let pending = 0;
 
+// Runs one step of a view. The step may return a message for the status line, which stays until
+// another replaces it (the lists a step reloads run steps of their own); a failure ends up there
+// instead, unless the app takes it over (see `onRefusal`), and is cleared by the next step. While
+// any step runs the page is marked busy.
 export async function run(action) {
-  status(WORKING);
+  pending += 1;
+  document.body.classList.add('busy');
+  if (document.getElementById('status').className === 'error') status('');
   try {
     const message = await action();
-    // A message another step left meanwhile (e.g. "Request approved." while the list reloads)
-    // stays; only this step's own "Working…" is cleared.
     if (message) status(message);
-    else if (document.getElementById('status').textContent === WORKING) status('');
   } catch (failure) {
     if (failure instanceof StaleAnswer) return;
     if (failure instanceof ApiFailure && takeOver(failure)) return;
     status(describeFailure(failure), true);
+  } finally {
+    pending -= 1;
+    document.body.classList.toggle('busy', pending > 0);
   }
 }
 
