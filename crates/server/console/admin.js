@@ -178,9 +178,13 @@ function reviewsPanel() {
       listTable([['User', 'username'], ['Roles', (l) => l.roles.join(', ')], ['Tenant', 'tenant_id'], ['Status', 'status'],
         ['Last active', 'last_activity_at'], ['2FA', (l) => (l.mfa_enrolled ? 'yes' : 'no')], ['Cases', 'assignments'],
         ['Grants', 'active_grants'], ['API keys', 'api_keys'],
-        ['Decision', (l) => (l.decision ? `${l.decision} by ${l.decided_by}`
-          : el('div', { class: 'row' }, el('button', { class: 'quiet', text: 'Certify', onclick: decide(l, 'certify') }),
-            el('button', { class: 'danger', text: 'Revoke', onclick: decide(l, 'revoke') })))]], review.lines));
+        ['Decision', (l) => {
+          if (l.decision) return `${l.decision} by ${l.decided_by}`;
+          if (l.user_id === session.user.id) return 'someone else decides';
+          const revoke = decide(l, 'revoke');
+          return el('div', { class: 'row' }, el('button', { class: 'quiet', text: 'Certify', onclick: decide(l, 'certify') }),
+            el('button', { class: 'danger', text: 'Revoke', onclick: () => window.confirm(`Revoke ${l.username}'s access? The account is suspended at once.`) && revoke() }));
+        }]], review.lines));
   });
   const list = el('div');
   const load = () => list.replaceChildren(pagedList([['Started', 'created_at'], ['By', 'created_by'], ['Review', 'id']],

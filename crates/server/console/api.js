@@ -25,6 +25,9 @@ export const session = {
   enrolling: false,
   // Bumped at every sign-in and sign-out: an answer to an earlier session's request is dropped.
   generation: 0,
+  // Bumped when the user picks another view: an answer to a request of the view they left is
+  // dropped (with whatever its step would have done next, such as reopening that view).
+  view: 0,
   tenantId: '',
   purpose: '',
   justification: '',
@@ -58,7 +61,7 @@ export function query(params) {
 // purpose (and justification); other calls state none, so the audit log records none.
 export async function api(method, url, options) {
   const { body, content, text, binary } = options || {};
-  const generation = session.generation;
+  const { generation, view } = session;
   const headers = { Accept: binary ? 'application/octet-stream' : text ? 'text/plain' : 'application/json' };
   if (session.token) headers.Authorization = 'Bearer ' + session.token;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -74,13 +77,13 @@ export async function api(method, url, options) {
     credentials: 'omit',
     redirect: 'error',
   });
-  if (generation !== session.generation) throw new StaleAnswer();
+  if (generation !== session.generation || view !== session.view) throw new StaleAnswer();
   if (response.status === 204) return null;
   if (text && response.ok) return response.text();
   if (binary && response.ok) return response.blob();
   let parsed = null;
   try { parsed = await response.json(); } catch (_) { parsed = null; }
-  if (generation !== session.generation) throw new StaleAnswer();
+  if (generation !== session.generation || view !== session.view) throw new StaleAnswer();
   if (!response.ok) {
     const failure = new ApiFailure(response.status, parsed, response.headers.get('Request-Id'));
     failure.retryAfter = response.headers.get('Retry-After');

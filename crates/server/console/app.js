@@ -16,7 +16,7 @@ import { accessLogView, auditView } from '/console/audit.js';
 import { adminView } from '/console/admin.js';
 import { exportsView } from '/console/exports.js';
 import { accessView, casesView } from '/console/cases.js';
-import { CONTENT_ROLES, OPERATOR_ROLES, api, hasRole, path, purposesOfCaller, query, session } from '/console/api.js';
+import { ALL_ROLES, CONTENT_ROLES, CUSTOMER_ROLES, OPERATOR_ROLES, api, hasRole, path, purposesOfCaller, query, session } from '/console/api.js';
 import { checkboxGroup, checkboxes, describeFailure, el, field, listTable, onRefusal, pagedList, panel, recordTable, run, show, status, ticked } from '/console/dom.js';
 
 // ---- signing in ----------------------------------------------------------------------------------
@@ -149,6 +149,7 @@ const VIEWS = [
 ];
 
 function openView(label, view) {
+  session.view += 1;
   status('');
   renderBar(label);
   view();
@@ -199,7 +200,8 @@ function accountView() {
     return 'Password changed; your other sessions have ended.';
   });
   load();
-  show(el('h1', { text: 'Account' }), panel('You', me), panel('Your sessions', sessions), apiKeysPanel(),
+  show(el('h1', { text: 'Account' }), panel('You', me), panel('Your sessions', sessions),
+    hasRole('platform_admin', 'tenant_admin') ? apiKeysPanel() : null,
     panel('Change password', el('form', { onsubmit: change }, field('Current password', current), field('New password', next),
       el('p', { class: 'hint', text: 'At least 15 characters, or 8 with a second factor; common and guessable passwords are refused.' }),
       el('button', { type: 'submit', text: 'Change password' }))));
@@ -216,8 +218,9 @@ onRefusal((failure) => {
   return false;
 });
 
-// API keys for scripts: the key is shown once, at creation; a key carries at most the caller's
-// roles and tenant (the server decides), and is revoked here or by logging out with it.
+// API keys for scripts (a key is a service account: platform admins create staff or customer
+// keys, tenant admins their tenant's customer keys). The key is shown once, at creation, and is
+// revoked here or by logging out with it.
 function apiKeysPanel() {
   const list = el('div');
   const created = el('div');
@@ -231,8 +234,8 @@ function apiKeysPanel() {
     return `Key ${key.name} revoked.`;
   });
   const name = el('input', { required: true, maxlength: 100 });
-  const days = el('input', { type: 'number', min: 1, value: 30 });
-  const roles = checkboxes(session.user.roles, session.user.roles);
+  const days = el('input', { type: 'number', min: 1, max: 365, value: 30 });
+  const roles = checkboxes(hasRole('platform_admin') ? ALL_ROLES : CUSTOMER_ROLES, ['tenant_user']);
   const create = () => run(async () => {
     const expires = new Date(Date.now() + Number(days.value) * 86400000).toISOString();
     const body = { name: name.value.trim(), roles: ticked(roles), expires_at: expires };
@@ -245,7 +248,7 @@ function apiKeysPanel() {
   });
   load();
   return panel('API keys', list, el('form', { class: 'inline', onsubmit: create }, field('Name', name), field('Valid for (days)', days),
-    checkboxGroup('Roles (at most yours)', roles), el('button', { type: 'submit', text: 'Create key' })), created);
+    checkboxGroup('Roles', roles), el('button', { type: 'submit', text: 'Create key' })), created);
 }
 
 // A module runs once the document is parsed.

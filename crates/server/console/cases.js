@@ -73,7 +73,7 @@ function contactsPanel(t) {
   const list = pagedList([['Name', 'name'], ['Email', 'email'], ['Phone', 'phone'], ['Id', 'id']],
     (cursor) => api('GET', path`/v1/tenants/${t}/contacts` + query({ limit: 50, cursor }), { content: true }),
     (item) => contactView(item.id, null));
-  const inputs = ['name', 'email', 'phone', 'address', 'notes'].map((f) => [f, f === 'notes' ? el('textarea', {}) : el('input', { size: 40 })]);
+  const inputs = ['name', 'email', 'phone', 'address', 'notes'].map((f) => [f, f === 'notes' ? el('textarea', {}) : el('input', { size: 40, required: f === 'name' })]);
   const submit = () => run(async () => {
     const body = Object.fromEntries(inputs.filter(([, input]) => input.value.trim()).map(([f, input]) => [f, input.value.trim()]));
     const made = await api('POST', path`/v1/tenants/${t}/contacts`, { body, content: true });
@@ -103,7 +103,14 @@ function caseView(caseId) {
     if (record.contact_id) {
       parts.push(panel(null, el('button', { class: 'quiet', text: 'Open the case contact', onclick: () => contactView(record.contact_id, caseId) })));
     }
-    parts.push(statusPanel(t, caseId, record.status), commentsPanel(t, caseId));
+    // Customers update their cases; staff only with the case content in clear (an assignment
+    // where no approval is needed, or a grant), and never the supervisor's triage view.
+    const contentInClear = !((record._access || {}).withheld || []).includes('title')
+      && !((record._access || {}).masked || []).includes('title');
+    if (hasRole(...CUSTOMER_ROLES) || (hasRole('support_engineer', 'security_officer') && contentInClear)) {
+      parts.push(statusPanel(t, caseId, record.status));
+    }
+    parts.push(commentsPanel(t, caseId));
     if (hasRole(...OPERATOR_ROLES)) parts.push(requestAccessPanel(t, caseId));
     if (hasRole('support_supervisor')) parts.push(assignPanel(t, caseId));
     parts.push(panel(null, el('button', { class: 'quiet', text: 'Back to cases', onclick: casesView })));

@@ -8,9 +8,12 @@ export function el(tag, props, ...children) {
   for (const [key, value] of Object.entries(props || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key === 'text') node.textContent = String(value);
-    else if (key === 'onclick') node.addEventListener('click', value);
+    else if (key === 'onclick') node.addEventListener('click', (event) => whileRunning([node], value(event)));
     else if (key === 'onsubmit') {
-      node.addEventListener('submit', (event) => { event.preventDefault(); value(event); });
+      node.addEventListener('submit', (event) => {
+        event.preventDefault();
+        whileRunning([...node.querySelectorAll('button')], value(event));
+      });
     } else if (key === 'onchange') node.addEventListener('change', value);
     else if (key.startsWith('on')) throw new Error('unsupported handler ' + key);
     else node.setAttribute(key, value === true ? '' : String(value));
@@ -20,6 +23,19 @@ export function el(tag, props, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+// A handler's buttons stay disabled until what it started has finished: no double submission
+// (two exports against the quota, two API keys).
+async function whileRunning(buttons, outcome) {
+  if (!outcome || typeof outcome.then !== 'function') return;
+  const enabled = buttons.filter((b) => b.tagName === 'BUTTON' && !b.disabled);
+  enabled.forEach((b) => { b.disabled = true; });
+  try {
+    await outcome;
+  } finally {
+    enabled.forEach((b) => { b.disabled = false; });
+  }
 }
 
 export function field(label, input) {

@@ -1,7 +1,7 @@
 // Strongroom console: exports, limited and encrypted to a recipient the requester names, approved
 // by a second person above the threshold, downloaded as the age file the server sealed.
 
-import { CUSTOMER_ROLES, api, hasRole, path, query, session } from '/console/api.js';
+import { api, hasRole, path, query, session } from '/console/api.js';
 import { checkboxGroup, checkboxes, el, field, pagedList, panel, run, show } from '/console/dom.js';
 import { needTenant, scopeBar } from '/console/cases.js';
 
@@ -12,8 +12,8 @@ export function exportsView() {
   const t = session.tenantId;
   const list = pagedList([
     ['Created', 'created_at'], ['Kind', 'kind'], ['Records', 'record_count'], ['State', 'state'],
-    ['Until', 'expires_at'], ['By', (x) => (x.manifest.requested_by || {}).user_id], ['', (x) => exportActions(t, x)],
-  ], (cursor) => api('GET', path`/v1/tenants/${t}/exports` + query({ limit: 50, cursor }), { content: true }));
+    ['Until', 'expires_at'], ['By', (x) => requester(x)], ['', (x) => exportActions(t, x)],
+  ], (cursor) => api('GET', path`/v1/tenants/${t}/exports` + query({ limit: 50, cursor })));
   show(el('h1', { text: 'Exports' }), scopeBar(exportsView), newExportPanel(t), panel('Exports', list));
 }
 
@@ -33,29 +33,34 @@ function newExportPanel(t) {
   });
   return panel('New export', el('p', { class: 'hint', text: 'Encrypted to the age recipient you name: only its identity opens the file. Every field is exported as you may see it (masked or withheld alike), within your daily quota.' }),
     el('form', { onsubmit: submit }, checkboxGroup('Records', kinds),
-      hasRole(...CUSTOMER_ROLES) ? el('label', { class: 'row' }, archive, 'everything of the tenant (return of data)') : null,
+      hasRole('tenant_admin') ? el('label', { class: 'row' }, archive, 'everything of the tenant (return of data)') : null,
       field('Recipient (age public key)', recipient), el('button', { type: 'submit', text: 'Export' })));
+}
+
+function requester(x) {
+  return ((x.manifest || {}).requested_by || {}).user_id;
 }
 
 function exportActions(t, x) {
   const box = el('div', { class: 'row' });
-  const mine = (x.manifest.requested_by || {}).user_id === session.user.id;
+  const mine = requester(x) === session.user.id;
   if (x.state === 'pending_approval' && !mine && hasRole('support_supervisor', 'tenant_admin')) {
     box.append(el('button', { text: 'Approve', onclick: () => run(async () => {
-      await api('POST', path`/v1/tenants/${t}/exports/${x.id}/approve`, { content: true });
+      await api('POST', path`/v1/tenants/${t}/exports/${x.id}/approve`);
       exportsView();
       return 'Export approved.';
     }) }));
   }
-  if (x.state === 'ready' && mine) {
+  if (x.state === 'ready' && mine && Date.parse(x.expires_at) > Date.now()) {
     box.append(el('button', { class: 'quiet', text: 'Download', onclick: () => run(async () => {
-      const file = await api('GET', path`/v1/tenants/${t}/exports/${x.id}/download`, { content: true, binary: true });
+      const file = await api('GET', path`/v1/tenants/${t}/exports/${x.id}/download`, { binary: true });
       const url = URL.createObjectURL(file);
       const link = el('a', { href: url, download: `export-${x.id}.age` });
       document.body.append(link);
       link.click();
       link.remove();
-      URL.revokeObjectURL(url);
+      // Some browsers start the download after the click returns: let it go later.
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
       return `Downloaded export-${x.id}.age (${file.size} bytes): open it with your age identity.`;
     }) }));
   }
