@@ -55,6 +55,17 @@ fn create(data: &Path, out: &Path) -> Run {
     ])
 }
 
+fn key_backup(data: &Path, out: &Path) -> Run {
+    cli(&[
+        OsStr::new("backup"),
+        OsStr::new("keys"),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+    ])
+}
+
 fn verify(file: &Path, data: &Path) -> Run {
     cli(&[
         OsStr::new("backup"),
@@ -266,14 +277,7 @@ async fn backup_verify_restore_and_shredded_tenants_stay_shredded() {
     // Disaster recovery without the live deployment: a key backup taken after the deletion
     // restores the other tenants and not the shredded one.
     let keys = files.path().join("after.keys");
-    let run = cli(&[
-        OsStr::new("backup"),
-        OsStr::new("keys"),
-        OsStr::new("--data-dir"),
-        server.data_dir.as_os_str(),
-        OsStr::new("--out"),
-        keys.as_os_str(),
-    ]);
+    let run = key_backup(&server.data_dir, &keys);
     assert!(run.ok, "backup keys failed: {}", run.out);
     // Encrypted too: no wrapped key or canary in clear in either file.
     assert!(find_in_dir(files.path(), &needles).is_empty());
@@ -412,14 +416,7 @@ async fn a_restore_refuses_records_sealed_under_a_version_retired_since_the_back
     let made = create(&server.data_dir, &backup);
     assert!(made.ok, "backup create failed: {}", made.out);
     let old_keys = files.path().join("before-rotation.keys");
-    let run = cli(&[
-        OsStr::new("backup"),
-        OsStr::new("keys"),
-        OsStr::new("--data-dir"),
-        server.data_dir.as_os_str(),
-        OsStr::new("--out"),
-        old_keys.as_os_str(),
-    ]);
+    let run = key_backup(&server.data_dir, &old_keys);
     assert!(run.ok, "backup keys failed: {}", run.out);
 
     let keys = format!("/v1/tenants/{}/keys", t.tenant);

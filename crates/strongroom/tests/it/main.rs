@@ -9,6 +9,7 @@ mod kit;
 mod access_rules;
 mod api_keys;
 mod audit_log;
+mod audit_recovery;
 mod backup;
 mod bad_input;
 mod console;
