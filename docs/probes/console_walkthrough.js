@@ -1,7 +1,7 @@
 // A walk through the web console in a real browser, against a `--demo` server: a tenant admin
 // lists and opens cases, opens the case contact, checks an access-log entry's inclusion proof,
 // exports records to an age recipient and downloads the file, creates and revokes an API key; a
-// support engineer names the tenant, opens a case and files an operator-access request; the
+// support engineer finds their case among "Your cases", opens it and files an access request; the
 // tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
 // an entry of the whole log; a customer opens a case, sets its status and adds a contact; the
 // tenant admin tightens its instructions; the platform admin (with
@@ -120,18 +120,14 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.screenshot({ path: outDir + '/6-account.png', fullPage: true });
   await page.click('#who button:text("Sign out")');
   await page.waitForSelector('input[name=username]');
-  // A support engineer: names the tenant, reads a case as the policy allows.
+  // A support engineer: finds their cases in every tenant, opens the one in the admin's tenant.
   const engineer = Object.keys(creds).find((u) => creds[u].role === 'support_engineer');
+  const theirCase = `section:has(h2:text("Your cases")) tr.link:has(td:text-is("${tenantId}"))`;
   await login(page, engineer);
-  await page.waitForTimeout(500);
-  console.log('engineer landing status:', JSON.stringify(await statusText(page)));
-  await page.fill('form.inline input[placeholder="tenant id"]', tenantId);
-  await page.click('form.inline button[type=submit]');
-  await page.waitForSelector('table tbody tr.link', { timeout: 10000 });
-  console.log('engineer cases rows:', await page.locator('table tbody tr.link').count());
+  await page.waitForSelector(theirCase, { timeout: 10000 });
+  console.log('engineer reach rows:', await page.locator('section:has(h2:text("Your cases")) tr.link').count());
   await page.screenshot({ path: outDir + '/7-engineer-cases.png', fullPage: true });
-  // Open each case until one answers (the engineer is assigned to some).
-  await page.locator('table tbody tr.link').first().click();
+  await page.locator(theirCase).first().click();
   await page.waitForTimeout(800);
   console.log('engineer case status:', JSON.stringify(await statusText(page)));
   await page.screenshot({ path: outDir + '/8-engineer-case.png', fullPage: true });
@@ -159,10 +155,9 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.waitForSelector('input[name=username]');
   // The engineer now reads the case content and the contact's identity, the rest withheld.
   await login(page, engineer);
-  await page.fill('form.inline input[placeholder="tenant id"]', tenantId);
-  await page.click('form.inline button[type=submit]');
-  await page.waitForSelector('table tbody tr.link', { timeout: 10000 });
-  await page.locator('table tbody tr.link').first().click();
+  await page.waitForSelector(theirCase, { timeout: 10000 });
+  console.log('engineer reach after approval:', JSON.stringify(await page.locator('section:has(h2:text("Your cases")) tbody').innerText()).replace(/\\t/g, ' '));
+  await page.locator(theirCase).first().click();
   await page.waitForSelector('h1:text("Case")', { timeout: 10000 });
   await page.waitForTimeout(500);
   const contactButton2 = page.locator('button:text("Open the case contact")');

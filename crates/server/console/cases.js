@@ -30,8 +30,18 @@ export function scopeBar(reload) {
 export function needTenant(title, reload) {
   if (session.tenantId) return false;
   show(el('h1', { text: title }), scopeBar(reload),
-    panel(null, el('p', { class: 'hint', text: 'Name the tenant whose cases you work on.' })));
+    panel(null, el('p', { class: 'hint', text: 'Name the tenant whose cases you work on, or open one of your cases below.' })),
+    hasRole(...OPERATOR_ROLES) ? reachPanel() : null);
   return true;
+}
+
+// The cases the caller reaches in every tenant (assigned, granted or asked for): opening one
+// works in its tenant.
+function reachPanel() {
+  const list = pagedList([['Tenant', 'tenant_id'], ['Case', 'case_id'], ['Through', (r) => r.reach.replace('_', ' ')], ['Until', 'until']],
+    () => api('GET', path`/v1/me/cases`),
+    (r) => { session.tenantId = r.tenant_id; caseView(r.case_id); });
+  return panel('Your cases, in every tenant', list);
 }
 
 export function casesView() {
@@ -42,7 +52,7 @@ export function casesView() {
     (cursor) => api('GET', path`/v1/tenants/${t}/cases` + query({ limit: 50, cursor }), { content: true }),
     (item) => caseView(item.id));
   const customer = hasRole(...CUSTOMER_ROLES);
-  show(el('h1', { text: 'Cases' }), scopeBar(casesView), panel(null, list),
+  show(el('h1', { text: 'Cases' }), scopeBar(casesView), hasRole(...OPERATOR_ROLES) ? reachPanel() : null, panel(null, list),
     customer ? newCasePanel(t) : null, customer ? contactsPanel(t) : null);
 }
 

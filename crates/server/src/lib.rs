@@ -124,6 +124,7 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/me", get(auth::me))
+        .route("/v1/me/cases", get(auth::my_cases))
         .route("/v1/me/confidentiality", post(auth::acknowledge))
         .route("/v1/me/password", post(auth::change_password))
         .route("/v1/me/mfa/totp", post(auth::start_totp))

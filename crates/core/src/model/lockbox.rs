@@ -133,3 +133,17 @@ impl std::fmt::Debug for AccessDecision {
             .finish()
     }
 }
+
+/// A case the caller reaches, in any tenant: assigned to them, under an active grant of theirs, or
+/// under a request of theirs still pending. Ids and times only.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseReach {
+    pub tenant_id: String,
+    pub case_id: String,
+    /// `assignment`, `grant` or `pending_request`.
+    pub reach: &'static str,
+    /// The access request, for `grant` and `pending_request`.
+    pub request_id: Option<String>,
+    /// When the grant ends, or the pending request lapses.
+    pub until: Option<String>,
+}

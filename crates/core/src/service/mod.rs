@@ -17,6 +17,7 @@ mod key_rotation;
 mod lockbox;
 mod mfa;
 mod notify;
+mod reach;
 mod retention;
 mod sessions;
 mod shred;

@@ -3,9 +3,10 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use strongroom_core::Vault;
+use strongroom_core::model::lockbox::CaseReach;
 use strongroom_core::model::{
-    Acknowledgement, AcknowledgementReceipt, Agreement, Credentials, LoginResponse, PasswordChange,
-    RecoveryCodes, TotpConfirmation, TotpEnrolment, User,
+    Acknowledgement, AcknowledgementReceipt, Agreement, Credentials, LoginResponse, Page,
+    PasswordChange, RecoveryCodes, TotpConfirmation, TotpEnrolment, User,
 };
 
 use crate::error::ApiResult;
@@ -34,6 +35,13 @@ pub async fn me(
     caller: EnrollingCaller,
 ) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(vault.me(&caller.principal).await?))
+}
+
+pub async fn my_cases(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+) -> ApiResult<axum::Json<Page<CaseReach>>> {
+    Ok(axum::Json(vault.my_cases(&c.principal, &c.ctx).await?))
 }
 
 pub async fn start_totp(

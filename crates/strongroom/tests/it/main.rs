@@ -28,6 +28,7 @@ mod multi_instance;
 mod passwords;
 mod policy_files;
 mod postgres_backend;
+mod reach;
 mod retention;
 mod rotation;
 mod session_admin;
