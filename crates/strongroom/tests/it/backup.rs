@@ -44,10 +44,11 @@ fn cli_with<S: AsRef<OsStr>>(args: &[S], env: &[(String, String)]) -> Run {
     }
 }
 
-fn create(data: &Path, out: &Path) -> Run {
+/// `strongroom backup create|keys --data-dir DATA --out OUT`.
+fn backup_to(what: &str, data: &Path, out: &Path) -> Run {
     cli(&[
         OsStr::new("backup"),
-        OsStr::new("create"),
+        OsStr::new(what),
         OsStr::new("--data-dir"),
         data.as_os_str(),
         OsStr::new("--out"),
@@ -55,15 +56,12 @@ fn create(data: &Path, out: &Path) -> Run {
     ])
 }
 
+fn create(data: &Path, out: &Path) -> Run {
+    backup_to("create", data, out)
+}
+
 fn key_backup(data: &Path, out: &Path) -> Run {
-    cli(&[
-        OsStr::new("backup"),
-        OsStr::new("keys"),
-        OsStr::new("--data-dir"),
-        data.as_os_str(),
-        OsStr::new("--out"),
-        out.as_os_str(),
-    ])
+    backup_to("keys", data, out)
 }
 
 fn verify(file: &Path, data: &Path) -> Run {
