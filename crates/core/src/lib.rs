@@ -13,6 +13,7 @@ pub mod error;
 pub mod mask;
 pub mod model;
 pub mod settings;
+pub mod watch;
 
 mod access;
 mod keys;
@@ -21,8 +22,8 @@ mod service;
 /// Types returned by service operations that have no better home.
 pub mod service_types {
     pub use crate::service::{
-        ACCESS_REQUEST_STATES, CERTIFICATE_HEADER, DeletionCertificate, LoggedEntry,
-        WebhookDelivery,
+        ACCESS_REQUEST_STATES, CERTIFICATE_HEADER, DeletionCertificate, INCIDENT_RESOLUTIONS,
+        Incident, LoggedEntry, WatchReport, WebhookDelivery,
     };
 }
 mod shape;
@@ -72,6 +73,8 @@ pub struct Vault {
     instance: String,
     /// Wakes the re-encryption job after a rotation.
     reencrypt_wakeup: tokio::sync::Notify,
+    /// The breach watch's windows, kept between passes by the instance that runs them.
+    watch: tokio::sync::Mutex<Option<service::WatchState>>,
 }
 
 /// Everything the vault is built from; the binary assembles it.
@@ -126,6 +129,7 @@ impl Vault {
             settings,
             clock,
             reencrypt_wakeup: tokio::sync::Notify::new(),
+            watch: tokio::sync::Mutex::new(None),
         }))
     }
 

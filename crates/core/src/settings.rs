@@ -76,6 +76,19 @@ pub struct Settings {
     pub key_retire_grace_secs: u64,
     /// How often each server purges closed cases past their tenant's `retention_days`; 0 = off.
     pub retention_sweep_interval_secs: u64,
+    /// How often the breach watch reads the entries appended since its last pass; 0 = off.
+    pub watch_interval_ms: u64,
+    /// The breach watch counts events within this sliding window.
+    pub watch_window_secs: u64,
+    /// Records of one tenant one account may read within the window before it is an incident
+    /// (a list counts the records it returned); 0 turns the rule off, as for the others.
+    pub watch_mass_read_records: u64,
+    /// Refusals for want of an assignment or grant, per account and tenant, within the window.
+    pub watch_denials_outside_grant: u64,
+    /// Failed logins to one account within the window.
+    pub watch_login_failures_per_account: u64,
+    /// Failed logins across the platform within the window.
+    pub watch_login_failures_platform: u64,
 }
 
 fn default_export_quotas() -> BTreeMap<String, u64> {
@@ -130,6 +143,12 @@ impl Default for Settings {
             key_job_interval_secs: 60,
             key_retire_grace_secs: 60,
             retention_sweep_interval_secs: 60 * 60,
+            watch_interval_ms: 1000,
+            watch_window_secs: 10 * 60,
+            watch_mass_read_records: 5000,
+            watch_denials_outside_grant: 10,
+            watch_login_failures_per_account: 10,
+            watch_login_failures_platform: 200,
         }
     }
 }

@@ -222,6 +222,9 @@ pub enum Action {
     RevokeCredentials,
     ReadAuditLog,
     ReadTenantAccessLog,
+    /// Incidents the breach watch raised: all of them, or those about one tenant.
+    ReadIncidents,
+    CloseIncident,
     // access governance (platform-wide)
     ReviewAccess,
     SweepInactiveUsers,
@@ -264,6 +267,8 @@ names!(Action, "action", {
     RevokeCredentials => "revoke_credentials",
     ReadAuditLog => "read_audit_log",
     ReadTenantAccessLog => "read_tenant_access_log",
+    ReadIncidents => "read_incidents",
+    CloseIncident => "close_incident",
     ReviewAccess => "review_access",
     SweepInactiveUsers => "sweep_inactive_users",
     RequestAccess => "request_access",

@@ -73,7 +73,7 @@ async fn not_found() -> ApiError {
 
 /// The API router; shared by `serve` and the tests.
 pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
-    use routes::{admin, audit, auth, credentials, data, exports, governance, lockbox};
+    use routes::{admin, audit, auth, credentials, data, exports, governance, incidents, lockbox};
     let tenant_data = Router::new()
         .route(
             "/contacts",
@@ -109,6 +109,7 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         )
         .route("/grants", get(lockbox::grants))
         .route("/notifications", get(lockbox::notifications))
+        .route("/incidents", get(incidents::for_tenant))
         .route(
             "/webhook-secret",
             get(lockbox::webhook_secret).post(lockbox::rotate_webhook_secret),
@@ -173,6 +174,8 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
             "/v1/access-reviews/{review_id}/decisions",
             post(governance::decide),
         )
+        .route("/v1/incidents", get(incidents::list))
+        .route("/v1/incidents/{incident_id}/close", post(incidents::close))
         .route("/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/v1/audit/verifier-key", get(audit::verifier_key))
         .route("/v1/audit/entries", get(audit::entries))

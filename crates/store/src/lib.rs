@@ -107,6 +107,25 @@ pub trait Store: Send + Sync + 'static {
         &self,
         review_id: &str,
     ) -> Result<Vec<AccessReviewLineRow>, StoreError>;
+    // The breach watch.
+    /// Newest first; with `scope`, that tenant's only.
+    async fn incidents(
+        &self,
+        scope: Option<&TenantScope>,
+        state: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<IncidentRow>, StoreError>;
+    async fn incident(&self, id: &str) -> Result<Option<IncidentRow>, StoreError>;
+    async fn open_incidents(&self) -> Result<Vec<IncidentRow>, StoreError>;
+    /// Where the watch `name` reads on from; None before its first pass.
+    async fn watch_progress(&self, name: &str) -> Result<Option<u64>, StoreError>;
+    /// The entries from `start` on, with their stored leaf hashes.
+    async fn watched_entries(
+        &self,
+        start: u64,
+        limit: u32,
+    ) -> Result<Vec<WatchedEntryRow>, StoreError>;
     /// The user's sessions that are not revoked and not past `now`'s absolute expiry.
     async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionRow>, StoreError>;
 

@@ -167,6 +167,29 @@ pub enum Mutation {
         decided_by: String,
         at: i64,
     },
+    // ---- breach watch ----
+    OpenIncident(IncidentRow),
+    /// Adds events to an open incident; a conflict once it is closed.
+    ExtendIncident {
+        id: String,
+        last_index: i64,
+        events: i64,
+        at: i64,
+    },
+    /// Closes an open incident; a conflict when it is closed already.
+    CloseIncident {
+        id: String,
+        closed_by: String,
+        resolution: String,
+        at: i64,
+    },
+    /// Moves the watch `name` on from `from` (None: it never ran) to `to`; a conflict when it
+    /// is no longer at `from`.
+    AdvanceWatch {
+        name: String,
+        from: Option<i64>,
+        to: i64,
+    },
     // ---- customer lockbox ----
     InsertAccessRequest(AccessRequestRow),
     /// Changes nothing; fails with a conflict when the case has a pending request or a grant

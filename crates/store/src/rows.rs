@@ -476,3 +476,31 @@ pub struct WebhookSecretRow {
     pub secret: Vec<u8>,
     pub created_at: i64,
 }
+
+/// An incident the breach watch raised: ids and codes only, the evidence a range of log entries.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct IncidentRow {
+    pub id: String,
+    pub kind: String,
+    pub tenant_id: Option<String>,
+    pub subject_id: Option<String>,
+    pub first_index: i64,
+    pub last_index: i64,
+    pub events: i64,
+    pub opened_at: i64,
+    pub updated_at: i64,
+    /// `open` or `closed`.
+    pub state: String,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<i64>,
+    pub resolution: Option<String>,
+}
+
+/// An audit entry with its stored leaf hash, as the breach watch reads it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct WatchedEntryRow {
+    pub idx: i64,
+    pub tenant_id: Option<String>,
+    pub entry: Vec<u8>,
+    pub leaf_hash: Option<Vec<u8>>,
+}

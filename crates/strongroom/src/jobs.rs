@@ -55,6 +55,7 @@ pub fn spawn_all(vault: &Arc<Vault>) {
         },
     );
     spawn_key_job(vault);
+    spawn_breach_watch(vault);
 }
 
 /// Runs `job` every `secs` seconds, the first time one period after start; 0 turns it off. With
@@ -114,6 +115,49 @@ fn spawn_key_job(vault: &Arc<Vault>) {
             vault
                 .reencryption_requested(Duration::from_secs(secs))
                 .await;
+        }
+    });
+}
+
+/// Reads the audit log as it grows for the patterns of a breach (see `strongroom_core::watch`).
+/// With several instances one holds the lease and keeps the windows; the others wait.
+fn spawn_breach_watch(vault: &Arc<Vault>) {
+    let ms = vault.settings().watch_interval_ms;
+    if ms == 0 {
+        return;
+    }
+    let vault = Arc::clone(vault);
+    let period = Duration::from_millis(ms);
+    // Renewed by the holder every pass; another instance takes over this long after it stops.
+    let hold = period.saturating_mul(5).max(Duration::from_secs(5));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            ticks.tick().await;
+            if !vault.claim_job("breach-watch", hold).await {
+                continue;
+            }
+            match vault.watch_audit_log("job.breach-watch").await {
+                Ok(report) => {
+                    failing = false;
+                    if !report.opened.is_empty() || report.extended > 0 {
+                        tracing::warn!(
+                            read = report.read,
+                            opened = report.opened.len(),
+                            extended = report.extended,
+                            "breach watch"
+                        );
+                    }
+                }
+                // Once per stretch of failures: a pass retries every period.
+                Err(err) if !failing => {
+                    failing = true;
+                    tracing::error!(error = %err.message, "breach watch failed; retrying");
+                }
+                Err(_) => {}
+            }
         }
     });
 }

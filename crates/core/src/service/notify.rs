@@ -30,6 +30,10 @@ pub(crate) enum NotificationKind {
     InactivityWarning,
     /// A customer account of the tenant was suspended for inactivity.
     InactivitySuspended,
+    /// The breach watch opened an incident about the tenant.
+    IncidentOpened,
+    /// A security officer closed it.
+    IncidentClosed,
 }
 
 impl NotificationKind {
@@ -42,6 +46,8 @@ impl NotificationKind {
             Self::Reviewed => "grant.break_glass_reviewed",
             Self::InactivityWarning => "user.inactivity_warning",
             Self::InactivitySuspended => "user.suspended_inactive",
+            Self::IncidentOpened => "incident.opened",
+            Self::IncidentClosed => "incident.closed",
         }
     }
 }

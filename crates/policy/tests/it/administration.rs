@@ -22,6 +22,8 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::RevokeCredentials,
     Action::ReadAuditLog,
     Action::ReadTenantAccessLog,
+    Action::ReadIncidents,
+    Action::CloseIncident,
     Action::ReviewAccess,
     Action::SweepInactiveUsers,
     Action::RequestAccess,
@@ -51,7 +53,9 @@ fn kind(action: Action) -> ResourceKind {
         | Action::UpdateTenantInstructions
         | Action::DeleteTenant
         | Action::ManageTenantKeys => ResourceKind::Tenant,
-        Action::ReadAuditLog => ResourceKind::AuditLog,
+        Action::ReadAuditLog | Action::ReadIncidents | Action::CloseIncident => {
+            ResourceKind::AuditLog
+        }
         Action::ReadTenantAccessLog | Action::ApproveExport => ResourceKind::Tenant,
         Action::RequestAccess
         | Action::ApproveAccess
@@ -151,6 +155,7 @@ fn expected(
                 Action::ReadTenant
                     | Action::UpdateTenantInstructions
                     | Action::ReadTenantAccessLog
+                    | Action::ReadIncidents
                     | Action::ListAccessRequests
                     | Action::ApproveAccess
                     | Action::RevokeAccess
@@ -158,10 +163,15 @@ fn expected(
             ) || (is_user_admin(action) && action != Action::CreateStaffUser))
         }
         Role::TenantUser => own && action == Action::ReadTenant,
-        Role::Auditor => action == Action::ReadAuditLog,
+        Role::Auditor => matches!(action, Action::ReadAuditLog | Action::ReadIncidents),
         Role::SecurityOfficer
-            if matches!(action, Action::ReadAuditLog | Action::RevokeCredentials)
-                || is_governance(action) =>
+            if matches!(
+                action,
+                Action::ReadAuditLog
+                    | Action::RevokeCredentials
+                    | Action::ReadIncidents
+                    | Action::CloseIncident
+            ) || is_governance(action) =>
         {
             true
         }

@@ -40,7 +40,9 @@ fn suspended_accounts_can_do_nothing() {
                 } else {
                     let r = ResourceFacts::new(
                         match action {
-                            Action::ReadAuditLog => ResourceKind::AuditLog,
+                            Action::ReadAuditLog
+                            | Action::ReadIncidents
+                            | Action::CloseIncident => ResourceKind::AuditLog,
                             Action::RequestAccess
                             | Action::ApproveAccess
                             | Action::RevokeAccess

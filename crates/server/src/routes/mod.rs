@@ -7,4 +7,5 @@ pub mod credentials;
 pub mod data;
 pub mod exports;
 pub mod governance;
+pub mod incidents;
 pub mod lockbox;

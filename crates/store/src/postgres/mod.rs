@@ -14,6 +14,8 @@ mod credentials;
 mod exports;
 #[path = "../sql/governance.rs"]
 mod governance;
+#[path = "../sql/incidents.rs"]
+mod incidents;
 #[path = "../sql/keys.rs"]
 mod keys;
 #[path = "../sql/lockbox.rs"]
@@ -40,7 +42,9 @@ use sqlx::{Connection, Postgres, Transaction};
 use crate::StoreError;
 use crate::audit_scan::{AuditEntryRef, AuditScan, EntryDigest, ScannedEntry, index_bounds};
 use crate::point_reads;
-use crate::rows::{ActiveGrantRow, ContactReachRow, ContactRow, TenantScope, TotpRow};
+use crate::rows::{
+    ActiveGrantRow, ContactReachRow, ContactRow, TenantScope, TotpRow, WatchedEntryRow,
+};
 
 // The shared SQL modules (`../sql`) are compiled once per backend against these names.
 type Db = Postgres;
@@ -132,6 +136,11 @@ fn migrator() -> Migrator {
             13,
             "access epochs for exports",
             include_str!("../../migrations/postgres/0013_access_epoch.sql"),
+        ),
+        migration(
+            14,
+            "incidents and the watch's progress",
+            include_str!("../../migrations/postgres/0014_incidents.sql"),
         ),
     ])
 }
@@ -296,6 +305,22 @@ impl PgStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn watched_entries_impl(
+        &self,
+        start: u64,
+        limit: u32,
+    ) -> Result<Vec<WatchedEntryRow>, StoreError> {
+        let start = i64::try_from(start).unwrap_or(i64::MAX);
+        Ok(sqlx::query_as(
+            "SELECT idx, tenant_id, entry, leaf_hash FROM audit_entries WHERE idx >= $1 \
+             ORDER BY idx LIMIT $2",
+        )
+        .bind(start)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.platform_reader().await?)
+        .await?)
     }
 
     /// The entries with the tree nodes in their rows, in one statement on one pooled connection;

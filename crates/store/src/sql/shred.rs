@@ -11,9 +11,16 @@ use super::Conn;
 use crate::StoreError;
 use crate::rows::{TenantScope, TenantShredRow};
 
-/// Kept on purpose: audit entries hold no personal data and the log must keep verifying; the
+/// Kept on purpose: audit entries hold no personal data and the log must keep verifying;
+/// incidents (ids and codes) are the platform's security record, read with the log; the
 /// tombstones are the record of the deletion; tenants and users are removed last, by hand.
-const KEEP: &[&str] = &["audit_entries", "tenant_shreds", "tenants", "users"];
+const KEEP: &[&str] = &[
+    "audit_entries",
+    "incidents",
+    "tenant_shreds",
+    "tenants",
+    "users",
+];
 
 async fn tables_with(conn: &mut Conn, column: &str) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String,)> = sqlx::query_as(super::TABLES_WITH_COLUMN_SQL)

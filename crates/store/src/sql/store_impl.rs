@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{Backend, Conn, Db, exports, governance, keys, lockbox, shred};
+use super::{Backend, Conn, Db, exports, governance, incidents, keys, lockbox, shred};
 use crate::Mutation;
 use crate::audit_scan::{AuditScan, EntryDigest, node_location};
 use crate::rows::*;
@@ -129,6 +129,47 @@ impl Store for Backend {
         limit: u32,
     ) -> Result<Vec<AccessReviewRow>, StoreError> {
         governance::access_reviews(&mut *self.platform_reader().await?, after, limit).await
+    }
+
+    async fn incidents(
+        &self,
+        scope: Option<&TenantScope>,
+        state: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
+        match scope {
+            Some(scope) => {
+                let mut conn = self.tenant_reader(scope).await?;
+                incidents::incidents(&mut conn, Some(scope), state, after, limit).await
+            }
+            None => {
+                let mut conn = self.platform_reader().await?;
+                incidents::incidents(&mut conn, None, state, after, limit).await
+            }
+        }
+    }
+
+    async fn incident(&self, id: &str) -> Result<Option<IncidentRow>, StoreError> {
+        incidents::incident(&mut *self.platform_reader().await?, id).await
+    }
+
+    async fn open_incidents(&self) -> Result<Vec<IncidentRow>, StoreError> {
+        incidents::open_incidents(&mut *self.platform_reader().await?).await
+    }
+
+    async fn watch_progress(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let next = incidents::watch_progress(&mut *self.platform_reader().await?, name).await?;
+        next.map(|n| u64::try_from(n).map_err(|_| StoreError::Corrupt("watch progress".into())))
+            .transpose()
+    }
+
+    async fn watched_entries(
+        &self,
+        start: u64,
+        limit: u32,
+    ) -> Result<Vec<WatchedEntryRow>, StoreError> {
+        self.watched_entries_impl(start, limit).await
     }
 
     async fn access_review(&self, id: &str) -> Result<Option<AccessReviewRow>, StoreError> {

@@ -50,6 +50,10 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         | Mutation::ExpireUserExports { .. } => {
             return super::exports::apply(conn, mutation).await;
         }
+        Mutation::OpenIncident(_)
+        | Mutation::ExtendIncident { .. }
+        | Mutation::CloseIncident { .. }
+        | Mutation::AdvanceWatch { .. } => return super::incidents::apply(conn, mutation).await,
         Mutation::ShredTenant {
             scope,
             request_ref,

@@ -11,6 +11,8 @@ mod credentials;
 mod exports;
 #[path = "../sql/governance.rs"]
 mod governance;
+#[path = "../sql/incidents.rs"]
+mod incidents;
 #[path = "../sql/keys.rs"]
 mod keys;
 #[path = "../sql/lockbox.rs"]
@@ -41,7 +43,7 @@ use sqlx::{Connection, Sqlite, Transaction};
 
 use crate::StoreError;
 use crate::audit_scan::{AuditScan, EntryDigest};
-use crate::rows::{ActiveGrantRow, ContactRow, TenantScope, TotpRow};
+use crate::rows::{ActiveGrantRow, ContactRow, TenantScope, TotpRow, WatchedEntryRow};
 use checkpointer::Checkpointer;
 use point::PointReader;
 use scan::Scanner;
@@ -132,6 +134,11 @@ fn migrator() -> Migrator {
             13,
             "access epochs for exports",
             include_str!("../../migrations/sqlite/0013_access_epoch.sql"),
+        ),
+        migration(
+            14,
+            "incidents and the watch's progress",
+            include_str!("../../migrations/sqlite/0014_incidents.sql"),
         ),
     ])
 }
@@ -303,6 +310,14 @@ impl SqliteStore {
         digest: EntryDigest,
     ) -> Result<AuditScan, StoreError> {
         self.scanner.scan(start, limit, digest).await
+    }
+
+    async fn watched_entries_impl(
+        &self,
+        start: u64,
+        limit: u32,
+    ) -> Result<Vec<WatchedEntryRow>, StoreError> {
+        self.scanner.watched(start, limit).await
     }
 
     async fn purge_journal_impl(&self) -> Result<bool, StoreError> {

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::unavailable;
 use crate::StoreError;
 use crate::audit_scan::{AuditEntryRef, AuditScan, EntryDigest, ScannedEntry, index_bounds};
+use crate::rows::WatchedEntryRow;
 
 /// Maps the file so a scan reads pages without a system call each (SQLite caps it at its
 /// compile-time limit).
@@ -68,6 +69,19 @@ impl Scanner {
         )?;
         low.extend(high);
         Ok(low)
+    }
+
+    /// The entries `[start, start + limit)` with their leaf hashes, for the breach watch, which
+    /// reads every entry once as the log grows: on the first connection, off sqlx's row channel.
+    pub(super) async fn watched(
+        &self,
+        start: u64,
+        limit: u32,
+    ) -> Result<Vec<WatchedEntryRow>, StoreError> {
+        let (first, end) = index_bounds(start, limit)?;
+        let [low, _] = &self.halves;
+        self.on(low, move |conn| read_watched(conn, first, end))
+            .await
     }
 
     /// Runs `read` on a blocking thread with `conn`, opening it first if needed.
@@ -153,6 +167,30 @@ fn read_entries(
         scan.add_nodes(idx, leaf_hash, subtree_roots)?;
     }
     Ok(scan)
+}
+
+fn read_watched(
+    conn: &Connection,
+    first: i64,
+    end: i64,
+) -> Result<Vec<WatchedEntryRow>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT idx, tenant_id, entry, leaf_hash FROM audit_entries \
+             WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+        )
+        .map_err(unavailable)?;
+    let mut rows = statement.query((first, end)).map_err(unavailable)?;
+    let mut watched = Vec::new();
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        watched.push(WatchedEntryRow {
+            idx: row.get(0).map_err(corrupt("audit entry index"))?,
+            tenant_id: row.get(1).map_err(corrupt("audit entry tenant"))?,
+            entry: row.get(2).map_err(corrupt("audit entry bytes"))?,
+            leaf_hash: row.get(3).map_err(corrupt("audit leaf hash"))?,
+        });
+    }
+    Ok(watched)
 }
 
 /// Column `at` of `row`: a blob, or NULL.

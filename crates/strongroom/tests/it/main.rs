@@ -17,6 +17,7 @@ mod encryption;
 mod exports;
 mod exports_lifetime;
 mod governance;
+mod incidents;
 mod isolation;
 mod justifications;
 mod lifecycle_shred;

@@ -1,0 +1,500 @@
+//! Incidents: what the breach watch ([`crate::watch`]) found in the audit log, for security
+//! officers to close and for the tenants concerned to see and be told of (DESIGN.md "breach
+//! handling"). An incident holds ids and codes; its evidence is a range of log entries, each
+//! with its inclusion proof.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::json;
+use strongroom_policy::{Action, Denial, ResourceFacts, ResourceKind};
+use strongroom_store::{IncidentRow, Mutation, TenantScope};
+
+use super::notify::NotificationKind;
+use crate::access::{Principal, RequestContext};
+use crate::audit::{AuditDecision, AuditRecord, CommitError, ResourceRef};
+use crate::clock::rfc3339;
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::model::{Page, PageRequest};
+use crate::watch::{IncidentKind, Suspicion, SuspicionKey, Watch, WatchRules, WatchedEntry};
+use crate::{Vault, new_id};
+
+/// The watch's row in `watch_progress`.
+const WATCH: &str = "breach";
+/// Entries per read: judging one page holds a runtime thread for about a millisecond.
+const PAGE: u32 = 500;
+/// Most entries one pass reads, so that a long backlog is judged and recorded in steps.
+const PASS_LIMIT: u64 = 100_000;
+/// Entries read again, counting only, when a pass starts from where it did not itself stop
+/// (a restart, another instance's pass): the windows then hold the recent past as well.
+const PRIME_ENTRIES: u64 = 20_000;
+
+/// How a security officer closes an incident.
+pub const INCIDENT_RESOLUTIONS: &[&str] = &["false_positive", "authorised_activity", "contained"];
+
+const INCIDENT_STATES: &[&str] = &["open", "closed"];
+
+/// The watch between passes: its windows, and the index it has read up to.
+pub(crate) struct WatchState {
+    watch: Watch,
+    next_index: u64,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Serialize)]
+pub struct WatchReport {
+    /// Entries judged.
+    pub read: u64,
+    /// Incidents opened.
+    pub opened: Vec<OpenedIncident>,
+    /// Open incidents that grew.
+    pub extended: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OpenedIncident {
+    pub id: String,
+    pub kind: &'static str,
+    pub first_index: u64,
+    pub last_index: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Incident {
+    pub id: String,
+    pub kind: String,
+    pub tenant_id: Option<String>,
+    /// The account whose activity raised it.
+    pub subject_id: Option<String>,
+    /// The log entries that make it up, first and last.
+    pub first_index: i64,
+    pub last_index: i64,
+    pub events: i64,
+    pub opened_at: String,
+    pub updated_at: String,
+    pub state: String,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<String>,
+    pub resolution: Option<String>,
+}
+
+impl From<&IncidentRow> for Incident {
+    fn from(i: &IncidentRow) -> Self {
+        Self {
+            id: i.id.clone(),
+            kind: i.kind.clone(),
+            tenant_id: i.tenant_id.clone(),
+            subject_id: i.subject_id.clone(),
+            first_index: i.first_index,
+            last_index: i.last_index,
+            events: i.events,
+            opened_at: rfc3339(i.opened_at),
+            updated_at: rfc3339(i.updated_at),
+            state: i.state.clone(),
+            closed_by: i.closed_by.clone(),
+            closed_at: i.closed_at.map(rfc3339),
+            resolution: i.resolution.clone(),
+        }
+    }
+}
+
+fn incident_ref(id: Option<&str>) -> Option<ResourceRef> {
+    Some(ResourceRef {
+        kind: "incident",
+        id: id.map(str::to_owned),
+    })
+}
+
+fn index(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Vault {
+    fn watch_rules(&self) -> WatchRules {
+        let s = &self.settings;
+        WatchRules {
+            window_secs: s.watch_window_secs,
+            mass_read_records: s.watch_mass_read_records,
+            denials_outside_grant: s.watch_denials_outside_grant,
+            login_failures_per_account: s.watch_login_failures_per_account,
+            login_failures_platform: s.watch_login_failures_platform,
+        }
+    }
+
+    /// One pass of the breach watch: judges the entries appended since the last pass and records
+    /// what it found, the incidents and the watch's new place in one commit. A pass that cannot
+    /// commit changes nothing, and the next one judges the same entries again.
+    pub async fn watch_audit_log(&self, request_id: &str) -> ServiceResult<WatchReport> {
+        let mut state = self.watch.lock().await;
+        let stored = self.store.watch_progress(WATCH).await?;
+        let start = stored.unwrap_or(0);
+        // With other instances appending too, the store's size; alone, the log's own head.
+        let size = if self.store.shared() {
+            self.store.audit_size().await?
+        } else {
+            self.audit.head().size
+        };
+        let end = size.min(start.saturating_add(PASS_LIMIT));
+        let current = match state.take() {
+            Some(current) if current.next_index == start => current,
+            _ => {
+                let mut watch = Watch::new(self.watch_rules());
+                let prime_from = start.saturating_sub(PRIME_ENTRIES);
+                self.judge(&mut watch, prime_from, start, false, &mut Vec::new())
+                    .await?;
+                WatchState {
+                    watch,
+                    next_index: start,
+                }
+            }
+        };
+        let mut current = current;
+        if end <= start {
+            *state = Some(current);
+            return Ok(WatchReport::default());
+        }
+        let mut found = Vec::new();
+        self.judge(&mut current.watch, start, end, true, &mut found)
+            .await?;
+        let (records, mut mutations, mut report) = self.incident_changes(found, request_id).await?;
+        mutations.push(Mutation::AdvanceWatch {
+            name: WATCH.into(),
+            from: stored.map(index),
+            to: index(end),
+        });
+        let attempted = records.clone();
+        match self.audit.try_commit(records, mutations).await {
+            Ok(_) => {
+                for opened in &report.opened {
+                    tracing::warn!(
+                        incident = %opened.id,
+                        kind = opened.kind,
+                        first_index = opened.first_index,
+                        last_index = opened.last_index,
+                        "incident opened"
+                    );
+                }
+                current.next_index = end;
+                *state = Some(current);
+                report.read = end - start;
+                Ok(report)
+            }
+            // Another instance's pass moved the watch on, or an incident was closed meanwhile:
+            // the entries stand in the log, so each says it was not applied; the next pass
+            // primes the windows again (the state is left empty) and judges the entries anew.
+            Err(CommitError::Refused(_)) => {
+                for mut record in attempted {
+                    record.action = "incident.open_not_applied";
+                    record.decision = AuditDecision::Deny;
+                    record.reason = Some("conflict");
+                    self.audit.append(record).await?;
+                }
+                Ok(WatchReport::default())
+            }
+            Err(unavailable) => Err(unavailable.into_service_error()),
+        }
+    }
+
+    /// Feeds the entries `[from, to)` to `watch`. A missing entry (a row deleted, the tail cut)
+    /// is an integrity finding like a changed one.
+    async fn judge(
+        &self,
+        watch: &mut Watch,
+        from: u64,
+        to: u64,
+        raise: bool,
+        found: &mut Vec<Suspicion>,
+    ) -> ServiceResult<()> {
+        let missing = |from: u64, found: &mut Vec<Suspicion>| {
+            // The log's head says these entries exist; the store has none of them.
+            if raise {
+                found.push(Suspicion {
+                    kind: IncidentKind::AuditLogIntegrity,
+                    tenant_id: None,
+                    subject_id: None,
+                    first_index: from,
+                    last_index: to - 1,
+                    events: to - from,
+                });
+            }
+        };
+        let mut next = from;
+        'pages: while next < to {
+            let limit = u32::try_from((to - next).min(u64::from(PAGE))).unwrap_or(PAGE);
+            let rows = self.store.watched_entries(next, limit).await?;
+            if rows.is_empty() {
+                missing(next, found);
+                break;
+            }
+            for row in &rows {
+                let idx = u64::try_from(row.idx).unwrap_or(u64::MAX);
+                if idx >= to {
+                    missing(next, found);
+                    break 'pages;
+                }
+                let entry = WatchedEntry {
+                    index: idx,
+                    tenant_id: row.tenant_id.as_deref(),
+                    entry: &row.entry,
+                    leaf_hash: row.leaf_hash.as_deref(),
+                };
+                watch.observe(next, entry, raise, found);
+                next = idx.saturating_add(1);
+            }
+            // Requests waiting on this thread go first: the watch is never in a hurry.
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+
+    /// The records and mutations that turn `found` into incidents: one per kind, tenant and
+    /// subject while it is open (later findings add to it), each new one recorded in the log and
+    /// told to its tenant.
+    async fn incident_changes(
+        &self,
+        found: Vec<Suspicion>,
+        request_id: &str,
+    ) -> ServiceResult<(Vec<AuditRecord>, Vec<Mutation>, WatchReport)> {
+        let mut report = WatchReport::default();
+        let (mut records, mut mutations) = (Vec::new(), Vec::new());
+        if found.is_empty() {
+            return Ok((records, mutations, report));
+        }
+        // Failed logins to a customer's account concern its tenant.
+        let mut merged: BTreeMap<SuspicionKey, Suspicion> = BTreeMap::new();
+        for mut s in found {
+            if s.kind == IncidentKind::LoginFailures
+                && let Some(subject) = s.subject_id.as_deref()
+                && let Some(user) = self.user_row(subject).await?
+            {
+                s.tenant_id.clone_from(&user.tenant_id);
+            }
+            match merged.get_mut(&s.key()) {
+                Some(m) => {
+                    m.first_index = m.first_index.min(s.first_index);
+                    m.last_index = m.last_index.max(s.last_index);
+                    m.events = m.events.saturating_add(s.events);
+                }
+                None => {
+                    merged.insert(s.key(), s);
+                }
+            }
+        }
+        let open: HashMap<SuspicionKey, IncidentRow> = self
+            .store
+            .open_incidents()
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                let kind = IncidentKind::parse(&row.kind)?;
+                Some(((kind, row.tenant_id.clone(), row.subject_id.clone()), row))
+            })
+            .collect();
+        let now = self.now();
+        for (key, s) in merged {
+            if let Some(row) = open.get(&key) {
+                mutations.push(Mutation::ExtendIncident {
+                    id: row.id.clone(),
+                    last_index: index(s.last_index),
+                    events: index(s.events),
+                    at: now,
+                });
+                report.extended += 1;
+                continue;
+            }
+            let row = IncidentRow {
+                id: new_id(),
+                kind: s.kind.as_str().into(),
+                tenant_id: s.tenant_id.clone(),
+                subject_id: s.subject_id.clone(),
+                first_index: index(s.first_index),
+                last_index: index(s.last_index),
+                events: index(s.events),
+                opened_at: now,
+                updated_at: now,
+                state: "open".into(),
+                closed_by: None,
+                closed_at: None,
+                resolution: None,
+            };
+            let mut record = AuditRecord::new("incident.open", request_id);
+            record.tenant_id.clone_from(&row.tenant_id);
+            record.resource = incident_ref(Some(&row.id));
+            record.records = row.subject_id.iter().cloned().collect();
+            record.reason = Some(s.kind.as_str());
+            records.push(record);
+            if let Some(notice) = self
+                .incident_notice(&row, NotificationKind::IncidentOpened, now)
+                .await?
+            {
+                mutations.push(notice);
+            }
+            report.opened.push(OpenedIncident {
+                id: row.id.clone(),
+                kind: s.kind.as_str(),
+                first_index: s.first_index,
+                last_index: s.last_index,
+            });
+            mutations.push(Mutation::OpenIncident(row));
+        }
+        Ok((records, mutations, report))
+    }
+
+    /// The tenant's notification about `incident`, when it concerns a tenant that still exists.
+    async fn incident_notice(
+        &self,
+        incident: &IncidentRow,
+        kind: NotificationKind,
+        now: i64,
+    ) -> ServiceResult<Option<Mutation>> {
+        let Some(tenant_id) = incident.tenant_id.as_deref() else {
+            return Ok(None);
+        };
+        let Some(tenant) = self.tenant_state(tenant_id).await? else {
+            return Ok(None);
+        };
+        let data = json!({
+            "tenant_id": tenant_id,
+            "incident_id": incident.id,
+            "kind": incident.kind,
+            "subject_id": incident.subject_id,
+            "first_index": incident.first_index,
+            "last_index": incident.last_index,
+            "state": incident.state,
+            "resolution": incident.resolution,
+        });
+        self.outbox_row(&tenant, kind, data, None, now).map(Some)
+    }
+
+    /// Every incident, newest first (security officers, auditors).
+    pub async fn incidents(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        state: Option<&str>,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<Incident>> {
+        let mut record = self.record(p, ctx, "incident.list", None, incident_ref(None));
+        let resource = ResourceFacts::new(ResourceKind::AuditLog, "log", None);
+        let decision = self.decide(p, Action::ReadIncidents, &resource, None, ctx.purpose);
+        self.enforce(&mut record, &decision).await?;
+        let state = incident_state(state)?;
+        self.audit.append(record).await?;
+        let rows = self
+            .store
+            .incidents(None, state, page.cursor.as_deref(), page.limit)
+            .await?;
+        Ok(incident_page(&rows, page.limit))
+    }
+
+    /// The incidents about one tenant (its admins; security officers and auditors).
+    pub async fn tenant_incidents(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        state: Option<&str>,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<Incident>> {
+        let mut record = self.record(p, ctx, "incident.list", Some(tenant_id), incident_ref(None));
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        let resource =
+            ResourceFacts::new(ResourceKind::AuditLog, "log", Some(tenant_id.to_owned()));
+        let decision = self.decide(
+            p,
+            Action::ReadIncidents,
+            &resource,
+            Some(&tenant.facts),
+            ctx.purpose,
+        );
+        self.enforce(&mut record, &decision).await?;
+        let state = incident_state(state)?;
+        self.audit.append(record).await?;
+        let rows = self
+            .store
+            .incidents(
+                Some(&TenantScope::new(tenant_id)),
+                state,
+                page.cursor.as_deref(),
+                page.limit,
+            )
+            .await?;
+        Ok(incident_page(&rows, page.limit))
+    }
+
+    /// Closes an open incident with one of [`INCIDENT_RESOLUTIONS`] (security officers); the
+    /// tenant it concerns is told how.
+    pub async fn close_incident(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        incident_id: &str,
+        resolution: &str,
+    ) -> ServiceResult<Incident> {
+        let mut record = self.record(
+            p,
+            ctx,
+            "incident.close",
+            None,
+            incident_ref(Some(incident_id)),
+        );
+        let incident = self.store.incident(incident_id).await?;
+        record
+            .tenant_id
+            .clone_from(&incident.as_ref().and_then(|i| i.tenant_id.clone()));
+        let resource = ResourceFacts::new(ResourceKind::AuditLog, "log", record.tenant_id.clone());
+        let decision = self.decide(p, Action::CloseIncident, &resource, None, ctx.purpose);
+        self.enforce(&mut record, &decision).await?;
+        let Some(mut incident) = incident else {
+            return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
+        };
+        let Some(resolution) = INCIDENT_RESOLUTIONS.iter().find(|r| **r == resolution) else {
+            return Err(ServiceError::validation(
+                "resolution must be one of false_positive, authorised_activity, contained",
+                &["resolution"],
+            ));
+        };
+        record.reason = Some(resolution);
+        let now = self.now();
+        incident.state = "closed".into();
+        incident.closed_by = Some(p.user_id.clone());
+        incident.closed_at = Some(now);
+        incident.updated_at = now;
+        incident.resolution = Some((*resolution).to_owned());
+        let mut mutations = vec![Mutation::CloseIncident {
+            id: incident.id.clone(),
+            closed_by: p.user_id.clone(),
+            resolution: (*resolution).to_owned(),
+            at: now,
+        }];
+        mutations.extend(
+            self.incident_notice(&incident, NotificationKind::IncidentClosed, now)
+                .await?,
+        );
+        self.commit_attempt(
+            vec![record],
+            mutations,
+            ("incident.close_not_applied", "conflict"),
+        )
+        .await?;
+        Ok(Incident::from(&incident))
+    }
+}
+
+fn incident_state(state: Option<&str>) -> ServiceResult<Option<&str>> {
+    match state {
+        None | Some("") => Ok(None),
+        Some(s) if INCIDENT_STATES.contains(&s) => Ok(Some(s)),
+        Some(_) => Err(ServiceError::new(
+            ErrorCode::InvalidRequest,
+            "state must be open or closed",
+        )),
+    }
+}
+
+fn incident_page(rows: &[IncidentRow], limit: u32) -> Page<Incident> {
+    Page {
+        items: rows.iter().map(Incident::from).collect(),
+        next_cursor: super::next_cursor(rows, limit, |i| i.id.clone()),
+    }
+}

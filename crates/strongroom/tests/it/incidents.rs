@@ -1,0 +1,335 @@
+//! The breach watch: patterns in the audit log become incidents that security officers see and
+//! close, and that the tenant concerned sees and is notified of (DESIGN.md "breach handling").
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::kit::*;
+use crate::lockbox::world;
+
+/// A quick watch with low thresholds; the rules not under test stay out of reach.
+fn watch_env<'a>(rule: &'a str, threshold: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("STRONGROOM_WATCH_INTERVAL_MS", "200"),
+        ("STRONGROOM_WATCH_MASS_READ_RECORDS", "100000"),
+        ("STRONGROOM_WATCH_DENIALS_OUTSIDE_GRANT", "100000"),
+        ("STRONGROOM_WATCH_LOGIN_FAILURES_PER_ACCOUNT", "100000"),
+        ("STRONGROOM_WATCH_LOGIN_FAILURES_PLATFORM", "100000"),
+    ];
+    env.retain(|(k, _)| *k != rule);
+    env.push((rule, threshold));
+    env
+}
+
+/// Waits (up to 15 s) for an incident at `path` that `matches`.
+async fn incident_where(api: &Api, path: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let items = list_items(api, path).await;
+        if let Some(found) = items.iter().find(|i| matches(i)) {
+            return found.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no such incident at {path}: {items:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The entry at `index`, as an auditor reads it.
+async fn entry_at(auditor: &Api, index: &Value) -> Value {
+    let index = index.as_i64().expect("an index");
+    let page = auditor
+        .get(&format!("/v1/audit/entries?start={index}&limit=1"))
+        .await
+        .ok(200);
+    page["items"][0]["entry"].clone()
+}
+
+#[tokio::test]
+async fn staff_reaching_outside_their_grants_raise_one_incident_the_tenant_is_told_of() {
+    let server = Server::start_with(
+        &watch_env("STRONGROOM_WATCH_DENIALS_OUTSIDE_GRANT", "3"),
+        &[],
+    );
+    let w = world(&server, json!({})).await;
+    let t = w.tenant.clone();
+    let platform = server.admin().await;
+    let officer = staff_session(&server, &platform, "security_officer").await;
+    let auditor = staff_session(&server, &platform, "auditor").await;
+    let other = world(&server, json!({})).await;
+
+    // Assigned, but the tenant requires approval: the comments are refused, three times.
+    let comments = comments_path(&t, &w.case_a);
+    for _ in 0..3 {
+        w.engineer
+            .get(&comments)
+            .await
+            .err(403, "access_grant_required");
+    }
+    let ours = |i: &Value| {
+        i["kind"] == "access_outside_grant"
+            && i["subject_id"] == w.engineer.id.as_str()
+            && i["tenant_id"] == t.as_str()
+    };
+    let incident = incident_where(&officer, "/v1/incidents?state=open", ours).await;
+    let id = id_of(&incident);
+    assert_eq!(incident["state"], "open", "{incident}");
+    assert_eq!(incident["events"], 3, "{incident}");
+    // The evidence is in the log: the last entry is one of the refusals.
+    let last = entry_at(&auditor, &incident["last_index"]).await;
+    assert_eq!(last["reason"], "access_grant_required", "{last}");
+    assert_eq!(last["actor"]["user_id"], w.engineer.id.as_str(), "{last}");
+    assert!(incident["first_index"].as_i64() <= incident["last_index"].as_i64());
+
+    // The tenant sees it and was notified; nobody else's admin does.
+    let theirs = list_items(&w.admin, &format!("/v1/tenants/{t}/incidents")).await;
+    assert!(theirs.iter().any(|i| i["id"] == id.as_str()), "{theirs:?}");
+    let notices = list_items(&w.admin, &format!("/v1/tenants/{t}/notifications")).await;
+    assert!(
+        notices.iter().any(|n| n["type"] == "incident.opened"
+            && n["payload"]["data"]["incident_id"] == id.as_str()),
+        "{notices:?}"
+    );
+    other
+        .admin
+        .get(&format!("/v1/tenants/{t}/incidents"))
+        .await
+        .err(404, "not_found");
+    let own = list_items(
+        &other.admin,
+        &format!("/v1/tenants/{}/incidents", other.tenant),
+    )
+    .await;
+    assert!(own.is_empty(), "{own:?}");
+    // Staff other than security officers and auditors see none.
+    w.engineer.get("/v1/incidents").await.err(403, "forbidden");
+    auditor.get("/v1/incidents").await.ok(200);
+
+    // More of the same adds to the open incident rather than opening another.
+    for _ in 0..3 {
+        w.engineer
+            .get(&comments)
+            .await
+            .err(403, "access_grant_required");
+    }
+    let grown = incident_where(&officer, "/v1/incidents?state=open", |i| {
+        i["id"] == id.as_str() && i["events"].as_i64() >= Some(6)
+    })
+    .await;
+    assert_eq!(grown["first_index"], incident["first_index"]);
+    let open = list_items(&officer, "/v1/incidents?state=open").await;
+    assert_eq!(open.iter().filter(|i| ours(i)).count(), 1, "{open:?}");
+
+    // Closing: security officers only, with a known resolution, once.
+    let close = format!("/v1/incidents/{id}/close");
+    auditor
+        .post(&close, json!({"resolution": "contained"}))
+        .await
+        .err(403, "forbidden");
+    let bad = officer
+        .post(&close, json!({"resolution": "whatever"}))
+        .await;
+    bad.err(422, "validation_failed");
+    assert_eq!(bad.fields(), vec!["resolution".to_owned()]);
+    officer
+        .get("/v1/incidents?state=sideways")
+        .await
+        .err(400, "invalid_request");
+    let closed = officer
+        .post(&close, json!({"resolution": "contained"}))
+        .await
+        .ok(200);
+    assert_eq!(closed["state"], "closed", "{closed}");
+    assert_eq!(closed["resolution"], "contained");
+    assert_eq!(closed["closed_by"], officer.id.as_str());
+    officer
+        .post(&close, json!({"resolution": "contained"}))
+        .await
+        .err(409, "conflict");
+    officer
+        .post(
+            "/v1/incidents/00000000000000000000000000000000/close",
+            json!({"resolution": "contained"}),
+        )
+        .await
+        .err(404, "not_found");
+    let seen = list_items(&w.admin, &format!("/v1/tenants/{t}/incidents?state=closed")).await;
+    assert!(
+        seen.iter()
+            .any(|i| i["id"] == id.as_str() && i["resolution"] == "contained"),
+        "{seen:?}"
+    );
+    let notices = list_items(&w.admin, &format!("/v1/tenants/{t}/notifications")).await;
+    assert!(
+        notices
+            .iter()
+            .any(|n| n["type"] == "incident.closed"
+                && n["payload"]["data"]["resolution"] == "contained"),
+        "{notices:?}"
+    );
+
+    // Both ends are in the log, by id and code.
+    let opened = entries_with_action(&auditor, "incident.open").await;
+    assert!(
+        opened.iter().any(|e| e["resource"]["id"] == id.as_str()
+            && e["reason"] == "access_outside_grant"
+            && e["tenant_id"] == t.as_str()),
+        "{opened:?}"
+    );
+    let closings = entries_with_action(&auditor, "incident.close").await;
+    assert!(
+        closings
+            .iter()
+            .any(|e| e["resource"]["id"] == id.as_str() && e["decision"] == "allow"),
+        "{closings:?}"
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_to_a_customer_account_are_an_incident_of_its_tenant() {
+    let server = Server::start_with(
+        &watch_env("STRONGROOM_WATCH_LOGIN_FAILURES_PER_ACCOUNT", "3"),
+        &[],
+    );
+    let platform = server.admin().await;
+    let tenant = create_tenant(&platform, None).await;
+    let admin = tenant_session(&server, &platform, "tenant_admin", &tenant).await;
+    let user = create_user(&admin, "tenant_user", Some(&tenant)).await;
+    for _ in 0..3 {
+        try_login(&server, &user.username, "not the password at all")
+            .await
+            .err(401, "invalid_credentials");
+    }
+    let officer = staff_session(&server, &platform, "security_officer").await;
+    let incident = incident_where(&officer, "/v1/incidents", |i| {
+        i["kind"] == "login_failures" && i["subject_id"] == user.id.as_str()
+    })
+    .await;
+    assert_eq!(incident["tenant_id"], tenant.as_str(), "{incident}");
+    let theirs = list_items(&admin, &format!("/v1/tenants/{tenant}/incidents")).await;
+    assert!(
+        theirs.iter().any(|i| i["id"] == incident["id"]),
+        "{theirs:?}"
+    );
+    // The platform-wide rule is far from its threshold.
+    let all = list_items(&officer, "/v1/incidents").await;
+    assert!(
+        all.iter().all(|i| i["kind"] != "platform_login_failures"),
+        "{all:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_account_reading_many_records_is_a_mass_read() {
+    let server = Server::start_with(&watch_env("STRONGROOM_WATCH_MASS_READ_RECORDS", "5"), &[]);
+    let w = world(&server, json!({})).await;
+    let t = &w.tenant;
+    let platform = server.admin().await;
+    let officer = staff_session(&server, &platform, "security_officer").await;
+    for _ in 0..5 {
+        w.engineer.get(&case_path(t, &w.case_a)).await.ok(200);
+    }
+    let incident = incident_where(&officer, "/v1/incidents", |i| {
+        i["kind"] == "mass_read" && i["subject_id"] == w.engineer.id.as_str()
+    })
+    .await;
+    assert_eq!(incident["tenant_id"], t.as_str(), "{incident}");
+    assert_eq!(incident["events"], 5, "{incident}");
+    // The customer's own setup (a contact, two cases, a comment) read nothing in bulk.
+    let all = list_items(&officer, "/v1/incidents").await;
+    assert!(
+        all.iter()
+            .all(|i| i["kind"] != "mass_read" || i["subject_id"] == w.engineer.id.as_str()),
+        "{all:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_entry_changed_in_the_store_is_an_integrity_incident() {
+    // The watch off while the log is written and changed; on after a restart, it reads the log
+    // from the start and finds the entry that no longer matches its leaf hash.
+    let server = Server::start_with(&[("STRONGROOM_WATCH_INTERVAL_MS", "0")], &[]);
+    let platform = server.admin().await;
+    let officer = staff_session(&server, &platform, "security_officer").await;
+    let mut db = server.db().await;
+    let entry: Vec<u8> = db
+        .one("SELECT entry FROM audit_entries WHERE idx = 2", &[])
+        .await;
+    let mut changed = entry.clone();
+    let at = changed
+        .iter()
+        .position(|b| *b == b'"')
+        .expect("a JSON entry");
+    changed[at + 1] ^= 0x20;
+    db.execute(
+        "UPDATE audit_entries SET entry = $1 WHERE idx = 2",
+        &[Arg::from(&changed)],
+    )
+    .await;
+    drop(db);
+    let server = server
+        .restart_with_env(&[("STRONGROOM_WATCH_INTERVAL_MS", "200")])
+        .await;
+    let officer = server.anon().with_token(officer.api.token());
+    let incident = incident_where(&officer, "/v1/incidents", |i| {
+        i["kind"] == "audit_log_integrity"
+    })
+    .await;
+    assert_eq!(incident["first_index"], 2, "{incident}");
+    assert_eq!(incident["last_index"], 2, "{incident}");
+    assert!(incident["tenant_id"].is_null(), "{incident}");
+    assert!(
+        server.stderr().contains("incident opened"),
+        "{}",
+        server.stderr_tail(20)
+    );
+}
+
+/// Two instances on one PostgreSQL store: one watch judges each entry once, so refusals made
+/// through either server add up in one incident and none is counted twice.
+#[tokio::test]
+async fn two_instances_judge_each_entry_once() {
+    if !on_postgres() {
+        tell(
+            "skipped on SQLite: incidents::two_instances_judge_each_entry_once: several servers share one store only on PostgreSQL",
+        );
+        return;
+    }
+    let first = Server::start_with(
+        &watch_env("STRONGROOM_WATCH_DENIALS_OUTSIDE_GRANT", "4"),
+        &[],
+    );
+    let second = Server::start_peer(&first);
+    let w = world(&first, json!({})).await;
+    let t = &w.tenant;
+    let platform = first.admin().await;
+    let officer = staff_session(&first, &platform, "security_officer").await;
+    let via_second = second
+        .anon()
+        .with_token(w.engineer.api.token())
+        .with_purpose(Some(default_purpose("support_engineer")));
+    let comments = comments_path(t, &w.case_a);
+    let refuse_four = || async {
+        for api in [&w.engineer.api, &via_second, &w.engineer.api, &via_second] {
+            api.get(&comments).await.err(403, "access_grant_required");
+        }
+    };
+    refuse_four().await;
+    let ours = |i: &Value| i["kind"] == "access_outside_grant" && i["tenant_id"] == t.as_str();
+    let incident = incident_where(&officer, "/v1/incidents", ours).await;
+    assert_eq!(incident["events"], 4, "{incident}");
+    refuse_four().await;
+    incident_where(&officer, "/v1/incidents", |i| {
+        i["id"] == incident["id"] && i["events"] == 8
+    })
+    .await;
+    // A few passes of both watches later, still one incident of eight events.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = list_items(&officer, "/v1/incidents").await;
+    let mine: Vec<&Value> = all.iter().filter(|i| ours(i)).collect();
+    assert_eq!(mine.len(), 1, "{all:?}");
+    assert_eq!(mine[0]["events"], 8, "{all:?}");
+}
