@@ -12,7 +12,7 @@
 //   reload;
 // - every API path is written as a `path` template, which encodes what it interpolates.
 
-import { accessLogView, auditView } from '/console/audit.js';
+import { accessLogView, auditView, incidentsView } from '/console/audit.js';
 import { adminView } from '/console/admin.js';
 import { exportsView } from '/console/exports.js';
 import { accessView, casesView } from '/console/cases.js';
@@ -144,6 +144,7 @@ const VIEWS = [
   ['Exports', () => exportsView(), () => hasRole(...CONTENT_ROLES)],
   ['Access log', () => accessLogView(), () => hasRole('tenant_admin')],
   ['Audit log', () => auditView(), () => true],
+  ['Incidents', () => incidentsView(), () => hasRole('security_officer', 'auditor', 'tenant_admin')],
   ['Administration', () => adminView(), () => hasRole('platform_admin', 'tenant_admin', 'security_officer')],
   ['Account', () => accountView(), () => true],
 ];

@@ -1,7 +1,7 @@
 // Strongroom console: the audit log, and inclusion proofs checked in the page.
 
 import { api, hasRole, path, query, session } from '/console/api.js';
-import { el, field, pagedList, panel, run, show } from '/console/dom.js';
+import { el, field, pagedList, panel, run, show, status } from '/console/dom.js';
 
 // The entry as its leaf bytes say (the bytes the proof covers), not the server's parsed copy beside
 // them; null when the bytes are not an entry at the index they were served for.
@@ -53,6 +53,38 @@ export function auditView() {
     load();
   }
   show(parts);
+}
+
+const RESOLUTIONS = ['contained', 'false_positive', 'authorised_activity'];
+
+// Incidents the breach watch raised: all of them for security officers and auditors (officers
+// close them), this tenant's for its admins.
+export function incidentsView() {
+  const own = hasRole('tenant_admin') && !hasRole('security_officer', 'auditor');
+  const state = el('select', {}, [['open', 'Open'], ['closed', 'Closed'], ['', 'All']]
+    .map(([value, text]) => el('option', { value, text })));
+  const list = el('div');
+  const columns = [['Opened', 'opened_at'], ['Kind', 'kind'], ['Tenant', 'tenant_id'], ['Account', 'subject_id'],
+    ['Events', 'events'], ['Log entries', (r) => `${r.first_index}–${r.last_index}`], ['State', (r) => el('span', { class: 'tag', text: r.state })],
+    ['Resolution', (r) => r.resolution || closeControl(r, load)]];
+  const load = () => list.replaceChildren(pagedList(columns, (cursor) => api('GET',
+    (own ? path`/v1/tenants/${session.tenantId}/incidents` : path`/v1/incidents`) + query({ state: state.value || undefined, limit: 100, cursor }))));
+  state.addEventListener('change', load);
+  show(el('h1', { text: own ? 'Incidents about us' : 'Incidents' }),
+    panel(null, el('p', { class: 'hint', text: 'Patterns in the audit log that a breach leaves behind: mass reads, staff refused for want of a grant, failed logins, entries that no longer match the log. The log entries named are the evidence; each has its inclusion proof in the audit log.' }),
+      el('form', { class: 'inline', onsubmit: load }, field('Show', state)), list));
+  load();
+}
+
+function closeControl(incident, reload) {
+  if (incident.state !== 'open' || !hasRole('security_officer')) return '';
+  const resolution = el('select', {}, RESOLUTIONS.map((r) => el('option', { value: r, text: r })));
+  const close = () => run(async () => {
+    await api('POST', path`/v1/incidents/${incident.id}/close`, { body: { resolution: resolution.value } });
+    status('Incident closed; the tenant it concerns is notified.');
+    reload();
+  });
+  return el('span', {}, resolution, el('button', { class: 'quiet', text: 'Close', onclick: close }));
 }
 
 function proofButton(logged) {
