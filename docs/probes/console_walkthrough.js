@@ -4,14 +4,16 @@
 // support engineer finds their case among "Your cases", opens it and files an access request; the
 // tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
 // an entry of the whole log; a customer opens a case, sets its status and adds a contact; the
-// tenant admin tightens its instructions; the platform admin (with
+// tenant admin tightens its instructions and sees the incidents about it; a security officer
+// closes one; the platform admin (with
 // ADMIN_PASSWORD) creates a tenant and a user, suspends and reactivates them, rotates the new
 // tenant's keys, starts an access review and certifies a line, and dry-runs the inactivity sweep. Prints what each step showed and any error the page logged.
 //
 // Not part of `cargo test` (the README's commands need only the Rust toolchain). Run by hand:
 //   apt-get install chromium            # or any Chromium; pass its path as CHROMIUM
 //   npm install playwright-core         # in a scratch directory, then run this file from there
-//   STRONGROOM_ADMIN_PASSWORD=... strongroom serve --data-dir /tmp/demo --demo \
+//   STRONGROOM_WATCH_MASS_READ_RECORDS=3 STRONGROOM_ADMIN_PASSWORD=... \
+//       strongroom serve --data-dir /tmp/demo --demo \
 //       --listen 127.0.0.1:18443 2> /tmp/demo.err &
 //   ADMIN_PASSWORD=... node console_walkthrough.js https://127.0.0.1:18443 /tmp/demo.err /tmp/shots
 // (the demo's credentials and TOTP seeds are read from its standard error; screenshots go to the
@@ -205,6 +207,28 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.waitForTimeout(800);
   console.log('instructions status:', JSON.stringify(await statusText(page)));
   await page.screenshot({ path: outDir + '/13-tenant-admin.png', fullPage: true });
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  // Incidents (start the demo with STRONGROOM_WATCH_MASS_READ_RECORDS=3 so that the tenant admin's
+  // lists above are a mass read): the tenant admin sees theirs, a security officer closes one.
+  await login(page, admin);
+  await page.click('#nav button:text("Incidents")');
+  await page.waitForSelector('h1:text("Incidents about us")', { timeout: 10000 });
+  await page.waitForTimeout(800);
+  console.log('tenant incidents (rows):', await page.locator('table tbody tr').count());
+  await page.screenshot({ path: outDir + '/13a-tenant-incidents.png', fullPage: true });
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  const officer = Object.keys(creds).find((u) => creds[u].role === 'security_officer');
+  await login(page, officer);
+  await page.click('#nav button:text("Incidents")');
+  await page.waitForSelector('button:text("Close")', { timeout: 15000 });
+  console.log('open incidents (rows):', await page.locator('table tbody tr').count());
+  await page.locator('td select').first().selectOption('false_positive');
+  await page.locator('button:text("Close")').first().click();
+  await page.waitForTimeout(800);
+  console.log('close status:', JSON.stringify(await statusText(page)));
+  await page.screenshot({ path: outDir + '/13b-officer-incidents.png', fullPage: true });
   await page.click('#who button:text("Sign out")');
   await page.waitForSelector('input[name=username]');
   // The platform admin creates a tenant and a customer user in it, suspends and reactivates them.
