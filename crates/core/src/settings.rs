@@ -80,8 +80,8 @@ pub struct Settings {
     pub watch_interval_ms: u64,
     /// The breach watch counts events within this sliding window.
     pub watch_window_secs: u64,
-    /// Records of one tenant one account may read within the window before it is an incident
-    /// (a list counts the records it returned); 0 turns the rule off, as for the others.
+    /// Records of one tenant read by one account within the window that make an incident (a
+    /// list counts the records it returned); 0 turns the rule off, as for the others.
     pub watch_mass_read_records: u64,
     /// Refusals for want of an assignment or grant, per account and tenant, within the window.
     pub watch_denials_outside_grant: u64,

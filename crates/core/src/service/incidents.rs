@@ -3,7 +3,7 @@
 //! handling"). An incident holds ids and codes; its evidence is a range of log entries, each
 //! with its inclusion proof.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::json;
@@ -16,18 +16,20 @@ use crate::audit::{AuditDecision, AuditRecord, CommitError, ResourceRef};
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{Page, PageRequest};
-use crate::watch::{IncidentKind, Suspicion, SuspicionKey, Watch, WatchRules, WatchedEntry};
+use crate::watch::{
+    Finding, FindingKey, IncidentKind, Watch, WatchRules, WatchedEntry, entry_time_ms,
+};
 use crate::{Vault, new_id};
 
-/// The watch's row in `watch_progress`.
-const WATCH: &str = "breach";
+/// The breach watch's row in `watch_progress`.
+const WATCH_NAME: &str = "breach";
 /// Entries per read: judging one page holds a runtime thread for about a millisecond.
 const PAGE: u32 = 500;
 /// Most entries one pass reads, so that a long backlog is judged and recorded in steps.
 const PASS_LIMIT: u64 = 100_000;
-/// Entries read again, counting only, when a pass starts from where it did not itself stop
-/// (a restart, another instance's pass): the windows then hold the recent past as well.
-const PRIME_ENTRIES: u64 = 20_000;
+/// Most entries read again, counting only, when a pass starts from where it did not itself stop
+/// (a restart, another instance's pass), so that the windows hold the recent past as well.
+const PRIME_LIMIT: u64 = 200_000;
 
 /// How a security officer closes an incident.
 pub const INCIDENT_RESOLUTIONS: &[&str] = &["false_positive", "authorised_activity", "contained"];
@@ -38,6 +40,8 @@ const INCIDENT_STATES: &[&str] = &["open", "closed"];
 pub(crate) struct WatchState {
     watch: Watch,
     next_index: u64,
+    /// The log size below the watch's place that was reported already.
+    reported_shrink: Option<u64>,
 }
 
 /// What one pass did.
@@ -126,40 +130,58 @@ impl Vault {
     /// commit changes nothing, and the next one judges the same entries again.
     pub async fn watch_audit_log(&self, request_id: &str) -> ServiceResult<WatchReport> {
         let mut state = self.watch.lock().await;
-        let stored = self.store.watch_progress(WATCH).await?;
-        let start = stored.unwrap_or(0);
+        let stored = self.store.watch_progress(WATCH_NAME).await?;
         // With other instances appending too, the store's size; alone, the log's own head.
         let size = if self.store.shared() {
             self.store.audit_size().await?
         } else {
             self.audit.head().size
         };
-        let end = size.min(start.saturating_add(PASS_LIMIT));
-        let current = match state.take() {
-            Some(current) if current.next_index == start => current,
-            _ => {
-                let mut watch = Watch::new(self.watch_rules());
-                let prime_from = start.saturating_sub(PRIME_ENTRIES);
-                self.judge(&mut watch, prime_from, start, false, &mut Vec::new())
-                    .await?;
-                WatchState {
-                    watch,
-                    next_index: start,
-                }
-            }
+        let Some(start) = stored else {
+            // The first pass starts at the head: the history is `audit verify`'s to judge, and
+            // tenants are not told today of patterns from before the watch existed.
+            let start = vec![Mutation::AdvanceWatch {
+                name: WATCH_NAME.into(),
+                from: None,
+                to: index(size),
+            }];
+            self.audit.commit(Vec::new(), start).await?;
+            return Ok(WatchReport::default());
         };
-        let mut current = current;
-        if end <= start {
+        let mut current = match state.take() {
+            Some(current) if current.next_index == start => current,
+            _ => WatchState {
+                watch: self.primed_watch(start).await?,
+                next_index: start,
+                reported_shrink: None,
+            },
+        };
+        let end = if size < start {
+            // The log is shorter than where the watch stopped: its tail was cut.
+            if current.reported_shrink != Some(size) {
+                current.watch.missing(size, start - 1);
+                current.reported_shrink = Some(size);
+            }
+            start
+        } else {
+            self.judge(
+                &mut current.watch,
+                start,
+                size.min(start.saturating_add(PASS_LIMIT)),
+                true,
+            )
+            .await?
+        };
+        let findings = current.watch.take_findings();
+        if findings.is_empty() && end == start {
             *state = Some(current);
             return Ok(WatchReport::default());
         }
-        let mut found = Vec::new();
-        self.judge(&mut current.watch, start, end, true, &mut found)
-            .await?;
-        let (records, mut mutations, mut report) = self.incident_changes(found, request_id).await?;
+        let (records, mut mutations, mut report) =
+            self.incident_changes(findings, request_id).await?;
         mutations.push(Mutation::AdvanceWatch {
-            name: WATCH.into(),
-            from: stored.map(index),
+            name: WATCH_NAME.into(),
+            from: Some(index(start)),
             to: index(end),
         });
         let attempted = records.clone();
@@ -179,15 +201,23 @@ impl Vault {
                 report.read = end - start;
                 Ok(report)
             }
-            // Another instance's pass moved the watch on, or an incident was closed meanwhile:
-            // the entries stand in the log, so each says it was not applied; the next pass
-            // primes the windows again (the state is left empty) and judges the entries anew.
-            Err(CommitError::Refused(_)) => {
-                for mut record in attempted {
-                    record.action = "incident.open_not_applied";
-                    record.decision = AuditDecision::Deny;
-                    record.reason = Some("conflict");
-                    self.audit.append(record).await?;
+            // Another instance's pass moved the watch on, or an incident was closed meanwhile.
+            // The entries of the refused commit stand in the log, so each is followed by one
+            // saying it was not applied; the next pass primes the windows again (the state is
+            // left empty) and judges the same entries anew.
+            Err(CommitError::Refused(refusal)) => {
+                tracing::warn!(error = %refusal.message, "breach watch pass not applied; judging again");
+                let not_applied = attempted
+                    .into_iter()
+                    .map(|mut record| {
+                        record.action = "incident.open_not_applied";
+                        record.decision = AuditDecision::Deny;
+                        record.reason = Some("conflict");
+                        record
+                    })
+                    .collect::<Vec<_>>();
+                if !not_applied.is_empty() {
+                    self.audit.commit(not_applied, Vec::new()).await?;
                 }
                 Ok(WatchReport::default())
             }
@@ -195,42 +225,57 @@ impl Vault {
         }
     }
 
-    /// Feeds the entries `[from, to)` to `watch`. A missing entry (a row deleted, the tail cut)
-    /// is an integrity finding like a changed one.
+    /// A watch whose windows hold the window of time before `start`, counted, not judged (up to
+    /// `PRIME_LIMIT` entries).
+    async fn primed_watch(&self, start: u64) -> ServiceResult<Watch> {
+        let rules = self.watch_rules();
+        let mut watch = Watch::new(rules);
+        if start == 0 {
+            return Ok(watch);
+        }
+        let Some(last) = self.entry_time(start - 1).await? else {
+            return Ok(watch);
+        };
+        let window_ms = i64::try_from(rules.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let since = last.saturating_sub(window_ms);
+        // The first entry of the window: times grow with the index (a commit stamps its batch).
+        let (mut low, mut high) = (start.saturating_sub(PRIME_LIMIT), start - 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match self.entry_time(middle).await? {
+                Some(at) if at < since => low = middle + 1,
+                _ => high = middle,
+            }
+        }
+        self.judge(&mut watch, low, start, false).await?;
+        Ok(watch)
+    }
+
+    async fn entry_time(&self, at: u64) -> ServiceResult<Option<i64>> {
+        let rows = self.store.watched_entries(at, 1).await?;
+        Ok(rows
+            .first()
+            .filter(|row| u64::try_from(row.idx).ok() == Some(at))
+            .and_then(|row| entry_time_ms(&row.entry)))
+    }
+
+    /// Feeds the entries `[from, to)` to `watch`; returns where it stopped (`to`). Entries the
+    /// store lacks (rows deleted, the tail cut) are an integrity finding like changed ones.
     async fn judge(
         &self,
         watch: &mut Watch,
         from: u64,
         to: u64,
-        raise: bool,
-        found: &mut Vec<Suspicion>,
-    ) -> ServiceResult<()> {
-        let missing = |from: u64, found: &mut Vec<Suspicion>| {
-            // The log's head says these entries exist; the store has none of them.
-            if raise {
-                found.push(Suspicion {
-                    kind: IncidentKind::AuditLogIntegrity,
-                    tenant_id: None,
-                    subject_id: None,
-                    first_index: from,
-                    last_index: to - 1,
-                    events: to - from,
-                });
-            }
-        };
+        judge: bool,
+    ) -> ServiceResult<u64> {
         let mut next = from;
         'pages: while next < to {
             let limit = u32::try_from((to - next).min(u64::from(PAGE))).unwrap_or(PAGE);
             let rows = self.store.watched_entries(next, limit).await?;
-            if rows.is_empty() {
-                missing(next, found);
-                break;
-            }
             for row in &rows {
                 let idx = u64::try_from(row.idx).unwrap_or(u64::MAX);
                 if idx >= to {
-                    missing(next, found);
-                    break 'pages;
+                    break;
                 }
                 let entry = WatchedEntry {
                     index: idx,
@@ -238,49 +283,36 @@ impl Vault {
                     entry: &row.entry,
                     leaf_hash: row.leaf_hash.as_deref(),
                 };
-                watch.observe(next, entry, raise, found);
+                watch.observe(next, entry, judge);
                 next = idx.saturating_add(1);
+            }
+            if rows.len() < limit as usize || rows.last().is_some_and(|r| r.idx >= index(to)) {
+                // Nothing more below `to`: what is left of the range is missing.
+                if next < to && judge {
+                    watch.missing(next, to - 1);
+                }
+                break 'pages;
             }
             // Requests waiting on this thread go first: the watch is never in a hurry.
             tokio::task::yield_now().await;
         }
-        Ok(())
+        Ok(to)
     }
 
-    /// The records and mutations that turn `found` into incidents: one per kind, tenant and
-    /// subject while it is open (later findings add to it), each new one recorded in the log and
-    /// told to its tenant.
+    /// The records and mutations that turn `findings` into incidents: one per kind, tenant and
+    /// subject while it is open (every later event adds to it), each new one recorded in the log
+    /// and told to its tenant.
     async fn incident_changes(
         &self,
-        found: Vec<Suspicion>,
+        findings: Vec<Finding>,
         request_id: &str,
     ) -> ServiceResult<(Vec<AuditRecord>, Vec<Mutation>, WatchReport)> {
         let mut report = WatchReport::default();
         let (mut records, mut mutations) = (Vec::new(), Vec::new());
-        if found.is_empty() {
+        if findings.is_empty() {
             return Ok((records, mutations, report));
         }
-        // Failed logins to a customer's account concern its tenant.
-        let mut merged: BTreeMap<SuspicionKey, Suspicion> = BTreeMap::new();
-        for mut s in found {
-            if s.kind == IncidentKind::LoginFailures
-                && let Some(subject) = s.subject_id.as_deref()
-                && let Some(user) = self.user_row(subject).await?
-            {
-                s.tenant_id.clone_from(&user.tenant_id);
-            }
-            match merged.get_mut(&s.key()) {
-                Some(m) => {
-                    m.first_index = m.first_index.min(s.first_index);
-                    m.last_index = m.last_index.max(s.last_index);
-                    m.events = m.events.saturating_add(s.events);
-                }
-                None => {
-                    merged.insert(s.key(), s);
-                }
-            }
-        }
-        let open: HashMap<SuspicionKey, IncidentRow> = self
+        let open: HashMap<FindingKey, IncidentRow> = self
             .store
             .open_incidents()
             .await?
@@ -291,25 +323,35 @@ impl Vault {
             })
             .collect();
         let now = self.now();
-        for (key, s) in merged {
-            if let Some(row) = open.get(&key) {
+        for mut finding in findings {
+            // Failed logins to a customer's account concern its tenant.
+            if finding.kind == IncidentKind::LoginFailures
+                && let Some(subject) = finding.subject_id.as_deref()
+                && let Some(user) = self.user_row(subject).await?
+            {
+                finding.tenant_id.clone_from(&user.tenant_id);
+            }
+            if let Some(row) = open.get(&finding.key()) {
                 mutations.push(Mutation::ExtendIncident {
                     id: row.id.clone(),
-                    last_index: index(s.last_index),
-                    events: index(s.events),
+                    last_index: index(finding.last_index),
+                    events: index(finding.events),
                     at: now,
                 });
                 report.extended += 1;
                 continue;
             }
+            let Some(crossed) = finding.crossed else {
+                continue;
+            };
             let row = IncidentRow {
                 id: new_id(),
-                kind: s.kind.as_str().into(),
-                tenant_id: s.tenant_id.clone(),
-                subject_id: s.subject_id.clone(),
-                first_index: index(s.first_index),
-                last_index: index(s.last_index),
-                events: index(s.events),
+                kind: finding.kind.as_str().into(),
+                tenant_id: finding.tenant_id.clone(),
+                subject_id: finding.subject_id.clone(),
+                first_index: index(crossed.first_index),
+                last_index: index(finding.last_index),
+                events: index(crossed.events),
                 opened_at: now,
                 updated_at: now,
                 state: "open".into(),
@@ -321,7 +363,7 @@ impl Vault {
             record.tenant_id.clone_from(&row.tenant_id);
             record.resource = incident_ref(Some(&row.id));
             record.records = row.subject_id.iter().cloned().collect();
-            record.reason = Some(s.kind.as_str());
+            record.reason = Some(finding.kind.as_str());
             records.push(record);
             if let Some(notice) = self
                 .incident_notice(&row, NotificationKind::IncidentOpened, now)
@@ -331,9 +373,9 @@ impl Vault {
             }
             report.opened.push(OpenedIncident {
                 id: row.id.clone(),
-                kind: s.kind.as_str(),
-                first_index: s.first_index,
-                last_index: s.last_index,
+                kind: finding.kind.as_str(),
+                first_index: crossed.first_index,
+                last_index: finding.last_index,
             });
             mutations.push(Mutation::OpenIncident(row));
         }
@@ -374,11 +416,11 @@ impl Vault {
         state: Option<&str>,
         page: &PageRequest,
     ) -> ServiceResult<Page<Incident>> {
+        let state = incident_state(state)?;
         let mut record = self.record(p, ctx, "incident.list", None, incident_ref(None));
         let resource = ResourceFacts::new(ResourceKind::AuditLog, "log", None);
         let decision = self.decide(p, Action::ReadIncidents, &resource, None, ctx.purpose);
         self.enforce(&mut record, &decision).await?;
-        let state = incident_state(state)?;
         self.audit.append(record).await?;
         let rows = self
             .store
@@ -396,6 +438,7 @@ impl Vault {
         state: Option<&str>,
         page: &PageRequest,
     ) -> ServiceResult<Page<Incident>> {
+        let state = incident_state(state)?;
         let mut record = self.record(p, ctx, "incident.list", Some(tenant_id), incident_ref(None));
         let tenant = self.tenant_for(&record, tenant_id).await?;
         let resource =
@@ -408,7 +451,6 @@ impl Vault {
             ctx.purpose,
         );
         self.enforce(&mut record, &decision).await?;
-        let state = incident_state(state)?;
         self.audit.append(record).await?;
         let rows = self
             .store
@@ -431,6 +473,12 @@ impl Vault {
         incident_id: &str,
         resolution: &str,
     ) -> ServiceResult<Incident> {
+        let Some(resolution) = INCIDENT_RESOLUTIONS.iter().find(|r| **r == resolution) else {
+            return Err(ServiceError::validation(
+                "resolution must be one of false_positive, authorised_activity, contained",
+                &["resolution"],
+            ));
+        };
         let mut record = self.record(
             p,
             ctx,
@@ -447,12 +495,6 @@ impl Vault {
         self.enforce(&mut record, &decision).await?;
         let Some(mut incident) = incident else {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
-        };
-        let Some(resolution) = INCIDENT_RESOLUTIONS.iter().find(|r| **r == resolution) else {
-            return Err(ServiceError::validation(
-                "resolution must be one of false_positive, authorised_activity, contained",
-                &["resolution"],
-            ));
         };
         record.reason = Some(resolution);
         let now = self.now();

@@ -71,16 +71,17 @@ impl Scanner {
         Ok(low)
     }
 
-    /// The entries `[start, start + limit)` with their leaf hashes, for the breach watch, which
-    /// reads every entry once as the log grows: on the first connection, off sqlx's row channel.
+    /// Up to `limit` entries from `start` on, with their leaf hashes, for the breach watch, which
+    /// reads every entry as the log grows: on the first connection, off sqlx's row channel. Not
+    /// bounded above, so that entries missing at `start` do not hide those after them.
     pub(super) async fn watched(
         &self,
         start: u64,
         limit: u32,
     ) -> Result<Vec<WatchedEntryRow>, StoreError> {
-        let (first, end) = index_bounds(start, limit)?;
+        let (first, _) = index_bounds(start, limit)?;
         let [low, _] = &self.halves;
-        self.on(low, move |conn| read_watched(conn, first, end))
+        self.on(low, move |conn| read_watched(conn, first, limit))
             .await
     }
 
@@ -172,15 +173,15 @@ fn read_entries(
 fn read_watched(
     conn: &Connection,
     first: i64,
-    end: i64,
+    limit: u32,
 ) -> Result<Vec<WatchedEntryRow>, StoreError> {
     let mut statement = conn
         .prepare_cached(
             "SELECT idx, tenant_id, entry, leaf_hash FROM audit_entries \
-             WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+             WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
         )
         .map_err(unavailable)?;
-    let mut rows = statement.query((first, end)).map_err(unavailable)?;
+    let mut rows = statement.query((first, limit)).map_err(unavailable)?;
     let mut watched = Vec::new();
     while let Some(row) = rows.next().map_err(unavailable)? {
         watched.push(WatchedEntryRow {

@@ -104,9 +104,10 @@ async fn staff_reaching_outside_their_grants_raise_one_incident_the_tenant_is_to
     )
     .await;
     assert!(own.is_empty(), "{own:?}");
-    // Staff other than security officers and auditors see none.
+    // Staff other than security officers and auditors see none; customers see only theirs.
     w.engineer.get("/v1/incidents").await.err(403, "forbidden");
     auditor.get("/v1/incidents").await.ok(200);
+    w.admin.get("/v1/incidents").await.err(404, "not_found");
 
     // More of the same adds to the open incident rather than opening another.
     for _ in 0..3 {
@@ -127,6 +128,10 @@ async fn staff_reaching_outside_their_grants_raise_one_incident_the_tenant_is_to
     let close = format!("/v1/incidents/{id}/close");
     auditor
         .post(&close, json!({"resolution": "contained"}))
+        .await
+        .err(403, "forbidden");
+    w.admin
+        .post(&close, json!({"resolution": "false_positive"}))
         .await
         .err(403, "forbidden");
     let bad = officer
@@ -247,40 +252,147 @@ async fn one_account_reading_many_records_is_a_mass_read() {
     );
 }
 
+/// The last indexes of the perfect subtrees a tree of `size` leaves is made of: the rows that
+/// hold the nodes a server needs at start-up to check its last checkpoint.
+fn frontier_rows(size: i64) -> Vec<i64> {
+    let mut end = 0;
+    (0..63)
+        .rev()
+        .filter(|bit| size & (1 << bit) != 0)
+        .map(|bit| {
+            end += 1 << bit;
+            end - 1
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn an_entry_changed_in_the_store_is_an_integrity_incident() {
-    // The watch off while the log is written and changed; on after a restart, it reads the log
-    // from the start and finds the entry that no longer matches its leaf hash.
-    let server = Server::start_with(&[("STRONGROOM_WATCH_INTERVAL_MS", "0")], &[]);
+async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_tenant_is_told_of() {
+    const GAP: usize = 520;
+    let server = Server::start_with(&watch_env("STRONGROOM_WATCH_MASS_READ_RECORDS", "3"), &[]);
+    let w = world(&server, json!({})).await;
+    let t = w.tenant.clone();
     let platform = server.admin().await;
     let officer = staff_session(&server, &platform, "security_officer").await;
     let mut db = server.db().await;
-    let entry: Vec<u8> = db
-        .one("SELECT entry FROM audit_entries WHERE idx = 2", &[])
+    let progress = "SELECT CAST(COUNT(*) AS BIGINT) FROM watch_progress";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while db.int(progress, &[]).await == 0 {
+        assert!(Instant::now() < deadline, "the watch never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(db);
+
+    // The watch off, the engineer reads the case 1,100 times and the customer three times; then,
+    // with the server stopped, one of the engineer's entries is changed, another loses its leaf
+    // hash, and 520 more are deleted (more than the watch reads at once; none that start-up
+    // needs to check the last checkpoint).
+    let server = server
+        .restart_with_env(&[("STRONGROOM_WATCH_INTERVAL_MS", "0")])
         .await;
-    let mut changed = entry.clone();
-    let at = changed
+    let as_engineer = server
+        .anon()
+        .with_token(w.engineer.api.token())
+        .with_purpose(Some(default_purpose("support_engineer")));
+    let as_customer = server
+        .anon()
+        .with_token(w.admin.api.token())
+        .with_purpose(Some("customer-self-service"));
+    let case = case_path(&t, &w.case_a);
+    for _ in 0..1100 {
+        as_engineer.get(&case).await.ok(200);
+    }
+    for _ in 0..3 {
+        as_customer.get(&case).await.ok(200);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // a checkpoint covers them all
+    assert!(server.stop().await.success());
+    let mut db = server.db().await;
+    let watched_to = db.int("SELECT next_index FROM watch_progress", &[]).await;
+    let reads: Vec<i64> = db
+        .column(
+            "SELECT idx FROM audit_entries WHERE idx >= $1 AND tenant_id = $2 ORDER BY idx",
+            &[Arg::Int(watched_to), Arg::from(&t)],
+        )
+        .await;
+    assert!(reads.len() >= 1103, "{} reads", reads.len());
+    let size = db.int("SELECT MAX(idx) + 1 FROM audit_entries", &[]).await;
+    let signed = db.int("SELECT MAX(size) FROM audit_checkpoints", &[]).await;
+    let keep: Vec<i64> = [frontier_rows(size), frontier_rows(signed)].concat();
+    let (changed, unhashed) = (reads[0], reads[1]);
+    let gap_start = reads[5..]
+        .windows(GAP)
+        .find(|w| w[GAP - 1] - w[0] == GAP as i64 - 1 && w.iter().all(|r| !keep.contains(r)))
+        .map(|w| w[0])
+        .expect("consecutive reads no frontier needs");
+    let entry: Vec<u8> = db
+        .one(
+            "SELECT entry FROM audit_entries WHERE idx = $1",
+            &[Arg::Int(changed)],
+        )
+        .await;
+    let mut altered = entry.clone();
+    let at = altered
         .iter()
         .position(|b| *b == b'"')
         .expect("a JSON entry");
-    changed[at + 1] ^= 0x20;
+    altered[at + 1] ^= 0x20;
     db.execute(
-        "UPDATE audit_entries SET entry = $1 WHERE idx = 2",
-        &[Arg::from(&changed)],
+        "UPDATE audit_entries SET entry = $1 WHERE idx = $2",
+        &[Arg::from(&altered), Arg::Int(changed)],
     )
     .await;
-    drop(db);
+    db.execute(
+        "UPDATE audit_entries SET leaf_hash = NULL WHERE idx = $1",
+        &[Arg::Int(unhashed)],
+    )
+    .await;
+    let deleted = db
+        .execute(
+            "DELETE FROM audit_entries WHERE idx >= $1 AND idx < $2",
+            &[Arg::Int(gap_start), Arg::Int(gap_start + GAP as i64)],
+        )
+        .await;
+    assert_eq!(deleted, GAP as u64);
+    db.close().await;
+
     let server = server
         .restart_with_env(&[("STRONGROOM_WATCH_INTERVAL_MS", "200")])
         .await;
     let officer = server.anon().with_token(officer.api.token());
-    let incident = incident_where(&officer, "/v1/incidents", |i| {
-        i["kind"] == "audit_log_integrity"
+    let in_tenant = incident_where(&officer, "/v1/incidents", |i| {
+        i["kind"] == "audit_log_integrity" && i["tenant_id"] == t.as_str()
     })
     .await;
-    assert_eq!(incident["first_index"], 2, "{incident}");
-    assert_eq!(incident["last_index"], 2, "{incident}");
-    assert!(incident["tenant_id"].is_null(), "{incident}");
+    assert_eq!(in_tenant["first_index"], changed, "{in_tenant}");
+    assert_eq!(in_tenant["last_index"], unhashed, "{in_tenant}");
+    assert_eq!(in_tenant["events"], 2, "{in_tenant}");
+    let missing = incident_where(&officer, "/v1/incidents", |i| {
+        i["kind"] == "audit_log_integrity" && i["tenant_id"].is_null()
+    })
+    .await;
+    assert_eq!(missing["first_index"], gap_start, "{missing}");
+    assert_eq!(
+        missing["last_index"],
+        gap_start + GAP as i64 - 1,
+        "{missing}"
+    );
+    assert_eq!(missing["events"], GAP, "{missing}");
+    // The entries after the gap were judged too: the customer's three reads are a mass read.
+    incident_where(&officer, "/v1/incidents", |i| {
+        i["kind"] == "mass_read" && i["subject_id"] == w.admin.id.as_str()
+    })
+    .await;
+    let as_customer = server
+        .anon()
+        .with_token(w.admin.api.token())
+        .with_purpose(Some("customer-self-service"));
+    let notices = list_items(&as_customer, &format!("/v1/tenants/{t}/notifications")).await;
+    assert!(
+        notices.iter().any(|n| n["type"] == "incident.opened"
+            && n["payload"]["data"]["kind"] == "audit_log_integrity"),
+        "{notices:?}"
+    );
     assert!(
         server.stderr().contains("incident opened"),
         "{}",
