@@ -26,6 +26,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
     assignments_follow_the_assignees_roles(&sqlite).await;
+    the_watch_moves_on_only_from_where_it_read(&sqlite).await;
     if let Some(admin) = common::admin().await {
         let schema = common::schema(&admin).await;
         let pg = common::open(&schema).await;
@@ -37,6 +38,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
         assignments_follow_the_assignees_roles(&pg).await;
+        the_watch_moves_on_only_from_where_it_read(&pg).await;
         pg.close().await;
         common::drop_schema(&admin, &schema).await;
     }
@@ -359,6 +361,92 @@ fn update(row: CaseRow, read: &CaseRow) -> Mutation {
         row,
         read: CaseVersion::of(read),
     }
+}
+
+fn incident(id: &str, tenant: Option<&str>) -> IncidentRow {
+    IncidentRow {
+        id: id.into(),
+        kind: "mass_read".into(),
+        tenant_id: tenant.map(str::to_owned),
+        subject_id: Some("u1".into()),
+        first_index: 1,
+        last_index: 4,
+        events: 4,
+        opened_at: 10,
+        updated_at: 10,
+        state: "open".into(),
+        closed_by: None,
+        closed_at: None,
+        resolution: None,
+    }
+}
+
+fn advance(from: Option<i64>, to: i64) -> Mutation {
+    Mutation::AdvanceWatch {
+        name: "breach".into(),
+        from,
+        to,
+    }
+}
+
+/// The breach watch's place moves only from where its pass read it, with what the pass found;
+/// an incident grows only while open and closes once.
+async fn the_watch_moves_on_only_from_where_it_read(s: &dyn Store) {
+    assert_eq!(s.watch_progress("breach").await.unwrap(), None);
+    apply(s, vec![advance(None, 5)]).await;
+    assert_conflict(s, advance(None, 7)).await;
+    assert_conflict(s, advance(Some(4), 7)).await;
+    // A pass that read from a stale place records nothing it found.
+    assert_unit_conflicts(
+        s,
+        vec![
+            Mutation::OpenIncident(incident("i0", Some(T))),
+            advance(Some(3), 9),
+        ],
+    )
+    .await;
+    assert!(s.incident("i0").await.unwrap().is_none());
+    apply(
+        s,
+        vec![
+            Mutation::OpenIncident(incident("i1", Some(T))),
+            Mutation::OpenIncident(incident("i2", None)),
+            advance(Some(5), 9),
+        ],
+    )
+    .await;
+    assert_eq!(s.watch_progress("breach").await.unwrap(), Some(9));
+    let extend = |events| Mutation::ExtendIncident {
+        id: "i1".into(),
+        last_index: 8,
+        events,
+        at: 20,
+    };
+    apply(s, vec![extend(3)]).await;
+    let grown = s.incident("i1").await.unwrap().unwrap();
+    assert_eq!((grown.events, grown.last_index), (7, 8));
+    let close = Mutation::CloseIncident {
+        id: "i1".into(),
+        closed_by: "officer".into(),
+        resolution: "contained".into(),
+        at: 30,
+    };
+    apply(s, vec![close.clone()]).await;
+    assert_conflict(s, close).await;
+    assert_conflict(s, extend(1)).await;
+    // A tenant's list holds its own; the platform's every one, the platform-wide too.
+    let scope = TenantScope::new(T);
+    let theirs = s.incidents(Some(&scope), None, None, 10).await.unwrap();
+    assert_eq!(
+        theirs.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["i1"]
+    );
+    let open = s.incidents(None, Some("open"), None, 10).await.unwrap();
+    assert_eq!(
+        open.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["i2"]
+    );
+    assert_eq!(s.open_incidents().await.unwrap().len(), 1);
 }
 
 async fn apply(s: &dyn Store, unit: Vec<Mutation>) {

@@ -255,6 +255,11 @@ impl AuditLog {
         }
     }
 
+    /// The latest signed checkpoint, read back through the log's own verifier.
+    pub(crate) fn signed_checkpoint(&self) -> Option<Checkpoint> {
+        self.verifier.verify_checkpoint(&self.checkpoint()).ok()
+    }
+
     /// Signs `body` (newline-terminated text) as a C2SP signed note with the log's key.
     pub fn sign_statement(&self, body: &str) -> ServiceResult<String> {
         self.signer
@@ -363,7 +368,7 @@ async fn assemble(store: &dyn Store, plan: &ProofPlan) -> ServiceResult<Vec<Hash
         .map_err(|_| ServiceError::internal("audit tree node missing"))
 }
 
-pub(super) async fn restore_frontier(store: &dyn Store, size: u64) -> ServiceResult<Frontier> {
+pub(crate) async fn restore_frontier(store: &dyn Store, size: u64) -> ServiceResult<Frontier> {
     let ids = Frontier::node_ids_for_size(size);
     let nodes = fetch_nodes(store, &ids).await?;
     let hashes: Option<Vec<Hash>> = ids.iter().map(|id| nodes.get(id).copied()).collect();

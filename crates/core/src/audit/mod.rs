@@ -9,5 +9,6 @@ mod verify;
 
 pub use entry::{Actor, AuditDecision, AuditRecord, ENTRY_VERSION, ResourceRef, encode};
 pub(crate) use log::CommitError;
+pub(crate) use log::restore_frontier;
 pub use log::{AuditLog, ConsistencyProof, InclusionProof, TreeHead};
 pub use verify::{Failure, FailureKind, VerifyError, VerifyReport, verify_store};

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::json;
+use strongroom_ledger::{Checkpoint, Frontier};
 use strongroom_policy::{Action, Denial, ResourceFacts, ResourceKind};
 use strongroom_store::{IncidentRow, Mutation, TenantScope};
 
 use super::notify::NotificationKind;
 use crate::access::{Principal, RequestContext};
-use crate::audit::{AuditDecision, AuditRecord, CommitError, ResourceRef};
+use crate::audit::{AuditDecision, AuditRecord, CommitError, ResourceRef, restore_frontier};
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{Page, PageRequest};
@@ -36,10 +37,13 @@ pub const INCIDENT_RESOLUTIONS: &[&str] = &["false_positive", "authorised_activi
 
 const INCIDENT_STATES: &[&str] = &["open", "closed"];
 
-/// The watch between passes: its windows, and the index it has read up to.
+/// The watch between passes: its windows, the index it has read up to, and the tree of the
+/// entries as it read them (restored from the stored nodes where it started), to hold against
+/// the signed checkpoints.
 pub(crate) struct WatchState {
     watch: Watch,
     next_index: u64,
+    tree: Option<Frontier>,
     /// The log size below the watch's place that was reported already.
     reported_shrink: Option<u64>,
 }
@@ -153,9 +157,15 @@ impl Vault {
             _ => WatchState {
                 watch: self.primed_watch(start).await?,
                 next_index: start,
+                tree: None,
                 reported_shrink: None,
             },
         };
+        if current.tree.is_none() {
+            // Lost to a gap, or never built: from the nodes stored up to here (the history
+            // before the watch's place is `audit verify`'s).
+            current.tree = restore_frontier(self.store.as_ref(), start).await.ok();
+        }
         let end = if size < start {
             // The log is shorter than where the watch stopped: its tail was cut.
             if current.reported_shrink != Some(size) {
@@ -164,13 +174,17 @@ impl Vault {
             }
             start
         } else {
-            self.judge(
-                &mut current.watch,
-                start,
-                size.min(start.saturating_add(PASS_LIMIT)),
-                true,
-            )
-            .await?
+            let end = size.min(start.saturating_add(PASS_LIMIT));
+            let signed = self
+                .audit
+                .signed_checkpoint()
+                .filter(|c| c.size > start && c.size <= end);
+            let tree = Checked {
+                tree: &mut current.tree,
+                signed: signed.as_ref(),
+            };
+            self.judge(&mut current.watch, tree, start, end, true)
+                .await?
         };
         let findings = current.watch.take_findings();
         if findings.is_empty() && end == start {
@@ -247,7 +261,11 @@ impl Vault {
                 _ => high = middle,
             }
         }
-        self.judge(&mut watch, low, start, false).await?;
+        let unchecked = Checked {
+            tree: &mut None,
+            signed: None,
+        };
+        self.judge(&mut watch, unchecked, low, start, false).await?;
         Ok(watch)
     }
 
@@ -260,14 +278,17 @@ impl Vault {
     }
 
     /// Feeds the entries `[from, to)` to `watch`; returns where it stopped (`to`). Entries the
-    /// store lacks (rows deleted, the tail cut) are an integrity finding like changed ones.
+    /// store lacks (rows deleted, the tail cut) are an integrity finding like changed ones, and
+    /// so is a tree over them whose root at `checked.signed`'s size is not the signed one.
     async fn judge(
         &self,
         watch: &mut Watch,
+        checked: Checked<'_>,
         from: u64,
         to: u64,
         judge: bool,
     ) -> ServiceResult<u64> {
+        let Checked { tree, signed } = checked;
         let mut next = from;
         'pages: while next < to {
             let limit = u32::try_from((to - next).min(u64::from(PAGE))).unwrap_or(PAGE);
@@ -283,8 +304,21 @@ impl Vault {
                     entry: &row.entry,
                     leaf_hash: row.leaf_hash.as_deref(),
                 };
-                watch.observe(next, entry, judge);
+                let leaf = watch.observe(next, entry, judge);
                 next = idx.saturating_add(1);
+                let grown = match tree.as_mut() {
+                    Some(t) if t.size() == idx => t.append_visit(leaf, |_, _| ()).is_ok(),
+                    _ => false,
+                };
+                if !grown {
+                    *tree = None;
+                }
+                if let (Some(t), Some(signed)) = (tree.as_ref(), signed)
+                    && t.size() == signed.size
+                    && t.root() != signed.root
+                {
+                    watch.not_in_checkpoint(from, signed.size - 1);
+                }
             }
             if rows.len() < limit as usize || rows.last().is_some_and(|r| r.idx >= index(to)) {
                 // Nothing more below `to`: what is left of the range is missing.
@@ -521,6 +555,12 @@ impl Vault {
         .await?;
         Ok(Incident::from(&incident))
     }
+}
+
+/// A tree to grow with the entries judged, and the signed checkpoint to hold it against.
+struct Checked<'a> {
+    tree: &'a mut Option<Frontier>,
+    signed: Option<&'a Checkpoint>,
 }
 
 fn incident_state(state: Option<&str>) -> ServiceResult<Option<&str>> {

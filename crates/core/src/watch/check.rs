@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use sha2::{Digest, Sha256};
+use strongroom_ledger::{Hash, leaf_hash};
 
 use crate::clock::parse_rfc3339;
 
@@ -29,6 +29,8 @@ pub enum IntegrityFault {
     LeafHash,
     /// Not an entry of the documented encoding, or not at its own index or tenant.
     Encoding,
+    /// The entries as stored do not hash to the root of a signed checkpoint.
+    Checkpoint,
 }
 
 impl IntegrityFault {
@@ -39,6 +41,7 @@ impl IntegrityFault {
             IntegrityFault::MissingLeafHash => "missing_leaf_hash",
             IntegrityFault::LeafHash => "leaf_hash",
             IntegrityFault::Encoding => "encoding",
+            IntegrityFault::Checkpoint => "checkpoint",
         }
     }
 }
@@ -71,18 +74,20 @@ pub(super) struct SeenActor<'a> {
     pub(super) user_id: &'a str,
 }
 
-/// The entry decoded, if it is the entry its row and its leaf hash say it is. The index is the
-/// caller's to check (a gap still leaves this entry to judge).
-pub(super) fn check(row: WatchedEntry<'_>) -> Result<Seen<'_>, IntegrityFault> {
+/// The leaf hash of the entry's bytes, and the entry decoded if it is the entry its row and its
+/// stored leaf hash say it is. The index is the caller's to check (a gap still leaves this entry
+/// to judge).
+pub(super) fn check(row: WatchedEntry<'_>) -> (Hash, Result<Seen<'_>, IntegrityFault>) {
+    let leaf = leaf_hash(row.entry);
+    (leaf, decode(row, &leaf))
+}
+
+fn decode<'e>(row: WatchedEntry<'e>, leaf: &Hash) -> Result<Seen<'e>, IntegrityFault> {
     let stored = row.leaf_hash.ok_or(IntegrityFault::MissingLeafHash)?;
-    let leaf = Sha256::new()
-        .chain_update([0u8])
-        .chain_update(row.entry)
-        .finalize();
     if leaf.as_slice() != stored {
         return Err(IntegrityFault::LeafHash);
     }
-    let mut seen: Seen<'_> =
+    let mut seen: Seen<'e> =
         serde_json::from_slice(row.entry).map_err(|_| IntegrityFault::Encoding)?;
     if seen.index != row.index || seen.tenant_id != row.tenant_id {
         return Err(IntegrityFault::Encoding);

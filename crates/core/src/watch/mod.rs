@@ -14,6 +14,7 @@ mod window;
 use std::collections::{BTreeMap, HashMap};
 
 pub use check::{IntegrityFault, WatchedEntry, entry_time_ms};
+use strongroom_ledger::Hash;
 use window::{BUCKETS, Window};
 
 /// What an incident is about.
@@ -142,10 +143,10 @@ impl Watch {
         std::mem::take(&mut self.pass).into_values().collect()
     }
 
-    /// Reads one entry, expected at `expected_index`. With `judge` false it only counts (priming
-    /// the windows with entries an earlier pass already judged): no finding, no integrity check
-    /// beyond decoding.
-    pub fn observe(&mut self, expected_index: u64, row: WatchedEntry<'_>, judge: bool) {
+    /// Reads one entry, expected at `expected_index`; returns the leaf hash of its bytes (for the
+    /// caller's tree). With `judge` false it only counts (priming the windows with entries an
+    /// earlier pass already judged): no finding.
+    pub fn observe(&mut self, expected_index: u64, row: WatchedEntry<'_>, judge: bool) -> Hash {
         if judge && row.index != expected_index {
             let fault = if row.index > expected_index {
                 IntegrityFault::Gap
@@ -159,13 +160,14 @@ impl Watch {
             // Whose the missing entries were, nobody can say.
             self.integrity(None, first, last.max(first), fault);
         }
-        let seen = match check::check(row) {
+        let (leaf, checked) = check::check(row);
+        let seen = match checked {
             Ok(seen) => seen,
             Err(fault) => {
                 if judge {
                     self.integrity(row.tenant_id, row.index, row.index, fault);
                 }
-                return;
+                return leaf;
             }
         };
         let slot = seen.at_ms.div_euclid(self.bucket_ms);
@@ -217,6 +219,12 @@ impl Watch {
                 threshold,
             );
         }
+        leaf
+    }
+
+    /// Entries `first..=last` as stored do not make the tree a signed checkpoint names.
+    pub fn not_in_checkpoint(&mut self, first: u64, last: u64) {
+        self.integrity(None, first, last, IntegrityFault::Checkpoint);
     }
 
     /// Entries `first..=last` are missing from the store though the log's size counts them.

@@ -266,12 +266,26 @@ fn frontier_rows(size: i64) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_tenant_is_told_of() {
-    const GAP: usize = 520;
-    let server = Server::start_with(&watch_env("STRONGROOM_WATCH_MASS_READ_RECORDS", "3"), &[]);
+/// A server whose watch has started, then has been off while the engineer read the case
+/// `engineer_reads` times and the customer three times, and is now stopped, its store open.
+struct Unwatched {
+    server: Server,
+    world: crate::lockbox::World,
+    officer: Option<String>,
+    db: Db,
+    /// Where the watch stopped, the tenant's entries since, the log's size and its last
+    /// checkpoint's.
+    watched_to: i64,
+    reads: Vec<i64>,
+    size: i64,
+    signed: i64,
+}
+
+async fn unwatched(extra_env: &[(&str, &str)], engineer_reads: usize) -> Unwatched {
+    let mut env = extra_env.to_vec();
+    env.push(("STRONGROOM_WATCH_INTERVAL_MS", "200"));
+    let server = Server::start_with(&env, &[]);
     let w = world(&server, json!({})).await;
-    let t = w.tenant.clone();
     let platform = server.admin().await;
     let officer = staff_session(&server, &platform, "security_officer").await;
     let mut db = server.db().await;
@@ -282,11 +296,6 @@ async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_ten
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(db);
-
-    // The watch off, the engineer reads the case 1,100 times and the customer three times; then,
-    // with the server stopped, one of the engineer's entries is changed, another loses its leaf
-    // hash, and 520 more are deleted (more than the watch reads at once; none that start-up
-    // needs to check the last checkpoint).
     let server = server
         .restart_with_env(&[("STRONGROOM_WATCH_INTERVAL_MS", "0")])
         .await;
@@ -298,8 +307,8 @@ async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_ten
         .anon()
         .with_token(w.admin.api.token())
         .with_purpose(Some("customer-self-service"));
-    let case = case_path(&t, &w.case_a);
-    for _ in 0..1100 {
+    let case = case_path(&w.tenant, &w.case_a);
+    for _ in 0..engineer_reads {
         as_engineer.get(&case).await.ok(200);
     }
     for _ in 0..3 {
@@ -312,12 +321,52 @@ async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_ten
     let reads: Vec<i64> = db
         .column(
             "SELECT idx FROM audit_entries WHERE idx >= $1 AND tenant_id = $2 ORDER BY idx",
-            &[Arg::Int(watched_to), Arg::from(&t)],
+            &[Arg::Int(watched_to), Arg::from(&w.tenant)],
         )
         .await;
-    assert!(reads.len() >= 1103, "{} reads", reads.len());
+    assert!(reads.len() >= engineer_reads + 3, "{} reads", reads.len());
     let size = db.int("SELECT MAX(idx) + 1 FROM audit_entries", &[]).await;
     let signed = db.int("SELECT MAX(size) FROM audit_checkpoints", &[]).await;
+    Unwatched {
+        server,
+        world: w,
+        officer: officer.api.token().map(str::to_owned),
+        db,
+        watched_to,
+        reads,
+        size,
+        signed,
+    }
+}
+
+/// `entry` with one letter's case flipped.
+fn altered(entry: &[u8]) -> Vec<u8> {
+    let mut altered = entry.to_vec();
+    let at = altered
+        .iter()
+        .position(|b| *b == b'"')
+        .expect("a JSON entry");
+    altered[at + 1] ^= 0x20;
+    altered
+}
+
+#[tokio::test]
+async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_tenant_is_told_of() {
+    const GAP: usize = 520;
+    // One of the engineer's entries is changed, another loses its leaf hash, and 520 more are
+    // deleted (more than the watch reads at once; none that start-up needs to check the last
+    // checkpoint).
+    let Unwatched {
+        server,
+        world: w,
+        officer,
+        mut db,
+        reads,
+        size,
+        signed,
+        ..
+    } = unwatched(&[("STRONGROOM_WATCH_MASS_READ_RECORDS", "3")], 1100).await;
+    let t = w.tenant.clone();
     let keep: Vec<i64> = [frontier_rows(size), frontier_rows(signed)].concat();
     let (changed, unhashed) = (reads[0], reads[1]);
     let gap_start = reads[5..]
@@ -331,15 +380,9 @@ async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_ten
             &[Arg::Int(changed)],
         )
         .await;
-    let mut altered = entry.clone();
-    let at = altered
-        .iter()
-        .position(|b| *b == b'"')
-        .expect("a JSON entry");
-    altered[at + 1] ^= 0x20;
     db.execute(
         "UPDATE audit_entries SET entry = $1 WHERE idx = $2",
-        &[Arg::from(&altered), Arg::Int(changed)],
+        &[Arg::from(&altered(&entry)), Arg::Int(changed)],
     )
     .await;
     db.execute(
@@ -359,7 +402,7 @@ async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_ten
     let server = server
         .restart_with_env(&[("STRONGROOM_WATCH_INTERVAL_MS", "200")])
         .await;
-    let officer = server.anon().with_token(officer.api.token());
+    let officer = server.anon().with_token(officer.as_deref());
     let in_tenant = incident_where(&officer, "/v1/incidents", |i| {
         i["kind"] == "audit_log_integrity" && i["tenant_id"] == t.as_str()
     })
@@ -395,6 +438,62 @@ async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_ten
     );
     assert!(
         server.stderr().contains("incident opened"),
+        "{}",
+        server.stderr_tail(20)
+    );
+}
+
+#[tokio::test]
+async fn an_entry_rewritten_with_its_leaf_hash_no_longer_makes_the_signed_tree() {
+    // Bytes and leaf hash changed together: the row agrees with itself, the tree of the entries
+    // as stored no longer has the root of the checkpoint signed over them.
+    let Unwatched {
+        server,
+        officer,
+        mut db,
+        watched_to,
+        reads,
+        size,
+        signed,
+        ..
+    } = unwatched(&[], 30).await;
+    let keep: Vec<i64> = [frontier_rows(size), frontier_rows(signed)].concat();
+    let rewritten = *reads[3..]
+        .iter()
+        .find(|r| !keep.contains(r))
+        .expect("a read no frontier needs");
+    let entry: Vec<u8> = db
+        .one(
+            "SELECT entry FROM audit_entries WHERE idx = $1",
+            &[Arg::Int(rewritten)],
+        )
+        .await;
+    let entry = altered(&entry);
+    let leaf = strongroom_ledger::leaf_hash(&entry);
+    db.execute(
+        "UPDATE audit_entries SET entry = $1, leaf_hash = $2 WHERE idx = $3",
+        &[Arg::from(&entry), Arg::from(&leaf[..]), Arg::Int(rewritten)],
+    )
+    .await;
+    db.close().await;
+    let server = server
+        .restart_with_env(&[("STRONGROOM_WATCH_INTERVAL_MS", "200")])
+        .await;
+    let officer = server.anon().with_token(officer.as_deref());
+    let incident = incident_where(&officer, "/v1/incidents", |i| {
+        i["kind"] == "audit_log_integrity"
+    })
+    .await;
+    // From where the watch's tree started to the checkpoint it failed to make.
+    assert_eq!(incident["first_index"], watched_to, "{incident}");
+    assert!(
+        incident["last_index"].as_i64() >= Some(rewritten),
+        "{incident} {rewritten}"
+    );
+    assert!(incident["tenant_id"].is_null(), "{incident}");
+    assert!(
+        server.stderr().contains("fault=\"checkpoint\"")
+            || server.stderr().contains("\"fault\":\"checkpoint\""),
         "{}",
         server.stderr_tail(20)
     );
