@@ -28,6 +28,8 @@ const WATCH_NAME: &str = "breach";
 const PAGE: u32 = 500;
 /// Most entries one pass reads, so that a long backlog is judged and recorded in steps.
 const PASS_LIMIT: u64 = 100_000;
+/// Passes that wait for a checkpoint past the watch's place before judging without one.
+const SIGNER_WAIT_PASSES: u32 = 5;
 /// Most entries read again, counting only, when a pass starts from where it did not itself stop
 /// (a restart, another instance's pass), so that the windows hold the recent past as well.
 const PRIME_LIMIT: u64 = 200_000;
@@ -43,7 +45,9 @@ const INCIDENT_STATES: &[&str] = &["open", "closed"];
 pub(crate) struct WatchState {
     watch: Watch,
     next_index: u64,
-    tree: Option<Frontier>,
+    tree: Option<TreeSince>,
+    /// Passes in a row that found entries but no checkpoint past the watch's place.
+    waited: u32,
     /// The log size below the watch's place that was reported already.
     reported_shrink: Option<u64>,
 }
@@ -134,6 +138,8 @@ impl Vault {
     /// commit changes nothing, and the next one judges the same entries again.
     pub async fn watch_audit_log(&self, request_id: &str) -> ServiceResult<WatchReport> {
         let mut state = self.watch.lock().await;
+        // Before the size, as at start-up: the log only grows, so the entries read next cover it.
+        let signed = self.audit.signed_checkpoint();
         let stored = self.store.watch_progress(WATCH_NAME).await?;
         // With other instances appending too, the store's size; alone, the log's own head.
         let size = if self.store.shared() {
@@ -158,13 +164,27 @@ impl Vault {
                 watch: self.primed_watch(start).await?,
                 next_index: start,
                 tree: None,
+                waited: 0,
                 reported_shrink: None,
             },
         };
-        if current.tree.is_none() {
-            // Lost to a gap, or never built: from the nodes stored up to here (the history
-            // before the watch's place is `audit verify`'s).
-            current.tree = restore_frontier(self.store.as_ref(), start).await.ok();
+        if current
+            .tree
+            .as_ref()
+            .is_none_or(|t| t.frontier.size() != start)
+        {
+            // Lost to a gap or a finding, or never built: from the nodes stored up to here (the
+            // history before the watch's place is `audit verify`'s).
+            current.tree = match restore_frontier(self.store.as_ref(), start).await {
+                Ok(frontier) => Some(TreeSince {
+                    frontier,
+                    since: start,
+                }),
+                Err(err) => {
+                    tracing::warn!(error = %err.message, "breach watch: no tree at its place; checkpoints unchecked");
+                    None
+                }
+            };
         }
         let end = if size < start {
             // The log is shorter than where the watch stopped: its tail was cut.
@@ -174,11 +194,23 @@ impl Vault {
             }
             start
         } else {
-            let end = size.min(start.saturating_add(PASS_LIMIT));
-            let signed = self
-                .audit
-                .signed_checkpoint()
-                .filter(|c| c.size > start && c.size <= end);
+            let limit = size.min(start.saturating_add(PASS_LIMIT));
+            let end = match signed.as_ref() {
+                // Up to the latest checkpoint: every pass ends on one, and holds its tree
+                // against it.
+                Some(c) if c.size > start => c.size.min(limit),
+                // None past the watch's place yet: the signer follows appends within a second.
+                // After a few passes without one (the signer down), judge on, unchecked.
+                _ if size > start && current.waited < SIGNER_WAIT_PASSES => {
+                    current.waited += 1;
+                    start
+                }
+                _ => limit,
+            };
+            if end > start {
+                current.waited = 0;
+            }
+            let signed = signed.filter(|c| c.size >= start && c.size <= end);
             let tree = Checked {
                 tree: &mut current.tree,
                 signed: signed.as_ref(),
@@ -289,6 +321,7 @@ impl Vault {
         judge: bool,
     ) -> ServiceResult<u64> {
         let Checked { tree, signed } = checked;
+        hold_against(tree, signed, watch);
         let mut next = from;
         'pages: while next < to {
             let limit = u32::try_from((to - next).min(u64::from(PAGE))).unwrap_or(PAGE);
@@ -307,17 +340,16 @@ impl Vault {
                 let leaf = watch.observe(next, entry, judge);
                 next = idx.saturating_add(1);
                 let grown = match tree.as_mut() {
-                    Some(t) if t.size() == idx => t.append_visit(leaf, |_, _| ()).is_ok(),
+                    Some(t) if t.frontier.size() == idx => {
+                        t.frontier.append_visit(leaf, |_, _| ()).is_ok()
+                    }
                     _ => false,
                 };
-                if !grown {
+                if grown {
+                    hold_against(tree, signed, watch);
+                } else {
+                    // A gap (itself a finding): the next pass restores the tree past it.
                     *tree = None;
-                }
-                if let (Some(t), Some(signed)) = (tree.as_ref(), signed)
-                    && t.size() == signed.size
-                    && t.root() != signed.root
-                {
-                    watch.not_in_checkpoint(from, signed.size - 1);
                 }
             }
             if rows.len() < limit as usize || rows.last().is_some_and(|r| r.idx >= index(to)) {
@@ -557,10 +589,36 @@ impl Vault {
     }
 }
 
+/// The tree of the entries as the watch read them, and where it last matched a signed
+/// checkpoint (or was restored from the stored nodes).
+pub(crate) struct TreeSince {
+    frontier: Frontier,
+    since: u64,
+}
+
 /// A tree to grow with the entries judged, and the signed checkpoint to hold it against.
 struct Checked<'a> {
-    tree: &'a mut Option<Frontier>,
+    tree: &'a mut Option<TreeSince>,
     signed: Option<&'a Checkpoint>,
+}
+
+/// Once the tree has `signed`'s size: its root must be the signed one. A mismatch names the
+/// entries added since the tree last matched, and drops the tree, so that the next pass starts
+/// again from the stored nodes rather than naming the same entries at every checkpoint.
+fn hold_against(tree: &mut Option<TreeSince>, signed: Option<&Checkpoint>, watch: &mut Watch) {
+    let (Some(t), Some(signed)) = (tree.as_mut(), signed) else {
+        return;
+    };
+    if t.frontier.size() != signed.size {
+        return;
+    }
+    if t.frontier.root() == signed.root {
+        t.since = signed.size;
+        return;
+    }
+    let last = signed.size.saturating_sub(1);
+    watch.not_in_checkpoint(t.since.min(last), last);
+    *tree = None;
 }
 
 fn incident_state(state: Option<&str>) -> ServiceResult<Option<&str>> {

@@ -314,7 +314,19 @@ async fn unwatched(extra_env: &[(&str, &str)], engineer_reads: usize) -> Unwatch
     for _ in 0..3 {
         as_customer.get(&case).await.ok(200);
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await; // a checkpoint covers them all
+    // A checkpoint covering them all (the signer's lease may first have to lapse).
+    let mut db = server.db().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let size = db.int("SELECT MAX(idx) + 1 FROM audit_entries", &[]).await;
+        let signed = db.int("SELECT MAX(size) FROM audit_checkpoints", &[]).await;
+        if signed >= size {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint of {size} entries");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.close().await;
     assert!(server.stop().await.success());
     let mut db = server.db().await;
     let watched_to = db.int("SELECT next_index FROM watch_progress", &[]).await;
@@ -491,6 +503,19 @@ async fn an_entry_rewritten_with_its_leaf_hash_no_longer_makes_the_signed_tree()
         "{incident} {rewritten}"
     );
     assert!(incident["tenant_id"].is_null(), "{incident}");
+    // Named once: later passes, with new entries and checkpoints, start again from the stored
+    // nodes (which the signer signed) and find nothing more.
+    for _ in 0..20 {
+        officer.get("/v1/incidents").await.ok(200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let later: Vec<Value> = list_items(&officer, "/v1/incidents")
+        .await
+        .into_iter()
+        .filter(|i| i["kind"] == "audit_log_integrity")
+        .collect();
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(later[0]["events"], incident["events"], "{later:?}");
     assert!(
         server.stderr().contains("fault=\"checkpoint\"")
             || server.stderr().contains("\"fault\":\"checkpoint\""),
