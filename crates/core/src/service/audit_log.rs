@@ -59,6 +59,25 @@ impl Vault {
         Ok(Page { items, next_cursor })
     }
 
+    /// Decides and records `record`, a read of what the log says about `tenant_id` (its access
+    /// log, its incidents): the tenant must exist, and the caller may then read on.
+    pub(super) async fn read_of_tenant_log(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        mut record: crate::audit::AuditRecord,
+        tenant_id: &str,
+        action: Action,
+    ) -> ServiceResult<()> {
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        let resource =
+            ResourceFacts::new(ResourceKind::AuditLog, "log", Some(tenant_id.to_owned()));
+        let decision = self.decide(p, action, &resource, Some(&tenant.facts), ctx.purpose);
+        self.enforce(&mut record, &decision).await?;
+        self.audit.append(record).await?;
+        Ok(())
+    }
+
     /// The entries that concern one tenant, for its admins to see who touched their data.
     pub async fn tenant_access_log(
         &self,
@@ -68,7 +87,7 @@ impl Vault {
         after: Option<u64>,
         limit: u32,
     ) -> ServiceResult<Page<LoggedEntry>> {
-        let mut record = self.record(
+        let record = self.record(
             p,
             ctx,
             "audit.read_tenant_log",
@@ -78,18 +97,8 @@ impl Vault {
                 id: None,
             }),
         );
-        let tenant = self.tenant_for(&record, tenant_id).await?;
-        let resource =
-            ResourceFacts::new(ResourceKind::AuditLog, "log", Some(tenant_id.to_owned()));
-        let decision = self.decide(
-            p,
-            Action::ReadTenantAccessLog,
-            &resource,
-            Some(&tenant.facts),
-            ctx.purpose,
-        );
-        self.enforce(&mut record, &decision).await?;
-        self.audit.append(record).await?;
+        self.read_of_tenant_log(p, ctx, record, tenant_id, Action::ReadTenantAccessLog)
+            .await?;
         let rows = self
             .store
             .audit_entries_for_tenant(&TenantScope::new(tenant_id), after, limit)

@@ -505,19 +505,9 @@ impl Vault {
         page: &PageRequest,
     ) -> ServiceResult<Page<Incident>> {
         let state = incident_state(state)?;
-        let mut record = self.record(p, ctx, "incident.list", Some(tenant_id), incident_ref(None));
-        let tenant = self.tenant_for(&record, tenant_id).await?;
-        let resource =
-            ResourceFacts::new(ResourceKind::AuditLog, "log", Some(tenant_id.to_owned()));
-        let decision = self.decide(
-            p,
-            Action::ReadIncidents,
-            &resource,
-            Some(&tenant.facts),
-            ctx.purpose,
-        );
-        self.enforce(&mut record, &decision).await?;
-        self.audit.append(record).await?;
+        let record = self.record(p, ctx, "incident.list", Some(tenant_id), incident_ref(None));
+        self.read_of_tenant_log(p, ctx, record, tenant_id, Action::ReadIncidents)
+            .await?;
         let rows = self
             .store
             .incidents(
