@@ -256,12 +256,12 @@ async function statusText(page) { return (await page.textContent('#status')) || 
     const userId = (made.match(/\((\S+)\)/) || [])[1];
     await page.fill('input[placeholder="user id"]', userId);
     await page.click('section:has(h2:text("A user")) button:text("Open")');
-    await page.waitForSelector('button:text("Suspend")', { timeout: 10000 });
-    await page.click('button:text("Suspend")');
+    await page.waitForSelector('button:text-is("Suspend")', { timeout: 10000 });
+    await page.click('button:text-is("Suspend")');
     await page.waitForSelector('button:text("Reactivate")', { timeout: 10000 });
     console.log('suspend status:', JSON.stringify(await statusText(page)));
     await page.click('button:text("Reactivate")');
-    await page.waitForSelector('button:text("Suspend")', { timeout: 10000 });
+    await page.waitForSelector('button:text-is("Suspend")', { timeout: 10000 });
     console.log('reactivate status:', JSON.stringify(await statusText(page)));
     page.on('dialog', (dialog) => dialog.accept());
     await page.fill('input[placeholder="tenant id"]', newTenant);
