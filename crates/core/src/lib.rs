@@ -22,8 +22,8 @@ mod service;
 /// Types returned by service operations that have no better home.
 pub mod service_types {
     pub use crate::service::{
-        ACCESS_REQUEST_STATES, CERTIFICATE_HEADER, DeletionCertificate, INCIDENT_RESOLUTIONS,
-        Incident, LoggedEntry, WatchReport, WebhookDelivery,
+        ACCESS_REQUEST_STATES, CERTIFICATE_HEADER, DeletionCertificate, Incident, LoggedEntry,
+        WatchReport, WebhookDelivery,
     };
 }
 mod shape;

@@ -35,7 +35,7 @@ const SIGNER_WAIT_PASSES: u32 = 5;
 const PRIME_LIMIT: u64 = 200_000;
 
 /// How a security officer closes an incident.
-pub const INCIDENT_RESOLUTIONS: &[&str] = &["false_positive", "authorised_activity", "contained"];
+const INCIDENT_RESOLUTIONS: &[&str] = &["false_positive", "authorised_activity", "contained"];
 
 const INCIDENT_STATES: &[&str] = &["open", "closed"];
 
@@ -53,7 +53,7 @@ pub(crate) struct WatchState {
 }
 
 /// What one pass did.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct WatchReport {
     /// Entries judged.
     pub read: u64,
@@ -63,7 +63,7 @@ pub struct WatchReport {
     pub extended: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct OpenedIncident {
     pub id: String,
     pub kind: &'static str,
@@ -520,7 +520,7 @@ impl Vault {
         Ok(incident_page(&rows, page.limit))
     }
 
-    /// Closes an open incident with one of [`INCIDENT_RESOLUTIONS`] (security officers); the
+    /// Closes an open incident with a resolution (security officers); the
     /// tenant it concerns is told how.
     pub async fn close_incident(
         &self,
@@ -530,8 +530,9 @@ impl Vault {
         resolution: &str,
     ) -> ServiceResult<Incident> {
         let Some(resolution) = INCIDENT_RESOLUTIONS.iter().find(|r| **r == resolution) else {
+            let known = INCIDENT_RESOLUTIONS.join(", ");
             return Err(ServiceError::validation(
-                "resolution must be one of false_positive, authorised_activity, contained",
+                format!("resolution must be one of {known}"),
                 &["resolution"],
             ));
         };

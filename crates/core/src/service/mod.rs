@@ -15,7 +15,7 @@ mod grants;
 mod inactivity;
 mod incidents;
 pub(crate) use incidents::WatchState;
-pub use incidents::{INCIDENT_RESOLUTIONS, Incident, WatchReport};
+pub use incidents::{Incident, WatchReport};
 mod key_rotation;
 mod lockbox;
 mod mfa;

@@ -255,14 +255,10 @@ async fn one_account_reading_many_records_is_a_mass_read() {
 /// The last indexes of the perfect subtrees a tree of `size` leaves is made of: the rows that
 /// hold the nodes a server needs at start-up to check its last checkpoint.
 fn frontier_rows(size: i64) -> Vec<i64> {
-    let mut end = 0;
-    (0..63)
-        .rev()
-        .filter(|bit| size & (1 << bit) != 0)
-        .map(|bit| {
-            end += 1 << bit;
-            end - 1
-        })
+    let size = u64::try_from(size).expect("a size");
+    strongroom_ledger::Frontier::node_ids_for_size(size)
+        .into_iter()
+        .map(|node| i64::try_from(((node.index + 1) << node.level) - 1).expect("an index"))
         .collect()
 }
 
