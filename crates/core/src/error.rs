@@ -27,6 +27,10 @@ pub enum ErrorCode {
     ValidationFailed,
     TooManyAttempts,
     AuditUnavailable,
+    /// An upload matched a malware signature and was not stored.
+    MalwareDetected,
+    /// No scanner verdict could be had, so the upload was refused.
+    ScannerUnavailable,
     Internal,
 }
 
@@ -53,6 +57,8 @@ impl ErrorCode {
             Self::ValidationFailed => "validation_failed",
             Self::TooManyAttempts => "too_many_attempts",
             Self::AuditUnavailable => "audit_unavailable",
+            Self::MalwareDetected => "malware_detected",
+            Self::ScannerUnavailable => "scanner_unavailable",
             Self::Internal => "internal",
         }
     }
@@ -70,10 +76,10 @@ impl ErrorCode {
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
-            Self::WeakPassword | Self::ValidationFailed => 422,
+            Self::WeakPassword | Self::ValidationFailed | Self::MalwareDetected => 422,
             Self::TooManyAttempts => 429,
             Self::Internal => 500,
-            Self::AuditUnavailable => 503,
+            Self::AuditUnavailable | Self::ScannerUnavailable => 503,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod mask;
 pub mod model;
+pub mod scan;
 pub mod settings;
 pub mod watch;
 

@@ -389,6 +389,15 @@ pub struct CommentInput {
     pub body: String,
 }
 
+/// A file for a case. `content` is standard base64 (JSON in and out, API.md "Conventions").
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentInput {
+    pub name: String,
+    pub media_type: Option<String>,
+    pub content: String,
+}
+
 pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 pub const CASE_STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
 

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::scan::Scanner;
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -89,6 +91,13 @@ pub struct Settings {
     pub watch_login_failures_per_account: u64,
     /// Failed logins across the platform within the window.
     pub watch_login_failures_platform: u64,
+    /// Largest file a case may be given, in bytes (uploads are held in memory while scanned).
+    pub attachment_max_bytes: u64,
+    /// What scans uploads before they are stored: `builtin` (the EICAR test file only: for
+    /// development), `clamd:HOST:PORT` or `clamd:/path/to/clamd.sock` (ClamAV's daemon).
+    pub attachment_scanner: Scanner,
+    /// Longest wait for a verdict; without one the upload is refused (fail closed).
+    pub attachment_scan_timeout_ms: u64,
 }
 
 fn default_export_quotas() -> BTreeMap<String, u64> {
@@ -149,6 +158,9 @@ impl Default for Settings {
             watch_denials_outside_grant: 10,
             watch_login_failures_per_account: 10,
             watch_login_failures_platform: 200,
+            attachment_max_bytes: 10 * 1024 * 1024,
+            attachment_scanner: Scanner::Builtin,
+            attachment_scan_timeout_ms: 30_000,
         }
     }
 }

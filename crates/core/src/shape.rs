@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use strongroom_crypto::{FieldContext, TenantKeyring};
 use strongroom_policy::{FieldClass, FieldMask, Visibility};
-use strongroom_store::{CaseRow, CommentRow, ContactRow};
+use strongroom_store::{AttachmentRow, CaseRow, CommentRow, ContactRow};
 
 use crate::audit::AuditRecord;
 use crate::clock::rfc3339;
@@ -233,6 +233,25 @@ pub(crate) fn comment(
     b.metadata("case_id", json!(row.case_id));
     b.metadata("author_id", json!(row.author_id));
     b.secret("body", FieldClass::CaseContent, Some(&row.body))?;
+    b.metadata("created_at", json!(rfc3339(row.created_at)));
+    Ok(b.finish())
+}
+
+pub(crate) fn attachment(
+    ring: &TenantKeyring,
+    row: &AttachmentRow,
+    mask: &FieldMask,
+) -> ServiceResult<Shaped> {
+    let mut b = Builder::new(ring, "attachment", &row.id, &row.tenant_id, mask);
+    b.metadata("case_id", json!(row.case_id));
+    b.metadata("uploaded_by", json!(row.uploaded_by));
+    b.secret("name", FieldClass::CaseContent, Some(&row.name))?;
+    b.metadata("media_type", json!(row.media_type));
+    b.metadata("size", json!(row.size));
+    b.metadata(
+        "scan",
+        json!({ "verdict": "clean", "scanner": row.scanner, "scanned_at": rfc3339(row.scanned_at) }),
+    );
     b.metadata("created_at", json!(rfc3339(row.created_at)));
     Ok(b.finish())
 }

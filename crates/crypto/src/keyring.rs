@@ -11,6 +11,7 @@ use crate::tenant::TenantKeys;
 
 const FIELD_LABEL: &[u8] = b"strongroom/field/v1";
 const INDEX_LABEL: &[u8] = b"strongroom/blind-index/v1";
+const ATTACHMENT_LABEL: &[u8] = b"strongroom/attachment/v1";
 
 /// Width of a blind index, in bits (2 bytes).
 ///
@@ -95,6 +96,17 @@ impl TenantKeyring {
         ctx: &FieldContext<'_>,
         version: u32,
     ) -> Result<Vec<u8>, CryptoError> {
+        self.bound_aad(FIELD_LABEL, header, ctx, version)
+    }
+
+    /// What a ciphertext is bound to: its scheme (`label`), header, tenant, record and field.
+    fn bound_aad(
+        &self,
+        label: &[u8],
+        header: &[u8],
+        ctx: &FieldContext<'_>,
+        version: u32,
+    ) -> Result<Vec<u8>, CryptoError> {
         let mut aad = Vec::with_capacity(
             64 + header.len()
                 + self.tenant_id.len()
@@ -102,7 +114,7 @@ impl TenantKeyring {
                 + ctx.record_id.len()
                 + ctx.field.len(),
         );
-        push_lp(&mut aad, FIELD_LABEL)?;
+        push_lp(&mut aad, label)?;
         push_lp(&mut aad, header)?;
         push_lp(&mut aad, self.tenant_id.as_bytes())?;
         push_lp(&mut aad, ctx.kind.as_bytes())?;
@@ -144,6 +156,32 @@ impl TenantKeyring {
     ) -> Result<Vec<u8>, CryptoError> {
         let plain = self.decrypt_field(ctx, ciphertext)?;
         self.encrypt_field(ctx, &plain)
+    }
+
+    /// Encrypts a file's content under the current version's attachment key. Same layout as a
+    /// field, so rotation and retirement treat both alike; a different key and scheme label, so a
+    /// field ciphertext never opens as an attachment or the other way round.
+    pub fn encrypt_attachment(
+        &self,
+        ctx: &FieldContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let keys = self.keys_or_err(self.current)?;
+        let header = format::new_header(self.current)?;
+        let aad = self.bound_aad(ATTACHMENT_LABEL, &header, ctx, self.current)?;
+        format::seal(keys.attachment_aead(), &header, &aad, plaintext)
+    }
+
+    /// Decrypts a file's content with whichever held version it names.
+    pub fn decrypt_attachment(
+        &self,
+        ctx: &FieldContext<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let parsed = format::parse(ciphertext)?;
+        let keys = self.keys_or_err(parsed.version)?;
+        let aad = self.bound_aad(ATTACHMENT_LABEL, parsed.header, ctx, parsed.version)?;
+        format::open(keys.attachment_aead(), &parsed, &aad, CryptoError::Decrypt)
     }
 
     /// Blind index of an already-normalised value under the current version's index key,

@@ -27,6 +27,7 @@ pub struct TenantKeys {
     index: SecretKey,
     attachment: SecretKey,
     aead: LessSafeKey,
+    attachment_aead: LessSafeKey,
     hmac: hmac::Key,
 }
 
@@ -50,6 +51,8 @@ impl TenantKeys {
     ) -> Result<Self, CryptoError> {
         let unbound =
             UnboundKey::new(&AES_256_GCM, data.expose()).map_err(|_| CryptoError::Encrypt)?;
+        let attachment_unbound =
+            UnboundKey::new(&AES_256_GCM, attachment.expose()).map_err(|_| CryptoError::Encrypt)?;
         let hmac = hmac::Key::new(hmac::HMAC_SHA256, index.expose());
         Ok(Self {
             version,
@@ -57,6 +60,7 @@ impl TenantKeys {
             index,
             attachment,
             aead: LessSafeKey::new(unbound),
+            attachment_aead: LessSafeKey::new(attachment_unbound),
             hmac,
         })
     }
@@ -66,13 +70,17 @@ impl TenantKeys {
         self.version
     }
 
-    /// The attachment key, for the attachment store's own encryption scheme.
+    /// The attachment key: file contents are sealed under it, apart from the fields.
     pub fn attachment_key(&self) -> &SecretKey {
         &self.attachment
     }
 
     pub(crate) fn aead(&self) -> &LessSafeKey {
         &self.aead
+    }
+
+    pub(crate) fn attachment_aead(&self) -> &LessSafeKey {
+        &self.attachment_aead
     }
 
     pub(crate) fn hmac(&self) -> &hmac::Key {

@@ -204,6 +204,10 @@ pub enum Action {
     AssignCase,
     AddComment,
     ReadComments,
+    /// Upload a file to a case (scanned before it is stored).
+    AddAttachment,
+    /// List a case's files, read one's details or download its content.
+    ReadAttachments,
     /// Export records (or the tenant's archive) to an age recipient.
     ExportRecords,
     // administration (no purpose needed)
@@ -253,6 +257,8 @@ names!(Action, "action", {
     AssignCase => "assign_case",
     AddComment => "add_comment",
     ReadComments => "read_comments",
+    AddAttachment => "add_attachment",
+    ReadAttachments => "read_attachments",
     ExportRecords => "export_records",
     CreateTenant => "create_tenant",
     ReadTenant => "read_tenant",
@@ -296,6 +302,8 @@ impl Action {
                 | Action::AssignCase
                 | Action::AddComment
                 | Action::ReadComments
+                | Action::AddAttachment
+                | Action::ReadAttachments
                 | Action::ExportRecords
         )
     }

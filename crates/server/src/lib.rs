@@ -71,6 +71,12 @@ async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such resource")
 }
 
+/// The body an upload of `max_file` bytes may need: its base64 and room for the name.
+fn attachment_body_limit(max_file: u64) -> usize {
+    let encoded = max_file.div_ceil(3).saturating_mul(4);
+    usize::try_from(encoded.saturating_add(16 * 1024)).unwrap_or(usize::MAX)
+}
+
 /// The API router; shared by `serve` and the tests.
 pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
     use routes::{admin, audit, auth, credentials, data, exports, governance, incidents, lockbox};
@@ -91,6 +97,22 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route(
             "/cases/{case_id}/comments",
             post(data::add_comment).get(data::list_comments),
+        )
+        .route(
+            "/cases/{case_id}/attachments",
+            post(data::add_attachment)
+                .get(data::list_attachments)
+                .layer(DefaultBodyLimit::max(attachment_body_limit(
+                    vault.settings().attachment_max_bytes,
+                ))),
+        )
+        .route(
+            "/cases/{case_id}/attachments/{attachment_id}",
+            get(data::attachment),
+        )
+        .route(
+            "/cases/{case_id}/attachments/{attachment_id}/content",
+            get(data::attachment_content),
         )
         .route("/access-log", get(audit::tenant_access_log))
         .route("/access-requests", post(lockbox::create).get(lockbox::list))

@@ -180,6 +180,27 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<CommentRow>, StoreError>;
+    /// A case's files, without their content.
+    async fn attachments(
+        &self,
+        scope: &TenantScope,
+        case_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AttachmentRow>, StoreError>;
+    async fn attachment(
+        &self,
+        scope: &TenantScope,
+        case_id: &str,
+        id: &str,
+    ) -> Result<Option<AttachmentRow>, StoreError>;
+    /// The sealed content of one file.
+    async fn attachment_content(
+        &self,
+        scope: &TenantScope,
+        case_id: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 
     // Customer lockbox: access requests, grants, notifications. Tenant-scoped except the jobs'.
     async fn access_request(

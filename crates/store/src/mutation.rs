@@ -124,6 +124,11 @@ pub enum Mutation {
         read: CaseVersion,
     },
     InsertComment(CommentRow),
+    /// A scanned file and its sealed content, onto a case that still exists.
+    InsertAttachment {
+        row: AttachmentRow,
+        content: Vec<u8>,
+    },
     /// Changes nothing; fails with a conflict unless the user is active and holds one of
     /// `any_of` (role names): an assignment checked against a user read before the batch.
     RequireActiveWithRole {
@@ -317,7 +322,7 @@ pub enum Mutation {
         user_id: String,
         secret: Vec<u8>,
     },
-    /// Deletes a case, its comments and the operator access requests made for it (their free
+    /// Deletes a case, its comments, its files and the operator access requests made for it (their free
     /// text can quote the case) if it is still closed or resolved and unchanged since before
     /// `cutoff`, and no request for it is pending or open at `at` or a break-glass grant on it
     /// awaits its review; otherwise a conflict.

@@ -238,6 +238,24 @@ pub struct CommentRow {
     pub created_at: i64,
 }
 
+/// A file attached to a case, without its content (lists never load it).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AttachmentRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub case_id: String,
+    pub uploaded_by: String,
+    /// Field ciphertext of the file's name.
+    pub name: Vec<u8>,
+    pub media_type: String,
+    /// Bytes of the content in clear.
+    pub size: i64,
+    /// The scanner that passed the content, and when.
+    pub scanner: String,
+    pub scanned_at: i64,
+    pub created_at: i64,
+}
+
 /// Which cases a list returns.
 #[derive(Clone, Debug, Default)]
 pub struct CaseFilter {
@@ -331,15 +349,17 @@ pub enum CipherTable {
     Contacts,
     Cases,
     Comments,
+    Attachments,
     AccessRequests,
     WebhookSecrets,
 }
 
 impl CipherTable {
-    pub const ALL: [CipherTable; 5] = [
+    pub const ALL: [CipherTable; 6] = [
         CipherTable::Contacts,
         CipherTable::Cases,
         CipherTable::Comments,
+        CipherTable::Attachments,
         CipherTable::AccessRequests,
         CipherTable::WebhookSecrets,
     ];
@@ -349,6 +369,7 @@ impl CipherTable {
             CipherTable::Contacts => "contacts",
             CipherTable::Cases => "cases",
             CipherTable::Comments => "comments",
+            CipherTable::Attachments => "attachments",
             CipherTable::AccessRequests => "access_requests",
             CipherTable::WebhookSecrets => "webhook_secrets",
         }
@@ -368,9 +389,23 @@ impl CipherTable {
             CipherTable::Contacts => &["name", "email", "phone", "address", "notes"],
             CipherTable::Cases => &["title", "description"],
             CipherTable::Comments => &["body"],
+            CipherTable::Attachments => &["name", "content"],
             CipherTable::AccessRequests => &["justification", "decision_comment"],
             CipherTable::WebhookSecrets => &["secret"],
         }
+    }
+
+    /// Rows a re-encryption batch may hold: a file's content can be megabytes.
+    pub fn max_batch(self) -> u32 {
+        match self {
+            CipherTable::Attachments => 4,
+            _ => u32::MAX,
+        }
+    }
+
+    /// Whether `column` is sealed under the attachment key rather than the data key.
+    pub fn attachment_sealed(self, column: &str) -> bool {
+        self == CipherTable::Attachments && column == "content"
     }
 }
 

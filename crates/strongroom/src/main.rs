@@ -109,7 +109,7 @@ enum AdminCommand {
     SweepInactive(admin_cmd::SweepArgs),
     /// Snapshot every account for an access review; print it as JSON or CSV.
     AccessReview(admin_cmd::ReviewArgs),
-    /// Purge closed cases older than their tenant's retention_days (with their comments).
+    /// Purge closed cases older than their tenant's retention_days (with their comments and files).
     PurgeExpired(admin_cmd::SweepArgs),
 }
 

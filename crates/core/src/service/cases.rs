@@ -50,15 +50,16 @@ fn one_of(
     }
 }
 
-struct Gate {
-    tenant: Arc<TenantState>,
-    row: CaseRow,
-    record: AuditRecord,
-    grants: Grants,
+/// A case the caller may act on, and the audit record of the request so far.
+pub(super) struct Gate {
+    pub(super) tenant: Arc<TenantState>,
+    pub(super) row: CaseRow,
+    pub(super) record: AuditRecord,
+    pub(super) grants: Grants,
 }
 
 impl Vault {
-    async fn case_gate(
+    pub(super) async fn case_gate(
         &self,
         p: &Principal,
         ctx: &RequestContext,

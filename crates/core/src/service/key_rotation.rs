@@ -36,6 +36,7 @@ fn record_kind(table: CipherTable) -> &'static str {
         CipherTable::Contacts => "contact",
         CipherTable::Cases => "case",
         CipherTable::Comments => "comment",
+        CipherTable::Attachments => "attachment",
         CipherTable::AccessRequests => "access_request",
         CipherTable::WebhookSecrets => "webhook_secret",
     }
@@ -71,9 +72,13 @@ fn reencrypt_row(
             record_id: &row.id,
             field,
         };
-        let plain = ring
-            .decrypt_field(&ctx, ct)
-            .map_err(|_| ServiceError::internal("field does not decrypt (integrity failure)"))?;
+        let attachment = table.attachment_sealed(field);
+        let plain = if attachment {
+            ring.decrypt_attachment(&ctx, ct)
+        } else {
+            ring.decrypt_field(&ctx, ct)
+        }
+        .map_err(|_| ServiceError::internal("field does not decrypt (integrity failure)"))?;
         if table == CipherTable::Contacts && *field == "email" {
             // The blind index is keyed per version: it moves with the e-mail ciphertext.
             let text = std::str::from_utf8(&plain)
@@ -87,10 +92,14 @@ fn reencrypt_row(
                 .map_err(|_| ServiceError::internal("blind index"))?,
             );
         }
-        cells
-            .push(Some(ring.encrypt_field(&ctx, &plain).map_err(|_| {
-                ServiceError::internal("field encryption failed")
-            })?));
+        let sealed = if attachment {
+            ring.encrypt_attachment(&ctx, &plain)
+        } else {
+            ring.encrypt_field(&ctx, &plain)
+        };
+        cells.push(Some(
+            sealed.map_err(|_| ServiceError::internal("field encryption failed"))?,
+        ));
         changed = true;
     }
     Ok(changed.then_some((cells, email_index)))
@@ -297,10 +306,11 @@ impl Vault {
         let scope = TenantScope::new(tenant_id);
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let current = i64::from(ring.current_version());
-        let batch = self.settings.reencrypt_batch_size.max(1);
+        let configured_batch = self.settings.reencrypt_batch_size.max(1);
         let pause = Duration::from_millis(self.settings.reencrypt_batch_pause_ms);
         let mut report = ReencryptReport::default();
         for table in CipherTable::ALL {
+            let batch = configured_batch.min(table.max_batch());
             let mut after: Option<String> = None;
             loop {
                 let rows = self

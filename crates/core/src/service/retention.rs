@@ -1,5 +1,5 @@
-//! Retention: closed cases (status `closed` or `resolved`) and their comments are purged once
-//! unchanged for longer than their tenant's `retention_days`.
+//! Retention: closed cases (status `closed` or `resolved`), their comments and their files are
+//! purged once unchanged for longer than their tenant's `retention_days`.
 //!
 //! Idempotent and safe beside user traffic: each purge re-checks status and age inside its own
 //! transaction (a case reopened meanwhile is kept) and lands with its audit entry, one per case,

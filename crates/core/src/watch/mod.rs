@@ -101,12 +101,18 @@ impl Finding {
 }
 
 /// Reads that count towards a mass read: point reads count one record, lists what they returned.
-const POINT_READS: &[&str] = &["contact.read", "case.read", "export.download"];
+const POINT_READS: &[&str] = &[
+    "contact.read",
+    "case.read",
+    "attachment.download",
+    "export.download",
+];
 const LIST_READS: &[&str] = &[
     "contact.list",
     "contact.search",
     "case.list",
     "comment.list",
+    "attachment.list",
 ];
 
 /// Login refusals that are not failures: the client must send its second factor first.

@@ -185,3 +185,47 @@ fn known_format_decrypts() {
     ct.extend_from_slice(&body);
     assert_eq!(r.decrypt_field(&CTX, &ct).unwrap().as_slice(), b"pinned");
 }
+
+#[test]
+fn attachments_are_sealed_apart_from_fields() {
+    let file = FieldContext {
+        kind: "attachment",
+        record_id: "att-1",
+        field: "content",
+    };
+    let r = ring("t1", &[1]);
+    let ct = r.encrypt_attachment(&file, b"core dump").unwrap();
+    assert_eq!(
+        r.decrypt_attachment(&file, &ct).unwrap().as_slice(),
+        b"core dump"
+    );
+    assert_eq!(TenantKeyring::ciphertext_version(&ct).unwrap(), 1);
+    // Another key and scheme label: neither kind of ciphertext opens as the other.
+    assert!(r.decrypt_field(&file, &ct).is_err());
+    let field_ct = r.encrypt_field(&file, b"core dump").unwrap();
+    assert!(r.decrypt_attachment(&file, &field_ct).is_err());
+    // Bound to its record like a field.
+    let moved = FieldContext {
+        record_id: "att-2",
+        ..file
+    };
+    assert!(r.decrypt_attachment(&moved, &ct).is_err());
+    // Under the attachment key: same data key, another attachment key does not open it.
+    let same_data_key = TenantKeyring::new(
+        "t1",
+        vec![
+            strongroom_crypto::TenantKeys::from_secrets(
+                1,
+                strongroom_crypto::SecretKey::from_bytes(&[10; 32]).unwrap(),
+                strongroom_crypto::SecretKey::from_bytes(&[11; 32]).unwrap(),
+                strongroom_crypto::SecretKey::from_bytes(&[99; 32]).unwrap(),
+            )
+            .unwrap(),
+        ],
+    )
+    .unwrap();
+    let ours = TenantKeyring::new("t1", vec![fixed_keys(1, 10)]).unwrap();
+    let sealed = ours.encrypt_attachment(&file, b"core dump").unwrap();
+    assert!(same_data_key.decrypt_attachment(&file, &sealed).is_err());
+    assert!(ours.decrypt_attachment(&file, &sealed).is_ok());
+}

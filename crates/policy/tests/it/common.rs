@@ -103,5 +103,7 @@ pub const CONTENT_ACTIONS: &[Action] = &[
     Action::AssignCase,
     Action::AddComment,
     Action::ReadComments,
+    Action::AddAttachment,
+    Action::ReadAttachments,
     Action::ExportRecords,
 ];

@@ -51,6 +51,8 @@ fn staff_read_actions() -> &'static [Action] {
         Action::UpdateCase,
         Action::AddComment,
         Action::ReadComments,
+        Action::AddAttachment,
+        Action::ReadAttachments,
         Action::ExportRecords,
     ]
 }
@@ -108,7 +110,11 @@ impl Case {
             }
             let needs_content = matches!(
                 self.action,
-                Action::UpdateCase | Action::AddComment | Action::ReadComments
+                Action::UpdateCase
+                    | Action::AddComment
+                    | Action::ReadComments
+                    | Action::AddAttachment
+                    | Action::ReadAttachments
             );
             if needs_content && !self.has_class(FieldClass::CaseContent) {
                 out.push(Denial::AccessGrantRequired);

@@ -1,13 +1,16 @@
-//! Customer data: contacts, cases, comments. Personal data only ever in bodies (and the one `?email=`
+//! Customer data: contacts, cases, comments, attachments. Personal data only ever in bodies (and the one `?email=`
 //! lookup, which is never logged).
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use strongroom_core::Vault;
-use strongroom_core::model::{Assignment, CaseInput, CommentInput, ContactInput, Page, RecordView};
+use strongroom_core::model::{
+    Assignment, AttachmentInput, CaseInput, CommentInput, ContactInput, Page, RecordView,
+};
 
 use crate::error::ApiResult;
 use crate::extract::{Caller, Json, PageQuery, Path, Query};
@@ -186,4 +189,70 @@ pub async fn list_comments(
             .list_comments(&c.principal, &c.ctx, &tenant_id, &case_id, &q.page()?)
             .await?,
     ))
+}
+
+pub async fn add_attachment(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id)): Path<(String, String)>,
+    Json(input): Json<AttachmentInput>,
+) -> ApiResult<Created> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            vault
+                .add_attachment(&c.principal, &c.ctx, &tenant_id, &case_id, input)
+                .await?,
+        ),
+    ))
+}
+
+pub async fn list_attachments(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<RecordView>>> {
+    Ok(axum::Json(
+        vault
+            .list_attachments(&c.principal, &c.ctx, &tenant_id, &case_id, &q.page()?)
+            .await?,
+    ))
+}
+
+pub async fn attachment(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id, attachment_id)): Path<(String, String, String)>,
+) -> ApiResult<axum::Json<RecordView>> {
+    Ok(axum::Json(
+        vault
+            .read_attachment(&c.principal, &c.ctx, &tenant_id, &case_id, &attachment_id)
+            .await?,
+    ))
+}
+
+/// The file's bytes. Always `application/octet-stream` and never named in a header: the
+/// declared media type and the name are in the file's record, and a browser must not render
+/// what a customer uploaded.
+pub async fn attachment_content(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id, attachment_id)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let bytes = vault
+        .download_attachment(&c.principal, &c.ctx, &tenant_id, &case_id, &attachment_id)
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CONTENT_DISPOSITION, "attachment"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -142,6 +142,11 @@ fn migrator() -> Migrator {
             "incidents and the watch's progress",
             include_str!("../../migrations/postgres/0014_incidents.sql"),
         ),
+        migration(
+            15,
+            "files attached to cases",
+            include_str!("../../migrations/postgres/0015_attachments.sql"),
+        ),
     ])
 }
 

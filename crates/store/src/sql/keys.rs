@@ -287,6 +287,11 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 .bind(case_id)
                 .execute(&mut *conn)
                 .await?;
+            sqlx::query("DELETE FROM attachments WHERE tenant_id = $1 AND case_id = $2")
+                .bind(scope.id())
+                .bind(case_id)
+                .execute(&mut *conn)
+                .await?;
             // Justifications and decision comments are free text about the case: they go with
             // it (the audit log keeps who was granted what, by id).
             sqlx::query("DELETE FROM access_requests WHERE tenant_id = $1 AND case_id = $2")

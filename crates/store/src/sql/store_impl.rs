@@ -13,6 +13,14 @@ use crate::{Replan, Store, StoreError, UnitResult};
 /// Node ids per `nodes_by_id` statement (three bound values each): a proof needs at most ~128.
 const NODES_PER_QUERY: usize = 256;
 
+/// An attachment's row without its content, which only a download reads.
+macro_rules! attachment_columns {
+    () => {
+        "SELECT tenant_id, id, case_id, uploaded_by, name, media_type, size, scanner, scanned_at, \
+         created_at FROM attachments"
+    };
+}
+
 #[async_trait]
 impl Store for Backend {
     async fn tenant(&self, id: &str) -> Result<Option<TenantRow>, StoreError> {
@@ -447,6 +455,58 @@ impl Store for Backend {
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
         .fetch_all(&mut *self.tenant_reader(scope).await?)
+        .await?)
+    }
+
+    async fn attachments(
+        &self,
+        scope: &TenantScope,
+        case_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AttachmentRow>, StoreError> {
+        Ok(sqlx::query_as(concat!(
+            attachment_columns!(),
+            " WHERE tenant_id = $1 AND case_id = $2 AND id > $3 ORDER BY id LIMIT $4"
+        ))
+        .bind(scope.id())
+        .bind(case_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tenant_reader(scope).await?)
+        .await?)
+    }
+
+    async fn attachment(
+        &self,
+        scope: &TenantScope,
+        case_id: &str,
+        id: &str,
+    ) -> Result<Option<AttachmentRow>, StoreError> {
+        Ok(sqlx::query_as(concat!(
+            attachment_columns!(),
+            " WHERE tenant_id = $1 AND case_id = $2 AND id = $3"
+        ))
+        .bind(scope.id())
+        .bind(case_id)
+        .bind(id)
+        .fetch_optional(&mut *self.tenant_reader(scope).await?)
+        .await?)
+    }
+
+    async fn attachment_content(
+        &self,
+        scope: &TenantScope,
+        case_id: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT content FROM attachments WHERE tenant_id = $1 AND case_id = $2 AND id = $3",
+        )
+        .bind(scope.id())
+        .bind(case_id)
+        .bind(id)
+        .fetch_optional(&mut *self.tenant_reader(scope).await?)
         .await?)
     }
 

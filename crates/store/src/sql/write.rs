@@ -455,6 +455,31 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 return Err(StoreError::Conflict("the case is gone"));
             }
         }
+        Mutation::InsertAttachment { row: a, content } => {
+            // As a comment: never onto a case retention purged meanwhile.
+            let done = sqlx::query(
+                "INSERT INTO attachments (tenant_id, id, case_id, uploaded_by, name, media_type, \
+                 size, content, scanner, scanned_at, created_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS \
+                 (SELECT 1 FROM cases WHERE tenant_id = $1 AND id = $3)",
+            )
+            .bind(&a.tenant_id)
+            .bind(&a.id)
+            .bind(&a.case_id)
+            .bind(&a.uploaded_by)
+            .bind(&a.name)
+            .bind(&a.media_type)
+            .bind(a.size)
+            .bind(content)
+            .bind(&a.scanner)
+            .bind(a.scanned_at)
+            .bind(a.created_at)
+            .execute(conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("the case is gone"));
+            }
+        }
         Mutation::ReleaseAssignment {
             scope,
             case_id,

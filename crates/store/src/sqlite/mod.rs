@@ -140,6 +140,11 @@ fn migrator() -> Migrator {
             "incidents and the watch's progress",
             include_str!("../../migrations/sqlite/0014_incidents.sql"),
         ),
+        migration(
+            15,
+            "files attached to cases",
+            include_str!("../../migrations/sqlite/0015_attachments.sql"),
+        ),
     ])
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn key_needles(keys: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// A tenant with an admin, two contacts, a case and a comment, all carrying canaries.
+/// A tenant with an admin, two contacts, a case, a comment and a file, all carrying canaries.
 pub(crate) struct Populated {
     pub tenant: String,
     pub boss: Session,
@@ -90,6 +90,8 @@ pub(crate) async fn populate(server: &Server, admin: &Api) -> Populated {
         format!("CANARY-{tag}-notes"),
         format!("CANARY-{tag}-title"),
         format!("CANARY-{tag}-comment"),
+        format!("CANARY-{tag}-file-name"),
+        format!("CANARY-{tag}-file-content"),
     ];
     let contact = create_contact(
         &boss,
@@ -111,6 +113,14 @@ pub(crate) async fn populate(server: &Server, admin: &Api) -> Populated {
     )
     .await;
     add_comment(&boss, &tenant, &id_of(&case), &canaries[3]).await;
+    add_attachment(
+        &boss,
+        &tenant,
+        &id_of(&case),
+        &canaries[4],
+        canaries[5].as_bytes(),
+    )
+    .await;
     boss.post(&format!("/v1/tenants/{tenant}/webhook-secret"), json!({}))
         .await
         .ok(200);
@@ -250,6 +260,7 @@ async fn deleting_a_tenant_shreds_it_and_certifies_the_deletion() {
     assert_eq!(rows["contacts"], 2, "{rows}");
     assert_eq!(rows["cases"], 1, "{rows}");
     assert_eq!(rows["comments"], 1, "{rows}");
+    assert_eq!(rows["attachments"], 1, "{rows}");
     assert_eq!(rows["tenant_keys"], 1, "{rows}");
     assert_eq!(rows["users"], 1, "{rows}");
     assert_eq!(rows["webhook_secrets"], 1, "{rows}");
@@ -298,6 +309,7 @@ async fn deleting_a_tenant_shreds_it_and_certifies_the_deletion() {
         "contacts",
         "cases",
         "comments",
+        "attachments",
         "users",
         "tenant_keys",
         "tenants",

@@ -1,5 +1,5 @@
 //! Retention: `strongroom admin purge-expired` (with an injected clock) purges exactly the closed
-//! and resolved cases older than their tenant's `retention_days`, with their comments; records
+//! and resolved cases older than their tenant's `retention_days`, with their comments and files; records
 //! each purge in the tenant's audit log; and is idempotent.
 
 use std::process::Command;
@@ -49,6 +49,7 @@ async fn case_with_status(api: &Api, tenant: &str, status: &str) -> String {
     let case = create_case(api, tenant, json!({"title": format!("{status} case")})).await;
     let id = id_of(&case);
     add_comment(api, tenant, &id, "a comment").await;
+    add_attachment(api, tenant, &id, "a file", b"file content").await;
     if status != "open" {
         api.patch(&case_path(tenant, &id), json!({"status": status}))
             .await
@@ -57,11 +58,13 @@ async fn case_with_status(api: &Api, tenant: &str, status: &str) -> String {
     id
 }
 
-async fn comment_count(server: &Server, case_id: &str) -> i64 {
+/// The case's comments and files: each case is given one of each.
+async fn content_rows(server: &Server, case_id: &str) -> i64 {
     let mut db = server.db().await;
     let n = db
         .int(
-            "SELECT CAST(count(*) AS BIGINT) FROM comments WHERE case_id = $1",
+            "SELECT CAST((SELECT count(*) FROM comments WHERE case_id = $1) \
+             + (SELECT count(*) FROM attachments WHERE case_id = $1) AS BIGINT)",
             &[case_id.into()],
         )
         .await;
@@ -95,15 +98,15 @@ async fn retention_purges_exactly_the_expired_closed_cases_once() {
         purged_ids(&dry),
         sorted(vec![closed.clone(), resolved.clone()])
     );
-    assert_eq!(comment_count(&server, &closed).await, 1, "dry run purged");
+    assert_eq!(content_rows(&server, &closed).await, 2, "dry run purged");
     let real = purge(&server, &["--as-of", &in_two_days]);
     assert_eq!(
         purged_ids(&real),
         sorted(vec![closed.clone(), resolved.clone()])
     );
-    assert_eq!(comment_count(&server, &closed).await, 0);
-    assert_eq!(comment_count(&server, &resolved).await, 0);
-    assert_eq!(comment_count(&server, &open).await, 1);
+    assert_eq!(content_rows(&server, &closed).await, 0);
+    assert_eq!(content_rows(&server, &resolved).await, 0);
+    assert_eq!(content_rows(&server, &open).await, 2);
     // Idempotent.
     assert_eq!(
         purged_ids(&purge(&server, &["--as-of", &in_two_days])),

@@ -457,6 +457,27 @@ pub async fn add_comment(api: &Api, tenant: &str, case: &str, body: &str) -> Val
 }
 
 /// `items` of a list answer (asserting 200).
+pub fn attachments_path(tenant: &str, case: &str) -> String {
+    format!("/v1/tenants/{tenant}/cases/{case}/attachments")
+}
+
+/// Uploads `content` as a file of the case; panics unless it is stored.
+pub async fn add_attachment(
+    api: &Api,
+    tenant: &str,
+    case: &str,
+    name: &str,
+    content: &[u8],
+) -> Value {
+    use base64::Engine as _;
+    api.post(
+        &attachments_path(tenant, case),
+        json!({"name": name, "content": base64::engine::general_purpose::STANDARD.encode(content)}),
+    )
+    .await
+    .ok(201)
+}
+
 pub async fn list_items(api: &Api, path: &str) -> Vec<Value> {
     let body = api.get(path).await.ok(200);
     body["items"]

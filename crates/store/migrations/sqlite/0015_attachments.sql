@@ -1,0 +1,18 @@
+-- Files attached to cases: logs, dumps, screenshots. The name is a field ciphertext (case
+-- content, under the data key); the content is sealed under the tenant's attachment key. Only
+-- files a scanner passed are stored: `scanner` and `scanned_at` say which one and when.
+CREATE TABLE attachments (
+    tenant_id    TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    id           TEXT NOT NULL,
+    case_id      TEXT NOT NULL,
+    uploaded_by  TEXT NOT NULL,
+    name         BLOB NOT NULL,
+    media_type   TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    content      BLOB NOT NULL,
+    scanner      TEXT NOT NULL,
+    scanned_at   INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX attachments_case ON attachments(tenant_id, case_id, id);
