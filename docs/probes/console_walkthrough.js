@@ -1,5 +1,5 @@
 // A walk through the web console in a real browser, against a `--demo` server: a tenant admin
-// lists and opens cases, opens the case contact, checks an access-log entry's inclusion proof,
+// lists and opens cases, attaches a file and downloads it (the EICAR test file is refused), opens the case contact, checks an access-log entry's inclusion proof,
 // exports records to an age recipient and downloads the file, creates and revokes an API key; a
 // support engineer finds their case among "Your cases", opens it and files an access request; the
 // tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
@@ -88,6 +88,19 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.waitForSelector('h1:text("Case")');
   await page.waitForTimeout(500);
   await page.screenshot({ path: outDir + '/2-case.png', fullPage: true });
+  // Files: a clean one is attached and downloaded back; the EICAR test file is refused.
+  await page.setInputFiles('section:has(h2:text("Files")) input[type=file]', { name: 'walk.log', mimeType: 'text/plain', buffer: Buffer.from('walk-through log line\n') });
+  await page.click('section:has(h2:text("Files")) button:text("Upload")');
+  await page.waitForSelector('section:has(h2:text("Files")) td:text-is("walk.log")', { timeout: 10000 });
+  console.log('upload status:', JSON.stringify(await statusText(page)));
+  const [saved] = await Promise.all([page.waitForEvent('download'), page.locator('section:has(h2:text("Files")) tr.link:has(td:text-is("walk.log"))').first().click()]);
+  console.log('downloaded as:', saved.suggestedFilename(), JSON.stringify(fs.readFileSync(await saved.path(), 'utf8')));
+  const eicar = Buffer.concat([Buffer.from('X5O!P%@AP[4\\PZX54(P^)7CC)7}$'), Buffer.from('EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*')]);
+  await page.setInputFiles('section:has(h2:text("Files")) input[type=file]', { name: 'eicar.com', mimeType: 'application/octet-stream', buffer: eicar });
+  await page.click('section:has(h2:text("Files")) button:text("Upload")');
+  await page.waitForTimeout(1000);
+  console.log('malware upload status:', JSON.stringify(await statusText(page)));
+  await page.screenshot({ path: outDir + '/2b-files.png', fullPage: true });
   const contactButton = page.locator('button:text("Open the case contact")');
   if (await contactButton.count()) { await contactButton.click(); await page.waitForSelector('h1:text("Contact")'); await page.waitForTimeout(300); await page.screenshot({ path: outDir + '/3-contact.png', fullPage: true }); }
   await page.click('#nav button:text("Access log")');

@@ -98,6 +98,12 @@ impl Vault {
             settings,
             clock,
         } = parts;
+        if settings.attachment_scanner == scan::Scanner::Builtin {
+            tracing::warn!(
+                "attachment scanning is the built-in check, which knows only the EICAR test \
+                 file: set attachment_scanner to a clamd address in production"
+            );
+        }
         let instance = uuid::Uuid::new_v4().simple().to_string();
         let audit = AuditLog::open_configured(
             Arc::clone(&store),

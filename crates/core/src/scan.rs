@@ -246,6 +246,62 @@ mod tests {
         }
     }
 
+    /// A daemon's side of `zINSTREAM`, in process: the command, then big-endian lengths of chunks
+    /// no larger than clamd's buffer, then a zero length; the reply ends the exchange.
+    #[tokio::test]
+    async fn instream_frames_the_content_as_clamd_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("clamd.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let daemon = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut command = [0u8; 10];
+            stream.read_exact(&mut command).await.unwrap();
+            assert_eq!(&command, b"zINSTREAM\0");
+            let mut received = Vec::new();
+            loop {
+                let mut len = [0u8; 4];
+                stream.read_exact(&mut len).await.unwrap();
+                let len = usize::try_from(u32::from_be_bytes(len)).unwrap();
+                if len == 0 {
+                    break;
+                }
+                assert!(len <= CHUNK);
+                let mut chunk = vec![0u8; len];
+                stream.read_exact(&mut chunk).await.unwrap();
+                received.extend(chunk);
+            }
+            stream
+                .write_all(b"stream: Fake.Signature FOUND\0")
+                .await
+                .unwrap();
+            received
+        });
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let verdict = Scanner::ClamdUnix(socket)
+            .scan(&content, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(verdict, Verdict::Infected("Fake.Signature".into()));
+        assert_eq!(daemon.await.unwrap(), content);
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_never_answers_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("clamd.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let _held = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(stream);
+        });
+        let outcome = Scanner::ClamdUnix(socket)
+            .scan(b"x", Duration::from_millis(200))
+            .await;
+        assert!(matches!(outcome, Err(ScanError::Timeout(_))), "{outcome:?}");
+    }
+
     #[tokio::test]
     async fn an_unreachable_daemon_is_an_error_not_a_pass() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

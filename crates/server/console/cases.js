@@ -121,6 +121,7 @@ function caseView(caseId) {
       parts.push(statusPanel(t, caseId, record.status));
     }
     parts.push(commentsPanel(t, caseId));
+    parts.push(filesPanel(t, caseId));
     if (hasRole(...OPERATOR_ROLES)) parts.push(requestAccessPanel(t, caseId));
     if (hasRole('support_supervisor')) parts.push(assignPanel(t, caseId));
     parts.push(panel(null, el('button', { class: 'quiet', text: 'Back to cases', onclick: casesView })));
@@ -138,6 +139,42 @@ function commentsPanel(t, caseId) {
   const list = pagedList([['When', 'created_at'], ['By', 'author_id'], ['Comment', 'body']],
     (cursor) => api('GET', path`/v1/tenants/${t}/cases/${caseId}/comments` + query({ limit: 100, cursor }), { content: true }));
   return panel('Comments', list, el('form', { onsubmit: add }, field('New comment', body), el('button', { type: 'submit', text: 'Add comment' })));
+}
+
+// Files go up as base64 in JSON, like every body; the server scans each one before storing it
+// and again before handing it back. A download is saved under the name the record holds.
+function filesPanel(t, caseId) {
+  const files = `/v1/tenants/${encodeURIComponent(t)}/cases/${encodeURIComponent(caseId)}/attachments`;
+  const picker = el('input', { type: 'file', required: true });
+  const upload = () => run(async () => {
+    const file = picker.files[0];
+    if (!file) return 'Choose a file first.';
+    const content = await new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ''));
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(file);
+    });
+    const body = { name: file.name, content };
+    if (/^[A-Za-z0-9][\w!#$&^.+-]*\/[A-Za-z0-9][\w!#$&^.+-]*$/.test(file.type)) body.media_type = file.type;
+    await api('POST', files, { body, content: true });
+    caseView(caseId);
+    return `${file.name} scanned and attached.`;
+  });
+  const download = (item) => run(async () => {
+    const blob = await api('GET', `${files}/${encodeURIComponent(item.id)}/content`, { content: true, binary: true });
+    const url = URL.createObjectURL(blob);
+    const link = el('a', { href: url, download: typeof item.name === 'string' ? item.name : `file-${item.id}` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    return `Downloaded (${blob.size} bytes, scanned again before it left).`;
+  });
+  const list = pagedList([['When', 'created_at'], ['By', 'uploaded_by'], ['Name', 'name'], ['Type', 'media_type'], ['Bytes', 'size']],
+    (cursor) => api('GET', files + query({ limit: 100, cursor }), { content: true }), download);
+  return panel('Files', el('p', { class: 'hint', text: 'Select a file to download it.' }), list,
+    el('form', { onsubmit: upload }, field('New file', picker), el('button', { type: 'submit', text: 'Upload' })));
 }
 
 function requestAccessPanel(t, caseId) {

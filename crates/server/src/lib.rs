@@ -20,6 +20,7 @@ use axum::routing::{delete, get, patch, post};
 use axum::{Router, middleware};
 use metrics_exporter_prometheus::PrometheusHandle;
 use strongroom_core::{ErrorCode, Vault};
+use tower::limit::ConcurrencyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::{ApiError, ApiResult};
@@ -71,6 +72,9 @@ async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such resource")
 }
 
+/// Uploads read, scanned and sealed at once, per instance.
+const UPLOADS_AT_ONCE: usize = 4;
+
 /// The body an upload of `max_file` bytes may need: its base64 and room for the name.
 fn attachment_body_limit(max_file: u64) -> usize {
     let encoded = max_file.div_ceil(3).saturating_mul(4);
@@ -101,6 +105,9 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route(
             "/cases/{case_id}/attachments",
             post(data::add_attachment)
+                // An upload is held whole (its body, the decoded file, the sealed copy) while it
+                // is scanned: a few at a time bound that memory; the others wait their turn.
+                .layer(ConcurrencyLimitLayer::new(UPLOADS_AT_ONCE))
                 .get(data::list_attachments)
                 .layer(DefaultBodyLimit::max(attachment_body_limit(
                     vault.settings().attachment_max_bytes,

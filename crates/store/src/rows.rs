@@ -403,6 +403,17 @@ impl CipherTable {
         }
     }
 
+    /// SQL for the key version (4 bytes, big-endian) of `column`'s ciphertext: its header, or
+    /// for a file's content the copy kept beside it, since reading the header of a large value
+    /// reads all of it.
+    pub fn version_sql(self, column: &str) -> String {
+        if self.attachment_sealed(column) {
+            format!("{column}_version")
+        } else {
+            format!("substr({column}, 2, 4)")
+        }
+    }
+
     /// Whether `column` is sealed under the attachment key rather than the data key.
     pub fn attachment_sealed(self, column: &str) -> bool {
         self == CipherTable::Attachments && column == "content"

@@ -65,11 +65,11 @@ fn checked(input: AttachmentInput, max_bytes: u64) -> ServiceResult<Upload> {
         return Err(ServiceError::validation("the file is empty", &["content"]));
     }
     let name = input.name.trim();
-    let name_ok = !name.is_empty()
+    let name_ok = !matches!(name, "" | "." | "..")
         && name.chars().count() <= MAX_NAME_CHARS
         && !name
             .chars()
-            .any(|c| c.is_control() || matches!(c, '/' | '\\'));
+            .any(|c| c.is_control() || is_invisible_format(c) || matches!(c, '/' | '\\'));
     if !name_ok {
         return Err(ServiceError::validation(
             "a file name is 1 to 255 characters, without path separators or control characters",
@@ -91,6 +91,12 @@ fn checked(input: AttachmentInput, max_bytes: u64) -> ServiceResult<Upload> {
         media_type,
         content,
     })
+}
+
+/// Characters that change how a name reads without showing: bidirectional overrides and
+/// isolates (`x\u{202E}fdp.exe` shows as `xexe.pdf`), zero-width characters, the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 fn too_large() -> ServiceError {
@@ -176,8 +182,6 @@ impl Vault {
         case_id: &str,
         input: AttachmentInput,
     ) -> ServiceResult<RecordView> {
-        // Checking the body first tells nothing about the case: it depends on the body alone.
-        let upload = checked(input, self.settings.attachment_max_bytes)?;
         let (mut gate, _) = self
             .case_gate(
                 p,
@@ -189,6 +193,8 @@ impl Vault {
             )
             .await?;
         gate.record.fields_requested = vec!["name", "content"];
+        // Decoded only for a caller who may add to the case.
+        let upload = checked(input, self.settings.attachment_max_bytes)?;
         self.require_clean(&gate, &upload.content, "attachment.create_refused")
             .await?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
@@ -340,11 +346,14 @@ impl Vault {
                 .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
                 .await);
         }
-        let sealed = self
+        let Some(sealed) = self
             .store
             .attachment_content(&TenantScope::new(tenant_id), case_id, id)
             .await?
-            .ok_or_else(ServiceError::not_found)?;
+        else {
+            // Purged with its case since the row was read.
+            return Err(self.refuse(gate.record, Denial::NotFound, Vec::new()).await);
+        };
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let mut content = ring
             .decrypt_attachment(&content_context(&row.id), &sealed)
@@ -395,6 +404,8 @@ mod tests {
             (input("", None, "aGVsbG8="), "name"),
             (input("../etc/passwd", None, "aGVsbG8="), "name"),
             (input("a\u{0}b", None, "aGVsbG8="), "name"),
+            (input("x\u{202E}fdp.exe", None, "aGVsbG8="), "name"),
+            (input("..", None, "aGVsbG8="), "name"),
             (input(&"x".repeat(256), None, "aGVsbG8="), "name"),
             (input("a", Some("text"), "aGVsbG8="), "media_type"),
             (

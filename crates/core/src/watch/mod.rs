@@ -104,6 +104,7 @@ impl Finding {
 const POINT_READS: &[&str] = &[
     "contact.read",
     "case.read",
+    "attachment.read",
     "attachment.download",
     "export.download",
 ];

@@ -1,6 +1,8 @@
 -- Files attached to cases: logs, dumps, screenshots. The name is a field ciphertext (case
 -- content, under the data key); the content is sealed under the tenant's attachment key. Only
 -- files a scanner passed are stored: `scanner` and `scanned_at` say which one and when.
+-- `content_version` repeats the key version in the content's header, so that the key jobs
+-- count and find old ciphertexts without reading megabytes of content.
 CREATE TABLE attachments (
     tenant_id    TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
     id           TEXT NOT NULL,
@@ -10,6 +12,7 @@ CREATE TABLE attachments (
     media_type   TEXT NOT NULL,
     size         BIGINT NOT NULL,
     content      BYTEA NOT NULL,
+    content_version BYTEA NOT NULL,
     scanner      TEXT NOT NULL,
     scanned_at   BIGINT NOT NULL,
     created_at   BIGINT NOT NULL,

@@ -17,14 +17,23 @@ fn version_bytes(version: i64) -> Result<Vec<u8>, StoreError> {
         .map_err(|_| StoreError::Corrupt("key version out of range".into()))
 }
 
+/// The version bytes of a ciphertext's header (as `substr(ct, 2, 4)` reads them).
+pub(super) fn header_version(ciphertext: Option<&[u8]>) -> Result<Vec<u8>, StoreError> {
+    ciphertext
+        .and_then(|ct| ct.get(1..5))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| StoreError::Corrupt("ciphertext without a key version".into()))
+}
+
 /// `SELECT substr(col,2,4) AS v, count(*) AS n …` over every ciphertext column of the tenant `$1`.
 fn usage_sql() -> String {
     let mut parts = Vec::new();
     for t in CipherTable::ALL {
         for c in t.columns() {
             parts.push(format!(
-                "SELECT substr({c}, 2, 4) AS v, count(*) AS n FROM {tab} \
+                "SELECT {version} AS v, count(*) AS n FROM {tab} \
                  WHERE tenant_id = $1 AND {c} IS NOT NULL GROUP BY v",
+                version = t.version_sql(c),
                 tab = t.table()
             ));
         }
@@ -103,7 +112,7 @@ pub(super) async fn stale_ciphertexts(
     let cols = table.columns();
     let stale = cols
         .iter()
-        .map(|c| format!("({c} IS NOT NULL AND substr({c}, 2, 4) <> $3)"))
+        .map(|c| format!("({c} IS NOT NULL AND {} <> $3)", table.version_sql(c)))
         .collect::<Vec<_>>()
         .join(" OR ");
     let sql = format!(
@@ -172,6 +181,10 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             for (c, v) in cols.iter().zip(new) {
                 set.push(format!("{c} = "));
                 set.push_bind_unseparated(v.clone());
+                if table.attachment_sealed(c) {
+                    set.push(format!("{c}_version = "));
+                    set.push_bind_unseparated(header_version(v.as_deref())?);
+                }
             }
             if let (CipherTable::Contacts, Some(index)) = (table, email_index) {
                 set.push("email_index = ");

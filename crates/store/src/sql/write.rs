@@ -459,8 +459,8 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             // As a comment: never onto a case retention purged meanwhile.
             let done = sqlx::query(
                 "INSERT INTO attachments (tenant_id, id, case_id, uploaded_by, name, media_type, \
-                 size, content, scanner, scanned_at, created_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS \
+                 size, content, content_version, scanner, scanned_at, created_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 WHERE EXISTS \
                  (SELECT 1 FROM cases WHERE tenant_id = $1 AND id = $3)",
             )
             .bind(&a.tenant_id)
@@ -471,6 +471,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(&a.media_type)
             .bind(a.size)
             .bind(content)
+            .bind(super::keys::header_version(Some(content))?)
             .bind(&a.scanner)
             .bind(a.scanned_at)
             .bind(a.created_at)

@@ -397,7 +397,7 @@ async fn rotation_moves_files_to_the_new_key() {
 struct Clamd {
     child: std::process::Child,
     socket: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Clamd {
@@ -447,23 +447,26 @@ impl Clamd {
             assert!(Instant::now() < deadline, "clamd did not come up");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(Clamd {
-            child,
-            socket,
-            _dir: dir,
-        })
+        Some(Clamd { child, socket, dir })
+    }
+
+    /// One command on a fresh connection, and the daemon's reply.
+    fn command(&self, command: &[u8]) -> Vec<u8> {
+        send(&self.socket, command).unwrap_or_default()
     }
 }
 
-fn answers_ping(socket: &std::path::Path) -> bool {
+fn send(socket: &std::path::Path, command: &[u8]) -> Option<Vec<u8>> {
     use std::io::{Read as _, Write as _};
-    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
-        return false;
-    };
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
     let mut reply = Vec::new();
-    stream.write_all(b"zPING\0").is_ok()
-        && stream.read_to_end(&mut reply).is_ok()
-        && reply.starts_with(b"PONG")
+    stream.write_all(command).ok()?;
+    stream.read_to_end(&mut reply).ok()?;
+    Some(reply)
+}
+
+fn answers_ping(socket: &std::path::Path) -> bool {
+    send(socket, b"zPING\0").is_some_and(|reply| reply.starts_with(b"PONG"))
 }
 
 impl Drop for Clamd {
@@ -500,6 +503,43 @@ async fn clamav_judges_uploads_and_downloads() {
         refused.text
     );
     assert_eq!(stored_files(&server, &w.tenant).await, 1);
+
+    // A signature learnt after the upload stops the stored file at its next download.
+    std::fs::write(
+        clamd.dir.path().join("learnt.ndb"),
+        format!(
+            "Strongroom.Test.Learnt:0:*:{}\n",
+            hex::encode(b"all is well")
+        ),
+    )
+    .unwrap();
+    assert!(clamd.command(b"zRELOAD\0").starts_with(b"RELOADING"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = w.boss.get(&w.content(&id_of(&made))).await;
+        if answer.status == 422 {
+            answer.err(422, "malware_detected");
+            assert_eq!(
+                answer.body["error"]["details"]["signature"]
+                    .as_str()
+                    .map(|s| s.starts_with("Strongroom.Test.Learnt")),
+                Some(true),
+                "{}",
+                answer.text
+            );
+            break;
+        }
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert!(
+            Instant::now() < deadline,
+            "clamd never learnt the signature"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let auditor = staff_session(&server, &w.admin, "auditor").await;
+    let refused = entries_with_action(&auditor, "attachment.download_refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["reason"], "malware_detected");
 
     // The daemon gone: no verdict, so nothing more goes in or out.
     let _ = clamd.child.kill();
