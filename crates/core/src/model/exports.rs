@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The record kinds a limited export may hold.
-pub const EXPORT_RECORD_KINDS: [&str; 3] = ["contacts", "cases", "comments"];
+pub const EXPORT_RECORD_KINDS: [&str; 4] = ["contacts", "cases", "comments", "attachments"];
 
 /// `POST /v1/tenants/{tenant_id}/exports`.
 #[derive(Clone, Debug, Deserialize)]

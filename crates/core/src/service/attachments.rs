@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use strongroom_crypto::{FieldContext, Zeroizing};
+use sha2::{Digest, Sha256};
+use strongroom_crypto::{FieldContext, TenantKeyring, Zeroizing};
 use strongroom_policy::{Action, Denial, FieldClass, Visibility};
 use strongroom_store::{AttachmentRow, Mutation, TenantScope};
 
@@ -46,16 +47,18 @@ struct Upload {
 }
 
 fn checked(input: AttachmentInput, max_bytes: u64) -> ServiceResult<Upload> {
+    // The file in base64 is the file: wiped once decoded, like the decoded copy.
+    let encoded = Zeroizing::new(input.content);
     // Refused before decoding: base64 holds three bytes in every four characters, less up to
     // two of padding.
-    let decoded_at_least = (input.content.len() as u64 / 4)
+    let decoded_at_least = (encoded.len() as u64 / 4)
         .saturating_mul(3)
         .saturating_sub(2);
     if decoded_at_least > max_bytes {
         return Err(too_large());
     }
     let content =
-        Zeroizing::new(STANDARD.decode(input.content.as_bytes()).map_err(|_| {
+        Zeroizing::new(STANDARD.decode(encoded.as_bytes()).map_err(|_| {
             ServiceError::validation("content is not standard base64", &["content"])
         })?);
     if content.len() as u64 > max_bytes {
@@ -325,6 +328,27 @@ impl Vault {
         );
         self.audit.append(gate.record).await?;
         Ok(view)
+    }
+
+    /// SHA-256 of a file's content in clear (for exports), read and opened one file at a time.
+    pub(super) async fn attachment_digest(
+        &self,
+        ring: &TenantKeyring,
+        row: &AttachmentRow,
+    ) -> ServiceResult<[u8; 32]> {
+        let sealed = self
+            .store
+            .attachment_content(&TenantScope::new(&row.tenant_id), &row.case_id, &row.id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::new(ErrorCode::Conflict, "a file was removed meanwhile")
+            })?;
+        let content = ring
+            .decrypt_attachment(&content_context(&row.id), &sealed)
+            .map_err(|_| {
+                ServiceError::internal("attachment does not decrypt (integrity failure)")
+            })?;
+        Ok(Sha256::digest(content.as_slice()).into())
     }
 
     /// A file's content, for a caller who sees case content in clear: there is no masked form

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use strongroom_crypto::{TenantKeyring, Zeroizing};
 use strongroom_ledger::NoteVerifier;
-use strongroom_policy::{Action, Purpose, ResourceFacts, Role};
+use strongroom_policy::{Action, FieldClass, Purpose, ResourceFacts, Role, Visibility};
 use strongroom_store::{CaseFilter, CaseRow, TenantScope};
 
 use super::cases::case_facts;
@@ -77,13 +77,15 @@ pub(super) struct Counts {
     pub contacts: u64,
     pub cases: u64,
     pub comments: u64,
+    /// Files' records: name, type, size and the SHA-256 of the content, not the content.
+    pub attachments: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_entries: Option<u64>,
 }
 
 impl Counts {
     pub fn records(&self) -> u64 {
-        self.contacts + self.cases + self.comments
+        self.contacts + self.cases + self.comments + self.attachments
     }
 }
 
@@ -142,6 +144,7 @@ impl Content {
         match kind {
             "contact" => self.counts.contacts += 1,
             "case" => self.counts.cases += 1,
+            "attachment" => self.counts.attachments += 1,
             _ => self.counts.comments += 1,
         }
         self.record_ids.push(id);
@@ -202,7 +205,7 @@ impl Vault {
             self.gather_contacts(g, ring, &grants, record, &mut out, max)
                 .await?;
         }
-        if g.wants("cases") || g.wants("comments") {
+        if g.wants("cases") || g.wants("comments") || g.wants("attachments") {
             // Engineers reach their own cases; supervisors and customers list the tenant's (as GET does).
             let filter = CaseFilter {
                 assignee_id: (p.is_staff() && !p.roles.contains(&Role::SupportSupervisor))
@@ -257,6 +260,10 @@ impl Vault {
                             }
                         }
                     }
+                    if g.wants("attachments") {
+                        self.gather_attachments(g, ring, (row, &facts, &grants), record, &mut out)
+                            .await?;
+                    }
                 }
                 if rows.len() < PAGE as usize {
                     break;
@@ -264,6 +271,58 @@ impl Vault {
             }
         }
         Ok(out)
+    }
+
+    /// The records of a case's files, as `GET` shapes them, each with the SHA-256 of its content
+    /// when the caller may download it: the content itself stays out (an export is built in
+    /// memory), and the hash lets the recipient check each file it then downloads.
+    async fn gather_attachments(
+        &self,
+        g: &Gather<'_>,
+        ring: &TenantKeyring,
+        (case, facts, grants): (&CaseRow, &ResourceFacts, &Grants),
+        record: &mut AuditRecord,
+        out: &mut Content,
+    ) -> ServiceResult<()> {
+        let d = self.decide(
+            g.p,
+            Action::ReadAttachments,
+            facts,
+            Some(&g.tenant.facts),
+            Some(g.purpose),
+        );
+        if !d.allowed {
+            return Ok(());
+        }
+        let scope = TenantScope::new(&case.tenant_id);
+        let hashed = d.fields.get(FieldClass::CaseContent) == Visibility::Reveal;
+        let mut after: Option<String> = None;
+        loop {
+            let files = self
+                .store
+                .attachments(&scope, &case.id, after.as_deref(), PAGE)
+                .await?;
+            after = files.last().map(|f| f.id.clone());
+            for file in &files {
+                let mut shaped = shape::attachment(ring, file, &d.fields)?;
+                if hashed {
+                    let digest = self.attachment_digest(ring, file).await?;
+                    shaped
+                        .view
+                        .insert("content_sha256".into(), json!(hex::encode(digest)));
+                }
+                out.record(
+                    "attachment",
+                    shaped,
+                    record,
+                    self.settings.export_max_records,
+                )?;
+                out.opened_by(facts, grants);
+            }
+            if files.len() < PAGE as usize {
+                return Ok(());
+            }
+        }
     }
 
     async fn gather_contacts(

@@ -74,7 +74,7 @@ fn check_scope(scope: &ExportScope) -> ServiceResult<bool> {
                     .all(|k| EXPORT_RECORD_KINDS.contains(&k.as_str()));
             if !kinds_ok {
                 return Err(ServiceError::validation(
-                    "record_kinds must list some of contacts, cases, comments",
+                    "record_kinds must list some of contacts, cases, comments, attachments",
                     &["scope.record_kinds"],
                 ));
             }

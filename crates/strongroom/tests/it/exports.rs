@@ -140,6 +140,9 @@ async fn world_with(server: &Server, lockbox: bool) -> World {
         .await,
     );
     add_comment(&admin, &tenant, &case, &body).await;
+    let file_name = canary("file-name");
+    let file_content = canary("file-content");
+    add_attachment(&admin, &tenant, &case, &file_name, file_content.as_bytes()).await;
     let other_case = id_of(
         &create_case(
             &admin,
@@ -158,7 +161,16 @@ async fn world_with(server: &Server, lockbox: bool) -> World {
         contact,
         case,
         other_case,
-        canaries: vec![name, address, notes, local, title, body],
+        canaries: vec![
+            name,
+            address,
+            notes,
+            local,
+            title,
+            body,
+            file_name,
+            file_content,
+        ],
     }
 }
 
@@ -572,6 +584,16 @@ async fn the_tenant_archive_holds_everything_and_its_audit_proofs_verify() {
     assert_eq!(opened.of_kind("contact").len(), 1);
     assert_eq!(opened.of_kind("case").len(), 2);
     assert_eq!(opened.of_kind("comment").len(), 1);
+    // Files by their records and the SHA-256 of their content, which stays out of the archive.
+    let files = opened.of_kind("attachment");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["record"]["name"], w.canaries[6].as_str());
+    assert_eq!(
+        files[0]["record"]["content_sha256"],
+        hex::encode(Sha256::digest(w.canaries[7].as_bytes())).as_str()
+    );
+    assert!(!String::from_utf8_lossy(&opened.content).contains(w.canaries[7].as_str()));
+    assert_eq!(created["manifest"]["counts"]["attachments"], 1);
     let contact = &opened.of_kind("contact")[0]["record"];
     assert_eq!(contact["notes"], w.canaries[2].as_str());
 
