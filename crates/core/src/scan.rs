@@ -117,10 +117,12 @@ impl From<Scanner> for String {
 }
 
 fn builtin(content: &[u8]) -> Verdict {
-    let width = EICAR_HEAD.len() + EICAR_TAIL.len();
-    let found = content
-        .windows(width)
-        .any(|w| w.starts_with(EICAR_HEAD) && w.ends_with(EICAR_TAIL));
+    // The tail is the rarer half: find it (SIMD), then look behind it for the head.
+    let found = memchr::memmem::find_iter(content, EICAR_TAIL).any(|at| {
+        at.checked_sub(EICAR_HEAD.len())
+            .and_then(|start| content.get(start..at))
+            == Some(EICAR_HEAD)
+    });
     if found {
         Verdict::Infected("Eicar-Test-Signature".into())
     } else {

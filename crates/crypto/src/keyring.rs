@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use aws_lc_rs::aead::LessSafeKey;
 use aws_lc_rs::hmac;
 use zeroize::Zeroizing;
 
@@ -31,6 +32,29 @@ pub struct FieldContext<'a> {
     pub kind: &'a str,
     pub record_id: &'a str,
     pub field: &'a str,
+}
+
+/// Which key of a version seals a value, and the label bound into its associated data.
+#[derive(Clone, Copy)]
+enum Scheme {
+    Field,
+    Attachment,
+}
+
+impl Scheme {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Scheme::Field => FIELD_LABEL,
+            Scheme::Attachment => ATTACHMENT_LABEL,
+        }
+    }
+
+    fn key(self, keys: &TenantKeys) -> &LessSafeKey {
+        match self {
+            Scheme::Field => keys.aead(),
+            Scheme::Attachment => keys.attachment_aead(),
+        }
+    }
 }
 
 /// All unwrapped key versions of one tenant; the highest version is used for new writes.
@@ -90,19 +114,10 @@ impl TenantKeyring {
             .ok_or(CryptoError::UnknownKeyVersion { version })
     }
 
-    fn field_aad(
-        &self,
-        header: &[u8],
-        ctx: &FieldContext<'_>,
-        version: u32,
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.bound_aad(FIELD_LABEL, header, ctx, version)
-    }
-
-    /// What a ciphertext is bound to: its scheme (`label`), header, tenant, record and field.
+    /// What a ciphertext is bound to: its scheme, header, tenant, record and field.
     fn bound_aad(
         &self,
-        label: &[u8],
+        scheme: Scheme,
         header: &[u8],
         ctx: &FieldContext<'_>,
         version: u32,
@@ -114,7 +129,7 @@ impl TenantKeyring {
                 + ctx.record_id.len()
                 + ctx.field.len(),
         );
-        push_lp(&mut aad, label)?;
+        push_lp(&mut aad, scheme.label())?;
         push_lp(&mut aad, header)?;
         push_lp(&mut aad, self.tenant_id.as_bytes())?;
         push_lp(&mut aad, ctx.kind.as_bytes())?;
@@ -124,16 +139,37 @@ impl TenantKeyring {
         Ok(aad)
     }
 
+    fn seal(
+        &self,
+        scheme: Scheme,
+        ctx: &FieldContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let keys = self.keys_or_err(self.current)?;
+        let header = format::new_header(self.current)?;
+        let aad = self.bound_aad(scheme, &header, ctx, self.current)?;
+        format::seal(scheme.key(keys), &header, &aad, plaintext)
+    }
+
+    fn open(
+        &self,
+        scheme: Scheme,
+        ctx: &FieldContext<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let parsed = format::parse(ciphertext)?;
+        let keys = self.keys_or_err(parsed.version)?;
+        let aad = self.bound_aad(scheme, parsed.header, ctx, parsed.version)?;
+        format::open(scheme.key(keys), &parsed, &aad, CryptoError::Decrypt)
+    }
+
     /// Encrypts one field value under the current version.
     pub fn encrypt_field(
         &self,
         ctx: &FieldContext<'_>,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let keys = self.keys_or_err(self.current)?;
-        let header = format::new_header(self.current)?;
-        let aad = self.field_aad(&header, ctx, self.current)?;
-        format::seal(keys.aead(), &header, &aad, plaintext)
+        self.seal(Scheme::Field, ctx, plaintext)
     }
 
     /// Decrypts a field value with whichever held version it names.
@@ -142,10 +178,7 @@ impl TenantKeyring {
         ctx: &FieldContext<'_>,
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let parsed = format::parse(ciphertext)?;
-        let keys = self.keys_or_err(parsed.version)?;
-        let aad = self.field_aad(parsed.header, ctx, parsed.version)?;
-        format::open(keys.aead(), &parsed, &aad, CryptoError::Decrypt)
+        self.open(Scheme::Field, ctx, ciphertext)
     }
 
     /// Decrypts with any held version and re-encrypts under the current one (rotation jobs).
@@ -166,10 +199,7 @@ impl TenantKeyring {
         ctx: &FieldContext<'_>,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let keys = self.keys_or_err(self.current)?;
-        let header = format::new_header(self.current)?;
-        let aad = self.bound_aad(ATTACHMENT_LABEL, &header, ctx, self.current)?;
-        format::seal(keys.attachment_aead(), &header, &aad, plaintext)
+        self.seal(Scheme::Attachment, ctx, plaintext)
     }
 
     /// Decrypts a file's content with whichever held version it names.
@@ -178,10 +208,7 @@ impl TenantKeyring {
         ctx: &FieldContext<'_>,
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let parsed = format::parse(ciphertext)?;
-        let keys = self.keys_or_err(parsed.version)?;
-        let aad = self.bound_aad(ATTACHMENT_LABEL, parsed.header, ctx, parsed.version)?;
-        format::open(keys.attachment_aead(), &parsed, &aad, CryptoError::Decrypt)
+        self.open(Scheme::Attachment, ctx, ciphertext)
     }
 
     /// Blind index of an already-normalised value under the current version's index key,

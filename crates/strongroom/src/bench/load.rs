@@ -80,7 +80,7 @@ pub(super) struct LoadRequest<'a> {
     pub(super) path: &'a str,
     pub(super) bearer: &'a str,
     pub(super) purpose: Option<&'static str>,
-    pub(super) json: Option<Vec<u8>>,
+    pub(super) json: Option<Bytes>,
 }
 
 impl LoadConnection {
@@ -122,7 +122,7 @@ impl LoadConnection {
         let body = match r.json {
             Some(json) => {
                 b = b.header(CONTENT_TYPE, "application/json");
-                Full::new(Bytes::from(json))
+                Full::new(json)
             }
             None => Full::new(Bytes::new()),
         };

@@ -187,9 +187,29 @@ pub(super) async fn one_request(
             bearer: &fx.tenant_admin,
             purpose: Some(CUSTOMER_PURPOSE),
             json: Some(
-                serde_json::to_vec(&contact_body(1_000_000 + n)).map_err(|e| e.to_string())?,
+                serde_json::to_vec(&contact_body(1_000_000 + n))
+                    .map_err(|e| e.to_string())?
+                    .into(),
             ),
         },
+        RunKind::Upload => LoadRequest {
+            method: Method::POST,
+            path: &fx.files_path,
+            bearer: &fx.tenant_admin,
+            purpose: Some(CUSTOMER_PURPOSE),
+            json: Some(fx.upload_body.clone()),
+        },
+        RunKind::Download => {
+            let len = fx.file_paths.len().max(1) as u64;
+            let path = fx.file_paths.get((n % len) as usize);
+            LoadRequest {
+                method: Method::GET,
+                path: path.map(String::as_str).unwrap_or_default(),
+                bearer: &fx.engineer,
+                purpose: Some(STAFF_PURPOSE),
+                json: None,
+            }
+        }
     };
     connection.send(request).await
 }
@@ -354,6 +374,18 @@ pub(super) fn report(args: &BenchArgs, schema: Option<&PgSchema>, results: &[Run
             out,
             "\nProtected read / ceiling: {:.1} %",
             100.0 * read.rate() / ceiling.rate().max(1e-9)
+        );
+    }
+    for r in results
+        .iter()
+        .filter(|r| matches!(r.kind, RunKind::Upload | RunKind::Download))
+    {
+        let _ = writeln!(
+            out,
+            "\n{}: {:.1} MiB/s of {} KiB files",
+            r.kind.label(),
+            r.rate() * args.file_kib as f64 / 1024.0,
+            args.file_kib
         );
     }
     for r in results {

@@ -75,6 +75,10 @@ pub struct BenchArgs {
     /// Servers sharing the PostgreSQL schema (the 2nd and later with copies of the first one's keys).
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
+    /// Size of the file the upload and download runs send and fetch, in KiB. The servers scan
+    /// with whatever `STRONGROOM_ATTACHMENT_SCANNER` this process has (built-in by default).
+    #[arg(long, default_value_t = 256)]
+    pub file_kib: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -85,6 +89,10 @@ pub enum RunKind {
     Read,
     /// POST a contact as the tenant admin: encryption, blind index, durable write, audit.
     Create,
+    /// POST a file to a case as the tenant admin: base64, malware scan, sealing, durable write.
+    Upload,
+    /// GET a file's content as the engineer: policy, opening, a second scan, audit.
+    Download,
 }
 
 impl RunKind {
@@ -93,13 +101,15 @@ impl RunKind {
             RunKind::Ceiling => "ceiling: GET /v1/me",
             RunKind::Read => "protected read: GET contact (masked)",
             RunKind::Create => "durable create: POST contact",
+            RunKind::Upload => "upload: POST file to a case",
+            RunKind::Download => "download: GET file content (rescanned)",
         }
     }
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
-    if args.contacts == 0 || args.connections == 0 || args.seconds == 0 {
-        bail!("--contacts, --connections and --seconds must be at least 1");
+    if args.contacts == 0 || args.connections == 0 || args.seconds == 0 || args.file_kib == 0 {
+        bail!("--contacts, --connections, --seconds and --file-kib must be at least 1");
     }
     if args.instances == 0 {
         bail!("--instances must be at least 1");
@@ -291,6 +301,36 @@ struct Fixture {
     contact_paths: Vec<String>,
     /// `/v1/tenants/{tenant}/contacts`, where the create run posts.
     contacts_path: String,
+    /// Where the upload run posts (the first case's files), and the JSON it posts.
+    files_path: String,
+    upload_body: hyper::body::Bytes,
+    /// `…/attachments/{id}/content` of the files the download run fetches.
+    file_paths: Vec<String>,
+}
+
+/// Files uploaded at set-up for the download run to fetch.
+const FILES_TO_FETCH: usize = 16;
+
+/// A file of `kib` KiB that no scanner flags (text that varies along its length), as the upload
+/// JSON.
+fn upload_body(kib: usize) -> Result<Vec<u8>> {
+    use base64::Engine as _;
+    let mut file = String::with_capacity(kib * 1024 + 64);
+    let mut line = 0u64;
+    while file.len() < kib * 1024 {
+        let _ = writeln!(
+            file,
+            "2026-12-07T01:00:00Z worker-{} request {line} ok",
+            line % 7
+        );
+        line += 1;
+    }
+    file.truncate(kib * 1024);
+    let content = base64::engine::general_purpose::STANDARD.encode(file);
+    serde_json::to_vec(
+        &json!({"name": "bench.log", "media_type": "text/plain", "content": content}),
+    )
+    .context("upload body")
 }
 
 fn contact_body(i: u64) -> Value {
@@ -303,7 +343,8 @@ fn contact_body(i: u64) -> Value {
     })
 }
 
-/// One contact, one case referencing it, assigned to the engineer; returns the contact id.
+/// One contact, one case referencing it, assigned to the engineer; returns the contact's and the
+/// case's ids.
 async fn load_one(
     api: &Api,
     tenant: &str,
@@ -311,7 +352,7 @@ async fn load_one(
     sup: &str,
     eng_id: &str,
     i: u64,
-) -> Result<String> {
+) -> Result<(String, String)> {
     let base = format!("/v1/tenants/{tenant}");
     let c = api
         .post(
@@ -331,7 +372,8 @@ async fn load_one(
             case,
         )
         .await?;
-    let assign = format!("{base}/cases/{}/assign", str_field(&case, "id")?);
+    let case_id = str_field(&case, "id")?;
+    let assign = format!("{base}/cases/{case_id}/assign");
     api.post(
         &assign,
         sup,
@@ -339,7 +381,7 @@ async fn load_one(
         json!({"user_id": eng_id}),
     )
     .await?;
-    Ok(contact_id)
+    Ok((contact_id, case_id))
 }
 
 async fn setup(args: &BenchArgs, servers: &[ServerProcess]) -> Result<Fixture> {
@@ -392,10 +434,11 @@ async fn setup(args: &BenchArgs, servers: &[ServerProcess]) -> Result<Fixture> {
             Ok::<_, anyhow::Error>(ids)
         });
     }
-    let mut contacts = Vec::with_capacity(args.contacts);
+    let mut loaded = Vec::with_capacity(args.contacts);
     while let Some(joined) = set.join_next().await {
-        contacts.extend(joined.context("loader task")??);
+        loaded.extend(joined.context("loader task")??);
     }
+    let (contacts, cases): (Vec<String>, Vec<String>) = loaded.into_iter().unzip();
     let (n, secs) = (contacts.len(), started.elapsed().as_secs_f64());
     eprintln!("bench: loaded {n} contacts, {n} cases and {n} assignments in {secs:.1} s");
 
@@ -425,6 +468,20 @@ async fn setup(args: &BenchArgs, servers: &[ServerProcess]) -> Result<Fixture> {
             );
         }
     }
+    let upload = upload_body(args.file_kib)?;
+    let first_case = cases.first().ok_or_else(|| anyhow!("no cases loaded"))?;
+    let files_path = format!("/v1/tenants/{tenant}/cases/{first_case}/attachments");
+    let mut file_paths = Vec::with_capacity(FILES_TO_FETCH);
+    if args.runs.contains(&RunKind::Download) {
+        for case in cases.iter().cycle().take(FILES_TO_FETCH) {
+            let files = format!("/v1/tenants/{tenant}/cases/{case}/attachments");
+            let body: Value = serde_json::from_slice(&upload)?;
+            let made = api
+                .post(&files, &owner, Some(CUSTOMER_PURPOSE), body)
+                .await?;
+            file_paths.push(format!("{files}/{}/content", str_field(&made, "id")?));
+        }
+    }
     Ok(Fixture {
         api,
         targets,
@@ -435,5 +492,8 @@ async fn setup(args: &BenchArgs, servers: &[ServerProcess]) -> Result<Fixture> {
             .map(|id| format!("/v1/tenants/{tenant}/contacts/{id}"))
             .collect(),
         contacts_path: format!("/v1/tenants/{tenant}/contacts"),
+        files_path,
+        upload_body: upload.into(),
+        file_paths,
     })
 }
