@@ -73,7 +73,7 @@ async fn not_found() -> ApiError {
 }
 
 /// Uploads read, scanned and sealed at once, per instance.
-const UPLOADS_AT_ONCE: usize = 4;
+const UPLOADS_AT_ONCE: usize = 8;
 
 /// The body an upload of `max_file` bytes may need: its base64 and room for the name.
 fn attachment_body_limit(max_file: u64) -> usize {
@@ -84,6 +84,7 @@ fn attachment_body_limit(max_file: u64) -> usize {
 /// The API router; shared by `serve` and the tests.
 pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
     use routes::{admin, audit, auth, credentials, data, exports, governance, incidents, lockbox};
+    let upload_limit = attachment_body_limit(vault.settings().attachment_max_bytes);
     let tenant_data = Router::new()
         .route(
             "/contacts",
@@ -105,13 +106,16 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route(
             "/cases/{case_id}/attachments",
             post(data::add_attachment)
+                .layer::<_, std::convert::Infallible>(middleware::from_fn_with_state(
+                    upload_limit,
+                    data::upload_body_in_time,
+                ))
                 // An upload is held whole (its body, the decoded file, the sealed copy) while it
-                // is scanned: a few at a time bound that memory; the others wait their turn.
+                // is scanned: a few at a time bound that memory; the others wait their turn, and
+                // a sender that trickles its body loses its turn after UPLOAD_BODY_DEADLINE.
                 .layer(ConcurrencyLimitLayer::new(UPLOADS_AT_ONCE))
                 .get(data::list_attachments)
-                .layer(DefaultBodyLimit::max(attachment_body_limit(
-                    vault.settings().attachment_max_bytes,
-                ))),
+                .layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route(
             "/cases/{case_id}/attachments/{attachment_id}",

@@ -96,10 +96,17 @@ fn checked(input: AttachmentInput, max_bytes: u64) -> ServiceResult<Upload> {
     })
 }
 
-/// Characters that change how a name reads without showing: bidirectional overrides and
-/// isolates (`x\u{202E}fdp.exe` shows as `xexe.pdf`), zero-width characters, the byte-order mark.
+/// Unicode's format characters (category Cf): they change how a name reads without showing,
+/// such as bidirectional overrides (`x\u{202E}fdp.exe` shows as `xexe.pdf`), zero-width
+/// characters, soft hyphens, the byte-order mark and tag characters.
 fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    matches!(c,
+        '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+        | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
 }
 
 fn too_large() -> ServiceError {
@@ -330,25 +337,26 @@ impl Vault {
         Ok(view)
     }
 
-    /// SHA-256 of a file's content in clear (for exports), read and opened one file at a time.
+    /// SHA-256 of a file's content in clear (for exports), read and opened one file at a time;
+    /// `None` for a file purged since it was listed.
     pub(super) async fn attachment_digest(
         &self,
         ring: &TenantKeyring,
         row: &AttachmentRow,
-    ) -> ServiceResult<[u8; 32]> {
-        let sealed = self
+    ) -> ServiceResult<Option<[u8; 32]>> {
+        let Some(sealed) = self
             .store
             .attachment_content(&TenantScope::new(&row.tenant_id), &row.case_id, &row.id)
             .await?
-            .ok_or_else(|| {
-                ServiceError::new(ErrorCode::Conflict, "a file was removed meanwhile")
-            })?;
+        else {
+            return Ok(None);
+        };
         let content = ring
             .decrypt_attachment(&content_context(&row.id), &sealed)
             .map_err(|_| {
                 ServiceError::internal("attachment does not decrypt (integrity failure)")
             })?;
-        Ok(Sha256::digest(content.as_slice()).into())
+        Ok(Some(Sha256::digest(content.as_slice()).into()))
     }
 
     /// A file's content, for a caller who sees case content in clear: there is no masked form
@@ -430,6 +438,8 @@ mod tests {
             (input("a\u{0}b", None, "aGVsbG8="), "name"),
             (input("x\u{202E}fdp.exe", None, "aGVsbG8="), "name"),
             (input("..", None, "aGVsbG8="), "name"),
+            (input("a\u{00AD}b", None, "aGVsbG8="), "name"),
+            (input("a\u{E0041}b", None, "aGVsbG8="), "name"),
             (input(&"x".repeat(256), None, "aGVsbG8="), "name"),
             (input("a", Some("text"), "aGVsbG8="), "media_type"),
             (

@@ -114,6 +114,17 @@ impl Content {
             .map_err(|_| ServiceError::internal("export line"))
     }
 
+    /// Refuses the export once it holds `max` records.
+    fn room_for_one(&self, max: u64) -> ServiceResult<()> {
+        if self.counts.records() >= max {
+            return Err(ServiceError::validation(
+                "the export would hold more records than allowed; narrow its scope",
+                &["scope"],
+            ));
+        }
+        Ok(())
+    }
+
     /// Adds one shaped record, noting what it masked or withheld (field names only).
     fn record(
         &mut self,
@@ -122,12 +133,7 @@ impl Content {
         record: &mut AuditRecord,
         max: u64,
     ) -> ServiceResult<()> {
-        if self.counts.records() >= max {
-            return Err(ServiceError::validation(
-                "the export would hold more records than allowed; narrow its scope",
-                &["scope"],
-            ));
-        }
+        self.room_for_one(max)?;
         self.masked.extend(shaped.masked.iter().copied());
         if let Some(Value::Array(w)) = shaped.view.get("_access").and_then(|a| a.get("withheld")) {
             self.withheld
@@ -303,20 +309,23 @@ impl Vault {
                 .attachments(&scope, &case.id, after.as_deref(), PAGE)
                 .await?;
             after = files.last().map(|f| f.id.clone());
+            let max = self.settings.export_max_records;
             for file in &files {
+                out.room_for_one(max)?;
                 let mut shaped = shape::attachment(ring, file, &d.fields)?;
                 if hashed {
-                    let digest = self.attachment_digest(ring, file).await?;
+                    // Purged with its case since the page was read: not exported.
+                    let Some(digest) = self.attachment_digest(ring, file).await? else {
+                        continue;
+                    };
+                    // The hash is taken of the content in clear: recorded as its disclosure.
+                    shaped.requested.push("content");
+                    shaped.disclosed.push("content");
                     shaped
                         .view
                         .insert("content_sha256".into(), json!(hex::encode(digest)));
                 }
-                out.record(
-                    "attachment",
-                    shaped,
-                    record,
-                    self.settings.export_max_records,
-                )?;
+                out.record("attachment", shaped, record, max)?;
                 out.opened_by(facts, grants);
             }
             if files.len() < PAGE as usize {

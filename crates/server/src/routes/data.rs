@@ -3,16 +3,20 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
-use strongroom_core::Vault;
 use strongroom_core::model::{
     Assignment, AttachmentInput, CaseInput, CommentInput, ContactInput, Page, RecordView,
 };
+use strongroom_core::{ErrorCode, Vault};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json, PageQuery, Path, Query};
 
 type Created = (StatusCode, axum::Json<RecordView>);
@@ -189,6 +193,45 @@ pub async fn list_comments(
             .list_comments(&c.principal, &c.ctx, &tenant_id, &case_id, &q.page()?)
             .await?,
     ))
+}
+
+/// How long an upload's body may take to arrive once its turn has come.
+const UPLOAD_BODY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Reads an upload's whole body (at most `limit` bytes) within [`UPLOAD_BODY_DEADLINE`], then
+/// hands the request on with the body buffered. Only the reading is timed: the upload itself,
+/// once it runs, is never cut off half-way.
+pub async fn upload_body_in_time(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(UPLOAD_BODY_DEADLINE, Limited::new(body, limit).collect());
+    let bytes = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(err)) if err.is::<LengthLimitError>() => {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "the request body is larger than allowed",
+            ));
+        }
+        Ok(Err(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body could not be read",
+            ));
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body did not arrive in time (30 s once the upload's turn came)",
+            ));
+        }
+    };
+    Ok(next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await)
 }
 
 pub async fn add_attachment(

@@ -16,7 +16,8 @@ CREATE TABLE attachments (
     scanner      TEXT NOT NULL,
     scanned_at   BIGINT NOT NULL,
     created_at   BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, id)
+    PRIMARY KEY (tenant_id, id),
+    CHECK (content_version = substr(content, 2, 4))
 );
 CREATE INDEX attachments_case ON attachments(tenant_id, case_id, id);
 

@@ -16,6 +16,7 @@ CREATE TABLE attachments (
     scanner      TEXT NOT NULL,
     scanned_at   INTEGER NOT NULL,
     created_at   INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, id)
+    PRIMARY KEY (tenant_id, id),
+    CHECK (content_version = substr(content, 2, 4))
 );
 CREATE INDEX attachments_case ON attachments(tenant_id, case_id, id);

@@ -481,6 +481,26 @@ async fn setup(args: &BenchArgs, servers: &[ServerProcess]) -> Result<Fixture> {
                 .await?;
             file_paths.push(format!("{files}/{}/content", str_field(&made, "id")?));
         }
+        // The download run must measure the file itself, not a refusal.
+        let first_file = file_paths
+            .first()
+            .ok_or_else(|| anyhow!("no file uploaded"))?;
+        let fetched = api
+            .http
+            .get(format!("{}{first_file}", api.base))
+            .bearer_auth(&engineer)
+            .header("Access-Purpose", STAFF_PURPOSE)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        if fetched.len() != args.file_kib * 1024 {
+            bail!(
+                "the engineer's download of a file is {} bytes",
+                fetched.len()
+            );
+        }
     }
     Ok(Fixture {
         api,

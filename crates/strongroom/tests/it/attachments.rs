@@ -230,6 +230,12 @@ async fn staff_reach_files_only_through_the_case() {
         .post(&w.files(), upload("mine.txt", b"x"))
         .await
         .err(403, "access_grant_required");
+    // The case's gate comes before the body is looked at: nothing about the upload is judged
+    // for a caller who may not add to the case.
+    engineer
+        .post(&w.files(), json!({"name": "..", "content": "not base64!"}))
+        .await
+        .err(403, "access_grant_required");
     let supervisor = staff_session(&server, &w.admin, "support_supervisor").await;
     assign(&supervisor, &w.tenant, &w.case, &engineer.id).await;
     let (status, _, body) = engineer.get_bytes(&w.content(&id)).await;

@@ -314,8 +314,8 @@ async fn exports_obey_the_lockbox_and_the_purpose_guardrails() {
     let server = shared(&SERVER, &[]);
     let w = world_with(&server, true).await;
     let (identity, recipient) = key_pair();
-    let body =
-        json!({"scope": records_scope(&["contacts", "cases", "comments"]), "recipient": recipient});
+    let body = json!({"scope": records_scope(&["contacts", "cases", "comments", "attachments"]),
+                      "recipient": recipient});
     // Marketing never reaches content, exports included; nor does a role without a content permit.
     w.admin
         .with_purpose(Some("marketing"))
@@ -345,6 +345,10 @@ async fn exports_obey_the_lockbox_and_the_purpose_guardrails() {
     assert!(
         opened.of_kind("comment").is_empty(),
         "no comments without a grant"
+    );
+    assert!(
+        opened.of_kind("attachment").is_empty(),
+        "no files without a grant"
     );
     let cases = opened.of_kind("case");
     assert_eq!(cases.len(), 1);
