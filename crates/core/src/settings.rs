@@ -98,6 +98,9 @@ pub struct Settings {
     pub attachment_scanner: Scanner,
     /// Longest wait for a verdict; without one the upload is refused (fail closed).
     pub attachment_scan_timeout_ms: u64,
+    /// How long an upload's body may take to arrive once its turn has come (uploads take turns,
+    /// a few at a time): a sender that trickles it loses the turn.
+    pub attachment_body_timeout_ms: u64,
 }
 
 fn default_export_quotas() -> BTreeMap<String, u64> {
@@ -161,6 +164,7 @@ impl Default for Settings {
             attachment_max_bytes: 10 * 1024 * 1024,
             attachment_scanner: Scanner::Builtin,
             attachment_scan_timeout_ms: 30_000,
+            attachment_body_timeout_ms: 30_000,
         }
     }
 }

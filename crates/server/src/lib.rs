@@ -85,6 +85,10 @@ fn attachment_body_limit(max_file: u64) -> usize {
 pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
     use routes::{admin, audit, auth, credentials, data, exports, governance, incidents, lockbox};
     let upload_limit = attachment_body_limit(vault.settings().attachment_max_bytes);
+    let upload_body = data::UploadBody {
+        limit: upload_limit,
+        deadline: Duration::from_millis(vault.settings().attachment_body_timeout_ms),
+    };
     let tenant_data = Router::new()
         .route(
             "/contacts",
@@ -107,12 +111,12 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
             "/cases/{case_id}/attachments",
             post(data::add_attachment)
                 .layer::<_, std::convert::Infallible>(middleware::from_fn_with_state(
-                    upload_limit,
+                    upload_body,
                     data::upload_body_in_time,
                 ))
                 // An upload is held whole (its body, the decoded file, the sealed copy) while it
                 // is scanned: a few at a time bound that memory; the others wait their turn, and
-                // a sender that trickles its body loses its turn after UPLOAD_BODY_DEADLINE.
+                // a sender that trickles its body loses its turn after the deadline.
                 .layer(ConcurrencyLimitLayer::new(UPLOADS_AT_ONCE))
                 .get(data::list_attachments)
                 .layer(DefaultBodyLimit::max(upload_limit)),

@@ -203,8 +203,18 @@ impl Vault {
             )
             .await?;
         gate.record.fields_requested = vec!["name", "content"];
-        // Decoded only for a caller who may add to the case.
-        let upload = checked(input, self.settings.attachment_max_bytes)?;
+        // Decoded only for a caller who may add to the case; a refused body is recorded too.
+        let upload = match checked(input, self.settings.attachment_max_bytes) {
+            Ok(upload) => upload,
+            Err(err) => {
+                let mut record = gate.record;
+                record.action = "attachment.create_refused";
+                record.decision = AuditDecision::Deny;
+                record.reason = Some(err.code.as_str());
+                self.audit.append(record).await?;
+                return Err(err);
+            }
+        };
         self.require_clean(&gate, &upload.content, "attachment.create_refused")
             .await?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;

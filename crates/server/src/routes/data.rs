@@ -195,19 +195,23 @@ pub async fn list_comments(
     ))
 }
 
-/// How long an upload's body may take to arrive once its turn has come.
-const UPLOAD_BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// How much of an upload's body is read, and how long it may take to arrive.
+#[derive(Clone, Copy)]
+pub struct UploadBody {
+    pub limit: usize,
+    pub deadline: Duration,
+}
 
-/// Reads an upload's whole body (at most `limit` bytes) within [`UPLOAD_BODY_DEADLINE`], then
-/// hands the request on with the body buffered. Only the reading is timed: the upload itself,
-/// once it runs, is never cut off half-way.
+/// Reads an upload's whole body (at most `limit` bytes) within its deadline, then hands the
+/// request on with the body buffered. Only the reading is timed: the upload itself, once it
+/// runs, is never cut off half-way.
 pub async fn upload_body_in_time(
-    State(limit): State<usize>,
+    State(UploadBody { limit, deadline }): State<UploadBody>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let read = tokio::time::timeout(UPLOAD_BODY_DEADLINE, Limited::new(body, limit).collect());
+    let read = tokio::time::timeout(deadline, Limited::new(body, limit).collect());
     let bytes = match read.await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(err)) if err.is::<LengthLimitError>() => {
@@ -225,7 +229,7 @@ pub async fn upload_body_in_time(
         Err(_) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
-                "the body did not arrive in time (30 s once the upload's turn came)",
+                "the body did not arrive in time once the upload's turn came",
             ));
         }
     };

@@ -330,6 +330,22 @@ async fn bad_uploads_get_precise_errors_and_change_nothing() {
         .await
         .err(413, "payload_too_large");
     assert_eq!(stored_files(&server, &w.tenant).await, 0);
+    // Bodies refused once the case's gate let the caller in are in the log, with their reason.
+    let auditor = staff_session(&server, &w.admin, "auditor").await;
+    let refused = entries_with_action(&auditor, "attachment.create_refused").await;
+    let reasons: Vec<&str> = refused
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| **r == "validation_failed")
+            .count(),
+        5,
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"payload_too_large"), "{reasons:?}");
     // At the limit it is stored, though the body is above the API's 1 MiB default.
     let at_limit = vec![7u8; 2 * 1024 * 1024];
     let made = w
@@ -559,4 +575,70 @@ async fn clamav_judges_uploads_and_downloads() {
         .await
         .err(503, "scanner_unavailable");
     assert_eq!(stored_files(&server, &w.tenant).await, 1);
+}
+
+/// A TLS connection to the server's API trusting only its certificate, for writing a request by
+/// hand.
+async fn raw_tls(server: &Server) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(server.cert_pem()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(server.api).await.unwrap();
+    let name = rustls_pki_types::ServerName::IpAddress(server.api.ip().into());
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_loses_its_turn() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = Server::start_with(&[("STRONGROOM_ATTACHMENT_BODY_TIMEOUT_MS", "500")], &[]);
+    let w = world(&server).await;
+    let mut stream = raw_tls(&server).await;
+    // Headers promising 1,000 bytes, then only the start of the JSON.
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Access-Purpose: customer-self-service\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{\"name\": \"slow.log\", \"content\": \"",
+        w.files(),
+        server.api,
+        w.boss.token().unwrap()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("invalid_request") {
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk))
+            .await
+            .expect("no answer within 20 s")
+            .unwrap();
+        assert!(
+            read > 0,
+            "closed without an answer: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "answered after {waited:?}"
+    );
+    // Nothing stored, and the turn is free for the next upload.
+    assert_eq!(stored_files(&server, &w.tenant).await, 0);
+    add_attachment(&w.boss, &w.tenant, &w.case, "fast.log", b"fast").await;
 }
