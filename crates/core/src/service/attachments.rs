@@ -15,7 +15,7 @@ use strongroom_store::{AttachmentRow, Mutation, TenantScope};
 
 use super::cases::{Gate, case_facts};
 use crate::access::{Principal, RequestContext};
-use crate::audit::AuditDecision;
+use crate::audit::{AuditDecision, AuditRecord};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{AttachmentInput, Page, PageRequest, RecordView};
 use crate::scan::Verdict;
@@ -176,12 +176,27 @@ impl Vault {
                 ("scanner_unavailable", scanner_unavailable())
             }
         };
-        let mut record = gate.record.clone();
-        record.action = refused;
+        Err(self
+            .record_refusal(gate.record.clone(), refused, reason, err)
+            .await)
+    }
+
+    /// Records `record` as refused (`action`, `reason`) and hands back `err`, or the log's own
+    /// error when it cannot take the record: nothing leaves either way.
+    async fn record_refusal(
+        &self,
+        mut record: AuditRecord,
+        action: &'static str,
+        reason: &'static str,
+        err: ServiceError,
+    ) -> ServiceError {
+        record.action = action;
         record.decision = AuditDecision::Deny;
         record.reason = Some(reason);
-        self.audit.append(record).await?;
-        Err(err)
+        match self.audit.append(record).await {
+            Ok(_) => err,
+            Err(unavailable) => unavailable,
+        }
     }
 
     pub async fn add_attachment(
@@ -207,12 +222,10 @@ impl Vault {
         let upload = match checked(input, self.settings.attachment_max_bytes) {
             Ok(upload) => upload,
             Err(err) => {
-                let mut record = gate.record;
-                record.action = "attachment.create_refused";
-                record.decision = AuditDecision::Deny;
-                record.reason = Some(err.code.as_str());
-                self.audit.append(record).await?;
-                return Err(err);
+                let reason = err.code.as_str();
+                return Err(self
+                    .record_refusal(gate.record, "attachment.create_refused", reason, err)
+                    .await);
             }
         };
         self.require_clean(&gate, &upload.content, "attachment.create_refused")

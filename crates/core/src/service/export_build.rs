@@ -302,6 +302,7 @@ impl Vault {
         }
         let scope = TenantScope::new(&case.tenant_id);
         let hashed = d.fields.get(FieldClass::CaseContent) == Visibility::Reveal;
+        let max = self.settings.export_max_records;
         let mut after: Option<String> = None;
         loop {
             let files = self
@@ -309,7 +310,6 @@ impl Vault {
                 .attachments(&scope, &case.id, after.as_deref(), PAGE)
                 .await?;
             after = files.last().map(|f| f.id.clone());
-            let max = self.settings.export_max_records;
             for file in &files {
                 out.room_for_one(max)?;
                 let mut shaped = shape::attachment(ring, file, &d.fields)?;
