@@ -170,17 +170,7 @@ pub(super) async fn one_request(
             purpose: None,
             json: None,
         },
-        RunKind::Read => {
-            let len = fx.contact_paths.len().max(1) as u64;
-            let path = fx.contact_paths.get((n % len) as usize);
-            LoadRequest {
-                method: Method::GET,
-                path: path.map(String::as_str).unwrap_or_default(),
-                bearer: &fx.engineer,
-                purpose: Some(STAFF_PURPOSE),
-                json: None,
-            }
-        }
+        RunKind::Read => engineer_reads(&fx.contact_paths, n, fx),
         RunKind::Create => LoadRequest {
             method: Method::POST,
             path: &fx.contacts_path,
@@ -199,19 +189,24 @@ pub(super) async fn one_request(
             purpose: Some(CUSTOMER_PURPOSE),
             json: Some(fx.upload_body.clone()),
         },
-        RunKind::Download => {
-            let len = fx.file_paths.len().max(1) as u64;
-            let path = fx.file_paths.get((n % len) as usize);
-            LoadRequest {
-                method: Method::GET,
-                path: path.map(String::as_str).unwrap_or_default(),
-                bearer: &fx.engineer,
-                purpose: Some(STAFF_PURPOSE),
-                json: None,
-            }
-        }
+        RunKind::Download => engineer_reads(&fx.file_paths, n, fx),
     };
     connection.send(request).await
+}
+
+/// The engineer's GET of the `n`th of `paths` (round robin), with a purpose.
+fn engineer_reads<'a>(paths: &'a [String], n: u64, fx: &'a Fixture) -> LoadRequest<'a> {
+    let len = paths.len().max(1) as u64;
+    LoadRequest {
+        method: Method::GET,
+        path: paths
+            .get((n % len) as usize)
+            .map(String::as_str)
+            .unwrap_or_default(),
+        bearer: &fx.engineer,
+        purpose: Some(STAFF_PURPOSE),
+        json: None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
