@@ -181,6 +181,16 @@ async fn snapshot(api: &Api, tenant: &str) -> Vec<Value> {
         let id = id_of(&case);
         out.push(api.get(&case_path(tenant, &id)).await.ok(200));
         out.extend(list_items(api, &comments_path(tenant, &id)).await);
+        // Files by their records and their bytes, downloaded (and so opened and scanned).
+        let files = attachments_path(tenant, &id);
+        for file in list_items(api, &files).await {
+            let (status, _, bytes) = api
+                .get_bytes(&format!("{files}/{}/content", id_of(&file)))
+                .await;
+            assert_eq!(status, 200, "{file}");
+            out.push(file);
+            out.push(Value::String(hex::encode(bytes)));
+        }
     }
     out
 }
@@ -206,6 +216,9 @@ async fn sqlite_to_postgres_and_back_answers_the_same() {
     let before = snapshot(&t.boss, &t.tenant).await;
     let other_before = snapshot(&other.boss, &other.tenant).await;
     assert!(before.len() >= 4, "{before:?}");
+    // The file's bytes are part of what must come back the same.
+    let content = Value::String(hex::encode(t.canaries[5].as_bytes()));
+    assert!(before.contains(&content), "{before:?}");
     assert!(
         before
             .iter()
