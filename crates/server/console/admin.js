@@ -67,9 +67,10 @@ function tenantPanel(tenantId) {
         max_grant_hours: Number(grantHours.value),
         region: region.value.trim(),
       };
+      // An emptied field removes the tenant's own limit (0), leaving the platform's.
       if (idleDays.value) patch.customer_inactivity_days = Number(idleDays.value);
       else if (i.customer_inactivity_days !== null && i.customer_inactivity_days !== undefined) {
-        throw new Error('The customer inactivity limit can be changed, not removed: give a number of days.');
+        patch.customer_inactivity_days = 0;
       }
       if (webhook.value.trim() !== (i.webhook_url ?? '')) patch.webhook_url = webhook.value.trim();
       await api('PATCH', path`/v1/tenants/${tenantId}/instructions`, { body: patch });

@@ -114,14 +114,17 @@ fn merge(
     if let Some(v) = patch.export_allowed {
         out.export_allowed = v;
     }
-    if let Some(days) = patch.customer_inactivity_days {
-        if !(1..=3650).contains(&days) {
+    match patch.customer_inactivity_days {
+        None => {}
+        // 0 removes the tenant's own limit (as "" removes the webhook): the platform's applies.
+        Some(0) => out.customer_inactivity_days = None,
+        Some(days @ 1..=3650) => out.customer_inactivity_days = Some(days),
+        Some(_) => {
             return Err(ServiceError::validation(
-                "customer_inactivity_days must be between 1 and 3650",
+                "customer_inactivity_days must be between 1 and 3650, or 0 to remove the limit",
                 &["instructions.customer_inactivity_days"],
             ));
         }
-        out.customer_inactivity_days = Some(days);
     }
     if let Some(hours) = patch.max_grant_hours {
         if !(1..=720).contains(&hours) {
@@ -365,8 +368,30 @@ impl Vault {
 
 #[cfg(test)]
 mod tests {
-    use super::{valid_webhook_url, widened};
-    use crate::model::TenantInstructions;
+    use super::{merge, valid_webhook_url, widened};
+    use crate::model::{InstructionsPatch, TenantInstructions};
+
+    #[test]
+    fn the_customer_inactivity_limit_is_set_changed_and_removed() {
+        let patch = |days| InstructionsPatch {
+            customer_inactivity_days: Some(days),
+            ..InstructionsPatch::default()
+        };
+        let base = TenantInstructions::default();
+        let set = merge(base, patch(30), false)
+            .ok()
+            .map(|i| i.customer_inactivity_days);
+        assert_eq!(set, Some(Some(30)));
+        let with_limit = TenantInstructions {
+            customer_inactivity_days: Some(30),
+            ..TenantInstructions::default()
+        };
+        let removed = merge(with_limit.clone(), patch(0), false).ok();
+        assert_eq!(removed.map(|i| i.customer_inactivity_days), Some(None));
+        let kept = merge(with_limit.clone(), InstructionsPatch::default(), false).ok();
+        assert_eq!(kept.map(|i| i.customer_inactivity_days), Some(Some(30)));
+        assert!(merge(with_limit, patch(3651), false).is_err());
+    }
 
     #[test]
     fn tightening_widens_nothing_and_each_loosening_is_named() {

@@ -609,3 +609,51 @@ async fn a_new_confidentiality_agreement_must_be_acknowledged_again() {
 fn engineer_id(me: &Value) -> String {
     me["id"].as_str().expect("id").to_owned()
 }
+
+#[tokio::test]
+async fn a_tenant_admin_removes_its_own_inactivity_limit() {
+    let server = Server::start_with(&[("STRONGROOM_INACTIVITY_SUSPEND_DAYS", "90")], &[]);
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, Some(json!({"customer_inactivity_days": 30}))).await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let user = create_user(&admin, "tenant_user", Some(&tenant)).await;
+    let path = format!("/v1/tenants/{tenant}/instructions");
+    let at_day_40 = || async {
+        let forecast = admin
+            .post(
+                "/v1/admin/inactivity-sweep",
+                json!({"dry_run": true, "as_of": days_from_now(40)}),
+            )
+            .await
+            .ok(200);
+        ids(&forecast, "suspended").contains(&user.id)
+    };
+    assert!(at_day_40().await, "the tenant's 30 days apply");
+    // Only the tenant's own admin changes it; 0 removes it.
+    admin
+        .patch(&path, json!({"customer_inactivity_days": 0}))
+        .await
+        .err(403, "forbidden");
+    let removed = boss
+        .patch(&path, json!({"customer_inactivity_days": 0}))
+        .await
+        .ok(200);
+    assert_eq!(
+        removed["instructions"]["customer_inactivity_days"],
+        Value::Null,
+        "{removed}"
+    );
+    assert!(!at_day_40().await, "the platform's 90 days alone apply");
+    boss.patch(&path, json!({"customer_inactivity_days": 3651}))
+        .await
+        .err(422, "validation_failed");
+    // The limit is the tenant's to set, as any change of it.
+    admin
+        .patch(&path, json!({"customer_inactivity_days": 30}))
+        .await
+        .err(403, "forbidden");
+    boss.patch(&path, json!({"customer_inactivity_days": 30}))
+        .await
+        .ok(200);
+    assert!(at_day_40().await, "the tenant's 30 days apply again");
+}
