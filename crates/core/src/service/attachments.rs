@@ -297,14 +297,11 @@ impl Vault {
             )
             .await?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            gate.record.records.push(row.id.clone());
-            items.push(shape::disclose(
-                &mut gate.record,
-                shape::attachment(&ring, row, &decision.fields)?,
-            ));
-        }
+        let items = gate.disclose_page(
+            &rows,
+            |r| &r.id,
+            |r| shape::attachment(&ring, r, &decision.fields),
+        )?;
         self.audit.append(gate.record).await?;
         let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
         Ok(Page { items, next_cursor })

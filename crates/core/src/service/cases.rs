@@ -58,6 +58,24 @@ pub(super) struct Gate {
     pub(super) grants: Grants,
 }
 
+impl Gate {
+    /// The views of a page of the case's records (comments, files), each id and what each
+    /// discloses noted in the request's audit record: a view reaches a caller only through it.
+    pub(super) fn disclose_page<R>(
+        &mut self,
+        rows: &[R],
+        id: impl Fn(&R) -> &str,
+        shaped: impl Fn(&R) -> ServiceResult<shape::Shaped>,
+    ) -> ServiceResult<Vec<RecordView>> {
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            self.record.records.push(id(row).to_owned());
+            items.push(shape::disclose(&mut self.record, shaped(row)?));
+        }
+        Ok(items)
+    }
+}
+
 impl Vault {
     pub(super) async fn case_gate(
         &self,
@@ -614,14 +632,11 @@ impl Vault {
             )
             .await?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            gate.record.records.push(row.id.clone());
-            items.push(shape::disclose(
-                &mut gate.record,
-                shape::comment(&ring, row, &decision.fields)?,
-            ));
-        }
+        let items = gate.disclose_page(
+            &rows,
+            |r| &r.id,
+            |r| shape::comment(&ring, r, &decision.fields),
+        )?;
         self.audit.append(gate.record).await?;
         let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
         Ok(Page { items, next_cursor })

@@ -208,13 +208,7 @@ async fn inactivity_sweep_suspends_exactly_the_inactive_and_never_the_last_admin
         )
         .await
         .err(422, "validation_failed");
-    let forecast = admin
-        .post(
-            "/v1/admin/inactivity-sweep",
-            json!({"dry_run": true, "as_of": days_from_now(40)}),
-        )
-        .await
-        .ok(200);
+    let forecast = forecast_at_day(&admin, 40).await;
     assert_eq!(ids(&forecast, "suspended"), vec![strict_user.id.clone()]);
     let engineer_session = staff_session(&server, &admin, "support_engineer").await;
     engineer_session
@@ -618,16 +612,8 @@ async fn a_tenant_admin_removes_its_own_inactivity_limit() {
     let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
     let user = create_user(&admin, "tenant_user", Some(&tenant)).await;
     let path = format!("/v1/tenants/{tenant}/instructions");
-    let at_day_40 = || async {
-        let forecast = admin
-            .post(
-                "/v1/admin/inactivity-sweep",
-                json!({"dry_run": true, "as_of": days_from_now(40)}),
-            )
-            .await
-            .ok(200);
-        ids(&forecast, "suspended").contains(&user.id)
-    };
+    let at_day_40 =
+        || async { ids(&forecast_at_day(&admin, 40).await, "suspended").contains(&user.id) };
     assert!(at_day_40().await, "the tenant's 30 days apply");
     // Only the tenant's own admin changes it; 0 removes it.
     admin
@@ -656,4 +642,15 @@ async fn a_tenant_admin_removes_its_own_inactivity_limit() {
         .await
         .ok(200);
     assert!(at_day_40().await, "the tenant's 30 days apply again");
+}
+
+/// The inactivity sweep's dry run as of `days` from now, through the API.
+async fn forecast_at_day(admin: &Api, days: i64) -> Value {
+    admin
+        .post(
+            "/v1/admin/inactivity-sweep",
+            json!({"dry_run": true, "as_of": days_from_now(days)}),
+        )
+        .await
+        .ok(200)
 }
