@@ -1,5 +1,5 @@
 // A walk through the web console in a real browser, against a `--demo` server: a tenant admin
-// lists and opens cases, attaches a file and downloads it (the EICAR test file is refused), opens the case contact, checks an access-log entry's inclusion proof,
+// lists and opens cases, attaches a file and downloads it (the EICAR test file is refused), deletes another, opens the case contact, checks an access-log entry's inclusion proof,
 // exports records to an age recipient and downloads the file, creates and revokes an API key; a
 // support engineer finds their case among "Your cases", opens it and files an access request; the
 // tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
@@ -101,6 +101,14 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.waitForTimeout(1000);
   console.log('malware upload status:', JSON.stringify(await statusText(page)));
   await page.screenshot({ path: outDir + '/2b-files.png', fullPage: true });
+  // The tenant admin deletes a file it attached by mistake (after confirming); the other stays.
+  await page.setInputFiles('section:has(h2:text("Files")) input[type=file]', { name: 'wrong.log', mimeType: 'text/plain', buffer: Buffer.from('not for this case\n') });
+  await page.click('section:has(h2:text("Files")) button:text("Upload")');
+  await page.waitForSelector('section:has(h2:text("Files")) td:text-is("wrong.log")', { timeout: 10000 });
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.locator('section:has(h2:text("Files")) tr:has(td:text-is("wrong.log")) button:text("Delete")').click();
+  await page.waitForSelector('section:has(h2:text("Files")) td:text-is("wrong.log")', { state: 'detached', timeout: 10000 });
+  console.log('delete status:', JSON.stringify(await statusText(page)), 'walk.log still listed:', await page.locator('section:has(h2:text("Files")) td:text-is("walk.log")').count());
   const contactButton = page.locator('button:text("Open the case contact")');
   if (await contactButton.count()) { await contactButton.click(); await page.waitForSelector('h1:text("Contact")'); await page.waitForTimeout(300); await page.screenshot({ path: outDir + '/3-contact.png', fullPage: true }); }
   await page.click('#nav button:text("Access log")');

@@ -208,6 +208,8 @@ pub enum Action {
     AddAttachment,
     /// List a case's files, read one's details or download its content.
     ReadAttachments,
+    /// Remove one file from a case (the data owner's call, as a contact's deletion).
+    DeleteAttachment,
     /// Export records (or the tenant's archive) to an age recipient.
     ExportRecords,
     // administration (no purpose needed)
@@ -259,6 +261,7 @@ names!(Action, "action", {
     ReadComments => "read_comments",
     AddAttachment => "add_attachment",
     ReadAttachments => "read_attachments",
+    DeleteAttachment => "delete_attachment",
     ExportRecords => "export_records",
     CreateTenant => "create_tenant",
     ReadTenant => "read_tenant",
@@ -304,6 +307,7 @@ impl Action {
                 | Action::ReadComments
                 | Action::AddAttachment
                 | Action::ReadAttachments
+                | Action::DeleteAttachment
                 | Action::ExportRecords
         )
     }

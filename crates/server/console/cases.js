@@ -171,7 +171,22 @@ function filesPanel(t, caseId) {
     setTimeout(() => URL.revokeObjectURL(url), 60000);
     return `Downloaded (${blob.size} bytes, scanned again before it left).`;
   });
-  const list = pagedList([['When', 'created_at'], ['By', 'uploaded_by'], ['Name', 'name'], ['Type', 'media_type'], ['Bytes', 'size']],
+  // Removing a file is the data owner's call: its tenant's admin, as a contact's deletion.
+  const remove = (event, item) => {
+    event.stopPropagation();
+    const what = typeof item.name === 'string' ? item.name : `file ${item.id}`;
+    if (!window.confirm(`Delete ${what} from this case? It cannot be downloaded again.`)) return undefined;
+    return run(async () => {
+      await api('DELETE', `${files}/${encodeURIComponent(item.id)}`, { content: true });
+      caseView(caseId);
+      return `${what} deleted.`;
+    });
+  };
+  const columns = [['When', 'created_at'], ['By', 'uploaded_by'], ['Name', 'name'], ['Type', 'media_type'], ['Bytes', 'size']];
+  if (hasRole('tenant_admin')) {
+    columns.push(['', (item) => el('button', { class: 'danger', text: 'Delete', onclick: (event) => remove(event, item) })]);
+  }
+  const list = pagedList(columns,
     (cursor) => api('GET', files + query({ limit: 100, cursor }), { content: true }), download);
   return panel('Files', el('p', { class: 'hint', text: 'Select a file to download it.' }), list,
     el('form', { onsubmit: upload }, field('New file', picker), el('button', { type: 'submit', text: 'Upload' })));

@@ -123,7 +123,7 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         )
         .route(
             "/cases/{case_id}/attachments/{attachment_id}",
-            get(data::attachment),
+            get(data::attachment).delete(data::delete_attachment),
         )
         .route(
             "/cases/{case_id}/attachments/{attachment_id}/content",

@@ -129,6 +129,12 @@ pub enum Mutation {
         row: AttachmentRow,
         content: Vec<u8>,
     },
+    /// Removes one file of a case; a conflict when it is already gone.
+    DeleteAttachment {
+        scope: TenantScope,
+        case_id: String,
+        id: String,
+    },
     /// Changes nothing; fails with a conflict unless the user is active and holds one of
     /// `any_of` (role names): an assignment checked against a user read before the batch.
     RequireActiveWithRole {

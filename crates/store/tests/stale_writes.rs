@@ -23,6 +23,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     stale_tenant_writes_are_refused(&sqlite).await;
     open_requests_are_checked_inside_the_commit(&sqlite).await;
     comments_need_their_case(&sqlite).await;
+    files_need_their_case_and_go_once(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
     assignments_follow_the_assignees_roles(&sqlite).await;
@@ -35,6 +36,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         stale_tenant_writes_are_refused(&pg).await;
         open_requests_are_checked_inside_the_commit(&pg).await;
         comments_need_their_case(&pg).await;
+        files_need_their_case_and_go_once(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
         assignments_follow_the_assignees_roles(&pg).await;
@@ -230,6 +232,51 @@ async fn comments_need_their_case(s: &dyn Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A file goes onto a case that still exists, and is deleted once: a second deletion (a
+/// request that read the file before another removed it) is a conflict, and only that file goes.
+async fn files_need_their_case_and_go_once(s: &dyn Store) {
+    let scope = TenantScope::new(T);
+    let file = |id: &str, case_id: &str| Mutation::InsertAttachment {
+        row: AttachmentRow {
+            tenant_id: T.into(),
+            id: id.into(),
+            case_id: case_id.into(),
+            uploaded_by: "alice".into(),
+            name: vec![6; 8],
+            media_type: "text/plain".into(),
+            size: 3,
+            scanner: "builtin".into(),
+            scanned_at: 1,
+            created_at: 1,
+        },
+        // A sealed-content header: format byte, then the key version.
+        content: vec![1, 0, 0, 0, 1, 9, 9, 9],
+    };
+    apply(s, vec![file("f1", "c1"), file("f2", "c1")]).await;
+    assert_conflict(s, file("f3", "purged")).await;
+    let delete = |id: &str, case_id: &str| Mutation::DeleteAttachment {
+        scope: TenantScope::new(T),
+        case_id: case_id.into(),
+        id: id.into(),
+    };
+    // Named under another case, the file is not deleted.
+    assert_conflict(s, delete("f1", "purged")).await;
+    apply(s, vec![delete("f1", "c1")]).await;
+    assert_conflict(s, delete("f1", "c1")).await;
+    assert!(s.attachment(&scope, "c1", "f1").await.unwrap().is_none());
+    assert!(
+        s.attachment_content(&scope, "c1", "f1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let left = s.attachments(&scope, "c1", None, 10).await.unwrap();
+    assert_eq!(
+        left.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+        ["f2"]
     );
 }
 

@@ -314,17 +314,10 @@ impl Vault {
         p: &Principal,
         ctx: &RequestContext,
         (tenant_id, case_id, id): (&str, &str, &str),
-        audit_action: &'static str,
+        (action, audit_action): (Action, &'static str),
     ) -> ServiceResult<(Gate, strongroom_policy::Decision, AttachmentRow)> {
         let (mut gate, decision) = self
-            .case_gate(
-                p,
-                ctx,
-                tenant_id,
-                case_id,
-                Action::ReadAttachments,
-                audit_action,
-            )
+            .case_gate(p, ctx, tenant_id, case_id, action, audit_action)
             .await?;
         gate.record.records = vec![id.to_owned()];
         let Some(row) = self
@@ -346,7 +339,12 @@ impl Vault {
         id: &str,
     ) -> ServiceResult<RecordView> {
         let (mut gate, decision, row) = self
-            .attachment_gate(p, ctx, (tenant_id, case_id, id), "attachment.read")
+            .attachment_gate(
+                p,
+                ctx,
+                (tenant_id, case_id, id),
+                (Action::ReadAttachments, "attachment.read"),
+            )
             .await?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let view = shape::disclose(
@@ -355,6 +353,37 @@ impl Vault {
         );
         self.audit.append(gate.record).await?;
         Ok(view)
+    }
+
+    /// Removes one file from its case: the data owner's call (its tenant's admin), as a
+    /// contact's deletion is. Recorded with the file's id, in the commit that removes it.
+    pub async fn delete_attachment(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        tenant_id: &str,
+        case_id: &str,
+        id: &str,
+    ) -> ServiceResult<()> {
+        let (gate, _, _) = self
+            .attachment_gate(
+                p,
+                ctx,
+                (tenant_id, case_id, id),
+                (Action::DeleteAttachment, "attachment.delete"),
+            )
+            .await?;
+        self.commit_attempt(
+            vec![gate.record],
+            vec![Mutation::DeleteAttachment {
+                scope: TenantScope::new(tenant_id),
+                case_id: case_id.to_owned(),
+                id: id.to_owned(),
+            }],
+            ("attachment.delete_not_applied", "deleted_meanwhile"),
+        )
+        .await?;
+        Ok(())
     }
 
     /// SHA-256 of a file's content in clear (for exports), read and opened one file at a time;
@@ -390,7 +419,12 @@ impl Vault {
         id: &str,
     ) -> ServiceResult<Vec<u8>> {
         let (mut gate, decision, row) = self
-            .attachment_gate(p, ctx, (tenant_id, case_id, id), "attachment.download")
+            .attachment_gate(
+                p,
+                ctx,
+                (tenant_id, case_id, id),
+                (Action::ReadAttachments, "attachment.download"),
+            )
             .await?;
         gate.record.fields_requested = vec!["content"];
         if decision.fields.get(FieldClass::CaseContent) != Visibility::Reveal {

@@ -105,5 +105,6 @@ pub const CONTENT_ACTIONS: &[Action] = &[
     Action::ReadComments,
     Action::AddAttachment,
     Action::ReadAttachments,
+    Action::DeleteAttachment,
     Action::ExportRecords,
 ];

@@ -140,7 +140,10 @@ impl Case {
             Role::TenantUser => {
                 self.own_tenant
                     && own_purpose
-                    && !matches!(self.action, Action::DeleteContact | Action::AssignCase)
+                    && !matches!(
+                        self.action,
+                        Action::DeleteContact | Action::DeleteAttachment | Action::AssignCase
+                    )
             }
             Role::SupportEngineer | Role::SecurityOfficer => {
                 own_purpose && self.reached() && staff_read_actions().contains(&self.action)

@@ -155,7 +155,7 @@ fn check(engine: &PolicyEngine, expected: impl Fn(&Case) -> Outcome) -> usize {
 #[test]
 fn authorization_matrix() {
     let n = check(engine(), Case::expected);
-    assert_eq!(n, 8 * 15 * 2 * 4 * 9 * 2 * 2);
+    assert_eq!(n, 8 * 16 * 2 * 4 * 9 * 2 * 2);
 }
 
 /// The same matrix with `permit(principal, action, resource);` added: every

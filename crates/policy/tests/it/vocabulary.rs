@@ -59,7 +59,7 @@ fn api_names() {
         .filter(Role::is_customer)
         .collect();
     assert_eq!(customers, [Role::TenantAdmin, Role::TenantUser]);
-    assert_eq!(Action::ALL.iter().filter(|a| a.is_content()).count(), 15);
+    assert_eq!(Action::ALL.iter().filter(|a| a.is_content()).count(), 16);
 }
 
 #[test]

@@ -279,6 +279,17 @@ pub async fn attachment(
     ))
 }
 
+pub async fn delete_attachment(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path((tenant_id, case_id, attachment_id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    vault
+        .delete_attachment(&c.principal, &c.ctx, &tenant_id, &case_id, &attachment_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The file's bytes. Always `application/octet-stream` and never named in a header: the
 /// declared media type and the name are in the file's record, and a browser must not render
 /// what a customer uploaded.

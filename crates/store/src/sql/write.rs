@@ -481,6 +481,19 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 return Err(StoreError::Conflict("the case is gone"));
             }
         }
+        Mutation::DeleteAttachment { scope, case_id, id } => {
+            let done = sqlx::query(
+                "DELETE FROM attachments WHERE tenant_id = $1 AND case_id = $2 AND id = $3",
+            )
+            .bind(scope.id())
+            .bind(case_id)
+            .bind(id)
+            .execute(conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("the file was deleted meanwhile"));
+            }
+        }
         Mutation::ReleaseAssignment {
             scope,
             case_id,

@@ -8,6 +8,7 @@ mod kit;
 
 mod access_rules;
 mod api_keys;
+mod attachment_scans;
 mod attachments;
 mod audit_log;
 mod audit_recovery;
