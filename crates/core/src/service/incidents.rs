@@ -127,6 +127,7 @@ impl Vault {
         WatchRules {
             window_secs: s.watch_window_secs,
             mass_read_records: s.watch_mass_read_records,
+            mass_read_records_customer: s.watch_mass_read_records_customer,
             denials_outside_grant: s.watch_denials_outside_grant,
             login_failures_per_account: s.watch_login_failures_per_account,
             login_failures_platform: s.watch_login_failures_platform,

@@ -1,8 +1,11 @@
 //! An entry as the watch reads it, and the checks that it is the entry its row says it is.
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use std::fmt;
+
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use strongroom_ledger::{Hash, leaf_hash};
+use strongroom_policy::Role;
 
 use crate::clock::parse_rfc3339;
 
@@ -72,6 +75,31 @@ pub(super) struct Seen<'a> {
 pub(super) struct SeenActor<'a> {
     #[serde(borrow)]
     pub(super) user_id: &'a str,
+    /// Every role of the actor is a customer's (and it has one); without roles, staff's rules.
+    #[serde(rename = "roles", default, deserialize_with = "only_customer_roles")]
+    pub(super) customer: bool,
+}
+
+/// Reads the actor's roles without keeping them: whether all are customer roles.
+fn only_customer_roles<'de, D: Deserializer<'de>>(roles: D) -> Result<bool, D::Error> {
+    struct Roles;
+    impl<'de> Visitor<'de> for Roles {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of role names")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let (mut any, mut all_customer) = (false, true);
+            while let Some(role) = seq.next_element::<&'de str>()? {
+                any = true;
+                all_customer &= role.parse::<Role>().is_ok_and(|r| r.is_customer());
+            }
+            Ok(any && all_customer)
+        }
+    }
+    roles.deserialize_seq(Roles)
 }
 
 /// The leaf hash of the entry's bytes, and the entry decoded if it is the entry its row and its

@@ -62,6 +62,8 @@ pub struct WatchRules {
     pub window_secs: u64,
     /// Records of one tenant read by one account (a list counts the records it returned).
     pub mass_read_records: u64,
+    /// The same, for an account whose every role is a customer's.
+    pub mass_read_records_customer: u64,
     /// Requests of one account for one tenant's data refused for want of an assignment or grant.
     pub denials_outside_grant: u64,
     pub login_failures_per_account: u64,
@@ -198,7 +200,12 @@ impl Watch {
                 0
             };
             if n > 0 {
-                let threshold = rules.mass_read_records;
+                let customer = seen.actor.as_ref().is_some_and(|a| a.customer);
+                let threshold = if customer {
+                    rules.mass_read_records_customer
+                } else {
+                    rules.mass_read_records
+                };
                 tally(IncidentKind::MassRead, seen.tenant_id, actor, n, threshold);
             }
         }

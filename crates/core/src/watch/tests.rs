@@ -12,6 +12,7 @@ fn rules() -> WatchRules {
     WatchRules {
         window_secs: 600,
         mass_read_records: 5,
+        mass_read_records_customer: 8,
         denials_outside_grant: 3,
         login_failures_per_account: 3,
         login_failures_platform: 4,
@@ -116,6 +117,42 @@ fn reads_past_the_threshold_open_a_mass_read_and_every_later_read_counts() {
     assert_eq!((third[0].events, third[0].crossed), (2, None));
     // Counting started afresh at the crossing: five more reach it again.
     assert_eq!(crossed(&f.pass(&read, 3, 0)).len(), 1);
+}
+
+#[test]
+fn customers_reading_their_own_tenant_have_their_own_threshold() {
+    let mut f = Feed::new();
+    let as_roles = |user: &str, roles: &[&str]| {
+        let mut r = record("contact.read", Some(user), Some("t1"));
+        r.actor = Some(Actor {
+            user_id: user.into(),
+            roles: roles.iter().map(|&r| r.to_owned()).collect(),
+        });
+        r
+    };
+    let admin = as_roles("admin", &["tenant_admin"]);
+    let both = as_roles("user", &["tenant_user", "tenant_admin"]);
+    // An account holding one staff role is held to staff's threshold.
+    let mixed = as_roles("mixed", &["tenant_admin", "support_engineer"]);
+    let none = as_roles("bare", &[]);
+    for r in [&admin, &both, &mixed, &none] {
+        f.feed(r, 7, 0, true);
+    }
+    let seven: Vec<_> = crossed(&f.watch.take_findings())
+        .iter()
+        .map(|x| x.subject_id.clone().unwrap())
+        .collect();
+    assert_eq!(seven, ["bare", "mixed"]);
+    // The eighth read is the customers' threshold.
+    f.feed(&admin, 1, 0, true);
+    f.feed(&both, 1, 0, true);
+    let eight = f.watch.take_findings();
+    assert_eq!(crossed(&eight).len(), 2, "{eight:?}");
+    assert!(
+        eight
+            .iter()
+            .all(|x| x.crossed.is_some_and(|c| c.events == 8))
+    );
 }
 
 #[test]

@@ -229,11 +229,18 @@ async fn failed_logins_to_a_customer_account_are_an_incident_of_its_tenant() {
 
 #[tokio::test]
 async fn one_account_reading_many_records_is_a_mass_read() {
-    let server = Server::start_with(&watch_env("STRONGROOM_WATCH_MASS_READ_RECORDS", "5"), &[]);
+    let mut env = watch_env("STRONGROOM_WATCH_MASS_READ_RECORDS", "5");
+    env.push(("STRONGROOM_WATCH_MASS_READ_RECORDS_CUSTOMER", "12"));
+    let server = Server::start_with(&env, &[]);
     let w = world(&server, json!({})).await;
     let t = &w.tenant;
     let platform = server.admin().await;
     let officer = staff_session(&server, &platform, "security_officer").await;
+    // The tenant's own admin paging through its cases is held to the customers' threshold.
+    let customer_reads = 6;
+    for _ in 0..customer_reads {
+        w.admin.get(&case_path(t, &w.case_a)).await.ok(200);
+    }
     for _ in 0..5 {
         w.engineer.get(&case_path(t, &w.case_a)).await.ok(200);
     }
@@ -243,13 +250,24 @@ async fn one_account_reading_many_records_is_a_mass_read() {
     .await;
     assert_eq!(incident["tenant_id"], t.as_str(), "{incident}");
     assert_eq!(incident["events"], 5, "{incident}");
-    // The customer's own setup (a contact, two cases, a comment) read nothing in bulk.
+    // The customer's own setup (a contact, two cases, a comment) and the admin's reads above
+    // (past staff's threshold, short of customers'), all judged before the engineer's: no
+    // other mass read.
     let all = list_items(&officer, "/v1/incidents").await;
     assert!(
         all.iter()
             .all(|i| i["kind"] != "mass_read" || i["subject_id"] == w.engineer.id.as_str()),
         "{all:?}"
     );
+    // Reaching customers' threshold opens one for the admin too.
+    for _ in customer_reads..12 {
+        w.admin.get(&case_path(t, &w.case_a)).await.ok(200);
+    }
+    let theirs = incident_where(&officer, "/v1/incidents", |i| {
+        i["kind"] == "mass_read" && i["subject_id"] == w.admin.id.as_str()
+    })
+    .await;
+    assert_eq!(theirs["events"], 12, "{theirs}");
 }
 
 /// The last indexes of the perfect subtrees a tree of `size` leaves is made of: the rows that
@@ -373,7 +391,14 @@ async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_ten
         size,
         signed,
         ..
-    } = unwatched(&[("STRONGROOM_WATCH_MASS_READ_RECORDS", "3")], 1100).await;
+    } = unwatched(
+        &[
+            ("STRONGROOM_WATCH_MASS_READ_RECORDS", "3"),
+            ("STRONGROOM_WATCH_MASS_READ_RECORDS_CUSTOMER", "3"),
+        ],
+        1100,
+    )
+    .await;
     let t = w.tenant.clone();
     let keep: Vec<i64> = [frontier_rows(size), frontier_rows(signed)].concat();
     let (changed, unhashed) = (reads[0], reads[1]);
