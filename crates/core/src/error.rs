@@ -31,6 +31,9 @@ pub enum ErrorCode {
     MalwareDetected,
     /// No scanner verdict could be had, so the upload was refused.
     ScannerUnavailable,
+    /// A file's content is sealed under a key version this deployment no longer holds (a
+    /// restore accepted as unreadable): it cannot be served, now or later, from these keys.
+    ContentUnreadable,
     Internal,
 }
 
@@ -59,6 +62,7 @@ impl ErrorCode {
             Self::AuditUnavailable => "audit_unavailable",
             Self::MalwareDetected => "malware_detected",
             Self::ScannerUnavailable => "scanner_unavailable",
+            Self::ContentUnreadable => "content_unreadable",
             Self::Internal => "internal",
         }
     }
@@ -74,6 +78,7 @@ impl ErrorCode {
             | Self::MfaEnrolmentRequired
             | Self::AccountSuspended => 403,
             Self::NotFound => 404,
+            Self::ContentUnreadable => 410,
             Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::WeakPassword | Self::ValidationFailed | Self::MalwareDetected => 422,

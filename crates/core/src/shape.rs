@@ -2,7 +2,7 @@
 //! mask, withhold the rest, and say so in `_access`.
 
 use serde_json::{Value, json};
-use strongroom_crypto::{FieldContext, TenantKeyring};
+use strongroom_crypto::{CryptoError, FieldContext, TenantKeyring};
 use strongroom_policy::{FieldClass, FieldMask, Visibility};
 use strongroom_store::{AttachmentRow, CaseRow, CommentRow, ContactRow};
 
@@ -18,6 +18,8 @@ pub(crate) struct Shaped {
     pub requested: Vec<&'static str>,
     pub disclosed: Vec<&'static str>,
     pub masked: Vec<&'static str>,
+    /// Fields sealed under a key version no longer held: shown as null, disclosing nothing.
+    pub unreadable: Vec<&'static str>,
 }
 
 pub(crate) fn contact_class(field: &str) -> FieldClass {
@@ -64,6 +66,26 @@ pub(crate) fn open(
         )
         .map_err(|_| ServiceError::internal("field does not decrypt (integrity failure)"))?;
     String::from_utf8(plain.to_vec()).map_err(|_| ServiceError::internal("field is not UTF-8"))
+}
+
+/// A field as a record view shows it: its plaintext, or `None` when it is sealed under a key
+/// version this deployment no longer holds (a restore accepted as unreadable). Such a field is
+/// shown as null and named in `_access.unreadable`, so that one lost version does not make
+/// every list that meets its records fail; any other failure to open is an integrity failure.
+fn open_in_view(
+    ring: &TenantKeyring,
+    ctx: &FieldContext<'_>,
+    ciphertext: &[u8],
+) -> ServiceResult<Option<String>> {
+    match ring.decrypt_field(ctx, ciphertext) {
+        Ok(plain) => String::from_utf8(plain.to_vec())
+            .map(Some)
+            .map_err(|_| ServiceError::internal("field is not UTF-8")),
+        Err(CryptoError::UnknownKeyVersion { .. }) => Ok(None),
+        Err(_) => Err(ServiceError::internal(
+            "field does not decrypt (integrity failure)",
+        )),
+    }
 }
 
 /// Seals raw bytes (a secret key) like a field.
@@ -136,6 +158,7 @@ impl<'a> Builder<'a> {
                 requested: Vec::new(),
                 disclosed: Vec::new(),
                 masked: Vec::new(),
+                unreadable: Vec::new(),
             },
             withheld: Vec::new(),
         }
@@ -148,27 +171,39 @@ impl<'a> Builder<'a> {
         ciphertext: Option<&[u8]>,
     ) -> ServiceResult<()> {
         self.out.requested.push(field);
-        match self.mask.get(class) {
-            Visibility::Withhold => self.withheld.push(field),
-            Visibility::Reveal => {
-                let value = match ciphertext {
-                    Some(ct) => Value::String(open(self.ring, self.kind, self.id, field, ct)?),
-                    None => Value::Null,
+        let visibility = self.mask.get(class);
+        if visibility == Visibility::Withhold {
+            self.withheld.push(field);
+            return Ok(());
+        }
+        let plain = match ciphertext {
+            Some(ct) => {
+                let ctx = FieldContext {
+                    kind: self.kind,
+                    record_id: self.id,
+                    field,
                 };
-                self.out.view.insert(field.into(), value);
-                self.out.disclosed.push(field);
+                match open_in_view(self.ring, &ctx, ct)? {
+                    Some(plain) => Some(plain),
+                    None => {
+                        self.out.view.insert(field.into(), Value::Null);
+                        self.out.unreadable.push(field);
+                        return Ok(());
+                    }
+                }
             }
-            Visibility::Mask => {
-                let value = match ciphertext {
-                    Some(ct) => Value::String(mask::field(
-                        field,
-                        &open(self.ring, self.kind, self.id, field, ct)?,
-                    )),
-                    None => Value::Null,
-                };
-                self.out.view.insert(field.into(), value);
-                self.out.masked.push(field);
-            }
+            None => None,
+        };
+        let value = match (visibility, plain) {
+            (_, None) => Value::Null,
+            (Visibility::Mask, Some(plain)) => Value::String(mask::field(field, &plain)),
+            (_, Some(plain)) => Value::String(plain),
+        };
+        self.out.view.insert(field.into(), value);
+        if visibility == Visibility::Mask {
+            self.out.masked.push(field);
+        } else {
+            self.out.disclosed.push(field);
         }
         Ok(())
     }
@@ -182,10 +217,11 @@ impl<'a> Builder<'a> {
     }
 
     fn finish(mut self) -> Shaped {
-        self.out.view.insert(
-            "_access".into(),
-            json!({ "masked": self.out.masked, "withheld": self.withheld }),
-        );
+        let mut access = json!({ "masked": self.out.masked, "withheld": self.withheld });
+        if !self.out.unreadable.is_empty() {
+            access["unreadable"] = json!(self.out.unreadable);
+        }
+        self.out.view.insert("_access".into(), access);
         self.out
     }
 }
@@ -256,6 +292,16 @@ pub(crate) fn attachment(
     Ok(b.finish())
 }
 
+impl Shaped {
+    /// Names `field` in the view's `_access.unreadable`, as the builder does for fields.
+    pub(crate) fn mark_unreadable(&mut self, field: &'static str) {
+        self.unreadable.push(field);
+        if let Some(access) = self.view.get_mut("_access") {
+            access["unreadable"] = json!(self.unreadable);
+        }
+    }
+}
+
 /// Records in `record` what `shaped` discloses (accumulating across the records of a list) and hands
 /// back the view: a view reaches a caller only through its audit record.
 pub(crate) fn disclose(record: &mut AuditRecord, shaped: Shaped) -> RecordView {
@@ -271,4 +317,82 @@ pub(crate) fn disclose(record: &mut AuditRecord, shaped: Shaped) -> RecordView {
         }
     }
     shaped.view
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use strongroom_crypto::TenantKeys;
+    use strongroom_policy::Visibility;
+
+    use super::*;
+
+    fn ring(version: u32) -> TenantKeyring {
+        TenantKeyring::new("t1", vec![TenantKeys::generate(version).unwrap()]).unwrap()
+    }
+
+    fn comment_row(body: Vec<u8>) -> CommentRow {
+        CommentRow {
+            tenant_id: "t1".into(),
+            id: "m1".into(),
+            case_id: "c1".into(),
+            author_id: "u1".into(),
+            body,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_field_under_a_version_no_longer_held_is_shown_as_unreadable_not_an_error() {
+        let (lost, current) = (ring(1), ring(2));
+        let sealed = seal(&lost, "comment", "m1", "body", "hello").unwrap();
+        for visibility in [Visibility::Reveal, Visibility::Mask] {
+            let shaped = comment(
+                &current,
+                &comment_row(sealed.clone()),
+                &FieldMask::all(visibility),
+            )
+            .unwrap();
+            assert_eq!(shaped.view["body"], Value::Null);
+            assert_eq!(shaped.view["_access"]["unreadable"], json!(["body"]));
+            assert!(shaped.disclosed.is_empty() && shaped.masked.is_empty());
+        }
+        // Withheld, it is not even looked at.
+        let withheld = comment(&current, &comment_row(sealed), &FieldMask::none()).unwrap();
+        assert!(withheld.view["_access"].get("unreadable").is_none());
+
+        // Readable: no such member at all.
+        let fine = seal(&current, "comment", "m1", "body", "hello").unwrap();
+        let shaped = comment(
+            &current,
+            &comment_row(fine.clone()),
+            &FieldMask::all(Visibility::Reveal),
+        )
+        .unwrap();
+        assert_eq!(shaped.view["body"], "hello");
+        assert!(shaped.view["_access"].get("unreadable").is_none());
+
+        // Under a held version but altered, or bound to another record: an integrity failure.
+        let mut altered = fine;
+        if let Some(last) = altered.last_mut() {
+            *last ^= 1;
+        }
+        assert!(
+            comment(
+                &current,
+                &comment_row(altered),
+                &FieldMask::all(Visibility::Reveal)
+            )
+            .is_err()
+        );
+        let elsewhere = seal(&current, "comment", "m2", "body", "hello").unwrap();
+        assert!(
+            comment(
+                &current,
+                &comment_row(elsewhere),
+                &FieldMask::all(Visibility::Reveal)
+            )
+            .is_err()
+        );
+    }
 }

@@ -100,6 +100,12 @@ export function recordTable(record) {
   for (const [name, value] of Object.entries(record)) {
     if (name === '_access') continue;
     const masked = (access.masked || []).includes(name);
+    // Sealed under a key version the deployment no longer holds (a restore accepted as such).
+    if ((access.unreadable || []).includes(name)) {
+      rows.push(el('tr', {}, el('th', { text: name }),
+        el('td', {}, el('span', { class: 'withheld', text: '—' }), el('span', { class: 'tag', text: 'unreadable' }))));
+      continue;
+    }
     rows.push(el('tr', {},
       el('th', { text: name }),
       el('td', {}, el('span', { class: masked ? 'masked' : 'mono', text: display(value) }),
@@ -123,10 +129,12 @@ export function listTable(columns, items, onOpen) {
   const rows = items.map((item) => {
     const withheld = (item._access && item._access.withheld) || [];
     const masked = (item._access && item._access.masked) || [];
+    const unreadable = (item._access && item._access.unreadable) || [];
     const cells = columns.map(([, key]) => {
       const value = typeof key === 'function' ? key(item) : item[key];
       if (value instanceof Node) return el('td', {}, value);
       if (withheld.includes(key)) return el('td', { class: 'withheld', text: '—' });
+      if (unreadable.includes(key)) return el('td', { class: 'withheld', text: 'unreadable' });
       return el('td', { class: masked.includes(key) ? 'masked' : null, text: display(value) });
     });
     return el('tr', { class: onOpen ? 'link' : null, onclick: onOpen ? () => onOpen(item) : null }, cells);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
-use strongroom_crypto::{FieldContext, TenantKeyring, Zeroizing};
+use strongroom_crypto::{CryptoError, FieldContext, TenantKeyring, Zeroizing};
 use strongroom_policy::{Action, Denial, FieldClass, Visibility};
 use strongroom_store::{AttachmentRow, Mutation, TenantScope};
 
@@ -131,6 +131,31 @@ fn is_media_type(text: &str) -> bool {
         && text
             .split_once('/')
             .is_some_and(|(kind, sub)| restricted(kind) && restricted(sub))
+}
+
+/// What an export finds of a file's content.
+pub(super) enum StoredContent {
+    /// Purged with its case since the file was listed.
+    Gone,
+    /// Sealed under a key version this deployment no longer holds.
+    Unreadable,
+    Sha256([u8; 32]),
+}
+
+/// A file's content in clear, or `None` when it is sealed under a key version this deployment
+/// no longer holds (a restore accepted as unreadable); any other failure is an integrity failure.
+fn open_content(
+    ring: &TenantKeyring,
+    id: &str,
+    sealed: &[u8],
+) -> ServiceResult<Option<Zeroizing<Vec<u8>>>> {
+    match ring.decrypt_attachment(&content_context(id), sealed) {
+        Ok(content) => Ok(Some(content)),
+        Err(CryptoError::UnknownKeyVersion { .. }) => Ok(None),
+        Err(_) => Err(ServiceError::internal(
+            "attachment does not decrypt (integrity failure)",
+        )),
+    }
 }
 
 fn malware(signature: &str) -> ServiceError {
@@ -386,26 +411,23 @@ impl Vault {
         Ok(())
     }
 
-    /// SHA-256 of a file's content in clear (for exports), read and opened one file at a time;
-    /// `None` for a file purged since it was listed.
+    /// A file's content in clear, for exports, read and opened one file at a time.
     pub(super) async fn attachment_digest(
         &self,
         ring: &TenantKeyring,
         row: &AttachmentRow,
-    ) -> ServiceResult<Option<[u8; 32]>> {
+    ) -> ServiceResult<StoredContent> {
         let Some(sealed) = self
             .store
             .attachment_content(&TenantScope::new(&row.tenant_id), &row.case_id, &row.id)
             .await?
         else {
-            return Ok(None);
+            return Ok(StoredContent::Gone);
         };
-        let content = ring
-            .decrypt_attachment(&content_context(&row.id), &sealed)
-            .map_err(|_| {
-                ServiceError::internal("attachment does not decrypt (integrity failure)")
-            })?;
-        Ok(Some(Sha256::digest(content.as_slice()).into()))
+        Ok(match open_content(ring, &row.id, &sealed)? {
+            Some(content) => StoredContent::Sha256(Sha256::digest(content.as_slice()).into()),
+            None => StoredContent::Unreadable,
+        })
     }
 
     /// A file's content, for a caller who sees case content in clear: there is no masked form
@@ -441,11 +463,12 @@ impl Vault {
             return Err(self.refuse(gate.record, Denial::NotFound, Vec::new()).await);
         };
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let mut content = ring
-            .decrypt_attachment(&content_context(&row.id), &sealed)
-            .map_err(|_| {
-                ServiceError::internal("attachment does not decrypt (integrity failure)")
-            })?;
+        let Some(mut content) = open_content(&ring, &row.id, &sealed)? else {
+            return Err(ServiceError::new(
+                ErrorCode::ContentUnreadable,
+                "the file is sealed under a key version this deployment no longer holds",
+            ));
+        };
         self.require_clean(&gate, &content, "attachment.download_refused")
             .await?;
         gate.record.fields_disclosed = vec!["content"];

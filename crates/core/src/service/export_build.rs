@@ -14,6 +14,7 @@ use strongroom_ledger::NoteVerifier;
 use strongroom_policy::{Action, FieldClass, Purpose, ResourceFacts, Role, Visibility};
 use strongroom_store::{CaseFilter, CaseRow, TenantScope};
 
+use super::attachments::StoredContent;
 use super::cases::case_facts;
 use super::contacts::contact_facts;
 use super::grants::Grants;
@@ -314,16 +315,19 @@ impl Vault {
                 out.room_for_one(max)?;
                 let mut shaped = shape::attachment(ring, file, &d.fields)?;
                 if hashed {
-                    // Purged with its case since the page was read: not exported.
-                    let Some(digest) = self.attachment_digest(ring, file).await? else {
-                        continue;
-                    };
-                    // The hash is taken of the content in clear: recorded as its disclosure.
                     shaped.requested.push("content");
-                    shaped.disclosed.push("content");
-                    shaped
-                        .view
-                        .insert("content_sha256".into(), json!(hex::encode(digest)));
+                    match self.attachment_digest(ring, file).await? {
+                        // Purged with its case since the page was read: not exported.
+                        StoredContent::Gone => continue,
+                        StoredContent::Unreadable => shaped.mark_unreadable("content"),
+                        StoredContent::Sha256(digest) => {
+                            // Taken of the content in clear: recorded as its disclosure.
+                            shaped.disclosed.push("content");
+                            shaped
+                                .view
+                                .insert("content_sha256".into(), json!(hex::encode(digest)));
+                        }
+                    }
                 }
                 out.record("attachment", shaped, record, max)?;
                 out.opened_by(facts, grants);

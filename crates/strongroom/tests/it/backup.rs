@@ -6,12 +6,12 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::exports::{export_path, exports_path, key_pair, records_scope};
+use crate::exports::{export_path, exports_path, key_pair, open_export, records_scope};
 use crate::kit::*;
 use crate::lifecycle_shred::{
-    delete_tenant, find_in_dir, key_needles, populate, verify_certificate, wrapped_keys,
+    Populated, delete_tenant, find_in_dir, key_needles, populate, verify_certificate, wrapped_keys,
 };
 
 struct Run {
@@ -509,5 +509,67 @@ async fn a_restore_refuses_records_sealed_under_a_version_retired_since_the_back
     assert_eq!(recorded[0]["tenant_id"], t.tenant.as_str());
     assert_eq!(recorded[0]["resource"]["id"], "1");
     assert_eq!(recorded[0]["reason"], "key_version_missing");
+    the_unreadable_records_are_shown_for_what_they_are(&restored, &t).await;
     assert!(restored.stop().await.success());
+}
+
+/// After a restore that accepted unreadable records: every list still answers, each record sealed
+/// under the lost version shows its sealed fields as null and names them in `_access.unreadable`,
+/// a file's bytes are `410 content_unreadable`, the tenant's archive still builds, and what is
+/// written after the restore reads as usual.
+async fn the_unreadable_records_are_shown_for_what_they_are(restored: &Server, t: &Populated) {
+    let boss = open_session(restored, &t.boss.username, PASSWORD, "tenant_admin").await;
+    let unreadable = |record: &Value| strings(&record["_access"]["unreadable"]);
+    let contact = boss.get(&contact_path(&t.tenant, &t.contact)).await.ok(200);
+    assert_eq!(
+        unreadable(&contact),
+        ["name", "email", "notes"],
+        "{contact}"
+    );
+    assert!(contact["name"].is_null() && contact["notes"].is_null());
+    assert_eq!(list_items(&boss, &contacts_path(&t.tenant)).await.len(), 2);
+    let cases = list_items(&boss, &cases_path(&t.tenant)).await;
+    assert_eq!(cases.len(), 1);
+    assert_eq!(unreadable(&cases[0]), ["title"], "{}", cases[0]);
+    let case = id_of(&cases[0]);
+    let comments = list_items(&boss, &comments_path(&t.tenant, &case)).await;
+    assert_eq!(unreadable(&comments[0]), ["body"]);
+    let files = list_items(&boss, &attachments_path(&t.tenant, &case)).await;
+    assert_eq!(unreadable(&files[0]), ["name"]);
+    let file = format!(
+        "{}/{}",
+        attachments_path(&t.tenant, &case),
+        id_of(&files[0])
+    );
+    boss.get(&format!("{file}/content"))
+        .await
+        .err(410, "content_unreadable");
+
+    let fresh = create_contact(&boss, &t.tenant, json!({"name": "After the restore"})).await;
+    let fresh = boss
+        .get(&contact_path(&t.tenant, &id_of(&fresh)))
+        .await
+        .ok(200);
+    assert_eq!(fresh["name"], "After the restore");
+    assert!(fresh["_access"].get("unreadable").is_none(), "{fresh}");
+
+    let (identity, recipient) = key_pair();
+    let archive = boss
+        .post(
+            &exports_path(&t.tenant),
+            json!({"scope": {"kind": "tenant_archive"}, "recipient": recipient}),
+        )
+        .await
+        .ok(201);
+    let id = archive["id"].as_str().unwrap();
+    let (status, _, bytes) = boss
+        .get_bytes(&export_path(&t.tenant, id, "/download"))
+        .await;
+    assert_eq!(status, 200);
+    let opened = open_export(&identity, &bytes);
+    let files = opened.of_kind("attachment");
+    assert_eq!(files.len(), 1);
+    assert_eq!(unreadable(&files[0]["record"]), ["name", "content"]);
+    assert!(files[0]["record"].get("content_sha256").is_none());
+    assert_eq!(opened.of_kind("contact").len(), 3);
 }

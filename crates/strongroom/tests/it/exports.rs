@@ -37,19 +37,19 @@ pub(crate) fn key_pair() -> (age::x25519::Identity, String) {
 }
 
 /// An opened export: the manifest line, the content bytes after it, and the content lines.
-struct Opened {
+pub(crate) struct Opened {
     header: Value,
     content: Vec<u8>,
     lines: Vec<Value>,
 }
 
 impl Opened {
-    fn of_kind(&self, kind: &str) -> Vec<&Value> {
+    pub(crate) fn of_kind(&self, kind: &str) -> Vec<&Value> {
         self.lines.iter().filter(|l| l["kind"] == kind).collect()
     }
 }
 
-fn open_export(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Opened {
+pub(crate) fn open_export(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Opened {
     assert!(
         ciphertext.starts_with(b"age-encryption.org/v1\n"),
         "not an age file"
