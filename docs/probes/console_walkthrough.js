@@ -12,7 +12,7 @@
 // Not part of `cargo test` (the README's commands need only the Rust toolchain). Run by hand:
 //   apt-get install chromium            # or any Chromium; pass its path as CHROMIUM
 //   npm install playwright-core         # in a scratch directory, then run this file from there
-//   STRONGROOM_WATCH_MASS_READ_RECORDS=3 STRONGROOM_WATCH_MASS_READ_RECORDS_CUSTOMER=3 STRONGROOM_ADMIN_PASSWORD=... \
+//   STRONGROOM_WATCH_MASS_READ_RECORDS=3 STRONGROOM_WATCH_MASS_READ_CUSTOMER_FACTOR=1 STRONGROOM_ADMIN_PASSWORD=... \
 //       strongroom serve --data-dir /tmp/demo --demo \
 //       --listen 127.0.0.1:18443 2> /tmp/demo.err &
 //   ADMIN_PASSWORD=... node console_walkthrough.js https://127.0.0.1:18443 /tmp/demo.err /tmp/shots
@@ -230,7 +230,7 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.screenshot({ path: outDir + '/13-tenant-admin.png', fullPage: true });
   await page.click('#who button:text("Sign out")');
   await page.waitForSelector('input[name=username]');
-  // Incidents (start the demo with STRONGROOM_WATCH_MASS_READ_RECORDS=3 and STRONGROOM_WATCH_MASS_READ_RECORDS_CUSTOMER=3 so that the tenant admin's
+  // Incidents (start the demo with STRONGROOM_WATCH_MASS_READ_RECORDS=3 and STRONGROOM_WATCH_MASS_READ_CUSTOMER_FACTOR=1 so that the tenant admin's
   // lists above are a mass read): the tenant admin sees theirs, a security officer closes one.
   await login(page, admin);
   await page.click('#nav button:text("Incidents")');

@@ -31,8 +31,8 @@ pub enum ErrorCode {
     MalwareDetected,
     /// No scanner verdict could be had, so the upload was refused.
     ScannerUnavailable,
-    /// A file's content is sealed under a key version this deployment no longer holds (a
-    /// restore accepted as unreadable): it cannot be served, now or later, from these keys.
+    /// A file's content is sealed under a key version whose keys are lost (a restore accepted
+    /// it): it cannot be served from the keys this deployment holds.
     ContentUnreadable,
     Internal,
 }

@@ -85,10 +85,12 @@ pub struct Settings {
     /// Records of one tenant read by one account within the window that make an incident (a
     /// list counts the records it returned); 0 turns the rule off, as for the others.
     pub watch_mass_read_records: u64,
-    /// The same for accounts whose every role is a customer's (tenant_admin, tenant_user, their
-    /// API keys): they page through their own tenant's records in the normal course of things, so
-    /// their threshold is higher; a stolen customer token draining its tenant still reaches it.
-    pub watch_mass_read_records_customer: u64,
+    /// Accounts whose every role is a customer's (tenant_admin, tenant_user, their API keys) page
+    /// through their own tenant's records in the normal course of things: their mass-read
+    /// threshold is `watch_mass_read_records` times this (1 = the same; 0 turns their rule off).
+    /// A factor, so that lowering staff's threshold lowers theirs; a stolen customer token
+    /// draining its tenant still reaches it.
+    pub watch_mass_read_customer_factor: u64,
     /// Refusals for want of an assignment or grant, per account and tenant, within the window.
     pub watch_denials_outside_grant: u64,
     /// Failed logins to one account within the window.
@@ -162,7 +164,7 @@ impl Default for Settings {
             watch_interval_ms: 1000,
             watch_window_secs: 10 * 60,
             watch_mass_read_records: 5000,
-            watch_mass_read_records_customer: 50_000,
+            watch_mass_read_customer_factor: 10,
             watch_denials_outside_grant: 10,
             watch_login_failures_per_account: 10,
             watch_login_failures_platform: 200,

@@ -48,40 +48,28 @@ pub(crate) fn seal(
     .map_err(|_| ServiceError::internal("field encryption failed"))
 }
 
-pub(crate) fn open(
+/// A field's plaintext, or `None` when it is sealed under a key version whose keys are lost (a
+/// restore accepted records sealed under it): a view shows such a field as null and names it in
+/// `_access.unreadable`, so that one lost version does not make every list that meets its records
+/// fail. Any other failure to open (altered, bound elsewhere, a version neither held nor lost) is
+/// an integrity failure.
+pub(crate) fn open_readable(
     ring: &TenantKeyring,
     kind: &str,
     record_id: &str,
     field: &str,
     ciphertext: &[u8],
-) -> ServiceResult<String> {
-    let plain = ring
-        .decrypt_field(
-            &FieldContext {
-                kind,
-                record_id,
-                field,
-            },
-            ciphertext,
-        )
-        .map_err(|_| ServiceError::internal("field does not decrypt (integrity failure)"))?;
-    String::from_utf8(plain.to_vec()).map_err(|_| ServiceError::internal("field is not UTF-8"))
-}
-
-/// A field as a record view shows it: its plaintext, or `None` when it is sealed under a key
-/// version this deployment no longer holds (a restore accepted as unreadable). Such a field is
-/// shown as null and named in `_access.unreadable`, so that one lost version does not make
-/// every list that meets its records fail; any other failure to open is an integrity failure.
-fn open_in_view(
-    ring: &TenantKeyring,
-    ctx: &FieldContext<'_>,
-    ciphertext: &[u8],
 ) -> ServiceResult<Option<String>> {
-    match ring.decrypt_field(ctx, ciphertext) {
+    let ctx = FieldContext {
+        kind,
+        record_id,
+        field,
+    };
+    match ring.decrypt_field(&ctx, ciphertext) {
         Ok(plain) => String::from_utf8(plain.to_vec())
             .map(Some)
             .map_err(|_| ServiceError::internal("field is not UTF-8")),
-        Err(CryptoError::UnknownKeyVersion { .. }) => Ok(None),
+        Err(CryptoError::KeyVersionLost { .. }) => Ok(None),
         Err(_) => Err(ServiceError::internal(
             "field does not decrypt (integrity failure)",
         )),
@@ -177,21 +165,14 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         let plain = match ciphertext {
-            Some(ct) => {
-                let ctx = FieldContext {
-                    kind: self.kind,
-                    record_id: self.id,
-                    field,
-                };
-                match open_in_view(self.ring, &ctx, ct)? {
-                    Some(plain) => Some(plain),
-                    None => {
-                        self.out.view.insert(field.into(), Value::Null);
-                        self.out.unreadable.push(field);
-                        return Ok(());
-                    }
+            Some(ct) => match open_readable(self.ring, self.kind, self.id, field, ct)? {
+                Some(plain) => Some(plain),
+                None => {
+                    self.out.view.insert(field.into(), Value::Null);
+                    self.out.unreadable.push(field);
+                    return Ok(());
                 }
-            }
+            },
             None => None,
         };
         let value = match (visibility, plain) {
@@ -343,9 +324,17 @@ mod tests {
     }
 
     #[test]
-    fn a_field_under_a_version_no_longer_held_is_shown_as_unreadable_not_an_error() {
-        let (lost, current) = (ring(1), ring(2));
-        let sealed = seal(&lost, "comment", "m1", "body", "hello").unwrap();
+    fn a_field_under_a_lost_version_is_shown_as_unreadable_and_any_other_failure_is_an_error() {
+        let (gone, current) = (ring(1), ring(2).with_lost_versions([1]));
+        let sealed = seal(&gone, "comment", "m1", "body", "hello").unwrap();
+        // Not marked lost, the same version is an integrity failure: a header rewritten to name
+        // a version nobody holds hides nothing.
+        let unmarked = comment(
+            &ring(2),
+            &comment_row(sealed.clone()),
+            &FieldMask::all(Visibility::Reveal),
+        );
+        assert!(unmarked.is_err());
         for visibility in [Visibility::Reveal, Visibility::Mask] {
             let shaped = comment(
                 &current,

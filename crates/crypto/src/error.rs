@@ -48,6 +48,10 @@ pub enum CryptoError {
     /// The ciphertext names a key version this keyring does not hold.
     #[error("no key for version {version}")]
     UnknownKeyVersion { version: u32 },
+    /// The ciphertext names a version whose keys are known to be lost (see
+    /// `TenantKeyring::with_lost_versions`): unreadable for good, unlike an unknown version.
+    #[error("the keys of version {version} are lost")]
+    KeyVersionLost { version: u32 },
     /// A wrapped blob carries another version than the one asked for.
     #[error("wrapped keys are version {found}, expected {expected}")]
     KeyVersionMismatch { expected: u32, found: u32 },

@@ -63,6 +63,8 @@ pub struct TenantKeyring {
     /// Sorted by version, no duplicates, never empty.
     keys: Vec<TenantKeys>,
     current: u32,
+    /// Versions whose keys are gone while ciphertexts may still name them.
+    lost: Vec<u32>,
 }
 
 impl TenantKeyring {
@@ -84,7 +86,21 @@ impl TenantKeyring {
             tenant_id: tenant_id.to_owned(),
             keys: versions,
             current,
+            lost: Vec::new(),
         })
+    }
+
+    /// Marks versions whose keys are known to be lost (a restore accepted ciphertexts under
+    /// them): opening such a ciphertext fails with [`CryptoError::KeyVersionLost`], which a
+    /// caller may show as unreadable, where any other version it does not hold stays
+    /// [`CryptoError::UnknownKeyVersion`]. Versions held are not marked.
+    #[must_use]
+    pub fn with_lost_versions(mut self, versions: impl IntoIterator<Item = u32>) -> Self {
+        self.lost = versions
+            .into_iter()
+            .filter(|v| self.keys(*v).is_none())
+            .collect();
+        self
     }
 
     pub fn tenant_id(&self) -> &str {
@@ -110,8 +126,11 @@ impl TenantKeyring {
     }
 
     fn keys_or_err(&self, version: u32) -> Result<&TenantKeys, CryptoError> {
-        self.keys(version)
-            .ok_or(CryptoError::UnknownKeyVersion { version })
+        self.keys(version).ok_or(if self.lost.contains(&version) {
+            CryptoError::KeyVersionLost { version }
+        } else {
+            CryptoError::UnknownKeyVersion { version }
+        })
     }
 
     /// What a ciphertext is bound to: its scheme, header, tenant, record and field.

@@ -137,13 +137,13 @@ fn is_media_type(text: &str) -> bool {
 pub(super) enum StoredContent {
     /// Purged with its case since the file was listed.
     Gone,
-    /// Sealed under a key version this deployment no longer holds.
+    /// Sealed under a key version whose keys are lost.
     Unreadable,
     Sha256([u8; 32]),
 }
 
-/// A file's content in clear, or `None` when it is sealed under a key version this deployment
-/// no longer holds (a restore accepted as unreadable); any other failure is an integrity failure.
+/// A file's content in clear, or `None` when it is sealed under a key version whose keys are lost
+/// (a restore accepted it); any other failure to open is an integrity failure.
 fn open_content(
     ring: &TenantKeyring,
     id: &str,
@@ -151,7 +151,7 @@ fn open_content(
 ) -> ServiceResult<Option<Zeroizing<Vec<u8>>>> {
     match ring.decrypt_attachment(&content_context(id), sealed) {
         Ok(content) => Ok(Some(content)),
-        Err(CryptoError::UnknownKeyVersion { .. }) => Ok(None),
+        Err(CryptoError::KeyVersionLost { .. }) => Ok(None),
         Err(_) => Err(ServiceError::internal(
             "attachment does not decrypt (integrity failure)",
         )),
@@ -411,7 +411,8 @@ impl Vault {
         Ok(())
     }
 
-    /// A file's content in clear, for exports, read and opened one file at a time.
+    /// What an export says of a file's content: the SHA-256 of it in clear, read and opened one
+    /// file at a time.
     pub(super) async fn attachment_digest(
         &self,
         ring: &TenantKeyring,
@@ -464,10 +465,18 @@ impl Vault {
         };
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let Some(mut content) = open_content(&ring, &row.id, &sealed)? else {
-            return Err(ServiceError::new(
+            let err = ServiceError::new(
                 ErrorCode::ContentUnreadable,
-                "the file is sealed under a key version this deployment no longer holds",
-            ));
+                "the file is sealed under a key version whose keys are lost",
+            );
+            return Err(self
+                .record_refusal(
+                    gate.record,
+                    "attachment.download_refused",
+                    "content_unreadable",
+                    err,
+                )
+                .await);
         };
         self.require_clean(&gate, &content, "attachment.download_refused")
             .await?;

@@ -68,6 +68,8 @@ pub(super) struct Content {
     pub record_ids: Vec<String>,
     pub masked: BTreeSet<&'static str>,
     pub withheld: BTreeSet<String>,
+    /// Fields sealed under a lost key version in at least one record: the export is short of them.
+    pub unreadable: BTreeSet<&'static str>,
     /// The earliest end of the grants among the facts of a record included: the export must not
     /// stay downloadable after the access it was built under has ended.
     pub grants_end_at: Option<i64>,
@@ -98,6 +100,7 @@ impl Content {
             record_ids: Vec::new(),
             masked: BTreeSet::new(),
             withheld: BTreeSet::new(),
+            unreadable: BTreeSet::new(),
             grants_end_at: None,
         }
     }
@@ -126,7 +129,8 @@ impl Content {
         Ok(())
     }
 
-    /// Adds one shaped record, noting what it masked or withheld (field names only).
+    /// Adds one shaped record, noting what it masked, withheld or could not read (field names
+    /// only).
     fn record(
         &mut self,
         kind: &'static str,
@@ -136,6 +140,7 @@ impl Content {
     ) -> ServiceResult<()> {
         self.room_for_one(max)?;
         self.masked.extend(shaped.masked.iter().copied());
+        self.unreadable.extend(shaped.unreadable.iter().copied());
         if let Some(Value::Array(w)) = shaped.view.get("_access").and_then(|a| a.get("withheld")) {
             self.withheld
                 .extend(w.iter().filter_map(Value::as_str).map(str::to_owned));

@@ -249,6 +249,7 @@ impl Vault {
             "counts": content.counts,
             "fields_masked": content.masked,
             "fields_withheld": content.withheld,
+            "fields_unreadable": content.unreadable,
             "content_sha256": content_hash(&content),
             "recipient": input.recipient.trim(),
             "approval_required": needs_approval,

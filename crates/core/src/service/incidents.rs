@@ -127,7 +127,9 @@ impl Vault {
         WatchRules {
             window_secs: s.watch_window_secs,
             mass_read_records: s.watch_mass_read_records,
-            mass_read_records_customer: s.watch_mass_read_records_customer,
+            mass_read_records_customer: s
+                .watch_mass_read_records
+                .saturating_mul(s.watch_mass_read_customer_factor),
             denials_outside_grant: s.watch_denials_outside_grant,
             login_failures_per_account: s.watch_login_failures_per_account,
             login_failures_platform: s.watch_login_failures_platform,

@@ -502,8 +502,9 @@ impl Vault {
     ) -> ServiceResult<AccessRequestView> {
         let now = self.now();
         let requester = self.user_row(&row.requester_id).await?;
+        // Text sealed under a lost key version (a restore accepted it) shows as absent.
         let comment = match &row.decision_comment {
-            Some(ct) => Some(shape::open(ring, KIND, &row.id, "decision_comment", ct)?),
+            Some(ct) => shape::open_readable(ring, KIND, &row.id, "decision_comment", ct)?,
             None => None,
         };
         Ok(AccessRequestView {
@@ -519,13 +520,13 @@ impl Vault {
                     .collect(),
             },
             purpose: row.purpose.clone(),
-            justification: Some(shape::open(
+            justification: shape::open_readable(
                 ring,
                 KIND,
                 &row.id,
                 "justification",
                 &row.justification,
-            )?),
+            )?,
             field_classes: row.field_classes.split(',').map(str::to_owned).collect(),
             duration_minutes: row.duration_minutes,
             break_glass: row.break_glass,

@@ -1,5 +1,6 @@
 //! An entry as the watch reads it, and the checks that it is the entry its row says it is.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
@@ -92,7 +93,10 @@ fn only_customer_roles<'de, D: Deserializer<'de>>(roles: D) -> Result<bool, D::E
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
             let (mut any, mut all_customer) = (false, true);
-            while let Some(role) = seq.next_element::<&'de str>()? {
+            // Borrowed where the text has no escapes, owned where it has: any role name reads.
+            #[derive(Deserialize)]
+            struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
+            while let Some(Name(role)) = seq.next_element::<Name<'de>>()? {
                 any = true;
                 all_customer &= role.parse::<Role>().is_ok_and(|r| r.is_customer());
             }

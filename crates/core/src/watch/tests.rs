@@ -135,14 +135,16 @@ fn customers_reading_their_own_tenant_have_their_own_threshold() {
     // An account holding one staff role is held to staff's threshold.
     let mixed = as_roles("mixed", &["tenant_admin", "support_engineer"]);
     let none = as_roles("bare", &[]);
-    for r in [&admin, &both, &mixed, &none] {
+    // A role name with an escape in its JSON is still read (as not a customer's).
+    let odd = as_roles("odd", &["tenant\"admin"]);
+    for r in [&admin, &both, &mixed, &none, &odd] {
         f.feed(r, 7, 0, true);
     }
     let seven: Vec<_> = crossed(&f.watch.take_findings())
         .iter()
         .map(|x| x.subject_id.clone().unwrap())
         .collect();
-    assert_eq!(seven, ["bare", "mixed"]);
+    assert_eq!(seven, ["bare", "mixed", "odd"]);
     // The eighth read is the customers' threshold.
     f.feed(&admin, 1, 0, true);
     f.feed(&both, 1, 0, true);

@@ -106,6 +106,33 @@ fn unknown_and_wrong_key_version() {
 }
 
 #[test]
+fn only_versions_marked_lost_read_as_lost() {
+    let v1 = ring("t1", &[1]).encrypt_field(&CTX, b"v1 data").unwrap();
+    let held = ring("t1", &[2]);
+    let lost = ring("t1", &[2]).with_lost_versions([1, 2]);
+    assert!(matches!(
+        held.decrypt_field(&CTX, &v1),
+        Err(CryptoError::UnknownKeyVersion { version: 1 })
+    ));
+    assert!(matches!(
+        lost.decrypt_field(&CTX, &v1),
+        Err(CryptoError::KeyVersionLost { version: 1 })
+    ));
+    // A held version is never lost, and any other version is still unknown.
+    let v2 = lost.encrypt_field(&CTX, b"v2 data").unwrap();
+    assert_eq!(
+        lost.decrypt_field(&CTX, &v2).unwrap().as_slice(),
+        b"v2 data"
+    );
+    let mut v3 = v2;
+    v3[1..5].copy_from_slice(&3u32.to_be_bytes());
+    assert!(matches!(
+        lost.decrypt_field(&CTX, &v3),
+        Err(CryptoError::UnknownKeyVersion { version: 3 })
+    ));
+}
+
+#[test]
 fn rotation_keeps_old_versions_readable() {
     let v1 = fixed_keys(1, 1);
     let r1 = TenantKeyring::new("t", vec![v1]).unwrap();

@@ -115,6 +115,7 @@ impl Case {
                     | Action::ReadComments
                     | Action::AddAttachment
                     | Action::ReadAttachments
+                    | Action::DeleteAttachment
             );
             if needs_content && !self.has_class(FieldClass::CaseContent) {
                 out.push(Denial::AccessGrantRequired);

@@ -544,6 +544,11 @@ async fn the_unreadable_records_are_shown_for_what_they_are(restored: &Server, t
     boss.get(&format!("{file}/content"))
         .await
         .err(410, "content_unreadable");
+    let admin = restored.admin().await;
+    let auditor = staff_session(restored, &admin, "auditor").await;
+    let refused = entries_with_action(&auditor, "attachment.download_refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["reason"], "content_unreadable");
 
     let fresh = create_contact(&boss, &t.tenant, json!({"name": "After the restore"})).await;
     let fresh = boss
@@ -561,6 +566,10 @@ async fn the_unreadable_records_are_shown_for_what_they_are(restored: &Server, t
         )
         .await
         .ok(201);
+    assert_eq!(
+        strings(&archive["manifest"]["fields_unreadable"]),
+        ["body", "content", "email", "name", "notes", "title"]
+    );
     let id = archive["id"].as_str().unwrap();
     let (status, _, bytes) = boss
         .get_bytes(&export_path(&t.tenant, id, "/download"))

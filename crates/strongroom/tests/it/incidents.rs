@@ -230,7 +230,7 @@ async fn failed_logins_to_a_customer_account_are_an_incident_of_its_tenant() {
 #[tokio::test]
 async fn one_account_reading_many_records_is_a_mass_read() {
     let mut env = watch_env("STRONGROOM_WATCH_MASS_READ_RECORDS", "5");
-    env.push(("STRONGROOM_WATCH_MASS_READ_RECORDS_CUSTOMER", "12"));
+    env.push(("STRONGROOM_WATCH_MASS_READ_CUSTOMER_FACTOR", "2"));
     let server = Server::start_with(&env, &[]);
     let w = world(&server, json!({})).await;
     let t = &w.tenant;
@@ -260,14 +260,14 @@ async fn one_account_reading_many_records_is_a_mass_read() {
         "{all:?}"
     );
     // Reaching customers' threshold opens one for the admin too.
-    for _ in customer_reads..12 {
+    for _ in customer_reads..10 {
         w.admin.get(&case_path(t, &w.case_a)).await.ok(200);
     }
     let theirs = incident_where(&officer, "/v1/incidents", |i| {
         i["kind"] == "mass_read" && i["subject_id"] == w.admin.id.as_str()
     })
     .await;
-    assert_eq!(theirs["events"], 12, "{theirs}");
+    assert_eq!(theirs["events"], 10, "{theirs}");
 }
 
 /// The last indexes of the perfect subtrees a tree of `size` leaves is made of: the rows that
@@ -394,7 +394,7 @@ async fn entries_changed_or_removed_in_the_store_are_integrity_incidents_the_ten
     } = unwatched(
         &[
             ("STRONGROOM_WATCH_MASS_READ_RECORDS", "3"),
-            ("STRONGROOM_WATCH_MASS_READ_RECORDS_CUSTOMER", "3"),
+            ("STRONGROOM_WATCH_MASS_READ_CUSTOMER_FACTOR", "1"),
         ],
         1100,
     )
