@@ -440,7 +440,7 @@ impl Vault {
         tenant_id: &str,
         case_id: &str,
         id: &str,
-    ) -> ServiceResult<Vec<u8>> {
+    ) -> ServiceResult<Zeroizing<Vec<u8>>> {
         let (mut gate, decision, row) = self
             .attachment_gate(
                 p,
@@ -464,7 +464,7 @@ impl Vault {
             return Err(self.refuse(gate.record, Denial::NotFound, Vec::new()).await);
         };
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let Some(mut content) = open_content(&ring, &row.id, &sealed)? else {
+        let Some(content) = open_content(&ring, &row.id, &sealed)? else {
             let err = ServiceError::new(
                 ErrorCode::ContentUnreadable,
                 "the file is sealed under a key version whose keys are lost",
@@ -482,7 +482,7 @@ impl Vault {
             .await?;
         gate.record.fields_disclosed = vec!["content"];
         self.audit.append(gate.record).await?;
-        Ok(std::mem::take(&mut *content))
+        Ok(content)
     }
 }
 

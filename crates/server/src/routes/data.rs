@@ -298,9 +298,11 @@ pub async fn attachment_content(
     c: Caller,
     Path((tenant_id, case_id, attachment_id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let bytes = vault
+    let content = vault
         .download_attachment(&c.principal, &c.ctx, &tenant_id, &case_id, &attachment_id)
         .await?;
+    // The body owns the plaintext and wipes it once the last byte is sent (or the client goes).
+    let body = axum::body::Body::from(axum::body::Bytes::from_owner(content));
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
@@ -310,7 +312,7 @@ pub async fn attachment_content(
                 "sandbox; default-src 'none'",
             ),
         ],
-        bytes,
+        body,
     )
         .into_response())
 }
