@@ -3,7 +3,7 @@
 // exports records to an age recipient and downloads the file, creates and revokes an API key; a
 // support engineer finds their case among "Your cases", opens it and files an access request; the
 // tenant admin approves it; the engineer reads the contact as the grant allows; an auditor checks
-// an entry of the whole log; a customer opens a case, sets its status and adds a contact; the
+// an entry of the whole log; a supervisor assigns a case from the staff list; a customer opens a case, sets its status and adds a contact; the
 // tenant admin tightens its instructions and sees the incidents about it; a security officer
 // closes one; the platform admin (with
 // ADMIN_PASSWORD) creates a tenant and a user, suspends and reactivates them, rotates the new
@@ -108,6 +108,7 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   page.once('dialog', (dialog) => dialog.accept());
   await page.locator('section:has(h2:text("Files")) tr:has(td:text-is("wrong.log")) button:text("Delete")').click();
   await page.waitForSelector('section:has(h2:text("Files")) td:text-is("wrong.log")', { state: 'detached', timeout: 10000 });
+  await page.waitForSelector('section:has(h2:text("Files")) td:text-is("walk.log")', { timeout: 10000 });
   console.log('delete status:', JSON.stringify(await statusText(page)), 'walk.log still listed:', await page.locator('section:has(h2:text("Files")) td:text-is("walk.log")').count());
   const contactButton = page.locator('button:text("Open the case contact")');
   if (await contactButton.count()) { await contactButton.click(); await page.waitForSelector('h1:text("Contact")'); await page.waitForTimeout(300); await page.screenshot({ path: outDir + '/3-contact.png', fullPage: true }); }
@@ -196,6 +197,25 @@ async function statusText(page) { return (await page.textContent('#status')) || 
   await page.waitForSelector('.tag.verified, .tag.failed', { timeout: 10000 });
   console.log('auditor proof verdict:', await page.locator('.tag.verified, .tag.failed').first().textContent());
   await page.screenshot({ path: outDir + '/12-auditor.png' });
+  await page.click('#who button:text("Sign out")');
+  await page.waitForSelector('input[name=username]');
+  // A support supervisor opens a case of the admin's tenant and assigns it, choosing from the staff list.
+  const supervisor = Object.keys(creds).find((u) => creds[u].role === 'support_supervisor');
+  await login(page, supervisor);
+  await page.click('#nav button:text("Cases")');
+  await page.fill('form.inline input', tenantId);
+  await page.click('form.inline button:text("Apply")');
+  await page.waitForSelector('table tbody tr.link', { timeout: 10000 });
+  await page.locator('table tbody tr.link').first().click();
+  await page.waitForSelector('section:has(h2:text("Assign")) select option:nth-child(2)', { state: 'attached', timeout: 10000 });
+  const choices = await page.locator('section:has(h2:text("Assign")) select option').allTextContents();
+  console.log('assignees offered:', JSON.stringify(choices.slice(1)));
+  await page.selectOption('section:has(h2:text("Assign")) select', { index: 1 });
+  await page.click('section:has(h2:text("Assign")) button:text("Assign")');
+  await page.waitForTimeout(800);
+  // The case reloads (its content panels then refuse the supervisor's triage view): show the record's assignee.
+  console.log('assigned to:', await page.locator('section:has(h2:text("Record")) tr:has(th:text-is("assignee_id")) td').innerText());
+  await page.screenshot({ path: outDir + '/12b-supervisor-assign.png', fullPage: true });
   await page.click('#who button:text("Sign out")');
   await page.waitForSelector('input[name=username]');
   // A customer opens a case, moves it to pending, and adds a contact.

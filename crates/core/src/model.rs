@@ -133,6 +133,17 @@ pub struct Suspension {
 }
 
 /// A user as the API shows it.
+/// A staff member who can be assigned cases (`GET /v1/assignees`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Assignee {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+    /// Cases assigned to it now, across tenants.
+    pub assigned_cases: i64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct User {
     pub id: String,

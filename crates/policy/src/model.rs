@@ -234,6 +234,8 @@ pub enum Action {
     // access governance (platform-wide)
     ReviewAccess,
     SweepInactiveUsers,
+    /// The active staff who can be assigned cases, for whoever assigns them.
+    ListAssignees,
     // operator access (lockbox)
     RequestAccess,
     ApproveAccess,
@@ -280,6 +282,7 @@ names!(Action, "action", {
     CloseIncident => "close_incident",
     ReviewAccess => "review_access",
     SweepInactiveUsers => "sweep_inactive_users",
+    ListAssignees => "list_assignees",
     RequestAccess => "request_access",
     ApproveAccess => "approve_access",
     RevokeAccess => "revoke_access",

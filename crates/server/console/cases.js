@@ -217,14 +217,20 @@ function requestAccessPanel(t, caseId) {
       el('button', { type: 'submit', text: 'Send request' })));
 }
 
+// The active staff who can take cases, with the cases each holds now (first 500).
 function assignPanel(t, caseId) {
-  const userId = el('input', { required: true, placeholder: 'user id', size: 30 });
+  const assignee = el('select', { required: true }, el('option', { value: '', text: 'Loading…' }));
+  run(async () => {
+    const page = await api('GET', path`/v1/assignees` + query({ limit: 500 }));
+    assignee.replaceChildren(el('option', { value: '', text: 'Choose a person' }),
+      ...page.items.map((a) => el('option', { value: a.id, text: `${a.display_name} (${a.username}, ${a.roles.join('+')}): ${a.assigned_cases} cases` })));
+  });
   const submit = () => run(async () => {
-    await api('POST', path`/v1/tenants/${t}/cases/${caseId}/assign`, { body: { user_id: userId.value.trim() }, content: true });
+    await api('POST', path`/v1/tenants/${t}/cases/${caseId}/assign`, { body: { user_id: assignee.value }, content: true });
     caseView(caseId);
     return 'Case assigned.';
   });
-  return panel('Assign', el('form', { class: 'inline', onsubmit: submit }, field('Assignee', userId), el('button', { type: 'submit', text: 'Assign' })));
+  return panel('Assign', el('form', { class: 'inline', onsubmit: submit }, field('Assignee', assignee), el('button', { type: 'submit', text: 'Assign' })));
 }
 
 function contactView(contactId, fromCase) {

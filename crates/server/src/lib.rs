@@ -192,6 +192,7 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         )
         .nest("/v1/tenants/{tenant_id}", tenant_data)
         .route("/v1/users", post(admin::create_user))
+        .route("/v1/assignees", get(admin::assignees))
         .route(
             "/v1/users/{user_id}",
             get(admin::user).patch(admin::update_user),

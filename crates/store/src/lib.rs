@@ -87,6 +87,12 @@ pub trait Store: Send + Sync + 'static {
     // Access governance, platform-wide: identifiers and metadata only, never tenant content.
     /// Every account, by id.
     async fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<UserRow>, StoreError>;
+    /// Active staff accounts (no tenant), by id.
+    async fn active_staff(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRow>, StoreError>;
     async fn assignments_of(&self, user_id: &str) -> Result<Vec<AssignmentRow>, StoreError>;
     /// Open assignments per user id.
     async fn assignment_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;

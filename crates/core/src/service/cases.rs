@@ -8,6 +8,7 @@ use strongroom_policy::{
 };
 use strongroom_store::{CaseFilter, CaseRow, CaseVersion, CommentRow, Mutation, TenantScope};
 
+use super::assignees::ASSIGNABLE;
 use super::grants::Grants;
 use super::{MAX_FIELD_CHARS, optional_text, required_text};
 use crate::access::{Principal, RequestContext, parse_roles};
@@ -438,7 +439,6 @@ impl Vault {
                 .refuse(gate.record, Denial::Forbidden, Vec::new())
                 .await);
         }
-        const ASSIGNABLE: [Role; 2] = [Role::SupportEngineer, Role::SupportSupervisor];
         let assignee = self.user_row(&assignment.user_id).await?;
         let eligible = assignee.as_ref().is_some_and(|u| {
             u.status == "active" && parse_roles(&u.roles).iter().any(|r| ASSIGNABLE.contains(r))

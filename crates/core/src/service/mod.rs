@@ -6,6 +6,7 @@ pub use lockbox::ACCESS_REQUEST_STATES;
 pub use notify::WebhookDelivery;
 mod access_review;
 mod api_keys;
+mod assignees;
 mod attachments;
 mod auth;
 mod cases;

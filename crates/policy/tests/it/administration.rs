@@ -26,6 +26,7 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::CloseIncident,
     Action::ReviewAccess,
     Action::SweepInactiveUsers,
+    Action::ListAssignees,
     Action::RequestAccess,
     Action::ApproveAccess,
     Action::RevokeAccess,
@@ -85,7 +86,7 @@ fn is_governance(a: Action) -> bool {
 fn target_tenant(action: Action, target: Target) -> Option<&'static str> {
     match (action, target) {
         (Action::CreateTenant | Action::ReadAuditLog, _) => None,
-        (Action::ReviewAccess | Action::SweepInactiveUsers, _) => None,
+        (Action::ReviewAccess | Action::SweepInactiveUsers | Action::ListAssignees, _) => None,
         (_, Target::Staff) if kind(action) == ResourceKind::User => None,
         (_, Target::OtherTenant) => Some(OTHER),
         _ => Some(OWN),
@@ -148,6 +149,7 @@ fn expected(
                     | Action::ManageTenantKeys
             ) || is_user_admin(action)
                 || is_governance(action)
+                || action == Action::ListAssignees
         }
         Role::TenantAdmin => {
             own && (matches!(
@@ -178,7 +180,8 @@ fn expected(
         _ if operator => {
             matches!(action, Action::RequestAccess | Action::ListAccessRequests)
                 || (action == Action::RevokeAccess && requested_by_me)
-                || (action == Action::ApproveExport && role == Role::SupportSupervisor)
+                || (matches!(action, Action::ApproveExport | Action::ListAssignees)
+                    && role == Role::SupportSupervisor)
         }
         _ => false,
     };

@@ -5,12 +5,12 @@ use axum::http::StatusCode;
 use strongroom_core::Vault;
 use strongroom_core::model::keys::TenantKeyStatus;
 use strongroom_core::model::{
-    InstructionsPatch, NewTenant, NewUser, Suspension, Tenant, User, UserPatch,
+    Assignee, InstructionsPatch, NewTenant, NewUser, Page, Suspension, Tenant, User, UserPatch,
 };
 use strongroom_core::service_types::DeletionCertificate;
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Json, Path};
+use crate::extract::{Caller, Json, PageQuery, Path, Query};
 
 pub async fn create_tenant(
     State(vault): State<Arc<Vault>>,
@@ -63,6 +63,17 @@ pub async fn update_instructions(
         vault
             .update_instructions(&c.principal, &c.ctx, &tenant_id, patch)
             .await?,
+    ))
+}
+
+/// The active staff who can be assigned cases, for whoever assigns them.
+pub async fn assignees(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<Assignee>>> {
+    Ok(axum::Json(
+        vault.assignees(&c.principal, &c.ctx, &q.page()?).await?,
     ))
 }
 

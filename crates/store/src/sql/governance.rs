@@ -19,6 +19,21 @@ pub(super) async fn users(
     )
 }
 
+pub(super) async fn active_staff(
+    conn: &mut Conn,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<UserRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM users WHERE tenant_id IS NULL AND status = 'active' AND id > $1 \
+         ORDER BY id LIMIT $2",
+    )
+    .bind(after.unwrap_or(""))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 pub(super) async fn assignments_of(
     conn: &mut Conn,
     user_id: &str,

@@ -107,6 +107,14 @@ impl Store for Backend {
         governance::users(&mut *self.platform_reader().await?, after, limit).await
     }
 
+    async fn active_staff(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRow>, StoreError> {
+        governance::active_staff(&mut *self.platform_reader().await?, after, limit).await
+    }
+
     async fn assignments_of(&self, user_id: &str) -> Result<Vec<AssignmentRow>, StoreError> {
         governance::assignments_of(&mut *self.platform_reader().await?, user_id).await
     }

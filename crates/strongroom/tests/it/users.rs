@@ -304,3 +304,76 @@ async fn refused_tokens_of_known_users_are_audited_and_random_ones_are_not() {
     }
     assert_eq!(settled_tree_size(&server).await, before);
 }
+
+/// Supervisors pick whom to assign from the active staff who can take cases, with the cases each
+/// holds; nobody else may list them, and each listing is recorded with the ids it showed.
+#[tokio::test]
+async fn supervisors_list_the_staff_they_can_assign() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let engineer = staff_session(&server, &admin, "support_engineer").await;
+    let supervisor = staff_session(&server, &admin, "support_supervisor").await;
+    let leaver = create_user(&admin, "support_engineer", None).await;
+    admin
+        .post(
+            &format!("/v1/users/{}/suspend", leaver.id),
+            json!({"reason": "left"}),
+        )
+        .await
+        .ok(200);
+    let officer = staff_session(&server, &admin, "security_officer").await;
+    let tenant = create_tenant(&admin, None).await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let case = id_of(&create_case(&boss, &tenant, json!({"title": "Printer on fire"})).await);
+    assign(&supervisor, &tenant, &case, &engineer.id).await;
+
+    let listed = list_items(&supervisor, "/v1/assignees").await;
+    let mut expected = vec![engineer.id.clone(), supervisor.id.clone()];
+    expected.sort();
+    let ids: Vec<String> = listed
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    // Neither the suspended engineer, the security officer, the platform admin nor customers.
+    assert_eq!(ids, expected, "{listed:?}");
+    let theirs = listed
+        .iter()
+        .find(|a| a["id"] == engineer.id.as_str())
+        .unwrap();
+    assert_eq!(theirs["assigned_cases"], 1, "{theirs}");
+    assert_eq!(theirs["roles"], json!(["support_engineer"]));
+    assert_eq!(theirs["username"], engineer.username.as_str());
+    assert!(theirs.get("tenant_id").is_none() && theirs.get("status").is_none());
+
+    // One at a time, following the cursor, the same two.
+    let first = supervisor.get("/v1/assignees?limit=1").await.ok(200);
+    let cursor = first["next_cursor"].as_str().expect("a cursor").to_owned();
+    let second = supervisor
+        .get(&format!("/v1/assignees?limit=1&cursor={cursor}"))
+        .await
+        .ok(200);
+    let paged = [&first, &second].map(|p| p["items"][0]["id"].as_str().unwrap().to_owned());
+    assert_eq!(paged.to_vec(), expected);
+    supervisor
+        .get("/v1/assignees?limit=0")
+        .await
+        .err(400, "invalid_request");
+    admin.get("/v1/assignees").await.ok(200);
+
+    engineer.get("/v1/assignees").await.err(403, "forbidden");
+    officer.get("/v1/assignees").await.err(403, "forbidden");
+    boss.get("/v1/assignees").await.err(404, "not_found");
+
+    let auditor = staff_session(&server, &admin, "auditor").await;
+    let entries = entries_with_action(&auditor, "user.list_assignees").await;
+    let allowed: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["decision"] == "allow")
+        .collect();
+    assert_eq!(strings(&allowed[0]["records"]), expected, "{}", allowed[0]);
+    assert_eq!(
+        entries.iter().filter(|e| e["decision"] == "deny").count(),
+        3,
+        "{entries:?}"
+    );
+}
