@@ -161,7 +161,13 @@ impl KeyCache {
         }
         let ring = TenantKeyring::new(tenant_id, versions)
             .map_err(|_| ServiceError::internal("tenant has no keys"))?;
-        let lost = lost_versions(store, tenant_id, &ring).await?;
+        // Versions a restore accepted records under without their keys: those records read as
+        // unreadable; a ciphertext naming any other version not held is an integrity failure.
+        let lost = store
+            .lost_tenant_keys(&TenantScope::new(tenant_id))
+            .await?
+            .into_iter()
+            .filter_map(|v| u32::try_from(v).ok());
         let ring = Arc::new(ring.with_lost_versions(lost));
         // Checked under the map's lock, after `forget` has marked the tenant: fail closed.
         let mut map = self
@@ -178,28 +184,4 @@ impl KeyCache {
         }
         Ok(ring)
     }
-}
-
-/// Versions below the current one that the tenant neither holds nor retired. Versions are numbered
-/// from 1 without gaps and a version is retired only once no ciphertext names it, so such a version
-/// was lost: a restore accepted records sealed under it (recorded as `tenant.restore_unreadable`).
-/// Its ciphertexts read as unreadable; one naming any other version not held (a retired one, one
-/// above the current) is an integrity failure.
-async fn lost_versions(
-    store: &dyn Store,
-    tenant_id: &str,
-    ring: &TenantKeyring,
-) -> ServiceResult<Vec<u32>> {
-    let current = ring.current_version();
-    let held: Vec<u32> = ring.versions().collect();
-    if held.len() as u64 >= u64::from(current) {
-        return Ok(Vec::new());
-    }
-    let retired = store
-        .retired_tenant_keys(&TenantScope::new(tenant_id))
-        .await?;
-    Ok((1..current)
-        .filter(|v| !held.contains(v))
-        .filter(|v| !retired.iter().any(|r| r.version == i64::from(*v)))
-        .collect())
 }

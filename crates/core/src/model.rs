@@ -132,7 +132,6 @@ pub struct Suspension {
     pub reason: SuspendReason,
 }
 
-/// A user as the API shows it.
 /// A staff member who can be assigned cases (`GET /v1/assignees`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Assignee {
@@ -140,10 +139,11 @@ pub struct Assignee {
     pub username: String,
     pub display_name: String,
     pub roles: Vec<String>,
-    /// Cases assigned to it now, across tenants.
-    pub assigned_cases: i64,
+    /// Open and pending cases assigned to it now, across tenants.
+    pub open_cases: i64,
 }
 
+/// A user as the API shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct User {
     pub id: String,

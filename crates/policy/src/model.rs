@@ -234,7 +234,7 @@ pub enum Action {
     // access governance (platform-wide)
     ReviewAccess,
     SweepInactiveUsers,
-    /// The active staff who can be assigned cases, for whoever assigns them.
+    /// The active staff who can be assigned cases, for the supervisors who assign them.
     ListAssignees,
     // operator access (lockbox)
     RequestAccess,

@@ -217,13 +217,13 @@ function requestAccessPanel(t, caseId) {
       el('button', { type: 'submit', text: 'Send request' })));
 }
 
-// The active staff who can take cases, with the cases each holds now (first 500).
+// The active staff who can take cases, with the open cases each holds (the first 500 by id).
 function assignPanel(t, caseId) {
   const assignee = el('select', { required: true }, el('option', { value: '', text: 'Loading…' }));
   run(async () => {
     const page = await api('GET', path`/v1/assignees` + query({ limit: 500 }));
     assignee.replaceChildren(el('option', { value: '', text: 'Choose a person' }),
-      ...page.items.map((a) => el('option', { value: a.id, text: `${a.display_name} (${a.username}, ${a.roles.join('+')}): ${a.assigned_cases} cases` })));
+      ...page.items.map((a) => el('option', { value: a.id, text: `${a.display_name} (${a.username}, ${a.roles.join('+')}): ${a.open_cases} open cases` })));
   });
   const submit = () => run(async () => {
     await api('POST', path`/v1/tenants/${t}/cases/${caseId}/assign`, { body: { user_id: assignee.value }, content: true });

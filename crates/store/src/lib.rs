@@ -55,6 +55,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         scope: &TenantScope,
     ) -> Result<Vec<RetiredKeyRow>, StoreError>;
+    /// Key versions lost to a restore (`Mutation::RecordKeyLoss`), ascending.
+    async fn lost_tenant_keys(&self, scope: &TenantScope) -> Result<Vec<i64>, StoreError>;
     /// Every wrapped tenant key of every tenant (root-key rotation).
     async fn all_tenant_keys(&self) -> Result<Vec<TenantKeyRow>, StoreError>;
     /// Every TOTP factor (root-key rotation re-seals them).
@@ -94,8 +96,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<UserRow>, StoreError>;
     async fn assignments_of(&self, user_id: &str) -> Result<Vec<AssignmentRow>, StoreError>;
-    /// Open assignments per user id.
+    /// Assignments (cases of any status) per user id.
     async fn assignment_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Open and pending cases assigned to each of `user_ids` (those with none are not listed).
+    async fn open_case_counts(&self, user_ids: &[String])
+    -> Result<Vec<(String, i64)>, StoreError>;
     async fn inactivity_warnings(&self) -> Result<Vec<InactivityWarningRow>, StoreError>;
     /// Active operator-access grants per holder, across tenants, at `now`.
     async fn active_grant_counts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;

@@ -15,6 +15,13 @@ pub enum Mutation {
         read_updated_at: i64,
     },
     InsertTenantKey(TenantKeyRow),
+    /// Records that the tenant's key version `version` is lost (a restore accepted its records);
+    /// recording it again changes nothing.
+    RecordKeyLoss {
+        scope: TenantScope,
+        version: i64,
+        at: i64,
+    },
     InsertUser(UserRow),
     /// Each user change touches only its own columns, so concurrent changes never undo each other.
     SetUserRoles {

@@ -169,6 +169,24 @@ async fn reencryption_is_conditional(s: &dyn Store) {
     assert_eq!(live, vec![2]);
     let retired = s.retired_tenant_keys(&scope).await.unwrap();
     assert_eq!((retired[0].version, retired[0].retired_at), (1, 5));
+
+    // A restore records the versions it accepted records under without their keys; once.
+    assert!(s.lost_tenant_keys(&scope).await.unwrap().is_empty());
+    for version in [4, 3, 4] {
+        let loss = Mutation::RecordKeyLoss {
+            scope: scope.clone(),
+            version,
+            at: 6,
+        };
+        run(s, loss).await.unwrap();
+    }
+    assert_eq!(s.lost_tenant_keys(&scope).await.unwrap(), vec![3, 4]);
+    assert!(
+        s.lost_tenant_keys(&TenantScope::new("another"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

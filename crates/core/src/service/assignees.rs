@@ -1,9 +1,10 @@
-//! Whom a case can be assigned to: the active staff holding a role that takes cases, for those
-//! who assign them (supervisors, platform administrators). Staff metadata only: no tenant data.
+//! Whom a case can be assigned to: the active staff holding a role that takes cases, for the
+//! supervisors who assign them. Staff metadata only: no tenant data.
 
 use std::collections::HashMap;
 
 use strongroom_policy::{Action, ResourceFacts, ResourceKind, Role};
+use strongroom_store::UserRow;
 
 use crate::Vault;
 use crate::access::{Principal, RequestContext, parse_roles};
@@ -16,9 +17,17 @@ pub(super) const ASSIGNABLE: [Role; 2] = [Role::SupportEngineer, Role::SupportSu
 /// Staff accounts read per store call while a page fills.
 const SCAN: u32 = 200;
 
+/// An active account holding a role that takes cases.
+pub(super) fn takes_cases(user: &UserRow) -> bool {
+    user.status == "active"
+        && parse_roles(&user.roles)
+            .iter()
+            .any(|r| ASSIGNABLE.contains(r))
+}
+
 impl Vault {
-    /// A page of the active staff who can be assigned cases, by id, each with the number of
-    /// cases assigned to it now (to spread the work). Recorded with the ids it returns.
+    /// A page of the active staff who can be assigned cases, by id, each with the open and
+    /// pending cases it holds now (to spread the work). Recorded with the ids it returns.
     pub async fn assignees(
         &self,
         p: &Principal,
@@ -30,34 +39,20 @@ impl Vault {
         let decision = self.decide(p, Action::ListAssignees, &everyone, None, ctx.purpose);
         self.enforce(&mut record, &decision).await?;
 
-        let limit = usize::try_from(page.limit).unwrap_or(usize::MAX).max(1);
+        let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
         let mut after = page.cursor.clone();
-        let mut items = Vec::new();
+        let mut staff = Vec::new();
         let mut next_cursor = None;
-        let mut assigned: Option<HashMap<String, i64>> = None;
         'pages: loop {
             let rows = self.store.active_staff(after.as_deref(), SCAN).await?;
             let exhausted = rows.len() < SCAN as usize;
             for row in rows {
                 after = Some(row.id.clone());
-                let roles = parse_roles(&row.roles);
-                if !roles.iter().any(|r| ASSIGNABLE.contains(r)) {
+                if !takes_cases(&row) {
                     continue;
                 }
-                let counts = match &mut assigned {
-                    Some(counts) => counts,
-                    None => {
-                        assigned.insert(self.store.assignment_counts().await?.into_iter().collect())
-                    }
-                };
-                items.push(Assignee {
-                    assigned_cases: counts.get(&row.id).copied().unwrap_or(0),
-                    id: row.id,
-                    username: row.username,
-                    display_name: row.display_name,
-                    roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
-                });
-                if items.len() == limit {
+                staff.push(row);
+                if staff.len() == limit {
                     next_cursor = after;
                     break 'pages;
                 }
@@ -66,7 +61,27 @@ impl Vault {
                 break;
             }
         }
-        record.records = items.iter().map(|a| a.id.clone()).collect();
+        let ids: Vec<String> = staff.iter().map(|u| u.id.clone()).collect();
+        let open: HashMap<String, i64> = self
+            .store
+            .open_case_counts(&ids)
+            .await?
+            .into_iter()
+            .collect();
+        let items = staff
+            .into_iter()
+            .map(|u| Assignee {
+                open_cases: open.get(&u.id).copied().unwrap_or(0),
+                roles: parse_roles(&u.roles)
+                    .iter()
+                    .map(|r| r.as_str().to_owned())
+                    .collect(),
+                id: u.id,
+                username: u.username,
+                display_name: u.display_name,
+            })
+            .collect();
+        record.records = ids;
         self.audit.append(record).await?;
         Ok(Page { items, next_cursor })
     }

@@ -8,10 +8,10 @@ use strongroom_policy::{
 };
 use strongroom_store::{CaseFilter, CaseRow, CaseVersion, CommentRow, Mutation, TenantScope};
 
-use super::assignees::ASSIGNABLE;
+use super::assignees::{ASSIGNABLE, takes_cases};
 use super::grants::Grants;
 use super::{MAX_FIELD_CHARS, optional_text, required_text};
-use crate::access::{Principal, RequestContext, parse_roles};
+use crate::access::{Principal, RequestContext};
 use crate::audit::{AuditRecord, ResourceRef};
 use crate::error::{ServiceError, ServiceResult};
 use crate::model::{
@@ -440,9 +440,7 @@ impl Vault {
                 .await);
         }
         let assignee = self.user_row(&assignment.user_id).await?;
-        let eligible = assignee.as_ref().is_some_and(|u| {
-            u.status == "active" && parse_roles(&u.roles).iter().any(|r| ASSIGNABLE.contains(r))
-        });
+        let eligible = assignee.as_deref().is_some_and(takes_cases);
         if !eligible {
             return Err(ServiceError::validation(
                 "the assignee must be an active support engineer or supervisor",

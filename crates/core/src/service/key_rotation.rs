@@ -184,11 +184,14 @@ impl Vault {
         let scope = TenantScope::new(tenant_id);
         let live = self.store.tenant_keys(&scope).await?;
         let retired = self.store.retired_tenant_keys(&scope).await?;
-        // Never reuse a retired version number: its ciphertexts, if any survived, must not open.
+        let lost = self.store.lost_tenant_keys(&scope).await?;
+        // Never reuse a retired or lost version number: their ciphertexts, if any survived, must
+        // not meet new keys.
         let top = live
             .iter()
             .map(|k| k.version)
             .chain(retired.iter().map(|k| k.version))
+            .chain(lost)
             .max()
             .unwrap_or(0);
         let next = u32::try_from(top.saturating_add(1))

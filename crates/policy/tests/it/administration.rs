@@ -149,7 +149,6 @@ fn expected(
                     | Action::ManageTenantKeys
             ) || is_user_admin(action)
                 || is_governance(action)
-                || action == Action::ListAssignees
         }
         Role::TenantAdmin => {
             own && (matches!(

@@ -301,7 +301,7 @@ pub async fn attachment_content(
     let content = vault
         .download_attachment(&c.principal, &c.ctx, &tenant_id, &case_id, &attachment_id)
         .await?;
-    // The body owns the plaintext and wipes it once the last byte is sent (or the client goes).
+    // The body owns the plaintext and wipes it when dropped: sent, or the client gone.
     let body = axum::body::Body::from(axum::body::Bytes::from_owner(content));
     Ok((
         [

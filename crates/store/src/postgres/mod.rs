@@ -147,6 +147,16 @@ fn migrator() -> Migrator {
             "files attached to cases",
             include_str!("../../migrations/postgres/0015_attachments.sql"),
         ),
+        migration(
+            16,
+            "key versions lost to a restore",
+            include_str!("../../migrations/postgres/0016_key_losses.sql"),
+        ),
+        migration(
+            17,
+            "assignees' workload",
+            include_str!("../../migrations/postgres/0017_assignee_workload.sql"),
+        ),
     ])
 }
 

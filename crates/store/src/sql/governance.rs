@@ -54,6 +54,27 @@ pub(super) async fn assignment_counts(conn: &mut Conn) -> Result<Vec<(String, i6
     .await?)
 }
 
+pub(super) async fn open_case_counts(
+    conn: &mut Conn,
+    user_ids: &[String],
+) -> Result<Vec<(String, i64)>, StoreError> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=user_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT assignee_id, COUNT(*) FROM cases WHERE assignee_id IN ({}) \
+         AND status IN ('open', 'pending') GROUP BY assignee_id",
+        placeholders.join(", ")
+    );
+    // Only numbered placeholders are spliced in; the ids are bound.
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for id in user_ids {
+        query = query.bind(id);
+    }
+    Ok(query.fetch_all(&mut *conn).await?)
+}
+
 pub(super) async fn inactivity_warnings(
     conn: &mut Conn,
 ) -> Result<Vec<InactivityWarningRow>, StoreError> {

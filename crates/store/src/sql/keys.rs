@@ -85,6 +85,18 @@ pub(super) async fn retired_tenant_keys(
     )
 }
 
+pub(super) async fn lost_tenant_keys(
+    conn: &mut Conn,
+    scope: &TenantScope,
+) -> Result<Vec<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT version FROM tenant_key_losses WHERE tenant_id = $1 ORDER BY version",
+    )
+    .bind(scope.id())
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 pub(super) async fn all_tenant_keys(conn: &mut Conn) -> Result<Vec<TenantKeyRow>, StoreError> {
     Ok(
         sqlx::query_as("SELECT * FROM tenant_keys ORDER BY tenant_id, version")

@@ -41,6 +41,10 @@ impl Store for Backend {
         keys::retired_tenant_keys(&mut *self.tenant_reader(scope).await?, scope).await
     }
 
+    async fn lost_tenant_keys(&self, scope: &TenantScope) -> Result<Vec<i64>, StoreError> {
+        keys::lost_tenant_keys(&mut *self.tenant_reader(scope).await?, scope).await
+    }
+
     async fn all_tenant_keys(&self) -> Result<Vec<TenantKeyRow>, StoreError> {
         keys::all_tenant_keys(&mut *self.platform_reader().await?).await
     }
@@ -121,6 +125,13 @@ impl Store for Backend {
 
     async fn assignment_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         governance::assignment_counts(&mut *self.platform_reader().await?).await
+    }
+
+    async fn open_case_counts(
+        &self,
+        user_ids: &[String],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        governance::open_case_counts(&mut *self.platform_reader().await?, user_ids).await
     }
 
     async fn inactivity_warnings(&self) -> Result<Vec<InactivityWarningRow>, StoreError> {

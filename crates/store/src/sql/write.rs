@@ -109,6 +109,17 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .execute(conn)
             .await?;
         }
+        Mutation::RecordKeyLoss { scope, version, at } => {
+            sqlx::query(
+                "INSERT INTO tenant_key_losses (tenant_id, version, recorded_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant_id, version) DO NOTHING",
+            )
+            .bind(scope.id())
+            .bind(*version)
+            .bind(*at)
+            .execute(conn)
+            .await?;
+        }
         Mutation::InsertUser(u) => {
             sqlx::query(
                 "INSERT INTO users (id, username, display_name, password_hash, roles, tenant_id, status, \

@@ -647,8 +647,13 @@ async fn settle_restored(
             id: Some(missing.version.to_string()),
         });
         record.reason = Some("key_version_missing");
+        let loss = Mutation::RecordKeyLoss {
+            scope: TenantScope::new(missing.tenant.clone()),
+            version: missing.version,
+            at: now_ms(),
+        };
         last = audit
-            .commit(vec![record], Vec::new())
+            .commit(vec![record], vec![loss])
             .await
             .map_err(|e| anyhow::anyhow!("recording an unreadable key version: {e}"))?
             .max(last);

@@ -340,10 +340,27 @@ async fn supervisors_list_the_staff_they_can_assign() {
         .iter()
         .find(|a| a["id"] == engineer.id.as_str())
         .unwrap();
-    assert_eq!(theirs["assigned_cases"], 1, "{theirs}");
+    assert_eq!(theirs["open_cases"], 1, "{theirs}");
     assert_eq!(theirs["roles"], json!(["support_engineer"]));
     assert_eq!(theirs["username"], engineer.username.as_str());
     assert!(theirs.get("tenant_id").is_none() && theirs.get("status").is_none());
+
+    // Work in hand: a second case counts, a closed one does not.
+    let second = id_of(&create_case(&boss, &tenant, json!({"title": "Fax jammed"})).await);
+    assign(&supervisor, &tenant, &second, &engineer.id).await;
+    boss.patch(&case_path(&tenant, &case), json!({"status": "closed"}))
+        .await
+        .ok(200);
+    let open_cases = |items: Vec<Value>| {
+        items
+            .into_iter()
+            .find(|a| a["id"] == engineer.id.as_str())
+            .map(|a| a["open_cases"].clone())
+    };
+    assert_eq!(
+        open_cases(list_items(&supervisor, "/v1/assignees").await),
+        Some(json!(1))
+    );
 
     // One at a time, following the cursor, the same two.
     let first = supervisor.get("/v1/assignees?limit=1").await.ok(200);
@@ -358,8 +375,9 @@ async fn supervisors_list_the_staff_they_can_assign() {
         .get("/v1/assignees?limit=0")
         .await
         .err(400, "invalid_request");
-    admin.get("/v1/assignees").await.ok(200);
 
+    // The platform admin creates staff but does not assign cases.
+    admin.get("/v1/assignees").await.err(403, "forbidden");
     engineer.get("/v1/assignees").await.err(403, "forbidden");
     officer.get("/v1/assignees").await.err(403, "forbidden");
     boss.get("/v1/assignees").await.err(404, "not_found");
@@ -373,7 +391,7 @@ async fn supervisors_list_the_staff_they_can_assign() {
     assert_eq!(strings(&allowed[0]["records"]), expected, "{}", allowed[0]);
     assert_eq!(
         entries.iter().filter(|e| e["decision"] == "deny").count(),
-        3,
+        4,
         "{entries:?}"
     );
 }
