@@ -94,7 +94,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<UserRow>, StoreError>;
+    ) -> Result<Vec<StaffRow>, StoreError>;
     async fn assignments_of(&self, user_id: &str) -> Result<Vec<AssignmentRow>, StoreError>;
     /// Assignments (cases of any status) per user id.
     async fn assignment_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;

@@ -32,6 +32,17 @@ pub struct TenantKeyRow {
     pub created_at: i64,
 }
 
+/// A staff account as a list of people shows it: no credentials.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StaffRow {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    /// Comma-separated role names.
+    pub roles: String,
+    pub status: String,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserRow {
     pub id: String,

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use strongroom_policy::{Action, ResourceFacts, ResourceKind, Role};
-use strongroom_store::UserRow;
 
 use crate::Vault;
 use crate::access::{Principal, RequestContext, parse_roles};
@@ -17,12 +16,9 @@ pub(super) const ASSIGNABLE: [Role; 2] = [Role::SupportEngineer, Role::SupportSu
 /// Staff accounts read per store call while a page fills.
 const SCAN: u32 = 200;
 
-/// An active account holding a role that takes cases.
-pub(super) fn takes_cases(user: &UserRow) -> bool {
-    user.status == "active"
-        && parse_roles(&user.roles)
-            .iter()
-            .any(|r| ASSIGNABLE.contains(r))
+/// An active account holding a role that takes cases (`status` and `roles` as stored).
+pub(super) fn takes_cases(status: &str, roles: &str) -> bool {
+    status == "active" && parse_roles(roles).iter().any(|r| ASSIGNABLE.contains(r))
 }
 
 impl Vault {
@@ -48,7 +44,7 @@ impl Vault {
             let exhausted = rows.len() < SCAN as usize;
             for row in rows {
                 after = Some(row.id.clone());
-                if !takes_cases(&row) {
+                if !takes_cases(&row.status, &row.roles) {
                     continue;
                 }
                 staff.push(row);

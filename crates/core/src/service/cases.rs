@@ -440,7 +440,9 @@ impl Vault {
                 .await);
         }
         let assignee = self.user_row(&assignment.user_id).await?;
-        let eligible = assignee.as_deref().is_some_and(takes_cases);
+        let eligible = assignee
+            .as_deref()
+            .is_some_and(|u| takes_cases(&u.status, &u.roles));
         if !eligible {
             return Err(ServiceError::validation(
                 "the assignee must be an active support engineer or supervisor",

@@ -23,10 +23,10 @@ pub(super) async fn active_staff(
     conn: &mut Conn,
     after: Option<&str>,
     limit: u32,
-) -> Result<Vec<UserRow>, StoreError> {
+) -> Result<Vec<StaffRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT * FROM users WHERE tenant_id IS NULL AND status = 'active' AND id > $1 \
-         ORDER BY id LIMIT $2",
+        "SELECT id, username, display_name, roles, status FROM users \
+         WHERE tenant_id IS NULL AND status = 'active' AND id > $1 ORDER BY id LIMIT $2",
     )
     .bind(after.unwrap_or(""))
     .bind(i64::from(limit))

@@ -115,7 +115,7 @@ impl Store for Backend {
         &self,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<UserRow>, StoreError> {
+    ) -> Result<Vec<StaffRow>, StoreError> {
         governance::active_staff(&mut *self.platform_reader().await?, after, limit).await
     }
 
