@@ -6,6 +6,8 @@
 //! - Every batch locks the single `audit_head` row first: appends from all instances form one
 //!   gap-free sequence; a batch planned against a stale head is planned again under the lock.
 
+#[path = "../sql/audit_nodes.rs"]
+mod audit_nodes;
 #[path = "../sql/commit.rs"]
 mod commit;
 #[path = "../sql/credentials.rs"]

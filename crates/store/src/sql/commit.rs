@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
-use super::store_impl::nodes_by_id;
+use super::audit_nodes::nodes_by_id;
 use super::write::{INSERT_CHUNK, apply};
 use super::{Backend, Conn, Db};
 use crate::Mutation;

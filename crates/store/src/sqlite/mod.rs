@@ -1,6 +1,8 @@
 //! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk when it returns), one writer
 //! connection that commits whole batches, and a small pool of readers.
 
+#[path = "../sql/audit_nodes.rs"]
+mod audit_nodes;
 mod backup;
 mod checkpointer;
 #[path = "../sql/commit.rs"]
