@@ -120,8 +120,12 @@ function caseView(caseId) {
     if (hasRole(...CUSTOMER_ROLES) || (hasRole('support_engineer', 'security_officer') && contentInClear)) {
       parts.push(statusPanel(t, caseId, record.status));
     }
-    parts.push(commentsPanel(t, caseId));
-    parts.push(filesPanel(t, caseId));
+    // Comments and files are case content: staff who see the case's metadata only (a supervisor's
+    // triage, an assignment under the lockbox) would only meet refusals there.
+    if (hasRole(...CUSTOMER_ROLES) || contentInClear) {
+      parts.push(commentsPanel(t, caseId));
+      parts.push(filesPanel(t, caseId));
+    }
     if (hasRole(...OPERATOR_ROLES)) parts.push(requestAccessPanel(t, caseId));
     if (hasRole('support_supervisor')) parts.push(assignPanel(t, caseId));
     parts.push(panel(null, el('button', { class: 'quiet', text: 'Back to cases', onclick: casesView })));
