@@ -65,14 +65,27 @@ pub(crate) fn open_readable(
         record_id,
         field,
     };
-    match ring.decrypt_field(&ctx, ciphertext) {
-        Ok(plain) => String::from_utf8(plain.to_vec())
-            .map(Some)
-            .map_err(|_| ServiceError::internal("field is not UTF-8")),
+    let opened = unless_lost(
+        ring.decrypt_field(&ctx, ciphertext),
+        "field does not decrypt (integrity failure)",
+    )?;
+    opened
+        .map(|plain| String::from_utf8(plain.to_vec()))
+        .transpose()
+        .map_err(|_| ServiceError::internal("field is not UTF-8"))
+}
+
+/// What an opening came to: the plaintext, `None` when the ciphertext names a key version whose
+/// keys are lost (a restore accepted it), or `integrity` as an internal error for any other
+/// failure. The one place that decides what may read as unreadable.
+pub(crate) fn unless_lost<T>(
+    opened: Result<T, CryptoError>,
+    integrity: &'static str,
+) -> ServiceResult<Option<T>> {
+    match opened {
+        Ok(plain) => Ok(Some(plain)),
         Err(CryptoError::KeyVersionLost { .. }) => Ok(None),
-        Err(_) => Err(ServiceError::internal(
-            "field does not decrypt (integrity failure)",
-        )),
+        Err(_) => Err(ServiceError::internal(integrity)),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
-use strongroom_crypto::{CryptoError, FieldContext, TenantKeyring, Zeroizing};
+use strongroom_crypto::{FieldContext, TenantKeyring, Zeroizing};
 use strongroom_policy::{Action, Denial, FieldClass, Visibility};
 use strongroom_store::{AttachmentRow, Mutation, TenantScope};
 
@@ -149,13 +149,10 @@ fn open_content(
     id: &str,
     sealed: &[u8],
 ) -> ServiceResult<Option<Zeroizing<Vec<u8>>>> {
-    match ring.decrypt_attachment(&content_context(id), sealed) {
-        Ok(content) => Ok(Some(content)),
-        Err(CryptoError::KeyVersionLost { .. }) => Ok(None),
-        Err(_) => Err(ServiceError::internal(
-            "attachment does not decrypt (integrity failure)",
-        )),
-    }
+    shape::unless_lost(
+        ring.decrypt_attachment(&content_context(id), sealed),
+        "attachment does not decrypt (integrity failure)",
+    )
 }
 
 fn malware(signature: &str) -> ServiceError {
