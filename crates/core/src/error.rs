@@ -98,6 +98,9 @@ pub struct ServiceError {
     pub details: Option<Value>,
     /// Seconds, for `too_many_attempts`.
     pub retry_after: Option<u64>,
+    /// A ciphertext named a key version newer than the keyring in hand: another instance rotated
+    /// the tenant's keys after this one cached them (see `KeyCache::opening`).
+    keyring_behind: bool,
 }
 
 impl ServiceError {
@@ -107,6 +110,7 @@ impl ServiceError {
             message: message.into(),
             details: None,
             retry_after: None,
+            keyring_behind: false,
         }
     }
     pub fn with_details(mut self, details: Value) -> Self {
@@ -143,6 +147,16 @@ impl ServiceError {
             ErrorCode::AuditUnavailable,
             "the audit log cannot be written; the request was refused and nothing changed",
         )
+    }
+    /// A ciphertext under a key version newer than the keyring in hand: an internal error if it
+    /// reaches the caller, which it does only when the keyring read again still lacks it.
+    pub(crate) fn keyring_behind() -> Self {
+        let mut err = Self::new(ErrorCode::Internal, "internal error");
+        err.keyring_behind = true;
+        err
+    }
+    pub(crate) fn is_keyring_behind(&self) -> bool {
+        self.keyring_behind
     }
     /// An internal failure. `context` goes to the operator log only; it must not hold personal data.
     pub fn internal(context: &str) -> Self {

@@ -129,6 +129,48 @@ impl KeyCache {
             .map_err(|_| ServiceError::internal("sealing a user secret"))
     }
 
+    /// Runs `open` over the tenant's keyring. With a shared store, the cached keyring may predate
+    /// another instance's rotation and so lack the version a record was just sealed under: when
+    /// `open` meets such a ciphertext, the keyring is read again and `open` runs once more. It
+    /// must change nothing before it has opened everything it needs.
+    pub async fn opening<T, Opened>(
+        &self,
+        store: &dyn Store,
+        tenant_id: &str,
+        mut open: impl FnMut(Arc<TenantKeyring>) -> Opened,
+    ) -> ServiceResult<T>
+    where
+        Opened: Future<Output = ServiceResult<T>>,
+    {
+        let ring = self.keyring(store, tenant_id).await?;
+        match open(ring).await {
+            Err(err) if err.is_keyring_behind() => {
+                tracing::info!(tenant_id, "reloading a keyring that predates a rotation");
+                self.forget(tenant_id);
+                let ring = self.keyring(store, tenant_id).await?;
+                open(ring).await.map_err(|err| {
+                    if err.is_keyring_behind() {
+                        ServiceError::internal("ciphertext names a key version not held")
+                    } else {
+                        err
+                    }
+                })
+            }
+            result => result,
+        }
+    }
+
+    /// [`Self::opening`] for work that does not wait on anything.
+    pub async fn opened<T>(
+        &self,
+        store: &dyn Store,
+        tenant_id: &str,
+        mut open: impl FnMut(&TenantKeyring) -> ServiceResult<T>,
+    ) -> ServiceResult<T> {
+        self.opening(store, tenant_id, |ring| std::future::ready(open(&ring)))
+            .await
+    }
+
     /// The tenant's keyring; a tenant without keys (or whose keys do not unwrap) has no usable data,
     /// and the request fails closed.
     pub async fn keyring(

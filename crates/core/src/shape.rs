@@ -66,6 +66,7 @@ pub(crate) fn open_readable(
         field,
     };
     let opened = unless_lost(
+        ring,
         ring.decrypt_field(&ctx, ciphertext),
         "field does not decrypt (integrity failure)",
     )?;
@@ -75,17 +76,30 @@ pub(crate) fn open_readable(
         .map_err(|_| ServiceError::internal("field is not UTF-8"))
 }
 
-/// What an opening came to: the plaintext, `None` when the ciphertext names a key version whose
-/// keys are lost (a restore accepted it), or `integrity` as an internal error for any other
-/// failure. The one place that decides what may read as unreadable.
+/// What an opening with `ring` came to: the plaintext, `None` when the ciphertext names a key
+/// version whose keys are lost (a restore accepted it), or else [`not_opened`]. The one place
+/// that decides what may read as unreadable.
 pub(crate) fn unless_lost<T>(
+    ring: &TenantKeyring,
     opened: Result<T, CryptoError>,
     integrity: &'static str,
 ) -> ServiceResult<Option<T>> {
     match opened {
         Ok(plain) => Ok(Some(plain)),
         Err(CryptoError::KeyVersionLost { .. }) => Ok(None),
-        Err(_) => Err(ServiceError::internal(integrity)),
+        Err(err) => Err(not_opened(ring, &err, integrity)),
+    }
+}
+
+/// Why a ciphertext did not open with `ring`: a version newer than the ring's current one means
+/// the ring predates a rotation (by another instance, on a shared store), which reading the keys
+/// again mends; anything else is an integrity failure, `integrity` for the operator log.
+fn not_opened(ring: &TenantKeyring, err: &CryptoError, integrity: &'static str) -> ServiceError {
+    match err {
+        CryptoError::UnknownKeyVersion { version } if *version > ring.current_version() => {
+            ServiceError::keyring_behind()
+        }
+        _ => ServiceError::internal(integrity),
     }
 }
 
@@ -125,7 +139,7 @@ pub(crate) fn open_bytes(
             },
             ciphertext,
         )
-        .map_err(|_| ServiceError::internal("field does not decrypt (integrity failure)"))?;
+        .map_err(|err| not_opened(ring, &err, "field does not decrypt (integrity failure)"))?;
     Ok(strongroom_crypto::Zeroizing::new(plain.to_vec()))
 }
 
@@ -396,5 +410,29 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn only_a_version_above_the_rings_current_one_asks_for_the_keys_again() {
+        let reveal = FieldMask::all(Visibility::Reveal);
+        let newer = seal(&ring(3), "comment", "m1", "body", "hello").unwrap();
+        // `Shaped` holds plaintext and has no `Debug`, so no `unwrap_err`.
+        let failure = |shaped: ServiceResult<Shaped>| shaped.err().unwrap();
+        let behind = failure(comment(&ring(2), &comment_row(newer.clone()), &reveal));
+        assert!(behind.is_keyring_behind());
+        assert_eq!(behind.code, crate::ErrorCode::Internal);
+        let bytes = open_bytes(&ring(2), "comment", "m1", "body", &newer).err();
+        assert!(bytes.is_some_and(|e| e.is_keyring_behind()));
+
+        // An older version not held, or one held but altered, is no rotation: integrity failures.
+        let older = seal(&ring(1), "comment", "m1", "body", "hello").unwrap();
+        let missing = failure(comment(&ring(2), &comment_row(older), &reveal));
+        assert!(!missing.is_keyring_behind());
+        let mut altered = seal(&ring(2), "comment", "m1", "body", "hello").unwrap();
+        if let Some(last) = altered.last_mut() {
+            *last ^= 1;
+        }
+        let altered = failure(comment(&ring(2), &comment_row(altered), &reveal));
+        assert!(!altered.is_keyring_behind());
     }
 }

@@ -150,6 +150,7 @@ fn open_content(
     sealed: &[u8],
 ) -> ServiceResult<Option<Zeroizing<Vec<u8>>>> {
     shape::unless_lost(
+        ring,
         ring.decrypt_attachment(&content_context(id), sealed),
         "attachment does not decrypt (integrity failure)",
     )
@@ -318,12 +319,15 @@ impl Vault {
                 page.limit,
             )
             .await?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let items = gate.disclose_page(
-            &rows,
-            |r| &r.id,
-            |r| shape::attachment(&ring, r, &decision.fields),
-        )?;
+        let shaped = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                rows.iter()
+                    .map(|r| shape::attachment(ring, r, &decision.fields))
+                    .collect()
+            })
+            .await?;
+        let items = gate.disclose_page(&rows, |r| &r.id, shaped);
         self.audit.append(gate.record).await?;
         let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
         Ok(Page { items, next_cursor })
@@ -368,11 +372,13 @@ impl Vault {
                 (Action::ReadAttachments, "attachment.read"),
             )
             .await?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let view = shape::disclose(
-            &mut gate.record,
-            shape::attachment(&ring, &row, &decision.fields)?,
-        );
+        let shaped = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                shape::attachment(ring, &row, &decision.fields)
+            })
+            .await?;
+        let view = shape::disclose(&mut gate.record, shaped);
         self.audit.append(gate.record).await?;
         Ok(view)
     }
@@ -460,8 +466,13 @@ impl Vault {
             // Purged with its case since the row was read.
             return Err(self.refuse(gate.record, Denial::NotFound, Vec::new()).await);
         };
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let Some(content) = open_content(&ring, &row.id, &sealed)? else {
+        let opened = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                open_content(ring, &row.id, &sealed)
+            })
+            .await?;
+        let Some(content) = opened else {
             let err = ServiceError::new(
                 ErrorCode::ContentUnreadable,
                 "the file is sealed under a key version whose keys are lost",

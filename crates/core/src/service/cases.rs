@@ -60,20 +60,21 @@ pub(super) struct Gate {
 }
 
 impl Gate {
-    /// The views of a page of the case's records (comments, files), each id and what each
-    /// discloses noted in the request's audit record: a view reaches a caller only through it.
+    /// The views of a page of the case's records (comments, files), shaped in order, each id and
+    /// what each discloses noted in the request's audit record: a view reaches a caller only
+    /// through it.
     pub(super) fn disclose_page<R>(
         &mut self,
         rows: &[R],
         id: impl Fn(&R) -> &str,
-        shaped: impl Fn(&R) -> ServiceResult<shape::Shaped>,
-    ) -> ServiceResult<Vec<RecordView>> {
+        shaped: Vec<shape::Shaped>,
+    ) -> Vec<RecordView> {
         let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
+        for (row, shaped) in rows.iter().zip(shaped) {
             self.record.records.push(id(row).to_owned());
-            items.push(shape::disclose(&mut self.record, shaped(row)?));
+            items.push(shape::disclose(&mut self.record, shaped));
         }
-        Ok(items)
+        items
     }
 }
 
@@ -115,17 +116,16 @@ impl Vault {
         ))
     }
 
-    /// The caller's view of a case it is writing; what the view discloses goes into `record`, which the
-    /// caller then commits with the write, so the answer is audited like a read.
-    fn case_view_for(
+    /// The caller's view of a case it is writing; the caller discloses it into the record it then
+    /// commits with the write, so the answer is audited like a read.
+    fn case_shaped_for(
         &self,
         p: &Principal,
         ctx: &RequestContext,
         (tenant, grants): (&TenantState, &Grants),
         ring: &TenantKeyring,
         row: &CaseRow,
-        record: &mut AuditRecord,
-    ) -> ServiceResult<RecordView> {
+    ) -> ServiceResult<shape::Shaped> {
         let decision = self.decide(
             p,
             Action::ReadCase,
@@ -133,10 +133,7 @@ impl Vault {
             Some(&tenant.facts),
             ctx.purpose,
         );
-        Ok(shape::disclose(
-            record,
-            shape::case(ring, row, &decision.fields)?,
-        ))
+        shape::case(ring, row, &decision.fields)
     }
 
     pub async fn read_case(
@@ -149,11 +146,13 @@ impl Vault {
         let (mut gate, decision) = self
             .case_gate(p, ctx, tenant_id, case_id, Action::ReadCase, "case.read")
             .await?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let view = shape::disclose(
-            &mut gate.record,
-            shape::case(&ring, &gate.row, &decision.fields)?,
-        );
+        let shaped = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                shape::case(ring, &gate.row, &decision.fields)
+            })
+            .await?;
+        let view = shape::disclose(&mut gate.record, shaped);
         self.audit.append(gate.record).await?;
         Ok(view)
     }
@@ -191,30 +190,37 @@ impl Vault {
                 page.limit,
             )
             .await?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let facts = case_facts(p, row, &grants);
-            let d = self.decide(
-                p,
-                Action::ReadCase,
-                &facts,
-                Some(&tenant.facts),
-                Some(purpose),
-            );
-            if !d.allowed {
-                continue;
-            }
-            if record.grant_id.is_none() {
-                record.grant_id = facts.grant.map(|g| g.id);
-            }
-            record.records.push(row.id.clone());
-            items.push(shape::disclose(
-                &mut record,
-                shape::case(&ring, row, &d.fields)?,
-            ));
-        }
+        // Over a copy of the record, so that a second pass (the keyring read again) starts clean.
+        let (record, items) = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                let mut record = record.clone();
+                let mut items = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let facts = case_facts(p, row, &grants);
+                    let d = self.decide(
+                        p,
+                        Action::ReadCase,
+                        &facts,
+                        Some(&tenant.facts),
+                        Some(purpose),
+                    );
+                    if !d.allowed {
+                        continue;
+                    }
+                    if record.grant_id.is_none() {
+                        record.grant_id = facts.grant.map(|g| g.id);
+                    }
+                    record.records.push(row.id.clone());
+                    items.push(shape::disclose(
+                        &mut record,
+                        shape::case(ring, row, &d.fields)?,
+                    ));
+                }
+                Ok((record, items))
+            })
+            .await?;
         self.audit.append(record).await?;
         let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
         Ok(Page { items, next_cursor })
@@ -299,14 +305,10 @@ impl Vault {
             "product",
             "contact_id",
         ];
-        let view = self.case_view_for(
-            p,
-            ctx,
-            (&tenant, &Grants::default()),
-            &ring,
-            &row,
+        let view = shape::disclose(
             &mut record,
-        )?;
+            self.case_shaped_for(p, ctx, (&tenant, &Grants::default()), &ring, &row)?,
+        );
         self.commit_attempt(
             vec![record],
             vec![Mutation::InsertCase(row.clone())],
@@ -346,19 +348,17 @@ impl Vault {
                 .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
                 .await);
         }
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        let title = input
+            .title
+            .as_deref()
+            .map(|title| required_text(Some(title), "title", 1_000))
+            .transpose()?;
+        let description = input
+            .description
+            .as_deref()
+            .map(|d| optional_text(Some(d), "description", MAX_FIELD_CHARS))
+            .transpose()?;
         let mut row = gate.row.clone();
-        if let Some(title) = input.title.as_deref() {
-            let title = required_text(Some(title), "title", 1_000)?;
-            row.title = shape::seal(&ring, KIND, case_id, "title", &title)?;
-        }
-        if let Some(description) = input.description.as_deref() {
-            let d = optional_text(Some(description), "description", MAX_FIELD_CHARS)?;
-            row.description = d
-                .as_deref()
-                .map(|d| shape::seal(&ring, KIND, case_id, "description", d))
-                .transpose()?;
-        }
         if let Some(s) = one_of(input.severity.as_deref(), &SEVERITIES, "severity")? {
             row.severity = s;
         }
@@ -396,14 +396,26 @@ impl Vault {
         .filter(|(_, present)| *present)
         .map(|(f, _)| *f)
         .collect();
-        let view = self.case_view_for(
-            p,
-            ctx,
-            (&gate.tenant, &gate.grants),
-            &ring,
-            &row,
-            &mut gate.record,
-        )?;
+        // The stored row may hold fields sealed under a version this instance has not loaded yet.
+        let (row, shaped) = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                let mut row = row.clone();
+                if let Some(title) = &title {
+                    row.title = shape::seal(ring, KIND, case_id, "title", title)?;
+                }
+                if let Some(description) = &description {
+                    row.description = description
+                        .as_deref()
+                        .map(|d| shape::seal(ring, KIND, case_id, "description", d))
+                        .transpose()?;
+                }
+                let shaped =
+                    self.case_shaped_for(p, ctx, (&gate.tenant, &gate.grants), ring, &row)?;
+                Ok((row, shaped))
+            })
+            .await?;
+        let view = shape::disclose(&mut gate.record, shaped);
         self.rewrite_case(
             gate.record,
             row,
@@ -471,15 +483,13 @@ impl Vault {
         row.updated_at = super::next_version(self.now(), gate.row.updated_at);
         gate.record.fields_requested = vec!["assignee_id"];
         gate.record.records = vec![assignment.user_id];
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let view = self.case_view_for(
-            p,
-            ctx,
-            (&gate.tenant, &gate.grants),
-            &ring,
-            &row,
-            &mut gate.record,
-        )?;
+        let shaped = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                self.case_shaped_for(p, ctx, (&gate.tenant, &gate.grants), ring, &row)
+            })
+            .await?;
+        let view = shape::disclose(&mut gate.record, shaped);
         self.rewrite_case(
             gate.record,
             row,
@@ -631,12 +641,15 @@ impl Vault {
                 page.limit,
             )
             .await?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let items = gate.disclose_page(
-            &rows,
-            |r| &r.id,
-            |r| shape::comment(&ring, r, &decision.fields),
-        )?;
+        let shaped = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                rows.iter()
+                    .map(|r| shape::comment(ring, r, &decision.fields))
+                    .collect()
+            })
+            .await?;
+        let items = gate.disclose_page(&rows, |r| &r.id, shaped);
         self.audit.append(gate.record).await?;
         let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
         Ok(Page { items, next_cursor })

@@ -48,6 +48,58 @@ fn email_index(ring: &TenantKeyring, email: &str) -> ServiceResult<Vec<u8>> {
         .map_err(|_| ServiceError::internal("blind index"))
 }
 
+/// `row` with the fields `input` holds validated and sealed under `ring`'s current version (an
+/// e-mail with its new blind index).
+fn sealed_update(
+    ring: &TenantKeyring,
+    row: &ContactRow,
+    input: &ContactInput,
+) -> ServiceResult<ContactRow> {
+    let mut row = row.clone();
+    let id = row.id.clone();
+    let contact_id = id.as_str();
+    if let Some(name) = input.name.as_deref() {
+        let name = required_text(Some(name), "name", 1_000)?;
+        row.name = shape::seal(ring, KIND, contact_id, "name", &name)?;
+    }
+    if let Some(email) = input.email.as_deref() {
+        let email = optional_text(Some(email), "email", 320)?;
+        if email.as_deref().is_some_and(|e| !valid_email(e)) {
+            return Err(ServiceError::validation("not an email address", &["email"]));
+        }
+        row.email = email
+            .as_deref()
+            .map(|e| shape::seal(ring, KIND, contact_id, "email", e))
+            .transpose()?;
+        row.email_index = email.as_deref().map(|e| email_index(ring, e)).transpose()?;
+    }
+    for (field, value, max) in [
+        ("phone", &input.phone, 64),
+        ("address", &input.address, 2_000),
+        ("notes", &input.notes, MAX_FIELD_CHARS),
+    ] {
+        if let Some(v) = value.as_deref() {
+            let v = optional_text(Some(v), field, max)?;
+            if field == "phone" && v.as_deref().is_some_and(|p| !valid_phone(p)) {
+                return Err(ServiceError::validation(
+                    "a phone number holds digits and + - ( ) . only",
+                    &["phone"],
+                ));
+            }
+            let sealed = v
+                .as_deref()
+                .map(|v| shape::seal(ring, KIND, contact_id, field, v))
+                .transpose()?;
+            match field {
+                "phone" => row.phone = sealed,
+                "address" => row.address = sealed,
+                _ => row.notes = sealed,
+            }
+        }
+    }
+    Ok(row)
+}
+
 /// The policy facts of one contact: staff reach it through a case assigned to them, or through an
 /// active grant on a case that references it.
 pub(super) fn contact_facts(
@@ -148,11 +200,13 @@ impl Vault {
                 "contact.read",
             )
             .await?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let view = shape::disclose(
-            &mut gate.record,
-            shape::contact(&ring, &gate.row, &decision.fields)?,
-        );
+        let shaped = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                shape::contact(ring, &gate.row, &decision.fields)
+            })
+            .await?;
+        let view = shape::disclose(&mut gate.record, shaped);
         self.audit.append(gate.record).await?;
         Ok(view)
     }
@@ -257,60 +311,26 @@ impl Vault {
                     .await);
             }
         }
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let mut row = gate.row.clone();
-        if let Some(name) = input.name.as_deref() {
-            let name = required_text(Some(name), "name", 1_000)?;
-            row.name = shape::seal(&ring, KIND, contact_id, "name", &name)?;
-        }
-        if let Some(email) = input.email.as_deref() {
-            let email = optional_text(Some(email), "email", 320)?;
-            if email.as_deref().is_some_and(|e| !valid_email(e)) {
-                return Err(ServiceError::validation("not an email address", &["email"]));
-            }
-            row.email = email
-                .as_deref()
-                .map(|e| shape::seal(&ring, KIND, contact_id, "email", e))
-                .transpose()?;
-            row.email_index = email
-                .as_deref()
-                .map(|e| email_index(&ring, e))
-                .transpose()?;
-        }
-        for (field, value, max) in [
-            ("phone", &input.phone, 64),
-            ("address", &input.address, 2_000),
-            ("notes", &input.notes, MAX_FIELD_CHARS),
-        ] {
-            if let Some(v) = value.as_deref() {
-                let v = optional_text(Some(v), field, max)?;
-                if field == "phone" && v.as_deref().is_some_and(|p| !valid_phone(p)) {
-                    return Err(ServiceError::validation(
-                        "a phone number holds digits and + - ( ) . only",
-                        &["phone"],
-                    ));
-                }
-                let sealed = v
-                    .as_deref()
-                    .map(|v| shape::seal(&ring, KIND, contact_id, field, v))
-                    .transpose()?;
-                match field {
-                    "phone" => row.phone = sealed,
-                    "address" => row.address = sealed,
-                    _ => row.notes = sealed,
-                }
-            }
-        }
-        row.updated_at = super::next_version(self.now(), gate.row.updated_at);
         gate.record.fields_requested = present_fields(&input);
-        let read = self.decide(
-            p,
-            Action::ReadContact,
-            &contact_facts(&row, gate.reachable, gate.grant.as_ref()),
-            Some(&gate.tenant.facts),
-            ctx.purpose,
-        );
-        let view = shape::disclose(&mut gate.record, shape::contact(&ring, &row, &read.fields)?);
+        let updated_at = super::next_version(self.now(), gate.row.updated_at);
+        // The stored row may hold fields sealed under a version this instance has not loaded yet.
+        let (row, shaped) = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                let mut row = sealed_update(ring, &gate.row, &input)?;
+                row.updated_at = updated_at;
+                let read = self.decide(
+                    p,
+                    Action::ReadContact,
+                    &contact_facts(&row, gate.reachable, gate.grant.as_ref()),
+                    Some(&gate.tenant.facts),
+                    ctx.purpose,
+                );
+                let shaped = shape::contact(ring, &row, &read.fields)?;
+                Ok((row, shaped))
+            })
+            .await?;
+        let view = shape::disclose(&mut gate.record, shaped);
         let read_updated_at = gate.row.updated_at;
         self.commit_attempt(
             vec![gate.record],
@@ -455,45 +475,54 @@ impl Vault {
             }
         };
         let wanted = email.map(normalise_email);
-        let mut items = Vec::new();
-        for row in &rows {
-            let reached = reachable.as_ref().is_some_and(|r| r.contains(&row.id));
-            let grant = grants.for_contact(&row.id);
-            let d = self.decide(
-                p,
-                Action::ReadContact,
-                &contact_facts(row, reached, grant),
-                Some(&tenant.facts),
-                Some(purpose),
-            );
-            if !d.allowed {
-                continue;
-            }
-            if record.grant_id.is_none() {
-                record.grant_id = grant.map(|g| g.id.clone());
-            }
-            if let Some(wanted) = &wanted {
-                if d.fields.get(FieldClass::ContactIdentity) != Visibility::Reveal {
-                    continue;
+        // Over a copy of the record, so that a second pass (the keyring read again) starts clean.
+        let (record, items) = self
+            .keys
+            .opened(self.store.as_ref(), tenant_id, |ring| {
+                let mut record = record.clone();
+                let mut items = Vec::new();
+                for row in &rows {
+                    let reached = reachable.as_ref().is_some_and(|r| r.contains(&row.id));
+                    let grant = grants.for_contact(&row.id);
+                    let d = self.decide(
+                        p,
+                        Action::ReadContact,
+                        &contact_facts(row, reached, grant),
+                        Some(&tenant.facts),
+                        Some(purpose),
+                    );
+                    if !d.allowed {
+                        continue;
+                    }
+                    if record.grant_id.is_none() {
+                        record.grant_id = grant.map(|g| g.id.clone());
+                    }
+                    if let Some(wanted) = &wanted {
+                        if d.fields.get(FieldClass::ContactIdentity) != Visibility::Reveal {
+                            continue;
+                        }
+                        let Some(ct) = row.email.as_deref() else {
+                            continue;
+                        };
+                        // The index collides by design: confirm on the decrypted value (an
+                        // e-mail sealed under a lost key version confirms nothing).
+                        let Some(email) = shape::open_readable(ring, KIND, &row.id, "email", ct)?
+                        else {
+                            continue;
+                        };
+                        if normalise_email(&email) != *wanted {
+                            continue;
+                        }
+                    }
+                    record.records.push(row.id.clone());
+                    items.push(shape::disclose(
+                        &mut record,
+                        shape::contact(ring, row, &d.fields)?,
+                    ));
                 }
-                let Some(ct) = row.email.as_deref() else {
-                    continue;
-                };
-                // The index collides by design: confirm on the decrypted value (an e-mail sealed
-                // under a lost key version confirms nothing).
-                let Some(email) = shape::open_readable(&ring, KIND, &row.id, "email", ct)? else {
-                    continue;
-                };
-                if normalise_email(&email) != *wanted {
-                    continue;
-                }
-            }
-            record.records.push(row.id.clone());
-            items.push(shape::disclose(
-                &mut record,
-                shape::contact(&ring, row, &d.fields)?,
-            ));
-        }
+                Ok((record, items))
+            })
+            .await?;
         self.audit.append(record).await?;
         Ok(Page { items, next_cursor })
     }

@@ -194,7 +194,6 @@ impl Vault {
             })
             .map(|u| u.access_epoch)
             .ok_or_else(ServiceError::unauthenticated)?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let gather = Gather {
             p,
             tenant: &tenant,
@@ -202,7 +201,16 @@ impl Vault {
             scope: &input.scope,
             archive,
         };
-        let mut content = self.gather(&gather, &ring, &mut record).await?;
+        // Over a copy of the record, so that a second pass (the keyring read again) starts clean.
+        let (gather, first_record) = (&gather, &record);
+        let (mut record, mut content) = self
+            .keys
+            .opening(self.store.as_ref(), tenant_id, |ring| async move {
+                let mut record = first_record.clone();
+                let content = self.gather(gather, &ring, &mut record).await?;
+                Ok((record, content))
+            })
+            .await?;
         let count = content.counts.records();
         let now = self.now();
         // Checked here for a precise refusal, and again inside the commit, where concurrent

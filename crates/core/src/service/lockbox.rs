@@ -311,11 +311,17 @@ impl Vault {
         // The entry names what is shown: each request's justification and comment are opened.
         record.records = visible.iter().map(|row| row.id.clone()).collect();
         self.audit.append(record).await?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let mut items = Vec::with_capacity(visible.len());
-        for row in visible {
-            items.push(self.request_view(row, &ring).await?);
-        }
+        let visible = &visible;
+        let items = self
+            .keys
+            .opening(self.store.as_ref(), tenant_id, |ring| async move {
+                let mut items = Vec::with_capacity(visible.len());
+                for row in visible {
+                    items.push(self.request_view(row, &ring).await?);
+                }
+                Ok(items)
+            })
+            .await?;
         let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
         Ok(Page { items, next_cursor })
     }
@@ -491,8 +497,12 @@ impl Vault {
             .access_request(&TenantScope::new(tenant_id), request_id)
             .await?
             .ok_or_else(ServiceError::not_found)?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        self.request_view(&row, &ring).await
+        let row = &row;
+        self.keys
+            .opening(self.store.as_ref(), tenant_id, |ring| async move {
+                self.request_view(row, &ring).await
+            })
+            .await
     }
 
     async fn request_view(

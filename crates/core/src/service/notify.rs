@@ -230,11 +230,15 @@ impl Vault {
                 .await);
         }
         let scope = TenantScope::new(tenant_id);
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let existing = self.store.webhook_secret(&scope).await?;
         if let (Some(row), false) = (existing, rotate) {
+            let key = self
+                .keys
+                .opened(self.store.as_ref(), tenant_id, |ring| {
+                    shape::open_bytes(ring, SECRET_KIND, tenant_id, "secret", &row.secret)
+                })
+                .await?;
             self.audit.append(record).await?;
-            let key = shape::open_bytes(&ring, SECRET_KIND, tenant_id, "secret", &row.secret)?;
             return Ok(WebhookSecret {
                 secret: webhook_secret_text(&key).to_string(),
                 created_at: rfc3339(row.created_at),
@@ -243,6 +247,7 @@ impl Vault {
         let key =
             strongroom_crypto::new_webhook_key().map_err(|_| ServiceError::internal("random"))?;
         let now = self.now();
+        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let sealed = shape::seal_bytes(&ring, SECRET_KIND, tenant_id, "secret", key.as_ref())?;
         self.audit
             .commit(
@@ -314,12 +319,12 @@ impl Vault {
                 continue;
             };
             // A tenant whose secret cannot be opened must not stop every other tenant's deliveries.
-            let key = match self.keys.keyring(self.store.as_ref(), &n.tenant_id).await {
-                Ok(ring) => {
-                    shape::open_bytes(&ring, SECRET_KIND, &n.tenant_id, "secret", &secret.secret)
-                }
-                Err(err) => Err(err),
-            };
+            let key = self
+                .keys
+                .opened(self.store.as_ref(), &n.tenant_id, |ring| {
+                    shape::open_bytes(ring, SECRET_KIND, &n.tenant_id, "secret", &secret.secret)
+                })
+                .await;
             let key = match key {
                 Ok(key) => key,
                 Err(err) => {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use strongroom_ledger::{Checkpoint, NoteVerifier};
 
 use crate::audit_log::verify_store;
@@ -267,4 +267,96 @@ async fn a_periodic_job_runs_once_per_period_across_instances() {
         ran <= per_instance + 2,
         "{ran} sweeps in {WINDOW:?}: the instances both ran the job"
     );
+}
+
+/// An instance whose cached keyring predates another instance's rotation reads the keys again
+/// when it meets a record sealed under the new version, instead of failing until its cache
+/// expires. The caches here outlive the test, so only that reload can explain the successes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_opens_records_sealed_after_another_instance_rotated() {
+    if !on_postgres() {
+        eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
+        return;
+    }
+    let first = Server::start_with(&[("STRONGROOM_SHARED_CACHE_MAX_AGE_MS", "600000")], &[]);
+    let second = Server::start_peer(&first);
+    let admin = first.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let user = create_user(&admin, "tenant_admin", Some(&tenant)).await;
+    let on_first = open_session(&first, &user.username, PASSWORD, "tenant_admin").await;
+    let on_second = open_session(&second, &user.username, PASSWORD, "tenant_admin").await;
+    let old = create_contact(&on_first, &tenant, json!({"name": "Sealed Before"})).await;
+    // The second server now holds the tenant's keyring at version 1.
+    let read = on_second
+        .get(&contact_path(&tenant, &id_of(&old)))
+        .await
+        .ok(200);
+    assert_eq!(read["name"], "Sealed Before");
+
+    let rotated = admin
+        .post(&format!("{}/rotate", keys_path(&tenant)), json!({}))
+        .await
+        .ok(201);
+    assert_eq!(rotated["current_version"], 2, "{rotated}");
+    let new = create_contact(
+        &on_first,
+        &tenant,
+        json!({"name": "Sealed After", "phone": "+1 555 0100"}),
+    )
+    .await;
+    let case = create_case(
+        &on_first,
+        &tenant,
+        json!({"title": "Case After", "contact_id": id_of(&new)}),
+    )
+    .await;
+    on_first
+        .post(
+            &format!("{}/comments", case_path(&tenant, &id_of(&case))),
+            json!({"body": "Comment After"}),
+        )
+        .await
+        .ok(201);
+
+    let read = on_second
+        .get(&contact_path(&tenant, &id_of(&new)))
+        .await
+        .ok(200);
+    assert_eq!(read["name"], "Sealed After");
+    let names: Vec<Value> = list_items(&on_second, &contacts_path(&tenant))
+        .await
+        .into_iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert!(
+        names.contains(&json!("Sealed Before")) && names.contains(&json!("Sealed After")),
+        "{names:?}"
+    );
+    let updated = on_second
+        .patch(
+            &contact_path(&tenant, &id_of(&new)),
+            json!({"notes": "written by the second"}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(updated["name"], "Sealed After");
+    assert_eq!(updated["notes"], "written by the second");
+    let case_read = on_second
+        .get(&case_path(&tenant, &id_of(&case)))
+        .await
+        .ok(200);
+    assert_eq!(case_read["title"], "Case After");
+    let comments = list_items(
+        &on_second,
+        &format!("{}/comments", case_path(&tenant, &id_of(&case))),
+    )
+    .await;
+    assert_eq!(comments.len(), 1);
+    assert_eq!(comments[0]["body"], "Comment After");
+    // What the second wrote after reading the keys again, the first opens.
+    let read = on_first
+        .get(&contact_path(&tenant, &id_of(&new)))
+        .await
+        .ok(200);
+    assert_eq!(read["notes"], "written by the second");
 }

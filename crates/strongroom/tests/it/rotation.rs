@@ -23,10 +23,6 @@ fn env(batch: &'static str, pause_ms: &'static str) -> Vec<(&'static str, &'stat
     ]
 }
 
-fn keys_path(tenant: &str) -> String {
-    format!("/v1/tenants/{tenant}/keys")
-}
-
 fn version_state(status: &Value, version: u64) -> Option<String> {
     status["versions"]
         .as_array()?

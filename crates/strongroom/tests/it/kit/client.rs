@@ -411,6 +411,10 @@ pub fn cases_path(tenant: &str) -> String {
     format!("/v1/tenants/{tenant}/cases")
 }
 
+pub fn keys_path(tenant: &str) -> String {
+    format!("/v1/tenants/{tenant}/keys")
+}
+
 pub fn case_path(tenant: &str, case: &str) -> String {
     format!("/v1/tenants/{tenant}/cases/{case}")
 }
