@@ -99,7 +99,7 @@ pub struct ServiceError {
     /// Seconds, for `too_many_attempts`.
     pub retry_after: Option<u64>,
     /// A ciphertext named a key version newer than the keyring in hand: another instance rotated
-    /// the tenant's keys after this one cached them (see `KeyCache::opening`).
+    /// the tenant's keys after this one cached them (see `KeyCache::with_keyring`).
     keyring_behind: bool,
 }
 
@@ -151,6 +151,7 @@ impl ServiceError {
     /// A ciphertext under a key version newer than the keyring in hand: an internal error if it
     /// reaches the caller, which it does only when the keyring read again still lacks it.
     pub(crate) fn keyring_behind() -> Self {
+        tracing::info!("a ciphertext names a key version newer than the keyring in hand");
         let mut err = Self::new(ErrorCode::Internal, "internal error");
         err.keyring_behind = true;
         err

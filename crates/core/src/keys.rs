@@ -133,7 +133,7 @@ impl KeyCache {
     /// another instance's rotation and so lack the version a record was just sealed under: when
     /// `open` meets such a ciphertext, the keyring is read again and `open` runs once more. It
     /// must change nothing before it has opened everything it needs.
-    pub async fn opening<T, Opened>(
+    pub async fn with_keyring_async<T, Opened>(
         &self,
         store: &dyn Store,
         tenant_id: &str,
@@ -145,9 +145,8 @@ impl KeyCache {
         let ring = self.keyring(store, tenant_id).await?;
         match open(ring).await {
             Err(err) if err.is_keyring_behind() => {
-                tracing::info!(tenant_id, "reloading a keyring that predates a rotation");
-                self.forget(tenant_id);
-                let ring = self.keyring(store, tenant_id).await?;
+                // From the store, not the cache: a load racing this one may have cached the old.
+                let ring = self.load(store, tenant_id).await?;
                 open(ring).await.map_err(|err| {
                     if err.is_keyring_behind() {
                         ServiceError::internal("ciphertext names a key version not held")
@@ -160,15 +159,42 @@ impl KeyCache {
         }
     }
 
-    /// [`Self::opening`] for work that does not wait on anything.
-    pub async fn opened<T>(
+    /// [`Self::with_keyring_async`] for work that waits on nothing.
+    pub async fn with_keyring<T>(
         &self,
         store: &dyn Store,
         tenant_id: &str,
         mut open: impl FnMut(&TenantKeyring) -> ServiceResult<T>,
     ) -> ServiceResult<T> {
-        self.opening(store, tenant_id, |ring| std::future::ready(open(&ring)))
+        self.with_keyring_async(store, tenant_id, |ring| std::future::ready(open(&ring)))
             .await
+    }
+
+    /// The tenant's keyring, for work that no ciphertext can warn it is behind (computing the
+    /// blind indexes to search by, choosing what to re-encrypt): with a shared store, a cached
+    /// keyring is first compared with the newest version stored, at the cost of one query.
+    pub async fn current_keyring(
+        &self,
+        store: &dyn Store,
+        tenant_id: &str,
+    ) -> ServiceResult<Arc<TenantKeyring>> {
+        let Some(ring) = self.cached(tenant_id) else {
+            return self.load(store, tenant_id).await;
+        };
+        // Without a shared store every rotation is this instance's own and forgets the keyring.
+        if self.max_age.is_none() {
+            return Ok(ring);
+        }
+        let newest = store
+            .tenant_keys(&TenantScope::new(tenant_id))
+            .await?
+            .iter()
+            .map(|k| k.version)
+            .max();
+        if newest.is_some_and(|v| v > i64::from(ring.current_version())) {
+            return self.load(store, tenant_id).await;
+        }
+        Ok(ring)
     }
 
     /// The tenant's keyring; a tenant without keys (or whose keys do not unwrap) has no usable data,
@@ -178,8 +204,15 @@ impl KeyCache {
         store: &dyn Store,
         tenant_id: &str,
     ) -> ServiceResult<Arc<TenantKeyring>> {
-        if let Some(ring) = self
-            .rings
+        match self.cached(tenant_id) {
+            Some(ring) => Ok(ring),
+            None => self.load(store, tenant_id).await,
+        }
+    }
+
+    /// The cached keyring, unless it has outlived `max_age`.
+    fn cached(&self, tenant_id: &str) -> Option<Arc<TenantKeyring>> {
+        self.rings
             .read()
             .ok()
             .and_then(|m| m.get(tenant_id).cloned())
@@ -187,9 +220,11 @@ impl KeyCache {
                 Some(max) if loaded.elapsed() > max => None,
                 _ => Some(ring),
             })
-        {
-            return Ok(ring);
-        }
+    }
+
+    /// Reads and unwraps the tenant's keys, and caches them unless a local rotation or shred
+    /// raced the read.
+    async fn load(&self, store: &dyn Store, tenant_id: &str) -> ServiceResult<Arc<TenantKeyring>> {
         let generation = self.generation.load(Ordering::SeqCst);
         let rows = store.tenant_keys(&TenantScope::new(tenant_id)).await?;
         let mut versions = Vec::with_capacity(rows.len());

@@ -321,7 +321,7 @@ impl Vault {
             .await?;
         let shaped = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 rows.iter()
                     .map(|r| shape::attachment(ring, r, &decision.fields))
                     .collect()
@@ -374,7 +374,7 @@ impl Vault {
             .await?;
         let shaped = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 shape::attachment(ring, &row, &decision.fields)
             })
             .await?;
@@ -468,7 +468,7 @@ impl Vault {
         };
         let opened = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 open_content(ring, &row.id, &sealed)
             })
             .await?;

@@ -148,7 +148,7 @@ impl Vault {
             .await?;
         let shaped = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 shape::case(ring, &gate.row, &decision.fields)
             })
             .await?;
@@ -194,7 +194,7 @@ impl Vault {
         // Over a copy of the record, so that a second pass (the keyring read again) starts clean.
         let (record, items) = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 let mut record = record.clone();
                 let mut items = Vec::with_capacity(rows.len());
                 for row in &rows {
@@ -399,7 +399,7 @@ impl Vault {
         // The stored row may hold fields sealed under a version this instance has not loaded yet.
         let (row, shaped) = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 let mut row = row.clone();
                 if let Some(title) = &title {
                     row.title = shape::seal(ring, KIND, case_id, "title", title)?;
@@ -485,7 +485,7 @@ impl Vault {
         gate.record.records = vec![assignment.user_id];
         let shaped = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 self.case_shaped_for(p, ctx, (&gate.tenant, &gate.grants), ring, &row)
             })
             .await?;
@@ -643,7 +643,7 @@ impl Vault {
             .await?;
         let shaped = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 rows.iter()
                     .map(|r| shape::comment(ring, r, &decision.fields))
                     .collect()

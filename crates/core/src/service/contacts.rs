@@ -202,7 +202,7 @@ impl Vault {
             .await?;
         let shaped = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 shape::contact(ring, &gate.row, &decision.fields)
             })
             .await?;
@@ -316,7 +316,7 @@ impl Vault {
         // The stored row may hold fields sealed under a version this instance has not loaded yet.
         let (row, shaped) = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 let mut row = sealed_update(ring, &gate.row, &input)?;
                 row.updated_at = updated_at;
                 let read = self.decide(
@@ -404,7 +404,6 @@ impl Vault {
         self.enforce(&mut record, &decision).await?;
 
         let scope = TenantScope::new(tenant_id);
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
         let reachable: Option<HashSet<String>> = if p.is_staff() {
             let filter = CaseFilter {
@@ -418,7 +417,12 @@ impl Vault {
         let (rows, next_cursor) = match (email, &reachable) {
             (Some(email), _) => {
                 record.fields_requested = vec!["email"];
-                // Rows not yet re-encrypted after a rotation carry an older version's index.
+                // Rows not yet re-encrypted after a rotation carry an older version's index, and
+                // rows another instance wrote just after one the new version's.
+                let ring = self
+                    .keys
+                    .current_keyring(self.store.as_ref(), tenant_id)
+                    .await?;
                 let normalised = normalise_email(email);
                 let mut rows = Vec::new();
                 let mut seen = HashSet::new();
@@ -478,7 +482,7 @@ impl Vault {
         // Over a copy of the record, so that a second pass (the keyring read again) starts clean.
         let (record, items) = self
             .keys
-            .opened(self.store.as_ref(), tenant_id, |ring| {
+            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                 let mut record = record.clone();
                 let mut items = Vec::new();
                 for row in &rows {

@@ -205,7 +205,7 @@ impl Vault {
         let (gather, first_record) = (&gather, &record);
         let (mut record, mut content) = self
             .keys
-            .opening(self.store.as_ref(), tenant_id, |ring| async move {
+            .with_keyring_async(self.store.as_ref(), tenant_id, |ring| async move {
                 let mut record = first_record.clone();
                 let content = self.gather(gather, &ring, &mut record).await?;
                 Ok((record, content))

@@ -307,7 +307,12 @@ impl Vault {
         request_id: &str,
     ) -> ServiceResult<ReencryptReport> {
         let scope = TenantScope::new(tenant_id);
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
+        // Another instance may have rotated since this one cached the keyring: moving records
+        // to an older version than theirs would undo part of that rotation.
+        let ring = self
+            .keys
+            .current_keyring(self.store.as_ref(), tenant_id)
+            .await?;
         let current = i64::from(ring.current_version());
         let configured_batch = self.settings.reencrypt_batch_size.max(1);
         let pause = Duration::from_millis(self.settings.reencrypt_batch_pause_ms);

@@ -314,7 +314,7 @@ impl Vault {
         let visible = &visible;
         let items = self
             .keys
-            .opening(self.store.as_ref(), tenant_id, |ring| async move {
+            .with_keyring_async(self.store.as_ref(), tenant_id, |ring| async move {
                 let mut items = Vec::with_capacity(visible.len());
                 for row in visible {
                     items.push(self.request_view(row, &ring).await?);
@@ -499,7 +499,7 @@ impl Vault {
             .ok_or_else(ServiceError::not_found)?;
         let row = &row;
         self.keys
-            .opening(self.store.as_ref(), tenant_id, |ring| async move {
+            .with_keyring_async(self.store.as_ref(), tenant_id, |ring| async move {
                 self.request_view(row, &ring).await
             })
             .await

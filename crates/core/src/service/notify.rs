@@ -234,7 +234,7 @@ impl Vault {
         if let (Some(row), false) = (existing, rotate) {
             let key = self
                 .keys
-                .opened(self.store.as_ref(), tenant_id, |ring| {
+                .with_keyring(self.store.as_ref(), tenant_id, |ring| {
                     shape::open_bytes(ring, SECRET_KIND, tenant_id, "secret", &row.secret)
                 })
                 .await?;
@@ -321,7 +321,7 @@ impl Vault {
             // A tenant whose secret cannot be opened must not stop every other tenant's deliveries.
             let key = self
                 .keys
-                .opened(self.store.as_ref(), &n.tenant_id, |ring| {
+                .with_keyring(self.store.as_ref(), &n.tenant_id, |ring| {
                     shape::open_bytes(ring, SECRET_KIND, &n.tenant_id, "secret", &secret.secret)
                 })
                 .await;

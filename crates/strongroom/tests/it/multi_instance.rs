@@ -269,9 +269,21 @@ async fn a_periodic_job_runs_once_per_period_across_instances() {
     );
 }
 
+/// Rotates the tenant's keys through `admin` (on one instance); returns the new version.
+async fn rotate(admin: &Api, tenant: &str) -> u64 {
+    let rotated = admin
+        .post(&format!("{}/rotate", keys_path(tenant)), json!({}))
+        .await
+        .ok(201);
+    rotated["current_version"]
+        .as_u64()
+        .expect("current_version")
+}
+
 /// An instance whose cached keyring predates another instance's rotation reads the keys again
 /// when it meets a record sealed under the new version, instead of failing until its cache
-/// expires. The caches here outlive the test, so only that reload can explain the successes.
+/// expires. The caches here outlive the test and the first instance rotates before each check,
+/// so that each finds the second's keyring behind: only reading the keys again explains a success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_opens_records_sealed_after_another_instance_rotated() {
     if !on_postgres() {
@@ -293,70 +305,88 @@ async fn a_peer_opens_records_sealed_after_another_instance_rotated() {
         .ok(200);
     assert_eq!(read["name"], "Sealed Before");
 
-    let rotated = admin
-        .post(&format!("{}/rotate", keys_path(&tenant)), json!({}))
-        .await
-        .ok(201);
-    assert_eq!(rotated["current_version"], 2, "{rotated}");
-    let new = create_contact(
-        &on_first,
-        &tenant,
-        json!({"name": "Sealed After", "phone": "+1 555 0100"}),
-    )
-    .await;
-    let case = create_case(
-        &on_first,
-        &tenant,
-        json!({"title": "Case After", "contact_id": id_of(&new)}),
-    )
-    .await;
-    on_first
-        .post(
-            &format!("{}/comments", case_path(&tenant, &id_of(&case))),
-            json!({"body": "Comment After"}),
-        )
-        .await
-        .ok(201);
-
+    // One record.
+    assert_eq!(rotate(&admin, &tenant).await, 2);
+    let contact = create_contact(&on_first, &tenant, json!({"name": "Sealed After"})).await;
     let read = on_second
-        .get(&contact_path(&tenant, &id_of(&new)))
+        .get(&contact_path(&tenant, &id_of(&contact)))
         .await
         .ok(200);
     assert_eq!(read["name"], "Sealed After");
+
+    // A list.
+    assert_eq!(rotate(&admin, &tenant).await, 3);
+    create_contact(&on_first, &tenant, json!({"name": "Listed After"})).await;
     let names: Vec<Value> = list_items(&on_second, &contacts_path(&tenant))
         .await
         .into_iter()
         .map(|c| c["name"].clone())
         .collect();
-    assert!(
-        names.contains(&json!("Sealed Before")) && names.contains(&json!("Sealed After")),
-        "{names:?}"
-    );
+    for name in ["Sealed Before", "Sealed After", "Listed After"] {
+        assert!(names.contains(&json!(name)), "{name} not in {names:?}");
+    }
+
+    // An update, whose answer opens the fields it did not write; the first opens what it wrote.
+    assert_eq!(rotate(&admin, &tenant).await, 4);
+    let contact = create_contact(&on_first, &tenant, json!({"name": "Updated After"})).await;
+    let path = contact_path(&tenant, &id_of(&contact));
     let updated = on_second
-        .patch(
-            &contact_path(&tenant, &id_of(&new)),
-            json!({"notes": "written by the second"}),
+        .patch(&path, json!({"notes": "written by the second"}))
+        .await
+        .ok(200);
+    assert_eq!(updated["name"], "Updated After");
+    let read = on_first.get(&path).await.ok(200);
+    assert_eq!(read["notes"], "written by the second");
+
+    // A case, then its comments.
+    assert_eq!(rotate(&admin, &tenant).await, 5);
+    let case = create_case(&on_first, &tenant, json!({"title": "Case After"})).await;
+    let case_at = case_path(&tenant, &id_of(&case));
+    let read = on_second.get(&case_at).await.ok(200);
+    assert_eq!(read["title"], "Case After");
+    assert_eq!(rotate(&admin, &tenant).await, 6);
+    on_first
+        .post(
+            &format!("{case_at}/comments"),
+            json!({"body": "Comment After"}),
         )
         .await
-        .ok(200);
-    assert_eq!(updated["name"], "Sealed After");
-    assert_eq!(updated["notes"], "written by the second");
-    let case_read = on_second
-        .get(&case_path(&tenant, &id_of(&case)))
-        .await
-        .ok(200);
-    assert_eq!(case_read["title"], "Case After");
-    let comments = list_items(
-        &on_second,
-        &format!("{}/comments", case_path(&tenant, &id_of(&case))),
-    )
-    .await;
+        .ok(201);
+    let comments = list_items(&on_second, &format!("{case_at}/comments")).await;
     assert_eq!(comments.len(), 1);
     assert_eq!(comments[0]["body"], "Comment After");
-    // What the second wrote after reading the keys again, the first opens.
-    let read = on_first
-        .get(&contact_path(&tenant, &id_of(&new)))
+
+    // A file's content.
+    assert_eq!(rotate(&admin, &tenant).await, 7);
+    let files = attachments_path(&tenant, &id_of(&case));
+    let content = b"sealed after the rotation".to_vec();
+    let file = on_first
+        .post(&files, crate::attachments::upload("after.txt", &content))
         .await
-        .ok(200);
-    assert_eq!(read["notes"], "written by the second");
+        .ok(201);
+    let (status, _, body) = on_second
+        .get_bytes(&format!("{files}/{}/content", id_of(&file)))
+        .await;
+    assert_eq!(status.as_u16(), 200);
+    assert_eq!(body, content);
+
+    // A search by e-mail, which no ciphertext can warn: the newest version stored is checked.
+    assert_eq!(rotate(&admin, &tenant).await, 8);
+    create_contact(
+        &on_first,
+        &tenant,
+        json!({"name": "Searched After", "email": "after@example.test"}),
+    )
+    .await;
+    let found = list_items(
+        &on_second,
+        &format!(
+            "{}?email={}",
+            contacts_path(&tenant),
+            urlencode("after@example.test")
+        ),
+    )
+    .await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["name"], "Searched After");
 }
