@@ -13,7 +13,7 @@ use strongroom_crypto::{FieldContext, TenantKeyring, Zeroizing};
 use strongroom_policy::{Action, Denial, FieldClass, Visibility};
 use strongroom_store::{AttachmentRow, Mutation, TenantScope};
 
-use super::cases::{Gate, case_facts};
+use super::case_gate::{Gate, case_facts};
 use crate::access::{Principal, RequestContext};
 use crate::audit::{AuditDecision, AuditRecord};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -300,7 +300,7 @@ impl Vault {
         case_id: &str,
         page: &PageRequest,
     ) -> ServiceResult<Page<RecordView>> {
-        let (mut gate, decision) = self
+        let (gate, decision) = self
             .case_gate(
                 p,
                 ctx,
@@ -319,18 +319,14 @@ impl Vault {
                 page.limit,
             )
             .await?;
-        let shaped = self
-            .keys
-            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
-                rows.iter()
-                    .map(|r| shape::attachment(ring, r, &decision.fields))
-                    .collect()
-            })
-            .await?;
-        let items = gate.disclose_page(&rows, |r| &r.id, shaped);
-        self.audit.append(gate.record).await?;
-        let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
-        Ok(Page { items, next_cursor })
+        self.disclose_case_page(
+            gate,
+            rows,
+            page.limit,
+            |r| &r.id,
+            |ring, r| shape::attachment(ring, r, &decision.fields),
+        )
+        .await
     }
 
     /// The case's gate for one of its files, and the file's row; a file of another case (or

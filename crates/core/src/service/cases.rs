@@ -1,39 +1,31 @@
-//! Cases and their comments. Title, description and comment bodies are ciphertext; the rest is metadata.
-
-use std::sync::Arc;
+//! Cases: title and description are ciphertext; the rest is metadata. Their comments and files
+//! are in `comments` and `attachments`, behind `case_gate`.
 
 use strongroom_crypto::TenantKeyring;
 use strongroom_policy::{
-    Action, Decision, Denial, FieldClass, ResourceFacts, ResourceKind, Role, Visibility,
+    Action, Denial, FieldClass, ResourceFacts, ResourceKind, Role, Visibility,
 };
-use strongroom_store::{CaseFilter, CaseRow, CaseVersion, CommentRow, Mutation, TenantScope};
+use strongroom_store::{CaseFilter, CaseRow, CaseVersion, Mutation, TenantScope};
 
 use super::assignees::{ASSIGNABLE, takes_cases};
+use super::case_gate::case_facts;
 use super::grants::Grants;
 use super::{MAX_FIELD_CHARS, optional_text, required_text};
 use crate::access::{Principal, RequestContext};
 use crate::audit::{AuditRecord, ResourceRef};
 use crate::error::{ServiceError, ServiceResult};
 use crate::model::{
-    Assignment, CASE_STATUSES, CaseInput, CommentInput, Page, PageRequest, RecordView, SEVERITIES,
+    Assignment, CASE_STATUSES, CaseInput, Page, PageRequest, RecordView, SEVERITIES,
 };
 use crate::{TenantState, Vault, new_id, shape};
 
 const KIND: &str = "case";
 
-fn case_ref(id: Option<&str>) -> Option<ResourceRef> {
+pub(super) fn case_ref(id: Option<&str>) -> Option<ResourceRef> {
     Some(ResourceRef {
         kind: KIND,
         id: id.map(str::to_owned),
     })
-}
-
-/// The policy facts of one case: staff reach it through an assignment or an active grant.
-pub(super) fn case_facts(p: &Principal, row: &CaseRow, grants: &Grants) -> ResourceFacts {
-    let mut r = ResourceFacts::new(ResourceKind::Case, &row.id, Some(row.tenant_id.clone()));
-    r.assigned_to_principal = row.assignee_id.as_deref() == Some(p.user_id.as_str());
-    r.grant = grants.for_case(&row.id).cloned();
-    r
 }
 
 fn one_of(
@@ -51,71 +43,7 @@ fn one_of(
     }
 }
 
-/// A case the caller may act on, and the audit record of the request so far.
-pub(super) struct Gate {
-    pub(super) tenant: Arc<TenantState>,
-    pub(super) row: CaseRow,
-    pub(super) record: AuditRecord,
-    pub(super) grants: Grants,
-}
-
-impl Gate {
-    /// The views of a page of the case's records (comments, files), shaped in order, each id and
-    /// what each discloses noted in the request's audit record: a view reaches a caller only
-    /// through it.
-    pub(super) fn disclose_page<R>(
-        &mut self,
-        rows: &[R],
-        id: impl Fn(&R) -> &str,
-        shaped: Vec<shape::Shaped>,
-    ) -> Vec<RecordView> {
-        let mut items = Vec::with_capacity(rows.len());
-        for (row, shaped) in rows.iter().zip(shaped) {
-            self.record.records.push(id(row).to_owned());
-            items.push(shape::disclose(&mut self.record, shaped));
-        }
-        items
-    }
-}
-
 impl Vault {
-    pub(super) async fn case_gate(
-        &self,
-        p: &Principal,
-        ctx: &RequestContext,
-        tenant_id: &str,
-        case_id: &str,
-        action: Action,
-        audit_action: &'static str,
-    ) -> ServiceResult<(Gate, Decision)> {
-        let (mut record, purpose, tenant) = self
-            .open_content(p, ctx, audit_action, tenant_id, case_ref(Some(case_id)))
-            .await?;
-        // An id that is not in this tenant is not found, whoever asks and whatever their role.
-        let Some(row) = self
-            .store
-            .case(&TenantScope::new(tenant_id), case_id)
-            .await?
-        else {
-            return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
-        };
-        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
-        let facts = case_facts(p, &row, &grants);
-        // Every access under a grant names it, allowed or not.
-        record.grant_id = facts.grant.as_ref().map(|g| g.id.clone());
-        let decision = self.decide(p, action, &facts, Some(&tenant.facts), Some(purpose));
-        self.enforce(&mut record, &decision).await?;
-        Ok((
-            Gate {
-                tenant,
-                row,
-                record,
-                grants,
-            },
-            decision,
-        ))
-    }
-
     /// The caller's view of a case it is writing; the caller discloses it into the record it then
     /// commits with the write, so the answer is audited like a read.
     fn case_shaped_for(
@@ -564,94 +492,5 @@ impl Vault {
         self.commit_attempt(vec![record], mutations, (not_applied, "changed_meanwhile"))
             .await
             .map(|_| ())
-    }
-
-    pub async fn add_comment(
-        &self,
-        p: &Principal,
-        ctx: &RequestContext,
-        tenant_id: &str,
-        case_id: &str,
-        input: CommentInput,
-    ) -> ServiceResult<RecordView> {
-        let (mut gate, _) = self
-            .case_gate(
-                p,
-                ctx,
-                tenant_id,
-                case_id,
-                Action::AddComment,
-                "comment.create",
-            )
-            .await?;
-        let body = required_text(Some(&input.body), "body", MAX_FIELD_CHARS)?;
-        let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
-        let id = new_id();
-        let row = CommentRow {
-            tenant_id: tenant_id.to_owned(),
-            id: id.clone(),
-            case_id: case_id.to_owned(),
-            author_id: p.user_id.clone(),
-            body: shape::seal(&ring, "comment", &id, "body", &body)?,
-            created_at: self.now(),
-        };
-        gate.record.fields_requested = vec!["body"];
-        gate.record.records = vec![id];
-        let d = self.decide(
-            p,
-            Action::ReadComments,
-            &case_facts(p, &gate.row, &gate.grants),
-            Some(&gate.tenant.facts),
-            ctx.purpose,
-        );
-        let view = shape::disclose(&mut gate.record, shape::comment(&ring, &row, &d.fields)?);
-        self.commit_attempt(
-            vec![gate.record],
-            vec![Mutation::InsertComment(row.clone())],
-            ("comment.create_not_applied", "changed_meanwhile"),
-        )
-        .await?;
-        Ok(view)
-    }
-
-    pub async fn list_comments(
-        &self,
-        p: &Principal,
-        ctx: &RequestContext,
-        tenant_id: &str,
-        case_id: &str,
-        page: &PageRequest,
-    ) -> ServiceResult<Page<RecordView>> {
-        let (mut gate, decision) = self
-            .case_gate(
-                p,
-                ctx,
-                tenant_id,
-                case_id,
-                Action::ReadComments,
-                "comment.list",
-            )
-            .await?;
-        let rows = self
-            .store
-            .comments(
-                &TenantScope::new(tenant_id),
-                case_id,
-                page.cursor.as_deref(),
-                page.limit,
-            )
-            .await?;
-        let shaped = self
-            .keys
-            .with_keyring(self.store.as_ref(), tenant_id, |ring| {
-                rows.iter()
-                    .map(|r| shape::comment(ring, r, &decision.fields))
-                    .collect()
-            })
-            .await?;
-        let items = gate.disclose_page(&rows, |r| &r.id, shaped);
-        self.audit.append(gate.record).await?;
-        let next_cursor = super::next_cursor(&rows, page.limit, |r| r.id.clone());
-        Ok(Page { items, next_cursor })
     }
 }

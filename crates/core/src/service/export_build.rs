@@ -15,7 +15,7 @@ use strongroom_policy::{Action, FieldClass, Purpose, ResourceFacts, Role, Visibi
 use strongroom_store::{CaseFilter, CaseRow, TenantScope};
 
 use super::attachments::StoredContent;
-use super::cases::case_facts;
+use super::case_gate::case_facts;
 use super::contacts::contact_facts;
 use super::grants::Grants;
 use crate::access::Principal;

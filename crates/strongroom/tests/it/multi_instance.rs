@@ -19,6 +19,38 @@ const WRITE_FOR: Duration = Duration::from_secs(4);
 const TAKEOVER: Duration = Duration::from_secs(10);
 const SIGNER_METRIC: &str = "strongroom_audit_signer";
 
+/// Two instances over one schema, a tenant, and the tenant's admin signed in on each.
+struct Peers {
+    first: Server,
+    second: Server,
+    /// The platform admin, on the first.
+    admin: Session,
+    tenant: String,
+    on_first: Session,
+    on_second: Session,
+}
+
+impl Peers {
+    /// The first instance runs with `env` added; the second shares its configuration.
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let first = Server::start_with(env, &[]);
+        let second = Server::start_peer(&first);
+        let admin = first.admin().await;
+        let tenant = create_tenant(&admin, None).await;
+        let user = create_user(&admin, "tenant_admin", Some(&tenant)).await;
+        let on_first = open_session(&first, &user.username, PASSWORD, "tenant_admin").await;
+        let on_second = open_session(&second, &user.username, PASSWORD, "tenant_admin").await;
+        Self {
+            first,
+            second,
+            admin,
+            tenant,
+            on_first,
+            on_second,
+        }
+    }
+}
+
 /// The checkpoint `server` serves now, checked against `verifier`; None if it has none yet.
 async fn checkpoint(server: &Server, verifier: &NoteVerifier) -> Option<(String, Checkpoint)> {
     let r = server.anon().get("/v1/audit/checkpoint").await;
@@ -110,16 +142,17 @@ async fn two_servers_share_one_log_and_hand_over_signing() {
         eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
         return;
     }
-    let first = Server::start();
-    let second = Server::start_peer(&first);
+    let Peers {
+        first,
+        second,
+        tenant,
+        on_first,
+        on_second,
+        ..
+    } = Peers::start(&[]).await;
     assert_ne!(first.data_dir, second.data_dir);
     assert_eq!(first.schema(), second.schema());
 
-    let admin = first.admin().await;
-    let tenant = create_tenant(&admin, None).await;
-    let user = create_user(&admin, "tenant_admin", Some(&tenant)).await;
-    let on_first = open_session(&first, &user.username, PASSWORD, "tenant_admin").await;
-    let on_second = open_session(&second, &user.username, PASSWORD, "tenant_admin").await;
     // Each sees what the other wrote.
     let c = create_contact(&on_first, &tenant, json!({"name": "Shared Person"})).await;
     let read = on_second
@@ -290,13 +323,15 @@ async fn a_peer_opens_records_sealed_after_another_instance_rotated() {
         eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
         return;
     }
-    let first = Server::start_with(&[("STRONGROOM_SHARED_CACHE_MAX_AGE_MS", "600000")], &[]);
-    let second = Server::start_peer(&first);
-    let admin = first.admin().await;
-    let tenant = create_tenant(&admin, None).await;
-    let user = create_user(&admin, "tenant_admin", Some(&tenant)).await;
-    let on_first = open_session(&first, &user.username, PASSWORD, "tenant_admin").await;
-    let on_second = open_session(&second, &user.username, PASSWORD, "tenant_admin").await;
+    // The servers are bound so that they live to the end of the test.
+    let Peers {
+        first: _first,
+        second: _second,
+        admin,
+        tenant,
+        on_first,
+        on_second,
+    } = Peers::start(&[("STRONGROOM_SHARED_CACHE_MAX_AGE_MS", "600000")]).await;
     let old = create_contact(&on_first, &tenant, json!({"name": "Sealed Before"})).await;
     // The second server now holds the tenant's keyring at version 1.
     let read = on_second
