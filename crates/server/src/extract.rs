@@ -136,6 +136,7 @@ pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
 }
 
 /// The authenticated caller and what the request says about purpose.
+#[derive(Clone)]
 pub struct Caller {
     pub principal: Principal,
     pub ctx: RequestContext,

@@ -118,6 +118,10 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
                 // is scanned: a few at a time bound that memory; the others wait their turn, and
                 // a sender that trickles its body loses its turn after the deadline.
                 .layer(ConcurrencyLimitLayer::new(UPLOADS_AT_ONCE))
+                .layer(middleware::from_fn_with_state(
+                    Arc::clone(&vault),
+                    data::upload_caller_first,
+                ))
                 .get(data::list_attachments)
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )

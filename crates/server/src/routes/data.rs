@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::Extension;
+use axum::extract::{FromRequestParts as _, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -195,6 +196,20 @@ pub async fn list_comments(
     ))
 }
 
+/// Authenticates an upload before it waits for a turn or its body is read: a sender without
+/// credentials must not hold one of the few turns while it trickles a body. The handler takes
+/// the caller found here.
+pub async fn upload_caller_first(
+    State(vault): State<Arc<Vault>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let caller = Caller::from_request_parts(&mut parts, &vault).await?;
+    parts.extensions.insert(caller);
+    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
 /// How much of an upload's body is read, and how long it may take to arrive.
 #[derive(Clone, Copy)]
 pub struct UploadBody {
@@ -240,7 +255,7 @@ pub async fn upload_body_in_time(
 
 pub async fn add_attachment(
     State(vault): State<Arc<Vault>>,
-    c: Caller,
+    Extension(c): Extension<Caller>,
     Path((tenant_id, case_id)): Path<(String, String)>,
     Json(input): Json<AttachmentInput>,
 ) -> ApiResult<Created> {

@@ -444,9 +444,40 @@ async fn raw_tls(server: &Server) -> tokio_rustls::client::TlsStream<tokio::net:
         .unwrap()
 }
 
+/// What the server has answered on `stream` once it contains `needle`; fails after `within`.
+async fn answer_containing(
+    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    needle: &str,
+    within: Duration,
+) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let deadline = Instant::now() + within;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let read = tokio::time::timeout(left, stream.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no {needle:?} within {within:?}: {}",
+                    String::from_utf8_lossy(&answer)
+                )
+            })
+            .unwrap();
+        assert!(
+            read > 0,
+            "closed without an answer: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[tokio::test]
 async fn a_body_that_trickles_in_loses_its_turn() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
     let server = Server::start_with(&[("STRONGROOM_ATTACHMENT_BODY_TIMEOUT_MS", "500")], &[]);
     let w = world(&server).await;
     let mut stream = raw_tls(&server).await;
@@ -462,22 +493,8 @@ async fn a_body_that_trickles_in_loses_its_turn() {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.flush().await.unwrap();
     let started = Instant::now();
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&answer).contains("invalid_request") {
-        let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk))
-            .await
-            .expect("no answer within 20 s")
-            .unwrap();
-        assert!(
-            read > 0,
-            "closed without an answer: {}",
-            String::from_utf8_lossy(&answer)
-        );
-        answer.extend_from_slice(&chunk[..read]);
-    }
+    let text = answer_containing(&mut stream, "invalid_request", Duration::from_secs(20)).await;
     let waited = started.elapsed();
-    let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(
         waited >= Duration::from_millis(400),
@@ -486,4 +503,34 @@ async fn a_body_that_trickles_in_loses_its_turn() {
     // Nothing stored, and the turn is free for the next upload.
     assert_eq!(stored_files(&server, &w.tenant).await, 0);
     add_attachment(&w.boss, &w.tenant, &w.case, "fast.log", b"fast").await;
+}
+
+/// An upload is authenticated before it takes one of the few turns or its body is read: senders
+/// without credentials, however many and however slow, are refused at once and hold no turn.
+#[tokio::test]
+async fn uploads_without_credentials_are_refused_before_their_bodies() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = Server::start();
+    let w = world(&server).await;
+    // More than the turns an instance gives at once (eight), each promising a body it never sends.
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let mut stream = raw_tls(&server).await;
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nAccess-Purpose: customer-self-service\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{\"name\": \"",
+            w.files(),
+            server.api,
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        // The body would have 30 s to arrive; the refusal comes first.
+        let text = answer_containing(&mut stream, "unauthenticated", Duration::from_secs(10)).await;
+        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+        held.push(stream);
+    }
+    // With those connections still open, an upload with credentials gets its turn.
+    add_attachment(&w.boss, &w.tenant, &w.case, "after.log", b"after").await;
+    assert_eq!(stored_files(&server, &w.tenant).await, 1);
+    drop(held);
 }
