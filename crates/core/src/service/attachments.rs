@@ -14,7 +14,7 @@ use strongroom_policy::{Action, Denial, FieldClass, Visibility};
 use strongroom_store::{AttachmentRow, Mutation, TenantScope};
 
 use super::case_gate::{Gate, case_facts};
-use crate::access::{Principal, RequestContext};
+use crate::access::{Principal, RequestContext, is_id};
 use crate::audit::{AuditDecision, AuditRecord};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{AttachmentInput, Page, PageRequest, RecordView};
@@ -341,7 +341,8 @@ impl Vault {
         let (mut gate, decision) = self
             .case_gate(p, ctx, tenant_id, case_id, action, audit_action)
             .await?;
-        gate.record.records = vec![id.to_owned()];
+        // A path id enters the log only in the shape of the ids we issue (see `is_id`).
+        gate.record.records = is_id(id).then(|| id.to_owned()).into_iter().collect();
         let Some(row) = self
             .store
             .attachment(&TenantScope::new(tenant_id), case_id, id)

@@ -7,7 +7,7 @@ use strongroom_policy::{Denial, ResourceFacts, ResourceKind, Role};
 use strongroom_store::{ExportQuota, ExportRow, Mutation, TenantScope};
 
 use super::export_build::{Gather, content_hash, parse_recipient, seal};
-use crate::access::{Principal, RequestContext, denial_error, parse_roles};
+use crate::access::{Principal, RequestContext, denial_error, is_id, parse_roles};
 use crate::audit::{AuditDecision, AuditRecord, ResourceRef};
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -86,8 +86,10 @@ fn check_scope(scope: &ExportScope) -> ServiceResult<bool> {
                     &["scope.case_status"],
                 ));
             }
+            // Ids only, in the shape we issue: the scope is kept in the manifest, which is not
+            // encrypted, so free text (a name in place of an id) must not reach it.
             if scope.ids.as_ref().is_some_and(|ids| {
-                ids.is_empty() || ids.len() > 10_000 || ids.iter().any(|i| i.len() > 64)
+                ids.is_empty() || ids.len() > 10_000 || ids.iter().any(|i| !is_id(i))
             }) {
                 return Err(ServiceError::validation(
                     "ids must list between 1 and 10000 record ids",

@@ -246,6 +246,10 @@ async fn no_plaintext_at_rest_or_in_logs() {
     boss.get(&case_path(&tenant, &misplaced))
         .await
         .err(404, "not_found");
+    let file = format!("{}/{misplaced}", attachments_path(&tenant, &case_id));
+    for path in [file.clone(), format!("{file}/content")] {
+        boss.get(&path).await.err(404, "not_found");
+    }
 
     let needles = c.needles();
     // While running: the database, its WAL/SHM (on PostgreSQL: every row of the server's

@@ -192,6 +192,17 @@ async fn an_engineers_export_decrypts_and_holds_exactly_what_its_reads_show() {
         )
         .await
         .err(422, "validation_failed");
+    // A scope names records by id only: it is kept in the manifest, which is not encrypted.
+    let scope = json!({"kind": "records", "record_kinds": ["contacts"], "ids": ["Jane Doe"]});
+    let refused = w
+        .engineer
+        .post(
+            &exports_path(&w.tenant),
+            json!({"scope": scope, "recipient": recipient}),
+        )
+        .await;
+    refused.err(422, "validation_failed");
+    assert_eq!(refused.fields(), ["scope.ids"]);
     // No purpose, no export.
     w.engineer
         .with_purpose(None)
