@@ -430,6 +430,15 @@ pub struct PageRequest {
     pub cursor: Option<String>,
 }
 
+impl PageRequest {
+    /// Whether `cursor` could have come from a list's `next_cursor`: these lists page by record
+    /// id, so anything else (an empty string included) is a bad query parameter, not an empty page.
+    #[must_use]
+    pub fn is_cursor(cursor: &str) -> bool {
+        crate::access::is_id(cursor)
+    }
+}
+
 impl Default for PageRequest {
     fn default() -> Self {
         Self {

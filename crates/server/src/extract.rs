@@ -115,11 +115,30 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn page(&self) -> Result<PageRequest, ApiError> {
-        Ok(PageRequest {
-            limit: limit(self.limit)?,
-            cursor: self.cursor.clone(),
-        })
+        page_request(self.limit, self.cursor.clone())
     }
+}
+
+/// A list's `?limit=` and `?cursor=`. These lists page by record id, so a cursor is a
+/// `next_cursor` a list returned; anything else (an empty one included) is a bad parameter, not
+/// an empty page.
+pub fn page_request(
+    limit_asked: Option<u32>,
+    cursor: Option<String>,
+) -> Result<PageRequest, ApiError> {
+    if cursor
+        .as_deref()
+        .is_some_and(|cursor| !PageRequest::is_cursor(cursor))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "cursor must be a next_cursor this list returned",
+        ));
+    }
+    Ok(PageRequest {
+        limit: limit(limit_asked)?,
+        cursor,
+    })
 }
 
 /// A list's `?limit=`: 50 when absent, otherwise 1 to 500.

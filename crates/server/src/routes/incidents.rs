@@ -9,7 +9,7 @@ use strongroom_core::model::{Page, PageRequest};
 use strongroom_core::service_types::Incident;
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Json, Path, Query, limit};
+use crate::extract::{Caller, Json, Path, Query, page_request};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,10 +21,7 @@ pub struct IncidentQuery {
 
 impl IncidentQuery {
     fn page(&self) -> ApiResult<PageRequest> {
-        Ok(PageRequest {
-            limit: limit(self.limit)?,
-            cursor: self.cursor.clone(),
-        })
+        page_request(self.limit, self.cursor.clone())
     }
 }
 

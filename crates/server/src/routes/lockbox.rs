@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use strongroom_core::Vault;
+use strongroom_core::model::Page;
 use strongroom_core::model::lockbox::{
     AccessDecision, AccessRequestView, NewAccessRequest, Notification, WebhookSecret,
 };
-use strongroom_core::model::{Page, PageRequest};
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, Json, PageQuery, Path, Query, limit};
+use crate::extract::{Caller, Json, PageQuery, Path, Query, page_request};
 
 type Json200<T> = ApiResult<axum::Json<T>>;
 
@@ -42,10 +42,7 @@ pub async fn list(
     Path(tenant_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Json200<Page<AccessRequestView>> {
-    let page = PageRequest {
-        limit: limit(q.limit)?,
-        cursor: q.cursor,
-    };
+    let page = page_request(q.limit, q.cursor)?;
     Ok(axum::Json(
         vault
             .access_requests(

@@ -300,6 +300,19 @@ async fn bad_query_parameters() {
                 .err(400, "invalid_request");
         }
     }
+    // Lists page by record id: an empty or made-up cursor is refused, not an empty page.
+    for cursor in ["", "abc", "Jane%20Doe", "0123456789ABCDEF0123456789ABCDEF"] {
+        for path in [
+            contacts_path(&s.tenant),
+            cases_path(&s.tenant),
+            "/v1/api-keys".into(),
+        ] {
+            s.boss
+                .get(&format!("{path}?cursor={cursor}"))
+                .await
+                .err(400, "invalid_request");
+        }
+    }
     for limit in ["1", "500"] {
         let items = list_items(&s.boss, &format!("{}?limit={limit}", cases_path(&s.tenant))).await;
         assert_eq!(items.len(), 1);
