@@ -167,12 +167,12 @@ impl Vault {
         // The second factor, only once the password checked out. A missing or wrong code is a failed
         // attempt like a wrong password: the throttle counted it already, and it is recorded.
         let factor = self
-            .second_factor(&user, second.as_ref().map(|c| c.as_str()), now)
+            .second_factor(&user, second.as_ref().map(|c| c.as_str()), now, &record)
             .await?;
         let refusal = match factor {
             SecondFactor::Missing => Some(("mfa_required", mfa_required())),
             SecondFactor::Failed => Some(("mfa_failure", invalid_credentials())),
-            SecondFactor::NotEnrolled | SecondFactor::Passed { .. } => None,
+            SecondFactor::NotEnrolled | SecondFactor::Passed => None,
         };
         if let Some((reason, err)) = refusal {
             record.reason = Some(if locked_until.is_some() {
@@ -214,19 +214,9 @@ impl Vault {
         };
         record.decision = AuditDecision::Allow;
         record.reason = session.enrolment_only.then_some("mfa_enrolment_required");
-        let mut records = Vec::with_capacity(2);
-        if matches!(
-            factor,
-            SecondFactor::Passed {
-                recovery_code: true
-            }
-        ) {
-            records.push(self.recovery_code_record(&record));
-        }
-        records.push(record);
         self.audit
             .commit(
-                records,
+                vec![record],
                 vec![
                     Mutation::InsertSession(session.clone()),
                     Mutation::RecordLoginSuccess {

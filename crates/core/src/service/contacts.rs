@@ -279,9 +279,12 @@ impl Vault {
             ctx.purpose,
         );
         let view = shape::disclose(&mut record, shape::contact(&ring, &row, &read.fields)?);
-        self.audit
-            .commit(vec![record], vec![Mutation::InsertContact(row.clone())])
-            .await?;
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::InsertContact(row.clone())],
+            ("contact.create_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         Ok(view)
     }
 

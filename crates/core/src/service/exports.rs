@@ -463,18 +463,20 @@ impl Vault {
         approved.expires_at = now
             .saturating_add(ttl_ms)
             .min(access_ends_at(&row.manifest)?.unwrap_or(i64::MAX));
-        self.audit
-            .commit(
-                vec![record],
-                vec![Mutation::ApproveExport {
-                    scope: TenantScope::new(tenant_id),
-                    id: export_id.to_owned(),
-                    by: p.user_id.clone(),
-                    at: now,
-                    expires_at: approved.expires_at,
-                }],
-            )
-            .await?;
+        // Approved only if still pending: of two approvers racing, the second's is recorded as
+        // not applied.
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::ApproveExport {
+                scope: TenantScope::new(tenant_id),
+                id: export_id.to_owned(),
+                by: p.user_id.clone(),
+                at: now,
+                expires_at: approved.expires_at,
+            }],
+            ("export.approve_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         Ok(view(&approved))
     }
 

@@ -197,10 +197,14 @@ impl Vault {
         let next = u32::try_from(top.saturating_add(1))
             .map_err(|_| ServiceError::internal("key version out of range"))?;
         let row = self.keys.new_key_version(tenant_id, next, self.now())?;
-        // A concurrent rotation to the same number fails on the primary key: one wins.
-        self.audit
-            .commit(vec![record], vec![Mutation::InsertTenantKey(row)])
-            .await?;
+        // A concurrent rotation to the same number fails on the primary key: one wins, and the
+        // other is recorded as not applied.
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::InsertTenantKey(row)],
+            ("tenant.keys.rotate_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         self.keys.forget(tenant_id);
         self.reencrypt_wakeup.notify_one();
         Ok(next)
@@ -403,7 +407,12 @@ impl Vault {
                 version: k.version,
                 at: self.now(),
             };
-            match self.audit.commit(vec![record], vec![mutation]).await {
+            let attempt = self.commit_attempt(
+                vec![record],
+                vec![mutation],
+                ("tenant.keys.retire_not_applied", "in_use_again"),
+            );
+            match attempt.await {
                 Ok(_) => {
                     if let Ok(v) = u32::try_from(k.version) {
                         retired.push(v);

@@ -19,7 +19,7 @@ pub(crate) enum SecondFactor {
     /// The account has no confirmed factor.
     NotEnrolled,
     /// A valid, fresh code (now consumed).
-    Passed { recovery_code: bool },
+    Passed,
     /// The account has a factor and the login gave none.
     Missing,
     /// Wrong, replayed or used code.
@@ -156,13 +156,15 @@ impl Vault {
 
     /// The second-factor step of a login, run only after the password checked out. A valid code is
     /// consumed in the store before the session exists: the conditional update there is the replay
-    /// check, so two logins racing with one code cannot both pass. That write carries no audit
-    /// record of its own; the login's allow or deny entry follows it.
+    /// check, so two logins racing with one code cannot both pass. A recovery code is spent for
+    /// good, so its use is recorded in the same commit (from `login`, the login's record so far),
+    /// whatever the login's outcome; a TOTP step has no entry of its own, the login's follows.
     pub(crate) async fn second_factor(
         &self,
         user: &UserRow,
         presented: Option<&str>,
         now: i64,
+        login: &AuditRecord,
     ) -> ServiceResult<SecondFactor> {
         let Some(factor) = self
             .store
@@ -201,8 +203,18 @@ impl Vault {
         } else {
             return Ok(SecondFactor::Failed);
         };
-        match self.audit.commit(Vec::new(), vec![mutation]).await {
-            Ok(_) => Ok(SecondFactor::Passed { recovery_code }),
+        let consumed = if recovery_code {
+            self.commit_attempt(
+                vec![self.recovery_code_record(login)],
+                vec![mutation],
+                ("auth.mfa.recovery_code_used_not_applied", "already_used"),
+            )
+            .await
+        } else {
+            self.audit.commit(Vec::new(), vec![mutation]).await
+        };
+        match consumed {
+            Ok(_) => Ok(SecondFactor::Passed),
             Err(err) if err.code == ErrorCode::Conflict => Ok(SecondFactor::Failed),
             Err(err) => Err(err),
         }

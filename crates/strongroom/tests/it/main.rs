@@ -16,6 +16,7 @@ mod backup;
 mod bad_input;
 mod console;
 mod encryption;
+mod export_approvals;
 mod exports;
 mod exports_lifetime;
 mod governance;

@@ -350,3 +350,39 @@ async fn eight_character_passwords_need_a_second_factor() {
         .await
         .ok(200);
 }
+
+/// A recovery code given on a login that is then refused (the account is suspended) is spent for
+/// good, and its use is in the log all the same.
+#[tokio::test]
+async fn a_recovery_code_spent_on_a_refused_login_is_recorded() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let u = create_user(&admin, "support_engineer", None).await;
+    let session = open_session(&server, &u.username, PASSWORD, "support_engineer").await;
+    let (_, codes) = enrol(&session, &u.username).await;
+    let suspend = json!({"reason": "other"});
+    admin
+        .post(&format!("/v1/users/{}/suspend", u.id), suspend)
+        .await
+        .ok(200);
+    login_totp(&server, &u.username, PASSWORD, &codes[0])
+        .await
+        .err(403, "account_suspended");
+    let auditor = staff_session(&server, &admin, "auditor").await;
+    let used = entries_with_action(&auditor, "auth.mfa.recovery_code_used").await;
+    assert!(
+        used.iter().any(|e| e["actor"]["user_id"] == u.id.as_str()),
+        "{used:?}"
+    );
+    // Spent: once the account is back, that code opens nothing and the next one does.
+    admin
+        .post(&format!("/v1/users/{}/reactivate", u.id), json!({}))
+        .await
+        .ok(200);
+    login_totp(&server, &u.username, PASSWORD, &codes[0])
+        .await
+        .err(401, "invalid_credentials");
+    login_totp(&server, &u.username, PASSWORD, &codes[1])
+        .await
+        .ok(200);
+}
