@@ -14,7 +14,8 @@ use strongroom_ledger::{
 use strongroom_store::{PgStore, SqliteStore, Store};
 use zeroize::Zeroizing;
 
-#[derive(Debug, clap::Args)]
+/// No `Debug`: the database URL may hold a password.
+#[derive(clap::Args)]
 pub struct VerifyArgs {
     /// Verify the log stored in this data directory (offline).
     #[arg(long, conflicts_with = "url")]

@@ -58,6 +58,19 @@ pub fn spawn_all(vault: &Arc<Vault>) {
     spawn_breach_watch(vault);
 }
 
+/// Ticks every `period`, the first one `period` from now. A period the clock cannot reach (a
+/// configuration of centuries) means the job never runs: said once, rather than a panic.
+fn ticks_after(period: Duration, job: &'static str) -> Option<tokio::time::Interval> {
+    let first = tokio::time::Instant::now().checked_add(period);
+    if first.is_none() {
+        tracing::warn!(
+            job,
+            "the job's interval is beyond the clock's range; it will not run"
+        );
+    }
+    first.map(|start| tokio::time::interval_at(start, period))
+}
+
 /// Runs `job` every `secs` seconds, the first time one period after start; 0 turns it off. With
 /// several instances on one store, one of them runs it per period (the job lease `name`).
 fn every<F, Fut>(vault: &Arc<Vault>, name: &'static str, secs: u64, job: F)
@@ -71,7 +84,9 @@ where
     let vault = Arc::clone(vault);
     tokio::spawn(async move {
         let period = Duration::from_secs(secs);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let Some(mut ticks) = ticks_after(period, name) else {
+            return;
+        };
         loop {
             ticks.tick().await;
             // Short of a period, so the holder's own next tick finds it lapsed or renews it.
@@ -131,7 +146,9 @@ fn spawn_breach_watch(vault: &Arc<Vault>) {
     // Renewed by the holder every pass; another instance takes over this long after it stops.
     let hold = period.saturating_mul(5).max(Duration::from_secs(5));
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let Some(mut ticks) = ticks_after(period, "breach_watch") else {
+            return;
+        };
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
         loop {

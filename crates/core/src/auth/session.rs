@@ -55,7 +55,7 @@ impl CachedSession {
     pub fn touch(&self, now: i64, every_ms: i64) -> bool {
         self.last_seen.fetch_max(now, Ordering::Relaxed);
         let persisted = self.persisted_seen.load(Ordering::Relaxed);
-        now - persisted >= every_ms
+        now.saturating_sub(persisted) >= every_ms
             && self
                 .persisted_seen
                 .compare_exchange(persisted, now, Ordering::Relaxed, Ordering::Relaxed)

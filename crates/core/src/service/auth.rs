@@ -312,7 +312,7 @@ impl Vault {
         }
         let idle_ms = i64::try_from(self.settings.session_idle_timeout_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
-        if now - session.last_seen() > idle_ms {
+        if now.saturating_sub(session.last_seen()) > idle_ms {
             self.sessions.remove(&hash);
             let revoke = vec![Mutation::RevokeSession {
                 token_hash: hash.to_vec(),

@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::datadir::DataDir;
 use format::{ChunkReader, ChunkWriter, read_header};
 use progress::{Counted, Progress};
+use zeroize::Zeroizing;
 
 const DB: &str = "strongroom.db";
 const SIGNING_KEY: &str = "keys/log-signing.key";
@@ -232,9 +233,11 @@ pub async fn create(args: CreateArgs) -> Result<()> {
         };
         w.section(DB, database_bytes, &mut db)?;
         progress.finish();
-        let signing = fs::read(dir.path(SIGNING_KEY)).context("reading the log signing key")?;
+        let signing =
+            Zeroizing::new(fs::read(dir.path(SIGNING_KEY)).context("reading the log signing key")?);
         w.section(SIGNING_KEY, signing.len() as u64, &mut signing.as_slice())?;
-        if let Ok(cfg) = fs::read(dir.path(CONFIG)) {
+        // The configuration may hold a database URL with its password.
+        if let Ok(cfg) = fs::read(dir.path(CONFIG)).map(Zeroizing::new) {
             w.section(CONFIG, cfg.len() as u64, &mut cfg.as_slice())?;
         }
         let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
