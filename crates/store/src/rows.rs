@@ -270,7 +270,11 @@ pub struct AttachmentRow {
 /// Which cases a list returns.
 #[derive(Clone, Debug, Default)]
 pub struct CaseFilter {
+    /// Only the cases assigned to this user, and those of `also_ids`.
     pub assignee_id: Option<String>,
+    /// Cases listed with the assignee's whoever holds them (those an active grant opens to the
+    /// caller); ignored without `assignee_id`, where every case is listed.
+    pub also_ids: Vec<String>,
 }
 
 /// A perfect-subtree node of the audit tree: level and index at that level.

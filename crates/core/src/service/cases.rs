@@ -21,6 +21,21 @@ use crate::{TenantState, Vault, new_id, shape};
 
 const KIND: &str = "case";
 
+/// The cases a list shows `p`: staff other than supervisors the cases assigned to them and those
+/// their active grants open; supervisors triage the whole queue (metadata only unless assigned),
+/// and customers see their tenant's.
+pub(super) fn reachable_cases(p: &Principal, grants: &Grants) -> CaseFilter {
+    let own_only = p.is_staff() && !p.roles.contains(&Role::SupportSupervisor);
+    CaseFilter {
+        assignee_id: own_only.then(|| p.user_id.clone()),
+        also_ids: if own_only {
+            grants.case_ids()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
 pub(super) fn case_ref(id: Option<&str>) -> Option<ResourceRef> {
     Some(ResourceRef {
         kind: KIND,
@@ -104,11 +119,8 @@ impl Vault {
             Some(purpose),
         );
         self.enforce(&mut record, &decision).await?;
-        // Engineers list their own cases; supervisors triage the whole queue (metadata only unless assigned).
-        let filter = CaseFilter {
-            assignee_id: (p.is_staff() && !p.roles.contains(&Role::SupportSupervisor))
-                .then(|| p.user_id.clone()),
-        };
+        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
+        let filter = reachable_cases(p, &grants);
         let rows = self
             .store
             .cases(
@@ -118,7 +130,6 @@ impl Vault {
                 page.limit,
             )
             .await?;
-        let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
         // Over a copy of the record, so that a second pass (the keyring read again) starts clean.
         let (record, items) = self
             .keys

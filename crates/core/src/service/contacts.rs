@@ -411,6 +411,7 @@ impl Vault {
         let reachable: Option<HashSet<String>> = if p.is_staff() {
             let filter = CaseFilter {
                 assignee_id: Some(p.user_id.clone()),
+                also_ids: Vec::new(),
             };
             let cases = self.store.cases(&scope, &filter, None, 500).await?;
             Some(cases.into_iter().filter_map(|c| c.contact_id).collect())

@@ -11,11 +11,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use strongroom_crypto::{TenantKeyring, Zeroizing};
 use strongroom_ledger::NoteVerifier;
-use strongroom_policy::{Action, FieldClass, Purpose, ResourceFacts, Role, Visibility};
+use strongroom_policy::{Action, FieldClass, Purpose, ResourceFacts, Visibility};
 use strongroom_store::{CaseFilter, CaseRow, TenantScope};
 
 use super::attachments::StoredContent;
 use super::case_gate::case_facts;
+use super::cases::reachable_cases;
 use super::contacts::contact_facts;
 use super::grants::Grants;
 use crate::access::Principal;
@@ -218,11 +219,8 @@ impl Vault {
                 .await?;
         }
         if g.wants("cases") || g.wants("comments") || g.wants("attachments") {
-            // Engineers reach their own cases; supervisors and customers list the tenant's (as GET does).
-            let filter = CaseFilter {
-                assignee_id: (p.is_staff() && !p.roles.contains(&Role::SupportSupervisor))
-                    .then(|| p.user_id.clone()),
-            };
+            // The cases the caller's list shows (as GET does).
+            let filter = reachable_cases(p, &grants);
             let mut after: Option<String> = None;
             loop {
                 let rows = self
@@ -358,6 +356,7 @@ impl Vault {
         let reachable: Option<HashSet<String>> = if p.is_staff() {
             let filter = CaseFilter {
                 assignee_id: Some(p.user_id.clone()),
+                also_ids: Vec::new(),
             };
             let mut set = HashSet::new();
             let mut after: Option<String> = None;

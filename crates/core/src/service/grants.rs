@@ -62,6 +62,11 @@ impl Grants {
         self.by_case.get(case_id)
     }
 
+    /// The cases these grants open, in no particular order.
+    pub(crate) fn case_ids(&self) -> Vec<String> {
+        self.by_case.keys().cloned().collect()
+    }
+
     pub(crate) fn for_contact(&self, contact_id: &str) -> Option<&GrantFacts> {
         self.by_contact.get(contact_id)
     }

@@ -443,16 +443,33 @@ impl Store for Backend {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<CaseRow>, StoreError> {
-        Ok(sqlx::query_as(
+        let also: &[String] = if filter.assignee_id.is_some() {
+            &filter.also_ids
+        } else {
+            &[]
+        };
+        let also_placeholders: Vec<String> = (5..5 + also.len()).map(|i| format!("${i}")).collect();
+        let also_clause = if also.is_empty() {
+            String::new()
+        } else {
+            format!(" OR id IN ({})", also_placeholders.join(", "))
+        };
+        // Only numbered placeholders are spliced in; the ids are bound.
+        let sql = format!(
             "SELECT * FROM cases WHERE tenant_id = $1 AND id > $2 \
-             AND ($3 IS NULL OR assignee_id = $3) ORDER BY id LIMIT $4",
-        )
-        .bind(scope.id())
-        .bind(after.unwrap_or(""))
-        .bind(filter.assignee_id.as_deref())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *self.tenant_reader(scope).await?)
-        .await?)
+             AND ($3 IS NULL OR assignee_id = $3{also_clause}) ORDER BY id LIMIT $4"
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(scope.id())
+            .bind(after.unwrap_or(""))
+            .bind(filter.assignee_id.as_deref())
+            .bind(i64::from(limit));
+        for id in also {
+            query = query.bind(id);
+        }
+        Ok(query
+            .fetch_all(&mut *self.tenant_reader(scope).await?)
+            .await?)
     }
 
     async fn comments(

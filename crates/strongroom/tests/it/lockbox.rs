@@ -231,6 +231,11 @@ async fn a_grant_opens_its_case_only_and_the_requester_may_revoke() {
         .get(&case_path(t, &w.case_a))
         .await
         .err(403, "access_grant_required");
+    let listed = async || -> Vec<Value> {
+        let cases = list_items(&other, &cases_path(t)).await;
+        cases.iter().map(|c| c["id"].clone()).collect()
+    };
+    assert_eq!(listed().await, Vec::<Value>::new());
     let rid = id_of(
         &request(
             &other,
@@ -245,6 +250,8 @@ async fn a_grant_opens_its_case_only_and_the_requester_may_revoke() {
         .ok(200);
     let case = other.get(&case_path(t, &w.case_a)).await.ok(200);
     assert_eq!(case["title"], "Printer on fire");
+    // Its case list shows the granted case, and not the tenant's other one.
+    assert_eq!(listed().await, vec![json!(w.case_a)]);
     // The contact of the granted case, within the granted classes (and the role's ceiling).
     let contact = other.get(&contact_path(t, &w.contact)).await.ok(200);
     assert_eq!(contact["name"], "Ada Lockbox", "{contact}");
@@ -296,6 +303,7 @@ async fn a_grant_opens_its_case_only_and_the_requester_may_revoke() {
         .get(&case_path(t, &w.case_a))
         .await
         .err(403, "access_grant_required");
+    assert_eq!(listed().await, Vec::<Value>::new());
 }
 
 #[tokio::test]
