@@ -162,6 +162,23 @@ impl Vault {
         denial_error(denial)
     }
 
+    /// Records a refusal that is not a policy's (a state conflict, a quota, the last admin) with
+    /// its own `reason`, and answers with `err`; with the log's error instead if the log cannot
+    /// take the refusal: nothing leaves either way.
+    pub(crate) async fn refuse_because(
+        &self,
+        mut record: AuditRecord,
+        reason: &'static str,
+        err: ServiceError,
+    ) -> ServiceError {
+        record.decision = AuditDecision::Deny;
+        record.reason = Some(reason);
+        match self.audit.append(record).await {
+            Ok(_) => err,
+            Err(unavailable) => unavailable,
+        }
+    }
+
     /// Refuses unless allowed; on success the record carries the deciding policies.
     pub(crate) async fn enforce(
         &self,

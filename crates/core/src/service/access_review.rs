@@ -200,7 +200,9 @@ impl Vault {
                 .await);
         }
         if line.decision.is_some() {
-            return Err(already_decided());
+            return Err(self
+                .refuse_because(record, "already_decided", already_decided())
+                .await);
         }
         let now = self.now();
         let mut records = Vec::new();
@@ -216,7 +218,7 @@ impl Vault {
             && let Some(user) = self.user_row(&decision.user_id).await?
             && user.status == "active"
         {
-            mutations.extend(self.keep_last_admin(&user).await?);
+            mutations.extend(self.keep_last_admin(&user, &record).await?);
             let mut suspend = AuditRecord::new("user.suspend", &ctx.request_id);
             suspend.actor.clone_from(&record.actor);
             suspend.tenant_id.clone_from(&user.tenant_id);

@@ -15,7 +15,7 @@ use strongroom_store::{AttachmentRow, Mutation, TenantScope};
 
 use super::case_gate::{Gate, case_facts};
 use crate::access::{Principal, RequestContext, is_id};
-use crate::audit::{AuditDecision, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{AttachmentInput, Page, PageRequest, RecordView};
 use crate::scan::Verdict;
@@ -214,12 +214,7 @@ impl Vault {
         err: ServiceError,
     ) -> ServiceError {
         record.action = action;
-        record.decision = AuditDecision::Deny;
-        record.reason = Some(reason);
-        match self.audit.append(record).await {
-            Ok(_) => err,
-            Err(unavailable) => unavailable,
-        }
+        self.refuse_because(record, reason, err).await
     }
 
     pub async fn add_attachment(

@@ -106,21 +106,6 @@ fn check_scope(scope: &ExportScope) -> ServiceResult<bool> {
 }
 
 impl Vault {
-    /// Records a refusal with its own reason code and answers with `err`.
-    async fn refuse_export(
-        &self,
-        mut record: AuditRecord,
-        reason: &'static str,
-        err: ServiceError,
-    ) -> ServiceError {
-        record.decision = AuditDecision::Deny;
-        record.reason = Some(reason);
-        if let Err(e) = self.audit.append(record).await {
-            return e;
-        }
-        err
-    }
-
     /// The caller's daily limit: the highest of its roles' quotas (a role not configured has none).
     fn export_quota(&self, p: &Principal) -> u64 {
         p.roles
@@ -156,7 +141,7 @@ impl Vault {
         let recipient = parse_recipient(&input.recipient)?;
         if !tenant.instructions.export_allowed {
             return Err(self
-                .refuse_export(
+                .refuse_because(
                     record,
                     "export_not_allowed",
                     ServiceError::new(
@@ -171,7 +156,7 @@ impl Vault {
             && !(p.roles.contains(&Role::TenantAdmin) && p.tenant_id.as_deref() == Some(tenant_id))
         {
             return Err(self
-                .refuse_export(
+                .refuse_because(
                     record,
                     "forbidden",
                     ServiceError::new(
@@ -187,7 +172,7 @@ impl Vault {
         // inserted. A role change or suspension committed before this read, which the request's
         // principal (from a cache) may not show yet, refuses it here.
         let account = self.store.user(&p.user_id).await?;
-        let access_epoch = account
+        let Some(access_epoch) = account
             .filter(|u| {
                 let roles = parse_roles(&u.roles);
                 u.status == "active"
@@ -195,7 +180,10 @@ impl Vault {
                     && roles.iter().all(|r| p.roles.contains(r))
             })
             .map(|u| u.access_epoch)
-            .ok_or_else(ServiceError::unauthenticated)?;
+        else {
+            let err = ServiceError::unauthenticated();
+            return Err(self.refuse_because(record, "access_changed", err).await);
+        };
         let gather = Gather {
             p,
             tenant: &tenant,
@@ -226,7 +214,7 @@ impl Vault {
             let requested = i64::try_from(count).unwrap_or(i64::MAX);
             if used.saturating_add(requested) > limit {
                 return Err(self
-                    .refuse_export(
+                    .refuse_because(
                         record,
                         "export_quota_exceeded",
                         ServiceError::new(
@@ -431,7 +419,7 @@ impl Vault {
         if !decision.allowed {
             record.policy_ids = decision.policy_ids.clone();
             return Err(self
-                .refuse_export(
+                .refuse_because(
                     record,
                     decision.denial.unwrap_or(Denial::Forbidden).code(),
                     ServiceError::new(
@@ -446,7 +434,7 @@ impl Vault {
         let now = self.now();
         if row.state != "pending_approval" || row.expires_at <= now {
             return Err(self
-                .refuse_export(
+                .refuse_because(
                     record,
                     "conflict",
                     ServiceError::new(ErrorCode::Conflict, "the export is not pending approval"),
@@ -521,7 +509,7 @@ impl Vault {
         }
         if row.state != "ready" {
             return Err(self
-                .refuse_export(
+                .refuse_because(
                     record,
                     "approval_required",
                     ServiceError::new(

@@ -356,10 +356,8 @@ impl Vault {
             .await?;
         let now = self.now();
         if effective_state(&row, now) != "pending" {
-            return Err(ServiceError::new(
-                ErrorCode::Conflict,
-                "the request is no longer pending",
-            ));
+            let err = ServiceError::new(ErrorCode::Conflict, "the request is no longer pending");
+            return Err(self.refuse_because(record, "already_decided", err).await);
         }
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let comment = super::optional_text(input.comment.as_deref(), "comment", MAX_COMMENT_CHARS)?
@@ -407,10 +405,11 @@ impl Vault {
             .await?;
         let now = self.now();
         if !matches!(effective_state(&row, now), "pending" | "approved") {
-            return Err(ServiceError::new(
+            let err = ServiceError::new(
                 ErrorCode::Conflict,
                 "the request is neither pending nor an active grant",
-            ));
+            );
+            return Err(self.refuse_because(record, "already_ended", err).await);
         }
         let tenant = self.tenant_for(&record, tenant_id).await?;
         let notification = self.notification(&tenant, NotificationKind::Revoked, &row, now)?;
@@ -462,10 +461,11 @@ impl Vault {
             return Err(self.refuse(record, Denial::Forbidden, Vec::new()).await);
         }
         if !row.break_glass || row.reviewed_at.is_some() {
-            return Err(ServiceError::new(
+            let err = ServiceError::new(
                 ErrorCode::Conflict,
                 "not a break-glass grant awaiting review",
-            ));
+            );
+            return Err(self.refuse_because(record, "already_reviewed", err).await);
         }
         let tenant = self.tenant_for(&record, tenant_id).await?;
         let now = self.now();

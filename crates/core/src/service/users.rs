@@ -254,7 +254,7 @@ impl Vault {
         let admin_guard = if roles.contains(&Role::PlatformAdmin) {
             None
         } else {
-            self.keep_last_admin(&user).await?
+            self.keep_last_admin(&user, &record).await?
         };
         let was_customer = parse_roles(&user.roles).iter().any(Role::is_customer);
         if was_customer != roles.iter().any(Role::is_customer) {
@@ -336,7 +336,7 @@ impl Vault {
             .user_target(p, ctx, user_id, Action::SuspendUser, "user.suspend", &[])
             .await?;
         record.reason = Some(suspension.reason.as_str());
-        let admin_guard = self.keep_last_admin(&user).await?;
+        let admin_guard = self.keep_last_admin(&user, &record).await?;
         let now = self.now();
         user.status = "suspended".into();
         user.status_reason = Some(suspension.reason.as_str().into());
@@ -436,9 +436,14 @@ impl Vault {
     }
 
     /// Refuses to take away the last active platform administrator: nobody could administer the
-    /// vault any more. When `user` is one, the change must commit with the returned guard, which
-    /// checks again inside the transaction (two admins suspending each other at once).
-    pub(crate) async fn keep_last_admin(&self, user: &UserRow) -> ServiceResult<Option<Mutation>> {
+    /// vault any more (the refusal recorded from `record`, the change's record). When `user` is
+    /// one, the change must commit with the returned guard, which checks again inside the
+    /// transaction (two admins suspending each other at once).
+    pub(crate) async fn keep_last_admin(
+        &self,
+        user: &UserRow,
+        record: &AuditRecord,
+    ) -> ServiceResult<Option<Mutation>> {
         let is_admin = |u: &UserRow| {
             u.status == "active" && parse_roles(&u.roles).contains(&Role::PlatformAdmin)
         };
@@ -451,10 +456,13 @@ impl Vault {
                 user_id: user.id.clone(),
             }));
         }
-        Err(ServiceError::new(
+        let err = ServiceError::new(
             ErrorCode::Conflict,
             "the last active platform administrator cannot be suspended or demoted",
-        ))
+        );
+        Err(self
+            .refuse_because(record.clone(), "last_platform_admin", err)
+            .await)
     }
 
     /// Every account, for governance jobs that judge all of them.

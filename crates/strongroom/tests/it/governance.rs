@@ -169,6 +169,15 @@ async fn suspension_cuts_off_at_once_and_releases_assignments() {
         .await
         .err(409, "conflict");
     admin.get("/v1/me").await.ok(200);
+    for action in ["user.suspend", "user.update_roles"] {
+        let refused = entries_with_action(&auditor, action).await;
+        assert!(
+            refused.iter().any(|e| e["decision"] == "deny"
+                && e["reason"] == "last_platform_admin"
+                && e["resource"]["id"] == admin.id.as_str()),
+            "{action}: {refused:?}"
+        );
+    }
     // Nobody can hand the case back to the suspended account.
     supervisor
         .post(

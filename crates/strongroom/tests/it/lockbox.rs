@@ -335,6 +335,15 @@ async fn self_approval_and_strangers_are_refused() {
         .post(&request_action(t, &rid, "approve"), json!({}))
         .await
         .err(409, "conflict");
+    // That refusal is in the log like any other.
+    let refused = access_log(&w.admin, t).await.into_iter().any(|i| {
+        let e = &i["entry"];
+        e["action"] == "access.approve"
+            && e["decision"] == "deny"
+            && e["reason"] == "already_decided"
+            && e["resource"]["id"] == rid.as_str()
+    });
+    assert!(refused, "no recorded refusal of the second decision");
 }
 
 #[tokio::test]
