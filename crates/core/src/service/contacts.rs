@@ -122,6 +122,37 @@ struct Gate {
 }
 
 impl Vault {
+    /// For staff, the contacts of the cases assigned to them in `scope` (every page of them):
+    /// the contacts they reach through an assignment. `None` for customers, who reach all.
+    pub(super) async fn contacts_of_assigned_cases(
+        &self,
+        p: &Principal,
+        scope: &TenantScope,
+    ) -> ServiceResult<Option<HashSet<String>>> {
+        const PAGE: u32 = 500;
+        if !p.is_staff() {
+            return Ok(None);
+        }
+        let filter = CaseFilter {
+            assignee_id: Some(p.user_id.clone()),
+            also_ids: Vec::new(),
+        };
+        let mut contacts = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let cases = self
+                .store
+                .cases(scope, &filter, after.as_deref(), PAGE)
+                .await?;
+            after = cases.last().map(|c| c.id.clone());
+            let full = cases.len() >= PAGE as usize;
+            contacts.extend(cases.into_iter().filter_map(|c| c.contact_id));
+            if !full {
+                return Ok(Some(contacts));
+            }
+        }
+    }
+
     /// Facts → decision → (recorded) refusal, for an operation on one existing contact.
     async fn contact_gate(
         &self,
@@ -408,16 +439,7 @@ impl Vault {
 
         let scope = TenantScope::new(tenant_id);
         let grants = self.grants_for(p, tenant_id, Some(purpose)).await?;
-        let reachable: Option<HashSet<String>> = if p.is_staff() {
-            let filter = CaseFilter {
-                assignee_id: Some(p.user_id.clone()),
-                also_ids: Vec::new(),
-            };
-            let cases = self.store.cases(&scope, &filter, None, 500).await?;
-            Some(cases.into_iter().filter_map(|c| c.contact_id).collect())
-        } else {
-            None
-        };
+        let reachable = self.contacts_of_assigned_cases(p, &scope).await?;
         let (rows, next_cursor) = match (email, &reachable) {
             (Some(email), _) => {
                 record.fields_requested = vec!["email"];

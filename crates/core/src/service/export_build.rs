@@ -4,7 +4,7 @@
 //!
 //! The format is documented in `docs/export-format.md`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 
 use serde_json::{Value, json};
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use strongroom_crypto::{TenantKeyring, Zeroizing};
 use strongroom_ledger::NoteVerifier;
 use strongroom_policy::{Action, FieldClass, Purpose, ResourceFacts, Visibility};
-use strongroom_store::{CaseFilter, CaseRow, TenantScope};
+use strongroom_store::{CaseRow, TenantScope};
 
 use super::attachments::StoredContent;
 use super::case_gate::case_facts;
@@ -353,29 +353,7 @@ impl Vault {
         let p = g.p;
         let scope = TenantScope::new(&g.tenant.row.id);
         // Staff reach a contact through a case assigned to them (as in the contact list).
-        let reachable: Option<HashSet<String>> = if p.is_staff() {
-            let filter = CaseFilter {
-                assignee_id: Some(p.user_id.clone()),
-                also_ids: Vec::new(),
-            };
-            let mut set = HashSet::new();
-            let mut after: Option<String> = None;
-            loop {
-                let cases = self
-                    .store
-                    .cases(&scope, &filter, after.as_deref(), PAGE)
-                    .await?;
-                after = cases.last().map(|c| c.id.clone());
-                let full = cases.len() >= PAGE as usize;
-                set.extend(cases.into_iter().filter_map(|c| c.contact_id));
-                if !full {
-                    break;
-                }
-            }
-            Some(set)
-        } else {
-            None
-        };
+        let reachable = self.contacts_of_assigned_cases(p, &scope).await?;
         let mut after: Option<String> = None;
         loop {
             let rows = self.store.contacts(&scope, after.as_deref(), PAGE).await?;
