@@ -43,7 +43,9 @@ pub struct StaffRow {
     pub status: String,
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// No derived `Debug`: the password hash is credential material, and the username and display
+/// name are a person's.
+#[derive(Clone, sqlx::FromRow)]
 pub struct UserRow {
     pub id: String,
     pub username: String,
@@ -147,6 +149,17 @@ pub struct TotpRow {
     /// The last accepted time step; codes of this step or earlier are refused.
     pub last_step: Option<i64>,
     pub created_at: i64,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("roles", &self.roles)
+            .field("tenant_id", &self.tenant_id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for TotpRow {
@@ -564,4 +577,42 @@ pub struct WatchedEntryRow {
     pub tenant_id: Option<String>,
     pub entry: Vec<u8>,
     pub leaf_hash: Option<Vec<u8>>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::UserRow;
+
+    #[test]
+    fn a_user_rows_debug_shows_no_credential_and_no_name() {
+        let row = UserRow {
+            id: "0123".into(),
+            username: "jane.doe".into(),
+            display_name: "Jane Doe".into(),
+            password_hash: "$argon2id$v=19$secret-hash".into(),
+            roles: "support_engineer".into(),
+            tenant_id: None,
+            status: "active".into(),
+            status_reason: None,
+            confidentiality_version: None,
+            confidentiality_at: None,
+            failed_logins: 0,
+            last_failed_login_at: None,
+            locked_until: None,
+            last_login_at: None,
+            created_at: 0,
+            updated_at: 0,
+            reactivated_at: None,
+            access_epoch: 0,
+        };
+        let shown = format!("{row:?}");
+        for hidden in ["jane.doe", "Jane Doe", "argon2id", "secret-hash"] {
+            assert!(!shown.contains(hidden), "{shown}");
+        }
+        assert!(
+            shown.contains("0123") && shown.contains("support_engineer"),
+            "{shown}"
+        );
+    }
 }
