@@ -164,10 +164,12 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         assignee_id: &str,
     ) -> Result<Option<(ContactRow, bool)>, StoreError>;
+    /// Up to `limit` contacts whose e-mail blind index is `index`, by id, after `after`.
     async fn contacts_by_email_index(
         &self,
         scope: &TenantScope,
         index: &[u8],
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ContactRow>, StoreError>;
     async fn contacts(

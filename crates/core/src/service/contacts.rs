@@ -452,22 +452,31 @@ impl Vault {
                 let normalised = normalise_email(email);
                 let mut rows = Vec::new();
                 let mut seen = HashSet::new();
+                // One more than a page under each version: merged by id, the first `limit` are
+                // the page, and any beyond says there is another.
                 for version in ring.versions() {
                     let index = ring
                         .blind_index_at(version, KIND, "email", normalised.as_bytes())
                         .map_err(|_| ServiceError::internal("blind index"))?;
-                    for row in self
+                    let cursor = page.cursor.as_deref();
+                    let found = self
                         .store
-                        .contacts_by_email_index(&scope, &index, 500)
-                        .await?
-                    {
-                        if seen.insert(row.id.clone()) {
-                            rows.push(row);
-                        }
-                    }
+                        .contacts_by_email_index(
+                            &scope,
+                            &index,
+                            cursor,
+                            page.limit.saturating_add(1),
+                        )
+                        .await?;
+                    rows.extend(found.into_iter().filter(|row| seen.insert(row.id.clone())));
                 }
                 rows.sort_by(|a, b| a.id.cmp(&b.id));
-                (rows, None)
+                let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+                let next = (rows.len() > limit)
+                    .then(|| rows.get(limit.saturating_sub(1)).map(|r| r.id.clone()))
+                    .flatten();
+                rows.truncate(limit);
+                (rows, next)
             }
             // Staff page through the contacts they reach, not the tenant's whole list: a cursor
             // taken from the whole list would name contacts they may not see.

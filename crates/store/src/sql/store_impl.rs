@@ -398,13 +398,16 @@ impl Store for Backend {
         &self,
         scope: &TenantScope,
         index: &[u8],
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ContactRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT * FROM contacts WHERE tenant_id = $1 AND email_index = $2 ORDER BY id LIMIT $3",
+            "SELECT * FROM contacts WHERE tenant_id = $1 AND email_index = $2 AND id > $3 \
+             ORDER BY id LIMIT $4",
         )
         .bind(scope.id())
         .bind(index)
+        .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
         .fetch_all(&mut *self.tenant_reader(scope).await?)
         .await?)
