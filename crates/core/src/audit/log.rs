@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use strongroom_ledger::{Checkpoint, Frontier, Hash, NodeId, NoteSigner, ProofPlan};
+use strongroom_ledger::{
+    Checkpoint, Frontier, Hash, NodeId, NoteSigner, ProofPlan, verify_consistency,
+};
 use strongroom_store::{AuditEntryRow, CheckpointRow, Mutation, NodeKey, Store};
 use tokio::sync::watch;
 
@@ -102,10 +104,17 @@ impl AuditLog {
                     "audit log is shorter than its last signed checkpoint (truncated?)",
                 ));
             }
-            let root = root_at(store.as_ref(), checkpoint.size, &frontier).await?;
-            if root != checkpoint.root {
+            let signed = TreeHead {
+                size: checkpoint.size,
+                root: checkpoint.root,
+            };
+            let stored = TreeHead {
+                size,
+                root: frontier.root(),
+            };
+            if !extends(store.as_ref(), signed, stored).await? {
                 return Err(ServiceError::internal(
-                    "audit log does not match its last signed checkpoint (rewritten?)",
+                    "audit log does not extend its last signed checkpoint (rewritten?)",
                 ));
             }
         }
@@ -376,20 +385,32 @@ pub(crate) async fn restore_frontier(store: &dyn Store, size: u64) -> ServiceRes
     Frontier::from_nodes(size, &hashes).map_err(|_| ServiceError::internal("audit frontier"))
 }
 
-pub(super) async fn root_at(
+/// Whether the stored tree `current` extends the signed head `signed`: the consistency proof
+/// assembled from the stored nodes joins the two roots (RFC 9162 §2.1.4.2). That the nodes below
+/// `signed.size` still fold to its root is not enough: a node above them, covering old and new
+/// leaves, could have been rewritten, and the new root with it.
+pub(super) async fn extends(
     store: &dyn Store,
-    size: u64,
-    frontier: &Frontier,
-) -> ServiceResult<Hash> {
-    if size == frontier.size() {
-        return Ok(frontier.root());
+    signed: TreeHead,
+    current: TreeHead,
+) -> ServiceResult<bool> {
+    if signed.size == 0 {
+        return Ok(true);
     }
-    let plan = ProofPlan::root(size).map_err(|_| ServiceError::internal("audit root plan"))?;
-    let hashes = assemble(store, &plan).await?;
-    hashes
-        .first()
-        .copied()
-        .ok_or_else(|| ServiceError::internal("audit root"))
+    if signed.size >= current.size {
+        return Ok(signed == current);
+    }
+    let plan = ProofPlan::consistency(signed.size, current.size)
+        .map_err(|_| ServiceError::internal("audit consistency plan"))?;
+    let proof = assemble(store, &plan).await?;
+    Ok(verify_consistency(
+        signed.size,
+        current.size,
+        &signed.root,
+        &current.root,
+        &proof,
+    )
+    .is_ok())
 }
 
 pub(super) fn sign(signer: &NoteSigner, origin: &str, head: TreeHead) -> ServiceResult<String> {

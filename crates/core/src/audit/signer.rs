@@ -9,7 +9,7 @@ use strongroom_ledger::NoteSigner;
 use strongroom_store::Store;
 use tokio::sync::watch;
 
-use super::log::{TreeHead, advance, restore_frontier, root_at, save_checkpoint, sign};
+use super::log::{TreeHead, advance, extends, restore_frontier, save_checkpoint, sign};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
 
@@ -59,9 +59,9 @@ impl SignerTask {
 
     /// Signs the store's head if it grew past `signed`; returns what is signed now.
     ///
-    /// Only a head that still holds `signed` is signed: if the store was rewritten or truncated
-    /// below it (by hand, behind the log's back), signing would publish two checkpoints no
-    /// consistency proof joins. The signer refuses, and says so, until someone looks.
+    /// Only a head that extends `signed` is signed: if the store was rewritten or truncated
+    /// (by hand, behind the log's back), signing would publish two checkpoints no consistency
+    /// proof joins. The signer refuses, and says so, until someone looks.
     async fn sign_head(&self, signed: TreeHead) -> ServiceResult<TreeHead> {
         let current = self.store_head().await?;
         advance(&self.head, current);
@@ -71,7 +71,7 @@ impl SignerTask {
         if signed.size > 0 {
             let frontier = restore_frontier(self.store.as_ref(), current.size).await?;
             if frontier.root() != current.root
-                || root_at(self.store.as_ref(), signed.size, &frontier).await? != signed.root
+                || !extends(self.store.as_ref(), signed, current).await?
             {
                 return Err(ServiceError::internal(
                     "the stored log no longer holds the last signed checkpoint; not signing",
