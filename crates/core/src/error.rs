@@ -177,6 +177,10 @@ impl From<StoreError> for ServiceError {
                 ErrorCode::ValidationFailed,
                 "a referenced record does not exist",
             ),
+            StoreError::UnstorableText => Self::new(
+                ErrorCode::InvalidRequest,
+                "a text value holds a character that cannot be stored",
+            ),
             other => Self::internal(&other.to_string()),
         }
     }

@@ -26,41 +26,75 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::BytesRejection(r))
-                if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "the request body is larger than allowed",
-                ))
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 "the body must be JSON (Content-Type: application/json)",
-            )),
-            // serde's messages can quote input values; keep only the class of error.
-            Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::new(
+            ));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the request body is larger than allowed",
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "the body could not be read",
+                ));
+            }
+        };
+        if holds_nul_escape(&bytes) {
+            return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
-                "the body is not valid JSON",
-            )),
+                "a string in the body holds a NUL character (\\u0000), which no field may",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            // serde's messages can quote input values; keep only the class of error.
             Err(JsonRejection::JsonDataError(_)) => Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 "the body has an unknown field, a missing field or a value of the wrong type",
             )),
-            Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "the request body is larger than allowed",
-                ))
-            }
             Err(_) => Err(ApiError::new(
                 ErrorCode::InvalidRequest,
-                "the body could not be read",
+                "the body is not valid JSON",
             )),
         }
     }
+}
+
+/// `Content-Type: application/json`, or another `application/…+json`, parameters allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Whether a JSON text holds the escape of NUL (`\u0000`, not preceded by an escaped
+/// backslash). PostgreSQL keeps no NUL in text, and no field needs one: refused at the door, it
+/// never reaches a store that would fail the whole batch it was written with.
+fn holds_nul_escape(json: &[u8]) -> bool {
+    json.windows(6).enumerate().any(|(at, window)| {
+        window == b"\\u0000"
+            && json[..at].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
+}
+
+/// Whether a percent-encoded path or query carries NUL (`%00`), refused for the same reason.
+fn encodes_nul(raw: &str) -> bool {
+    raw.contains("%00")
 }
 
 /// Path parameters; a segment that does not decode (not UTF-8, say) is `invalid_request` in our
@@ -75,6 +109,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if encodes_nul(parts.uri.path()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "a path segment is malformed",
+            ));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Self(v)),
             Err(_) => Err(ApiError::new(
@@ -96,6 +136,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(encodes_nul) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "a query parameter is unknown or malformed",
+            ));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(_)) | Err(_) => Err(ApiError::new(
@@ -258,6 +304,28 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("access-justification", value);
         context(&headers).ok().map(|ctx| ctx.justification)
+    }
+
+    #[test]
+    fn a_nul_escape_is_found_and_an_escaped_backslash_is_not_one() {
+        use super::holds_nul_escape;
+        for (json, nul) in [
+            (&br#"{"a": "x\u0000y"}"#[..], true),
+            (br#"{"a": "\u0000"}"#, true),
+            (br#"{"a": "\\\u0000"}"#, true),
+            (br#"{"a": "\\u0000"}"#, false),
+            (br#"{"a": "u0000"}"#, false),
+            (br#"{"a": "\u00000"}"#, true),
+            (br#"{"a": "\u0001"}"#, false),
+            (b"", false),
+        ] {
+            assert_eq!(
+                holds_nul_escape(json),
+                nul,
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,10 @@ pub enum StoreError {
     /// A referenced row does not exist (foreign key).
     #[error("a referenced record does not exist")]
     MissingReference,
+    /// A text value holds a character the database cannot keep (PostgreSQL refuses NUL in
+    /// text): the change that carries it fails alone, not the batch it was committed with.
+    #[error("a text value holds a character the store cannot keep")]
+    UnstorableText,
     /// The database could not be reached, was locked too long, or an I/O error occurred.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -35,6 +39,10 @@ impl From<sqlx::Error> for StoreError {
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => return Self::MissingReference,
                 _ => {}
+            }
+            // character_not_in_repertoire: NUL in a text value, on PostgreSQL.
+            if db.code().as_deref() == Some("22021") {
+                return Self::UnstorableText;
             }
         }
         match err {

@@ -101,7 +101,11 @@ impl Backend {
                     sqlx::query("RELEASE unit").execute(&mut *tx).await?;
                     results.push(Ok(()));
                 }
-                Err(err @ (StoreError::Conflict(_) | StoreError::MissingReference)) => {
+                Err(
+                    err @ (StoreError::Conflict(_)
+                    | StoreError::MissingReference
+                    | StoreError::UnstorableText),
+                ) => {
                     sqlx::query("ROLLBACK TO unit").execute(&mut *tx).await?;
                     sqlx::query("RELEASE unit").execute(&mut *tx).await?;
                     results.push(Err(err));

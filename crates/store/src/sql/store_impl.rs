@@ -634,9 +634,9 @@ impl Store for Backend {
         // Fast path: the whole batch in one transaction, no savepoints. Only when some unit breaks a
         // constraint is the batch redone with one savepoint per unit, so that unit fails alone.
         match self.commit_batch(units, audit, replan, false).await {
-            Err(StoreError::Conflict(_) | StoreError::MissingReference) => {
-                self.commit_batch(units, audit, replan, true).await
-            }
+            Err(
+                StoreError::Conflict(_) | StoreError::MissingReference | StoreError::UnstorableText,
+            ) => self.commit_batch(units, audit, replan, true).await,
             other => other,
         }
     }

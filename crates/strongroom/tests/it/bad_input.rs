@@ -417,3 +417,33 @@ async fn no_answer_may_be_cached() {
         );
     }
 }
+
+/// NUL in a body's string, a path or a query is refused at the door: PostgreSQL keeps no NUL in
+/// text, and one such value in a group commit would fail every change committed with it.
+#[tokio::test]
+async fn nul_characters_are_refused_and_change_nothing() {
+    let server = server();
+    let s = setup(&server).await;
+    let before = s.state().await;
+    let t = &s.tenant;
+    for body in [
+        json!({"title": "a\u{0}b"}),
+        json!({"title": "t", "product": "p\u{0}"}),
+    ] {
+        s.boss
+            .post(&cases_path(t), body)
+            .await
+            .err(400, "invalid_request");
+    }
+    for path in [
+        format!("{}/%00", cases_path(t)),
+        format!("{}?cursor=%00", cases_path(t)),
+    ] {
+        s.boss.get(&path).await.err(400, "invalid_request");
+    }
+    assert_eq!(before, s.state().await);
+    // An escaped backslash before `u0000` is ordinary text.
+    let title = "C:\\u0000 is a folder";
+    let kept = create_case(&s.boss, t, json!({"title": title})).await;
+    assert_eq!(kept["title"], title);
+}
