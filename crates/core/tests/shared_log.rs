@@ -76,3 +76,44 @@ async fn two_logs_on_one_store_append_one_sequence() {
     assert_eq!(report.entries, 400);
     assert_eq!(report.root, checkpoint.root);
 }
+
+/// An instance whose head lags the store (it follows the signer's checkpoints every half second)
+/// still answers proofs up to the store's size: a client may hold a checkpoint another instance
+/// has just signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_behind_the_store_answers_proofs_up_to_its_size() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use strongroom_ledger::{Hash, verify_consistency, verify_inclusion};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let writer = open_log(&store, "instance-a").await;
+    let behind = open_log(&store, "instance-b").await;
+    for i in 0..10 {
+        let record = AuditRecord::new("test.append", &format!("r{i}"));
+        writer.append(record).await.unwrap();
+    }
+    let size = store.audit_size().await.unwrap();
+    let root = writer.head().root;
+    // The signer waits 200 ms to gather appends, so nothing covers these yet.
+    assert!(
+        behind.head().size < size,
+        "the second instance is not behind: {} of {size}",
+        behind.head().size
+    );
+    let hash = |b64: &String| -> Hash { STANDARD.decode(b64).unwrap().try_into().unwrap() };
+    let inclusion = behind.inclusion_proof(size - 1, size).await.unwrap();
+    let path: Vec<Hash> = inclusion.hashes.iter().map(hash).collect();
+    verify_inclusion(size - 1, size, &hash(&inclusion.leaf_hash), &path, &root).unwrap();
+    let consistency = behind.consistency_proof(1, size).await.unwrap();
+    let path: Vec<Hash> = consistency.hashes.iter().map(hash).collect();
+    let first = writer.inclusion_proof(0, 1).await.unwrap();
+    verify_consistency(1, size, &hash(&first.leaf_hash), &root, &path).unwrap();
+    // Beyond the store's size is still refused.
+    assert!(behind.inclusion_proof(0, size + 1).await.is_err());
+}

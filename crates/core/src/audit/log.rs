@@ -304,12 +304,23 @@ impl AuditLog {
         Ok(self.store.audit_entries(start, limit).await?)
     }
 
+    /// The log's size, read from the store when `wanted` is beyond this instance's head: another
+    /// instance may have appended and signed a size this one has not followed yet (by up to the
+    /// follow interval), and a client holding that checkpoint asks for proofs at its size.
+    async fn size_at_least(&self, wanted: u64) -> ServiceResult<u64> {
+        let local = self.head().size;
+        if wanted <= local {
+            return Ok(local);
+        }
+        Ok(self.store.audit_size().await?.max(local))
+    }
+
     pub async fn inclusion_proof(
         &self,
         index: u64,
         tree_size: u64,
     ) -> ServiceResult<InclusionProof> {
-        if tree_size > self.head().size || index >= tree_size {
+        if tree_size > self.size_at_least(tree_size).await? || index >= tree_size {
             return Err(ServiceError::validation(
                 "index must be below tree_size, and tree_size at most the log's size",
                 &["index", "tree_size"],
@@ -332,7 +343,7 @@ impl AuditLog {
     }
 
     pub async fn consistency_proof(&self, from: u64, to: u64) -> ServiceResult<ConsistencyProof> {
-        if to > self.head().size || from > to {
+        if to > self.size_at_least(to).await? || from > to {
             return Err(ServiceError::validation(
                 "from must be at most to, and to at most the log's size",
                 &["from", "to"],
