@@ -268,18 +268,54 @@ async fn monitor(
         })?),
     };
     if let (Some(old), Some(prev)) = (&old, &previous) {
-        let proof = if old.size == 0 || old.size >= new.size {
+        if new.size == 0 && old.size > 0 {
+            print_evidence(Some(&prev.note), &note, None);
+            bail!(
+                "the server offers an empty log after size {} was trusted",
+                old.size
+            );
+        }
+        // A checkpoint older than the trusted one (an instance that has not caught up yet) must
+        // be a prefix of it: checked the other way round, and the trusted one kept.
+        let (earlier, later) = if new.size < old.size {
+            (&new, old)
+        } else {
+            (old, &new)
+        };
+        let proof = if earlier.size == 0 || earlier.size == later.size {
             Vec::new()
         } else {
-            fetch_consistency(&http, base, old.size, new.size).await?
+            match fetch_consistency(&http, base, earlier.size, later.size).await {
+                Ok(proof) => proof,
+                // A server that withholds the proof may be hiding a fork: the evidence is shown.
+                Err(e) => {
+                    print_evidence(Some(&prev.note), &note, None);
+                    bail!(
+                        "no consistency proof between sizes {} and {} could be obtained, so the \
+                         offered checkpoint is not trusted: {e:#}",
+                        earlier.size,
+                        later.size
+                    );
+                }
+            }
         };
-        if let Err(e) = check_checkpoint_consistency(old, &new, &proof) {
+        if let Err(e) = check_checkpoint_consistency(earlier, later, &proof) {
             print_evidence(Some(&prev.note), &note, Some(&proof));
             bail!(
                 "the log is not consistent with the trusted checkpoint (size {} -> {}): {e}",
                 old.size,
                 new.size
             );
+        }
+        if new.size < old.size {
+            println!(
+                "stale: the server offered size {}, a prefix of the trusted size {} ({} proof \
+                 hashes); the trusted checkpoint is kept",
+                new.size,
+                old.size,
+                proof.len()
+            );
+            return Ok(());
         }
         println!(
             "consistent: size {} -> {} ({} proof hashes)",
@@ -408,10 +444,10 @@ fn write_state(path: &Path, state: &MonitorState) -> Result<()> {
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let written = (|| -> std::io::Result<()> {
+        // A new file only: one planted at that name (a link elsewhere) is not written through.
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&tmp)?;
         file.write_all(&body)?;
         file.sync_all()?;

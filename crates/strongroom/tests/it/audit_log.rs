@@ -490,6 +490,29 @@ async fn monitor_follows_the_server_and_refuses_forks_and_key_changes() {
         "state changed on failure"
     );
 
+    // A trusted checkpoint beyond anything the server holds (validly signed, so a server that
+    // now offers less must prove that it offers a prefix): it cannot, and says so with both notes.
+    let ahead = Checkpoint {
+        origin: trusted.origin.clone(),
+        size: trusted.size + 1_000,
+        root: [7; 32],
+    };
+    let ahead_note = signer.sign_checkpoint(&ahead).unwrap();
+    std::fs::write(
+        &state,
+        serde_json::to_vec(&json!({"vkey": vkey.trim(), "note": ahead_note})).unwrap(),
+    )
+    .unwrap();
+    let behind = monitor(&server, &state);
+    assert!(!behind.ok, "monitor accepted a shorter log\n{behind}");
+    assert!(behind.stderr.contains("no consistency proof"), "{behind}");
+    for part in [
+        "---- trusted checkpoint ----",
+        "---- offered checkpoint ----",
+    ] {
+        assert!(behind.stdout.contains(part), "missing {part:?}\n{behind}");
+    }
+
     // Back to the genuine state: the same server passes again.
     std::fs::write(&state, &good).unwrap();
     let third = monitor(&server, &state);
