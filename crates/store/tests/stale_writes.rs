@@ -23,6 +23,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     stale_tenant_writes_are_refused(&sqlite).await;
     open_requests_are_checked_inside_the_commit(&sqlite).await;
     comments_need_their_case(&sqlite).await;
+    access_requests_need_their_case(&sqlite).await;
     files_need_their_case_and_go_once(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
@@ -36,6 +37,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         stale_tenant_writes_are_refused(&pg).await;
         open_requests_are_checked_inside_the_commit(&pg).await;
         comments_need_their_case(&pg).await;
+        access_requests_need_their_case(&pg).await;
         files_need_their_case_and_go_once(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
@@ -233,6 +235,15 @@ async fn comments_need_their_case(s: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A request committed after its case was purged would keep its sealed justification past the
+/// tenant's retention.
+async fn access_requests_need_their_case(s: &dyn Store) {
+    let scope = TenantScope::new(T);
+    let orphan = common::access_request(T, "r9", "purged", "eve", "pending", None);
+    assert_conflict(s, Mutation::InsertAccessRequest(orphan)).await;
+    assert!(s.access_request(&scope, "r9").await.unwrap().is_none());
 }
 
 /// A file goes onto a case that still exists, and is deleted once: a second deletion (a

@@ -237,12 +237,17 @@ impl Vault {
             NotificationKind::RequestCreated
         };
         let notification = self.notification(&tenant, kind, &row, now)?;
-        self.audit
-            .commit(
-                vec![record],
-                vec![Mutation::InsertAccessRequest(row.clone()), notification],
-            )
-            .await?;
+        let not_applied = if input.break_glass {
+            "access.break_glass_not_applied"
+        } else {
+            "access.request_not_applied"
+        };
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::InsertAccessRequest(row.clone()), notification],
+            (not_applied, "case_gone"),
+        )
+        .await?;
         self.request_view(&row, &ring).await
     }
 

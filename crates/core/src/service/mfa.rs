@@ -73,16 +73,17 @@ impl Vault {
         let secret = totp::base32(seed.as_slice());
         let uri = totp::otpauth_uri(&p.username, &secret);
         let svg = totp::qr_svg(&uri)?;
-        self.audit
-            .commit(
-                vec![record],
-                vec![Mutation::BeginTotp {
-                    user_id: p.user_id.clone(),
-                    secret: sealed,
-                    at: self.now(),
-                }],
-            )
-            .await?;
+        // Refused in the store if a factor was confirmed meanwhile: recorded as not applied.
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::BeginTotp {
+                user_id: p.user_id.clone(),
+                secret: sealed,
+                at: self.now(),
+            }],
+            ("auth.mfa.totp_start_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         Ok(TotpEnrolment {
             secret: secret.to_string(),
             otpauth_uri: uri.to_string(),
@@ -134,18 +135,18 @@ impl Vault {
         if hashes.len() != codes.len() {
             return Err(ServiceError::internal("recovery code format"));
         }
-        self.audit
-            .commit(
-                vec![record],
-                vec![Mutation::ConfirmTotp {
-                    user_id: p.user_id.clone(),
-                    step,
-                    recovery_code_hashes: hashes,
-                    session_token_hash: p.enrolment_only.then(|| p.token_hash.to_vec()),
-                    at: self.now(),
-                }],
-            )
-            .await?;
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::ConfirmTotp {
+                user_id: p.user_id.clone(),
+                step,
+                recovery_code_hashes: hashes,
+                session_token_hash: p.enrolment_only.then(|| p.token_hash.to_vec()),
+                at: self.now(),
+            }],
+            ("auth.mfa.totp_confirm_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         if let Some(session) = self.sessions.get(&p.token_hash) {
             session.complete_enrolment();
         }

@@ -166,12 +166,14 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             }
         }
         Mutation::InsertAccessRequest(r) => {
-            sqlx::query(
+            // Only for a case that still exists: a request committed after its case was purged
+            // would keep its sealed justification past the tenant's retention.
+            let done = sqlx::query(
                 "INSERT INTO access_requests (id, tenant_id, case_id, requester_id, requester_roles, \
                  purpose, justification, field_classes, duration_minutes, break_glass, state, \
                  created_at, request_expires_at, decided_by, decided_at, decision_comment, starts_at, \
-                 ends_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, $18)",
+                 ends_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17, $18 WHERE EXISTS (SELECT 1 FROM cases WHERE tenant_id = $2 AND id = $3)",
             )
             .bind(&r.id)
             .bind(&r.tenant_id)
@@ -193,6 +195,9 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(r.ends_at)
             .execute(conn)
             .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("the case is gone"));
+            }
             Ok(())
         }
         Mutation::DecideAccessRequest {
