@@ -79,7 +79,15 @@ async fn offline(
     }
     let verifier = match vkey {
         Some(v) => NoteVerifier::parse(v.trim()).context("parsing --verifier-key")?,
-        None => verifier_from_data_dir(dir, &config.service.audit_origin)?,
+        None => {
+            // The key comes from the directory under check: whoever could rewrite the log there
+            // could also replace the key and re-sign. Said once, with the way out.
+            println!(
+                "note: the verifier key is taken from this data dir's signing key; pass \
+                 --verifier-key with the published key to check against a key held elsewhere"
+            );
+            verifier_from_data_dir(dir, &config.service.audit_origin)?
+        }
     };
     let store: Box<dyn Store> = match crate::database::pg_options(&config) {
         Some(options) => {

@@ -450,6 +450,8 @@ async fn monitor_follows_the_server_and_refuses_forks_and_key_changes() {
     // Offline verification works on the live server's database (read-only open).
     let live = verify_store(&server);
     assert!(live.ok, "verify while the server runs\n{live}");
+    // Without --verifier-key the key is the data dir's own, and the run says so.
+    assert!(live.stdout.contains("pass --verifier-key"), "{live}");
 
     // A fork: a checkpoint validly signed with the log's own key, but for another tree.
     let seed = STANDARD
