@@ -324,16 +324,26 @@ pub enum Mutation {
         version: i64,
         at: i64,
     },
-    /// Root-key rotation: the same tenant key, wrapped under the new root key.
+    /// Root-key rotation: the same tenant key, wrapped under the new root key, if it is still
+    /// wrapped as `was` (read before the commit); otherwise a conflict.
     RewrapTenantKey {
         tenant_id: String,
         version: i64,
+        was: Vec<u8>,
         wrapped: Vec<u8>,
     },
-    /// Root-key rotation: a TOTP seed sealed under the platform key of the new root key.
+    /// Root-key rotation: a TOTP seed sealed under the platform key of the new root key, if it is
+    /// still sealed as `was`; otherwise a conflict.
     ResealTotp {
         user_id: String,
+        was: Vec<u8>,
         secret: Vec<u8>,
+    },
+    /// Root-key rotation: the store still holds exactly this many wrapped tenant keys and TOTP
+    /// seeds, so none was added after the rotation read them (it would stay under the old root).
+    RequireRootSealedCounts {
+        tenant_keys: i64,
+        user_secrets: i64,
     },
     /// Deletes a case, its comments, its files and the operator access requests made for it (their free
     /// text can quote the case) if it is still closed or resolved and unchanged since before

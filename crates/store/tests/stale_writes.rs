@@ -27,6 +27,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     files_need_their_case_and_go_once(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
+    root_rotation_applies_only_to_what_it_read(&sqlite).await;
     assignments_follow_the_assignees_roles(&sqlite).await;
     the_watch_moves_on_only_from_where_it_read(&sqlite).await;
     if let Some(admin) = common::admin().await {
@@ -41,6 +42,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         files_need_their_case_and_go_once(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
+        root_rotation_applies_only_to_what_it_read(&pg).await;
         assignments_follow_the_assignees_roles(&pg).await;
         the_watch_moves_on_only_from_where_it_read(&pg).await;
         pg.close().await;
@@ -372,6 +374,65 @@ async fn the_last_platform_admin_is_kept(s: &dyn Store) {
     assert_unit_conflicts(s, suspend("ada")).await;
     let ada = s.user("ada").await.unwrap().unwrap();
     assert_eq!(ada.status, "active", "the suspension is undone whole");
+}
+
+/// Root-key rotation rewraps and re-seals what it read, and only if nothing was added since: a
+/// key or second factor changed or added meanwhile (another instance on the store) would stay
+/// under the old root, unreadable once it is gone. Each makes the rotation a conflict, undone whole.
+async fn root_rotation_applies_only_to_what_it_read(s: &dyn Store) {
+    apply(s, vec![Mutation::InsertUser(common::user_row("tia"))]).await;
+    let key = TenantKeyRow {
+        tenant_id: T.into(),
+        version: 90,
+        wrapped: vec![1; 8],
+        created_at: 1,
+    };
+    apply(s, vec![Mutation::InsertTenantKey(key)]).await;
+    let begin = Mutation::BeginTotp {
+        user_id: "tia".into(),
+        secret: vec![3; 8],
+        at: 1,
+    };
+    apply(s, vec![begin]).await;
+    let keys = i64::try_from(s.all_tenant_keys().await.unwrap().len()).unwrap();
+    let secrets = i64::try_from(s.all_totp().await.unwrap().len()).unwrap();
+    let counts = |tenant_keys: i64, user_secrets: i64| Mutation::RequireRootSealedCounts {
+        tenant_keys,
+        user_secrets,
+    };
+    let rewrap = |was: u8| Mutation::RewrapTenantKey {
+        tenant_id: T.into(),
+        version: 90,
+        was: vec![was; 8],
+        wrapped: vec![2; 8],
+    };
+    let reseal = |was: u8| Mutation::ResealTotp {
+        user_id: "tia".into(),
+        was: vec![was; 8],
+        secret: vec![4; 8],
+    };
+    let wrapped = || async {
+        let all = s.all_tenant_keys().await.unwrap();
+        let ours = all.iter().find(|k| k.tenant_id == T && k.version == 90);
+        ours.unwrap().wrapped.clone()
+    };
+    let sealed = || async {
+        let all = s.all_totp().await.unwrap();
+        all.iter()
+            .find(|t| t.user_id == "tia")
+            .unwrap()
+            .secret
+            .clone()
+    };
+    // Changed since read (another wrap, another enrolment), or one more than read: refused.
+    assert_unit_conflicts(s, vec![counts(keys, secrets), rewrap(7), reseal(3)]).await;
+    assert_unit_conflicts(s, vec![counts(keys, secrets), rewrap(1), reseal(7)]).await;
+    assert_unit_conflicts(s, vec![counts(keys - 1, secrets), rewrap(1), reseal(3)]).await;
+    assert_unit_conflicts(s, vec![counts(keys, secrets - 1), rewrap(1), reseal(3)]).await;
+    assert_eq!((wrapped().await, sealed().await), (vec![1; 8], vec![3; 8]));
+    // As read: applied.
+    apply(s, vec![counts(keys, secrets), rewrap(1), reseal(3)]).await;
+    assert_eq!((wrapped().await, sealed().await), (vec![2; 8], vec![4; 8]));
 }
 
 /// An assignment and a role change that read each other's state before committing: whichever

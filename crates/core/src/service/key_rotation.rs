@@ -431,37 +431,65 @@ impl Vault {
 
     /// Rewraps every tenant key and re-seals every user secret under `new_root`, in one
     /// transaction: afterwards only `new_root` opens the data. The caller swaps the key file.
+    ///
+    /// Other instances on a shared store may add or change keys and second factors meanwhile:
+    /// the commit applies only if every one is still as read and none was added (one left under
+    /// the old root would never open again), and is read and tried again a few times if not.
     pub async fn rotate_root_key(
         &self,
         new_root: &RootKey,
         request_id: &str,
     ) -> ServiceResult<RootRotationReport> {
-        let keys = self.store.all_tenant_keys().await?;
-        let totp = self.store.all_totp().await?;
-        let mut mutations = Vec::with_capacity(keys.len() + totp.len());
-        for k in &keys {
-            mutations.push(Mutation::RewrapTenantKey {
-                tenant_id: k.tenant_id.clone(),
-                version: k.version,
-                wrapped: self.keys.rewrap(k, new_root)?,
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            let keys = self.store.all_tenant_keys().await?;
+            let totp = self.store.all_totp().await?;
+            let mut mutations = Vec::with_capacity(keys.len() + totp.len() + 1);
+            mutations.push(Mutation::RequireRootSealedCounts {
+                tenant_keys: i64::try_from(keys.len()).unwrap_or(i64::MAX),
+                user_secrets: i64::try_from(totp.len()).unwrap_or(i64::MAX),
             });
+            for k in &keys {
+                mutations.push(Mutation::RewrapTenantKey {
+                    tenant_id: k.tenant_id.clone(),
+                    version: k.version,
+                    was: k.wrapped.clone(),
+                    wrapped: self.keys.rewrap(k, new_root)?,
+                });
+            }
+            for t in &totp {
+                mutations.push(Mutation::ResealTotp {
+                    user_id: t.user_id.clone(),
+                    was: t.secret.clone(),
+                    secret: self.keys.reseal_user_secret(
+                        &t.user_id,
+                        SEAL_PURPOSE,
+                        &t.secret,
+                        new_root,
+                    )?,
+                });
+            }
+            let record = AuditRecord::new("keys.rotate_root", request_id);
+            let committed = self
+                .commit_attempt(
+                    vec![record],
+                    mutations,
+                    ("keys.rotate_root_not_applied", "changed_meanwhile"),
+                )
+                .await;
+            match committed {
+                Ok(_) => {
+                    return Ok(RootRotationReport {
+                        tenant_keys_rewrapped: keys.len(),
+                        user_secrets_resealed: totp.len(),
+                    });
+                }
+                Err(err) if err.code == crate::ErrorCode::Conflict && attempt < ATTEMPTS => {
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
         }
-        for t in &totp {
-            mutations.push(Mutation::ResealTotp {
-                user_id: t.user_id.clone(),
-                secret: self.keys.reseal_user_secret(
-                    &t.user_id,
-                    SEAL_PURPOSE,
-                    &t.secret,
-                    new_root,
-                )?,
-            });
-        }
-        let record = AuditRecord::new("keys.rotate_root", request_id);
-        self.audit.commit(vec![record], mutations).await?;
-        Ok(RootRotationReport {
-            tenant_keys_rewrapped: keys.len(),
-            user_secrets_resealed: totp.len(),
-        })
     }
 }

@@ -261,26 +261,58 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         Mutation::RewrapTenantKey {
             tenant_id,
             version,
+            was,
             wrapped,
         } => {
             let done = sqlx::query(
-                "UPDATE tenant_keys SET wrapped = $3 WHERE tenant_id = $1 AND version = $2",
+                "UPDATE tenant_keys SET wrapped = $3 \
+                 WHERE tenant_id = $1 AND version = $2 AND wrapped = $4",
             )
             .bind(tenant_id)
             .bind(version)
             .bind(wrapped)
+            .bind(was)
             .execute(conn)
             .await?;
             if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict("no such key version"));
+                return Err(StoreError::Conflict(
+                    "the tenant key changed or went since it was read",
+                ));
             }
         }
-        Mutation::ResealTotp { user_id, secret } => {
-            sqlx::query("UPDATE user_totp SET secret = $2 WHERE user_id = $1")
-                .bind(user_id)
-                .bind(secret)
-                .execute(conn)
-                .await?;
+        Mutation::ResealTotp {
+            user_id,
+            was,
+            secret,
+        } => {
+            let done =
+                sqlx::query("UPDATE user_totp SET secret = $2 WHERE user_id = $1 AND secret = $3")
+                    .bind(user_id)
+                    .bind(secret)
+                    .bind(was)
+                    .execute(conn)
+                    .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(
+                    "the second factor changed or went since it was read",
+                ));
+            }
+        }
+        Mutation::RequireRootSealedCounts {
+            tenant_keys,
+            user_secrets,
+        } => {
+            let (keys, secrets): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM tenant_keys), \
+                 (SELECT CAST(COUNT(*) AS BIGINT) FROM user_totp)",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            if (keys, secrets) != (*tenant_keys, *user_secrets) {
+                return Err(StoreError::Conflict(
+                    "keys or second factors were added since the rotation read them",
+                ));
+            }
         }
         Mutation::PurgeCase {
             scope,

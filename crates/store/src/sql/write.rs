@@ -63,6 +63,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         | Mutation::RetireTenantKey { .. }
         | Mutation::RewrapTenantKey { .. }
         | Mutation::ResealTotp { .. }
+        | Mutation::RequireRootSealedCounts { .. }
         | Mutation::PurgeCase { .. } => return super::keys::apply(conn, mutation).await,
         Mutation::InsertTenant(t) => {
             sqlx::query(
