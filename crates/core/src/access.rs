@@ -137,6 +137,9 @@ impl Vault {
                     kept.action = not_applied;
                     kept.decision = AuditDecision::Deny;
                     kept.reason = Some(reason);
+                    // Nothing the attempt would have answered leaves.
+                    kept.fields_disclosed.clear();
+                    kept.fields_masked.clear();
                     self.audit.append(kept).await?;
                 }
                 Err(refusal)
@@ -156,6 +159,8 @@ impl Vault {
         record.decision = AuditDecision::Deny;
         record.reason = Some(denial.code());
         record.policy_ids = policy_ids;
+        record.fields_disclosed.clear();
+        record.fields_masked.clear();
         if let Err(err) = self.audit.append(record).await {
             return err;
         }
@@ -173,6 +178,9 @@ impl Vault {
     ) -> ServiceError {
         record.decision = AuditDecision::Deny;
         record.reason = Some(reason);
+        // A refusal discloses nothing, whatever was gathered before it.
+        record.fields_disclosed.clear();
+        record.fields_masked.clear();
         match self.audit.append(record).await {
             Ok(_) => err,
             Err(unavailable) => unavailable,

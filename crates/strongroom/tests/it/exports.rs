@@ -533,6 +533,13 @@ async fn quotas_and_four_eyes_approval_are_enforced_and_recorded() {
         has("export.create", "deny", "export_quota_exceeded"),
         "{entries:?}"
     );
+    // A refusal discloses nothing, though the records were gathered before the quota was known.
+    for refused in entries.iter().filter(|e| e["decision"] == "deny") {
+        for shown in ["fields_disclosed", "fields_masked"] {
+            let fields = refused[shown].as_array();
+            assert!(fields.is_none_or(Vec::is_empty), "{refused}");
+        }
+    }
     assert!(has("export.approve", "deny", "forbidden"));
     assert!(has("export.download", "deny", "approval_required"));
     assert!(has("export.create", "allow", "approval_required"));
