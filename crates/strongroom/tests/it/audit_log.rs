@@ -1,6 +1,6 @@
 //! The audit log end to end: `strongroom audit verify` offline (on the data dir and on tampered
-//! copies of it) and as a monitor of a live server, inclusion proofs over HTTP, and fail-closed
-//! behaviour when the log cannot be written.
+//! copies of it), inclusion proofs over HTTP, and fail-closed behaviour when the log cannot be
+//! written. The monitor (`--url … --state FILE`) is in `audit_monitor.rs`.
 //!
 //! On PostgreSQL, `audit verify` reads the server's schema (`Server::store_args`), and tampering
 //! happens in that schema, once the server is stopped, each change undone after its check.
@@ -16,18 +16,18 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use strongroom_ledger::{Checkpoint, Hash, NoteSigner, NoteVerifier, leaf_hash, verify_inclusion};
+use strongroom_ledger::{Hash, NoteVerifier, leaf_hash, verify_inclusion};
 
 use crate::kit::*;
 
 /// Longer than the server's checkpoint interval, so the latest entries are signed.
-const SIGNING_PAUSE: Duration = Duration::from_millis(1500);
+pub(crate) const SIGNING_PAUSE: Duration = Duration::from_millis(1500);
 
 /// The outcome of one `strongroom audit verify` run.
 pub(crate) struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+    pub(crate) ok: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
@@ -58,7 +58,7 @@ impl std::fmt::Display for Run {
     }
 }
 
-fn audit_verify<S: AsRef<OsStr>>(args: &[S]) -> Run {
+pub(crate) fn audit_verify<S: AsRef<OsStr>>(args: &[S]) -> Run {
     let mut cmd = Command::new(binary());
     cmd.args(["audit", "verify"]).args(args);
     for (key, _) in std::env::vars() {
@@ -89,20 +89,7 @@ pub(crate) fn verify_store(server: &Server) -> Run {
     audit_verify(&args)
 }
 
-fn monitor(server: &Server, state: &Path) -> Run {
-    let ca = server.data_dir.join("tls/cert.pem");
-    audit_verify(&[
-        OsStr::new("--url"),
-        OsStr::new(&server.url("")),
-        OsStr::new("--state"),
-        state.as_os_str(),
-        OsStr::new("--ca-cert"),
-        ca.as_os_str(),
-    ])
-}
-
-/// Tenant, users and contacts created and read through the API: a few dozen entries.
-async fn activity(server: &Server) {
+pub(crate) async fn activity(server: &Server) {
     let admin = server.admin().await;
     let tenant = create_tenant(&admin, None).await;
     let boss = tenant_session(server, &admin, "tenant_admin", &tenant).await;
@@ -419,121 +406,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> usize {
         .windows(needle.len())
         .position(|w| w == needle)
         .unwrap_or_else(|| panic!("{:?} not in entry", String::from_utf8_lossy(needle)))
-}
-
-#[tokio::test]
-async fn monitor_follows_the_server_and_refuses_forks_and_key_changes() {
-    let server = Server::start();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("monitor.json");
-
-    let first = monitor(&server, &state);
-    assert!(first.ok, "first monitor run\n{first}");
-    assert!(first.stdout.contains("trust on first use"), "{first}");
-    let stored: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    let vkey = server.anon().get("/v1/audit/verifier-key").await.text;
-    assert_eq!(stored["vkey"].as_str(), Some(vkey.trim()));
-
-    activity(&server).await;
-    tokio::time::sleep(SIGNING_PAUSE).await;
-    let second = monitor(&server, &state);
-    assert!(second.ok, "second monitor run\n{second}");
-    assert!(second.stdout.contains("consistent: size "), "{second}");
-    let good = std::fs::read(&state).unwrap();
-    let good_state: Value = serde_json::from_slice(&good).unwrap();
-    let verifier = NoteVerifier::parse(vkey.trim()).unwrap();
-    let trusted = verifier
-        .verify_checkpoint(good_state["note"].as_str().unwrap())
-        .unwrap();
-    assert!(trusted.size > 10, "{trusted:?}");
-
-    // Offline verification works on the live server's database (read-only open).
-    let live = verify_store(&server);
-    assert!(live.ok, "verify while the server runs\n{live}");
-    // Without --verifier-key the key is the data dir's own, and the run says so.
-    assert!(live.stdout.contains("pass --verifier-key"), "{live}");
-
-    // A fork: a checkpoint validly signed with the log's own key, but for another tree.
-    let seed = STANDARD
-        .decode(
-            std::fs::read_to_string(server.data_dir.join("keys/log-signing.key"))
-                .unwrap()
-                .trim(),
-        )
-        .unwrap();
-    let signer = NoteSigner::from_bytes(verifier.name(), &seed.try_into().unwrap()).unwrap();
-    let forged = Checkpoint {
-        origin: trusted.origin.clone(),
-        size: trusted.size - 2,
-        root: [9; 32],
-    };
-    let forged_note = signer.sign_checkpoint(&forged).unwrap();
-    let forged_state =
-        serde_json::to_vec(&json!({"vkey": vkey.trim(), "note": forged_note})).unwrap();
-    std::fs::write(&state, &forged_state).unwrap();
-    let fork = monitor(&server, &state);
-    assert!(!fork.ok, "monitor accepted a fork\n{fork}");
-    assert!(fork.stderr.contains("not consistent"), "{fork}");
-    for part in [
-        "---- trusted checkpoint ----",
-        "---- offered checkpoint ----",
-        "---- consistency proof (",
-    ] {
-        assert!(fork.stdout.contains(part), "missing {part:?}\n{fork}");
-    }
-    assert!(
-        fork.stdout
-            .contains(&forged_note.lines().next().unwrap().to_owned()),
-        "{fork}"
-    );
-    assert_eq!(
-        std::fs::read(&state).unwrap(),
-        forged_state,
-        "state changed on failure"
-    );
-
-    // A trusted checkpoint beyond anything the server holds (validly signed, so a server that
-    // now offers less must prove that it offers a prefix): it cannot, and says so with both notes.
-    let ahead = Checkpoint {
-        origin: trusted.origin.clone(),
-        size: trusted.size + 1_000,
-        root: [7; 32],
-    };
-    let ahead_note = signer.sign_checkpoint(&ahead).unwrap();
-    std::fs::write(
-        &state,
-        serde_json::to_vec(&json!({"vkey": vkey.trim(), "note": ahead_note})).unwrap(),
-    )
-    .unwrap();
-    let behind = monitor(&server, &state);
-    assert!(!behind.ok, "monitor accepted a shorter log\n{behind}");
-    assert!(behind.stderr.contains("no consistency proof"), "{behind}");
-    for part in [
-        "---- trusted checkpoint ----",
-        "---- offered checkpoint ----",
-    ] {
-        assert!(behind.stdout.contains(part), "missing {part:?}\n{behind}");
-    }
-
-    // Back to the genuine state: the same server passes again.
-    std::fs::write(&state, &good).unwrap();
-    let third = monitor(&server, &state);
-    assert!(third.ok, "third monitor run\n{third}");
-    let after_third = std::fs::read(&state).unwrap();
-
-    // Another server (another key) behind the same state: refused.
-    let other = Server::start();
-    let switched = monitor(&other, &state);
-    assert!(!switched.ok, "monitor accepted a new key\n{switched}");
-    assert!(
-        switched.stderr.contains("verifier key changed"),
-        "{switched}"
-    );
-    assert_eq!(
-        std::fs::read(&state).unwrap(),
-        after_third,
-        "state changed on failure"
-    );
 }
 
 fn b64_hash(v: &Value) -> Hash {

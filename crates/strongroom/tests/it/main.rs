@@ -11,6 +11,7 @@ mod api_keys;
 mod attachment_scans;
 mod attachments;
 mod audit_log;
+mod audit_monitor;
 mod audit_recovery;
 mod backup;
 mod bad_input;

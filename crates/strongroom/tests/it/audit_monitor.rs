@@ -1,0 +1,142 @@
+//! `strongroom audit verify --url … --state FILE` as a monitor of a live server: trust on first
+//! use, consistency with the trusted checkpoint, forks and withheld proofs reported with both
+//! checkpoints, a changed key refused, the state never changed on failure.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use strongroom_ledger::{Checkpoint, NoteSigner, NoteVerifier};
+
+use crate::audit_log::{Run, SIGNING_PAUSE, activity, audit_verify, verify_store};
+use crate::kit::*;
+
+fn monitor(server: &Server, state: &Path) -> Run {
+    let ca = server.data_dir.join("tls/cert.pem");
+    audit_verify(&[
+        OsStr::new("--url"),
+        OsStr::new(&server.url("")),
+        OsStr::new("--state"),
+        state.as_os_str(),
+        OsStr::new("--ca-cert"),
+        ca.as_os_str(),
+    ])
+}
+
+/// Tenant, users and contacts created and read through the API: a few dozen entries.
+#[tokio::test]
+async fn monitor_follows_the_server_and_refuses_forks_and_key_changes() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("monitor.json");
+
+    let first = monitor(&server, &state);
+    assert!(first.ok, "first monitor run\n{first}");
+    assert!(first.stdout.contains("trust on first use"), "{first}");
+    let stored: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let vkey = server.anon().get("/v1/audit/verifier-key").await.text;
+    assert_eq!(stored["vkey"].as_str(), Some(vkey.trim()));
+
+    activity(&server).await;
+    tokio::time::sleep(SIGNING_PAUSE).await;
+    let second = monitor(&server, &state);
+    assert!(second.ok, "second monitor run\n{second}");
+    assert!(second.stdout.contains("consistent: size "), "{second}");
+    let good = std::fs::read(&state).unwrap();
+    let good_state: Value = serde_json::from_slice(&good).unwrap();
+    let verifier = NoteVerifier::parse(vkey.trim()).unwrap();
+    let trusted = verifier
+        .verify_checkpoint(good_state["note"].as_str().unwrap())
+        .unwrap();
+    assert!(trusted.size > 10, "{trusted:?}");
+
+    // Offline verification works on the live server's database (read-only open).
+    let live = verify_store(&server);
+    assert!(live.ok, "verify while the server runs\n{live}");
+    // Without --verifier-key the key is the data dir's own, and the run says so.
+    assert!(live.stdout.contains("pass --verifier-key"), "{live}");
+
+    // A fork: a checkpoint validly signed with the log's own key, but for another tree.
+    let seed = STANDARD
+        .decode(
+            std::fs::read_to_string(server.data_dir.join("keys/log-signing.key"))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap();
+    let signer = NoteSigner::from_bytes(verifier.name(), &seed.try_into().unwrap()).unwrap();
+    let forged = Checkpoint {
+        origin: trusted.origin.clone(),
+        size: trusted.size - 2,
+        root: [9; 32],
+    };
+    let forged_note = signer.sign_checkpoint(&forged).unwrap();
+    let forged_state =
+        serde_json::to_vec(&json!({"vkey": vkey.trim(), "note": forged_note})).unwrap();
+    std::fs::write(&state, &forged_state).unwrap();
+    let fork = monitor(&server, &state);
+    assert!(!fork.ok, "monitor accepted a fork\n{fork}");
+    assert!(fork.stderr.contains("not consistent"), "{fork}");
+    for part in [
+        "---- trusted checkpoint ----",
+        "---- offered checkpoint ----",
+        "---- consistency proof (",
+    ] {
+        assert!(fork.stdout.contains(part), "missing {part:?}\n{fork}");
+    }
+    assert!(
+        fork.stdout
+            .contains(&forged_note.lines().next().unwrap().to_owned()),
+        "{fork}"
+    );
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        forged_state,
+        "state changed on failure"
+    );
+
+    // A trusted checkpoint beyond anything the server holds (validly signed, so a server that
+    // now offers less must prove that it offers a prefix): it cannot, and says so with both notes.
+    let ahead = Checkpoint {
+        origin: trusted.origin.clone(),
+        size: trusted.size + 1_000,
+        root: [7; 32],
+    };
+    let ahead_note = signer.sign_checkpoint(&ahead).unwrap();
+    std::fs::write(
+        &state,
+        serde_json::to_vec(&json!({"vkey": vkey.trim(), "note": ahead_note})).unwrap(),
+    )
+    .unwrap();
+    let behind = monitor(&server, &state);
+    assert!(!behind.ok, "monitor accepted a shorter log\n{behind}");
+    assert!(behind.stderr.contains("no consistency proof"), "{behind}");
+    for part in [
+        "---- trusted checkpoint ----",
+        "---- offered checkpoint ----",
+    ] {
+        assert!(behind.stdout.contains(part), "missing {part:?}\n{behind}");
+    }
+
+    // Back to the genuine state: the same server passes again.
+    std::fs::write(&state, &good).unwrap();
+    let third = monitor(&server, &state);
+    assert!(third.ok, "third monitor run\n{third}");
+    let after_third = std::fs::read(&state).unwrap();
+
+    // Another server (another key) behind the same state: refused.
+    let other = Server::start();
+    let switched = monitor(&other, &state);
+    assert!(!switched.ok, "monitor accepted a new key\n{switched}");
+    assert!(
+        switched.stderr.contains("verifier key changed"),
+        "{switched}"
+    );
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        after_third,
+        "state changed on failure"
+    );
+}
