@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use strongroom_core::audit::{VerifyError, verify_store};
+use strongroom_core::audit::{VerifyError, verify_store_against};
 use strongroom_ledger::{
     Hash, MAX_NOTE_SIZE, NoteSigner, NoteVerifier, check_checkpoint_consistency, key_id,
 };
@@ -23,7 +23,8 @@ pub struct VerifyArgs {
     /// Monitor a running server: fetch its checkpoint and check it against the trusted state.
     #[arg(long, requires = "state")]
     pub url: Option<String>,
-    /// File holding the last checkpoint this monitor trusted.
+    /// File holding the last checkpoint a monitor trusted: kept up to date with --url; with
+    /// --data-dir, the stored log must hold that checkpoint (an anchor outside the data dir).
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// CA certificate (PEM) to trust for --url (e.g. DATA_DIR/tls/cert.pem).
@@ -42,10 +43,11 @@ pub struct VerifyArgs {
 
 pub async fn verify(args: VerifyArgs) -> Result<()> {
     match (&args.data_dir, &args.url, &args.state) {
-        (Some(dir), None, _) => {
+        (Some(dir), None, state) => {
             offline(
                 dir,
                 args.verifier_key.as_deref(),
+                state.as_deref(),
                 args.database_url.clone(),
                 args.database_schema.clone(),
             )
@@ -69,6 +71,7 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
 async fn offline(
     dir: &Path,
     vkey: Option<&str>,
+    state: Option<&Path>,
     database_url: Option<String>,
     database_schema: Option<String>,
 ) -> Result<()> {
@@ -116,7 +119,11 @@ async fn offline(
         }
     };
     println!("verifier key: {}", verifier.to_vkey());
-    let outcome = verify_store(store.as_ref(), &verifier).await;
+    let trusted = match state {
+        None => Vec::new(),
+        Some(path) => vec![trusted_note(path, &verifier)?],
+    };
+    let outcome = verify_store_against(store.as_ref(), &verifier, &trusted).await;
     match outcome {
         // The server signs as soon as it opens a log, so entries without any checkpoint mean
         // the checkpoints were removed: nothing vouches for these entries.
@@ -178,6 +185,31 @@ async fn offline(
 }
 
 /// The verifier of the data dir's log key, named as `strongroom serve` names it.
+/// The checkpoint a monitor's state file trusts, for the offline check: the state must trust
+/// the key the log is checked with.
+fn trusted_note(path: &Path, verifier: &NoteVerifier) -> Result<String> {
+    let Some(state) = read_state(path)? else {
+        bail!("{}: no monitor state there", path.display());
+    };
+    if state.vkey.trim() != verifier.to_vkey() {
+        println!("state's verifier key: {}", state.vkey.trim());
+        bail!(
+            "{} trusts another verifier key than the one the log is checked with",
+            path.display()
+        );
+    }
+    let checkpoint = verifier
+        .verify_checkpoint(&state.note)
+        .with_context(|| format!("the checkpoint in {} does not verify", path.display()))?;
+    println!(
+        "trusted checkpoint from {}: size {}, root {}",
+        path.display(),
+        checkpoint.size,
+        STANDARD.encode(checkpoint.root)
+    );
+    Ok(state.note)
+}
+
 pub(crate) fn verifier_from_data_dir(dir: &Path, configured_origin: &str) -> Result<NoteVerifier> {
     let path = dir.join("keys/log-signing.key");
     let text = Zeroizing::new(

@@ -11,4 +11,6 @@ pub use entry::{Actor, AuditDecision, AuditRecord, ENTRY_VERSION, ResourceRef, e
 pub(crate) use log::CommitError;
 pub(crate) use log::restore_frontier;
 pub use log::{AuditLog, ConsistencyProof, InclusionProof, TreeHead};
-pub use verify::{Failure, FailureKind, VerifyError, VerifyReport, verify_store};
+pub use verify::{
+    Failure, FailureKind, VerifyError, VerifyReport, verify_store, verify_store_against,
+};

@@ -392,17 +392,46 @@ pub async fn verify_store(
     store: &dyn Store,
     verifier: &NoteVerifier,
 ) -> Result<VerifyReport, VerifyError> {
-    verify_in_pages(store, verifier, PAGE).await
+    verify_in_pages(store, verifier, &[], PAGE).await
 }
 
-/// [`verify_store`], reading `page` entries per store call.
+/// [`verify_store`], with checkpoints held outside the store (a monitor's trusted one) checked
+/// like the stored ones: the log must hold each at its size. The stored checkpoints alone cannot
+/// show that some were deleted and the entries after them rewritten or removed; one kept
+/// elsewhere can.
+pub async fn verify_store_against(
+    store: &dyn Store,
+    verifier: &NoteVerifier,
+    trusted: &[String],
+) -> Result<VerifyReport, VerifyError> {
+    verify_in_pages(store, verifier, trusted, PAGE).await
+}
+
+/// [`verify_store_against`], reading `page` entries per store call.
 async fn verify_in_pages(
     store: &dyn Store,
     verifier: &NoteVerifier,
+    trusted: &[String],
     page_entries: u32,
 ) -> Result<VerifyReport, VerifyError> {
     let started = Instant::now();
     let mut queue = VecDeque::new();
+    for note in trusted {
+        match verifier.verify_checkpoint(note) {
+            Ok(cp) => queue.push_back((cp.size, note.clone())),
+            Err(e) => {
+                return Err(VerifyError::Invalid(Failure {
+                    index: 0,
+                    kind: FailureKind::CheckpointSignature {
+                        size: 0,
+                        error: format!("a trusted checkpoint does not verify: {e}"),
+                    },
+                    entries_verified: 0,
+                    checkpoints_verified: 0,
+                }));
+            }
+        }
+    }
     for row in store.checkpoints().await? {
         let Ok(size) = u64::try_from(row.size) else {
             return Err(VerifyError::Invalid(Failure {

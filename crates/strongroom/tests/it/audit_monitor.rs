@@ -119,9 +119,25 @@ async fn monitor_follows_the_server_and_refuses_forks_and_key_changes() {
     ] {
         assert!(behind.stdout.contains(part), "missing {part:?}\n{behind}");
     }
+    // Offline, the stored checkpoints alone cannot tell that the log lacks what was signed (the
+    // store passes); checked against the state kept outside it, the log must hold its checkpoint.
+    assert!(verify_store(&server).ok);
+    let anchored = verify_against_state(&server, &state);
+    assert!(
+        !anchored.ok,
+        "offline verify accepted a shorter log\n{anchored}"
+    );
+    assert!(anchored.stdout.contains("FAILED at index"), "{anchored}");
+    assert!(anchored.stdout.contains("tail removed"), "{anchored}");
 
-    // Back to the genuine state: the same server passes again.
+    // Back to the genuine state: the same server passes again, offline too.
     std::fs::write(&state, &good).unwrap();
+    let anchored = verify_against_state(&server, &state);
+    assert!(anchored.ok, "{anchored}");
+    assert!(
+        anchored.stdout.contains("trusted checkpoint from"),
+        "{anchored}"
+    );
     let third = monitor(&server, &state);
     assert!(third.ok, "third monitor run\n{third}");
     let after_third = std::fs::read(&state).unwrap();
@@ -139,4 +155,20 @@ async fn monitor_follows_the_server_and_refuses_forks_and_key_changes() {
         after_third,
         "state changed on failure"
     );
+    // Nor does the offline check take a state that trusts another key than the log's.
+    let foreign = verify_against_state(&other, &state);
+    assert!(!foreign.ok, "{foreign}");
+    assert!(foreign.stderr.contains("another verifier key"), "{foreign}");
+}
+
+/// `strongroom audit verify --data-dir` on `server`'s store, anchored on a monitor's state file.
+fn verify_against_state(server: &Server, state: &Path) -> Run {
+    let mut args = vec![
+        OsStr::new("--data-dir").to_owned(),
+        server.data_dir.clone().into_os_string(),
+        OsStr::new("--state").to_owned(),
+        state.as_os_str().to_owned(),
+    ];
+    args.extend(server.store_args().into_iter().map(Into::into));
+    audit_verify(&args)
 }

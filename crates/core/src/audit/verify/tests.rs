@@ -269,7 +269,7 @@ async fn nodes_past_the_first_page_are_checked() {
         },
     )
     .await;
-    let f = match verify_in_pages(&store, &signer().verifier(), 1000).await {
+    let f = match verify_in_pages(&store, &signer().verifier(), &[], 1000).await {
         Err(VerifyError::Invalid(f)) => f,
         other => panic!("expected a failure, got {other:?}"),
     };
@@ -295,7 +295,7 @@ async fn a_deleted_page_is_a_gap_where_it_starts() {
     for signed in [vec![1000, 2100], vec![1000]] {
         let cps = checkpoints(&log, &signed);
         let (_dir, store) = store_of(&entries, &log.nodes, &cps).await;
-        let f = match verify_in_pages(&store, &signer().verifier(), 1000).await {
+        let f = match verify_in_pages(&store, &signer().verifier(), &[], 1000).await {
             Err(VerifyError::Invalid(f)) => f,
             other => panic!("expected a failure, got {other:?}"),
         };
@@ -326,7 +326,7 @@ async fn entries_out_of_canonical_form_are_read_whole_and_judged() {
     let log = log_of(entries);
     let cps = checkpoints(&log, &[1000, 1500]);
     let (_dir, store) = store_of(&log.entries, &log.nodes, &cps).await;
-    let report = verify_in_pages(&store, &signer().verifier(), 1000)
+    let report = verify_in_pages(&store, &signer().verifier(), &[], 1000)
         .await
         .unwrap();
     assert_eq!((report.entries, report.checkpoints), (1500, 2));
@@ -340,7 +340,7 @@ async fn entries_out_of_canonical_form_are_read_whole_and_judged() {
     entries[1300] = relaid(1300, 7);
     let log = log_of(entries);
     let (_dir, store) = store_of(&log.entries, &log.nodes, &[]).await;
-    let f = match verify_in_pages(&store, &signer().verifier(), 1000).await {
+    let f = match verify_in_pages(&store, &signer().verifier(), &[], 1000).await {
         Err(VerifyError::Invalid(f)) => f,
         other => panic!("expected a failure, got {other:?}"),
     };
