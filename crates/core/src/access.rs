@@ -148,23 +148,17 @@ impl Vault {
         }
     }
 
-    /// Records a refusal and turns it into the error the caller sees. The refusal is returned even if
-    /// the log cannot take it: nothing leaves either way.
+    /// Records a policy's refusal and turns it into the error the caller sees (the log's error
+    /// instead if the log cannot take it: nothing leaves either way).
     pub(crate) async fn refuse(
         &self,
         mut record: AuditRecord,
         denial: Denial,
         policy_ids: Vec<String>,
     ) -> ServiceError {
-        record.decision = AuditDecision::Deny;
-        record.reason = Some(denial.code());
         record.policy_ids = policy_ids;
-        record.fields_disclosed.clear();
-        record.fields_masked.clear();
-        if let Err(err) = self.audit.append(record).await {
-            return err;
-        }
-        denial_error(denial)
+        self.refuse_because(record, denial.code(), denial_error(denial))
+            .await
     }
 
     /// Records a refusal that is not a policy's (a state conflict, a quota, the last admin) with
