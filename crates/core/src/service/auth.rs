@@ -250,13 +250,39 @@ impl Vault {
     pub async fn authenticate(&self, token: &str, request_id: &str) -> ServiceResult<Principal> {
         let principal = self.authenticate_for_enrolment(token, request_id).await?;
         if principal.enrolment_only {
-            return Err(ServiceError::new(
-                ErrorCode::MfaEnrolmentRequired,
-                "enrol a second factor first: this session may only use /v1/me, /v1/me/mfa and \
-                 /v1/auth/logout",
-            ));
+            return Err(self.refuse_enrolment_only(&principal, request_id).await);
         }
         Ok(principal)
+    }
+
+    /// Refuses an enrolment-only session on a route that needs a full one, with a deny entry
+    /// against its user once a minute per session (a console retrying must not flood the log).
+    /// Only `audit_unavailable` replaces the refusal when the log cannot take it.
+    async fn refuse_enrolment_only(&self, p: &Principal, request_id: &str) -> ServiceError {
+        let session = session_id(&p.token_hash);
+        let key = format!("enrolment:{session}");
+        if self.refusals.first_in_window(&key, self.now()) {
+            let mut record = AuditRecord::new("auth.authenticate", request_id);
+            record.decision = AuditDecision::Deny;
+            record.actor = Some(Actor {
+                user_id: p.user_id.clone(),
+                roles: p.role_names(),
+            });
+            record.tenant_id = p.tenant_id.clone();
+            record.resource = Some(ResourceRef {
+                kind: "session",
+                id: Some(session),
+            });
+            record.reason = Some(ErrorCode::MfaEnrolmentRequired.as_str());
+            if let Err(err) = self.audit.commit(vec![record], Vec::new()).await {
+                return err;
+            }
+        }
+        ServiceError::new(
+            ErrorCode::MfaEnrolmentRequired,
+            "enrol a second factor first: this session may only use /v1/me, /v1/me/mfa and \
+             /v1/auth/logout",
+        )
     }
 
     /// Like [`Vault::authenticate`], but also accepts an enrolment-only session. Only for `/v1/me`,

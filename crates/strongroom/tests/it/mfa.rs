@@ -188,6 +188,19 @@ async fn enrolment_login_replay_and_recovery() {
     assert!(!me.to_string().contains(&b32));
     let staff = create_user(&admin, "support_engineer", None).await;
     assert!(staff.id.len() > 4);
+
+    // The four refusals of the enrolment-only session are on record, once a minute per session.
+    let auditor = create_user(&admin, "auditor", None).await;
+    let (auditor, _, _) = enrolled_session(&server, &auditor.username, PASSWORD).await;
+    let refusals: Vec<Value> = entries_with_action(&auditor, "auth.authenticate")
+        .await
+        .into_iter()
+        .filter(|e| e["reason"] == "mfa_enrolment_required")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["decision"], "deny");
+    assert_eq!(refusals[0]["actor"]["user_id"], me["id"]);
+    assert_eq!(refusals[0]["resource"]["kind"], "session");
     admin
         .post("/v1/me/mfa/totp", json!({}))
         .await
