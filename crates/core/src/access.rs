@@ -13,8 +13,9 @@ use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::TenantInstructions;
 use crate::{TenantState, Vault};
 
-/// An authenticated caller.
-#[derive(Clone, Debug)]
+/// An authenticated caller. `Debug` leaves out the session's token hash: it is the key the
+/// session cache and the store look the session up by.
+#[derive(Clone)]
 pub struct Principal {
     pub user_id: String,
     pub username: String,
@@ -27,6 +28,19 @@ pub struct Principal {
     pub(crate) token_hash: [u8; 32],
     /// Set when the caller authenticated with an API key (its id).
     pub(crate) api_key_id: Option<String>,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("user_id", &self.user_id)
+            .field("roles", &self.roles)
+            .field("tenant_id", &self.tenant_id)
+            .field("active", &self.active)
+            .field("enrolment_only", &self.enrolment_only)
+            .field("api_key_id", &self.api_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Principal {
@@ -352,7 +366,9 @@ pub fn is_reference(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_id, is_reference};
+    use strongroom_policy::Role;
+
+    use super::{Principal, is_id, is_reference};
 
     #[test]
     fn references_are_references_not_text() {
@@ -394,5 +410,24 @@ mod tests {
         ] {
             assert!(!is_id(other), "{other:?}");
         }
+    }
+
+    #[test]
+    fn a_principal_prints_no_token_hash_and_no_username() {
+        let principal = Principal {
+            user_id: "u-1".into(),
+            username: "canary.person".into(),
+            roles: vec![Role::Auditor],
+            tenant_id: None,
+            confidentiality_version: None,
+            active: true,
+            enrolment_only: false,
+            token_hash: [0xEE; 32],
+            api_key_id: None,
+        };
+        let printed = format!("{principal:?}");
+        assert!(printed.contains("u-1"), "{printed}");
+        assert!(!printed.contains("canary"), "{printed}");
+        assert!(!printed.contains("238"), "{printed}");
     }
 }

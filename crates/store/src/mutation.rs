@@ -4,7 +4,8 @@
 use crate::rows::*;
 
 /// One change to the store. Tenant data changes carry their tenant in the row or the scope.
-#[derive(Clone, Debug)]
+/// No `Debug`: variants carry password hashes, token hashes, sealed seeds and wrapped keys.
+#[derive(Clone)]
 pub enum Mutation {
     InsertTenant(TenantRow),
     /// Rewrites a tenant (its instructions), only if it is still the version the request read:
