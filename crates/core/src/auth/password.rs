@@ -2,11 +2,13 @@
 //! stored as Argon2id at OWASP's parameters.
 
 use std::collections::HashSet;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -103,35 +105,77 @@ fn hasher() -> ServiceResult<Argon2<'static>> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+/// Bounds the Argon2 computations running at once. Login needs no credential, so without a
+/// bound a flood of made-up usernames would take every core and 19 MiB a guess; past the bound a
+/// request waits a little for its turn, then is told to come back (`429 too_many_attempts`).
+struct ArgonSlots {
+    free: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl ArgonSlots {
+    fn new(slots: usize, wait: Duration) -> Self {
+        Self {
+            free: Arc::new(Semaphore::new(slots)),
+            wait,
+        }
+    }
+
+    /// Runs `work` on a blocking thread once a slot is free. The slot goes with the work, so a
+    /// caller that gives up (its client gone) does not free it before the computation ends.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> ServiceResult<T> + Send + 'static,
+    ) -> ServiceResult<T> {
+        let slot =
+            match tokio::time::timeout(self.wait, Arc::clone(&self.free).acquire_owned()).await {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_)) | Err(_) => return Err(ServiceError::too_many_attempts(1)),
+            };
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work()
+        })
+        .await
+        .map_err(|_| ServiceError::internal("password task"))?
+    }
+}
+
+/// Two computations a core: enough to keep every core busy, at most a few dozen MiB.
+static ARGON_SLOTS: LazyLock<ArgonSlots> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    ArgonSlots::new(cores.saturating_mul(2), Duration::from_secs(2))
+});
+
 /// Hashes on a blocking thread: Argon2 is deliberately slow.
 pub async fn hash(password: Zeroizing<String>) -> ServiceResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let argon = hasher()?;
-        argon
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|_| ServiceError::internal("password hashing failed"))
-    })
-    .await
-    .map_err(|_| ServiceError::internal("password hashing task"))?
+    ARGON_SLOTS
+        .run(move || {
+            let argon = hasher()?;
+            argon
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|_| ServiceError::internal("password hashing failed"))
+        })
+        .await
 }
 
 /// Verifies on a blocking thread. A malformed stored hash (such as a service principal's
 /// [`UNUSABLE_HASH`]) verifies as false, after the same work as a real one.
 pub async fn verify(password: Zeroizing<String>, stored: String) -> ServiceResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&stored) else {
+    ARGON_SLOTS
+        .run(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
+                let argon = hasher()?;
+                if let Ok(dummy) = PasswordHash::new(DUMMY_HASH.as_str()) {
+                    let _ = argon.verify_password(password.as_bytes(), &dummy);
+                }
+                return Ok(false);
+            };
             let argon = hasher()?;
-            if let Ok(dummy) = PasswordHash::new(DUMMY_HASH.as_str()) {
-                let _ = argon.verify_password(password.as_bytes(), &dummy);
-            }
-            return Ok(false);
-        };
-        let argon = hasher()?;
-        Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok())
-    })
-    .await
-    .map_err(|_| ServiceError::internal("password verification task"))?
+            Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok())
+        })
+        .await
 }
 
 /// The stored "hash" of a service principal: not a PHC string, so no password ever matches it.
@@ -152,6 +196,36 @@ pub static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn past_the_bound_a_computation_waits_then_is_refused() {
+        let slots = Arc::new(ArgonSlots::new(1, Duration::from_millis(100)));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let slots = Arc::clone(&slots);
+            tokio::spawn(async move {
+                slots
+                    .run(move || {
+                        let _ = started_tx.send(());
+                        let _ = release_rx.recv();
+                        Ok(1)
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let refused = slots.run(|| Ok(2)).await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::TooManyAttempts);
+        assert_eq!(refused.retry_after, Some(1));
+        release_tx.send(()).unwrap();
+        assert_eq!(busy.await.unwrap().unwrap(), 1);
+        // The slot is free again.
+        assert_eq!(slots.run(|| Ok(3)).await.unwrap(), 3);
+    }
 
     #[test]
     fn policy_reasons() {
