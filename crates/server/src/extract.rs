@@ -32,7 +32,14 @@ where
                 "the body must be JSON (Content-Type: application/json)",
             ));
         }
-        let bytes = match axum::body::Bytes::from_request(req, state).await {
+        let read = axum::body::Bytes::from_request(req, state);
+        let Ok(read) = tokio::time::timeout(crate::REQUEST_HEAD_TIMEOUT, read).await else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body did not arrive in time",
+            ));
+        };
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::new(
@@ -92,7 +99,7 @@ fn holds_nul_escape(json: &[u8]) -> bool {
     })
 }
 
-/// Whether a percent-encoded path or query carries NUL (`%00`), refused for the same reason.
+/// Whether a percent-encoded query carries NUL (`%00`), refused for the same reason.
 fn encodes_nul(raw: &str) -> bool {
     raw.contains("%00")
 }
@@ -109,7 +116,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if encodes_nul(parts.uri.path()) {
+        // The decoded values, not the URI: a nested router has already stripped the segments
+        // it matched (the tenant id) from the path it passes on.
+        let holds_nul = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_or(true, |params| params.iter().any(|(_, v)| v.contains('\0')));
+        if holds_nul {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 "a path segment is malformed",

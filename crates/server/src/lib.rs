@@ -75,6 +75,10 @@ async fn not_found() -> ApiError {
 /// Uploads read, scanned and sealed at once, per instance.
 const UPLOADS_AT_ONCE: usize = 8;
 
+/// How long a connection may take to send a request's head (and may stay idle between
+/// requests), and how long a JSON body may take to arrive.
+pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The body an upload of `max_file` bytes may need: its base64 and room for the name.
 fn attachment_body_limit(max_file: u64) -> usize {
     let encoded = max_file.div_ceil(3).saturating_mul(4);
@@ -239,6 +243,12 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        // The API speaks only HTTPS; a browser that once reached the console never tries
+        // plain HTTP to this host again, where anyone on the path could answer.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
         .layer(middleware::from_fn(request_id::middleware))
         .with_state(vault)
 }
@@ -313,12 +323,22 @@ pub async fn serve(
         .with_graceful_shutdown(async {
             let _ = ops_stop_rx.await;
         });
-    let api = axum_server::from_tcp_rustls(
+    let mut api = axum_server::from_tcp_rustls(
         api_listener,
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
     )?
-    .handle(handle)
-    .serve(app(vault, config.max_body_bytes).into_make_service());
+    .first_request_timeout(REQUEST_HEAD_TIMEOUT)
+    .handle(handle);
+    // axum-server turns hyper's header timeout off; a client trickling its headers (or keeping
+    // a connection idle) would hold a connection for ever. HTTP/2 is kept honest by pings.
+    api.http_builder()
+        .http1()
+        .header_read_timeout(REQUEST_HEAD_TIMEOUT);
+    api.http_builder()
+        .http2()
+        .keep_alive_interval(REQUEST_HEAD_TIMEOUT)
+        .keep_alive_timeout(REQUEST_HEAD_TIMEOUT);
+    let api = api.serve(app(vault, config.max_body_bytes).into_make_service());
     on_bound(Bound {
         api: api_addr,
         ops: ops_addr,

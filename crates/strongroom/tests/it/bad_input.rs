@@ -1,6 +1,7 @@
 //! Bad input is refused with the right error, and nothing is written.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -415,7 +416,52 @@ async fn no_answer_may_be_cached() {
             "{}",
             r.what
         );
+        // HTTPS only: a browser that reached the console never falls back to plain HTTP.
+        assert_eq!(
+            r.headers
+                .get("strict-transport-security")
+                .and_then(|v| v.to_str().ok()),
+            Some("max-age=31536000"),
+            "{}",
+            r.what
+        );
     }
+}
+
+/// A client that never finishes a request's head, or its JSON body, loses the connection
+/// instead of holding it (and a body's buffer) for ever: no credential is needed to try.
+#[tokio::test]
+async fn a_request_that_never_finishes_loses_its_connection() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = server();
+    let mut head = raw_tls(&server).await;
+    head.write_all(b"POST /v1/auth/login HTTP/1.1\r\nHost: strongroom\r\n")
+        .await
+        .unwrap();
+    let mut body = raw_tls(&server).await;
+    body.write_all(
+        b"POST /v1/auth/login HTTP/1.1\r\nHost: strongroom\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answers = Vec::new();
+    for stream in [&mut head, &mut body] {
+        let mut answer = Vec::new();
+        // Closed (a read of 0 or an error) within the server's 20 s and a margin.
+        tokio::time::timeout(Duration::from_secs(40), stream.read_to_end(&mut answer))
+            .await
+            .expect("the connection is still open after 40 s")
+            .ok();
+        answers.push(String::from_utf8_lossy(&answer).into_owned());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "closed too soon to be the timeout: {answers:?}"
+    );
+    assert!(answers[1].starts_with("HTTP/1.1 400"), "{answers:?}");
+    assert!(answers[1].contains("invalid_request"), "{answers:?}");
 }
 
 /// NUL in a body's string, a path or a query is refused at the door: PostgreSQL keeps no NUL in
@@ -438,6 +484,9 @@ async fn nul_characters_are_refused_and_change_nothing() {
     for path in [
         format!("{}/%00", cases_path(t)),
         format!("{}?cursor=%00", cases_path(t)),
+        // The tenant id is matched by a nested router before the handler sees the path.
+        "/v1/tenants/%00/cases".to_owned(),
+        format!("/v1/tenants/{t}%00/cases"),
     ] {
         s.boss.get(&path).await.err(400, "invalid_request");
     }

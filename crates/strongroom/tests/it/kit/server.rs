@@ -598,3 +598,25 @@ pub fn refused_serve(data_dir: &Path, env: &[(&str, &std::ffi::OsStr)]) -> (Stri
     assert!(!status.success(), "serve exited with {status}: {err}");
     (err, out)
 }
+
+/// A TLS connection to the server's API trusting only its certificate, for writing a request by
+/// hand.
+pub async fn raw_tls(server: &Server) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(server.cert_pem()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(server.api).await.unwrap();
+    let name = rustls_pki_types::ServerName::IpAddress(server.api.ip().into());
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
