@@ -12,6 +12,30 @@ use strongroom_store::{Store, TenantKeyRow, TenantScope};
 
 use crate::error::{ServiceError, ServiceResult};
 
+/// Whether `root` opens what the store keeps under a root key: the first tenant key or, with no
+/// tenant, the first sealed user secret. `None` when the store keeps nothing under one (then any
+/// key will do). A wrong root key found here is refused at start, not met by every request.
+pub async fn root_key_opens_store(
+    root: &RootKey,
+    store: &dyn Store,
+) -> Result<Option<bool>, strongroom_store::StoreError> {
+    if let Some(row) = store.all_tenant_keys().await?.first() {
+        let opens = u32::try_from(row.version)
+            .ok()
+            .is_some_and(|v| unwrap_tenant_keys(root, &row.tenant_id, v, &row.wrapped).is_ok());
+        return Ok(Some(opens));
+    }
+    if let Some(row) = store.all_totp().await?.first() {
+        let opens = PlatformKey::derive(root).is_ok_and(|platform| {
+            platform
+                .open(&row.user_id, crate::auth::totp::SEAL_PURPOSE, &row.secret)
+                .is_ok()
+        });
+        return Ok(Some(opens));
+    }
+    Ok(None)
+}
+
 pub struct KeyCache {
     root: RootKey,
     /// Seals platform secrets such as TOTP seeds (derived from the root key).

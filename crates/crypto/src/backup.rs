@@ -10,6 +10,7 @@ use std::fmt;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::hkdf;
+use zeroize::Zeroizing;
 
 use crate::CryptoError;
 use crate::secret::RootKey;
@@ -57,8 +58,9 @@ impl BackupKey {
         index: u64,
         last: bool,
         sealed: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        let mut buf = sealed.to_vec();
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        // A backup holds the log-signing key and the configuration: wiped once read.
+        let mut buf = Zeroizing::new(sealed.to_vec());
         let len = self
             .aead
             .open_in_place(nonce(index), Aad::from(ad(header, index, last)), &mut buf)
@@ -102,7 +104,10 @@ mod tests {
     fn chunks_are_bound_to_key_header_position_and_finality() {
         let k = key(1, 1);
         let sealed = k.seal_chunk(b"hdr", 3, false, b"payload").unwrap();
-        assert_eq!(k.open_chunk(b"hdr", 3, false, &sealed).unwrap(), b"payload");
+        assert_eq!(
+            k.open_chunk(b"hdr", 3, false, &sealed).unwrap().as_slice(),
+            b"payload"
+        );
         assert!(k.open_chunk(b"hdr", 4, false, &sealed).is_err());
         assert!(k.open_chunk(b"hdr", 3, true, &sealed).is_err());
         assert!(k.open_chunk(b"hdX", 3, false, &sealed).is_err());

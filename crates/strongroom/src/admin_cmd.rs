@@ -122,9 +122,10 @@ pub async fn access_review(args: ReviewArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reviews list every account: readable by the operator only.
+/// Reviews list every account: readable by the operator only, even when the file existed
+/// before with a wider mode (the mode given to `open` applies to new files only).
 fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -132,6 +133,8 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", path.display()))?;
     file.write_all(text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }

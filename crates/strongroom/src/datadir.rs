@@ -23,6 +23,7 @@ impl DataDir {
     /// Creates the layout if needed (mode 0700) and takes the exclusive lock.
     pub fn open_locked(root: &Path) -> Result<Self> {
         let mut dir = Self::open_unlocked(root)?;
+        dir.make_private()?;
         let lock_path = dir.path("run/lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -40,6 +41,31 @@ impl DataDir {
         dir._lock = Some(lock);
         dir.sweep_stale_backup_copies();
         Ok(dir)
+    }
+
+    /// Closes the directory to everyone but its owner. It may have been made beforehand (by an
+    /// operator's `mkdir`, a systemd `StateDirectory`) open to others, and SQLite creates the
+    /// database (password hashes, the audit log) with the umask's mode, 0644 by default; inside
+    /// a 0700 directory nobody else reaches it.
+    fn make_private(&self) -> Result<()> {
+        for sub in ["", "keys", "tls", "run", "logs"] {
+            let path = self.path(sub);
+            let mode = fs::metadata(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).with_context(
+                    || format!("closing {} to other users (mode 0700)", path.display()),
+                )?;
+                eprintln!(
+                    "strongroom: {} was open to other users (mode {:o}); it is now 0700",
+                    path.display(),
+                    mode & 0o777
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Removes the temporary database copies a `backup create` that was killed left in `run/`:
@@ -130,6 +156,12 @@ impl DataDir {
         if cert.exists() && key.exists() {
             return Ok((cert, key));
         }
+        // A first start stopped between the two files: neither is of use without the other.
+        for half in [&cert, &key] {
+            if half.exists() {
+                fs::remove_file(half).with_context(|| format!("removing {}", half.display()))?;
+            }
+        }
         let names = vec![
             "localhost".to_owned(),
             "127.0.0.1".to_owned(),
@@ -137,7 +169,8 @@ impl DataDir {
         ];
         let certified =
             rcgen::generate_simple_self_signed(names).context("generating the TLS certificate")?;
-        write_secret(&key, certified.signing_key.serialize_pem().as_bytes())?;
+        let pem = Zeroizing::new(certified.signing_key.serialize_pem());
+        write_secret(&key, pem.as_bytes())?;
         fs::write(&cert, certified.cert.pem())
             .with_context(|| format!("writing {}", cert.display()))?;
         Ok((cert, key))
@@ -157,6 +190,8 @@ impl DataDir {
     }
 }
 
+/// Writes a new secret file (mode 0600) whole or not at all: a partial one would fail every
+/// start after it. The directory is synced so that the file survives a power cut.
 fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = OpenOptions::new()
         .create_new(true)
@@ -164,8 +199,16 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
+    if let Err(err) = f.write_all(bytes).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = fs::remove_file(path);
+        return Err(err).with_context(|| format!("writing {}", path.display()));
+    }
+    if let Some(parent) = path.parent() {
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", parent.display()))?;
+    }
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use strongroom_crypto::{FileKeyProvider, KeyProvider, RootKey, encode_key, unwrap_tenant_keys};
+use strongroom_crypto::{FileKeyProvider, KeyProvider, RootKey, encode_key};
 use strongroom_store::Store;
 
 use crate::admin_cmd::{DataDirArgs, open};
@@ -104,10 +104,11 @@ pub async fn rotate_root(args: RotateRootArgs) -> Result<()> {
     {
         Ok(r) => r,
         Err(e) => {
-            // Nothing was committed: the old key stays.
-            let _ = fs::remove_file(&new);
-            let _ = fs::remove_file(&old);
-            bail!("root-key rotation failed, nothing changed: {e}");
+            // The commit may have landed with its answer lost (a dropped connection): the stored
+            // keys, not the error, say which key file stays.
+            let store = crate::database::open_store(&dir, &config).await?;
+            recover_root_rotation(&dir, store.as_ref()).await?;
+            bail!("root-key rotation failed: {e}");
         }
     };
     fs::rename(&new, &current).with_context(|| format!("replacing {}", current.display()))?;
@@ -139,6 +140,12 @@ fn sync_dir(file: &Path) -> Result<()> {
     Ok(())
 }
 
+async fn opens(key: &RootKey, store: &dyn Store) -> Result<Option<bool>> {
+    strongroom_core::root_key_opens_store(key, store)
+        .await
+        .context("reading the keys sealed under the root key")
+}
+
 /// Finishes or undoes a root-key rotation that stopped half-way (see the module comment).
 pub async fn recover_root_rotation(dir: &DataDir, store: &dyn Store) -> Result<()> {
     let (current, new, old) = root_paths(dir);
@@ -148,16 +155,20 @@ pub async fn recover_root_rotation(dir: &DataDir, store: &dyn Store) -> Result<(
     let new_key = FileKeyProvider::open(&new)
         .and_then(|p| p.root_key())
         .context("reading keys/root.key.new of an interrupted root-key rotation")?;
-    let keys = store
-        .all_tenant_keys()
-        .await
-        .context("reading tenant keys")?;
-    let committed = match keys.first() {
-        Some(k) => u32::try_from(k.version)
-            .ok()
-            .and_then(|v| unwrap_tenant_keys(&new_key, &k.tenant_id, v, &k.wrapped).ok())
-            .is_some(),
-        None => true,
+    let committed = match opens(&new_key, store).await? {
+        Some(true) | None => true,
+        Some(false) => {
+            let current_key = FileKeyProvider::open(&current)
+                .and_then(|p| p.root_key())
+                .context("reading keys/root.key of an interrupted root-key rotation")?;
+            if opens(&current_key, store).await? != Some(true) {
+                bail!(
+                    "neither keys/root.key nor keys/root.key.new opens the keys the database \
+                     holds; both are kept (and keys/root.key.old, if present): restore the right one"
+                );
+            }
+            false
+        }
     };
     if committed {
         fs::rename(&new, &current).context("completing the root-key rotation")?;

@@ -4,13 +4,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use base64::Engine;
 use strongroom_core::clock::SystemClock;
 use strongroom_core::{Vault, VaultParts};
 use strongroom_crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider};
 use strongroom_policy::PolicyEngine;
 use strongroom_server::ListenConfig;
+use strongroom_store::Store;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
@@ -30,13 +31,30 @@ pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
     }
     let provider: Box<dyn KeyProvider> = match &config.root_key_env {
         Some(var) => Box::new(EnvKeyProvider::new(var.clone())),
-        None => Box::new(
-            FileKeyProvider::open_or_create(dir.path("keys/root.key")).context("root key")?,
-        ),
+        None => {
+            let path = dir.path("keys/root.key");
+            if !path.exists() && holds_sealed_keys(store.as_ref()).await? {
+                bail!(
+                    "keys/root.key is missing, but the database holds keys sealed under a root \
+                     key: restore the key file (a new key would open none of them)"
+                );
+            }
+            Box::new(FileKeyProvider::open_or_create(path).context("root key")?)
+        }
     };
     let root_key = provider
         .root_key()
         .with_context(|| format!("root key from {}", provider.describe()))?;
+    if strongroom_core::root_key_opens_store(&root_key, store.as_ref())
+        .await
+        .context("checking the root key against the stored keys")?
+        == Some(false)
+    {
+        bail!(
+            "the root key from {} does not open the keys the database holds: wrong key",
+            provider.describe()
+        );
+    }
     let policy =
         PolicyEngine::load(config.policy_dir.as_deref()).context("policy set does not validate")?;
     let log_signer = dir.log_signer("strongroom")?;
@@ -51,6 +69,11 @@ pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
     .await
     .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))?;
     Ok(vault)
+}
+
+/// Whether the store keeps anything sealed under a root key (tenant keys, second-factor seeds).
+async fn holds_sealed_keys(store: &dyn Store) -> Result<bool> {
+    Ok(!store.all_tenant_keys().await?.is_empty() || !store.all_totp().await?.is_empty())
 }
 
 fn generated_password() -> Result<String> {

@@ -6,6 +6,7 @@
 use std::io::{self, Read, Write};
 
 use strongroom_crypto::{BACKUP_TAG_LEN, BackupKey};
+use zeroize::{Zeroize, Zeroizing};
 
 pub const MAGIC: &[u8] = b"strongroom-backup-v1\n";
 const CHUNK: usize = 1 << 20;
@@ -39,7 +40,8 @@ pub struct ChunkWriter<W: Write> {
     key: BackupKey,
     header: Vec<u8>,
     index: u64,
-    buf: Vec<u8>,
+    /// Plaintext of the chunk being filled: wiped as it is sealed.
+    buf: Zeroizing<Vec<u8>>,
 }
 
 impl<W: Write> ChunkWriter<W> {
@@ -51,7 +53,7 @@ impl<W: Write> ChunkWriter<W> {
             key,
             header,
             index: 0,
-            buf: Vec::with_capacity(CHUNK),
+            buf: Zeroizing::new(Vec::with_capacity(CHUNK)),
         })
     }
 
@@ -64,7 +66,7 @@ impl<W: Write> ChunkWriter<W> {
         self.out.write_all(&len.to_be_bytes())?;
         self.out.write_all(&[u8::from(last)])?;
         self.out.write_all(&sealed)?;
-        self.buf.clear();
+        self.buf.zeroize();
         self.index += 1;
         Ok(())
     }
@@ -111,7 +113,8 @@ pub struct ChunkReader<R: Read> {
     key: BackupKey,
     header: Vec<u8>,
     index: u64,
-    buf: Vec<u8>,
+    /// Plaintext of the chunk being read: wiped when replaced or dropped.
+    buf: Zeroizing<Vec<u8>>,
     pos: usize,
     done: bool,
 }
@@ -123,7 +126,7 @@ impl<R: Read> ChunkReader<R> {
             key,
             header: header(id),
             index: 0,
-            buf: Vec::new(),
+            buf: Zeroizing::new(Vec::new()),
             pos: 0,
             done: false,
         }

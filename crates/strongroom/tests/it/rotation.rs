@@ -458,17 +458,17 @@ async fn cli_rotation_and_root_key_rotation() {
         )
         .await;
     with_code.ok(200);
-    let some_id = contacts.keys().next().unwrap().clone();
     assert!(server.stop().await.success());
 
-    // The old root key no longer opens anything.
+    // The old root key no longer opens anything: the server refuses to start with it.
     std::fs::write(&key_path, &old_key).unwrap();
-    let server = server.restart().await;
-    let admin = server.admin().await;
-    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
-    boss.get(&contact_path(&tenant, &some_id))
-        .await
-        .err(500, "internal");
+    let env = server.store_env();
+    let env: Vec<(&str, &std::ffi::OsStr)> = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v)))
+        .collect();
+    let (err, _) = refused_serve(&server.data_dir, &env);
+    assert!(err.contains("does not open the keys"), "stderr: {err}");
 }
 
 fn write_private(path: &Path, bytes: &[u8]) {
@@ -543,4 +543,43 @@ async fn an_interrupted_root_rotation_is_undone_or_completed() {
         let got = boss.get(&contact_path(&tenant, id)).await.ok(200);
         assert!(same_fields(&got, want), "{got} vs {want}");
     }
+}
+
+/// With no tenant, the second-factor seeds alone say which key the database is under: a
+/// rotation stopped before its commit is undone, and the seeds still open.
+#[tokio::test]
+async fn an_interrupted_root_rotation_without_tenants_keeps_the_seeds_key() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let engineer = create_user(&admin, "support_engineer", None).await;
+    let (api, _) = login(&server, &engineer.username, PASSWORD).await;
+    let (seed, _) = crate::mfa::enrol(&api, &engineer.username).await;
+    drop((api, admin));
+    let keys = server.data_dir.join("keys");
+    let (current, new, old) = (
+        keys.join("root.key"),
+        keys.join("root.key.new"),
+        keys.join("root.key.old"),
+    );
+    let k1 = std::fs::read(&current).unwrap();
+    assert!(server.stop().await.success());
+
+    write_private(&new, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+    write_private(&old, &k1);
+    let server = server.restart().await;
+    assert!(!new.exists() && !old.exists(), "leftovers after undo");
+    assert_eq!(
+        std::fs::read(&current).unwrap(),
+        k1,
+        "the seeds' key replaced"
+    );
+    server
+        .anon()
+        .post(
+            "/v1/auth/login",
+            json!({"username": engineer.username, "password": PASSWORD,
+                   "totp": crate::mfa::next_code(&seed)}),
+        )
+        .await
+        .ok(200);
 }

@@ -216,6 +216,68 @@ async fn second_serve_on_same_dir_fails_already_in_use() {
         .err(401, "unauthenticated");
 }
 
+/// A start that would not open the stored keys is refused: a missing key file is not replaced
+/// by a new key, and a wrong key is found at start, not by every request after it.
+#[tokio::test]
+async fn a_missing_or_wrong_root_key_refuses_to_start() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    create_tenant(&admin, None).await;
+    drop(admin);
+    let status = server.stop().await;
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let env = server.store_env();
+    let env: Vec<(&str, &std::ffi::OsStr)> = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v)))
+        .collect();
+    let key = server.data_dir.join("keys/root.key");
+    let kept = server.data_dir.join("root.key.kept");
+    std::fs::rename(&key, &kept).unwrap();
+
+    let (err, _) = refused_serve(&server.data_dir, &env);
+    assert!(err.contains("keys/root.key is missing"), "stderr: {err}");
+    assert!(
+        !key.exists(),
+        "a new root key was made in place of the missing one"
+    );
+
+    use base64::Engine as _;
+    let wrong = format!(
+        "{}\n",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    );
+    std::fs::write(&key, wrong).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (err, _) = refused_serve(&server.data_dir, &env);
+    assert!(err.contains("does not open the keys"), "stderr: {err}");
+
+    std::fs::rename(&kept, &key).unwrap();
+    let server = server.restart().await;
+    server.admin().await;
+}
+
+/// A data dir made beforehand open to others (a plain `mkdir`, a systemd `StateDirectory`) is
+/// closed to them at start, so that the database inside is not readable by other users.
+#[tokio::test]
+async fn a_data_dir_open_to_others_is_closed_at_start() {
+    let server = Server::start();
+    let status = server.stop().await;
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    for sub in ["", "run"] {
+        let dir = server.data_dir.join(sub);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let server = server.restart().await;
+    for sub in ["", "run"] {
+        let mode = std::fs::metadata(server.data_dir.join(sub))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{sub:?}: {mode:o}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_exits_zero_and_data_survives_restart() {
     let server = Server::start();
