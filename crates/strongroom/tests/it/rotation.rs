@@ -3,7 +3,7 @@
 //! versions, the CLI, and root-key rotation.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -462,12 +462,7 @@ async fn cli_rotation_and_root_key_rotation() {
 
     // The old root key no longer opens anything: the server refuses to start with it.
     std::fs::write(&key_path, &old_key).unwrap();
-    let env = server.store_env();
-    let env: Vec<(&str, &std::ffi::OsStr)> = env
-        .iter()
-        .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v)))
-        .collect();
-    let (err, _) = refused_serve(&server.data_dir, &env);
+    let err = server.refused_restart();
     assert!(err.contains("does not open the keys"), "stderr: {err}");
 }
 
@@ -483,6 +478,34 @@ fn write_private(path: &Path, bytes: &[u8]) {
     std::io::Write::write_all(&mut f, bytes).unwrap();
 }
 
+/// The data dir's `keys/root.key`, `root.key.new` and `root.key.old`.
+fn root_key_files(server: &Server) -> (PathBuf, PathBuf, PathBuf) {
+    let keys = server.data_dir.join("keys");
+    (
+        keys.join("root.key"),
+        keys.join("root.key.new"),
+        keys.join("root.key.old"),
+    )
+}
+
+/// Stops `server` as a root rotation stopped before its commit would leave it (a new key file
+/// the database knows nothing of), starts it again and checks that the rotation was undone.
+async fn restart_after_a_rotation_stopped_before_its_commit(server: Server) -> Server {
+    let (current, new, old) = root_key_files(&server);
+    let key = std::fs::read(&current).unwrap();
+    assert!(server.stop().await.success());
+    write_private(&new, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+    write_private(&old, &key);
+    let server = server.restart().await;
+    assert!(!new.exists() && !old.exists(), "leftovers after undo");
+    assert_eq!(
+        std::fs::read(&current).unwrap(),
+        key,
+        "the key the database is under was replaced"
+    );
+    server
+}
+
 #[tokio::test]
 async fn an_interrupted_root_rotation_is_undone_or_completed() {
     let server = Server::start_with(&env("50", "0"), &[]);
@@ -490,21 +513,9 @@ async fn an_interrupted_root_rotation_is_undone_or_completed() {
     let tenant = create_tenant(&admin, None).await;
     let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
     let contacts = seed_contacts(&boss, &tenant, 2).await;
-    let keys = server.data_dir.join("keys");
-    let (current, new, old) = (
-        keys.join("root.key"),
-        keys.join("root.key.new"),
-        keys.join("root.key.old"),
-    );
+    let server = restart_after_a_rotation_stopped_before_its_commit(server).await;
+    let (current, new, old) = root_key_files(&server);
     let k1 = std::fs::read(&current).unwrap();
-    assert!(server.stop().await.success());
-
-    // Stopped before the commit: a new key file the database knows nothing of. Undone.
-    write_private(&new, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
-    write_private(&old, &k1);
-    let server = server.restart().await;
-    assert!(!new.exists() && !old.exists(), "leftovers after undo");
-    assert_eq!(std::fs::read(&current).unwrap(), k1);
     let admin = server.admin().await;
     let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
     for id in contacts.keys() {
@@ -555,24 +566,7 @@ async fn an_interrupted_root_rotation_without_tenants_keeps_the_seeds_key() {
     let (api, _) = login(&server, &engineer.username, PASSWORD).await;
     let (seed, _) = crate::mfa::enrol(&api, &engineer.username).await;
     drop((api, admin));
-    let keys = server.data_dir.join("keys");
-    let (current, new, old) = (
-        keys.join("root.key"),
-        keys.join("root.key.new"),
-        keys.join("root.key.old"),
-    );
-    let k1 = std::fs::read(&current).unwrap();
-    assert!(server.stop().await.success());
-
-    write_private(&new, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
-    write_private(&old, &k1);
-    let server = server.restart().await;
-    assert!(!new.exists() && !old.exists(), "leftovers after undo");
-    assert_eq!(
-        std::fs::read(&current).unwrap(),
-        k1,
-        "the seeds' key replaced"
-    );
+    let server = restart_after_a_rotation_stopped_before_its_commit(server).await;
     server
         .anon()
         .post(

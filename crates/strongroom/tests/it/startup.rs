@@ -226,16 +226,11 @@ async fn a_missing_or_wrong_root_key_refuses_to_start() {
     drop(admin);
     let status = server.stop().await;
     assert!(status.success(), "exit status after SIGTERM: {status}");
-    let env = server.store_env();
-    let env: Vec<(&str, &std::ffi::OsStr)> = env
-        .iter()
-        .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v)))
-        .collect();
     let key = server.data_dir.join("keys/root.key");
     let kept = server.data_dir.join("root.key.kept");
     std::fs::rename(&key, &kept).unwrap();
 
-    let (err, _) = refused_serve(&server.data_dir, &env);
+    let err = server.refused_restart();
     assert!(err.contains("keys/root.key is missing"), "stderr: {err}");
     assert!(
         !key.exists(),
@@ -249,7 +244,7 @@ async fn a_missing_or_wrong_root_key_refuses_to_start() {
     );
     std::fs::write(&key, wrong).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (err, _) = refused_serve(&server.data_dir, &env);
+    let err = server.refused_restart();
     assert!(err.contains("does not open the keys"), "stderr: {err}");
 
     std::fs::rename(&kept, &key).unwrap();

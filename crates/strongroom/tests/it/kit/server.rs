@@ -204,6 +204,17 @@ impl Server {
         }
     }
 
+    /// `serve` again on this stopped server's data dir and store, expected to refuse to start:
+    /// its stderr.
+    pub fn refused_restart(&self) -> String {
+        let env = self.store_env();
+        let env: Vec<(&str, &std::ffi::OsStr)> = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v)))
+            .collect();
+        refused_serve(&self.data_dir, &env).0
+    }
+
     /// A connection to this server's store (see [`Db`]).
     pub async fn db(&self) -> Db {
         match &self.pg {
