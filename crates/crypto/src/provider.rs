@@ -132,10 +132,8 @@ fn create_key_file(path: &Path) -> std::io::Result<()> {
         return Err(e);
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // Make the new directory entry durable; failure here only risks a re-create later.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        // The entry must be durable before anything is sealed under the key it names.
+        File::open(dir)?.sync_all()?;
     }
     Ok(())
 }

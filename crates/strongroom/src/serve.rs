@@ -150,7 +150,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C (SIGINT).
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -100,10 +100,19 @@ pub async fn create(args: KeysArgs) -> Result<()> {
     let body = serde_json::to_vec(&backup)?;
     let id: [u8; 32] = strongroom_crypto::random_bytes().context("random")?;
     let key = BackupKey::derive(&root, &id).context("backup key")?;
-    let mut w = ChunkWriter::new(BufWriter::new(create_private(&args.out)?), key, &id)?;
-    w.section(SECTION, body.len() as u64, &mut body.as_slice())?;
-    let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
+    let out = create_private(&args.out)?;
+    let written = (|| -> Result<()> {
+        let mut w = ChunkWriter::new(BufWriter::new(out), key, &id)?;
+        w.section(SECTION, body.len() as u64, &mut body.as_slice())?;
+        let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(())
+    })();
+    if let Err(err) = written {
+        // A partial key backup would only be found out at the restore that needs it.
+        let _ = std::fs::remove_file(&args.out);
+        return Err(err.context(format!("writing {}", args.out.display())));
+    }
     println!(
         "tenant keys of {} key versions written to {}; restores refuse it after {}",
         backup.keys.len(),

@@ -368,17 +368,33 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
         None => None,
     };
     let root = root_key(&args.key, args.data_dir.as_deref(), config.as_ref())?;
-    let tmp = std::env::temp_dir().join(random_name("strongroom-verify")?);
-    private_dir(&tmp.join("keys"))?;
-    let outcome = async {
-        let manifest = extract(&args.file, &root, &tmp)?;
-        check(&tmp, &manifest, args.verifier_key.as_deref()).await
-    }
-    .await;
-    let _ = fs::remove_dir_all(&tmp);
+    let scratch = Scratch(std::env::temp_dir().join(random_name("strongroom-verify")?));
+    private_dir(&scratch.0.join("keys"))?;
+    let (file, into) = (args.file.clone(), scratch.0.clone());
+    // The extraction runs off this task, so that an interruption is heard while it runs.
+    let outcome = tokio::select! {
+        outcome = async {
+            let manifest = tokio::task::spawn_blocking(move || extract(&file, &root, &into))
+                .await
+                .context("extracting the backup")??;
+            check(&scratch.0, &manifest, args.verifier_key.as_deref()).await
+        } => outcome,
+        () = crate::serve::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
+    drop(scratch);
     let summary = outcome.context("backup verification failed")?;
     println!("OK: {}: {summary}", args.file.display());
     Ok(())
+}
+
+/// The plaintext a verification extracts (usernames, password hashes, the log-signing key):
+/// removed however the verification ends, by an error, a panic or an interruption.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 pub async fn create_keys(args: KeysArgs) -> Result<()> {
