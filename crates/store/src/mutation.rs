@@ -266,10 +266,13 @@ pub enum Mutation {
     SetWebhookSecret(WebhookSecretRow),
     // ---- exports ----
     /// Inserts an export only if its requester's `access_epoch` is still the one read before its
-    /// records were gathered, and within `quota` when given; otherwise a conflict.
+    /// records were gathered, its tenant's instructions are still the version read then
+    /// (`tenant_version`, the tenant's `updated_at`), and within `quota` when given; otherwise a
+    /// conflict.
     InsertExport {
         row: ExportRow,
         access_epoch: i64,
+        tenant_version: i64,
         quota: Option<ExportQuota>,
     },
     /// Approves an export still pending approval and unexpired at `at`, by someone other than its
@@ -285,6 +288,11 @@ pub enum Mutation {
     ExpireExport {
         scope: TenantScope,
         id: String,
+    },
+    /// Expires every open export of a tenant (ciphertext dropped): its instructions no longer
+    /// allow what they were made under.
+    ExpireTenantExports {
+        scope: TenantScope,
     },
     /// Removes every export of a tenant, rows and ciphertext (seam for tenant deletion: an export is
     /// encrypted to its recipient, not to the tenant's keys, so shredding the keys does not reach it).

@@ -299,6 +299,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
     let scope = TenantScope::new(T);
     apply(s, vec![Mutation::InsertUser(common::user_row("eng"))]).await;
     let epoch = s.user("eng").await.unwrap().unwrap().access_epoch;
+    let version = s.tenant(T).await.unwrap().unwrap().updated_at;
     let export = |id: &str| ExportRow {
         id: id.into(),
         tenant_id: T.into(),
@@ -316,6 +317,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
     let insert = |id: &str, access_epoch| Mutation::InsertExport {
         row: export(id),
         access_epoch,
+        tenant_version: version,
         quota: None,
     };
     apply(s, vec![insert("x1", epoch)]).await;
@@ -344,11 +346,32 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
     let within = |id: &str| Mutation::InsertExport {
         row: export(id),
         access_epoch: now,
+        tenant_version: version,
         quota,
     };
     apply(s, vec![within("x4")]).await;
     assert_conflict(s, within("x5")).await;
     assert!(s.export(&scope, "x5").await.unwrap().is_none());
+
+    // The tenant tightens its instructions: its open exports go, and one built under the
+    // instructions before is not inserted.
+    let before = Mutation::InsertExport {
+        row: export("x6"),
+        access_epoch: now,
+        tenant_version: version - 1,
+        quota: None,
+    };
+    assert_conflict(s, before).await;
+    apply(
+        s,
+        vec![Mutation::ExpireTenantExports {
+            scope: scope.clone(),
+        }],
+    )
+    .await;
+    let x4 = s.export(&scope, "x4").await.unwrap();
+    assert_eq!(x4.as_ref().map(|e| e.state.as_str()), Some("expired"));
+    assert!(x4.is_some_and(|e| e.ciphertext.is_none()));
 }
 
 /// Two administrators suspending each other at once both pass the check made before the batch;

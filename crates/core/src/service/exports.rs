@@ -293,6 +293,7 @@ impl Vault {
             vec![Mutation::InsertExport {
                 row,
                 access_epoch,
+                tenant_version: tenant.row.updated_at,
                 quota,
             }],
             ("export.create_not_applied", "changed_meanwhile"),

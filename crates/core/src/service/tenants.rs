@@ -1,7 +1,7 @@
 //! Tenants and their processing instructions.
 
 use strongroom_policy::{Action, Denial, Purpose, ResourceFacts, ResourceKind};
-use strongroom_store::{Mutation, TenantRow};
+use strongroom_store::{Mutation, TenantRow, TenantScope};
 
 use super::required_text;
 use crate::access::{Principal, RequestContext, tenant_state_from};
@@ -65,6 +65,17 @@ fn widened(base: &TenantInstructions, next: &TenantInstructions) -> Vec<&'static
     .filter(|(_, widens)| *widens)
     .map(|(field, _)| field)
     .collect()
+}
+
+/// Whether `next` takes back something an open export was made under: exports themselves, a
+/// purpose, or access without the customer's approval. Such exports expire with the change.
+fn withdraws_exports(base: &TenantInstructions, next: &TenantInstructions) -> bool {
+    (base.export_allowed && !next.export_allowed)
+        || base
+            .allowed_purposes
+            .iter()
+            .any(|p| !next.allowed_purposes.contains(p))
+        || (!base.operator_access_requires_approval && next.operator_access_requires_approval)
 }
 
 /// Applies `patch` and checks the result; marketing and advertising can never reach tenant content.
@@ -346,13 +357,21 @@ impl Vault {
             .map_err(|_| ServiceError::internal("instructions encoding"))?;
         row.updated_at = super::next_version(self.now(), tenant.row.updated_at);
         record.fields_requested = vec!["instructions"];
+        let mut mutations = vec![Mutation::UpdateTenant {
+            row: row.clone(),
+            read_updated_at: tenant.row.updated_at,
+        }];
+        // In the same commit: an export being built meanwhile was read under the old version
+        // and is refused at its insert.
+        if withdraws_exports(&tenant.instructions, &instructions) {
+            mutations.push(Mutation::ExpireTenantExports {
+                scope: TenantScope::new(tenant_id),
+            });
+        }
         let outcome = self
             .commit_attempt(
                 vec![record],
-                vec![Mutation::UpdateTenant {
-                    row: row.clone(),
-                    read_updated_at: tenant.row.updated_at,
-                }],
+                mutations,
                 (
                     "tenant.update_instructions_not_applied",
                     "changed_meanwhile",

@@ -78,8 +78,21 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         Mutation::InsertExport {
             row: r,
             access_epoch,
+            tenant_version,
             quota,
         } => {
+            let instructions_unchanged: Option<(i64,)> = sqlx::query_as(
+                "SELECT CAST(1 AS BIGINT) FROM tenants WHERE id = $1 AND updated_at = $2",
+            )
+            .bind(&r.tenant_id)
+            .bind(tenant_version)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if instructions_unchanged.is_none() {
+                return Err(StoreError::Conflict(
+                    "the tenant's instructions changed while the export was built",
+                ));
+            }
             let unchanged: Option<(i64,)> = sqlx::query_as(
                 "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND access_epoch = $2",
             )
@@ -169,6 +182,16 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 .bind(user_id)
                 .execute(conn)
                 .await?;
+            Ok(())
+        }
+        Mutation::ExpireTenantExports { scope } => {
+            sqlx::query(
+                "UPDATE exports SET ciphertext = NULL, state = 'expired' \
+                 WHERE tenant_id = $1 AND state <> 'expired'",
+            )
+            .bind(scope.id())
+            .execute(conn)
+            .await?;
             Ok(())
         }
         Mutation::DeleteTenantExports { scope } => {

@@ -46,6 +46,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         Mutation::InsertExport { .. }
         | Mutation::ApproveExport { .. }
         | Mutation::ExpireExport { .. }
+        | Mutation::ExpireTenantExports { .. }
         | Mutation::DeleteTenantExports { .. }
         | Mutation::ExpireUserExports { .. } => {
             return super::exports::apply(conn, mutation).await;

@@ -1,5 +1,6 @@
 //! Approving an export is a change like any other: of two approvers racing on one export, one
 //! approval applies and the other is refused, and the log never shows two approvals of one export.
+//! And an export lives under the instructions it was made under: tightened, they end it.
 
 use std::collections::HashMap;
 
@@ -83,4 +84,52 @@ async fn of_two_racing_approvals_one_applies_and_the_log_says_which() {
     eprintln!(
         "{refused_at_commit} of {ROUNDS} races were refused at the commit, the rest at the read"
     );
+}
+
+/// A tenant that withdraws exports (or a purpose, or access without its approval) ends the
+/// exports already made: a ready one is no longer downloaded, a pending one no longer approved.
+#[tokio::test]
+async fn tightened_instructions_end_the_open_exports() {
+    let server = Server::start_with(&[("STRONGROOM_EXPORT_APPROVAL_THRESHOLD", "1")], &[]);
+    let platform = server.admin().await;
+    let tenant = create_tenant(&platform, None).await;
+    let admin = tenant_session(&server, &platform, "tenant_admin", &tenant).await;
+    let user = tenant_session(&server, &platform, "tenant_user", &tenant).await;
+    let supervisor = staff_session(&server, &platform, "support_supervisor").await;
+    let (_, recipient) = key_pair();
+    let body = json!({"scope": records_scope(&["contacts"]), "recipient": recipient});
+    create_contact(&user, &tenant, json!({"name": "Person 1"})).await;
+    let ready = user
+        .post(&exports_path(&tenant), body.clone())
+        .await
+        .ok(201);
+    assert_eq!(ready["state"], "ready", "{ready}");
+    create_contact(&user, &tenant, json!({"name": "Person 2"})).await;
+    let pending = user.post(&exports_path(&tenant), body).await.ok(201);
+    assert_eq!(pending["state"], "pending_approval", "{pending}");
+
+    admin
+        .patch(
+            &format!("/v1/tenants/{tenant}/instructions"),
+            json!({"export_allowed": false}),
+        )
+        .await
+        .ok(200);
+    user.get(&export_path(&tenant, &id_of(&ready), "/download"))
+        .await
+        .err(404, "not_found");
+    supervisor
+        .post(
+            &export_path(&tenant, &id_of(&pending), "/approve"),
+            json!({}),
+        )
+        .await
+        .err(409, "conflict");
+    for export in [&ready, &pending] {
+        let now = user
+            .get(&export_path(&tenant, &id_of(export), ""))
+            .await
+            .ok(200);
+        assert_eq!(now["state"], "expired", "{now}");
+    }
 }
