@@ -57,7 +57,9 @@ pub struct Settings {
     /// Records a user may put into limited exports per rolling 24 hours, by role (the highest of
     /// the caller's roles applies; a role not listed may export nothing). Tenant archives do not count.
     pub export_quota_per_day: BTreeMap<String, u64>,
-    /// A limited export of more records than this needs a second person's approval.
+    /// A limited export that takes its requester's records exported without a second person's
+    /// approval in the last 24 hours past this many needs that approval (so that a large export
+    /// split into small ones needs it too).
     pub export_approval_threshold: u64,
     /// How long an export can be downloaded (and a pending one approved).
     pub export_download_ttl_secs: u64,

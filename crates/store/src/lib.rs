@@ -290,6 +290,13 @@ pub trait Store: Send + Sync + 'static {
         requester_id: &str,
         since: i64,
     ) -> Result<i64, StoreError>;
+    /// Records in the limited exports `requester_id` created since `since` that left without a
+    /// second person's approval, for the approval threshold.
+    async fn records_exported_without_approval_since(
+        &self,
+        requester_id: &str,
+        since: i64,
+    ) -> Result<i64, StoreError>;
     /// `(tenant_id, id)` of exports past `expires_at` at `now` that still hold ciphertext.
     async fn expired_exports(
         &self,

@@ -267,13 +267,15 @@ pub enum Mutation {
     // ---- exports ----
     /// Inserts an export only if its requester's `access_epoch` is still the one read before its
     /// records were gathered, its tenant's instructions are still the version read then
-    /// (`tenant_version`, the tenant's `updated_at`), and within `quota` when given; otherwise a
-    /// conflict.
+    /// (`tenant_version`, the tenant's `updated_at`), within `quota` when given, and, for an
+    /// export ready without approval, within `without_approval` (the records its requester
+    /// exported without a second person's approval); otherwise a conflict.
     InsertExport {
         row: ExportRow,
         access_epoch: i64,
         tenant_version: i64,
         quota: Option<ExportQuota>,
+        without_approval: Option<ExportQuota>,
     },
     /// Approves an export still pending approval and unexpired at `at`, by someone other than its
     /// requester; otherwise a conflict.

@@ -319,6 +319,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
         access_epoch,
         tenant_version: version,
         quota: None,
+        without_approval: None,
     };
     apply(s, vec![insert("x1", epoch)]).await;
     // A grant is revoked: the export already made goes, and so does one still being built.
@@ -348,6 +349,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
         access_epoch: now,
         tenant_version: version,
         quota,
+        without_approval: None,
     };
     apply(s, vec![within("x4")]).await;
     assert_conflict(s, within("x5")).await;
@@ -360,8 +362,41 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
         access_epoch: now,
         tenant_version: version - 1,
         quota: None,
+        without_approval: None,
     };
     assert_conflict(s, before).await;
+
+    // Two exports each under the approval threshold, built at once: together they would pass
+    // it without a second person, so the second is refused inside the commit. One waiting for
+    // approval is not bound by it.
+    let used = s
+        .records_exported_without_approval_since("eng", 0)
+        .await
+        .unwrap();
+    let unapproved = |id: &str, state: &str| {
+        let mut row = export(id);
+        row.state = state.into();
+        Mutation::InsertExport {
+            row,
+            access_epoch: now,
+            tenant_version: version,
+            quota: None,
+            without_approval: Some(ExportQuota {
+                since: 0,
+                limit: used + 1,
+            }),
+        }
+    };
+    apply(s, vec![unapproved("x7", "ready")]).await;
+    assert_conflict(s, unapproved("x8", "ready")).await;
+    apply(s, vec![unapproved("x9", "pending_approval")]).await;
+    assert_eq!(
+        s.records_exported_without_approval_since("eng", 0)
+            .await
+            .unwrap(),
+        used + 1
+    );
+
     apply(
         s,
         vec![Mutation::ExpireTenantExports {

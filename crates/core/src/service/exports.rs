@@ -228,7 +228,22 @@ impl Vault {
         } else {
             self.gather_audit(tenant_id, &mut content).await?;
         }
-        let needs_approval = !archive && count > self.settings.export_approval_threshold;
+        // Four eyes over the day, not per export: a large export split into small ones needs
+        // the second person too. Checked again inside the commit, as the quota is.
+        let without_approval = (!archive).then(|| ExportQuota {
+            since: now - DAY_MS,
+            limit: i64::try_from(self.settings.export_approval_threshold).unwrap_or(i64::MAX),
+        });
+        let needs_approval = match without_approval {
+            Some(ExportQuota { since, limit }) => {
+                let used = self
+                    .store
+                    .records_exported_without_approval_since(&p.user_id, since)
+                    .await?;
+                used.saturating_add(i64::try_from(count).unwrap_or(i64::MAX)) > limit
+            }
+            None => false,
+        };
         let ttl_ms = i64::try_from(self.settings.export_download_ttl_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
         // An export built under a grant ends with the earliest of them, as revocation ends it.
@@ -295,6 +310,7 @@ impl Vault {
                 access_epoch,
                 tenant_version: tenant.row.updated_at,
                 quota,
+                without_approval: without_approval.filter(|_| !needs_approval),
             }],
             ("export.create_not_applied", "changed_meanwhile"),
         )

@@ -41,17 +41,22 @@ pub(super) async fn exports(
     .await?)
 }
 
+/// Records in the limited exports `requester_id` created since `since`: all of them, or (with
+/// `without_approval`) those no second person approved, less those still waiting for one.
 pub(super) async fn exported_records_since(
     conn: &mut Conn,
     requester_id: &str,
     since: i64,
+    without_approval: bool,
 ) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(record_count), 0) AS BIGINT) FROM exports \
-         WHERE requester_id = $1 AND created_at >= $2 AND kind = 'records'",
+         WHERE requester_id = $1 AND created_at >= $2 AND kind = 'records' \
+         AND (CAST($3 AS BIGINT) = 0 OR (approved_by IS NULL AND state <> 'pending_approval'))",
     )
     .bind(requester_id)
     .bind(since)
+    .bind(i64::from(without_approval))
     .fetch_one(&mut *conn)
     .await?;
     Ok(n)
@@ -80,6 +85,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             access_epoch,
             tenant_version,
             quota,
+            without_approval,
         } => {
             let instructions_unchanged: Option<(i64,)> = sqlx::query_as(
                 "SELECT CAST(1 AS BIGINT) FROM tenants WHERE id = $1 AND updated_at = $2",
@@ -106,10 +112,20 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 ));
             }
             if let Some(quota) = quota {
-                let used = exported_records_since(conn, &r.requester_id, quota.since).await?;
+                let used =
+                    exported_records_since(conn, &r.requester_id, quota.since, false).await?;
                 if used.saturating_add(r.record_count) > quota.limit {
                     return Err(StoreError::Conflict(
                         "the export would exceed the daily export quota",
+                    ));
+                }
+            }
+            if let Some(bound) = without_approval.filter(|_| r.state == "ready") {
+                let used = exported_records_since(conn, &r.requester_id, bound.since, true).await?;
+                if used.saturating_add(r.record_count) > bound.limit {
+                    return Err(StoreError::Conflict(
+                        "the export would take the records exported without approval past the \
+                         approval threshold",
                     ));
                 }
             }

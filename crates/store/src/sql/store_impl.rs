@@ -311,8 +311,17 @@ impl Store for Backend {
         requester_id: &str,
         since: i64,
     ) -> Result<i64, StoreError> {
-        exports::exported_records_since(&mut *self.platform_reader().await?, requester_id, since)
-            .await
+        let mut conn = self.platform_reader().await?;
+        exports::exported_records_since(&mut conn, requester_id, since, false).await
+    }
+
+    async fn records_exported_without_approval_since(
+        &self,
+        requester_id: &str,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.platform_reader().await?;
+        exports::exported_records_since(&mut conn, requester_id, since, true).await
     }
 
     async fn expired_exports(

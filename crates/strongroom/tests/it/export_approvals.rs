@@ -133,3 +133,25 @@ async fn tightened_instructions_end_the_open_exports() {
         assert_eq!(now["state"], "expired", "{now}");
     }
 }
+
+/// Four eyes over the day, not per export: exports small enough to leave alone are counted
+/// together, and the one that takes them past the threshold waits for a second person.
+#[tokio::test]
+async fn a_large_export_split_into_small_ones_still_needs_approval() {
+    let server = Server::start_with(&[("STRONGROOM_EXPORT_APPROVAL_THRESHOLD", "2")], &[]);
+    let platform = server.admin().await;
+    let tenant = create_tenant(&platform, None).await;
+    let user = tenant_session(&server, &platform, "tenant_user", &tenant).await;
+    let (_, recipient) = key_pair();
+    let mut states = Vec::new();
+    for i in 0..3 {
+        let contact = create_contact(&user, &tenant, json!({"name": format!("Person {i}")})).await;
+        let one = json!({"scope": {"kind": "records", "record_kinds": ["contacts"],
+                                   "ids": [id_of(&contact)]},
+                         "recipient": recipient});
+        let export = user.post(&exports_path(&tenant), one).await.ok(201);
+        assert_eq!(export["record_count"], 1, "{export}");
+        states.push(export["state"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(states, ["ready", "ready", "pending_approval"]);
+}
