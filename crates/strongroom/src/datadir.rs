@@ -192,7 +192,7 @@ impl DataDir {
 
 /// Writes a new secret file (mode 0600) whole or not at all: a partial one would fail every
 /// start after it. The directory is synced so that the file survives a power cut.
-fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = OpenOptions::new()
         .create_new(true)
         .write(true)
@@ -204,6 +204,11 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(path);
         return Err(err).with_context(|| format!("writing {}", path.display()));
     }
+    sync_parent(path)
+}
+
+/// Makes the directory entries of `path`'s directory durable (a rename, a new or removed file).
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent() {
         File::open(parent)
             .and_then(|d| d.sync_all())

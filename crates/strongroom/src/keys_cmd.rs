@@ -11,9 +11,8 @@
 //! next start (or command) on the data dir sees `root.key.new`, finds out which key opens the
 //! tenant keys and finishes or undoes the swap, so the key file always matches the database.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -21,7 +20,7 @@ use strongroom_crypto::{FileKeyProvider, KeyProvider, RootKey, encode_key};
 use strongroom_store::Store;
 
 use crate::admin_cmd::{DataDirArgs, open};
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, sync_parent, write_secret};
 
 #[derive(Debug, clap::Args)]
 pub struct RotateArgs {
@@ -97,7 +96,7 @@ pub async fn rotate_root(args: RotateRootArgs) -> Result<()> {
     write_key_file(&new, &new_key)?;
     fs::copy(&current, &old).with_context(|| format!("keeping {}", old.display()))?;
     File::open(&old)?.sync_all()?;
-    sync_dir(&current)?;
+    sync_parent(&current)?;
     let report = match vault
         .rotate_root_key(&new_key, "cli.keys-rotate-root")
         .await
@@ -112,32 +111,17 @@ pub async fn rotate_root(args: RotateRootArgs) -> Result<()> {
         }
     };
     fs::rename(&new, &current).with_context(|| format!("replacing {}", current.display()))?;
-    sync_dir(&current)?;
+    sync_parent(&current)?;
     fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
-    sync_dir(&current)?;
+    sync_parent(&current)?;
     print_json(&report)
 }
 
 fn write_key_file(path: &Path, key: &RootKey) -> Result<()> {
     let _ = fs::remove_file(path);
-    let mut f = OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
     let mut text = encode_key(key.secret());
     text.push('\n');
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
-}
-
-fn sync_dir(file: &Path) -> Result<()> {
-    if let Some(parent) = file.parent() {
-        File::open(parent)?.sync_all()?;
-    }
-    Ok(())
+    write_secret(path, text.as_bytes())
 }
 
 async fn opens(key: &RootKey, store: &dyn Store) -> Result<Option<bool>> {
@@ -177,8 +161,8 @@ pub async fn recover_root_rotation(dir: &DataDir, store: &dyn Store) -> Result<(
         fs::remove_file(&new).context("undoing the root-key rotation")?;
         eprintln!("strongroom: undid an interrupted root-key rotation (the old key stays)");
     }
-    sync_dir(&current)?;
+    sync_parent(&current)?;
     let _ = fs::remove_file(&old);
-    sync_dir(&current)?;
+    sync_parent(&current)?;
     Ok(())
 }
