@@ -205,3 +205,20 @@ async fn refuses_a_missing_schema_and_a_newer_database() {
     assert!(err.to_string().contains("newer strongroom"), "{err}");
     common::drop_schema(&admin, &schema).await;
 }
+
+#[tokio::test]
+async fn commits_wait_for_the_wal_whatever_the_url_asks() {
+    let Some(admin) = common::admin().await else {
+        return;
+    };
+    let schema = common::schema(&admin).await;
+    let mut options = common::options(&schema);
+    // A role or URL default of `synchronous_commit = off` would acknowledge entries a crash can
+    // lose; the store's own session setting overrides it, or its start-up check refuses.
+    let url = common::app_url();
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    options.url = format!("{url}{joiner}options=-c%20synchronous_commit%3Doff");
+    let store = PgStore::open(&options).await.expect("opens, overriding");
+    store.close().await;
+    common::drop_schema(&admin, &schema).await;
+}

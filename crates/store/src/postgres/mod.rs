@@ -220,7 +220,14 @@ impl PgStore {
         // A statement waiting on a lock gives up like SQLite's busy timeout, so a stuck writer
         // turns into `audit_unavailable` quickly instead of holding requests.
         let lock_ms = options.acquire_timeout.as_millis().to_string();
-        let mut settings = vec![("statement_timeout", timeout_ms), ("lock_timeout", lock_ms)];
+        // An entry is acknowledged once its commit returns, so the commit must wait for the WAL
+        // flush whatever the role or database defaults say (`ALTER ROLE … SET
+        // synchronous_commit = off` would otherwise acknowledge entries a crash then loses).
+        let mut settings = vec![
+            ("statement_timeout", timeout_ms),
+            ("lock_timeout", lock_ms),
+            ("synchronous_commit", "on".to_owned()),
+        ];
         if let Some(schema) = &options.schema {
             if !valid_schema(schema) {
                 return Err(StoreError::Misconfigured(
@@ -445,8 +452,8 @@ type ScanRow = (
     Option<Vec<u8>>,
 );
 
-/// Refuses servers too old for us, roles that row-level security would not bind, and a schema
-/// that is not there.
+/// Refuses servers too old for us or not flushing their WAL, roles that row-level security
+/// would not bind, and a schema that is not there.
 async fn check_server(pool: &PgPool, schema: Option<&str>) -> Result<(), StoreError> {
     let (version,): (String,) = sqlx::query_as("SHOW server_version_num")
         .fetch_one(pool)
@@ -456,6 +463,27 @@ async fn check_server(pool: &PgPool, schema: Option<&str>) -> Result<(), StoreEr
         return Err(StoreError::Misconfigured(format!(
             "PostgreSQL {version} is too old; version 13 or later is required"
         )));
+    }
+    // A commit is durable only if the server flushes its WAL; `fsync = off` is a whole-server
+    // setting our session cannot override, and with it a crash could lose signed entries.
+    let (fsync,): (String,) = sqlx::query_as("SHOW fsync").fetch_one(pool).await?;
+    if fsync.trim() != "on" {
+        return Err(StoreError::Misconfigured(
+            "the PostgreSQL server runs with fsync = off, so a commit (and the audit entry it \
+             carries) could be lost in a crash; turn fsync on"
+                .into(),
+        ));
+    }
+    // Our connection options set it; a URL's own `options` must not have turned it off.
+    let (synchronous,): (String,) = sqlx::query_as("SHOW synchronous_commit")
+        .fetch_one(pool)
+        .await?;
+    if synchronous.trim() != "on" {
+        return Err(StoreError::Misconfigured(
+            "synchronous_commit is not on for our sessions, so a commit could be acknowledged \
+             before it is durable"
+                .into(),
+        ));
     }
     let (role, superuser, bypass): (String, bool, bool) = sqlx::query_as(
         "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
