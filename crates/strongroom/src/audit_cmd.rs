@@ -375,9 +375,12 @@ async fn monitor(
 }
 
 fn http_client(ca: Option<&Path>) -> Result<reqwest::Client> {
+    // No redirects: the checkpoint, the key and the proofs come from the log named, never from
+    // another one it points at.
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
-        .https_only(true);
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = ca {
         let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let cert = reqwest::Certificate::from_pem(&pem)

@@ -172,3 +172,81 @@ fn verify_against_state(server: &Server, state: &Path) -> Run {
     args.extend(server.store_args().into_iter().map(Into::into));
     audit_verify(&args)
 }
+
+/// An HTTPS listener with the server's own certificate that answers every request with a
+/// redirect to the same path on the real server.
+async fn redirector(server: &Server) -> std::net::SocketAddr {
+    use rustls_pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(server.cert_pem())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(server.data_dir.join("tls/key.pem"))
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let target = server.url("");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, target) = (acceptor.clone(), target.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = vec![0u8; 4096];
+                let Ok(n) = tls.read(&mut head).await else {
+                    return;
+                };
+                let head = String::from_utf8_lossy(&head[..n]);
+                let path = head.split(' ').nth(1).unwrap_or("/");
+                let answer = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}{}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n",
+                    target.trim_end_matches('/'),
+                    path
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_monitor_follows_no_redirect() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("monitor.json");
+    let addr = redirector(&server).await;
+    let ca = server.data_dir.join("tls/cert.pem");
+    let url = format!("https://{addr}/");
+    let run = tokio::task::spawn_blocking(move || {
+        audit_verify(&[
+            OsStr::new("--url"),
+            OsStr::new(&url),
+            OsStr::new("--state"),
+            state.as_os_str(),
+            OsStr::new("--ca-cert"),
+            ca.as_os_str(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        !run.ok,
+        "the monitor followed a redirect to another log\n{run}"
+    );
+    assert!(run.stderr.contains("307"), "{run}");
+    assert!(!dir.path().join("monitor.json").exists(), "nothing trusted");
+    // The same monitor on the server itself is fine.
+    assert!(monitor(&server, &dir.path().join("monitor.json")).ok);
+}
