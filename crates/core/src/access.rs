@@ -132,6 +132,22 @@ impl Vault {
         r
     }
 
+    /// The caller's `access_epoch` read from the store, if their account is active with the
+    /// roles the principal shows: the principal may come from a cache that a role change or a
+    /// suspension has not reached yet. A change that needs the caller's access unchanged carries
+    /// the epoch into its commit, which refuses it if the access moved meanwhile.
+    pub(crate) async fn current_access_epoch(&self, p: &Principal) -> ServiceResult<Option<i64>> {
+        let account = self.store.user(&p.user_id).await?;
+        Ok(account
+            .filter(|u| {
+                let roles = parse_roles(&u.roles);
+                u.status == "active"
+                    && roles.len() == p.roles.len()
+                    && roles.iter().all(|r| p.roles.contains(r))
+            })
+            .map(|u| u.access_epoch))
+    }
+
     /// Commits `records` with `mutations`. When the store refuses the change because the state
     /// moved since the request read it (decided by someone else first, reassigned meanwhile, a
     /// record it links to deleted), the entries are in the log all the same; a second one, the

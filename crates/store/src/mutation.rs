@@ -210,7 +210,13 @@ pub enum Mutation {
         to: i64,
     },
     // ---- customer lockbox ----
-    InsertAccessRequest(AccessRequestRow),
+    /// Inserts a request for a case that still exists, only if its requester is active and
+    /// their `access_epoch` is still the one read before it was built: a role change or
+    /// suspension committed meanwhile revoked the requester's grants, and must not miss this one.
+    InsertAccessRequest {
+        row: AccessRequestRow,
+        access_epoch: i64,
+    },
     /// Changes nothing; fails with a conflict when the case has a pending request or a grant
     /// active at `at`: a check made before the batch, made again inside it.
     RequireNoOpenRequest {

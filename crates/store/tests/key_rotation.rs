@@ -206,6 +206,8 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
     let scope = TenantScope::new(T);
     for m in [
         tenant(),
+        Mutation::InsertUser(common::user_row("eng")),
+        Mutation::InsertUser(common::user_row("sec")),
         case("old-closed", "closed", 10),
         case("old-resolved", "resolved", 10),
         case("old-open", "open", 10),
@@ -228,18 +230,14 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
     .unwrap();
     for (id, case_id) in [("r1", "old-closed"), ("r2", "new-closed")] {
         let request = common::access_request(T, id, case_id, "eng", "denied", None);
-        run(s, Mutation::InsertAccessRequest(request))
-            .await
-            .unwrap();
+        run(s, common::insert_request(request)).await.unwrap();
     }
     // A break-glass use of a case awaiting its review keeps the case (and the request) until
     // the review; a grant still open at 1,000 keeps it as well.
     let mut unreviewed =
         common::access_request(T, "r3", "old-resolved", "sec", "approved", Some((0, 10)));
     unreviewed.break_glass = true;
-    run(s, Mutation::InsertAccessRequest(unreviewed))
-        .await
-        .unwrap();
+    run(s, common::insert_request(unreviewed)).await.unwrap();
     let due: Vec<String> = s
         .expired_cases(&scope, 50, 10)
         .await

@@ -63,7 +63,7 @@ async fn point_reads(s: &dyn Store) {
         (T, "g6", "c2", "u2", "approved", Some((0, 2_000))),
         (OTHER, "g7", "c1", "u1", "approved", Some((0, 2_000))),
     ] {
-        setup.push(Mutation::InsertAccessRequest(common::access_request(
+        setup.push(common::insert_request(common::access_request(
             tenant, id, case_id, requester, state, window,
         )));
     }

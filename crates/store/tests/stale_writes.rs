@@ -24,6 +24,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     open_requests_are_checked_inside_the_commit(&sqlite).await;
     comments_need_their_case(&sqlite).await;
     access_requests_need_their_case(&sqlite).await;
+    access_requests_need_the_access_they_were_made_under(&sqlite).await;
     files_need_their_case_and_go_once(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
@@ -39,6 +40,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         open_requests_are_checked_inside_the_commit(&pg).await;
         comments_need_their_case(&pg).await;
         access_requests_need_their_case(&pg).await;
+        access_requests_need_the_access_they_were_made_under(&pg).await;
         files_need_their_case_and_go_once(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
@@ -176,6 +178,9 @@ async fn open_requests_are_checked_inside_the_commit(s: &dyn Store) {
     let mut case = case(None, None, 50);
     case.id = "c3".into();
     apply(s, vec![Mutation::InsertCase(case.clone())]).await;
+    for requester in ["eve", "mallory"] {
+        apply(s, vec![Mutation::InsertUser(common::user_row(requester))]).await;
+    }
     let guard = || Mutation::RequireNoOpenRequest {
         scope: scope.clone(),
         case_id: "c3".into(),
@@ -184,7 +189,7 @@ async fn open_requests_are_checked_inside_the_commit(s: &dyn Store) {
     // Requests that ended (a refusal, a grant past its end) leave the case free.
     for (id, state, window) in [("r1", "denied", None), ("r2", "approved", Some((0, NOW)))] {
         let ended = common::access_request(T, id, "c3", "eve", state, window);
-        apply(s, vec![Mutation::InsertAccessRequest(ended)]).await;
+        apply(s, vec![common::insert_request(ended)]).await;
     }
     assert!(
         s.case_open_requesters(&scope, "c3", NOW)
@@ -197,8 +202,8 @@ async fn open_requests_are_checked_inside_the_commit(s: &dyn Store) {
     // A pending request and an open grant, by two engineers.
     let pending = common::access_request(T, "r3", "c3", "mallory", "pending", None);
     let open = common::access_request(T, "r4", "c3", "eve", "approved", Some((0, NOW + 1)));
-    apply(s, vec![Mutation::InsertAccessRequest(pending)]).await;
-    apply(s, vec![Mutation::InsertAccessRequest(open)]).await;
+    apply(s, vec![common::insert_request(pending)]).await;
+    apply(s, vec![common::insert_request(open)]).await;
     assert_eq!(
         s.case_open_requesters(&scope, "c3", NOW).await.unwrap(),
         vec!["eve".to_owned(), "mallory".to_owned()]
@@ -209,6 +214,51 @@ async fn open_requests_are_checked_inside_the_commit(s: &dyn Store) {
     assert_unit_conflicts(s, vec![update(relinked, &case), guard()]).await;
     let now = s.case(&scope, "c3").await.unwrap().unwrap();
     assert_eq!(now.contact_id, None, "the relink is undone whole");
+}
+
+/// A role change or suspension revokes the requester's grants in its commit; a request built
+/// before it and committed after must be refused, or it would outlive that revocation.
+async fn access_requests_need_the_access_they_were_made_under(s: &dyn Store) {
+    let scope = TenantScope::new(T);
+    apply(s, vec![Mutation::InsertUser(common::user_row("rex"))]).await;
+    let request = |id: &str, access_epoch| Mutation::InsertAccessRequest {
+        row: common::access_request(T, id, "c3", "rex", "approved", Some((0, i64::MAX))),
+        access_epoch,
+    };
+    let epoch = s.user("rex").await.unwrap().unwrap().access_epoch;
+    apply(s, vec![request("q1", epoch)]).await;
+    // A role change: grants revoked and the epoch moved in one commit.
+    apply(
+        s,
+        vec![
+            Mutation::RevokeUserGrants {
+                user_id: "rex".into(),
+                at: 5,
+            },
+            Mutation::ExpireUserExports {
+                user_id: "rex".into(),
+                scope: None,
+            },
+        ],
+    )
+    .await;
+    assert_conflict(s, request("q2", epoch)).await;
+    assert!(s.access_request(&scope, "q2").await.unwrap().is_none());
+    // Under the new epoch, but suspended.
+    let moved = s.user("rex").await.unwrap().unwrap().access_epoch;
+    assert_ne!(moved, epoch);
+    apply(
+        s,
+        vec![Mutation::SetUserStatus {
+            user_id: "rex".into(),
+            status: "suspended".into(),
+            reason: None,
+            at: 6,
+        }],
+    )
+    .await;
+    assert_conflict(s, request("q3", moved)).await;
+    assert!(s.access_request(&scope, "q3").await.unwrap().is_none());
 }
 
 /// A comment committed after its case was purged would outlive the tenant's retention.
@@ -244,7 +294,7 @@ async fn comments_need_their_case(s: &dyn Store) {
 async fn access_requests_need_their_case(s: &dyn Store) {
     let scope = TenantScope::new(T);
     let orphan = common::access_request(T, "r9", "purged", "eve", "pending", None);
-    assert_conflict(s, Mutation::InsertAccessRequest(orphan)).await;
+    assert_conflict(s, common::insert_request(orphan)).await;
     assert!(s.access_request(&scope, "r9").await.unwrap().is_none());
 }
 

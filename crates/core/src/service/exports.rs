@@ -7,7 +7,7 @@ use strongroom_policy::{Denial, ResourceFacts, ResourceKind, Role};
 use strongroom_store::{ExportQuota, ExportRow, Mutation, TenantScope};
 
 use super::export_build::{Gather, content_hash, parse_recipient, seal};
-use crate::access::{Principal, RequestContext, denial_error, is_id, parse_roles};
+use crate::access::{Principal, RequestContext, denial_error, is_id};
 use crate::audit::{AuditDecision, AuditRecord, ResourceRef};
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -171,16 +171,7 @@ impl Vault {
         // revoked, the case reassigned, a role change) changes it, and the export is then not
         // inserted. A role change or suspension committed before this read, which the request's
         // principal (from a cache) may not show yet, refuses it here.
-        let account = self.store.user(&p.user_id).await?;
-        let Some(access_epoch) = account
-            .filter(|u| {
-                let roles = parse_roles(&u.roles);
-                u.status == "active"
-                    && roles.len() == p.roles.len()
-                    && roles.iter().all(|r| p.roles.contains(r))
-            })
-            .map(|u| u.access_epoch)
-        else {
+        let Some(access_epoch) = self.current_access_epoch(p).await? else {
             let err = ServiceError::unauthenticated();
             return Err(self.refuse_because(record, "access_changed", err).await);
         };

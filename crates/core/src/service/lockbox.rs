@@ -109,6 +109,12 @@ impl Vault {
             )
             .await?;
         let tenant = self.tenant_for(&record, tenant_id).await?;
+        // Read before the request is built: a role change or suspension committed meanwhile
+        // revokes the requester's grants and refuses this one at its commit.
+        let Some(access_epoch) = self.current_access_epoch(p).await? else {
+            let err = ServiceError::unauthenticated();
+            return Err(self.refuse_because(record, "access_changed", err).await);
+        };
         let scope = TenantScope::new(tenant_id);
         if self.store.case(&scope, &input.case_id).await?.is_none() {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
@@ -244,8 +250,14 @@ impl Vault {
         };
         self.commit_attempt(
             vec![record],
-            vec![Mutation::InsertAccessRequest(row.clone()), notification],
-            (not_applied, "case_gone"),
+            vec![
+                Mutation::InsertAccessRequest {
+                    row: row.clone(),
+                    access_epoch,
+                },
+                notification,
+            ],
+            (not_applied, "changed_meanwhile"),
         )
         .await?;
         self.request_view(&row, &ring).await

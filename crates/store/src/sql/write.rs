@@ -33,7 +33,7 @@ async fn require_contact(
 
 pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
-        Mutation::InsertAccessRequest(_)
+        Mutation::InsertAccessRequest { .. }
         | Mutation::RequireNoOpenRequest { .. }
         | Mutation::DecideAccessRequest { .. }
         | Mutation::RevokeAccessRequest { .. }

@@ -186,6 +186,14 @@ pub fn access_request(
     }
 }
 
+/// Inserts `row` for a requester whose access has not changed since their account was made.
+pub fn insert_request(row: AccessRequestRow) -> Mutation {
+    Mutation::InsertAccessRequest {
+        row,
+        access_epoch: 0,
+    }
+}
+
 /// An active support engineer named by its id.
 pub fn user_row(id: &str) -> UserRow {
     UserRow {
