@@ -25,6 +25,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     comments_need_their_case(&sqlite).await;
     access_requests_need_their_case(&sqlite).await;
     access_requests_need_the_access_they_were_made_under(&sqlite).await;
+    review_lines_need_their_account(&sqlite).await;
     files_need_their_case_and_go_once(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
@@ -41,6 +42,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         comments_need_their_case(&pg).await;
         access_requests_need_their_case(&pg).await;
         access_requests_need_the_access_they_were_made_under(&pg).await;
+        review_lines_need_their_account(&pg).await;
         files_need_their_case_and_go_once(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
@@ -259,6 +261,47 @@ async fn access_requests_need_the_access_they_were_made_under(s: &dyn Store) {
     .await;
     assert_conflict(s, request("q3", moved)).await;
     assert!(s.access_request(&scope, "q3").await.unwrap().is_none());
+}
+
+/// An access review read before a tenant was shredded must not write its users' names back.
+async fn review_lines_need_their_account(s: &dyn Store) {
+    let line = |user_id: &str| AccessReviewLineRow {
+        review_id: "rv1".into(),
+        user_id: user_id.into(),
+        username: user_id.into(),
+        roles: "tenant_user".into(),
+        tenant_id: Some(T.into()),
+        status: "active".into(),
+        last_activity_at: 0,
+        mfa_enrolled: false,
+        assignments: 0,
+        active_grants: 0,
+        api_keys: 0,
+        decision: None,
+        decided_by: None,
+        decided_at: None,
+    };
+    let review = AccessReviewRow {
+        id: "rv1".into(),
+        created_by: None,
+        created_at: 1,
+    };
+    apply(
+        s,
+        vec![Mutation::InsertAccessReview {
+            review,
+            lines: vec![line("eve"), line("gone-meanwhile")],
+        }],
+    )
+    .await;
+    let kept: Vec<String> = s
+        .access_review_lines("rv1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.user_id)
+        .collect();
+    assert_eq!(kept, ["eve"]);
 }
 
 /// A comment committed after its case was purged would outlive the tenant's retention.

@@ -630,6 +630,15 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 });
                 qb.build().execute(&mut *conn).await?;
             }
+            // The lines were read before this commit: an account gone meanwhile (its tenant
+            // shredded) must not come back as a line holding its username.
+            sqlx::query(
+                "DELETE FROM access_review_lines WHERE review_id = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = access_review_lines.user_id)",
+            )
+            .bind(&review.id)
+            .execute(conn)
+            .await?;
         }
         Mutation::DecideAccessReviewLine {
             review_id,
