@@ -50,7 +50,13 @@ pub enum Mutation {
         user_id: String,
         at: i64,
     },
-    InsertSession(SessionRow),
+    /// Inserts a session only if its user is still active with the password hash the login
+    /// verified: a password change or suspension committed during the login refuses it (a
+    /// conflict) instead of leaving a session the change meant to end.
+    InsertSession {
+        row: SessionRow,
+        verified_password_hash: String,
+    },
     TouchSession {
         token_hash: Vec<u8>,
         at: i64,
@@ -61,6 +67,13 @@ pub enum Mutation {
     },
     RevokeUserSessions {
         user_id: String,
+        at: i64,
+    },
+    /// Revokes every live session of `user_id` but `keep`, including any created after the
+    /// caller listed them.
+    RevokeOtherSessions {
+        user_id: String,
+        keep: Vec<u8>,
         at: i64,
     },
     SetPasswordHash {

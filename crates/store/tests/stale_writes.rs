@@ -26,6 +26,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     access_requests_need_their_case(&sqlite).await;
     access_requests_need_the_access_they_were_made_under(&sqlite).await;
     review_lines_need_their_account(&sqlite).await;
+    sessions_need_the_password_their_login_verified(&sqlite).await;
     files_need_their_case_and_go_once(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
@@ -43,6 +44,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         access_requests_need_their_case(&pg).await;
         access_requests_need_the_access_they_were_made_under(&pg).await;
         review_lines_need_their_account(&pg).await;
+        sessions_need_the_password_their_login_verified(&pg).await;
         files_need_their_case_and_go_once(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
@@ -302,6 +304,65 @@ async fn review_lines_need_their_account(s: &dyn Store) {
         .map(|l| l.user_id)
         .collect();
     assert_eq!(kept, ["eve"]);
+}
+
+/// A login that verified the old password and commits after a password change (or a
+/// suspension) must not leave a session; the change ends every other session, also those made
+/// after it listed them.
+async fn sessions_need_the_password_their_login_verified(s: &dyn Store) {
+    apply(s, vec![Mutation::InsertUser(common::user_row("pat"))]).await;
+    let old_hash = s.user("pat").await.unwrap().unwrap().password_hash;
+    let session = |n: u8, verified: &str| Mutation::InsertSession {
+        row: SessionRow {
+            token_hash: vec![n; 32],
+            user_id: "pat".into(),
+            created_at: 1,
+            last_seen_at: 1,
+            expires_at: 1_000_000,
+            revoked_at: None,
+            enrolment_only: false,
+        },
+        verified_password_hash: verified.into(),
+    };
+    apply(s, vec![session(1, &old_hash)]).await;
+    apply(s, vec![session(2, &old_hash)]).await;
+    apply(
+        s,
+        vec![
+            Mutation::SetPasswordHash {
+                user_id: "pat".into(),
+                password_hash: "new-hash".into(),
+                at: 2,
+            },
+            Mutation::RevokeOtherSessions {
+                user_id: "pat".into(),
+                keep: vec![1; 32],
+                at: 2,
+            },
+        ],
+    )
+    .await;
+    assert_conflict(s, session(3, &old_hash)).await;
+    let live: Vec<Vec<u8>> = s
+        .user_sessions("pat", 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.token_hash)
+        .collect();
+    assert_eq!(live, [vec![1u8; 32]], "only the changing session is left");
+    apply(s, vec![session(4, "new-hash")]).await;
+    apply(
+        s,
+        vec![Mutation::SetUserStatus {
+            user_id: "pat".into(),
+            status: "suspended".into(),
+            reason: None,
+            at: 4,
+        }],
+    )
+    .await;
+    assert_conflict(s, session(5, "new-hash")).await;
 }
 
 /// A comment committed after its case was purged would outlive the tenant's retention.

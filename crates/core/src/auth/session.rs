@@ -109,4 +109,16 @@ impl SessionCache {
             stale
         });
     }
+
+    /// Revokes every cached session of `user_id` but the one of `keep`.
+    pub fn revoke_user_except(&self, user_id: &str, keep: &[u8; 32]) {
+        let kept = self.by_hash.get(keep);
+        self.by_hash.invalidate_where(|s| {
+            let stale = s.user_id == user_id && !kept.as_ref().is_some_and(|k| Arc::ptr_eq(k, s));
+            if stale {
+                s.revoke();
+            }
+            stale
+        });
+    }
 }

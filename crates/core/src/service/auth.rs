@@ -214,20 +214,37 @@ impl Vault {
         };
         record.decision = AuditDecision::Allow;
         record.reason = session.enrolment_only.then_some("mfa_enrolment_required");
-        self.audit
-            .commit(
-                vec![record],
-                vec![
-                    Mutation::InsertSession(session.clone()),
-                    Mutation::RecordLoginSuccess {
-                        user_id: user.id.clone(),
-                        at: now,
-                    },
-                ],
-            )
-            .await?;
-        self.sessions
-            .insert_fresh(hash, Arc::new(CachedSession::from_row(&session)));
+        // Read before the commit: a revocation of the user's sessions that lands between the
+        // commit and the caching below keeps this one out of the cache, to be read revoked.
+        let generation = self.sessions.generation();
+        self.commit_attempt(
+            vec![record],
+            vec![
+                Mutation::InsertSession {
+                    row: session.clone(),
+                    verified_password_hash: user.password_hash.clone(),
+                },
+                Mutation::RecordLoginSuccess {
+                    user_id: user.id.clone(),
+                    at: now,
+                },
+            ],
+            ("auth.login_not_applied", "changed_meanwhile"),
+        )
+        .await
+        .map_err(|err| {
+            // The password verified, or the account's state, is no longer the account's.
+            if err.code == ErrorCode::Conflict {
+                invalid_credentials()
+            } else {
+                err
+            }
+        })?;
+        self.sessions.insert_loaded(
+            hash,
+            Arc::new(CachedSession::from_row(&session)),
+            generation,
+        );
         self.forget_user(&user.id);
         Ok(LoginResponse {
             token: token.as_str().to_owned(),

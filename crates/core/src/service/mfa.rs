@@ -262,29 +262,26 @@ impl Vault {
             self.has_totp(&user.id).await? || self.mfa_required_for(&parse_roles(&user.roles));
         password::check_policy_for(&new, &user.username, second_factor)?;
         let hash = password::hash(new).await?;
-        // Every other session ends with the old password: one may be why it was changed.
-        let others: Vec<Vec<u8>> = self
-            .live_sessions(&user.id)
-            .await?
-            .into_iter()
-            .map(|(row, _)| row.token_hash)
-            .filter(|h| h.as_slice() != p.token_hash.as_slice())
-            .collect();
+        // Every other session ends with the old password: one may be why it was changed. The
+        // store revokes them all in the commit, including any a racing login made; a login
+        // still in flight then finds the hash changed and makes none.
         let now = self.now();
-        let mut mutations = vec![Mutation::SetPasswordHash {
-            user_id: user.id.clone(),
-            password_hash: hash,
-            at: now,
-        }];
-        mutations.extend(others.iter().map(|h| Mutation::RevokeSession {
-            token_hash: h.clone(),
-            at: now,
-        }));
+        let mutations = vec![
+            Mutation::SetPasswordHash {
+                user_id: user.id.clone(),
+                password_hash: hash,
+                at: now,
+            },
+            Mutation::RevokeOtherSessions {
+                user_id: user.id.clone(),
+                keep: p.token_hash.to_vec(),
+                at: now,
+            },
+        ];
         self.audit.commit(vec![record], mutations).await?;
-        for h in &others {
-            if let Ok(h) = <[u8; 32]>::try_from(h.as_slice()) {
-                self.sessions.remove(&h);
-            }
+        match <[u8; 32]>::try_from(p.token_hash.as_slice()) {
+            Ok(current) => self.sessions.revoke_user_except(&user.id, &current),
+            Err(_) => self.sessions.revoke_user(&user.id),
         }
         self.forget_user(&user.id);
         Ok(())

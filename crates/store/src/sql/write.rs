@@ -238,10 +238,14 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .execute(conn)
             .await?;
         }
-        Mutation::InsertSession(s) => {
-            sqlx::query(
+        Mutation::InsertSession {
+            row: s,
+            verified_password_hash,
+        } => {
+            let done = sqlx::query(
                 "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at, \
-                 enrolment_only) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 enrolment_only) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM users \
+                 WHERE id = $2 AND status = 'active' AND password_hash = $8)",
             )
             .bind(&s.token_hash)
             .bind(&s.user_id)
@@ -250,8 +254,14 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(s.expires_at)
             .bind(s.revoked_at)
             .bind(s.enrolment_only)
+            .bind(verified_password_hash)
             .execute(conn)
             .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict(
+                    "the account's password or status changed during the login",
+                ));
+            }
         }
         Mutation::BeginTotp { .. }
         | Mutation::ConfirmTotp { .. }
@@ -282,6 +292,17 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             )
             .bind(user_id)
             .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        Mutation::RevokeOtherSessions { user_id, keep, at } => {
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL \
+                 AND token_hash <> $3",
+            )
+            .bind(user_id)
+            .bind(at)
+            .bind(keep)
             .execute(conn)
             .await?;
         }
