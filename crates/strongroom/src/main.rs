@@ -205,7 +205,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // A command interrupted while a blocking task runs (a backup's write, a verification's
+    // extraction) has already removed what that task wrote; the task is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("strongroom: error: {e:#}");

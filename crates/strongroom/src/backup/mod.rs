@@ -149,6 +149,80 @@ fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What a backup reads besides the live database.
+struct Sources {
+    /// The snapshot taken of the live database, without the tenant keys.
+    snapshot: PathBuf,
+    signing_key: PathBuf,
+    config: PathBuf,
+}
+
+/// Snapshots the live database without its tenant keys, then writes the encrypted backup to
+/// `partial`; returns its manifest.
+async fn snapshot_and_write(
+    live_db: &Path,
+    scratch: &Path,
+    sources: Sources,
+    partial: &Path,
+    root: &RootKey,
+    verifier: NoteVerifier,
+) -> Result<Manifest> {
+    let tables = SqliteStore::snapshot_without_tenant_keys(live_db, scratch, &sources.snapshot)
+        .await
+        .context("snapshotting the database")?;
+    let _ = fs::remove_file(scratch);
+    let store = SqliteStore::open_read_only(&sources.snapshot, BUSY).await?;
+    let latest = store.latest_checkpoint().await?.map(|c| c.note);
+    store.close().await;
+
+    let database_bytes = fs::metadata(&sources.snapshot)?.len();
+    let manifest = Manifest {
+        format: 1,
+        created_at: strongroom_core::clock::rfc3339(now_ms()),
+        verifier_key: verifier.to_vkey(),
+        database_bytes,
+        tables,
+        latest_checkpoint: latest,
+        tenant_keys: "excluded".into(),
+    };
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
+
+    let id: [u8; 32] = strongroom_crypto::random_bytes().context("random")?;
+    let key = BackupKey::derive(root, &id).context("backup key")?;
+    let out = BufWriter::new(create_private(partial)?);
+    // Blocking file work, off this task so that an interruption is heard while it runs.
+    let write = move || -> Result<()> {
+        let mut w = ChunkWriter::new(out, key, &id)?;
+        w.section(
+            MANIFEST,
+            manifest_bytes.len() as u64,
+            &mut manifest_bytes.as_slice(),
+        )?;
+        let mut progress = Progress::new("backup", database_bytes);
+        let mut db = Counted {
+            inner: BufReader::new(File::open(&sources.snapshot)?),
+            progress: &mut progress,
+        };
+        w.section(DB, database_bytes, &mut db)?;
+        progress.finish();
+        let signing =
+            Zeroizing::new(fs::read(&sources.signing_key).context("reading the log signing key")?);
+        w.section(SIGNING_KEY, signing.len() as u64, &mut signing.as_slice())?;
+        // The configuration may hold a database URL with its password.
+        if let Ok(cfg) = fs::read(&sources.config).map(Zeroizing::new) {
+            w.section(CONFIG, cfg.len() as u64, &mut cfg.as_slice())?;
+        }
+        let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(())
+    };
+    tokio::task::spawn_blocking(write)
+        .await
+        .context("writing the backup")?
+        .context("writing the backup")?;
+    Ok(manifest)
+}
+
 fn create_private(path: &Path) -> Result<File> {
     OpenOptions::new()
         .create_new(true)
@@ -158,13 +232,19 @@ fn create_private(path: &Path) -> Result<File> {
         .with_context(|| format!("creating {}", path.display()))
 }
 
-/// Removes the listed files when dropped (temporary copies of the database).
+/// Removes the listed files when dropped (temporary copies of the database), with the journal
+/// SQLite keeps beside a copy being written (its `-journal`, or `-wal` and `-shm`).
 struct Cleanup(Vec<PathBuf>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for p in &self.0 {
             let _ = fs::remove_file(p);
+            for suffix in ["-journal", "-wal", "-shm"] {
+                let mut beside = p.clone().into_os_string();
+                beside.push(suffix);
+                let _ = fs::remove_file(beside);
+            }
         }
     }
 }
@@ -191,63 +271,23 @@ pub async fn create(args: CreateArgs) -> Result<()> {
         crate::audit_cmd::verifier_from_data_dir(&args.data_dir, &config.service.audit_origin)?;
 
     // Temporary copies inside the data dir: same file system, same protection as the original.
+    // The scratch copy holds the wrapped tenant keys until they are deleted from it, so every
+    // copy goes however the backup ends: an error, a panic, or an interruption.
     dir.sweep_stale_backup_copies();
     let scratch = dir.path(&format!("run/{}.db", random_name("backup-scratch")?));
     let snapshot = dir.path(&format!("run/{}.db", random_name("backup")?));
-    let _cleanup = Cleanup(vec![scratch.clone(), snapshot.clone()]);
-    let tables = SqliteStore::snapshot_without_tenant_keys(&live_db, &scratch, &snapshot)
-        .await
-        .context("snapshotting the database")?;
-    let _ = fs::remove_file(&scratch);
-    let store = SqliteStore::open_read_only(&snapshot, BUSY).await?;
-    let latest = store.latest_checkpoint().await?.map(|c| c.note);
-    store.close().await;
-
-    let database_bytes = fs::metadata(&snapshot)?.len();
-    let manifest = Manifest {
-        format: 1,
-        created_at: strongroom_core::clock::rfc3339(now_ms()),
-        verifier_key: verifier.to_vkey(),
-        database_bytes,
-        tables,
-        latest_checkpoint: latest,
-        tenant_keys: "excluded".into(),
-    };
-    let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
-
-    let id: [u8; 32] = strongroom_crypto::random_bytes().context("random")?;
-    let key = BackupKey::derive(&root, &id).context("backup key")?;
     let partial = args.out.with_extension("partial");
-    let out = BufWriter::new(create_private(&partial)?);
-    let write = || -> Result<()> {
-        let mut w = ChunkWriter::new(out, key, &id)?;
-        w.section(
-            MANIFEST,
-            manifest_bytes.len() as u64,
-            &mut manifest_bytes.as_slice(),
-        )?;
-        let mut progress = Progress::new("backup", database_bytes);
-        let mut db = Counted {
-            inner: BufReader::new(File::open(&snapshot)?),
-            progress: &mut progress,
-        };
-        w.section(DB, database_bytes, &mut db)?;
-        progress.finish();
-        let signing =
-            Zeroizing::new(fs::read(dir.path(SIGNING_KEY)).context("reading the log signing key")?);
-        w.section(SIGNING_KEY, signing.len() as u64, &mut signing.as_slice())?;
-        // The configuration may hold a database URL with its password.
-        if let Ok(cfg) = fs::read(dir.path(CONFIG)).map(Zeroizing::new) {
-            w.section(CONFIG, cfg.len() as u64, &mut cfg.as_slice())?;
-        }
-        let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(())
+    let _cleanup = Cleanup(vec![scratch.clone(), snapshot.clone(), partial.clone()]);
+    let sources = Sources {
+        snapshot,
+        signing_key: dir.path(SIGNING_KEY),
+        config: dir.path(CONFIG),
     };
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&partial);
-        return Err(e.context("writing the backup"));
-    }
+    let written = tokio::select! {
+        written = snapshot_and_write(&live_db, &scratch, sources, &partial, &root, verifier) => written,
+        () = crate::serve::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let manifest = written.context("backup failed; its temporary copies were removed")?;
     fs::rename(&partial, &args.out)?;
     println!(
         "backup written to {} ({} tables, {} audit entries, tenant keys excluded)",

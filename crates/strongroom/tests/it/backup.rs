@@ -582,3 +582,74 @@ async fn the_unreadable_records_are_shown_for_what_they_are(restored: &Server, t
     assert!(files[0]["record"].get("content_sha256").is_none());
     assert_eq!(opened.of_kind("contact").len(), 3);
 }
+
+/// The scratch copy a backup starts from holds the wrapped tenant keys: interrupted at any point,
+/// the backup must leave no copy in the data dir and no partial file, and exit promptly.
+#[tokio::test]
+async fn an_interrupted_backup_leaves_no_copy_behind() {
+    if skip_on_postgres("`strongroom backup create` is for the SQLite data dir") {
+        return;
+    }
+    let server = Server::start();
+    server.stop().await;
+    // Large enough that the copy is still being made when the signal lands.
+    let mut db = Db::sqlite(&server.data_dir).await;
+    db.execute("CREATE TABLE ballast (b BLOB)", &[]).await;
+    db.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) \
+         INSERT INTO ballast SELECT zeroblob(1048576) FROM n",
+        &[],
+    )
+    .await;
+    db.close().await;
+
+    let files = tempfile::tempdir().unwrap();
+    let out = files.path().join("data.bak");
+    let child = Command::new(binary())
+        .args([
+            OsStr::new("backup"),
+            OsStr::new("create"),
+            OsStr::new("--data-dir"),
+        ])
+        .arg(&server.data_dir)
+        .arg("--out")
+        .arg(&out)
+        .env_remove("STRONGROOM_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_dir = server.data_dir.join("run");
+    let copies = || -> Vec<String> {
+        std::fs::read_dir(&run_dir)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.starts_with("backup"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while copies().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no copy was started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let signalled = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let interrupted_at = std::time::Instant::now();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        interrupted_at.elapsed() < std::time::Duration::from_secs(10),
+        "the backup went on after the signal"
+    );
+    assert_eq!(copies(), Vec::<String>::new(), "a copy was left behind");
+    assert!(!out.exists());
+    assert!(!out.with_extension("partial").exists());
+}
