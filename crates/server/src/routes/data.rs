@@ -2,10 +2,8 @@
 //! lookup, which is never logged).
 
 use std::sync::Arc;
-
 use std::time::Duration;
 
-use axum::Extension;
 use axum::extract::{FromRequestParts as _, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -197,8 +195,8 @@ pub async fn list_comments(
 }
 
 /// Authenticates an upload before it waits for a turn or its body is read: a sender without
-/// credentials must not hold one of the few turns while it trickles a body. The handler takes
-/// the caller found here.
+/// credentials must not hold one of the few turns while it trickles a body. The handler
+/// authenticates again once its turn and body have come.
 pub async fn upload_caller_first(
     State(vault): State<Arc<Vault>>,
     request: Request,
@@ -253,9 +251,11 @@ pub async fn upload_body_in_time(
         .await)
 }
 
+/// The caller is authenticated again here: [`upload_caller_first`]'s check came before the
+/// wait for a turn and the body, during which the session or key may have been revoked.
 pub async fn add_attachment(
     State(vault): State<Arc<Vault>>,
-    Extension(c): Extension<Caller>,
+    c: Caller,
     Path((tenant_id, case_id)): Path<(String, String)>,
     Json(input): Json<AttachmentInput>,
 ) -> ApiResult<Created> {

@@ -512,3 +512,35 @@ async fn uploads_without_credentials_are_refused_before_their_bodies() {
     assert_eq!(stored_files(&server, &w.tenant).await, 1);
     drop(held);
 }
+
+/// The caller checked before an upload's turn and body may be gone once they arrive: the upload
+/// is authenticated again before it runs, so a session ended meanwhile stores nothing.
+#[tokio::test]
+async fn an_upload_whose_session_ends_while_its_body_arrives_is_refused() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = Server::start();
+    let w = world(&server).await;
+    let body = r#"{"name": "late.log", "content": "bGF0ZQ=="}"#;
+    let (first, rest) = body.split_at(12);
+    let mut stream = raw_tls(&server).await;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Access-Purpose: customer-self-service\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{first}",
+        w.files(),
+        server.api,
+        w.boss.token().unwrap(),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    // Let the server authenticate the head and start reading the body, then end the session.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logout = w.boss.post("/v1/auth/logout", json!({})).await;
+    assert!(matches!(logout.status.as_u16(), 200 | 204), "logout");
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    let text = answer_containing(&mut stream, "unauthenticated", Duration::from_secs(10)).await;
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert_eq!(stored_files(&server, &w.tenant).await, 0);
+}
