@@ -215,10 +215,12 @@ impl Vault {
         }];
         let mut revoked_active = false;
         if decision.decision == ReviewVerdict::Revoke
-            && let Some(user) = self.user_row(&decision.user_id).await?
+            // From the store, not a cache: a stale "not active" would record a revocation and
+            // leave the account active.
+            && let Some(user) = self.store.user(&decision.user_id).await?
             && user.status == "active"
         {
-            mutations.extend(self.keep_last_admin(&user, &record).await?);
+            mutations.push(self.keep_last_admin(&user, &record).await?);
             let mut suspend = AuditRecord::new("user.suspend", &ctx.request_id);
             suspend.actor.clone_from(&record.actor);
             suspend.tenant_id.clone_from(&user.tenant_id);

@@ -254,7 +254,7 @@ impl Vault {
         let admin_guard = if roles.contains(&Role::PlatformAdmin) {
             None
         } else {
-            self.keep_last_admin(&user, &record).await?
+            Some(self.keep_last_admin(&user, &record).await?)
         };
         let was_customer = parse_roles(&user.roles).iter().any(Role::is_customer);
         if was_customer != roles.iter().any(Role::is_customer) {
@@ -355,7 +355,7 @@ impl Vault {
                 at: now,
             },
         );
-        mutations.extend(admin_guard);
+        mutations.push(admin_guard);
         self.commit_attempt(
             records,
             mutations,
@@ -436,25 +436,27 @@ impl Vault {
     }
 
     /// Refuses to take away the last active platform administrator: nobody could administer the
-    /// vault any more (the refusal recorded from `record`, the change's record). When `user` is
-    /// one, the change must commit with the returned guard, which checks again inside the
-    /// transaction (two admins suspending each other at once).
+    /// vault any more (the refusal recorded from `record`, the change's record). The change must
+    /// commit with the returned guard, which checks again inside the transaction: two admins
+    /// suspending each other at once, or a `user` row read from a cache that has not seen a
+    /// promotion yet (another instance's), so the guard goes with every change, admin or not.
     pub(crate) async fn keep_last_admin(
         &self,
         user: &UserRow,
         record: &AuditRecord,
-    ) -> ServiceResult<Option<Mutation>> {
+    ) -> ServiceResult<Mutation> {
         let is_admin = |u: &UserRow| {
             u.status == "active" && parse_roles(&u.roles).contains(&Role::PlatformAdmin)
         };
+        let guard = Mutation::KeepAnotherPlatformAdmin {
+            user_id: user.id.clone(),
+        };
         if !is_admin(user) {
-            return Ok(None);
+            return Ok(guard);
         }
         let users = self.all_users().await?;
         if users.iter().any(|u| u.id != user.id && is_admin(u)) {
-            return Ok(Some(Mutation::KeepAnotherPlatformAdmin {
-                user_id: user.id.clone(),
-            }));
+            return Ok(guard);
         }
         let err = ServiceError::new(
             ErrorCode::Conflict,
