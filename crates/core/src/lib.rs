@@ -177,10 +177,34 @@ impl Vault {
         }
     }
 
-    /// Readiness: the store answers.
-    pub async fn ready(&self) -> bool {
-        self.store.ping().await.is_ok()
+    /// Readiness: the store answers, and entries get their signed checkpoint (one follows any
+    /// append within a second; a signer that cannot sign, the store rewritten below its last
+    /// checkpoint or the checkpoint not saved, makes the instance unready after a few seconds).
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        if self.store.ping().await.is_err() {
+            return Err(NotReady::StoreUnavailable);
+        }
+        let unsigned = self.audit.unsigned_for_ms(self.now());
+        metrics::gauge!("strongroom_audit_unsigned_seconds")
+            .set(unsigned.map_or(0.0, |ms| ms as f64 / 1000.0));
+        if unsigned.is_some_and(|ms| ms > UNSIGNED_READY_MS) {
+            return Err(NotReady::CheckpointsStalled);
+        }
+        Ok(())
     }
+}
+
+/// How long entries may wait for a signed checkpoint before the instance reports itself unready:
+/// the signer's interval and a lease handover (up to five seconds) with room to spare.
+const UNSIGNED_READY_MS: i64 = 8_000;
+
+/// Why [`Vault::ready`] says no.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("store unavailable")]
+    StoreUnavailable,
+    #[error("audit checkpoints stalled")]
+    CheckpointsStalled,
 }
 
 /// A fresh opaque identifier (UUID v7: time-ordered, so ids make good cursors).

@@ -257,14 +257,10 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
 pub fn ops_app(vault: Arc<Vault>, metrics: Option<PrometheusHandle>) -> Router {
     async fn healthz(
         State((vault, _)): State<(Arc<Vault>, Option<PrometheusHandle>)>,
-    ) -> (axum::http::StatusCode, &'static str) {
-        if vault.ready().await {
-            (axum::http::StatusCode::OK, "ok")
-        } else {
-            (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "store unavailable",
-            )
+    ) -> (axum::http::StatusCode, String) {
+        match vault.ready().await {
+            Ok(()) => (axum::http::StatusCode::OK, "ok".to_owned()),
+            Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
         }
     }
     async fn render(State((_, handle)): State<(Arc<Vault>, Option<PrometheusHandle>)>) -> String {

@@ -11,6 +11,7 @@
 //! frontier the store holds, so it goes in next and never starves. Signing is `super::signer`'s.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -76,7 +77,12 @@ pub struct AuditLog {
     signer: Arc<NoteSigner>,
     origin: String,
     latest_note: Arc<RwLock<Arc<str>>>,
+    /// Since when (ms) entries have waited for a signed checkpoint; [`ALL_SIGNED`] when none do.
+    unsigned_since: Arc<AtomicI64>,
 }
+
+/// The value of `unsigned_since` while every entry this instance knows of is signed.
+pub(super) const ALL_SIGNED: i64 = i64::MIN;
 
 impl AuditLog {
     /// Restores the tree from the store, checks it against the last signed checkpoint, and starts the
@@ -157,7 +163,9 @@ impl AuditLog {
             Arc::clone(&clock),
             max_batch,
         );
+        let unsigned_since = Arc::new(AtomicI64::new(ALL_SIGNED));
         tokio::spawn(run_signer(SignerTask {
+            unsigned_since: Arc::clone(&unsigned_since),
             store: Arc::clone(&store),
             signer: Arc::clone(&signer),
             verifier: signer.verifier(),
@@ -177,6 +185,7 @@ impl AuditLog {
             signer,
             origin,
             latest_note,
+            unsigned_since,
         }))
     }
 
@@ -298,6 +307,15 @@ impl AuditLog {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// How long entries have waited for a signed checkpoint at `now` (ms); `None` when every
+    /// entry this instance knows of is signed. A checkpoint follows an append within a second
+    /// while the signer works, so a long wait means it does not.
+    #[must_use]
+    pub fn unsigned_for_ms(&self, now: i64) -> Option<i64> {
+        let since = self.unsigned_since.load(Ordering::Relaxed);
+        (since != ALL_SIGNED).then(|| now.saturating_sub(since))
     }
 
     pub async fn entries(&self, start: u64, limit: u32) -> ServiceResult<Vec<AuditEntryRow>> {

@@ -2,6 +2,7 @@
 //! (not its own) within a second of any append; the others show the checkpoints it saves, and
 //! take the lease over when it stops renewing it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use strongroom_ledger::NoteSigner;
 use strongroom_store::Store;
 use tokio::sync::watch;
 
-use super::log::{TreeHead, advance, extends, restore_frontier, save_checkpoint, sign};
+use super::log::{ALL_SIGNED, TreeHead, advance, extends, restore_frontier, save_checkpoint, sign};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
 
@@ -34,6 +35,8 @@ pub(super) struct SignerTask {
     /// The latest checkpoint when the log opened (what the store's own checkpoint says, not the
     /// head: entries appended before a crash may still wait for their signature).
     pub(super) signed: TreeHead,
+    /// Since when entries known here have waited for a signature (see `AuditLog::unsigned_for_ms`).
+    pub(super) unsigned_since: Arc<AtomicI64>,
 }
 
 impl SignerTask {
@@ -158,6 +161,13 @@ pub(super) async fn run_signer(task: SignerTask) {
                 }
             }
         }
+        let waiting = signed.size < task.head.borrow().size;
+        let since = &task.unsigned_since;
+        if waiting {
+            let _ = since.compare_exchange(ALL_SIGNED, now, Ordering::Relaxed, Ordering::Relaxed);
+        } else {
+            since.store(ALL_SIGNED, Ordering::Relaxed);
+        }
     }
 }
 
@@ -187,6 +197,7 @@ mod tests {
             clock: Arc::new(SystemClock::with_offset_ms(0)),
             instance: "test".into(),
             signed: empty,
+            unsigned_since: Arc::new(AtomicI64::new(ALL_SIGNED)),
         }
     }
 

@@ -57,3 +57,65 @@ async fn entries_a_crash_left_unsigned_are_signed_after_a_restart() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Entries are appended but no checkpoint can be saved (a trigger refuses them): the instance
+/// says it is not ready within seconds, and ready again once checkpoints are saved.
+#[tokio::test]
+async fn stalled_checkpoints_make_the_instance_unready() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let ops = reqwest::Client::builder().no_proxy().build().unwrap();
+    let health = || async {
+        let r = ops.get(server.ops_url("/healthz")).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(health().await.0, 200);
+
+    let mut db = server.db().await;
+    if on_postgres() {
+        db.execute(
+            "CREATE FUNCTION refuse_checkpoint() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'checkpoints refused by the test'; END $$ LANGUAGE plpgsql",
+            &[],
+        )
+        .await;
+        db.execute(
+            "CREATE TRIGGER refuse_checkpoint BEFORE INSERT ON audit_checkpoints \
+             FOR EACH ROW EXECUTE FUNCTION refuse_checkpoint()",
+            &[],
+        )
+        .await;
+    } else {
+        db.execute(
+            "CREATE TRIGGER refuse_checkpoint BEFORE INSERT ON audit_checkpoints \
+             BEGIN SELECT RAISE(ABORT, 'checkpoints refused by the test'); END",
+            &[],
+        )
+        .await;
+    }
+    // Appends still work; their checkpoint never comes.
+    create_tenant(&admin, None).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stalled = loop {
+        let (status, body) = health().await;
+        if status == 503 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "still ready: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(stalled.contains("audit checkpoints stalled"), "{stalled}");
+
+    let drop = if on_postgres() {
+        "DROP TRIGGER refuse_checkpoint ON audit_checkpoints"
+    } else {
+        "DROP TRIGGER refuse_checkpoint"
+    };
+    db.execute(drop, &[]).await;
+    db.close().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while health().await.0 != 200 {
+        assert!(Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
