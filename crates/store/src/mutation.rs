@@ -281,8 +281,13 @@ pub enum Mutation {
         at: i64,
         next_attempt_at: Option<i64>,
     },
-    /// Sets (or replaces) a tenant's webhook secret.
-    SetWebhookSecret(WebhookSecretRow),
+    /// Sets a tenant's webhook secret where it has none (`replaces: None`), or replaces the one
+    /// whose sealed bytes are `replaces`; otherwise a conflict: of two requests that read the same
+    /// state, only one secret takes effect, and only its caller is told it did.
+    SetWebhookSecret {
+        row: WebhookSecretRow,
+        replaces: Option<Vec<u8>>,
+    },
     // ---- exports ----
     /// Inserts an export only if its requester's `access_epoch` is still the one read before its
     /// records were gathered, its tenant's instructions are still the version read then

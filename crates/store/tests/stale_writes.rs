@@ -27,6 +27,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     access_requests_need_the_access_they_were_made_under(&sqlite).await;
     review_lines_need_their_account(&sqlite).await;
     sessions_need_the_password_their_login_verified(&sqlite).await;
+    a_webhook_secret_changes_only_from_what_was_read(&sqlite).await;
     files_need_their_case_and_go_once(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
@@ -45,6 +46,7 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         access_requests_need_the_access_they_were_made_under(&pg).await;
         review_lines_need_their_account(&pg).await;
         sessions_need_the_password_their_login_verified(&pg).await;
+        a_webhook_secret_changes_only_from_what_was_read(&pg).await;
         files_need_their_case_and_go_once(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
@@ -363,6 +365,27 @@ async fn sessions_need_the_password_their_login_verified(s: &dyn Store) {
     )
     .await;
     assert_conflict(s, session(5, "new-hash")).await;
+}
+
+/// Two first requests for a tenant's webhook secret, or two rotations, read the same state: only
+/// one secret may take effect, or a caller would hold one that never signs anything.
+async fn a_webhook_secret_changes_only_from_what_was_read(s: &dyn Store) {
+    let scope = TenantScope::new(T);
+    let set = |secret: u8, replaces: Option<Vec<u8>>| Mutation::SetWebhookSecret {
+        row: WebhookSecretRow {
+            tenant_id: T.into(),
+            secret: vec![secret; 16],
+            created_at: i64::from(secret),
+        },
+        replaces,
+    };
+    apply(s, vec![set(1, None)]).await;
+    assert_conflict(s, set(2, None)).await;
+    assert_conflict(s, set(3, Some(vec![9; 16]))).await;
+    apply(s, vec![set(4, Some(vec![1; 16]))]).await;
+    assert_conflict(s, set(5, Some(vec![1; 16]))).await;
+    let stored = s.webhook_secret(&scope).await.unwrap().unwrap();
+    assert_eq!(stored.secret, vec![4u8; 16]);
 }
 
 /// A comment committed after its case was purged would outlive the tenant's retention.

@@ -231,6 +231,7 @@ impl Vault {
         }
         let scope = TenantScope::new(tenant_id);
         let existing = self.store.webhook_secret(&scope).await?;
+        let replaces = existing.as_ref().map(|row| row.secret.clone());
         if let (Some(row), false) = (existing, rotate) {
             let key = self
                 .keys
@@ -249,16 +250,24 @@ impl Vault {
         let now = self.now();
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let sealed = shape::seal_bytes(&ring, SECRET_KIND, tenant_id, "secret", key.as_ref())?;
-        self.audit
-            .commit(
-                vec![record],
-                vec![Mutation::SetWebhookSecret(WebhookSecretRow {
+        let not_applied = if rotate {
+            "webhook_secret.rotate_not_applied"
+        } else {
+            "webhook_secret.read_not_applied"
+        };
+        self.commit_attempt(
+            vec![record],
+            vec![Mutation::SetWebhookSecret {
+                row: WebhookSecretRow {
                     tenant_id: tenant_id.to_owned(),
                     secret: sealed,
                     created_at: now,
-                })],
-            )
-            .await?;
+                },
+                replaces,
+            }],
+            (not_applied, "changed_meanwhile"),
+        )
+        .await?;
         Ok(WebhookSecret {
             secret: webhook_secret_text(key.as_ref()).to_string(),
             created_at: rfc3339(now),

@@ -338,18 +338,33 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .await?;
             Ok(())
         }
-        Mutation::SetWebhookSecret(w) => {
-            sqlx::query(
-                "INSERT INTO webhook_secrets (tenant_id, secret, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (tenant_id) DO UPDATE SET secret = excluded.secret, \
-                 created_at = excluded.created_at",
-            )
-            .bind(&w.tenant_id)
-            .bind(&w.secret)
-            .bind(w.created_at)
-            .execute(conn)
-            .await?;
-            Ok(())
+        Mutation::SetWebhookSecret { row: w, replaces } => {
+            let done = match replaces {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO webhook_secrets (tenant_id, secret, created_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (tenant_id) DO NOTHING",
+                    )
+                    .bind(&w.tenant_id)
+                    .bind(&w.secret)
+                    .bind(w.created_at)
+                    .execute(conn)
+                    .await?
+                }
+                Some(read) => {
+                    sqlx::query(
+                        "UPDATE webhook_secrets SET secret = $2, created_at = $3 \
+                         WHERE tenant_id = $1 AND secret = $4",
+                    )
+                    .bind(&w.tenant_id)
+                    .bind(&w.secret)
+                    .bind(w.created_at)
+                    .bind(read)
+                    .execute(conn)
+                    .await?
+                }
+            };
+            changed(done, "the webhook secret changed meanwhile")
         }
         _ => Err(StoreError::Corrupt("not a lockbox mutation".into())),
     }
