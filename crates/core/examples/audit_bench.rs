@@ -163,6 +163,7 @@ async fn main() {
             Arc::new(SystemClock::default()),
             4096,
             format!("bench-{}", n + 1),
+            None,
         )
         .await
         .unwrap();

@@ -78,6 +78,7 @@ async fn main() {
         Arc::new(SystemClock::default()),
         4096,
         "proof-bench".into(),
+        None,
     )
     .await
     .unwrap();

@@ -87,6 +87,8 @@ pub struct VaultParts {
     pub log_signer: NoteSigner,
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
+    /// Keeps the last checkpoint published from here outside the store (the data dir's file).
+    pub witness: Option<Arc<dyn audit::CheckpointWitness>>,
 }
 
 impl Vault {
@@ -98,6 +100,7 @@ impl Vault {
             log_signer,
             settings,
             clock,
+            witness,
         } = parts;
         if settings.attachment_scanner == scan::Scanner::Builtin {
             tracing::warn!(
@@ -112,6 +115,7 @@ impl Vault {
             &settings,
             Arc::clone(&clock),
             instance.clone(),
+            witness,
         )
         .await?;
         // Other instances' revocations, rotations and shreds reach our caches by expiry only.

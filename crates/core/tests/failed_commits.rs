@@ -33,6 +33,7 @@ async fn appends_behind_a_failed_commit_land_where_the_log_ends() {
         Arc::new(SystemClock::default()),
         64,
         "instance".into(),
+        None,
     )
     .await
     .unwrap();

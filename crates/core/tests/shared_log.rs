@@ -19,6 +19,7 @@ async fn open_log(store: &Arc<SqliteStore>, instance: &str) -> Arc<AuditLog> {
         Arc::new(SystemClock::default()),
         64,
         instance.into(),
+        None,
     )
     .await
     .unwrap()

@@ -23,6 +23,7 @@ async fn open_log(store: &Arc<SqliteStore>) -> Result<Arc<AuditLog>, String> {
         Arc::new(SystemClock::default()),
         64,
         "instance".into(),
+        None,
     )
     .await
     .map_err(|e| e.to_string())

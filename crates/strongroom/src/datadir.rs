@@ -190,6 +190,40 @@ impl DataDir {
     }
 }
 
+/// The last checkpoint published from this data dir, beside the key that signed it: the log
+/// refuses to open a store that does not extend it (rolled back or replaced; see
+/// `strongroom_core::audit::CheckpointWitness`). Written whole or not at all, and synced.
+pub struct PublishedCheckpointFile(PathBuf);
+
+/// Where [`PublishedCheckpointFile`] lives, relative to the data dir.
+pub const PUBLISHED_CHECKPOINT: &str = "keys/published-checkpoint.note";
+
+impl PublishedCheckpointFile {
+    pub fn of(dir: &DataDir) -> Self {
+        Self(dir.path(PUBLISHED_CHECKPOINT))
+    }
+}
+
+impl strongroom_core::audit::CheckpointWitness for PublishedCheckpointFile {
+    fn last(&self) -> std::io::Result<Option<String>> {
+        match fs::read_to_string(&self.0) {
+            Ok(note) => Ok(Some(note)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn record(&self, note: &str) -> std::io::Result<()> {
+        let mut staged = self.0.clone().into_os_string();
+        staged.push(".new");
+        let staged = PathBuf::from(staged);
+        let _ = fs::remove_file(&staged);
+        write_secret(&staged, note.as_bytes()).map_err(std::io::Error::other)?;
+        fs::rename(&staged, &self.0)?;
+        sync_parent(&self.0).map_err(std::io::Error::other)
+    }
+}
+
 /// Writes a new secret file (mode 0600) whole or not at all: a partial one would fail every
 /// start after it. The directory is synced so that the file survives a power cut.
 pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {

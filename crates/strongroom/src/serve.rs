@@ -15,7 +15,7 @@ use strongroom_store::Store;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, PublishedCheckpointFile};
 
 pub struct ServeArgs {
     pub data_dir: PathBuf,
@@ -65,6 +65,7 @@ pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
         log_signer,
         settings: config.service.clone(),
         clock: Arc::new(SystemClock::default()),
+        witness: Some(Arc::new(PublishedCheckpointFile::of(dir))),
     })
     .await
     .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))?;

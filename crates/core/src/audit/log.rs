@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use super::committer::{Committer, SubmitError};
 use super::entry::AuditRecord;
 use super::signer::{SIGNER_LEASE, SIGNER_LEASE_MS, SignerTask, run_signer};
+use super::witness::{CheckpointWitness, check_against_witness};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
 use crate::settings::Settings;
@@ -94,6 +95,7 @@ impl AuditLog {
         clock: Arc<dyn Clock>,
         max_batch: usize,
         instance: String,
+        witness: Option<Arc<dyn CheckpointWitness>>,
     ) -> ServiceResult<Arc<Self>> {
         // The checkpoint before the size: other instances may append (and sign) meanwhile, and
         // the size only grows, so the tree read next always covers the checkpoint read first.
@@ -128,6 +130,9 @@ impl AuditLog {
             size,
             root: frontier.root(),
         };
+        if let Some(witness) = &witness {
+            check_against_witness(store.as_ref(), &verifier, witness.as_ref(), head).await?;
+        }
         let (head_tx, head_rx) = watch::channel(head);
         let head_tx = Arc::new(head_tx);
         let signer = Arc::new(signer);
@@ -154,6 +159,11 @@ impl AuditLog {
                 (note, head)
             }
         };
+        if let Some(witness) = &witness {
+            witness.record(&note).map_err(|e| {
+                ServiceError::internal(&format!("cannot record the published checkpoint: {e}"))
+            })?;
+        }
         let latest_note: Arc<RwLock<Arc<str>>> = Arc::new(RwLock::new(Arc::from(note.as_str())));
 
         let committer = Committer::start(
@@ -175,6 +185,7 @@ impl AuditLog {
             clock,
             instance,
             signed,
+            witness,
         }));
         Ok(Arc::new(Self {
             committer,
@@ -197,6 +208,7 @@ impl AuditLog {
         settings: &Settings,
         clock: Arc<dyn Clock>,
         instance: String,
+        witness: Option<Arc<dyn CheckpointWitness>>,
     ) -> ServiceResult<Arc<Self>> {
         let origin = if settings.audit_origin.is_empty() {
             let vkey = log_signer.verifier().to_vkey();
@@ -214,6 +226,7 @@ impl AuditLog {
             clock,
             settings.audit_max_batch,
             instance,
+            witness,
         )
         .await
     }

@@ -6,6 +6,7 @@ mod entry;
 mod log;
 mod signer;
 mod verify;
+mod witness;
 
 pub use entry::{Actor, AuditDecision, AuditRecord, ENTRY_VERSION, ResourceRef, encode};
 pub(crate) use log::CommitError;
@@ -14,3 +15,4 @@ pub use log::{AuditLog, ConsistencyProof, InclusionProof, TreeHead};
 pub use verify::{
     Failure, FailureKind, VerifyError, VerifyReport, verify_store, verify_store_against,
 };
+pub use witness::CheckpointWitness;

@@ -11,6 +11,7 @@ use strongroom_store::Store;
 use tokio::sync::watch;
 
 use super::log::{ALL_SIGNED, TreeHead, advance, extends, restore_frontier, save_checkpoint, sign};
+use super::witness::CheckpointWitness;
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
 
@@ -37,6 +38,8 @@ pub(super) struct SignerTask {
     pub(super) signed: TreeHead,
     /// Since when entries known here have waited for a signature (see `AuditLog::unsigned_for_ms`).
     pub(super) unsigned_since: Arc<AtomicI64>,
+    /// Told every checkpoint signed or followed here, outside the store.
+    pub(super) witness: Option<Arc<dyn CheckpointWitness>>,
 }
 
 impl SignerTask {
@@ -52,6 +55,21 @@ impl SignerTask {
             size,
             root: frontier.root(),
         })
+    }
+
+    /// Records the latest note with the witness, off the runtime's threads (it syncs a file).
+    async fn witness_latest(&self) -> std::io::Result<()> {
+        let Some(witness) = self.witness.clone() else {
+            return Ok(());
+        };
+        let note = self
+            .latest
+            .read()
+            .map(|n| Arc::clone(&n))
+            .map_err(|_| std::io::Error::other("the latest note is poisoned"))?;
+        tokio::task::spawn_blocking(move || witness.record(&note))
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     fn publish(&self, note: &str) {
@@ -122,6 +140,7 @@ pub(super) async fn run_signer(task: SignerTask) {
     let mut leader = false;
     let mut lease_checked_at = i64::MIN;
     let mut failure_logged_at: Option<i64> = None;
+    let mut witness_failure_logged_at: Option<i64> = None;
     loop {
         // Wake on a local append, or on the interval (other instances' appends, the lease).
         let _ = tokio::time::timeout(Duration::from_millis(FOLLOW_MS), head.changed()).await;
@@ -150,8 +169,18 @@ pub(super) async fn run_signer(task: SignerTask) {
         };
         match step {
             Ok(latest) => {
+                let advanced = latest.size > signed.size;
                 signed = latest;
                 failure_logged_at = None;
+                if advanced && let Err(err) = task.witness_latest().await {
+                    if witness_failure_logged_at.is_none_or(|at| now.saturating_sub(at) >= 60_000) {
+                        tracing::error!(
+                            error = %err,
+                            "the published checkpoint was not recorded outside the store"
+                        );
+                        witness_failure_logged_at = Some(now);
+                    }
+                }
             }
             // Said once a minute while it keeps failing, not five times a second.
             Err(err) => {
@@ -198,6 +227,7 @@ mod tests {
             instance: "test".into(),
             signed: empty,
             unsigned_since: Arc::new(AtomicI64::new(ALL_SIGNED)),
+            witness: None,
         }
     }
 

@@ -15,7 +15,7 @@ use strongroom_store::{Mutation, SqliteStore, Store, TenantKeyRow, TenantScope, 
 
 use super::{BUSY, DB, RestoreArgs, check, create_private, extract, keys, now_ms, root_key};
 use crate::config::Config;
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, PublishedCheckpointFile};
 
 pub async fn restore(args: RestoreArgs) -> Result<()> {
     if args.data_dir.exists()
@@ -244,6 +244,7 @@ async fn settle_restored(
         &config.service,
         Arc::new(SystemClock::default()),
         "restore".to_owned(),
+        Some(Arc::new(PublishedCheckpointFile::of(dir))),
     )
     .await
     .map_err(|e| anyhow::anyhow!("opening the restored audit log: {e}"))?;

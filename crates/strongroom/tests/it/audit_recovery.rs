@@ -119,3 +119,64 @@ async fn stalled_checkpoints_make_the_instance_unready() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// An older copy of the database put back extends its own latest checkpoint, but not the one
+/// already published from the data dir: the server refuses to start on it rather than sign a
+/// fork, and says how to go on once the fork has been announced.
+#[tokio::test]
+async fn a_database_copied_back_over_a_newer_one_is_refused_at_start() {
+    if skip_on_postgres("copies the SQLite database file back") {
+        return;
+    }
+    let server = Server::start();
+    let admin = server.admin().await;
+    create_tenant(&admin, None).await;
+    drop(admin);
+    assert!(server.stop().await.success());
+    let db_path = server.data_dir.join("strongroom.db");
+    let old_copy = server.data_dir.join("run/old-copy.db");
+    let mut db = Db::sqlite(&server.data_dir).await;
+    db.execute(&format!("VACUUM INTO '{}'", old_copy.display()), &[])
+        .await;
+    db.close().await;
+
+    let server = server.restart().await;
+    let admin = server.admin().await;
+    create_tenant(&admin, None).await;
+    let published = server.data_dir.join("keys/published-checkpoint.note");
+    // Wait until the checkpoint published from here covers every entry.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let note = std::fs::read_to_string(&published).unwrap_or_default();
+        let size: Option<i64> = note.lines().nth(1).and_then(|l| l.parse().ok());
+        let mut db = server.db().await;
+        let entries = db
+            .int("SELECT CAST(COUNT(*) AS BIGINT) FROM audit_entries", &[])
+            .await;
+        db.close().await;
+        if size == Some(entries) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the published checkpoint ({size:?}) never reached {entries} entries"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(admin);
+    assert!(server.stop().await.success());
+
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
+    }
+    std::fs::rename(&old_copy, &db_path).unwrap();
+    let err = server.refused_restart();
+    assert!(
+        err.contains("does not extend the checkpoint last published"),
+        "stderr: {err}"
+    );
+    // The way on, once the fork is announced: the file moved aside.
+    std::fs::rename(&published, server.data_dir.join("run/published.old")).unwrap();
+    let server = server.restart().await;
+    server.admin().await;
+}
