@@ -141,6 +141,7 @@ pub(super) async fn run_signer(task: SignerTask) {
     let mut lease_checked_at = i64::MIN;
     let mut failure_logged_at: Option<i64> = None;
     let mut witness_failure_logged_at: Option<i64> = None;
+    let mut waiting: Option<(u64, i64)> = None;
     loop {
         // Wake on a local append, or on the interval (other instances' appends, the lease).
         let _ = tokio::time::timeout(Duration::from_millis(FOLLOW_MS), head.changed()).await;
@@ -172,31 +173,58 @@ pub(super) async fn run_signer(task: SignerTask) {
                 let advanced = latest.size > signed.size;
                 signed = latest;
                 failure_logged_at = None;
-                if advanced && let Err(err) = task.witness_latest().await {
-                    if witness_failure_logged_at.is_none_or(|at| now.saturating_sub(at) >= 60_000) {
-                        tracing::error!(
-                            error = %err,
-                            "the published checkpoint was not recorded outside the store"
-                        );
-                        witness_failure_logged_at = Some(now);
+                if advanced {
+                    match task.witness_latest().await {
+                        Ok(()) => witness_failure_logged_at = None,
+                        Err(err) if may_say(&mut witness_failure_logged_at, now) => {
+                            tracing::error!(
+                                error = %err,
+                                "the published checkpoint was not recorded outside the store"
+                            );
+                        }
+                        Err(_) => {}
                     }
                 }
             }
             // Said once a minute while it keeps failing, not five times a second.
             Err(err) => {
-                if failure_logged_at.is_none_or(|at| now.saturating_sub(at) >= 60_000) {
+                if may_say(&mut failure_logged_at, now) {
                     tracing::error!(error = %err.message, "checkpoint step failed; will retry");
-                    failure_logged_at = Some(now);
                 }
             }
         }
-        let waiting = signed.size < task.head.borrow().size;
-        let since = &task.unsigned_since;
-        if waiting {
-            let _ = since.compare_exchange(ALL_SIGNED, now, Ordering::Relaxed, Ordering::Relaxed);
-        } else {
-            since.store(ALL_SIGNED, Ordering::Relaxed);
-        }
+        waiting = still_waiting(waiting, signed.size, task.head.borrow().size, now);
+        task.unsigned_since.store(
+            waiting.map_or(ALL_SIGNED, |(_, since)| since),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Whether a lasting failure may be said again (noting when): once a minute, not five times a
+/// second.
+fn may_say(last_said: &mut Option<i64>, now: i64) -> bool {
+    let due = last_said.is_none_or(|at| now.saturating_sub(at) >= 60_000);
+    if due {
+        *last_said = Some(now);
+    }
+    due
+}
+
+/// The entries known to wait for a signature, as `(size, since)`: the log's size when they were
+/// first seen unsigned, and when. They stop waiting once a checkpoint covers that size, even if
+/// newer entries wait by then: under steady appends every step signs the last one's, and the
+/// wait is that of the oldest entry, not the time since the log was last fully signed.
+fn still_waiting(
+    waiting: Option<(u64, i64)>,
+    signed: u64,
+    head: u64,
+    now: i64,
+) -> Option<(u64, i64)> {
+    match waiting {
+        Some((size, since)) if signed < size => Some((size, since)),
+        _ if signed < head => Some((head, now)),
+        _ => None,
     }
 }
 
@@ -246,6 +274,25 @@ mod tests {
             .commit(&[], &audit, &strongroom_store::no_replan)
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn under_steady_appends_the_wait_is_the_oldest_entrys() {
+        // Every step signs what the step before saw, while newer entries arrive: never stalled.
+        let mut waiting = None;
+        for step in 0..100u64 {
+            let now = i64::try_from(step * 200).unwrap();
+            waiting = still_waiting(waiting, step * 10, step * 10 + 7, now);
+            assert_eq!(waiting, Some((step * 10 + 7, now)));
+        }
+        // A signer that signs nothing more: the first unsigned entries keep their time.
+        let stuck = still_waiting(waiting, 990, 1_500, 20_200);
+        assert_eq!(stuck, waiting);
+        assert_eq!(
+            still_waiting(stuck, 997, 1_500, 20_400),
+            Some((1_500, 20_400))
+        );
+        assert_eq!(still_waiting(stuck, 1_500, 1_500, 20_600), None);
     }
 
     #[tokio::test]
