@@ -11,7 +11,6 @@
 //! frontier the store holds, so it goes in next and never starves. Signing is `super::signer`'s.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use tokio::sync::watch;
 
 use super::committer::{Committer, SubmitError};
 use super::entry::AuditRecord;
-use super::signer::{SIGNER_LEASE, SIGNER_LEASE_MS, SignerTask, run_signer};
+use super::signer::{SIGNER_LEASE, SIGNER_LEASE_MS, SignerTask, SigningProgress, run_signer};
 use super::witness::{CheckpointWitness, check_against_witness};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
@@ -78,12 +77,9 @@ pub struct AuditLog {
     signer: Arc<NoteSigner>,
     origin: String,
     latest_note: Arc<RwLock<Arc<str>>>,
-    /// Since when (ms) entries have waited for a signed checkpoint; [`ALL_SIGNED`] when none do.
-    unsigned_since: Arc<AtomicI64>,
+    /// How the signer keeps up, for readiness.
+    signing: Arc<SigningProgress>,
 }
-
-/// The value of `unsigned_since` while every entry this instance knows of is signed.
-pub(super) const ALL_SIGNED: i64 = i64::MIN;
 
 impl AuditLog {
     /// Restores the tree from the store, checks it against the last signed checkpoint, and starts the
@@ -173,9 +169,9 @@ impl AuditLog {
             Arc::clone(&clock),
             max_batch,
         );
-        let unsigned_since = Arc::new(AtomicI64::new(ALL_SIGNED));
+        let signing = Arc::new(SigningProgress::new(clock.now_ms()));
         tokio::spawn(run_signer(SignerTask {
-            unsigned_since: Arc::clone(&unsigned_since),
+            signing: Arc::clone(&signing),
             store: Arc::clone(&store),
             signer: Arc::clone(&signer),
             verifier: signer.verifier(),
@@ -196,7 +192,7 @@ impl AuditLog {
             signer,
             origin,
             latest_note,
-            unsigned_since,
+            signing,
         }))
     }
 
@@ -327,8 +323,7 @@ impl AuditLog {
     /// while the signer works, so a long wait means it does not.
     #[must_use]
     pub fn unsigned_for_ms(&self, now: i64) -> Option<i64> {
-        let since = self.unsigned_since.load(Ordering::Relaxed);
-        (since != ALL_SIGNED).then(|| now.saturating_sub(since))
+        self.signing.unsigned_for_ms(now)
     }
 
     pub async fn entries(&self, start: u64, limit: u32) -> ServiceResult<Vec<AuditEntryRow>> {

@@ -10,7 +10,7 @@ use strongroom_ledger::NoteSigner;
 use strongroom_store::Store;
 use tokio::sync::watch;
 
-use super::log::{ALL_SIGNED, TreeHead, advance, extends, restore_frontier, save_checkpoint, sign};
+use super::log::{TreeHead, advance, extends, restore_frontier, save_checkpoint, sign};
 use super::witness::CheckpointWitness;
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
@@ -36,8 +36,8 @@ pub(super) struct SignerTask {
     /// The latest checkpoint when the log opened (what the store's own checkpoint says, not the
     /// head: entries appended before a crash may still wait for their signature).
     pub(super) signed: TreeHead,
-    /// Since when entries known here have waited for a signature (see `AuditLog::unsigned_for_ms`).
-    pub(super) unsigned_since: Arc<AtomicI64>,
+    /// How the signer keeps up (see `AuditLog::unsigned_for_ms`).
+    pub(super) signing: Arc<SigningProgress>,
     /// Told every checkpoint signed or followed here, outside the store.
     pub(super) witness: Option<Arc<dyn CheckpointWitness>>,
 }
@@ -147,6 +147,7 @@ pub(super) async fn run_signer(task: SignerTask) {
         let _ = tokio::time::timeout(Duration::from_millis(FOLLOW_MS), head.changed()).await;
         tokio::time::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS)).await;
         let now = task.clock.now_ms();
+        task.signing.beat(now);
         if now.saturating_sub(lease_checked_at) >= SIGNER_RENEW_MS || !leader {
             let held = task
                 .store
@@ -194,10 +195,52 @@ pub(super) async fn run_signer(task: SignerTask) {
             }
         }
         waiting = still_waiting(waiting, signed.size, task.head.borrow().size, now);
-        task.unsigned_since.store(
-            waiting.map_or(ALL_SIGNED, |(_, since)| since),
-            Ordering::Relaxed,
-        );
+        task.signing.waiting_since(waiting.map(|(_, since)| since));
+        let unsigned = task.signing.unsigned_for_ms(now).unwrap_or(0);
+        metrics::gauge!("strongroom_audit_unsigned_seconds").set(unsigned as f64 / 1000.0);
+    }
+}
+
+/// How the signer keeps up, for readiness: since when entries have waited for a signature, and
+/// when its loop last ran (a loop that stopped, its task gone or a step hanging, cannot say that
+/// entries wait, so its silence counts as their wait).
+pub(super) struct SigningProgress {
+    unsigned_since: AtomicI64,
+    beat: AtomicI64,
+}
+
+/// `unsigned_since` while every entry known here is signed.
+const ALL_SIGNED: i64 = i64::MIN;
+/// The loop runs at least every `FOLLOW_MS + CHECKPOINT_INTERVAL_MS`; silence well past that is
+/// a stall.
+const SIGNER_SILENT_MS: i64 = 5_000;
+
+impl SigningProgress {
+    pub(super) fn new(now: i64) -> Self {
+        Self {
+            unsigned_since: AtomicI64::new(ALL_SIGNED),
+            beat: AtomicI64::new(now),
+        }
+    }
+
+    fn beat(&self, now: i64) {
+        self.beat.store(now, Ordering::Relaxed);
+    }
+
+    fn waiting_since(&self, since: Option<i64>) {
+        self.unsigned_since
+            .store(since.unwrap_or(ALL_SIGNED), Ordering::Relaxed);
+    }
+
+    /// How long entries have waited for a signed checkpoint at `now` (ms), `None` when none do.
+    pub(super) fn unsigned_for_ms(&self, now: i64) -> Option<i64> {
+        let since = self.unsigned_since.load(Ordering::Relaxed);
+        let waiting = (since != ALL_SIGNED).then(|| now.saturating_sub(since));
+        let silent = now.saturating_sub(self.beat.load(Ordering::Relaxed));
+        if silent > SIGNER_SILENT_MS {
+            return Some(waiting.unwrap_or(0).max(silent));
+        }
+        waiting
     }
 }
 
@@ -254,7 +297,7 @@ mod tests {
             clock: Arc::new(SystemClock::with_offset_ms(0)),
             instance: "test".into(),
             signed: empty,
-            unsigned_since: Arc::new(AtomicI64::new(ALL_SIGNED)),
+            signing: Arc::new(SigningProgress::new(0)),
             witness: None,
         }
     }
@@ -274,6 +317,20 @@ mod tests {
             .commit(&[], &audit, &strongroom_store::no_replan)
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn a_signer_that_stops_looping_counts_as_stalled() {
+        let progress = SigningProgress::new(1_000);
+        assert_eq!(progress.unsigned_for_ms(3_000), None);
+        progress.waiting_since(Some(2_000));
+        assert_eq!(progress.unsigned_for_ms(3_000), Some(1_000));
+        // All signed when it last looked, then silent: the silence is the wait.
+        progress.waiting_since(None);
+        assert_eq!(progress.unsigned_for_ms(5_000), None);
+        assert_eq!(progress.unsigned_for_ms(7_000), Some(6_000));
+        progress.beat(7_000);
+        assert_eq!(progress.unsigned_for_ms(7_500), None);
     }
 
     #[test]
