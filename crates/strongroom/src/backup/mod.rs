@@ -157,13 +157,13 @@ struct Sources {
     config: PathBuf,
 }
 
-/// Snapshots the live database without its tenant keys, then writes the encrypted backup to
-/// `partial`; returns its manifest.
+/// Snapshots the live database without its tenant keys, writes the encrypted backup to
+/// `partial`, then renames it to `out`; returns its manifest.
 async fn snapshot_and_write(
     live_db: &Path,
     scratch: &Path,
     sources: Sources,
-    partial: &Path,
+    (partial, out_path): (&Path, &Path),
     root: &RootKey,
     verifier: NoteVerifier,
 ) -> Result<Manifest> {
@@ -190,6 +190,9 @@ async fn snapshot_and_write(
     let id: [u8; 32] = strongroom_crypto::random_bytes().context("random")?;
     let key = BackupKey::derive(root, &id).context("backup key")?;
     let out = BufWriter::new(create_private(partial)?);
+    // Ours from here on (another run's file of that name made `create_private` fail above):
+    // removed however this ends, unless renamed into place first.
+    let _partial = Cleanup(vec![partial.to_path_buf()]);
     // Blocking file work, off this task so that an interruption is heard while it runs.
     let write = move || -> Result<()> {
         let mut w = ChunkWriter::new(out, key, &id)?;
@@ -220,6 +223,7 @@ async fn snapshot_and_write(
         .await
         .context("writing the backup")?
         .context("writing the backup")?;
+    fs::rename(partial, out_path)?;
     Ok(manifest)
 }
 
@@ -277,18 +281,17 @@ pub async fn create(args: CreateArgs) -> Result<()> {
     let scratch = dir.path(&format!("run/{}.db", random_name("backup-scratch")?));
     let snapshot = dir.path(&format!("run/{}.db", random_name("backup")?));
     let partial = args.out.with_extension("partial");
-    let _cleanup = Cleanup(vec![scratch.clone(), snapshot.clone(), partial.clone()]);
+    let _cleanup = Cleanup(vec![scratch.clone(), snapshot.clone()]);
     let sources = Sources {
         snapshot,
         signing_key: dir.path(SIGNING_KEY),
         config: dir.path(CONFIG),
     };
     let written = tokio::select! {
-        written = snapshot_and_write(&live_db, &scratch, sources, &partial, &root, verifier) => written,
+        written = snapshot_and_write(&live_db, &scratch, sources, (&partial, &args.out), &root, verifier) => written,
         () = crate::serve::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     let manifest = written.context("backup failed; its temporary copies were removed")?;
-    fs::rename(&partial, &args.out)?;
     println!(
         "backup written to {} ({} tables, {} audit entries, tenant keys excluded)",
         args.out.display(),
