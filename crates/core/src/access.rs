@@ -166,7 +166,14 @@ impl Vault {
                 if let Some(mut kept) = attempt {
                     kept.action = not_applied;
                     kept.decision = AuditDecision::Deny;
-                    kept.reason = Some(reason);
+                    // The guard checked again in the commit refused, whatever else could have.
+                    kept.reason = Some(
+                        if refusal.message == strongroom_store::LAST_PLATFORM_ADMIN {
+                            "last_platform_admin"
+                        } else {
+                            reason
+                        },
+                    );
                     // Nothing the attempt would have answered leaves.
                     kept.fields_disclosed.clear();
                     kept.fields_masked.clear();

@@ -1,5 +1,10 @@
 use thiserror::Error;
 
+/// The [`StoreError::Conflict`] of `Mutation::KeepAnotherPlatformAdmin`: callers record it as
+/// the last admin's refusal, not as a change that lost a race.
+pub const LAST_PLATFORM_ADMIN: &str =
+    "the last active platform administrator cannot be suspended or demoted";
+
 /// Storage failures. Messages name tables and constraints, never values.
 #[derive(Debug, Error)]
 #[non_exhaustive]

@@ -20,7 +20,7 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use audit_scan::{AuditEntryRef, AuditScan, EntryDigest, LevelNodes, ScannedEntry};
-pub use error::StoreError;
+pub use error::{LAST_PLATFORM_ADMIN, StoreError};
 pub use mutation::Mutation;
 pub use postgres::{PgOptions, PgStore};
 pub use rows::*;

@@ -217,29 +217,38 @@ impl Vault {
         // Read before the commit: a revocation of the user's sessions that lands between the
         // commit and the caching below keeps this one out of the cache, to be read revoked.
         let generation = self.sessions.generation();
-        self.commit_attempt(
-            vec![record],
-            vec![
-                Mutation::InsertSession {
-                    row: session.clone(),
-                    verified_password_hash: user.password_hash.clone(),
-                },
-                Mutation::RecordLoginSuccess {
-                    user_id: user.id.clone(),
-                    at: now,
-                },
-            ],
-            ("auth.login_not_applied", "changed_meanwhile"),
-        )
-        .await
-        .map_err(|err| {
+        let committed = self
+            .commit_attempt(
+                vec![record],
+                vec![
+                    Mutation::InsertSession {
+                        row: session.clone(),
+                        verified_password_hash: user.password_hash.clone(),
+                    },
+                    Mutation::RecordLoginSuccess {
+                        user_id: user.id.clone(),
+                        at: now,
+                    },
+                ],
+                ("auth.login_not_applied", "changed_meanwhile"),
+            )
+            .await;
+        if let Err(err) = committed {
             // The password verified, or the account's state, is no longer the account's.
-            if err.code == ErrorCode::Conflict {
-                invalid_credentials()
-            } else {
-                err
+            if err.code != ErrorCode::Conflict {
+                return Err(err);
             }
-        })?;
+            let suspended = self
+                .store
+                .user(&user.id)
+                .await?
+                .is_some_and(|u| u.status != "active");
+            return Err(if suspended {
+                ServiceError::new(ErrorCode::AccountSuspended, "the account is suspended")
+            } else {
+                invalid_credentials()
+            });
+        }
         self.sessions.insert_loaded(
             hash,
             Arc::new(CachedSession::from_row(&session)),

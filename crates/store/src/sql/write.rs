@@ -3,11 +3,8 @@
 use sqlx::QueryBuilder;
 
 use super::{Conn, Db};
-use crate::Mutation;
-use crate::StoreError;
-
-const LAST_PLATFORM_ADMIN: &str =
-    "the last active platform administrator cannot be suspended or demoted";
+use crate::error::LAST_PLATFORM_ADMIN;
+use crate::{Mutation, StoreError};
 
 /// Rows per multi-row INSERT; SQLite allows 32766 bound variables, PostgreSQL 65535.
 pub(super) const INSERT_CHUNK: usize = 500;
