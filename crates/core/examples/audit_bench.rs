@@ -12,6 +12,8 @@
 //!   store's audit head, and a batch planned on a head the other instance moved is re-planned.
 //!
 //! PostgreSQL: the schema and the `AUDIT_BENCH_*` variables are described in `common/pg.rs`.
+//! Each instance keeps its published checkpoint in a file, as the server does
+//! (`AUDIT_BENCH_NO_WITNESS=1`: without it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -22,12 +24,22 @@ mod common;
 
 use common::pg::Schema;
 use common::{pct, record};
-use strongroom_core::audit::AuditLog;
+use strongroom_core::audit::{AuditLog, CheckpointWitness};
 use strongroom_core::clock::SystemClock;
 use strongroom_ledger::{NoteSigner, NoteVerifier};
 use strongroom_store::{SqliteStore, Store};
 
 const ORIGIN: &str = "bench/audit";
+
+/// Each instance's published-checkpoint file, as the server keeps it; `AUDIT_BENCH_NO_WITNESS=1`
+/// leaves it out, to measure what it costs.
+fn witness(dir: &std::path::Path, instance: usize) -> Option<Arc<dyn CheckpointWitness>> {
+    if std::env::var_os("AUDIT_BENCH_NO_WITNESS").is_some() {
+        return None;
+    }
+    let path = dir.join(format!("published-{instance}.note"));
+    Some(Arc::new(common::FileWitness(path)))
+}
 
 // ---------------------------------------------------------------------------------------------------
 // The committer's own metrics, counted in-process (both instances together).
@@ -163,7 +175,7 @@ async fn main() {
             Arc::new(SystemClock::default()),
             4096,
             format!("bench-{}", n + 1),
-            None,
+            witness(dir.path(), n),
         )
         .await
         .unwrap();

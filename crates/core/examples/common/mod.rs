@@ -38,3 +38,28 @@ pub fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * p) as usize]
 }
+
+/// The server's published-checkpoint file (`keys/published-checkpoint.note`), with the same
+/// file work: a staged copy synced, renamed over the last one, the directory synced.
+pub struct FileWitness(pub std::path::PathBuf);
+
+impl strongroom_core::audit::CheckpointWitness for FileWitness {
+    fn last(&self) -> std::io::Result<Option<String>> {
+        match std::fs::read_to_string(&self.0) {
+            Ok(note) => Ok(Some(note)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn record(&self, note: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let staged = self.0.with_extension("new");
+        let mut file = std::fs::File::create(&staged)?;
+        file.write_all(note.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&staged, &self.0)?;
+        let parent = self.0.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::File::open(parent)?.sync_all()
+    }
+}
