@@ -99,18 +99,13 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                     "the tenant's instructions changed while the export was built",
                 ));
             }
-            let unchanged: Option<(i64,)> = sqlx::query_as(
-                "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND access_epoch = $2",
+            super::write::require_access_unchanged(
+                conn,
+                &r.requester_id,
+                *access_epoch,
+                "the requester's access changed while the export was built",
             )
-            .bind(&r.requester_id)
-            .bind(access_epoch)
-            .fetch_optional(&mut *conn)
             .await?;
-            if unchanged.is_none() {
-                return Err(StoreError::Conflict(
-                    "the requester's access changed while the export was built",
-                ));
-            }
             if let Some(quota) = quota {
                 let used =
                     exported_records_since(conn, &r.requester_id, quota.since, false).await?;

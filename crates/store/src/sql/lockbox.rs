@@ -169,19 +169,13 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             row: r,
             access_epoch,
         } => {
-            let unchanged: Option<(i64,)> = sqlx::query_as(
-                "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND status = 'active' \
-                 AND access_epoch = $2",
+            super::write::require_access_unchanged(
+                conn,
+                &r.requester_id,
+                *access_epoch,
+                "the requester's access changed while the request was made",
             )
-            .bind(&r.requester_id)
-            .bind(access_epoch)
-            .fetch_optional(&mut *conn)
             .await?;
-            if unchanged.is_none() {
-                return Err(StoreError::Conflict(
-                    "the requester's access changed while the request was made",
-                ));
-            }
             // Only for a case that still exists: a request committed after its case was purged
             // would keep its sealed justification past the tenant's retention.
             let done = sqlx::query(

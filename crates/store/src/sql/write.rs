@@ -11,6 +11,26 @@ pub(super) const INSERT_CHUNK: usize = 500;
 
 /// A case may only reference a contact of its own tenant that exists when the case is written (checked
 /// inside the transaction, so a concurrent delete cannot leave a dangling link).
+/// Fails with `why` unless `user_id` is active with `access_epoch`: a change built on the user's
+/// access (an export, an access request) is refused if a role change, suspension or revocation
+/// committed meanwhile; each of those moves the epoch in its own commit.
+pub(super) async fn require_access_unchanged(
+    conn: &mut Conn,
+    user_id: &str,
+    access_epoch: i64,
+    why: &'static str,
+) -> Result<(), StoreError> {
+    let unchanged: Option<(i64,)> = sqlx::query_as(
+        "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND status = 'active' \
+         AND access_epoch = $2",
+    )
+    .bind(user_id)
+    .bind(access_epoch)
+    .fetch_optional(&mut *conn)
+    .await?;
+    unchanged.map(drop).ok_or(StoreError::Conflict(why))
+}
+
 async fn require_contact(
     conn: &mut Conn,
     tenant_id: &str,
