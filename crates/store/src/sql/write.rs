@@ -255,127 +255,22 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .execute(conn)
             .await?;
         }
-        Mutation::InsertSession {
-            row: s,
-            verified_password_hash,
-        } => {
-            let done = sqlx::query(
-                "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at, \
-                 enrolment_only) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM users \
-                 WHERE id = $2 AND status = 'active' AND password_hash = $8)",
-            )
-            .bind(&s.token_hash)
-            .bind(&s.user_id)
-            .bind(s.created_at)
-            .bind(s.last_seen_at)
-            .bind(s.expires_at)
-            .bind(s.revoked_at)
-            .bind(s.enrolment_only)
-            .bind(verified_password_hash)
-            .execute(conn)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::Conflict(
-                    "the account's password or status changed during the login",
-                ));
-            }
+        Mutation::InsertSession { .. }
+        | Mutation::TouchSession { .. }
+        | Mutation::RevokeSession { .. }
+        | Mutation::RevokeUserSessions { .. }
+        | Mutation::RevokeOtherSessions { .. }
+        | Mutation::InsertApiKey(_)
+        | Mutation::TouchApiKey { .. }
+        | Mutation::RevokeApiKey { .. }
+        | Mutation::RevokeAllCredentials { .. }
+        | Mutation::RevokeUserApiKeys { .. } => {
+            return super::credentials::apply(conn, mutation).await;
         }
         Mutation::BeginTotp { .. }
         | Mutation::ConfirmTotp { .. }
         | Mutation::UseTotpStep { .. }
         | Mutation::UseRecoveryCode { .. } => super::mfa::apply(conn, mutation).await?,
-        Mutation::TouchSession { token_hash, at } => {
-            sqlx::query(
-                "UPDATE sessions SET last_seen_at = CASE WHEN last_seen_at > $2 THEN last_seen_at ELSE $2 END \
-                 WHERE token_hash = $1",
-            )
-            .bind(token_hash)
-            .bind(at)
-            .execute(conn)
-            .await?;
-        }
-        Mutation::RevokeSession { token_hash, at } => {
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
-            )
-            .bind(token_hash)
-            .bind(at)
-            .execute(conn)
-            .await?;
-        }
-        Mutation::RevokeUserSessions { user_id, at } => {
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(at)
-            .execute(conn)
-            .await?;
-        }
-        Mutation::RevokeOtherSessions { user_id, keep, at } => {
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL \
-                 AND token_hash <> $3",
-            )
-            .bind(user_id)
-            .bind(at)
-            .bind(keep)
-            .execute(conn)
-            .await?;
-        }
-        Mutation::InsertApiKey(k) => {
-            sqlx::query(
-                "INSERT INTO api_keys (id, key_hash, user_id, name, created_by, created_at, expires_at, \
-                 last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&k.id)
-            .bind(&k.key_hash)
-            .bind(&k.user_id)
-            .bind(&k.name)
-            .bind(&k.created_by)
-            .bind(k.created_at)
-            .bind(k.expires_at)
-            .bind(k.last_used_at)
-            .bind(k.revoked_at)
-            .execute(conn)
-            .await?;
-        }
-        Mutation::TouchApiKey { id, at } => {
-            sqlx::query(
-                "UPDATE api_keys SET last_used_at = CASE WHEN last_used_at > $2 THEN last_used_at ELSE $2 END \
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(at)
-            .execute(conn)
-            .await?;
-        }
-        Mutation::RevokeApiKey { id, at } => {
-            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(at)
-                .execute(conn)
-                .await?;
-        }
-        Mutation::RevokeAllCredentials { at } => {
-            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL")
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE revoked_at IS NULL")
-                .bind(at)
-                .execute(conn)
-                .await?;
-        }
-        Mutation::RevokeUserApiKeys { user_id, at } => {
-            sqlx::query(
-                "UPDATE api_keys SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(at)
-            .execute(conn)
-            .await?;
-        }
         Mutation::InsertContact(c) => {
             sqlx::query(
                 "INSERT INTO contacts (tenant_id, id, name, email, phone, address, notes, email_index, \
