@@ -10,6 +10,8 @@ use strongroom_store::*;
 
 mod common;
 
+use common::{apply, assert_conflict, assert_unit_conflicts};
+
 const T: &str = "t1";
 
 #[tokio::test]
@@ -24,10 +26,6 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
     open_requests_are_checked_inside_the_commit(&sqlite).await;
     comments_need_their_case(&sqlite).await;
     access_requests_need_their_case(&sqlite).await;
-    access_requests_need_the_access_they_were_made_under(&sqlite).await;
-    review_lines_need_their_account(&sqlite).await;
-    sessions_need_the_password_their_login_verified(&sqlite).await;
-    a_webhook_secret_changes_only_from_what_was_read(&sqlite).await;
     files_need_their_case_and_go_once(&sqlite).await;
     exports_need_the_access_they_were_built_under(&sqlite).await;
     the_last_platform_admin_is_kept(&sqlite).await;
@@ -43,10 +41,6 @@ async fn a_case_update_applies_only_to_the_version_it_read() {
         open_requests_are_checked_inside_the_commit(&pg).await;
         comments_need_their_case(&pg).await;
         access_requests_need_their_case(&pg).await;
-        access_requests_need_the_access_they_were_made_under(&pg).await;
-        review_lines_need_their_account(&pg).await;
-        sessions_need_the_password_their_login_verified(&pg).await;
-        a_webhook_secret_changes_only_from_what_was_read(&pg).await;
         files_need_their_case_and_go_once(&pg).await;
         exports_need_the_access_they_were_built_under(&pg).await;
         the_last_platform_admin_is_kept(&pg).await;
@@ -220,172 +214,6 @@ async fn open_requests_are_checked_inside_the_commit(s: &dyn Store) {
     assert_unit_conflicts(s, vec![update(relinked, &case), guard()]).await;
     let now = s.case(&scope, "c3").await.unwrap().unwrap();
     assert_eq!(now.contact_id, None, "the relink is undone whole");
-}
-
-/// A role change or suspension revokes the requester's grants in its commit; a request built
-/// before it and committed after must be refused, or it would outlive that revocation.
-async fn access_requests_need_the_access_they_were_made_under(s: &dyn Store) {
-    let scope = TenantScope::new(T);
-    apply(s, vec![Mutation::InsertUser(common::user_row("rex"))]).await;
-    let request = |id: &str, access_epoch| Mutation::InsertAccessRequest {
-        row: common::access_request(T, id, "c3", "rex", "approved", Some((0, i64::MAX))),
-        access_epoch,
-    };
-    let epoch = s.user("rex").await.unwrap().unwrap().access_epoch;
-    apply(s, vec![request("q1", epoch)]).await;
-    // A role change: grants revoked and the epoch moved in one commit.
-    apply(
-        s,
-        vec![
-            Mutation::RevokeUserGrants {
-                user_id: "rex".into(),
-                at: 5,
-            },
-            Mutation::ExpireUserExports {
-                user_id: "rex".into(),
-                scope: None,
-            },
-        ],
-    )
-    .await;
-    assert_conflict(s, request("q2", epoch)).await;
-    assert!(s.access_request(&scope, "q2").await.unwrap().is_none());
-    // Under the new epoch, but suspended.
-    let moved = s.user("rex").await.unwrap().unwrap().access_epoch;
-    assert_ne!(moved, epoch);
-    apply(
-        s,
-        vec![Mutation::SetUserStatus {
-            user_id: "rex".into(),
-            status: "suspended".into(),
-            reason: None,
-            at: 6,
-        }],
-    )
-    .await;
-    assert_conflict(s, request("q3", moved)).await;
-    assert!(s.access_request(&scope, "q3").await.unwrap().is_none());
-}
-
-/// An access review read before a tenant was shredded must not write its users' names back.
-async fn review_lines_need_their_account(s: &dyn Store) {
-    let line = |user_id: &str| AccessReviewLineRow {
-        review_id: "rv1".into(),
-        user_id: user_id.into(),
-        username: user_id.into(),
-        roles: "tenant_user".into(),
-        tenant_id: Some(T.into()),
-        status: "active".into(),
-        last_activity_at: 0,
-        mfa_enrolled: false,
-        assignments: 0,
-        active_grants: 0,
-        api_keys: 0,
-        decision: None,
-        decided_by: None,
-        decided_at: None,
-    };
-    let review = AccessReviewRow {
-        id: "rv1".into(),
-        created_by: None,
-        created_at: 1,
-    };
-    apply(
-        s,
-        vec![Mutation::InsertAccessReview {
-            review,
-            lines: vec![line("eve"), line("gone-meanwhile")],
-        }],
-    )
-    .await;
-    let kept: Vec<String> = s
-        .access_review_lines("rv1")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.user_id)
-        .collect();
-    assert_eq!(kept, ["eve"]);
-}
-
-/// A login that verified the old password and commits after a password change (or a
-/// suspension) must not leave a session; the change ends every other session, also those made
-/// after it listed them.
-async fn sessions_need_the_password_their_login_verified(s: &dyn Store) {
-    apply(s, vec![Mutation::InsertUser(common::user_row("pat"))]).await;
-    let old_hash = s.user("pat").await.unwrap().unwrap().password_hash;
-    let session = |n: u8, verified: &str| Mutation::InsertSession {
-        row: SessionRow {
-            token_hash: vec![n; 32],
-            user_id: "pat".into(),
-            created_at: 1,
-            last_seen_at: 1,
-            expires_at: 1_000_000,
-            revoked_at: None,
-            enrolment_only: false,
-        },
-        verified_password_hash: verified.into(),
-    };
-    apply(s, vec![session(1, &old_hash)]).await;
-    apply(s, vec![session(2, &old_hash)]).await;
-    apply(
-        s,
-        vec![
-            Mutation::SetPasswordHash {
-                user_id: "pat".into(),
-                password_hash: "new-hash".into(),
-                at: 2,
-            },
-            Mutation::RevokeOtherSessions {
-                user_id: "pat".into(),
-                keep: vec![1; 32],
-                at: 2,
-            },
-        ],
-    )
-    .await;
-    assert_conflict(s, session(3, &old_hash)).await;
-    let live: Vec<Vec<u8>> = s
-        .user_sessions("pat", 3)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.token_hash)
-        .collect();
-    assert_eq!(live, [vec![1u8; 32]], "only the changing session is left");
-    apply(s, vec![session(4, "new-hash")]).await;
-    apply(
-        s,
-        vec![Mutation::SetUserStatus {
-            user_id: "pat".into(),
-            status: "suspended".into(),
-            reason: None,
-            at: 4,
-        }],
-    )
-    .await;
-    assert_conflict(s, session(5, "new-hash")).await;
-}
-
-/// Two first requests for a tenant's webhook secret, or two rotations, read the same state: only
-/// one secret may take effect, or a caller would hold one that never signs anything.
-async fn a_webhook_secret_changes_only_from_what_was_read(s: &dyn Store) {
-    let scope = TenantScope::new(T);
-    let set = |secret: u8, replaces: Option<Vec<u8>>| Mutation::SetWebhookSecret {
-        row: WebhookSecretRow {
-            tenant_id: T.into(),
-            secret: vec![secret; 16],
-            created_at: i64::from(secret),
-        },
-        replaces,
-    };
-    apply(s, vec![set(1, None)]).await;
-    assert_conflict(s, set(2, None)).await;
-    assert_conflict(s, set(3, Some(vec![9; 16]))).await;
-    apply(s, vec![set(4, Some(vec![1; 16]))]).await;
-    assert_conflict(s, set(5, Some(vec![1; 16]))).await;
-    let stored = s.webhook_secret(&scope).await.unwrap().unwrap();
-    assert_eq!(stored.secret, vec![4u8; 16]);
 }
 
 /// A comment committed after its case was purged would outlive the tenant's retention.
@@ -801,30 +629,6 @@ async fn the_watch_moves_on_only_from_where_it_read(s: &dyn Store) {
         ["i2"]
     );
     assert_eq!(s.open_incidents().await.unwrap().len(), 1);
-}
-
-async fn apply(s: &dyn Store, unit: Vec<Mutation>) {
-    let results = s
-        .commit(&[unit], &AuditAppend::default(), &no_replan)
-        .await
-        .unwrap();
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
-}
-
-async fn assert_conflict(s: &dyn Store, mutation: Mutation) {
-    assert_unit_conflicts(s, vec![mutation]).await;
-}
-
-/// Commits `unit` and expects it refused as a conflict (and so undone whole).
-async fn assert_unit_conflicts(s: &dyn Store, unit: Vec<Mutation>) {
-    let results = s
-        .commit(&[unit], &AuditAppend::default(), &no_replan)
-        .await
-        .unwrap();
-    assert!(
-        matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
-        "{results:?}"
-    );
 }
 
 async fn current(s: &dyn Store) -> CaseRow {

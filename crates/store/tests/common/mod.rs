@@ -9,7 +9,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 use strongroom_store::{
     AccessRequestRow, AuditAppend, AuditEntryRow, ContactRow, Mutation, NodeKey, PgOptions,
-    PgStore, TenantRow, UserRow,
+    PgStore, Store, StoreError, TenantRow, UserRow, no_replan,
 };
 
 pub const APP_ROLE: &str = "strongroom_app";
@@ -216,4 +216,30 @@ pub fn user_row(id: &str) -> UserRow {
         reactivated_at: None,
         access_epoch: 0,
     }
+}
+
+/// Commits `unit` and expects every change in it applied.
+pub async fn apply(s: &dyn Store, unit: Vec<Mutation>) {
+    let results = s
+        .commit(&[unit], &AuditAppend::default(), &no_replan)
+        .await
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
+
+/// Commits `mutation` alone and expects it refused as a conflict.
+pub async fn assert_conflict(s: &dyn Store, mutation: Mutation) {
+    assert_unit_conflicts(s, vec![mutation]).await;
+}
+
+/// Commits `unit` and expects it refused as a conflict (and so undone whole).
+pub async fn assert_unit_conflicts(s: &dyn Store, unit: Vec<Mutation>) {
+    let results = s
+        .commit(&[unit], &AuditAppend::default(), &no_replan)
+        .await
+        .unwrap();
+    assert!(
+        matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
+        "{results:?}"
+    );
 }
