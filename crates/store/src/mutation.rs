@@ -162,6 +162,11 @@ pub enum Mutation {
         user_id: String,
         any_of: Vec<String>,
     },
+    /// Changes nothing; fails with a conflict when the user is active: a decision taken on an
+    /// account read as not active (nothing to suspend) must not land on one reactivated since.
+    RequireInactive {
+        user_id: String,
+    },
     /// Changes nothing; fails with a conflict when a case is still assigned to the user: after
     /// the releases read before the batch, one assigned meanwhile would keep its reach.
     RequireNoAssignments {

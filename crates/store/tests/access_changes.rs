@@ -57,6 +57,27 @@ async fn run_all(s: &dyn Store) {
     review_lines_need_their_account(s).await;
     sessions_need_the_password_their_login_verified(s).await;
     a_webhook_secret_changes_only_from_what_was_read(s).await;
+    a_revocation_of_an_inactive_account_needs_it_still_inactive(s).await;
+}
+
+/// A review line revoked for an account read as suspended suspends nothing; if the account was
+/// reactivated before the commit, the revocation must not be recorded as done.
+async fn a_revocation_of_an_inactive_account_needs_it_still_inactive(s: &dyn Store) {
+    apply(s, vec![Mutation::InsertUser(common::user_row("ivy"))]).await;
+    let status = |status: &str, at| Mutation::SetUserStatus {
+        user_id: "ivy".into(),
+        status: status.into(),
+        reason: None,
+        at,
+    };
+    let guard = || Mutation::RequireInactive {
+        user_id: "ivy".into(),
+    };
+    assert_conflict(s, guard()).await;
+    apply(s, vec![status("suspended", 2)]).await;
+    apply(s, vec![guard()]).await;
+    apply(s, vec![status("active", 3)]).await;
+    assert_conflict(s, guard()).await;
 }
 
 /// A role change or suspension revokes the requester's grants in its commit; a request built

@@ -217,37 +217,50 @@ impl Vault {
             at: now,
         }];
         let mut revoked_active = false;
-        if decision.decision == ReviewVerdict::Revoke
-            // From the store, not a cache: a stale "not active" would record a revocation and
-            // leave the account active.
-            && let Some(user) = self.store.user(&decision.user_id).await?
-            && user.status == "active"
-        {
-            mutations.push(self.keep_last_admin(&user, &record).await?);
-            let mut suspend = AuditRecord::new("user.suspend", &ctx.request_id);
-            suspend.actor.clone_from(&record.actor);
-            suspend.tenant_id.clone_from(&user.tenant_id);
-            suspend.resource = user_ref(&user.id);
-            suspend.reason = Some("access_review");
-            let (effects, changes) = self
-                .suspension_effects(record.actor.as_ref(), &ctx.request_id, &user.id, now)
-                .await?;
-            records.push(suspend);
-            records.extend(effects);
-            mutations.push(Mutation::SetUserStatus {
-                user_id: user.id.clone(),
-                status: "suspended".into(),
-                reason: Some("other".into()),
-                at: now,
-            });
-            mutations.extend(changes);
-            revoked_active = true;
+        // What a refusal at the commit means: the line decided by someone else first, or, with
+        // the account read as inactive, that or the account reactivated since.
+        let mut not_applied_reason = "already_decided";
+        // From the store, not a cache: a stale "not active" would record a revocation and leave
+        // the account active.
+        let account = if decision.decision == ReviewVerdict::Revoke {
+            self.store.user(&decision.user_id).await?
+        } else {
+            None
+        };
+        match account {
+            Some(user) if user.status == "active" => {
+                mutations.push(self.keep_last_admin(&user, &record).await?);
+                let mut suspend = AuditRecord::new("user.suspend", &ctx.request_id);
+                suspend.actor.clone_from(&record.actor);
+                suspend.tenant_id.clone_from(&user.tenant_id);
+                suspend.resource = user_ref(&user.id);
+                suspend.reason = Some("access_review");
+                let (effects, changes) = self
+                    .suspension_effects(record.actor.as_ref(), &ctx.request_id, &user.id, now)
+                    .await?;
+                records.push(suspend);
+                records.extend(effects);
+                mutations.push(Mutation::SetUserStatus {
+                    user_id: user.id.clone(),
+                    status: "suspended".into(),
+                    reason: Some("other".into()),
+                    at: now,
+                });
+                mutations.extend(changes);
+                revoked_active = true;
+            }
+            // Nothing to suspend, as long as nobody reactivates the account before the commit.
+            Some(user) => {
+                mutations.push(Mutation::RequireInactive { user_id: user.id });
+                not_applied_reason = "changed_meanwhile";
+            }
+            None => {}
         }
         records.insert(0, record);
         self.commit_attempt(
             records,
             mutations,
-            ("access_review.decide_not_applied", "already_decided"),
+            ("access_review.decide_not_applied", not_applied_reason),
         )
         .await?;
         if revoked_active {

@@ -497,6 +497,17 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 return Err(StoreError::Conflict("the user's roles or status changed"));
             }
         }
+        Mutation::RequireInactive { user_id } => {
+            let active: Option<(i64,)> = sqlx::query_as(
+                "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND status = 'active'",
+            )
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if active.is_some() {
+                return Err(StoreError::Conflict("the user was reactivated meanwhile"));
+            }
+        }
         Mutation::RequireNoAssignments { user_id } => {
             let assigned: Option<(i64,)> = sqlx::query_as(
                 "SELECT CAST(1 AS BIGINT) FROM cases WHERE assignee_id = $1 LIMIT 1",
