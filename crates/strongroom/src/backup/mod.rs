@@ -157,20 +157,15 @@ struct Sources {
     config: PathBuf,
 }
 
-/// Snapshots the live database without its tenant keys, writes the encrypted backup to
-/// `partial`, then renames it to `out`; returns its manifest.
-async fn snapshot_and_write(
-    live_db: &Path,
-    scratch: &Path,
+/// Writes the encrypted backup of the snapshot (holding `tables`) to `partial`, then renames it
+/// to `out`; returns its manifest.
+async fn write_backup(
+    tables: BTreeMap<String, i64>,
     sources: Sources,
     (partial, out_path): (&Path, &Path),
     root: &RootKey,
     verifier: NoteVerifier,
 ) -> Result<Manifest> {
-    let tables = SqliteStore::snapshot_without_tenant_keys(live_db, scratch, &sources.snapshot)
-        .await
-        .context("snapshotting the database")?;
-    let _ = fs::remove_file(scratch);
     let store = SqliteStore::open_read_only(&sources.snapshot, BUSY).await?;
     let latest = store.latest_checkpoint().await?.map(|c| c.note);
     store.close().await;
@@ -282,13 +277,27 @@ pub async fn create(args: CreateArgs) -> Result<()> {
     let snapshot = dir.path(&format!("run/{}.db", random_name("backup")?));
     let partial = args.out.with_extension("partial");
     let _cleanup = Cleanup(vec![scratch.clone(), snapshot.clone()]);
+    let tables = {
+        let snapshotting = SqliteStore::snapshot_without_tenant_keys(&live_db, &scratch, &snapshot);
+        tokio::pin!(snapshotting);
+        tokio::select! {
+            tables = &mut snapshotting => tables.context("snapshotting the database")?,
+            () = crate::serve::shutdown_signal() => {
+                // SQLite's statements run on in their own thread whatever is dropped here: wait
+                // for them, so that every copy they make exists when the copies are removed.
+                let _ = snapshotting.await;
+                bail!("backup failed; its temporary copies were removed: interrupted");
+            }
+        }
+    };
     let sources = Sources {
         snapshot,
         signing_key: dir.path(SIGNING_KEY),
         config: dir.path(CONFIG),
     };
+    let _ = fs::remove_file(&scratch);
     let written = tokio::select! {
-        written = snapshot_and_write(&live_db, &scratch, sources, (&partial, &args.out), &root, verifier) => written,
+        written = write_backup(tables, sources, (&partial, &args.out), &root, verifier) => written,
         () = crate::serve::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     let manifest = written.context("backup failed; its temporary copies were removed")?;
