@@ -9,6 +9,7 @@ use strongroom_store::{
     AccessRequestRow, Mutation, NotificationRow, TenantScope, WebhookSecretRow,
 };
 
+use super::tenants::valid_webhook_url;
 use crate::access::{Principal, RequestContext};
 use crate::audit::ResourceRef;
 use crate::clock::rfc3339;
@@ -310,7 +311,9 @@ impl Vault {
             let url = self
                 .tenant_state(&n.tenant_id)
                 .await?
-                .and_then(|t| t.instructions.webhook_url.clone());
+                .and_then(|t| t.instructions.webhook_url.clone())
+                // One stored under an older, looser check is not called.
+                .filter(|url| valid_webhook_url(url, self.settings.webhook_allow_loopback_http));
             let secret = self.store.webhook_secret(&scope).await?;
             let (Some(url), Some(secret)) = (url, secret) else {
                 self.audit

@@ -1,5 +1,7 @@
 //! Tenants and their processing instructions.
 
+use std::net::Ipv4Addr;
+
 use strongroom_policy::{Action, Denial, Purpose, ResourceFacts, ResourceKind};
 use strongroom_store::{Mutation, TenantRow, TenantScope};
 
@@ -10,6 +12,7 @@ use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{InstructionsPatch, NewTenant, Tenant, TenantInstructions};
 use crate::{TenantState, Vault, new_id};
+use url::Host;
 
 fn tenant_ref(id: &str) -> Option<ResourceRef> {
     Some(ResourceRef {
@@ -178,57 +181,77 @@ fn merge(
 
 /// `https://` to a public host, or, where the operator allows it, plain `http://` to this machine
 /// (a local relay or a test receiver). Customers set this URL, so an address inside the operator's
-/// networks (loopback, private, link-local) is refused: the server must not probe them for a tenant.
-/// Names are not resolved here; a name pointing inside is the operator's egress filter's to stop.
-pub(crate) fn valid_webhook_url(url: &str, allow_loopback_http: bool) -> bool {
-    if url.len() > 2000 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+/// networks (loopback, private, link-local, reserved) is refused: the server must not probe them
+/// for a tenant. The host is judged as the delivery's own URL parser reads it, so spellings such
+/// as `2130706433` or `127.1` are the addresses they reach. Names are not resolved here; a name
+/// pointing inside is the operator's egress filter's to stop.
+pub(crate) fn valid_webhook_url(raw: &str, allow_loopback_http: bool) -> bool {
+    if raw.len() > 2000 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
-    let (scheme, rest) = match url.split_once("://") {
-        Some(parts) => parts,
-        None => return false,
+    let Ok(url) = url::Url::parse(raw) else {
+        return false;
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() || authority.contains('@') {
+    if !url.username().is_empty() || url.password().is_some() {
         return false;
     }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.split(':').next().unwrap_or(""),
+    let Some(host) = url.host() else {
+        return false;
     };
-    match scheme {
-        "https" => !host.is_empty() && !internal_host(host),
-        "http" => allow_loopback_http && matches!(host, "127.0.0.1" | "localhost" | "::1"),
+    match url.scheme() {
+        "https" => !internal_host(&host),
+        "http" => allow_loopback_http && loopback_host(&host),
         _ => false,
     }
 }
 
-fn internal_host(host: &str) -> bool {
-    use std::net::IpAddr;
-    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
-        return true;
+fn loopback_host(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(name) => local_name(name),
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
     }
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => {
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || ip.is_multicast()
-                || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64
-        }
-        Ok(IpAddr::V6(ip)) => {
+}
+
+/// `localhost` and its subdomains, with or without the root's trailing dot.
+fn local_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+fn internal_host(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(name) => local_name(name) || name.trim_end_matches('.').is_empty(),
+        Host::Ipv4(ip) => internal_ipv4(*ip),
+        Host::Ipv6(ip) => {
             let first = ip.segments()[0];
             ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || ip.to_ipv4_mapped().is_some()
+                // IPv4 inside IPv6: mapped, compatible, NAT64 (64:ff9b::/96) and 6to4 (2002::/16)
+                // reach IPv4 hosts, inside ones included; no customer needs them written so.
+                || ip.to_ipv4().is_some()
+                || ip.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || first == 0x2002
         }
-        Err(_) => false,
     }
+}
+
+fn internal_ipv4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || a == 0 // "this network"
+        || a >= 240 // reserved
+        || (a == 100 && (b & 0xc0) == 64) // carrier-grade NAT
+        || (a == 198 && (b & 0xfe) == 18) // benchmarking
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
 }
 
 impl Vault {
@@ -481,6 +504,10 @@ mod tests {
         assert!(!valid_webhook_url("http://127.0.0.1.evil.com/", true));
         assert!(!valid_webhook_url("https://user:pw@example.com/", false));
         assert!(!valid_webhook_url("ftp://example.com/", false));
+        assert!(valid_webhook_url("https://hooks.example.com./x", false));
+        assert!(valid_webhook_url("https://93.184.215.14/", false));
+        assert!(valid_webhook_url("https://[2606:2800:21f:cb07::1]/", false));
+        assert!(valid_webhook_url("http://localhost:8080/", true));
         for internal in [
             "https://127.0.0.1/",
             "https://localhost:8443/",
@@ -494,6 +521,21 @@ mod tests {
             "https://[fe80::1]/",
             "https://[::ffff:10.0.0.1]/",
             "https://0.0.0.0/",
+            // Other spellings the delivery's URL parser reads as inside addresses.
+            "https://2130706433:8443/x",
+            "https://127.1/",
+            "https://0x7f.1/",
+            "https://0/",
+            "https://2852039166/latest/meta-data",
+            "https://localhost./",
+            "https://LOCALHOST.localhost./",
+            "https://[::a00:1]/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[2002:a00:1::]/",
+            "https://198.18.0.1/",
+            "https://240.0.0.1/",
+            "https://192.0.0.8/",
+            "https://example.com@127.0.0.1/",
         ] {
             assert!(!valid_webhook_url(internal, false), "{internal}");
         }
