@@ -116,6 +116,13 @@ pub enum SuspendReason {
 }
 
 impl SuspendReason {
+    /// The reason named in a request; anything else is a `validation_failed` on `reason`.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Left, Self::RoleChange, Self::Inactivity, Self::Other]
+            .into_iter()
+            .find(|reason| reason.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Left => "left",
@@ -129,7 +136,9 @@ impl SuspendReason {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Suspension {
-    pub reason: SuspendReason,
+    /// Text, not [`SuspendReason`], so that a reason outside the list is a well-formed request
+    /// with an invalid value (422 naming `reason`), not a body that fails to parse (400).
+    pub reason: String,
 }
 
 /// A staff member who can be assigned cases (`GET /v1/assignees`).

@@ -222,6 +222,8 @@ pub struct Caller {
 pub fn context(headers: &HeaderMap) -> Result<RequestContext, ApiError> {
     let purpose = match headers.get("access-purpose") {
         None => None,
+        // An empty header states no purpose: `purpose_required` where one is, like none at all.
+        Some(v) if v.as_bytes().trim_ascii().is_empty() => None,
         Some(v) => {
             let text = v.to_str().map_err(|_| {
                 ApiError::new(ErrorCode::InvalidRequest, "Access-Purpose is not text")

@@ -375,6 +375,13 @@ impl AuditLog {
                 &["from", "to"],
             ));
         }
+        if from == 0 {
+            // RFC 9162 defines proofs from a non-empty tree; every tree extends the empty one.
+            return Err(ServiceError::validation(
+                "from must be at least 1: every tree is consistent with the empty one",
+                &["from"],
+            ));
+        }
         let plan =
             ProofPlan::consistency(from, to).map_err(|_| ServiceError::invalid("no such proof"))?;
         let hashes = assemble(self.store.as_ref(), &plan).await?;

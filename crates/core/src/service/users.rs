@@ -10,7 +10,7 @@ use crate::access::{Principal, RequestContext, parse_roles};
 use crate::audit::{Actor, AuditRecord, ResourceRef};
 use crate::auth::password;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
-use crate::model::{NewUser, Suspension, User, UserPatch};
+use crate::model::{NewUser, SuspendReason, Suspension, User, UserPatch};
 use crate::{Vault, new_id};
 
 pub(crate) fn user_ref(id: &str) -> Option<ResourceRef> {
@@ -332,14 +332,20 @@ impl Vault {
         user_id: &str,
         suspension: Suspension,
     ) -> ServiceResult<User> {
+        let reason = SuspendReason::parse(&suspension.reason).ok_or_else(|| {
+            ServiceError::validation(
+                "reason must be one of left, role_change, inactivity, other",
+                &["reason"],
+            )
+        })?;
         let (mut user, mut record) = self
             .user_target(p, ctx, user_id, Action::SuspendUser, "user.suspend", &[])
             .await?;
-        record.reason = Some(suspension.reason.as_str());
+        record.reason = Some(reason.as_str());
         let admin_guard = self.keep_last_admin(&user, &record).await?;
         let now = self.now();
         user.status = "suspended".into();
-        user.status_reason = Some(suspension.reason.as_str().into());
+        user.status_reason = Some(reason.as_str().into());
         user.updated_at = now;
         let actor = record.actor.clone();
         let (mut records, mut mutations) = self

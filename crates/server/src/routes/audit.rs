@@ -7,11 +7,11 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use strongroom_core::Vault;
 use strongroom_core::audit::{ConsistencyProof, InclusionProof};
 use strongroom_core::model::Page;
+use strongroom_core::{ErrorCode, Vault};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Path, Query};
 
 pub async fn checkpoint(State(vault): State<Arc<Vault>>) -> impl IntoResponse {
@@ -33,6 +33,9 @@ pub async fn verifier_key(State(vault): State<Arc<Vault>>) -> impl IntoResponse 
 pub struct EntriesQuery {
     start: Option<u64>,
     limit: Option<u32>,
+    /// A page's `next_cursor`, which is the index to start from: the list convention's name for
+    /// `start`.
+    cursor: Option<u64>,
 }
 
 pub async fn entries(
@@ -41,9 +44,18 @@ pub async fn entries(
     Query(q): Query<EntriesQuery>,
 ) -> ApiResult<axum::Json<Page<strongroom_core::service_types::LoggedEntry>>> {
     let limit = crate::extract::limit(q.limit)?;
+    let start = match (q.start, q.cursor) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "give start or cursor, not both",
+            ));
+        }
+        (start, cursor) => start.or(cursor).unwrap_or(0),
+    };
     Ok(axum::Json(
         vault
-            .audit_entries(&c.principal, &c.ctx, q.start.unwrap_or(0), limit)
+            .audit_entries(&c.principal, &c.ctx, start, limit)
             .await?,
     ))
 }

@@ -55,6 +55,15 @@ pub async fn list_contacts(
         cursor: q.cursor,
     }
     .page()?;
+    if q.email
+        .as_deref()
+        .is_some_and(|email| email.trim().is_empty())
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "email must not be empty (leave it out to list contacts)",
+        ));
+    }
     Ok(axum::Json(
         vault
             .list_contacts(&c.principal, &c.ctx, &tenant_id, q.email.as_deref(), &page)

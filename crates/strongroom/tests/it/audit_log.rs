@@ -488,6 +488,38 @@ async fn inclusion_proofs_over_http_verify_against_the_signed_checkpoint() {
     anon.get("/v1/audit/entries")
         .await
         .err(401, "unauthenticated");
+
+    // A page's next_cursor is taken back as `cursor` (the list convention) and means `start`.
+    let first = auditor.get("/v1/audit/entries?limit=3").await.ok(200);
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let next = auditor
+        .get(&format!("/v1/audit/entries?cursor={cursor}&limit=3"))
+        .await
+        .ok(200);
+    let indexes: Vec<u64> = next["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, vec![3, 4, 5]);
+    auditor
+        .get(&format!("/v1/audit/entries?start=0&cursor={cursor}"))
+        .await
+        .err(400, "invalid_request");
+
+    // A consistency proof starts from a non-empty tree (RFC 9162), as Go's tlog requires too.
+    let from_empty = anon
+        .get(&format!(
+            "/v1/audit/proofs/consistency?from=0&to={}",
+            cp.size
+        ))
+        .await;
+    from_empty.err(422, "validation_failed");
+    assert_eq!(from_empty.fields(), vec!["from".to_owned()]);
 }
 
 /// The answer to a request made while the log is locked: it must come (a refusal) well before

@@ -286,6 +286,19 @@ async fn invalid_values_are_422_with_fields() {
         r.err(422, "validation_failed");
         assert_eq!(r.fields(), vec![field.to_owned()], "{}: {}", r.what, r.text);
     }
+    // A reason outside the list is a well-formed request with an invalid value.
+    let admin = server.admin().await;
+    let colleague = tenant_session(&server, &admin, "tenant_user", t).await;
+    let r = s
+        .boss
+        .post(
+            &format!("/v1/users/{}/suspend", colleague.id),
+            json!({"reason": "vacation"}),
+        )
+        .await;
+    r.err(422, "validation_failed");
+    assert_eq!(r.fields(), vec!["reason".to_owned()], "{}", r.text);
+    colleague.get("/v1/me").await.ok(200);
     assert_eq!(before, s.state().await, "a refused request wrote something");
 }
 
@@ -318,6 +331,36 @@ async fn bad_query_parameters() {
         let items = list_items(&s.boss, &format!("{}?limit={limit}", cases_path(&s.tenant))).await;
         assert_eq!(items.len(), 1);
     }
+    // An empty lookup value is a mistake, not a search for nothing.
+    for email in ["", "%20"] {
+        s.boss
+            .get(&format!("{}?email={email}", contacts_path(&s.tenant)))
+            .await
+            .err(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_purpose_is_no_purpose() {
+    let server = server();
+    let s = setup(&server).await;
+    let unstated = s.boss.with_purpose(None);
+    let case = case_path(&s.tenant, &id_of(&s.case));
+    for value in ["", "  "] {
+        unstated
+            .send(Method::GET, &case, Body::None, &[("Access-Purpose", value)])
+            .await
+            .err(400, "purpose_required");
+    }
+    unstated
+        .send(
+            Method::GET,
+            &case,
+            Body::None,
+            &[("Access-Purpose", "sales")],
+        )
+        .await
+        .err(400, "invalid_request");
 }
 
 /// The ids of every item of the list at `path` (which has its own query), two a page.
