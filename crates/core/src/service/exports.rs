@@ -496,6 +496,18 @@ impl Vault {
         if row.requester_id != p.user_id {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
         }
+        // The content was read when the export was made; taking it away is reading it again, so
+        // staff must hold the current agreement then too, as for every read of content.
+        let customer = p.roles.iter().any(Role::is_customer);
+        if !customer && !self.principal_facts(p).confidentiality_acknowledged {
+            return Err(self
+                .refuse(
+                    record,
+                    Denial::ConfidentialityAcknowledgementRequired,
+                    Vec::new(),
+                )
+                .await);
+        }
         let now = self.now();
         if row.state == "expired" || row.expires_at <= now || row.ciphertext.is_none() {
             let mut rec = record;

@@ -146,3 +146,33 @@ async fn relinking_the_case_ends_the_exports_made_through_it() {
     let seen = w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
     assert_eq!(seen["state"], "expired", "{seen}");
 }
+
+#[tokio::test]
+async fn a_new_confidentiality_agreement_holds_back_staff_exports_until_acknowledged() {
+    let server = Server::start_with(&[("STRONGROOM_CONFIDENTIALITY_VERSION", "2026-01")], &[]);
+    let w = world(&server).await;
+    let id = engineers_export(&w, &["cases"]).await;
+    let download = export_path(&w.tenant, &id, "/download");
+    let token = w.engineer.token().expect("token").to_owned();
+
+    let server = server
+        .restart_with_env(&[("STRONGROOM_CONFIDENTIALITY_VERSION", "2026-02")])
+        .await;
+    let engineer = server
+        .anon()
+        .with_token(Some(&token))
+        .with_purpose(Some("case-resolution"));
+    engineer
+        .get(&download)
+        .await
+        .err(403, "confidentiality_acknowledgement_required");
+    // Held back, not ended: the export is still there once the new agreement is acknowledged.
+    engineer
+        .post("/v1/me/confidentiality", json!({"version": "2026-02"}))
+        .await
+        .ok(200);
+    let (status, _, bytes) = engineer.get_bytes(&download).await;
+    assert_eq!(status.as_u16(), 200);
+    assert!(bytes.starts_with(b"age-encryption.org/v1"));
+    assert!(server.stop().await.success());
+}
