@@ -61,12 +61,13 @@ pub fn generic(_value: &str) -> String {
     "***".to_owned()
 }
 
-/// The mask for a named field.
-pub fn field(field: &str, value: &str) -> String {
-    match field {
-        "email" => email(value),
-        "phone" => phone(value),
-        "name" => name(value),
+/// The mask for a field of a record of `kind`. The partial masks are for a contact's own name,
+/// email and phone; any other field, a file's name included, reveals nothing.
+pub fn field(kind: &str, field: &str, value: &str) -> String {
+    match (kind, field) {
+        ("contact", "email") => email(value),
+        ("contact", "phone") => phone(value),
+        ("contact", "name") => name(value),
         _ => generic(value),
     }
 }
@@ -83,6 +84,8 @@ mod tests {
         assert_eq!(phone("+44 123"), "+** ***");
         assert_eq!(phone("ask for Maria"), "*** *** *****");
         assert_eq!(name("Ada Lovelace"), "A*** L***");
-        assert_eq!(field("notes", "secret"), "***");
+        assert_eq!(field("contact", "notes", "secret"), "***");
+        assert_eq!(field("contact", "name", "Jane Doe"), "J*** D***");
+        assert_eq!(field("attachment", "name", "Jane Doe passport.pdf"), "***");
     }
 }

@@ -204,7 +204,7 @@ impl<'a> Builder<'a> {
         };
         let value = match (visibility, plain) {
             (_, None) => Value::Null,
-            (Visibility::Mask, Some(plain)) => Value::String(mask::field(field, &plain)),
+            (Visibility::Mask, Some(plain)) => Value::String(mask::field(self.kind, field, &plain)),
             (_, Some(plain)) => Value::String(plain),
         };
         self.out.view.insert(field.into(), value);

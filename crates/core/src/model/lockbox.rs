@@ -35,8 +35,9 @@ pub struct Requester {
     pub roles: Vec<String>,
 }
 
-/// An access request, and once approved the grant it is.
-#[derive(Clone, Debug, Serialize)]
+/// An access request, and once approved the grant it is. `Debug` leaves out the justification and
+/// the customer's comment, which are opened from ciphertext and may hold personal data.
+#[derive(Clone, Serialize)]
 pub struct AccessRequestView {
     pub id: String,
     pub tenant_id: String,
@@ -110,6 +111,19 @@ impl std::fmt::Debug for WebhookSecret {
 impl Drop for WebhookSecret {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
+impl std::fmt::Debug for AccessRequestView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessRequestView")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("case_id", &self.case_id)
+            .field("purpose", &self.purpose)
+            .field("state", &self.state)
+            .field("break_glass", &self.break_glass)
+            .finish_non_exhaustive()
     }
 }
 
