@@ -99,7 +99,7 @@ function newUserPanel() {
   const username = el('input', { required: true, autocomplete: 'off' });
   const displayName = el('input', { required: true });
   const password = el('input', { type: 'password', required: true, autocomplete: 'new-password' });
-  const roles = checkboxes(platform ? ALL_ROLES : CUSTOMER_ROLES, ['tenant_user']);
+  const roles = checkboxes(platform ? ALL_ROLES : CUSTOMER_ROLES, platform ? [] : ['tenant_user']);
   const tenant = el('input', { value: platform ? '' : session.tenantId, readonly: !platform, size: 30, placeholder: 'customers only' });
   const result = el('div');
   const submit = () => run(async () => {

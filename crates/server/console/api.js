@@ -40,6 +40,9 @@ export class ApiFailure extends Error {
     this.status = status;
     this.code = error.code || 'http_' + status;
     this.requestId = error.request_id || requestId || '';
+    // What the server adds to the code (`reasons` of a weak password, `fields` of a validation
+    // failure, an export quota's numbers): data, shown as text only (see `describeFailure`).
+    this.details = error.details && typeof error.details === 'object' && !Array.isArray(error.details) ? error.details : null;
     this.retryAfter = null;
   }
 }

@@ -82,6 +82,8 @@ async function signOut() {
 }
 
 // Leaving or reloading the page drops the token from memory; end its session on the server too.
+// The browser may keep the page (the back/forward cache) and show it again: nothing of the session
+// stays on it, and no answer still on its way puts anything back.
 window.addEventListener('pagehide', () => {
   if (!session.token) return;
   fetch(path`/v1/auth/logout`, {
@@ -90,6 +92,16 @@ window.addEventListener('pagehide', () => {
     keepalive: true,
     credentials: 'omit',
   }).catch(() => {});
+  session.token = null;
+  session.generation += 1;
+  for (const id of ['main', 'nav', 'who', 'status']) document.getElementById(id).replaceChildren();
+});
+
+// A page shown again from the back/forward cache starts signed out (its session ended as it was
+// left), with a fresh sign-in form rather than whatever was typed into the old one.
+window.addEventListener('pageshow', (event) => {
+  if (!event.persisted) return;
+  signedOut(session.user ? 'Your session has ended. Sign in again.' : '');
 });
 
 function enrolmentView() {
@@ -236,11 +248,16 @@ function apiKeysPanel() {
   });
   const name = el('input', { required: true, maxlength: 100 });
   const days = el('input', { type: 'number', min: 1, max: 365, value: 30 });
-  const roles = checkboxes(hasRole('platform_admin') ? ALL_ROLES : CUSTOMER_ROLES, ['tenant_user']);
+  // No role is ticked at first: the creator chooses staff or customer roles (customer roles need a
+  // tenant, staff roles must have none).
+  const roles = checkboxes(hasRole('platform_admin') ? ALL_ROLES : CUSTOMER_ROLES, []);
+  // A tenant admin's keys are its tenant's; a caller of no tenant names one for a customer key.
+  const tenant = session.user.tenant_id ? null : el('input', { size: 30, placeholder: 'customer keys only' });
   const create = () => run(async () => {
     const expires = new Date(Date.now() + Number(days.value) * 86400000).toISOString();
     const body = { name: name.value.trim(), roles: ticked(roles), expires_at: expires };
     if (session.user.tenant_id) body.tenant_id = session.user.tenant_id;
+    else if (tenant.value.trim()) body.tenant_id = tenant.value.trim();
     const key = await api('POST', path`/v1/api-keys`, { body });
     created.replaceChildren(el('p', { text: 'The key, shown only now: keep it like a password.' }), el('pre', { text: key.key }));
     name.value = '';
@@ -249,7 +266,7 @@ function apiKeysPanel() {
   });
   load();
   return panel('API keys', list, el('form', { class: 'inline', onsubmit: create }, field('Name', name), field('Valid for (days)', days),
-    checkboxGroup('Roles', roles), el('button', { type: 'submit', text: 'Create key' })), created);
+    checkboxGroup('Roles', roles), tenant ? field('Tenant', tenant) : null, el('button', { type: 'submit', text: 'Create key' })), created);
 }
 
 // A module runs once the document is parsed.

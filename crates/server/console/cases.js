@@ -17,14 +17,24 @@ export function scopeBar(reload) {
       status('A justification is a reference: 3–64 letters, digits or -._:/ (a case or ticket number), never free text.', true);
       return;
     }
-    session.tenantId = tenant.value.trim();
     session.purpose = purpose.value;
     session.justification = ref;
+    enterTenant(tenant.value.trim(), reload);
     reload();
   };
   return panel(null, el('form', { class: 'inline', onsubmit: apply },
     field('Tenant', tenant), field('Purpose of this access', purpose),
     field('Justification (optional)', reference), el('button', { type: 'submit', text: 'Apply' })));
+}
+
+// Work moves to another tenant (or stays in the same one). Moving, the view is replaced: answers
+// still on their way for the tenant left are dropped, and nothing it showed stays on the page, so
+// no form of one tenant is left to act under another's name (the view to open then follows).
+function enterTenant(tenantId, reload) {
+  session.view += 1;
+  if (tenantId === session.tenantId) return;
+  session.tenantId = tenantId;
+  show(scopeBar(reload));
 }
 
 export function needTenant(title, reload) {
@@ -40,11 +50,12 @@ export function needTenant(title, reload) {
 function reachPanel() {
   const list = pagedList([['Tenant', 'tenant_id'], ['Case', 'case_id'], ['Through', (r) => r.reach.replace('_', ' ')], ['Until', 'until']],
     () => api('GET', path`/v1/me/cases`),
-    (r) => { session.tenantId = r.tenant_id; caseView(r.case_id); });
+    (r) => { enterTenant(r.tenant_id, () => caseView(r.case_id)); caseView(r.case_id); });
   return panel('Your cases, in every tenant', list);
 }
 
 export function casesView() {
+  session.view += 1;
   if (needTenant('Cases', casesView)) return;
   const t = session.tenantId;
   const columns = [['Title', 'title'], ['Status', 'status'], ['Severity', 'severity'], ['Product', 'product'], ['Updated', 'updated_at'], ['Id', 'id']];
@@ -105,10 +116,14 @@ function statusPanel(t, caseId, current) {
   return panel('Status', el('form', { class: 'inline', onsubmit: submit }, field('Status', select), el('button', { type: 'submit', text: 'Set status' })));
 }
 
+// A view of one record replaces the page only once its answer is in, and not at all if the work
+// has moved to another tenant meanwhile (its forms would act on the tenant left).
 function caseView(caseId) {
+  session.view += 1;
   const t = session.tenantId;
   run(async () => {
     const record = await api('GET', path`/v1/tenants/${t}/cases/${caseId}`, { content: true });
+    if (t !== session.tenantId) return;
     const parts = [el('h1', { text: 'Case' }), scopeBar(() => caseView(caseId)), panel('Record', recordTable(record))];
     if (record.contact_id) {
       parts.push(panel(null, el('button', { class: 'quiet', text: 'Open the case contact', onclick: () => contactView(record.contact_id, caseId) })));
@@ -148,7 +163,7 @@ function commentsPanel(t, caseId) {
 // Files go up as base64 in JSON, like every body; the server scans each one before storing it
 // and again before handing it back. A download is saved under the name the record holds.
 function filesPanel(t, caseId) {
-  const files = `/v1/tenants/${encodeURIComponent(t)}/cases/${encodeURIComponent(caseId)}/attachments`;
+  const files = path`/v1/tenants/${t}/cases/${caseId}/attachments`;
   const picker = el('input', { type: 'file', required: true });
   const upload = () => run(async () => {
     const file = picker.files[0];
@@ -166,7 +181,7 @@ function filesPanel(t, caseId) {
     return `${file.name} scanned and attached.`;
   });
   const download = (item) => run(async () => {
-    const blob = await api('GET', `${files}/${encodeURIComponent(item.id)}/content`, { content: true, binary: true });
+    const blob = await api('GET', path`/v1/tenants/${t}/cases/${caseId}/attachments/${item.id}/content`, { content: true, binary: true });
     const url = URL.createObjectURL(blob);
     const link = el('a', { href: url, download: typeof item.name === 'string' ? item.name : `file-${item.id}` });
     document.body.append(link);
@@ -181,7 +196,7 @@ function filesPanel(t, caseId) {
     const what = typeof item.name === 'string' ? item.name : `file ${item.id}`;
     if (!window.confirm(`Delete ${what} from this case? It cannot be downloaded again.`)) return undefined;
     return run(async () => {
-      await api('DELETE', `${files}/${encodeURIComponent(item.id)}`, { content: true });
+      await api('DELETE', path`/v1/tenants/${t}/cases/${caseId}/attachments/${item.id}`, { content: true });
       caseView(caseId);
       return `${what} deleted.`;
     });
@@ -238,9 +253,11 @@ function assignPanel(t, caseId) {
 }
 
 function contactView(contactId, fromCase) {
+  session.view += 1;
   const t = session.tenantId;
   run(async () => {
     const record = await api('GET', path`/v1/tenants/${t}/contacts/${contactId}`, { content: true });
+    if (t !== session.tenantId) return;
     show(el('h1', { text: 'Contact' }), scopeBar(() => contactView(contactId, fromCase)),
       panel('Record', recordTable(record)),
       panel(null, fromCase
@@ -252,6 +269,7 @@ function contactView(contactId, fromCase) {
 // ---- operator access (the customer lockbox) ------------------------------------------------------
 
 export function accessView(state) {
+  session.view += 1;
   if (needTenant('Operator access', () => accessView(state))) return;
   const t = session.tenantId;
   const filter = el('select', { onchange: () => accessView(filter.value) },

@@ -59,7 +59,26 @@ export function status(message, isError) {
 export function describeFailure(failure) {
   if (!(failure instanceof ApiFailure)) return String((failure && failure.message) || failure);
   const id = failure.requestId ? ` (request ${failure.requestId})` : '';
-  return `${failure.status} ${failure.code}: ${failure.message}${id}`;
+  const details = describeDetails(failure.details);
+  return `${failure.status} ${failure.code}: ${failure.message}${details ? ` — ${details}` : ''}${id}`;
+}
+
+// An error's `details` as one line of text: lists of plain values (the `reasons` a password was
+// refused for, the `fields` a request got wrong) and plain values (an export quota's numbers);
+// anything nested is left out. The status line shows it as text, never as markup.
+function describeDetails(details) {
+  if (!details) return '';
+  const plain = (v) => ['string', 'number', 'boolean'].includes(typeof v);
+  const parts = [];
+  for (const [name, value] of Object.entries(details)) {
+    if (Array.isArray(value)) {
+      const items = value.filter(plain);
+      if (items.length) parts.push(`${name}: ${items.join(', ')}`);
+    } else if (plain(value)) {
+      parts.push(`${name}: ${value}`);
+    }
+  }
+  return parts.join('; ');
 }
 
 // What the app does when the server asks the user to act first (sign in again, acknowledge the

@@ -5,9 +5,12 @@ import { api, hasRole, path, query, session } from '/console/api.js';
 import { checkboxGroup, checkboxes, el, field, pagedList, panel, run, show } from '/console/dom.js';
 import { needTenant, scopeBar } from '/console/cases.js';
 
-const RECORD_KINDS = ['contacts', 'cases', 'comments'];
+// The record kinds the server exports (its EXPORT_RECORD_KINDS). Attachments are offered but not
+// ticked at first, so the default export stays what it was.
+const RECORD_KINDS = ['contacts', 'cases', 'comments', 'attachments'];
 
 export function exportsView() {
+  session.view += 1;
   if (needTenant('Exports', exportsView)) return;
   const t = session.tenantId;
   const list = pagedList([
@@ -19,7 +22,7 @@ export function exportsView() {
 
 function newExportPanel(t) {
   const archive = el('input', { type: 'checkbox' });
-  const kinds = checkboxes(RECORD_KINDS, RECORD_KINDS);
+  const kinds = checkboxes(RECORD_KINDS, RECORD_KINDS.filter((k) => k !== 'attachments'));
   const recipient = el('input', { required: true, size: 70, placeholder: 'age1…', pattern: 'age1[0-9a-z]+' });
   const submit = () => run(async () => {
     const scope = archive.checked
