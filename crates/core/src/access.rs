@@ -373,11 +373,13 @@ pub(crate) fn is_id(id: &str) -> bool {
 }
 
 /// Whether `text` is a reference (a case, ticket or letter number) rather than free text: 3 to 64
-/// ASCII letters, digits and `-._:/`, starting with a letter or digit. Justifications and deletion
-/// request references take this shape because they are written to the audit log, which every
-/// verifier reads and no shredding erases: a sentence could carry a name or an address there.
+/// ASCII letters, digits and `-._:/`, starting with a letter or digit, with a digit among them (a
+/// number, which `jane.doe` is not). Justifications and deletion request references take this
+/// shape because they are written to the audit log, which every verifier reads and no shredding
+/// erases: a sentence could carry a name or an address there.
 pub fn is_reference(text: &str) -> bool {
     (3..=64).contains(&text.len())
+        && text.bytes().any(|b| b.is_ascii_digit())
         && text
             .chars()
             .next()
@@ -412,6 +414,9 @@ mod tests {
             "ticket\u{a0}12",
             "caf\u{e9}-12",
             &"a".repeat(65),
+            "jane.doe",
+            "Jane_Doe",
+            "ticket",
         ] {
             assert!(!is_reference(text), "{text:?}");
         }

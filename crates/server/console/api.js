@@ -17,7 +17,7 @@ export const ALL_ROLES = ['platform_admin', 'auditor', 'security_officer', 'supp
 // The purposes a tenant may allow for its content (marketing and advertising never).
 export const TENANT_PURPOSES = ['case-resolution', 'customer-self-service', 'data-subject-request', 'security-investigation', 'legal-compliance', 'account-management'];
 export const SUSPEND_REASONS = ['left', 'role_change', 'inactivity', 'other'];
-export const REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{2,63}$/;
+export const REFERENCE = /^(?=.*[0-9])[A-Za-z0-9][A-Za-z0-9._:/-]{2,63}$/;
 
 export const session = {
   token: null,

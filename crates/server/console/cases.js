@@ -14,7 +14,7 @@ export function scopeBar(reload) {
   const apply = () => {
     const ref = reference.value.trim();
     if (ref && !REFERENCE.test(ref)) {
-      status('A justification is a reference: 3–64 letters, digits or -._:/ (a case or ticket number), never free text.', true);
+      status('A justification is a reference: 3–64 letters, digits or -._:/ with a digit among them (a case or ticket number), never free text.', true);
       return;
     }
     session.purpose = purpose.value;

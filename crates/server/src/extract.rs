@@ -246,7 +246,7 @@ pub fn context(headers: &HeaderMap) -> Result<RequestContext, ApiError> {
                 return Err(ApiError::new(
                     ErrorCode::InvalidRequest,
                     "Access-Justification must be a reference such as a case or ticket number: \
-                     3 to 64 letters, digits or -._:/ (free text could carry personal data into \
+                     3 to 64 letters, digits or -._:/ with a digit among them (free text could carry personal data into \
                      the audit log)",
                 ));
             }

@@ -21,7 +21,7 @@ fn ctx(purpose: Option<Purpose>) -> RequestContext {
     RequestContext {
         request_id: "demo".into(),
         purpose,
-        justification: Some("demo-data-set".into()),
+        justification: Some("demo-2026".into()),
     }
 }
 

@@ -93,7 +93,8 @@ impl Vault {
         self.enforce(&mut record, &decision).await?;
         if !is_reference(request_reference) {
             return Err(ServiceError::validation(
-                "request_reference must be 3-64 letters, digits or -._:/ (a reference, not text)",
+                "request_reference must be 3-64 letters, digits or -._:/ with a digit among them (a \
+                 reference, not text)",
                 &["request_reference"],
             ));
         }

@@ -21,7 +21,7 @@ async fn justifications_are_recorded_as_references_and_prose_is_refused() {
     let contact = id_of(&create_contact(&boss, &tenant, json!({"name": "Justified Reader"})).await);
     let path = contact_path(&tenant, &contact);
 
-    let reference = format!("CASE-{}/a.b_c:{}", rand_hex(4), rand_hex(2));
+    let reference = format!("CASE-12{}/a.b_c:{}", rand_hex(4), rand_hex(2));
     let read = boss
         .send(
             reqwest::Method::GET,
@@ -40,6 +40,8 @@ async fn justifications_are_recorded_as_references_and_prose_is_refused() {
         format!("+44 {canary}"),
         format!("-{canary}"),
         "ab".to_owned(),
+        // Reference-shaped but no number: a name.
+        "jane.doe".to_owned(),
         format!("{canary}{}", "x".repeat(64)),
     ];
     let contacts_before = list_items(&boss, &contacts_path(&tenant)).await.len();
