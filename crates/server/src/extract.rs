@@ -26,12 +26,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                "the body must be JSON (Content-Type: application/json)",
-            ));
-        }
+        // Judged after the body is read (within the limit), so that an oversized body is 413
+        // whatever its type says.
+        let json = is_json(req.headers());
         let read = axum::body::Bytes::from_request(req, state);
         let Ok(read) = tokio::time::timeout(crate::REQUEST_HEAD_TIMEOUT, read).await else {
             return Err(ApiError::new(
@@ -54,6 +51,12 @@ where
                 ));
             }
         };
+        if !json {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body must be JSON (Content-Type: application/json)",
+            ));
+        }
         if holds_nul_escape(&bytes) {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,

@@ -143,6 +143,16 @@ async fn oversized_body_is_413() {
         )
         .await
         .err(413, "payload_too_large");
+    // Too large whatever it claims to be; of the wrong type within the limit, 400.
+    let contacts = contacts_path(&s.tenant);
+    s.boss
+        .send(Method::POST, &contacts, Body::Text(big.clone()), &[])
+        .await
+        .err(413, "payload_too_large");
+    s.boss
+        .send(Method::POST, &contacts, Body::Text("name".into()), &[])
+        .await
+        .err(400, "invalid_request");
     // Just under the limit is fine.
     let fits = "y".repeat(3000);
     let c = create_contact(&s.boss, &s.tenant, json!({"name": "Fits", "notes": fits})).await;

@@ -15,6 +15,8 @@ pub enum Body {
     Json(Value),
     /// Sent as-is with `Content-Type: application/json` (for malformed input).
     Raw(String),
+    /// Sent as-is with `Content-Type: text/plain` (a body of the wrong type).
+    Text(String),
 }
 
 /// A response: status, headers and the body parsed as JSON (Null when the
@@ -184,6 +186,7 @@ impl Api {
             Body::None => req,
             Body::Json(v) => req.json(&v),
             Body::Raw(s) => req.header("Content-Type", "application/json").body(s),
+            Body::Text(s) => req.header("Content-Type", "text/plain").body(s),
         };
         let started = Instant::now();
         let resp = req
