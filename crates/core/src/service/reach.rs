@@ -6,10 +6,11 @@ use crate::Vault;
 use crate::access::{Principal, RequestContext};
 use crate::clock::rfc3339;
 use crate::error::ServiceResult;
-use crate::model::Page;
 use crate::model::lockbox::CaseReach;
+use crate::model::{Page, PageRequest};
 
 use super::grants::effective_state;
+use super::page_in_memory;
 
 impl Vault {
     /// `GET /v1/me/cases`, recorded with the case ids it names.
@@ -17,6 +18,7 @@ impl Vault {
         &self,
         p: &Principal,
         ctx: &RequestContext,
+        page: &PageRequest,
     ) -> ServiceResult<Page<CaseReach>> {
         let mut record = self.record(p, ctx, "case.list_own_reach", None, None);
         let now = self.now();
@@ -47,14 +49,12 @@ impl Vault {
                 until: until.map(rfc3339),
             });
         }
-        items.sort_by(|a, b| {
-            (&a.tenant_id, &a.case_id, a.reach).cmp(&(&b.tenant_id, &b.case_id, b.reach))
-        });
-        record.records = items.iter().map(|i| i.case_id.clone()).collect();
+        // By case, then how it is reached, so that a case's lines come together on one page.
+        items.sort_by(|a, b| a.reach.cmp(b.reach));
+        let page = page_in_memory(items, page, |i| &i.case_id);
+        record.records = page.items.iter().map(|i| i.case_id.clone()).collect();
+        record.records.dedup();
         self.audit.append(record).await?;
-        Ok(Page {
-            items,
-            next_cursor: None,
-        })
+        Ok(page)
     }
 }

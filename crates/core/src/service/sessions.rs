@@ -6,13 +6,14 @@ use sha2::{Digest, Sha256};
 use strongroom_policy::{Action, Denial};
 use strongroom_store::{Mutation, SessionRow};
 
+use super::page_in_memory;
 use super::users::user_ref;
 use crate::Vault;
 use crate::access::{Principal, RequestContext};
 use crate::audit::ResourceRef;
 use crate::clock::rfc3339;
 use crate::error::ServiceResult;
-use crate::model::{Page, Revoked, SessionInfo};
+use crate::model::{Page, PageRequest, Revoked, SessionInfo};
 
 /// The public name of a session: a domain-separated digest of the token's hash, so it can be shown
 /// and logged but never used as (or turned back into) a credential.
@@ -62,6 +63,7 @@ impl Vault {
         &self,
         p: &Principal,
         ctx: &RequestContext,
+        page: &PageRequest,
     ) -> ServiceResult<Page<SessionInfo>> {
         let mut record = self.record(p, ctx, "session.list", p.tenant_id.as_deref(), None);
         let items: Vec<SessionInfo> = self
@@ -76,12 +78,10 @@ impl Vault {
                 current: row.token_hash.as_slice() == p.token_hash.as_slice(),
             })
             .collect();
-        record.records = items.iter().map(|s| s.id.clone()).collect();
+        let page = page_in_memory(items, page, |s| &s.id);
+        record.records = page.items.iter().map(|s| s.id.clone()).collect();
         self.audit.append(record).await?;
-        Ok(Page {
-            items,
-            next_cursor: None,
-        })
+        Ok(page)
     }
 
     pub async fn revoke_my_session(

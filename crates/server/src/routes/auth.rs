@@ -10,7 +10,7 @@ use strongroom_core::model::{
 };
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, EnrollingCaller, Json};
+use crate::extract::{Caller, EnrollingCaller, Json, PageQuery, Query};
 use crate::request_id;
 
 pub async fn login(
@@ -40,8 +40,11 @@ pub async fn me(
 pub async fn my_cases(
     State(vault): State<Arc<Vault>>,
     c: Caller,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<CaseReach>>> {
-    Ok(axum::Json(vault.my_cases(&c.principal, &c.ctx).await?))
+    Ok(axum::Json(
+        vault.my_cases(&c.principal, &c.ctx, &q.page()?).await?,
+    ))
 }
 
 pub async fn start_totp(

@@ -14,8 +14,11 @@ use crate::extract::{Caller, Json, PageQuery, Path, Query};
 pub async fn my_sessions(
     State(vault): State<Arc<Vault>>,
     c: Caller,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<SessionInfo>>> {
-    Ok(axum::Json(vault.my_sessions(&c.principal, &c.ctx).await?))
+    Ok(axum::Json(
+        vault.my_sessions(&c.principal, &c.ctx, &q.page()?).await?,
+    ))
 }
 
 pub async fn revoke_my_session(

@@ -56,6 +56,31 @@ async fn staff_see_the_cases_they_reach_and_no_other() {
         "{granted:?}"
     );
 
+    // Paged like every list; a case's lines stay together, even past a limit of one.
+    let first = w.engineer.get("/v1/me/cases?limit=1").await.ok(200);
+    let lines = first["items"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{first}");
+    assert!(
+        lines.iter().all(|r| r["case_id"] == w.case_a.as_str()),
+        "{first}"
+    );
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a cursor after a full page");
+    let rest = w
+        .engineer
+        .get(&format!("/v1/me/cases?limit=1&cursor={cursor}"))
+        .await
+        .ok(200);
+    assert_eq!(rest["items"], json!([]), "{rest}");
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+    for bad in ["limit=0", "limit=501", "cursor=Jane", "color=red"] {
+        w.engineer
+            .get(&format!("/v1/me/cases?{bad}"))
+            .await
+            .err(400, "invalid_request");
+    }
+
     // A customer is assigned nothing and asks for nothing.
     assert!(my_cases(&w.admin).await.is_empty());
 

@@ -55,6 +55,33 @@ async fn list_shows_the_current_session_and_ids_are_not_credentials() {
     assert_ne!(mine, theirs);
     let text = first.get("/v1/me/sessions").await.text;
     assert!(!text.contains(second.token().unwrap()) && !text.contains(first.token().unwrap()));
+
+    // Paged like every list, by id.
+    let page = first.get("/v1/me/sessions?limit=1").await.ok(200);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let rest = first
+        .get(&format!("/v1/me/sessions?limit=1&cursor={cursor}"))
+        .await
+        .ok(200);
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+    let mut walked: Vec<Value> = [&page, &rest]
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap().clone())
+        .map(|s| s["id"].clone())
+        .collect();
+    let mut all: Vec<Value> = items.iter().map(|s| s["id"].clone()).collect();
+    walked.sort_by_key(|v| v.to_string());
+    all.sort_by_key(|v| v.to_string());
+    assert_eq!(walked, all);
+    for bad in ["limit=0", "limit=501", "cursor=abc"] {
+        first
+            .get(&format!("/v1/me/sessions?{bad}"))
+            .await
+            .err(400, "invalid_request");
+    }
 }
 
 #[tokio::test]
