@@ -194,7 +194,7 @@ function accountView() {
   const sessions = el('div');
   const load = () => run(async () => {
     me.replaceChildren(recordTable(await api('GET', path`/v1/me`)));
-    const page = await api('GET', path`/v1/me/sessions`);
+    const page = await api('GET', path`/v1/me/sessions` + query({ limit: 500 }));
     sessions.replaceChildren(listTable([['Started', 'created_at'], ['Last seen', 'last_seen_at'], ['Expires', 'expires_at'],
       ['', (s) => (s.current ? el('span', { class: 'tag', text: 'this one' }) : el('button', { class: 'danger', text: 'End', onclick: () => endSession(s.id) }))]], page.items));
   });

@@ -49,7 +49,7 @@ export function needTenant(title, reload) {
 // works in its tenant.
 function reachPanel() {
   const list = pagedList([['Tenant', 'tenant_id'], ['Case', 'case_id'], ['Through', (r) => r.reach.replace('_', ' ')], ['Until', 'until']],
-    () => api('GET', path`/v1/me/cases`),
+    (cursor) => api('GET', path`/v1/me/cases` + query({ limit: 100, cursor })),
     (r) => { enterTenant(r.tenant_id, () => caseView(r.case_id)); caseView(r.case_id); });
   return panel('Your cases, in every tenant', list);
 }
