@@ -111,6 +111,59 @@ pub struct Settings {
     pub attachment_body_timeout_ms: u64,
 }
 
+impl Settings {
+    /// The settings to which 0 gives no meaning: it would switch a protection off (a lockout of
+    /// no time), refuse everything (uploads with no time to be scanned) or expire at once.
+    pub fn must_be_positive(&self) -> [(&'static str, u64); 16] {
+        [
+            ("session_idle_timeout_secs", self.session_idle_timeout_secs),
+            (
+                "session_absolute_timeout_secs",
+                self.session_absolute_timeout_secs,
+            ),
+            (
+                "login_lockout_threshold",
+                u64::from(self.login_lockout_threshold),
+            ),
+            ("login_lockout_secs", self.login_lockout_secs),
+            (
+                "audit_max_batch",
+                u64::try_from(self.audit_max_batch).unwrap_or(u64::MAX),
+            ),
+            ("access_request_ttl_secs", self.access_request_ttl_secs),
+            ("webhook_max_attempts", u64::from(self.webhook_max_attempts)),
+            ("webhook_timeout_ms", self.webhook_timeout_ms),
+            ("api_key_max_lifetime_secs", self.api_key_max_lifetime_secs),
+            ("export_download_ttl_secs", self.export_download_ttl_secs),
+            ("export_max_records", self.export_max_records),
+            ("reencrypt_batch_size", u64::from(self.reencrypt_batch_size)),
+            ("watch_window_secs", self.watch_window_secs),
+            ("attachment_max_bytes", self.attachment_max_bytes),
+            (
+                "attachment_scan_timeout_ms",
+                self.attachment_scan_timeout_ms,
+            ),
+            (
+                "attachment_body_timeout_ms",
+                self.attachment_body_timeout_ms,
+            ),
+        ]
+    }
+
+    /// Combinations that cannot be meant.
+    pub fn check(&self) -> Result<(), String> {
+        if self.session_absolute_timeout_secs < self.session_idle_timeout_secs {
+            return Err(
+                "session_absolute_timeout_secs must be at least session_idle_timeout_secs".into(),
+            );
+        }
+        if self.confidentiality_version.trim().is_empty() {
+            return Err("confidentiality_version must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
 fn default_export_quotas() -> BTreeMap<String, u64> {
     [
         ("tenant_admin", 100_000),

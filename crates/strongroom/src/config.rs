@@ -102,35 +102,79 @@ impl Config {
         if let Some(path) = path {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading configuration {}", path.display()))?;
-            let overlay = parse_file(&path, &text)?;
-            for (k, v) in overlay {
-                if !table.contains_key(&k) {
-                    bail!("{}: unknown configuration key `{k}`", path.display());
-                }
-                table.insert(k, v);
-            }
+            merge_file(&mut table, parse_file(&path, &text)?);
         }
         overlay_env(&mut table)?;
         if let Some(toml::Value::Table(service)) = table.get_mut("service") {
             overlay_env(service)?;
         }
         // Options absent from the defaults (None) can still come from the environment.
-        for key in [
-            "tls_cert",
-            "tls_key",
-            "policy_dir",
-            "root_key_env",
-            "database_url",
-            "database_schema",
-        ] {
+        for key in OPTIONAL_KEYS {
             if let Ok(raw) = std::env::var(format!("STRONGROOM_{}", key.to_uppercase())) {
                 table.insert(key.into(), toml::Value::String(raw));
             }
         }
-        table.try_into().context("invalid configuration")
+        // Unknown keys, in the file or at any level, are refused here (`deny_unknown_fields`).
+        let config: Self = table.try_into().context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses what parses but cannot be meant: a certificate without its key, and zeros where
+    /// zero would switch a protection off or make every request fail.
+    fn check(&self) -> Result<()> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("tls_cert and tls_key go together: give both, or neither for the data dir's own");
+        }
+        let service = &self.service;
+        let positive = [
+            (
+                "max_body_bytes",
+                u64::try_from(self.max_body_bytes).unwrap_or(u64::MAX),
+            ),
+            ("store_busy_timeout_ms", self.store_busy_timeout_ms),
+            (
+                "database_max_connections",
+                u64::from(self.database_max_connections),
+            ),
+            (
+                "database_statement_timeout_ms",
+                self.database_statement_timeout_ms,
+            ),
+        ];
+        for (key, value) in positive.into_iter().chain(service.must_be_positive()) {
+            if value == 0 {
+                bail!("{key} must be greater than 0");
+            }
+        }
+        service.check().map_err(|why| anyhow::anyhow!(why))
     }
 }
 
+/// The keys whose default is "not set", so that the defaults' table does not hold them.
+const OPTIONAL_KEYS: [&str; 6] = [
+    "tls_cert",
+    "tls_key",
+    "policy_dir",
+    "root_key_env",
+    "database_url",
+    "database_schema",
+];
+
+/// Lays the file's keys over the defaults one by one, `[service]`'s too, so that the environment
+/// still reaches every key the file leaves out. A map (`export_quota_per_day`) is taken whole.
+fn merge_file(table: &mut toml::Table, file: toml::Table) {
+    for (key, value) in file {
+        match (table.get_mut(&key), value) {
+            (Some(toml::Value::Table(defaults)), toml::Value::Table(given)) if key == "service" => {
+                defaults.extend(given);
+            }
+            (_, value) => {
+                table.insert(key, value);
+            }
+        }
+    }
+}
 /// Parses the configuration file. toml's error Display quotes the offending line, which may hold a
 /// secret (a database URL's password), so only the position and toml's bare message are reported.
 fn parse_file(path: &Path, text: &str) -> Result<toml::Table> {

@@ -153,9 +153,17 @@ async fn run(cli: Cli) -> Result<()> {
             if database_schema.is_some() {
                 cfg.database_schema = database_schema;
             }
-            if tls_cert.is_some() || tls_key.is_some() {
+            if tls_cert.is_some() {
                 cfg.tls_cert = tls_cert;
+            }
+            if tls_key.is_some() {
                 cfg.tls_key = tls_key;
+            }
+            if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
+                anyhow::bail!(
+                    "--tls-cert and --tls-key go together (with STRONGROOM_TLS_CERT/_KEY or the \
+                     file): give both, or neither for the data dir's own certificate"
+                );
             }
             serve::run(serve::ServeArgs {
                 data_dir,

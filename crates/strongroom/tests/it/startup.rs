@@ -324,3 +324,70 @@ async fn sigterm_with_idle_http2_client_exits_promptly() {
         "SIGTERM took {took:?} with one idle HTTP/2 connection open"
     );
 }
+
+/// The configuration file takes every documented key, optional ones included; the environment
+/// still reaches the `[service]` keys the file leaves out; what cannot be meant is refused.
+#[tokio::test]
+async fn the_configuration_file_and_the_environment_layer_key_by_key() {
+    let server = Server::start();
+    assert!(server.stop().await.success());
+    let dir = server.data_dir.clone();
+    let file = dir.join("strongroom.toml");
+    let cert = dir.join("tls/cert.pem");
+    let key = dir.join("tls/key.pem");
+    std::fs::write(
+        &file,
+        format!(
+            "tls_cert = {cert:?}\ntls_key = {key:?}\n\n[service]\nconfidentiality_version = \"2031-07\"\n"
+        ),
+    )
+    .unwrap();
+    let server = server
+        .restart_with_env(&[(
+            "STRONGROOM_CONFIDENTIALITY_TEXT",
+            "Text from the environment.",
+        )])
+        .await;
+    let admin = server.admin().await;
+    let agreement = admin.get("/v1/confidentiality").await.ok(200);
+    assert_eq!(agreement["version"], "2031-07", "{agreement}");
+    assert_eq!(
+        agreement["text"], "Text from the environment.",
+        "{agreement}"
+    );
+    assert!(server.stop().await.success());
+
+    for (text, expected) in [
+        (
+            format!("tls_cert = {cert:?}\n"),
+            "tls_cert and tls_key go together",
+        ),
+        (
+            "[service]\nlogin_lockout_secs = 0\n".to_owned(),
+            "login_lockout_secs must be greater than 0",
+        ),
+        (
+            "max_body_bytes = 0\n".to_owned(),
+            "max_body_bytes must be greater than 0",
+        ),
+        (
+            "[service]\nsession_idle_timeout_secs = 7200\nsession_absolute_timeout_secs = 3600\n"
+                .to_owned(),
+            "session_absolute_timeout_secs must be at least",
+        ),
+        (
+            "listen_here = 1\n".to_owned(),
+            "unknown field `listen_here`",
+        ),
+        (
+            "[service]\nlockout = 1\n".to_owned(),
+            "unknown field `lockout`",
+        ),
+    ] {
+        std::fs::write(&file, &text).unwrap();
+        let err = server.refused_restart();
+        assert!(err.contains(expected), "{text:?}: {err}");
+    }
+    std::fs::remove_file(&file).unwrap();
+    server.restart().await.admin().await;
+}
