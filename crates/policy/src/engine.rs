@@ -105,7 +105,9 @@ impl PolicyEngine {
                 }
                 let applies = match constraint {
                     ActionConstraint::Any => true,
-                    ActionConstraint::Eq(a) => scope.contains(a),
+                    // `==` names one action, as in Cedar: a group there matches no request
+                    // (only `in` reaches the group's members).
+                    ActionConstraint::Eq(a) => a == action,
                     ActionConstraint::In(list) => list.iter().any(|a| scope.contains(a)),
                 };
                 if applies {

@@ -362,6 +362,46 @@ when { context has purpose && context.purpose == Purpose::"data-subject-request"
     );
 }
 
+/// `action == <group>` matches no request in Cedar (a group is never the action asked), and
+/// `action in <group>` matches its members: the engine's per-action slices keep that difference.
+#[test]
+fn equality_with_an_action_group_matches_no_action() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("group.cedar"),
+        r#"
+@id("tenant.equals_the_group")
+permit (principal, action == Action::"content", resource);
+@id("tenant.forbid_equals_the_group")
+forbid (principal, action == Action::"content", resource);
+"#,
+    )
+    .unwrap();
+    let e = PolicyEngine::load(Some(dir.path())).unwrap();
+    let admin = principal(Role::TenantAdmin);
+    let d = content(&e, &admin, Role::TenantAdmin, Action::DeleteContact);
+    assert!(d.allowed, "{:?}", d.policy_ids);
+    assert!(!has_id(&d, "tenant.forbid_equals_the_group"));
+    // Nor does the permit open content to a role the built-ins give none.
+    let marketing = principal(Role::Marketing);
+    let d = content(&e, &marketing, Role::Marketing, Action::ReadContact);
+    assert!(!d.allowed);
+    assert!(!has_id(&d, "tenant.equals_the_group"));
+
+    std::fs::write(
+        dir.path().join("group.cedar"),
+        r#"
+@id("tenant.forbid_in_the_group")
+forbid (principal, action in Action::"content", resource);
+"#,
+    )
+    .unwrap();
+    let e = PolicyEngine::load(Some(dir.path())).unwrap();
+    let d = content(&e, &admin, Role::TenantAdmin, Action::DeleteContact);
+    assert!(!d.allowed);
+    assert!(has_id(&d, "tenant.forbid_in_the_group"));
+}
+
 /// Cedar skips a policy whose evaluation fails; for a forbid that would let
 /// the request through, so `decide` denies instead.
 #[test]
