@@ -134,6 +134,21 @@ async fn opens(key: &RootKey, store: &dyn Store) -> Result<Option<bool>> {
 pub async fn recover_root_rotation(dir: &DataDir, store: &dyn Store) -> Result<()> {
     let (current, new, old) = root_paths(dir);
     if !new.exists() {
+        if old.exists() {
+            // Stopped after the new key took its place, before the old one was removed: the old
+            // key must not outlive the rotation (which may have been made because it leaked).
+            let current_key = FileKeyProvider::open(&current)
+                .and_then(|p| p.root_key())
+                .context("reading keys/root.key after a root-key rotation")?;
+            if opens(&current_key, store).await? == Some(false) {
+                bail!(
+                    "keys/root.key does not open the keys the database holds, and                      keys/root.key.old is left from a root-key rotation: restore the right one"
+                );
+            }
+            fs::remove_file(&old).context("removing keys/root.key.old")?;
+            sync_parent(&current)?;
+            eprintln!("strongroom: removed the old root key an interrupted rotation left behind");
+        }
         return Ok(());
     }
     let new_key = FileKeyProvider::open(&new)

@@ -554,6 +554,18 @@ async fn an_interrupted_root_rotation_is_undone_or_completed() {
         let got = boss.get(&contact_path(&tenant, id)).await.ok(200);
         assert!(same_fields(&got, want), "{got} vs {want}");
     }
+
+    // Stopped after the swap, before the old key was removed: the old key goes at the next start.
+    assert!(server.stop().await.success());
+    write_private(&old, &k1);
+    let server = server.restart().await;
+    assert!(!old.exists(), "the replaced root key outlived its rotation");
+    assert_eq!(std::fs::read(&current).unwrap(), k2);
+    let admin = server.admin().await;
+    let boss = tenant_session(&server, &admin, "tenant_admin", &tenant).await;
+    let (id, want) = contacts.iter().next().unwrap();
+    let got = boss.get(&contact_path(&tenant, id)).await.ok(200);
+    assert!(same_fields(&got, want), "{got} vs {want}");
 }
 
 /// With no tenant, the second-factor seeds alone say which key the database is under: a
