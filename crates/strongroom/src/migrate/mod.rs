@@ -48,11 +48,13 @@ pub struct MigrateArgs {
     /// Direction of the migration.
     #[arg(long, value_enum)]
     pub to: Target,
-    /// The PostgreSQL database (`postgres://user@host/db`): the target, or the source.
-    #[arg(long)]
+    /// The PostgreSQL database (`postgres://user@host/db`): the target, or the source. Give a
+    /// URL with a password in the environment, not on the command line, where other local users
+    /// can read it.
+    #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// PostgreSQL schema holding Strongroom's tables (must exist, owned by the role).
-    #[arg(long)]
+    #[arg(long, env = "STRONGROOM_DATABASE_SCHEMA")]
     pub database_schema: Option<String>,
     /// Only compare source and target (row counts, audit log, decrypted sample); copy nothing.
     #[arg(long)]

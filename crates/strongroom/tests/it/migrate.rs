@@ -85,6 +85,10 @@ struct Run {
 }
 
 fn cli<S: AsRef<OsStr>>(args: &[S]) -> Run {
+    cli_with_env(args, &[])
+}
+
+fn cli_with_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(binary());
     cmd.args(args);
     for (key, _) in std::env::vars() {
@@ -92,6 +96,7 @@ fn cli<S: AsRef<OsStr>>(args: &[S]) -> Run {
             cmd.env_remove(key);
         }
     }
+    cmd.envs(env.iter().copied());
     let out = cmd.output().expect("run strongroom");
     Run {
         ok: out.status.success(),
@@ -103,6 +108,8 @@ fn cli<S: AsRef<OsStr>>(args: &[S]) -> Run {
     }
 }
 
+/// `migrate`, given the database in the environment (as an operator keeps a password out of the
+/// process list; `audit_verify` passes the same as flags).
 fn migrate(data: &Path, to: &str, schema: &str, extra: &[&str]) -> Run {
     let mut args: Vec<&OsStr> = vec![
         OsStr::new("migrate"),
@@ -110,14 +117,16 @@ fn migrate(data: &Path, to: &str, schema: &str, extra: &[&str]) -> Run {
         data.as_os_str(),
         OsStr::new("--to"),
         OsStr::new(to),
-        OsStr::new("--database-schema"),
-        OsStr::new(schema),
     ];
-    let url = app_url();
-    args.push(OsStr::new("--database-url"));
-    args.push(OsStr::new(&url));
     args.extend(extra.iter().map(OsStr::new));
-    cli(&args)
+    let url = app_url();
+    cli_with_env(
+        &args,
+        &[
+            ("STRONGROOM_DATABASE_URL", &url),
+            ("STRONGROOM_DATABASE_SCHEMA", schema),
+        ],
+    )
 }
 
 fn audit_verify(data: &Path, pg_schema: Option<&str>) -> Run {
