@@ -10,7 +10,7 @@ mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -277,6 +277,12 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok()
+}
+
+/// Loads the API listener's certificate and key as [`serve`] will, so that a start can be refused
+/// before it does anything else.
+pub fn check_tls(cert: &Path, key: &Path) -> Result<(), ServerError> {
+    tls::server_config(cert, key).map(drop)
 }
 
 /// Serves the API over TLS and the ops listener over loopback HTTP until `shutdown` resolves, then

@@ -93,6 +93,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => dir.ensure_tls()?,
     };
+    // Checked before anything is opened or created (the administrator, above all): a certificate
+    // that does not load or match its key stops the start with nothing done.
+    strongroom_server::check_tls(&tls_cert, &tls_key).context("the TLS certificate and key")?;
     let vault = open_vault(&dir, &args.config).await?;
 
     // Our copy is wiped on drop; the process environment's copy cannot be.

@@ -391,3 +391,26 @@ async fn the_configuration_file_and_the_environment_layer_key_by_key() {
     std::fs::remove_file(&file).unwrap();
     server.restart().await.admin().await;
 }
+
+/// A certificate or key that does not load stops a first start before anything is made: no
+/// database, so no administrator whose password would be printed for a server that never ran.
+#[tokio::test]
+async fn a_bad_certificate_stops_the_start_before_anything_is_made() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let (cert, key) = (root.path().join("cert.pem"), root.path().join("key.pem"));
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    std::fs::write(&key, "not a key\n").unwrap();
+    std::fs::write(
+        data.join("strongroom.toml"),
+        format!("tls_cert = {cert:?}\ntls_key = {key:?}\n"),
+    )
+    .unwrap();
+    let (err, _) = refused_serve(&data, &[]);
+    assert!(err.contains("the TLS certificate and key"), "{err}");
+    assert!(
+        !data.join("strongroom.db").exists(),
+        "the store was opened first"
+    );
+}
