@@ -20,6 +20,10 @@ pub struct VerifyArgs {
     /// Verify the log stored in this data directory (offline).
     #[arg(long, conflicts_with = "url")]
     pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML) of the deployment; defaults to DATA_DIR/strongroom.toml when
+    /// present. Its `audit_origin` and `root_key_env` matter here.
+    #[arg(long, requires = "data_dir")]
+    pub config: Option<PathBuf>,
     /// Monitor a running server: fetch its checkpoint and check it against the trusted state.
     #[arg(long, requires = "state")]
     pub url: Option<String>,
@@ -46,6 +50,7 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
         (Some(dir), None, state) => {
             offline(
                 dir,
+                args.config.as_deref(),
                 args.verifier_key.as_deref(),
                 state.as_deref(),
                 args.database_url.clone(),
@@ -70,12 +75,13 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
 
 async fn offline(
     dir: &Path,
+    config_file: Option<&Path>,
     vkey: Option<&str>,
     state: Option<&Path>,
     database_url: Option<String>,
     database_schema: Option<String>,
 ) -> Result<()> {
-    let mut config = crate::config::Config::load(None, dir)?;
+    let mut config = crate::config::Config::load(config_file, dir)?;
     if let Some(url) = database_url {
         config.database_url = Some(crate::config::DatabaseUrl::new(url));
         config.database_schema = database_schema;

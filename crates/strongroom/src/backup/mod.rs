@@ -74,6 +74,10 @@ pub struct VerifyArgs {
     /// A data dir of the deployment, to find the root key (and configuration).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML) of the deployment; defaults to DATA_DIR/strongroom.toml when
+    /// present. Its `audit_origin` and `root_key_env` matter here.
+    #[arg(long, requires = "data_dir")]
+    pub config: Option<PathBuf>,
     /// The log's verifier key, trusted out of band (default: the one recorded in the backup,
     /// checked against the signing key inside it).
     #[arg(long)]
@@ -93,6 +97,11 @@ pub struct RestoreArgs {
     /// (shredded since the backup) are removed from the restored data.
     #[arg(long)]
     pub keys_from: PathBuf,
+    /// Configuration file (TOML) of the deployment, for the live data dir (`--keys-from`) and
+    /// the restored one alike (its `audit_origin` goes on signing the restored log); defaults to
+    /// each dir's strongroom.toml when present.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[arg(long)]
     pub verifier_key: Option<String>,
     /// Restore even where records are sealed under key versions the key source no longer holds
@@ -416,7 +425,7 @@ fn private_dir(path: &Path) -> Result<()> {
 
 pub async fn verify(args: VerifyArgs) -> Result<()> {
     let config = match &args.data_dir {
-        Some(d) => Some(Config::load(None, d)?),
+        Some(d) => Some(Config::load(args.config.as_deref(), d)?),
         None => None,
     };
     let root = root_key(&args.key, args.data_dir.as_deref(), config.as_ref())?;

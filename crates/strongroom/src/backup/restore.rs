@@ -33,7 +33,7 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     let live_config = if from_file {
         Config::default()
     } else {
-        Config::load(None, &args.keys_from)?
+        Config::load(args.config.as_deref(), &args.keys_from)?
     };
     if live_config.database_url.is_some()
         || (!from_file
@@ -138,6 +138,7 @@ async fn restore_into(
     settle_restored(
         dir,
         &args.data_dir,
+        args.config.as_deref(),
         Arc::clone(&store),
         &shredded,
         &unreadable,
@@ -232,11 +233,12 @@ async fn versions_missing(
 async fn settle_restored(
     dir: &DataDir,
     data_dir: &Path,
+    config_file: Option<&Path>,
     store: Arc<SqliteStore>,
     shredded: &[(String, Option<String>)],
     unreadable: &[Unreadable],
 ) -> Result<()> {
-    let config = Config::load(None, data_dir)?;
+    let config = Config::load(config_file, data_dir)?;
     let signer = dir.log_signer("strongroom")?;
     let audit = AuditLog::open_configured(
         store,

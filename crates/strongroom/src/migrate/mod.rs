@@ -56,6 +56,10 @@ pub struct MigrateArgs {
     /// PostgreSQL schema holding Strongroom's tables (must exist, owned by the role).
     #[arg(long, env = "STRONGROOM_DATABASE_SCHEMA")]
     pub database_schema: Option<String>,
+    /// Configuration file (TOML) of the deployment; defaults to DATA_DIR/strongroom.toml when
+    /// present. Its `audit_origin` and `root_key_env` matter here.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Only compare source and target (row counts, audit log, decrypted sample); copy nothing.
     #[arg(long)]
     pub verify_only: bool,
@@ -151,7 +155,7 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
     }
     let dir = DataDir::open_locked(&args.data_dir)
         .context("migrate needs the data dir to itself: stop the server that uses it")?;
-    let config = Config::load(None, &args.data_dir)?;
+    let config = Config::load(args.config.as_deref(), &args.data_dir)?;
     if dir.path("keys/root.key.new").exists() {
         bail!(
             "a root-key rotation was interrupted on this data dir; start the server once (it \

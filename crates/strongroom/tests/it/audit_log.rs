@@ -604,3 +604,38 @@ async fn requests_fail_closed_while_the_log_cannot_be_written() {
     let run = verify_store(&server);
     assert!(run.ok, "log after the outage\n{run}");
 }
+
+/// A deployment whose configuration file sets `audit_origin` is verified with that file: without
+/// it the verifier derives another origin and every checkpoint fails, a false tamper alarm.
+#[tokio::test]
+async fn offline_verification_reads_the_deployments_configuration_file() {
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("strongroom.toml");
+    std::fs::write(
+        &conf,
+        "[service]\naudit_origin = \"vault.example.org/audit\"\n",
+    )
+    .unwrap();
+    let conf_arg = conf.to_str().unwrap().to_owned();
+    let server = Server::start_with(&[], &["--config", &conf_arg]);
+    activity(&server).await;
+    tokio::time::sleep(SIGNING_PAUSE).await;
+    let note = server.anon().get("/v1/audit/checkpoint").await.text;
+    assert!(note.starts_with("vault.example.org/audit\n"), "{note}");
+    assert!(server.stop().await.success());
+
+    let mut args = vec![
+        OsStr::new("--data-dir").to_owned(),
+        server.data_dir.clone().into_os_string(),
+    ];
+    args.extend(server.store_args().into_iter().map(Into::into));
+    let without = audit_verify(&args);
+    assert!(
+        !without.ok,
+        "verified under an origin the log does not use:\n{without}"
+    );
+    args.extend([OsStr::new("--config").to_owned(), conf.into_os_string()]);
+    let with = audit_verify(&args);
+    assert!(with.ok, "{with}");
+    assert!(with.entries_verified() > 5, "{with}");
+}
