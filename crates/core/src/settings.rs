@@ -114,8 +114,13 @@ pub struct Settings {
 impl Settings {
     /// The settings to which 0 gives no meaning: it would switch a protection off (a lockout of
     /// no time), refuse everything (uploads with no time to be scanned) or expire at once.
-    pub fn must_be_positive(&self) -> [(&'static str, u64); 16] {
+    pub fn must_be_positive(&self) -> [(&'static str, u64); 17] {
         [
+            // 0 would not turn the sweep off (its interval does): it would suspend everyone.
+            (
+                "inactivity_suspend_days",
+                u64::from(self.inactivity_suspend_days),
+            ),
             ("session_idle_timeout_secs", self.session_idle_timeout_secs),
             (
                 "session_absolute_timeout_secs",

@@ -120,12 +120,10 @@ impl Config {
         Ok(config)
     }
 
-    /// Refuses what parses but cannot be meant: a certificate without its key, and zeros where
-    /// zero would switch a protection off or make every request fail.
+    /// Refuses what parses but cannot be meant: zeros where zero would switch a protection off
+    /// or make every request fail. (A certificate without its key is `serve`'s to refuse, once
+    /// its flags are laid over.)
     fn check(&self) -> Result<()> {
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            bail!("tls_cert and tls_key go together: give both, or neither for the data dir's own");
-        }
         let service = &self.service;
         let positive = [
             (
@@ -161,13 +159,14 @@ const OPTIONAL_KEYS: [&str; 6] = [
     "database_schema",
 ];
 
-/// Lays the file's keys over the defaults one by one, `[service]`'s too, so that the environment
-/// still reaches every key the file leaves out. A map (`export_quota_per_day`) is taken whole.
+/// Lays the file's keys over the defaults one by one, at every level (`[service]`, and its
+/// `export_quota_per_day` role by role), so that the environment still reaches every key the
+/// file leaves out.
 fn merge_file(table: &mut toml::Table, file: toml::Table) {
     for (key, value) in file {
         match (table.get_mut(&key), value) {
-            (Some(toml::Value::Table(defaults)), toml::Value::Table(given)) if key == "service" => {
-                defaults.extend(given);
+            (Some(toml::Value::Table(defaults)), toml::Value::Table(given)) => {
+                merge_file(defaults, given);
             }
             (_, value) => {
                 table.insert(key, value);
@@ -255,6 +254,38 @@ mod tests {
         std::fs::write(&file, text).unwrap();
         let e = Config::load(Some(&file), dir.path()).unwrap_err();
         format!("{e:#}")
+    }
+
+    fn load_file(text: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strongroom.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load(Some(&file), dir.path()).unwrap()
+    }
+
+    #[test]
+    fn the_file_sets_a_map_one_key_at_a_time() {
+        let config =
+            load_file("[service.export_quota_per_day]\nsupport_engineer = 50\nauditor = 10\n");
+        let quotas = &config.service.export_quota_per_day;
+        assert_eq!(quotas.get("support_engineer"), Some(&50));
+        assert_eq!(quotas.get("auditor"), Some(&10));
+        assert_eq!(quotas.get("tenant_admin"), Some(&100_000), "{quotas:?}");
+    }
+
+    #[test]
+    fn zeros_that_would_harm_are_refused() {
+        for key in [
+            "inactivity_suspend_days",
+            "login_lockout_secs",
+            "attachment_scan_timeout_ms",
+        ] {
+            let e = load_error(&format!("[service]\n{key} = 0\n"));
+            assert!(e.contains(&format!("{key} must be greater than 0")), "{e}");
+        }
+        // Intervals take 0 for "off".
+        let config = load_file("[service]\ninactivity_sweep_interval_secs = 0\n");
+        assert_eq!(config.service.inactivity_sweep_interval_secs, 0);
     }
 
     #[test]

@@ -142,7 +142,8 @@ pub async fn recover_root_rotation(dir: &DataDir, store: &dyn Store) -> Result<(
                 .context("reading keys/root.key after a root-key rotation")?;
             if opens(&current_key, store).await? == Some(false) {
                 bail!(
-                    "keys/root.key does not open the keys the database holds, and                      keys/root.key.old is left from a root-key rotation: restore the right one"
+                    "keys/root.key does not open the keys the database holds, and \
+                     keys/root.key.old is left from a root-key rotation: restore the right one"
                 );
             }
             fs::remove_file(&old).context("removing keys/root.key.old")?;

@@ -161,8 +161,9 @@ async fn run(cli: Cli) -> Result<()> {
             }
             if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
                 anyhow::bail!(
-                    "--tls-cert and --tls-key go together (with STRONGROOM_TLS_CERT/_KEY or the \
-                     file): give both, or neither for the data dir's own certificate"
+                    "tls_cert and tls_key go together (as --tls-cert and --tls-key, \
+                     STRONGROOM_TLS_CERT and _KEY, or in the file): give both, or neither for the \
+                     data dir's own certificate"
                 );
             }
             serve::run(serve::ServeArgs {

@@ -234,7 +234,11 @@ fn internal_host(host: &Host<&str>) -> bool {
                 // reach IPv4 hosts, inside ones included; no customer needs them written so.
                 || ip.to_ipv4().is_some()
                 || ip.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || ip.segments()[..3] == [0x64, 0xff9b, 1] // local-use NAT64
                 || first == 0x2002
+                || (first & 0xffc0) == 0xfec0 // site-local
+                || ip.segments()[..2] == [0x2001, 0] // Teredo
+                || ip.segments()[..2] == [0x2001, 0xdb8] // documentation
         }
     }
 }
@@ -252,6 +256,10 @@ fn internal_ipv4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (b & 0xc0) == 64) // carrier-grade NAT
         || (a == 198 && (b & 0xfe) == 18) // benchmarking
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2) // documentation (TEST-NET-1)
+        || (a == 198 && b == 51 && c == 100) // documentation (TEST-NET-2)
+        || (a == 203 && b == 0 && c == 113) // documentation (TEST-NET-3)
+        || (a == 192 && b == 88 && c == 99) // 6to4 relays
 }
 
 impl Vault {
@@ -535,6 +543,14 @@ mod tests {
             "https://198.18.0.1/",
             "https://240.0.0.1/",
             "https://192.0.0.8/",
+            "https://192.0.2.1/",
+            "https://198.51.100.7/",
+            "https://203.0.113.9/",
+            "https://192.88.99.1/",
+            "https://[64:ff9b:1::a00:1]/",
+            "https://[fec0::1]/",
+            "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "https://[2001:db8::1]/",
             "https://example.com@127.0.0.1/",
         ] {
             assert!(!valid_webhook_url(internal, false), "{internal}");

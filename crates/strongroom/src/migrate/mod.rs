@@ -312,8 +312,9 @@ fn next_steps(args: &MigrateArgs, config: &Config) {
     match args.to {
         Target::Postgres => {
             println!(
-                "  1. start the servers with `strongroom serve --data-dir {dir} --database-url \
-                 <URL>{schema}` (or database_url/database_schema in strongroom.toml)"
+                "  1. start the servers with STRONGROOM_DATABASE_URL=<URL> in their environment \
+                 and `strongroom serve --data-dir {dir}{schema}` (or database_url/database_schema \
+                 in strongroom.toml)"
             );
             println!(
                 "     every instance needs this data dir's keys/root.key (or root_key_env) and \
