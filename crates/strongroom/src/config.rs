@@ -174,6 +174,7 @@ fn merge_file(table: &mut toml::Table, file: toml::Table) {
         }
     }
 }
+
 /// Parses the configuration file. toml's error Display quotes the offending line, which may hold a
 /// secret (a database URL's password), so only the position and toml's bare message are reported.
 fn parse_file(path: &Path, text: &str) -> Result<toml::Table> {

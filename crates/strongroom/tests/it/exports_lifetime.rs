@@ -153,15 +153,8 @@ async fn a_new_confidentiality_agreement_holds_back_staff_exports_until_acknowle
     let w = world(&server).await;
     let id = engineers_export(&w, &["cases"]).await;
     let download = export_path(&w.tenant, &id, "/download");
-    let token = w.engineer.token().expect("token").to_owned();
 
-    let server = server
-        .restart_with_env(&[("STRONGROOM_CONFIDENTIALITY_VERSION", "2026-02")])
-        .await;
-    let engineer = server
-        .anon()
-        .with_token(Some(&token))
-        .with_purpose(Some("case-resolution"));
+    let (server, engineer) = server.restart_with_agreement("2026-02", &w.engineer).await;
     engineer
         .get(&download)
         .await

@@ -554,16 +554,9 @@ async fn a_new_confidentiality_agreement_must_be_acknowledged_again() {
     let engineer = staff_session(&server, &admin, "support_engineer").await;
     assign(&supervisor, &tenant, &case, &engineer.id).await;
     engineer.get(&case_path(&tenant, &case)).await.ok(200);
-    let token = engineer.token().expect("token").to_owned();
 
     // The operator publishes version 2026-02.
-    let server = server
-        .restart_with_env(&[("STRONGROOM_CONFIDENTIALITY_VERSION", "2026-02")])
-        .await;
-    let engineer = server
-        .anon()
-        .with_token(Some(&token))
-        .with_purpose(Some("case-resolution"));
+    let (server, engineer) = server.restart_with_agreement("2026-02", &engineer).await;
     engineer
         .get(&case_path(&tenant, &case))
         .await

@@ -129,6 +129,20 @@ impl Server {
         launch(root, env, args, pg)
     }
 
+    /// Restarts with `version` as the current confidentiality agreement; `staff` (a session
+    /// made before) comes back on the same token, stating `case-resolution`.
+    pub async fn restart_with_agreement(self, version: &str, staff: &Api) -> (Server, Api) {
+        let token = staff.token().expect("a session").to_owned();
+        let server = self
+            .restart_with_env(&[("STRONGROOM_CONFIDENTIALITY_VERSION", version)])
+            .await;
+        let staff = server
+            .anon()
+            .with_token(Some(&token))
+            .with_purpose(Some("case-resolution"));
+        (server, staff)
+    }
+
     /// Like [`Server::restart`], with `env` set on top of the configuration (a new release of
     /// the configuration, as an operator would roll out).
     pub async fn restart_with_env(mut self, env: &[(&str, &str)]) -> Server {
