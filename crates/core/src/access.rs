@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use strongroom_policy::{
-    AccessRequest, Action, Decision, Denial, PrincipalFacts, Purpose, ResourceFacts, Role,
-    TenantFacts,
+    AccessRequest, Action, Decision, Denial, FieldClass, PrincipalFacts, Purpose, ResourceFacts,
+    Role, TenantFacts,
 };
 use strongroom_store::{Mutation, UserRow};
 
@@ -105,6 +105,30 @@ impl Vault {
             tenant,
             purpose,
         })
+    }
+
+    /// The policies that keep `class` from the caller in clear, for the entry of a refusal on
+    /// that field: the decision's own ids name the permits that allowed the record.
+    pub(crate) fn field_refusal_ids(
+        &self,
+        p: &Principal,
+        action: Action,
+        resource: &ResourceFacts,
+        tenant: Option<&TenantFacts>,
+        purpose: Option<Purpose>,
+        class: FieldClass,
+    ) -> Vec<String> {
+        let principal = self.principal_facts(p);
+        self.policy.field_refusal_ids(
+            &AccessRequest {
+                principal: &principal,
+                action,
+                resource,
+                tenant,
+                purpose,
+            },
+            class,
+        )
     }
 
     /// An audit record carrying the caller, purpose and request id.

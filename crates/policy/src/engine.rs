@@ -170,6 +170,30 @@ impl PolicyEngine {
         decision
     }
 
+    /// The policies that keep `class` of the record from the caller in clear, for the audit
+    /// entry of a refusal made on that field (a write to a field the caller may not read, a
+    /// file's content to a caller who sees case content masked): the satisfied forbids of
+    /// reading it, else of unmasking it; none where no permit reached it. Worked out afresh, not
+    /// kept in the cache: such refusals are rare, and cached decisions stay small.
+    pub fn field_refusal_ids(&self, req: &AccessRequest<'_>, class: FieldClass) -> Vec<String> {
+        let facts = Facts::new(req, self.identities);
+        let (Some(context), Some((principal, resource))) = (
+            self.vocab.context(&facts),
+            self.vocab.principal_and_resource(&facts),
+        ) else {
+            return Vec::new();
+        };
+        for index in [read_index(class), unmask_index(class)] {
+            let Some(response) = self.evaluate(index, &principal, &resource, &context) else {
+                return Vec::new();
+            };
+            if let Outcome::Deny(_, ids) = self.outcome(&response) {
+                return ids;
+            }
+        }
+        Vec::new()
+    }
+
     /// Number of policies loaded (built-in and extra).
     pub fn policy_count(&self) -> usize {
         self.policy_count

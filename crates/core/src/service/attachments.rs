@@ -446,9 +446,15 @@ impl Vault {
             .await?;
         gate.record.fields_requested = vec!["content"];
         if decision.fields.get(FieldClass::CaseContent) != Visibility::Reveal {
-            return Err(self
-                .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
-                .await);
+            let ids = self.field_refusal_ids(
+                p,
+                Action::ReadAttachments,
+                &case_facts(p, &gate.row, &gate.grants),
+                Some(&gate.tenant.facts),
+                ctx.purpose,
+                FieldClass::CaseContent,
+            );
+            return Err(self.refuse(gate.record, Denial::Forbidden, ids).await);
         }
         let Some(sealed) = self
             .store

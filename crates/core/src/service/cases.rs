@@ -278,14 +278,23 @@ impl Vault {
         let content_change = input.title.is_some() || input.description.is_some();
         // Staff reach a contact through the cases assigned to them, so a staff member who could re-point
         // a case at another contact could reach any contact of the tenant: only the customer links them.
+        // That rule is ours, not a policy's: its refusal names none.
         let relinks_contact = p.is_staff() && input.contact_id.is_some();
-        if relinks_contact
-            || (content_change
-                && decision.fields.get(FieldClass::CaseContent) != Visibility::Reveal)
-        {
+        if relinks_contact {
             return Err(self
-                .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
+                .refuse(gate.record, Denial::Forbidden, Vec::new())
                 .await);
+        }
+        if content_change && decision.fields.get(FieldClass::CaseContent) != Visibility::Reveal {
+            let ids = self.field_refusal_ids(
+                p,
+                Action::UpdateCase,
+                &case_facts(p, &gate.row, &gate.grants),
+                Some(&gate.tenant.facts),
+                ctx.purpose,
+                FieldClass::CaseContent,
+            );
+            return Err(self.refuse(gate.record, Denial::Forbidden, ids).await);
         }
         let title = input
             .title
@@ -315,7 +324,7 @@ impl Vault {
                 let Some(relinked) = self.relink_consequences(p, tenant_id, &gate.row).await?
                 else {
                     return Err(self
-                        .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
+                        .refuse(gate.record, Denial::Forbidden, Vec::new())
                         .await);
                 };
                 consequences = relinked;

@@ -339,10 +339,17 @@ impl Vault {
             .await?;
         // Writing a field one may not read would let a caller probe or clobber it.
         for field in present_fields(&input) {
-            if decision.fields.get(shape::contact_class(field)) != Visibility::Reveal {
-                return Err(self
-                    .refuse(gate.record, Denial::Forbidden, decision.policy_ids.clone())
-                    .await);
+            let class = shape::contact_class(field);
+            if decision.fields.get(class) != Visibility::Reveal {
+                let ids = self.field_refusal_ids(
+                    p,
+                    Action::UpdateContact,
+                    &contact_facts(&gate.row, gate.reachable, gate.grant.as_ref()),
+                    Some(&gate.tenant.facts),
+                    ctx.purpose,
+                    class,
+                );
+                return Err(self.refuse(gate.record, Denial::Forbidden, ids).await);
             }
         }
         gate.record.fields_requested = present_fields(&input);

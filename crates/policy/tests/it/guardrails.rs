@@ -2,8 +2,8 @@
 //! that extra policies cannot lift them.
 
 use strongroom_policy::{
-    Action, Decision, Denial, FieldClass, PolicyEngine, PrincipalFacts, Purpose, ResourceFacts,
-    ResourceKind, Role, Visibility,
+    AccessRequest, Action, Decision, Denial, FieldClass, PolicyEngine, PrincipalFacts, Purpose,
+    ResourceFacts, ResourceKind, Role, Visibility,
 };
 
 use crate::common::{
@@ -359,6 +359,56 @@ when { context has purpose && context.purpose == Purpose::"data-subject-request"
             Some(Purpose::CustomerSelfService)
         )
         .allowed
+    );
+}
+
+/// A refusal on one field names what kept that field from the caller in clear, not the permit
+/// that allowed the record.
+#[test]
+fn a_field_refusal_names_the_field_guardrail() {
+    let e = engine();
+    let user = principal(Role::TenantUser);
+    let r = record(Action::UpdateContact, OWN);
+    let t = tenant(OWN, false, Purpose::ALL);
+    let purpose = Some(Purpose::CustomerSelfService);
+    let d = decide(e, &user, Action::UpdateContact, &r, Some(&t), purpose);
+    assert!(d.allowed);
+    assert_eq!(d.fields.get(FieldClass::Sensitive), Visibility::Mask);
+    let request = AccessRequest {
+        principal: &user,
+        action: Action::UpdateContact,
+        resource: &r,
+        tenant: Some(&t),
+        purpose,
+    };
+    assert_eq!(
+        e.field_refusal_ids(&request, FieldClass::Sensitive),
+        vec!["guardrail.fields.customer_sensitive_admin_only".to_owned()]
+    );
+    // A class in clear has nothing to name.
+    assert!(
+        e.field_refusal_ids(&request, FieldClass::ContactIdentity)
+            .is_empty()
+    );
+    // Staff: the ceiling on sensitive data.
+    let engineer = principal(Role::SupportEngineer);
+    let staff_request = AccessRequest {
+        principal: &engineer,
+        ..request
+    };
+    assert_eq!(
+        e.field_refusal_ids(&staff_request, FieldClass::Sensitive),
+        vec!["guardrail.fields.staff_no_sensitive".to_owned()]
+    );
+    // Withheld for want of any permit (a purpose the customer's field permit does not take): no
+    // policy to name.
+    let request = AccessRequest {
+        purpose: Some(Purpose::CaseResolution),
+        ..request
+    };
+    assert!(
+        e.field_refusal_ids(&request, FieldClass::ContactIdentity)
+            .is_empty()
     );
 }
 

@@ -155,6 +155,33 @@ async fn tenant_user_sees_notes_masked() {
     assert_view(&found[0], &w.contact, &["notes"], &[]);
 }
 
+/// A write to a field the caller sees only masked is refused, and its entry names the policy
+/// that masks it, not the permit that let the caller at the record.
+#[tokio::test]
+async fn a_refused_field_write_names_the_field_policy() {
+    // Its own server: the entry is looked for among the log's first 500.
+    let server = Server::start();
+    let w = world(&server, None).await;
+    let user = tenant_session(&server, &w.boss, "tenant_user", &w.tenant).await;
+    let refused = user
+        .patch(&w.contact_path(), json!({"notes": "overwritten"}))
+        .await;
+    let request_id = refused.request_id().expect("request id").to_owned();
+    refused.err(403, "forbidden");
+    let auditor = staff_session(&server, &w.admin, "auditor").await;
+    let entries = entries_with_action(&auditor, "contact.update").await;
+    let entry = entries
+        .iter()
+        .find(|e| e["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no entry for the refused update: {entries:?}"));
+    assert_eq!(entry["decision"], "deny", "{entry}");
+    assert_eq!(
+        entry["policy_ids"],
+        json!(["guardrail.fields.customer_sensitive_admin_only"]),
+        "{entry}"
+    );
+}
+
 #[tokio::test]
 async fn support_engineer_on_assigned_case() {
     let server = server();
