@@ -40,6 +40,7 @@ impl DataDir {
         }
         dir._lock = Some(lock);
         dir.sweep_stale_backup_copies();
+        dir.sweep_partial_secrets();
         Ok(dir)
     }
 
@@ -72,6 +73,28 @@ impl DataDir {
     /// the first of them still holds every wrapped tenant key, so a tenant shredded later would
     /// stay recoverable from it. Only copies untouched for an hour go; a backup still running
     /// (it takes no lock) keeps its own.
+    /// Removes what a [`write_secret`] stopped by a crash left staged (a copy of a key, once
+    /// linked): under the lock, no write is in flight.
+    fn sweep_partial_secrets(&self) {
+        for sub in ["keys", "tls"] {
+            let Ok(entries) = fs::read_dir(self.path(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let staged = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(".partial"));
+                if staged && fs::remove_file(entry.path()).is_ok() {
+                    tracing::warn!(
+                        file = %entry.path().display(),
+                        "removed a secret file an interrupted write left staged"
+                    );
+                }
+            }
+        }
+    }
+
     pub fn sweep_stale_backup_copies(&self) {
         const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
         let Ok(entries) = fs::read_dir(self.path("run")) else {
@@ -224,21 +247,38 @@ impl strongroom_core::audit::CheckpointWitness for PublishedCheckpointFile {
     }
 }
 
-/// Writes a new secret file (mode 0600) whole or not at all: a partial one would fail every
-/// start after it. The directory is synced so that the file survives a power cut.
+/// Writes a new secret file (mode 0600) whole or not at all, a crash or power cut included: a
+/// partial one would fail every start after it. The bytes go to `NAME.partial` first, synced,
+/// which is then linked to its name (a link, unlike a rename, refuses to replace a file already
+/// there) and removed; the directory is synced so that the file survives a power cut.
 pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    let staged = partial_of(path);
+    // Left by a write that stopped before its link: never the secret's only copy.
+    let _ = fs::remove_file(&staged);
     let mut f = OpenOptions::new()
         .create_new(true)
         .write(true)
         .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+        .open(&staged)
+        .with_context(|| format!("creating {}", staged.display()))?;
     if let Err(err) = f.write_all(bytes).and_then(|()| f.sync_all()) {
         drop(f);
-        let _ = fs::remove_file(path);
+        let _ = fs::remove_file(&staged);
         return Err(err).with_context(|| format!("writing {}", path.display()));
     }
+    drop(f);
+    let linked =
+        fs::hard_link(&staged, path).with_context(|| format!("creating {}", path.display()));
+    let _ = fs::remove_file(&staged);
+    linked?;
     sync_parent(path)
+}
+
+/// Where [`write_secret`] stages `path`.
+fn partial_of(path: &Path) -> PathBuf {
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".partial");
+    PathBuf::from(staged)
 }
 
 /// Makes the directory entries of `path`'s directory durable (a rename, a new or removed file).
@@ -267,6 +307,39 @@ fn check_private(path: &Path) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_written_whole_under_their_name_and_never_over_another() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("secret.key");
+        // A staged copy left by a crash is replaced, not mistaken for the file.
+        fs::write(partial_of(&path), b"trunc").unwrap();
+        write_secret(&path, b"whole secret\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"whole secret\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!partial_of(&path).exists());
+        // Like create_new: an existing file is neither replaced nor left with a staged copy.
+        assert!(write_secret(&path, b"another").is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"whole secret\n");
+        assert!(!partial_of(&path).exists());
+    }
+
+    #[test]
+    fn secrets_left_staged_are_swept_at_open() {
+        let root = tempfile::tempdir().unwrap();
+        let staged = {
+            let dir = DataDir::open_locked(root.path()).unwrap();
+            let staged = dir.path("keys/root.key.new.partial");
+            fs::write(&staged, b"key").unwrap();
+            staged
+        };
+        let _dir = DataDir::open_locked(root.path()).unwrap();
+        assert!(!staged.exists());
+    }
 
     #[test]
     fn copies_an_interrupted_backup_left_are_swept_and_running_ones_kept() {
