@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use strongroom_crypto::{
     PlatformKey, RootKey, TenantKeyring, TenantKeys, unwrap_tenant_keys, wrap_tenant_keys,
 };
-use strongroom_store::{Store, TenantKeyRow, TenantScope};
+use strongroom_store::{Mutation, Store, TenantKeyRow, TenantScope};
 
 use crate::error::{ServiceError, ServiceResult};
 
@@ -48,12 +48,15 @@ pub struct KeyCache {
     shredded: RwLock<HashSet<String>>,
     /// Bumped by every `forget`: a keyring loaded before a rotation is used but not cached.
     generation: AtomicU64,
+    /// The root key's public fingerprint, which every commit sealing under it checks.
+    root_fingerprint: String,
 }
 
 impl KeyCache {
     pub fn new(root: RootKey, max_age: Option<Duration>) -> ServiceResult<Self> {
         let platform =
             PlatformKey::derive(&root).map_err(|_| ServiceError::internal("platform key"))?;
+        let root_fingerprint = root.fingerprint();
         Ok(Self {
             root,
             platform,
@@ -61,7 +64,24 @@ impl KeyCache {
             shredded: RwLock::new(HashSet::new()),
             generation: AtomicU64::new(0),
             max_age,
+            root_fingerprint,
         })
+    }
+
+    /// The guard of a commit that seals under the root key: refused if another instance has
+    /// rotated the root key since this one started, as what it seals would never open again.
+    pub fn root_guard(&self) -> Mutation {
+        Mutation::RequireRootKey {
+            fingerprint: self.root_fingerprint.clone(),
+        }
+    }
+
+    /// Moves the database's record of the root key to `new_root`, in the rotation's commit.
+    pub fn root_replacement(&self, new_root: &RootKey) -> Mutation {
+        Mutation::ReplaceRootKey {
+            was: self.root_fingerprint.clone(),
+            now: new_root.fingerprint(),
+        }
     }
 
     /// Seals a user's secret (`purpose` names what it is, e.g. a TOTP seed) for storage.

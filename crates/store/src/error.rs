@@ -33,6 +33,27 @@ pub enum StoreError {
     /// Another writer appended to the audit log first; the batch must be re-planned at this size.
     #[error("the audit log grew under another writer (now {0} entries)")]
     AuditHeadMoved(u64),
+    /// A change sealed under a root key that is no longer the database's: another instance
+    /// rotated it. Sealing under the old one would leave what this change seals unopenable.
+    #[error(
+        "the database's keys are sealed under another root key (rotated by another instance): \
+         restart this instance with the current keys/root.key"
+    )]
+    RootKeyRotated,
+}
+
+impl StoreError {
+    /// Whether this refuses one unit of a group commit alone (the others commit), rather than
+    /// the whole batch.
+    pub fn refuses_unit_only(&self) -> bool {
+        matches!(
+            self,
+            Self::Conflict(_)
+                | Self::MissingReference
+                | Self::UnstorableText
+                | Self::RootKeyRotated
+        )
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -61,6 +61,13 @@ pub trait Store: Send + Sync + 'static {
     async fn all_tenant_keys(&self) -> Result<Vec<TenantKeyRow>, StoreError>;
     /// Every TOTP factor (root-key rotation re-seals them).
     async fn all_totp(&self) -> Result<Vec<TotpRow>, StoreError>;
+    /// The fingerprint of the root key everything sealed under a root key is sealed under,
+    /// once recorded (`Mutation::RequireRootKey`, `Mutation::ReplaceRootKey`).
+    async fn root_key_fingerprint(&self) -> Result<Option<String>, StoreError>;
+    /// Records `fingerprint` as the root key's, replacing any other: at start, once the root key
+    /// is shown to open what the database keeps sealed (after a restore, the record may be older
+    /// than the keys).
+    async fn record_root_key(&self, fingerprint: &str) -> Result<(), StoreError>;
     /// Rows of `table` holding a ciphertext under a version other than `current`, by key.
     async fn stale_ciphertexts(
         &self,

@@ -385,6 +385,18 @@ pub enum Mutation {
         tenant_keys: i64,
         user_secrets: i64,
     },
+    /// Guards a commit that seals under the root key (a tenant key, a second factor): the
+    /// database's root key is still the one with `fingerprint`, recorded here if none was yet;
+    /// otherwise `RootKeyRotated`.
+    RequireRootKey {
+        fingerprint: String,
+    },
+    /// Root-key rotation: the database's root key becomes `now`, if it was `was` or none was
+    /// recorded; otherwise `RootKeyRotated`.
+    ReplaceRootKey {
+        was: String,
+        now: String,
+    },
     /// Deletes a case, its comments, its files and the operator access requests made for it (their free
     /// text can quote the case) if it is still closed or resolved and unchanged since before
     /// `cutoff`, and no request for it is pending or open at `at` or a break-glass grant on it

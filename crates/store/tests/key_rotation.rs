@@ -276,3 +276,63 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
     assert!(s.case(&scope, "old-resolved").await.unwrap().is_some());
     assert!(s.access_request(&scope, "r3").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn sealing_commits_check_the_recorded_root_key() {
+    let (_dir, s) = store().await;
+    sealing_commits_check_the_root_key(&s).await;
+    if let Some(admin) = common::admin().await {
+        let schema = common::schema(&admin).await;
+        let pg = common::open(&schema).await;
+        sealing_commits_check_the_root_key(&pg).await;
+        pg.close().await;
+        common::drop_schema(&admin, &schema).await;
+    }
+}
+
+async fn sealing_commits_check_the_root_key(s: &dyn Store) {
+    let require = |fingerprint: &str| Mutation::RequireRootKey {
+        fingerprint: fingerprint.into(),
+    };
+    let replace = |was: &str, now: &str| Mutation::ReplaceRootKey {
+        was: was.into(),
+        now: now.into(),
+    };
+    let rotated =
+        |result: Result<(), StoreError>| matches!(result, Err(StoreError::RootKeyRotated));
+    assert_eq!(s.root_key_fingerprint().await.unwrap(), None);
+    // The first seal records its key; another key is refused, and its unit changes nothing.
+    run(s, tenant()).await.unwrap();
+    run(s, require("aaaa")).await.unwrap();
+    assert_eq!(
+        s.root_key_fingerprint().await.unwrap().as_deref(),
+        Some("aaaa")
+    );
+    let refused = s
+        .commit(
+            &[vec![require("bbbb"), key(1)]],
+            &AuditAppend::default(),
+            &no_replan,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        rotated(refused),
+        "a seal under another root key was applied"
+    );
+    assert!(s.all_tenant_keys().await.unwrap().is_empty());
+    // A rotation moves the record only from the key it replaces; then the old key is refused.
+    assert!(rotated(run(s, replace("bbbb", "cccc")).await));
+    run(s, replace("aaaa", "cccc")).await.unwrap();
+    assert!(rotated(run(s, require("aaaa")).await));
+    common::apply(s, vec![require("cccc"), key(1)]).await;
+    assert_eq!(s.all_tenant_keys().await.unwrap().len(), 1);
+    // At start, a key shown to open the store is recorded over an older record (a restore).
+    s.record_root_key("dddd").await.unwrap();
+    assert_eq!(
+        s.root_key_fingerprint().await.unwrap().as_deref(),
+        Some("dddd")
+    );
+    assert!(rotated(run(s, require("cccc")).await));
+}

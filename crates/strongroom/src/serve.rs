@@ -55,6 +55,12 @@ pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
             provider.describe()
         );
     }
+    // Shown to open what is sealed: the commits that seal check against it from now on (a
+    // restored database may record an older one).
+    store
+        .record_root_key(&root_key.fingerprint())
+        .await
+        .context("recording the root key's fingerprint")?;
     let policy =
         PolicyEngine::load(config.policy_dir.as_deref()).context("policy set does not validate")?;
     let log_signer = dir.log_signer("strongroom")?;

@@ -201,7 +201,7 @@ impl Vault {
         // other is recorded as not applied.
         self.commit_attempt(
             vec![record],
-            vec![Mutation::InsertTenantKey(row)],
+            vec![self.keys.root_guard(), Mutation::InsertTenantKey(row)],
             ("tenant.keys.rotate_not_applied", "changed_meanwhile"),
         )
         .await?;
@@ -445,7 +445,8 @@ impl Vault {
         loop {
             let keys = self.store.all_tenant_keys().await?;
             let totp = self.store.all_totp().await?;
-            let mut mutations = Vec::with_capacity(keys.len() + totp.len() + 1);
+            let mut mutations = Vec::with_capacity(keys.len() + totp.len() + 2);
+            mutations.push(self.keys.root_replacement(new_root));
             mutations.push(Mutation::RequireRootSealedCounts {
                 tenant_keys: i64::try_from(keys.len()).unwrap_or(i64::MAX),
                 user_secrets: i64::try_from(totp.len()).unwrap_or(i64::MAX),

@@ -76,11 +76,14 @@ impl Vault {
         // Refused in the store if a factor was confirmed meanwhile: recorded as not applied.
         self.commit_attempt(
             vec![record],
-            vec![Mutation::BeginTotp {
-                user_id: p.user_id.clone(),
-                secret: sealed,
-                at: self.now(),
-            }],
+            vec![
+                self.keys.root_guard(),
+                Mutation::BeginTotp {
+                    user_id: p.user_id.clone(),
+                    secret: sealed,
+                    at: self.now(),
+                },
+            ],
             ("auth.mfa.totp_start_not_applied", "changed_meanwhile"),
         )
         .await?;

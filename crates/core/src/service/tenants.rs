@@ -296,6 +296,7 @@ impl Vault {
             .commit(
                 vec![record],
                 vec![
+                    self.keys.root_guard(),
                     Mutation::InsertTenant(row.clone()),
                     Mutation::InsertTenantKey(keys),
                 ],

@@ -159,6 +159,11 @@ fn migrator() -> Migrator {
             "assignees' workload",
             include_str!("../../migrations/postgres/0017_assignee_workload.sql"),
         ),
+        migration(
+            18,
+            "the root key's fingerprint",
+            include_str!("../../migrations/postgres/0018_root_key.sql"),
+        ),
     ])
 }
 

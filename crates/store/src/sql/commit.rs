@@ -101,11 +101,7 @@ impl Backend {
                     sqlx::query("RELEASE unit").execute(&mut *tx).await?;
                     results.push(Ok(()));
                 }
-                Err(
-                    err @ (StoreError::Conflict(_)
-                    | StoreError::MissingReference
-                    | StoreError::UnstorableText),
-                ) => {
+                Err(err) if err.refuses_unit_only() => {
                     sqlx::query("ROLLBACK TO unit").execute(&mut *tx).await?;
                     sqlx::query("RELEASE unit").execute(&mut *tx).await?;
                     results.push(Err(err));

@@ -111,6 +111,26 @@ pub(super) async fn all_totp(conn: &mut Conn) -> Result<Vec<TotpRow>, StoreError
         .await?)
 }
 
+/// The fingerprint of the root key the database's keys are sealed under, once recorded.
+pub(super) async fn root_key_fingerprint(conn: &mut Conn) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT fingerprint FROM root_key WHERE id = 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|(fingerprint,)| fingerprint))
+}
+
+/// Records `fingerprint` as the database's root key, replacing any other.
+pub(super) async fn record_root_key(conn: &mut Conn, fingerprint: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO root_key (id, fingerprint) VALUES (1, $1) \
+         ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint",
+    )
+    .bind(fingerprint)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Rows of `table` with at least one ciphertext not under `current`, by key after `after`.
 pub(super) async fn stale_ciphertexts(
     conn: &mut Conn,
@@ -312,6 +332,31 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 return Err(StoreError::Conflict(
                     "keys or second factors were added since the rotation read them",
                 ));
+            }
+        }
+        Mutation::RequireRootKey { fingerprint } => {
+            sqlx::query(
+                "INSERT INTO root_key (id, fingerprint) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(fingerprint)
+            .execute(&mut *conn)
+            .await?;
+            if root_key_fingerprint(conn).await?.as_ref() != Some(fingerprint) {
+                return Err(StoreError::RootKeyRotated);
+            }
+        }
+        Mutation::ReplaceRootKey { was, now } => {
+            let done = sqlx::query(
+                "INSERT INTO root_key (id, fingerprint) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint \
+                 WHERE root_key.fingerprint = $2",
+            )
+            .bind(now)
+            .bind(was)
+            .execute(conn)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::RootKeyRotated);
             }
         }
         Mutation::PurgeCase {

@@ -50,6 +50,14 @@ impl Store for Backend {
         keys::all_totp(&mut *self.platform_reader().await?).await
     }
 
+    async fn root_key_fingerprint(&self) -> Result<Option<String>, StoreError> {
+        keys::root_key_fingerprint(&mut *self.platform_reader().await?).await
+    }
+
+    async fn record_root_key(&self, fingerprint: &str) -> Result<(), StoreError> {
+        keys::record_root_key(&mut *self.writer().await?, fingerprint).await
+    }
+
     async fn stale_ciphertexts(
         &self,
         scope: &TenantScope,
@@ -643,9 +651,9 @@ impl Store for Backend {
         // Fast path: the whole batch in one transaction, no savepoints. Only when some unit breaks a
         // constraint is the batch redone with one savepoint per unit, so that unit fails alone.
         match self.commit_batch(units, audit, replan, false).await {
-            Err(
-                StoreError::Conflict(_) | StoreError::MissingReference | StoreError::UnstorableText,
-            ) => self.commit_batch(units, audit, replan, true).await,
+            Err(err) if err.refuses_unit_only() => {
+                self.commit_batch(units, audit, replan, true).await
+            }
             other => other,
         }
     }

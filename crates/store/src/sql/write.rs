@@ -82,6 +82,8 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         | Mutation::RewrapTenantKey { .. }
         | Mutation::ResealTotp { .. }
         | Mutation::RequireRootSealedCounts { .. }
+        | Mutation::RequireRootKey { .. }
+        | Mutation::ReplaceRootKey { .. }
         | Mutation::PurgeCase { .. } => return super::keys::apply(conn, mutation).await,
         Mutation::InsertTenant(t) => {
             sqlx::query(

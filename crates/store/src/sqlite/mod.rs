@@ -157,6 +157,11 @@ fn migrator() -> Migrator {
             "assignees' workload",
             include_str!("../../migrations/sqlite/0017_assignee_workload.sql"),
         ),
+        migration(
+            18,
+            "the root key's fingerprint",
+            include_str!("../../migrations/sqlite/0018_root_key.sql"),
+        ),
     ])
 }
 

@@ -425,3 +425,69 @@ async fn a_peer_opens_records_sealed_after_another_instance_rotated() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["name"], "Searched After");
 }
+
+/// After one instance rotated the root key, a peer still running on the old one seals nothing
+/// under it (a new tenant's keys, a tenant key version, a second factor's seed): sealed under the
+/// old key, they would never open again. It changes nothing; on the new key, sealing works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_left_on_a_rotated_root_key_seals_nothing() {
+    if !on_postgres() {
+        eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
+        return;
+    }
+    let Peers {
+        first,
+        second,
+        tenant,
+        ..
+    } = Peers::start(&[]).await;
+    let admin_on_second = second.admin().await;
+    let engineer = create_user(&admin_on_second, "support_engineer", None).await;
+    assert!(first.stop().await.success());
+    let out = std::process::Command::new(binary())
+        .args(["keys", "rotate-root", "--data-dir"])
+        .arg(&first.data_dir)
+        .envs(first.store_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keys rotate-root: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut db = second.db().await;
+    let count = "SELECT COUNT(*) FROM tenants";
+    let tenants = db.int(count, &[]).await;
+    admin_on_second
+        .post("/v1/tenants", json!({"name": unique("tenant")}))
+        .await
+        .err(500, "internal");
+    assert_eq!(db.int(count, &[]).await, tenants);
+    let keys = keys_path(&tenant);
+    admin_on_second
+        .post(&format!("{keys}/rotate"), json!({}))
+        .await
+        .err(500, "internal");
+    let status = admin_on_second.get(&keys).await.ok(200);
+    assert_eq!(status["current_version"], 1, "{status}");
+    let (enrolling, _) = login(&second, &engineer.username, PASSWORD).await;
+    enrolling
+        .post("/v1/me/mfa/totp", json!({}))
+        .await
+        .err(500, "internal");
+    let seeds = "SELECT COUNT(*) FROM user_totp";
+    assert_eq!(db.int(seeds, &[]).await, 0);
+    db.close().await;
+
+    let first = first.restart().await;
+    let admin = first.admin().await;
+    let sealed_after = create_tenant(&admin, None).await;
+    assert_eq!(rotate(&admin, &sealed_after).await, 2);
+    assert_eq!(rotate(&admin, &tenant).await, 2);
+    let (enrolling, _) = login(&first, &engineer.username, PASSWORD).await;
+    crate::mfa::enrol(&enrolling, &engineer.username).await;
+    assert!(second.stop().await.success());
+    let refused = second.refused_restart();
+    assert!(refused.contains("does not open the keys"), "{refused}");
+}
