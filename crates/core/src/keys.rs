@@ -250,8 +250,35 @@ impl KeyCache {
     ) -> ServiceResult<Arc<TenantKeyring>> {
         match self.cached(tenant_id) {
             Some(ring) => Ok(ring),
-            None => self.load(store, tenant_id).await,
+            None => {
+                // An expired ring goes now, whether or not the keys load again: another instance
+                // may have shredded the tenant, and its keys must not stay in this one's memory.
+                if let Ok(mut map) = self.rings.write() {
+                    map.remove(tenant_id);
+                }
+                self.load(store, tenant_id).await
+            }
         }
+    }
+
+    /// Drops every cached keyring older than `max_age` (the unwrapped keys zeroize once no
+    /// request holds them): a tenant shredded on another instance, and no longer asked for here,
+    /// leaves no keys in this one's memory. Returns how many went.
+    pub fn evict_expired(&self) -> usize {
+        let Some(max) = self.max_age else {
+            return 0;
+        };
+        let Ok(mut map) = self.rings.write() else {
+            return 0;
+        };
+        let before = map.len();
+        map.retain(|_, (_, loaded)| loaded.elapsed() <= max);
+        before - map.len()
+    }
+
+    /// How long a cached keyring is trusted (`None`: until a local rotation or shred).
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
     }
 
     /// The cached keyring, unless it has outlived `max_age`.
@@ -304,5 +331,73 @@ impl KeyCache {
             map.insert(tenant_id.to_owned(), (Arc::clone(&ring), Instant::now()));
         }
         Ok(ring)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use strongroom_store::{AuditAppend, SqliteStore, TenantRow, no_replan};
+
+    use super::*;
+
+    const TENANT: &str = "t1";
+
+    fn cached_rings(cache: &KeyCache) -> usize {
+        cache.rings.read().map(|m| m.len()).unwrap()
+    }
+
+    /// A keyring past its age leaves memory: by the sweep, and on its next use even when the keys
+    /// no longer load (a peer shredded the tenant).
+    #[tokio::test]
+    async fn expired_keyrings_leave_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let cache = KeyCache::new(
+            RootKey::generate().unwrap(),
+            Some(Duration::from_millis(20)),
+        )
+        .unwrap();
+        let tenant = Mutation::InsertTenant(TenantRow {
+            id: TENANT.into(),
+            name: "t".into(),
+            status: "active".into(),
+            instructions: "{}".into(),
+            created_at: 0,
+            updated_at: 0,
+        });
+        let keys = Mutation::InsertTenantKey(cache.new_tenant_keys(TENANT, 0).unwrap());
+        let results = store
+            .commit(&[vec![tenant, keys]], &AuditAppend::default(), &no_replan)
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok));
+
+        cache.keyring(&store, TENANT).await.unwrap();
+        assert_eq!(cached_rings(&cache), 1);
+        assert_eq!(cache.evict_expired(), 0, "a fresh ring was dropped");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(cache.evict_expired(), 1);
+        assert_eq!(cached_rings(&cache), 0);
+
+        cache.keyring(&store, TENANT).await.unwrap();
+        let shred = Mutation::ShredTenant {
+            scope: TenantScope::new(TENANT),
+            request_ref: "DSR-1".into(),
+            at: 1,
+        };
+        let results = store
+            .commit(&[vec![shred]], &AuditAppend::default(), &no_replan)
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(cache.keyring(&store, TENANT).await.is_err());
+        assert_eq!(cached_rings(&cache), 0, "a shredded tenant's keys stayed");
     }
 }

@@ -153,6 +153,17 @@ impl Vault {
         &self.settings
     }
 
+    /// How long a cached tenant keyring is trusted: on a shared store, until another instance
+    /// may have rotated or shredded; `None` on one instance, where both evict it at once.
+    pub fn keyring_max_age(&self) -> Option<std::time::Duration> {
+        self.keys.max_age()
+    }
+
+    /// Drops the cached tenant keyrings past `keyring_max_age`; returns how many went.
+    pub fn evict_expired_keyrings(&self) -> usize {
+        self.keys.evict_expired()
+    }
+
     pub(crate) fn now(&self) -> i64 {
         self.clock.now_ms()
     }

@@ -56,6 +56,34 @@ pub fn spawn_all(vault: &Arc<Vault>) {
     );
     spawn_key_job(vault);
     spawn_breach_watch(vault);
+    spawn_keyring_eviction(vault);
+}
+
+/// On a shared store, drops cached tenant keyrings once they expire, on every instance: a tenant
+/// shredded on another instance leaves no unwrapped keys in this one's memory, even if nothing
+/// here asks for it again.
+fn spawn_keyring_eviction(vault: &Arc<Vault>) {
+    let Some(max_age) = vault.keyring_max_age() else {
+        return;
+    };
+    // At most once a second: a zero age expires every ring at its next use anyway.
+    let period = max_age.max(Duration::from_secs(1));
+    let Some(mut ticks) = ticks_after(period, "keyring-eviction") else {
+        return;
+    };
+    let vault = Arc::downgrade(vault);
+    tokio::spawn(async move {
+        loop {
+            ticks.tick().await;
+            let Some(vault) = vault.upgrade() else {
+                return;
+            };
+            let evicted = vault.evict_expired_keyrings();
+            if evicted > 0 {
+                tracing::debug!(evicted, "expired tenant keyrings dropped");
+            }
+        }
+    });
 }
 
 /// Ticks every `period`, the first one `period` from now. A period the clock cannot reach (a
