@@ -332,6 +332,8 @@ pub struct ApiKey {
     pub name: String,
     /// The service principal the key authenticates as.
     pub user_id: String,
+    /// The user who made it; the key is revoked when they are suspended or their roles change.
+    pub created_by: String,
     pub roles: Vec<String>,
     pub tenant_id: Option<String>,
     pub status: &'static str,

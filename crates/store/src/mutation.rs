@@ -122,6 +122,8 @@ pub enum Mutation {
     RevokeAllCredentials {
         at: i64,
     },
+    /// Revokes the API keys `user_id` holds and those they made: a key minted with someone's
+    /// authority does not outlive their leaving or their role change.
     RevokeUserApiKeys {
         user_id: String,
         at: i64,

@@ -44,6 +44,8 @@ pub fn well_formed(presented: &str) -> bool {
 pub struct CachedKey {
     pub id: String,
     pub user_id: String,
+    /// Who made the key: it goes when they leave or their roles change.
+    pub created_by: String,
     pub expires_at: i64,
     persisted_used: AtomicI64,
     revoked: AtomicBool,
@@ -54,6 +56,7 @@ impl CachedKey {
         Self {
             id: row.id.clone(),
             user_id: row.user_id.clone(),
+            created_by: row.created_by.clone(),
             expires_at: row.expires_at,
             persisted_used: AtomicI64::new(row.last_used_at.unwrap_or(0)),
             revoked: AtomicBool::new(row.revoked_at.is_some()),
@@ -102,9 +105,9 @@ impl ApiKeyCache {
     pub fn revoke_id(&self, id: &str) {
         self.revoke_where(|k| k.id == id);
     }
-    /// Revokes every cached key of `user_id`.
+    /// Revokes every cached key `user_id` holds or made.
     pub fn revoke_user(&self, user_id: &str) {
-        self.revoke_where(|k| k.user_id == user_id);
+        self.revoke_where(|k| k.user_id == user_id || k.created_by == user_id);
     }
     fn revoke_where(&self, stale: impl Fn(&CachedKey) -> bool) {
         self.by_hash.invalidate_where(|k| {

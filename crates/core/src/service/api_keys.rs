@@ -21,7 +21,7 @@ use super::auth::CredentialRef;
 use super::required_text;
 use super::users::{join_roles, new_user_row, parse_role_list, user_ref};
 use crate::access::{Principal, RequestContext, parse_roles};
-use crate::audit::ResourceRef;
+use crate::audit::{AuditRecord, ResourceRef};
 use crate::auth::api_key::{self, CachedKey};
 use crate::auth::password::UNUSABLE_HASH;
 use crate::clock::rfc3339;
@@ -68,6 +68,7 @@ fn view(entry: &ApiKeyEntry, now: i64) -> ApiKey {
         id: k.id.clone(),
         name: k.name.clone(),
         user_id: k.user_id.clone(),
+        created_by: k.created_by.clone(),
         roles: split_roles(&entry.roles),
         tenant_id: entry.tenant_id.clone(),
         status,
@@ -79,6 +80,21 @@ fn view(entry: &ApiKeyEntry, now: i64) -> ApiKey {
 }
 
 impl Vault {
+    /// Refuses an API key anything that gives access (a key, a user, roles, a reactivation): a
+    /// key could otherwise mint a password account that outlives it and its expiry.
+    pub(crate) async fn refuse_minting_by_key(
+        &self,
+        p: &Principal,
+        record: &AuditRecord,
+    ) -> ServiceResult<()> {
+        if p.via_api_key() {
+            return Err(self
+                .refuse(record.clone(), Denial::Forbidden, Vec::new())
+                .await);
+        }
+        Ok(())
+    }
+
     pub async fn create_api_key(
         &self,
         p: &Principal,
@@ -94,9 +110,7 @@ impl Vault {
             input.tenant_id.as_deref(),
             key_ref(&id),
         );
-        if p.via_api_key() {
-            return Err(self.refuse(record, Denial::Forbidden, Vec::new()).await);
-        }
+        self.refuse_minting_by_key(p, &record).await?;
         let now = self.now();
         let name = required_text(input.name.as_deref(), "name", 200);
         let roles = parse_role_list(input.roles.as_deref().unwrap_or_default());

@@ -105,6 +105,7 @@ impl Vault {
             input.tenant_id.as_deref(),
             user_ref(&id),
         );
+        self.refuse_minting_by_key(p, &record).await?;
         let roles = parse_role_list(&input.roles)?;
         let customer = roles.iter().any(Role::is_customer);
         let tenant = self
@@ -251,6 +252,7 @@ impl Vault {
                 &roles,
             )
             .await?;
+        self.refuse_minting_by_key(p, &record).await?;
         let admin_guard = if roles.contains(&Role::PlatformAdmin) {
             None
         } else {
@@ -512,6 +514,7 @@ impl Vault {
                 &[],
             )
             .await?;
+        self.refuse_minting_by_key(p, &record).await?;
         user.status = "active".into();
         user.status_reason = None;
         user.updated_at = self.now();

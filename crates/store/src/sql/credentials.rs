@@ -118,7 +118,8 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         }
         Mutation::RevokeUserApiKeys { user_id, at } => {
             sqlx::query(
-                "UPDATE api_keys SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                "UPDATE api_keys SET revoked_at = $2 \
+                 WHERE (user_id = $1 OR created_by = $1) AND revoked_at IS NULL",
             )
             .bind(user_id)
             .bind(at)

@@ -271,6 +271,57 @@ async fn suspension_and_role_changes_revoke_keys() {
     }
 }
 
+/// A key made with someone's authority goes when they leave or their roles change; the keys
+/// others made stay.
+#[tokio::test]
+async fn keys_go_with_the_person_who_made_them() {
+    let server = server();
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let boss = create_user(&admin, "tenant_admin", Some(&tenant)).await;
+        let session = open_session(&server, &boss.username, PASSWORD, "tenant_admin").await;
+        let key = create_key(&session, &["tenant_user"], Some(&tenant), &in_secs(3600)).await;
+        let api = bearer(&server, &key, Some("case-resolution"));
+        api.get("/v1/me").await.ok(200);
+        made.push((boss, key, api));
+    }
+    let [
+        (left, left_key, left_api),
+        (moved, moved_key, moved_api),
+        (_, _, stays),
+    ] = &made[..]
+    else {
+        unreachable!()
+    };
+    admin
+        .post(
+            &format!("/v1/users/{}/suspend", left.id),
+            json!({"reason": "left"}),
+        )
+        .await
+        .ok(200);
+    left_api.get("/v1/me").await.err(401, "unauthenticated");
+    stays.get("/v1/me").await.ok(200);
+    moved_api.get("/v1/me").await.ok(200);
+    admin
+        .patch(
+            &format!("/v1/users/{}", moved.id),
+            json!({"roles": ["tenant_user"]}),
+        )
+        .await
+        .ok(200);
+    moved_api.get("/v1/me").await.err(401, "unauthenticated");
+    stays.get("/v1/me").await.ok(200);
+    let listed = list_items(&admin, "/v1/api-keys?limit=500").await;
+    for (boss, key) in [(left, left_key), (moved, moved_key)] {
+        let row = listed.iter().find(|k| k["id"] == key["id"]).unwrap();
+        assert_eq!(row["status"], "revoked", "{row}");
+        assert_eq!(row["created_by"], json!(boss.id), "{row}");
+    }
+}
+
 #[tokio::test]
 async fn who_may_create_keys() {
     let server = server();
@@ -301,6 +352,43 @@ async fn who_may_create_keys() {
         .post("/v1/api-keys", body(json!(["support_engineer"]), None))
         .await
         .err(403, "forbidden");
+    // A key makes no keys, no users and no roles: a password account would outlive it.
+    let key = create_key(&boss, &["tenant_admin"], Some(&tenant), &in_secs(600)).await;
+    let by_key = bearer(&server, &key, None);
+    by_key
+        .post("/v1/api-keys", body(json!(["tenant_user"]), Some(&tenant)))
+        .await
+        .err(403, "forbidden");
+    let username = unique("minted");
+    by_key
+        .post(
+            "/v1/users",
+            json!({"username": username, "display_name": "Minted", "password": PASSWORD,
+                   "roles": ["tenant_admin"], "tenant_id": tenant}),
+        )
+        .await
+        .err(403, "forbidden");
+    let member = create_user(&admin, "tenant_user", Some(&tenant)).await;
+    let member_path = format!("/v1/users/{}", member.id);
+    by_key
+        .patch(&member_path, json!({"roles": ["tenant_admin"]}))
+        .await
+        .err(403, "forbidden");
+    // Taking access away stays open to it; giving it back does not.
+    by_key
+        .post(
+            &format!("{member_path}/suspend"),
+            json!({"reason": "other"}),
+        )
+        .await
+        .ok(200);
+    by_key
+        .post(&format!("{member_path}/reactivate"), json!({}))
+        .await
+        .err(403, "forbidden");
+    let member = admin.get(&member_path).await.ok(200);
+    assert_eq!(member["roles"], json!(["tenant_user"]), "{member}");
+    assert_eq!(member["status"], "suspended", "{member}");
 }
 
 #[tokio::test]
