@@ -50,12 +50,14 @@ pub enum Mutation {
         user_id: String,
         at: i64,
     },
-    /// Inserts a session only if its user is still active with the password hash the login
-    /// verified: a password change or suspension committed during the login refuses it (a
-    /// conflict) instead of leaving a session the change meant to end.
+    /// Inserts a session only if its user is still active with the password hash and the roles
+    /// the login verified: a password change, suspension or role change committed during the
+    /// login refuses it (a conflict) instead of leaving a session the change meant to end (or
+    /// one judged, say for its second factor, under the roles before it).
     InsertSession {
         row: SessionRow,
         verified_password_hash: String,
+        verified_roles: String,
     },
     TouchSession {
         token_hash: Vec<u8>,

@@ -171,7 +171,8 @@ async fn review_lines_need_their_account(s: &dyn Store) {
 /// after it listed them.
 async fn sessions_need_the_password_their_login_verified(s: &dyn Store) {
     apply(s, vec![Mutation::InsertUser(common::user_row("pat"))]).await;
-    let old_hash = s.user("pat").await.unwrap().unwrap().password_hash;
+    let pat = s.user("pat").await.unwrap().unwrap();
+    let (old_hash, roles) = (pat.password_hash, pat.roles);
     let session = |n: u8, verified: &str| Mutation::InsertSession {
         row: SessionRow {
             token_hash: vec![n; 32],
@@ -183,6 +184,7 @@ async fn sessions_need_the_password_their_login_verified(s: &dyn Store) {
             enrolment_only: false,
         },
         verified_password_hash: verified.into(),
+        verified_roles: roles.clone(),
     };
     apply(s, vec![session(1, &old_hash)]).await;
     apply(s, vec![session(2, &old_hash)]).await;
@@ -212,6 +214,17 @@ async fn sessions_need_the_password_their_login_verified(s: &dyn Store) {
         .collect();
     assert_eq!(live, [vec![1u8; 32]], "only the changing session is left");
     apply(s, vec![session(4, "new-hash")]).await;
+    // A role change during a login: the session it judged under the old roles is refused.
+    apply(
+        s,
+        vec![Mutation::SetUserRoles {
+            user_id: "pat".into(),
+            roles: "tenant_admin".into(),
+            at: 3,
+        }],
+    )
+    .await;
+    assert_conflict(s, session(6, "new-hash")).await;
     apply(
         s,
         vec![Mutation::SetUserStatus {

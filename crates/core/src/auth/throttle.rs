@@ -27,6 +27,17 @@ pub struct StoredAttempts {
     pub locked_until_ms: Option<i64>,
 }
 
+impl StoredAttempts {
+    /// What `user`'s row holds: failures counted by other instances, or before a restart.
+    pub fn of(user: &strongroom_store::UserRow) -> Self {
+        Self {
+            failures: user.failed_logins,
+            last_failure_ms: user.last_failed_login_at,
+            locked_until_ms: user.locked_until,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct LoginThrottle {
     threshold: u32,

@@ -122,12 +122,7 @@ impl Vault {
         let user = self.store.user_by_username(&username).await?;
         if let Some(u) = &user {
             // Failures counted by other instances, or before a restart, count here too.
-            let stored = StoredAttempts {
-                failures: u.failed_logins,
-                last_failure_ms: u.last_failed_login_at,
-                locked_until_ms: u.locked_until,
-            };
-            self.throttle.restore(&username, stored, now);
+            self.throttle.restore(&username, StoredAttempts::of(u), now);
             if let Some(secs) = self.throttle.retry_after(&username, now) {
                 record.actor = Some(actor_of(u));
                 record.reason = Some("too_many_attempts");
@@ -224,6 +219,7 @@ impl Vault {
                     Mutation::InsertSession {
                         row: session.clone(),
                         verified_password_hash: user.password_hash.clone(),
+                        verified_roles: user.roles.clone(),
                     },
                     Mutation::RecordLoginSuccess {
                         user_id: user.id.clone(),

@@ -10,6 +10,7 @@ use crate::Vault;
 use crate::access::{Principal, RequestContext, parse_roles};
 use crate::audit::{AuditDecision, AuditRecord};
 use crate::auth::password;
+use crate::auth::throttle::StoredAttempts;
 use crate::auth::totp::{self, SEAL_PURPOSE};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{PasswordChange, RecoveryCodes, TotpConfirmation, TotpEnrolment};
@@ -236,11 +237,17 @@ impl Vault {
         let current = Zeroizing::new(std::mem::take(&mut change.current_password));
         let new = Zeroizing::new(std::mem::take(&mut change.new_password));
         let mut record = self.record(p, ctx, "user.change_password", None, user_ref(&p.user_id));
+        // From the store, not the cache: its failure count is checked like a login's.
         let user = self
-            .user_row(&p.user_id)
+            .store
+            .user(&p.user_id)
             .await?
             .ok_or_else(ServiceError::unauthenticated)?;
         let now = self.now();
+        // Failures and a lockout counted by logins elsewhere hold here too: this check of the
+        // password is no second oracle for guessing it.
+        self.throttle
+            .restore(&user.username, StoredAttempts::of(&user), now);
         let locked_until = match self.throttle.begin_attempt(&user.username, now) {
             Ok(locked_until) => locked_until,
             Err(secs) => {

@@ -11,11 +11,12 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         Mutation::InsertSession {
             row: s,
             verified_password_hash,
+            verified_roles,
         } => {
             let done = sqlx::query(
                 "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at, \
                  enrolment_only) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM users \
-                 WHERE id = $2 AND status = 'active' AND password_hash = $8)",
+                 WHERE id = $2 AND status = 'active' AND password_hash = $8 AND roles = $9)",
             )
             .bind(&s.token_hash)
             .bind(&s.user_id)
@@ -25,11 +26,12 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(s.revoked_at)
             .bind(s.enrolment_only)
             .bind(verified_password_hash)
+            .bind(verified_roles)
             .execute(conn)
             .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::Conflict(
-                    "the account's password or status changed during the login",
+                    "the account's password, status or roles changed during the login",
                 ));
             }
         }

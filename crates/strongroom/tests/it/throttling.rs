@@ -260,6 +260,27 @@ async fn lockout_survives_a_restart() {
     server.admin().await;
 }
 
+/// A locked account's password cannot be tried through a password change either, not even on
+/// an instance (here: after a restart) that has not seen the failures itself.
+#[tokio::test]
+async fn a_lockout_holds_for_password_changes() {
+    let server = fast_backoff_server();
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let user = create_user(&admin, "tenant_user", Some(&tenant)).await;
+    let (session, _) = login(&server, &user.username, PASSWORD).await;
+    fail_times(&server.anon(), &user.username, 10).await;
+
+    let server = server.restart().await;
+    let session = server.anon().with_token(session.token());
+    let change = serde_json::json!({
+        "current_password": PASSWORD,
+        "new_password": "Copper kettle winter 42 orchard!",
+    });
+    assert_throttled(&session.post("/v1/me/password", change).await);
+    assert_throttled(&login_attempt(&server.anon(), &user.username, PASSWORD).await);
+}
+
 #[tokio::test]
 async fn failures_before_a_restart_still_count() {
     let server = fast_backoff_server();
