@@ -142,11 +142,12 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .await?;
         }
         Mutation::InsertUser(u) => {
-            sqlx::query(
+            let done = sqlx::query(
                 "INSERT INTO users (id, username, display_name, password_hash, roles, tenant_id, status, \
                  status_reason, confidentiality_version, confidentiality_at, failed_logins, \
                  last_failed_login_at, locked_until, last_login_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 ON CONFLICT (username) DO NOTHING",
             )
             .bind(&u.id)
             .bind(&u.username)
@@ -166,6 +167,10 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(u.updated_at)
             .execute(conn)
             .await?;
+            // Not a constraint violation: PostgreSQL would log the duplicate username with it.
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict("unique constraint"));
+            }
         }
         Mutation::SetUserRoles { user_id, roles, at } => {
             sqlx::query("UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1")
