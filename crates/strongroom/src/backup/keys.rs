@@ -66,6 +66,7 @@ pub async fn create(args: KeysArgs) -> Result<()> {
         bail!("{} exists; refusing to overwrite it", args.out.display());
     }
     let config = Config::load(args.config.as_deref(), &args.data_dir)?;
+    super::refuse_moved_store(&args.data_dir, &config)?;
     let root = root_key(&args.key, Some(&args.data_dir), Some(&config))?;
     let rows = match crate::database::pg_options(&config) {
         // A PostgreSQL deployment: its data is backed up by PostgreSQL's tools, its keys here.

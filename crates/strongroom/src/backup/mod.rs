@@ -257,8 +257,24 @@ impl Drop for Cleanup {
     }
 }
 
+/// Refuses the data dir's SQLite file once `migrate` moved the data to PostgreSQL and no database
+/// URL says where it went: that file is no longer the live store, and its keys include tenants
+/// shredded since the move.
+pub(crate) fn refuse_moved_store(data_dir: &Path, config: &Config) -> Result<()> {
+    if config.database_url.is_none() && data_dir.join(crate::datadir::MOVED_TO_POSTGRES).exists() {
+        bail!(
+            "{}: this deployment's data moved to PostgreSQL, so the SQLite file here is not the \
+             live store; set STRONGROOM_DATABASE_URL (and STRONGROOM_DATABASE_SCHEMA) or \
+             database_url in the configuration",
+            data_dir.display()
+        );
+    }
+    Ok(())
+}
+
 pub async fn create(args: CreateArgs) -> Result<()> {
     let config = Config::load(args.config.as_deref(), &args.data_dir)?;
+    refuse_moved_store(&args.data_dir, &config)?;
     if config.database_url.is_some() {
         bail!(
             "this deployment keeps its data in PostgreSQL: back it up with PostgreSQL's own tools \

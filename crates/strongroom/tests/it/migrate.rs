@@ -269,6 +269,58 @@ async fn sqlite_to_postgres_and_back_answers_the_same() {
         refused.out
     );
     assert!(refused.out.contains("key backup file"), "{}", refused.out);
+    // Nor for key or data backups, unless the database they moved to is named.
+    let keys_out = root.path().join("keys.json");
+    let backup_keys = |env: &[(&str, &str)]| {
+        cli_with_env(
+            &[
+                OsStr::new("backup"),
+                OsStr::new("keys"),
+                OsStr::new("--data-dir"),
+                data.as_os_str(),
+                OsStr::new("--out"),
+                keys_out.as_os_str(),
+            ],
+            env,
+        )
+    };
+    let refused = backup_keys(&[]);
+    assert!(
+        !refused.ok,
+        "keys read from the old SQLite file:\n{}",
+        refused.out
+    );
+    assert!(
+        refused.out.contains("moved to PostgreSQL"),
+        "{}",
+        refused.out
+    );
+    assert!(!keys_out.exists());
+    let refused = cli(&[
+        OsStr::new("backup"),
+        OsStr::new("create"),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+        OsStr::new("--out"),
+        root.path().join("data.bak").as_os_str(),
+    ]);
+    assert!(
+        !refused.ok,
+        "backed up the old SQLite file:\n{}",
+        refused.out
+    );
+    assert!(
+        refused.out.contains("moved to PostgreSQL"),
+        "{}",
+        refused.out
+    );
+    let url = app_url();
+    let kept = backup_keys(&[
+        ("STRONGROOM_DATABASE_URL", &url),
+        ("STRONGROOM_DATABASE_SCHEMA", &schema),
+    ]);
+    assert!(kept.ok, "backup keys from PostgreSQL:\n{}", kept.out);
+    assert!(keys_out.exists());
 
     // The same data dir, now served from PostgreSQL.
     let url = app_url();
