@@ -5,6 +5,8 @@
 //! transaction (a case reopened meanwhile is kept) and lands with its audit entry, one per case,
 //! in the tenant's log.
 
+use std::collections::HashSet;
+
 use strongroom_store::{Mutation, TenantScope};
 
 use crate::Vault;
@@ -60,14 +62,17 @@ impl Vault {
         report: &mut PurgeReport,
     ) -> ServiceResult<()> {
         let scope = TenantScope::new(tenant_id);
-        let mut skipped = 0u32;
+        // Cases listed (a dry run) or kept (changed since read): passed over by id, since a kept
+        // case may leave the result set (reopened) or stay in it (an open access request).
+        let mut passed: HashSet<String> = HashSet::new();
         loop {
-            // Purged cases leave the result set; ones that could not be purged are skipped over.
-            let cases = self
-                .store
-                .expired_cases(&scope, cutoff, PAGE.saturating_add(skipped))
-                .await?;
-            let fresh: Vec<_> = cases.into_iter().skip(skipped as usize).collect();
+            // Purged cases leave the result set.
+            let limit = u32::try_from(passed.len()).map_or(u32::MAX, |n| PAGE.saturating_add(n));
+            let cases = self.store.expired_cases(&scope, cutoff, limit).await?;
+            let fresh: Vec<_> = cases
+                .into_iter()
+                .filter(|case| !passed.contains(&case.id))
+                .collect();
             if fresh.is_empty() {
                 return Ok(());
             }
@@ -80,7 +85,7 @@ impl Vault {
                     retention_days: days,
                 };
                 if dry_run {
-                    skipped += 1;
+                    passed.insert(case.id.clone());
                     report.purged.push(line);
                     continue;
                 }
@@ -102,7 +107,7 @@ impl Vault {
                     // Changed since it was read (reopened): kept. The attempt's entry is in the
                     // log already; say that it changed nothing.
                     Err(e) if e.code == ErrorCode::Conflict => {
-                        skipped += 1;
+                        passed.insert(case.id.clone());
                         let mut kept = AuditRecord::new("case.retention_kept", request_id);
                         kept.tenant_id = Some(tenant_id.to_owned());
                         kept.resource = Some(ResourceRef {
