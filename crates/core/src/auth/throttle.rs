@@ -51,6 +51,12 @@ fn key(username: &str) -> [u8; 32] {
     Sha256::digest(username.trim().to_lowercase().as_bytes()).into()
 }
 
+/// The key under which throttled attempts on `username` are recorded once a window
+/// (`RecentRefusals`): hashed like the throttle's own, so that memory holds no identifiers.
+pub fn refusal_key(username: &str) -> String {
+    format!("login:{}", hex::encode(key(username)))
+}
+
 impl LoginThrottle {
     pub fn new(threshold: u32, lockout_secs: u64, backoff_base_ms: u64) -> Self {
         Self {

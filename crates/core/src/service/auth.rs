@@ -11,7 +11,7 @@ use crate::access::{Principal, RequestContext, denial_error, parse_roles};
 use crate::audit::{Actor, AuditDecision, AuditRecord, ResourceRef};
 use crate::auth::password;
 use crate::auth::session::{CachedSession, TOUCH_EVERY_MS};
-use crate::auth::throttle::StoredAttempts;
+use crate::auth::throttle::{StoredAttempts, refusal_key};
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{
@@ -115,9 +115,7 @@ impl Vault {
         record.decision = AuditDecision::Deny;
 
         if let Some(secs) = self.throttle.retry_after(&username, now) {
-            record.reason = Some("too_many_attempts");
-            self.audit.append(record).await?;
-            return Err(ServiceError::too_many_attempts(secs));
+            return Err(self.refuse_throttled(record, &username, now, secs).await);
         }
         let user = self.store.user_by_username(&username).await?;
         if let Some(u) = &user {
@@ -125,9 +123,7 @@ impl Vault {
             self.throttle.restore(&username, StoredAttempts::of(u), now);
             if let Some(secs) = self.throttle.retry_after(&username, now) {
                 record.actor = Some(actor_of(u));
-                record.reason = Some("too_many_attempts");
-                self.audit.append(record).await?;
-                return Err(ServiceError::too_many_attempts(secs));
+                return Err(self.refuse_throttled(record, &username, now, secs).await);
             }
         }
         // Checked and counted as failed in one step before the slow check, so parallel attempts cannot
@@ -136,9 +132,7 @@ impl Vault {
             Ok(locked_until) => locked_until,
             Err(secs) => {
                 record.actor = user.as_ref().map(actor_of);
-                record.reason = Some("too_many_attempts");
-                self.audit.append(record).await?;
-                return Err(ServiceError::too_many_attempts(secs));
+                return Err(self.refuse_throttled(record, &username, now, secs).await);
             }
         };
         let Some(user) = user else {
@@ -269,6 +263,25 @@ impl Vault {
     /// `mfa_enrolment_required` for a session that may only enrol a second factor. This is what every
     /// route uses, except the few an enrolling user needs. `request_id` goes into the audit entry of a
     /// refusal.
+    /// Answers a throttled login, recording it once a minute per username: a locked account
+    /// hammered without credentials is refused every time, but grows the append-only log once a
+    /// window, not once a request. (`audit_unavailable` if the log cannot take the entry due.)
+    async fn refuse_throttled(
+        &self,
+        mut record: AuditRecord,
+        username: &str,
+        now: i64,
+        retry_after_secs: u64,
+    ) -> ServiceError {
+        record.reason = Some("too_many_attempts");
+        if self.refusals.first_in_window(&refusal_key(username), now)
+            && let Err(err) = self.audit.append(record).await
+        {
+            return err;
+        }
+        ServiceError::too_many_attempts(retry_after_secs)
+    }
+
     pub async fn authenticate(&self, token: &str, request_id: &str) -> ServiceResult<Principal> {
         let principal = self.authenticate_for_enrolment(token, request_id).await?;
         if principal.enrolment_only {

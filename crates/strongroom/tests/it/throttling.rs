@@ -151,6 +151,22 @@ async fn lockout_after_ten_failures() {
             "Retry-After {after} is not near {LOCKOUT_SECS}"
         );
     }
+    // Hammering the locked account is refused every time, but recorded once a minute, while
+    // every checked attempt is.
+    for _ in 0..20 {
+        assert_throttled(&login_attempt(&anon, name, PASSWORD).await);
+    }
+    let admin = server.admin().await;
+    let auditor = staff_session(&server, &admin, "auditor").await;
+    // (A refusal before the account is looked up names no actor: this server's only one.)
+    let logins = entries_with_action(&auditor, "auth.login").await;
+    let with = |reason: &str| logins.iter().filter(|e| e["reason"] == reason).count();
+    assert_eq!(with("too_many_attempts"), 1, "{logins:?}");
+    let checked = logins
+        .iter()
+        .filter(|e| e["actor"]["user_id"] == user.id.as_str() && e["reason"] != "too_many_attempts")
+        .count();
+    assert_eq!(checked, 10, "{logins:?}");
     // Other accounts are unaffected.
     let other = make_user(&server).await;
     login(&server, &other.username, PASSWORD).await;
