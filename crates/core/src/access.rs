@@ -400,10 +400,12 @@ pub(crate) fn is_id(id: &str) -> bool {
 /// ASCII letters, digits and `-._:/`, starting with a letter or digit, with a digit among them (a
 /// number, which `jane.doe` is not). Justifications and deletion request references take this
 /// shape because they are written to the audit log, which every verifier reads and no shredding
-/// erases: a sentence could carry a name or an address there.
+/// erases: a sentence could carry a name or an address there. Numbers longer than a ticket's are
+/// refused too ([`looks_like_a_personal_number`]).
 pub fn is_reference(text: &str) -> bool {
     (3..=64).contains(&text.len())
         && text.bytes().any(|b| b.is_ascii_digit())
+        && !looks_like_a_personal_number(text)
         && text
             .chars()
             .next()
@@ -411,6 +413,21 @@ pub fn is_reference(text: &str) -> bool {
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '/'))
+}
+
+/// A phone, card, bank account or national id number rather than a ticket's: digits and
+/// separators alone holding more than 8 digits (`07700-900123`, `078-05-1120`), or more than 12
+/// digits in a row anywhere (`4111111111111111`, an IBAN). `INC0012345`, `DPA-2026-0042` and
+/// `CASE-20261207-001` stay references.
+fn looks_like_a_personal_number(text: &str) -> bool {
+    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+    let letters = text.bytes().any(|b| b.is_ascii_alphabetic());
+    let longest_run = text
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    (!letters && digits > 8) || longest_run > 12
 }
 
 #[cfg(test)]
@@ -426,6 +443,8 @@ mod tests {
             "ticket:4711/a.b_c",
             "CASE-12",
             "INC0012345",
+            "CASE-20261207-001",
+            "12345",
         ] {
             assert!(is_reference(reference), "{reference:?}");
         }
@@ -441,6 +460,11 @@ mod tests {
             "jane.doe",
             "Jane_Doe",
             "ticket",
+            "07700-900123",
+            "078-05-1120",
+            "4111-1111-1111-1111",
+            "DE89370400440532013000",
+            "4111111111111111",
         ] {
             assert!(!is_reference(text), "{text:?}");
         }

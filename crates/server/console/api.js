@@ -17,7 +17,15 @@ export const ALL_ROLES = ['platform_admin', 'auditor', 'security_officer', 'supp
 // The purposes a tenant may allow for its content (marketing and advertising never).
 export const TENANT_PURPOSES = ['case-resolution', 'customer-self-service', 'data-subject-request', 'security-investigation', 'legal-compliance', 'account-management'];
 export const SUSPEND_REASONS = ['left', 'role_change', 'inactivity', 'other'];
-export const REFERENCE = /^(?=.*[0-9])[A-Za-z0-9][A-Za-z0-9._:/-]{2,63}$/;
+const REFERENCE_SHAPE = /^(?=.*[0-9])[A-Za-z0-9][A-Za-z0-9._:/-]{2,63}$/;
+// The server's rule (`is_reference`): a case or ticket number, never free text, and no number as
+// long as a phone, card or account number (over 8 digits with no letter, or over 12 in a row).
+export function isReference(text) {
+  if (!REFERENCE_SHAPE.test(text)) return false;
+  const digits = (text.match(/[0-9]/g) || []).length;
+  const longestRun = Math.max(0, ...(text.match(/[0-9]+/g) || []).map((run) => run.length));
+  return !((!/[A-Za-z]/.test(text) && digits > 8) || longestRun > 12);
+}
 
 export const session = {
   token: null,

@@ -1,7 +1,7 @@
 // Strongroom console: cases, contacts and operator access (the customer lockbox), in one tenant
 // and for one stated purpose.
 
-import { CUSTOMER_ROLES, FIELD_CLASSES, OPERATOR_ROLES, REFERENCE, api, hasRole, path, purposesOfCaller, query, session } from '/console/api.js';
+import { CUSTOMER_ROLES, FIELD_CLASSES, OPERATOR_ROLES, api, isReference, hasRole, path, purposesOfCaller, query, session } from '/console/api.js';
 import { el, field, pagedList, panel, recordTable, run, show, status } from '/console/dom.js';
 
 // The tenant and the purpose that content requests state. Customers work in their own tenant;
@@ -13,8 +13,8 @@ export function scopeBar(reload) {
   const reference = el('input', { value: session.justification, placeholder: 'case or ticket reference', size: 22 });
   const apply = () => {
     const ref = reference.value.trim();
-    if (ref && !REFERENCE.test(ref)) {
-      status('A justification is a reference: 3–64 letters, digits or -._:/ with a digit among them (a case or ticket number), never free text.', true);
+    if (ref && !isReference(ref)) {
+      status('A justification is a reference: 3–64 letters, digits or -._:/ with a digit among them (a case or ticket number), never free text or a phone, card or account number.', true);
       return;
     }
     session.purpose = purpose.value;

@@ -42,6 +42,9 @@ async fn justifications_are_recorded_as_references_and_prose_is_refused() {
         "ab".to_owned(),
         // Reference-shaped but no number: a name.
         "jane.doe".to_owned(),
+        // Reference-shaped, but a card's or a phone's number.
+        "4111-1111-1111-1111".to_owned(),
+        "07700-900123".to_owned(),
         format!("{canary}{}", "x".repeat(64)),
     ];
     let contacts_before = list_items(&boss, &contacts_path(&tenant)).await.len();
