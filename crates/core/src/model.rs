@@ -142,7 +142,7 @@ pub struct Suspension {
 }
 
 /// A staff member who can be assigned cases (`GET /v1/assignees`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Assignee {
     pub id: String,
     pub username: String,
@@ -153,7 +153,7 @@ pub struct Assignee {
 }
 
 /// A user as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -252,7 +252,7 @@ pub struct Credentials {
     pub totp: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct LoginUser {
     pub id: String,
     pub username: String,
@@ -499,7 +499,7 @@ impl std::fmt::Debug for CommentInput {
 impl std::fmt::Debug for NewUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewUser")
-            .field("username", &self.username)
+            .field("username", &"[redacted]")
             .field("roles", &self.roles)
             .field("tenant_id", &self.tenant_id)
             .field("password", &"[redacted]")
@@ -509,8 +509,9 @@ impl std::fmt::Debug for NewUser {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A username is a person's, and often the password typed into the wrong box.
         f.debug_struct("Credentials")
-            .field("username", &self.username)
+            .field("username", &"[redacted]")
             .field("password", &"[redacted]")
             .field("totp", &self.totp.as_ref().map(|_| "[redacted]"))
             .finish()
@@ -528,6 +529,38 @@ impl std::fmt::Debug for LoginResponse {
     }
 }
 
+/// Users' `Debug` leaves out their usernames and display names: a person's, and kept out of logs.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("roles", &self.roles)
+            .field("tenant_id", &self.tenant_id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for LoginUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginUser")
+            .field("id", &self.id)
+            .field("roles", &self.roles)
+            .field("tenant_id", &self.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Assignee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assignee")
+            .field("id", &self.id)
+            .field("roles", &self.roles)
+            .field("open_cases", &self.open_cases)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,23 +568,25 @@ mod tests {
     #[test]
     fn debug_never_prints_secrets() {
         let c = Credentials {
-            username: "u".into(),
+            username: "jane.doe@customer.example".into(),
             password: "hunter2-secret".into(),
             totp: Some("123456".into()),
         };
         let text = format!("{c:?}");
         assert!(!text.contains("hunter2-secret") && !text.contains("123456"));
+        assert!(!text.contains("jane.doe"), "{text}");
         let r = LoginResponse {
             token: "sr_secret_token".into(),
             expires_at: String::new(),
             user: LoginUser {
                 id: "i".into(),
-                username: "u".into(),
+                username: "jane.doe@customer.example".into(),
                 roles: vec![],
                 tenant_id: None,
             },
             mfa_enrolment_required: false,
         };
         assert!(!format!("{r:?}").contains("sr_secret_token"));
+        assert!(!format!("{r:?}").contains("jane.doe"));
     }
 }

@@ -32,8 +32,8 @@ pub struct TenantKeyRow {
     pub created_at: i64,
 }
 
-/// A staff account as a list of people shows it: no credentials.
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// A staff account as a list of people shows it: no credentials. No `Debug`: it holds a name.
+#[derive(Clone, sqlx::FromRow)]
 pub struct StaffRow {
     pub id: String,
     pub username: String,
@@ -110,7 +110,8 @@ pub struct AccessReviewRow {
     pub created_at: i64,
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// No `Debug`: it holds a username.
+#[derive(Clone, sqlx::FromRow)]
 pub struct AccessReviewLineRow {
     pub review_id: String,
     pub user_id: String,
@@ -128,7 +129,8 @@ pub struct AccessReviewLineRow {
     pub decided_at: Option<i64>,
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// No `Debug`: its token hash finds the session.
+#[derive(Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub token_hash: Vec<u8>,
     pub user_id: String,
@@ -173,8 +175,9 @@ impl std::fmt::Debug for TotpRow {
     }
 }
 
-/// An API key of a service principal; `key_hash` is the SHA-256 of the key, never the key.
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// An API key of a service principal; `key_hash` is the SHA-256 of the key, never the key (and
+/// no `Debug` prints it).
+#[derive(Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
     pub id: String,
     pub key_hash: Vec<u8>,
@@ -188,7 +191,7 @@ pub struct ApiKeyRow {
 }
 
 /// An API key with its principal's roles and tenant, for lists.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct ApiKeyEntry {
     #[sqlx(flatten)]
     pub key: ApiKeyRow,

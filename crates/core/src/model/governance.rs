@@ -15,7 +15,7 @@ pub struct SweepRequest {
     pub as_of: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct SweepReport {
     pub as_of: String,
     pub dry_run: bool,
@@ -25,7 +25,8 @@ pub struct SweepReport {
     pub kept_last_admin: Vec<SweepLine>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// No `Debug`, nor on what holds it: it names a person.
+#[derive(Clone, Serialize)]
 pub struct SweepLine {
     pub user_id: String,
     pub username: String,
@@ -36,7 +37,7 @@ pub struct SweepLine {
     pub limit_days: u32,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct AccessReview {
     pub id: String,
     pub created_at: String,
@@ -54,7 +55,8 @@ pub struct AccessReviewSummary {
     pub created_by: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// No `Debug`, nor on what holds it: it names a person.
+#[derive(Clone, Serialize)]
 pub struct AccessReviewLine {
     pub user_id: String,
     pub username: String,
