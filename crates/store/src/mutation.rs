@@ -119,8 +119,9 @@ pub enum Mutation {
         id: String,
         at: i64,
     },
-    /// Revokes every session and API key still open (a restore: credentials revoked after the
-    /// backup was taken must not work again).
+    /// Revokes every session and API key still open, and every operator access grant or request
+    /// still open (a restore: credentials and grants revoked after the backup was taken must not
+    /// work again).
     RevokeAllCredentials {
         at: i64,
     },

@@ -336,3 +336,49 @@ async fn sealing_commits_check_the_root_key(s: &dyn Store) {
     );
     assert!(rotated(run(s, require("cccc")).await));
 }
+
+#[tokio::test]
+async fn a_restores_revocation_ends_open_grants_and_requests() {
+    let (_dir, s) = store().await;
+    restore_revocation_ends_grants(&s).await;
+    if let Some(admin) = common::admin().await {
+        let schema = common::schema(&admin).await;
+        let pg = common::open(&schema).await;
+        restore_revocation_ends_grants(&pg).await;
+        pg.close().await;
+        common::drop_schema(&admin, &schema).await;
+    }
+}
+
+async fn restore_revocation_ends_grants(s: &dyn Store) {
+    let scope = TenantScope::new(T);
+    for m in [
+        tenant(),
+        Mutation::InsertUser(common::user_row("eng")),
+        case("c1", "open", 10),
+    ] {
+        run(s, m).await.unwrap();
+    }
+    let requests = [
+        ("open-grant", "approved", Some((0, 5_000))),
+        ("ended-grant", "approved", Some((0, 500))),
+        ("pending", "pending", None),
+        ("denied", "denied", None),
+    ];
+    for (id, state, window) in requests {
+        let row = common::access_request(T, id, "c1", "eng", state, window);
+        run(s, common::insert_request(row)).await.unwrap();
+    }
+    run(s, Mutation::RevokeAllCredentials { at: 1_000 })
+        .await
+        .unwrap();
+    for (id, was, _) in requests {
+        let row = s.access_request(&scope, id).await.unwrap().unwrap();
+        let want = if matches!(id, "open-grant" | "pending") {
+            "revoked"
+        } else {
+            was
+        };
+        assert_eq!(row.state, want, "{id}");
+    }
+}

@@ -115,8 +115,18 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 .await?;
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE revoked_at IS NULL")
                 .bind(at)
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
+            // Operator access too: a grant a tenant revoked after the backup must not open its
+            // data again, nor a request it denied since be approvable.
+            sqlx::query(
+                "UPDATE access_requests SET state = 'revoked', revoked_at = $1 \
+                 WHERE (state = 'pending' AND request_expires_at > $1) \
+                 OR (state = 'approved' AND ends_at > $1)",
+            )
+            .bind(at)
+            .execute(conn)
+            .await?;
         }
         Mutation::RevokeUserApiKeys { user_id, at } => {
             sqlx::query(
