@@ -95,23 +95,31 @@ impl DataDir {
         }
     }
 
+    /// Removes the temporary database copies of backups no process holds any more (each backup
+    /// locks its copies while it lives): an interrupted backup's copy holds every wrapped tenant
+    /// key, so it must not outlive a shred. Run at open, before each backup, and every minute by
+    /// a serving instance.
     pub fn sweep_stale_backup_copies(&self) {
-        const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
         let Ok(entries) = fs::read_dir(self.path("run")) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let is_copy = name
-                .to_str()
-                .is_some_and(|n| n.starts_with("backup-") && n.contains(".db"));
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|at| at.elapsed().ok())
-                .is_some_and(|age| age > STALE);
-            if is_copy && stale && fs::remove_file(entry.path()).is_ok() {
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            // The copy itself, or the journal SQLite kept beside it.
+            let Some(copy) = name
+                .strip_prefix("backup-")
+                .and_then(|rest| rest.find(".db"))
+                .map(|end| &name[..end + "backup-".len() + ".db".len()])
+            else {
+                continue;
+            };
+            if backup_copy_in_use(&self.path("run").join(copy)) {
+                continue;
+            }
+            if fs::remove_file(entry.path()).is_ok() {
                 tracing::warn!(
                     file = %entry.path().display(),
                     "removed a temporary copy an interrupted backup left behind"
@@ -303,6 +311,15 @@ fn check_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a running backup holds the copy at `path` (its lock). A copy that is gone, or that
+/// cannot be opened, is held by nobody.
+fn backup_copy_in_use(path: &Path) -> bool {
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -345,24 +362,25 @@ mod tests {
     fn copies_an_interrupted_backup_left_are_swept_and_running_ones_kept() {
         let root = tempfile::tempdir().unwrap();
         let dir = DataDir::open_unlocked(root.path()).unwrap();
-        let old = dir.path("run/backup-scratch-0123.db");
-        let fresh = dir.path("run/backup-4567.db");
+        let left = dir.path("run/backup-scratch-0123.db");
+        let left_journal = dir.path("run/backup-scratch-0123.db-journal");
+        let running = dir.path("run/backup-4567.db");
+        let running_journal = dir.path("run/backup-4567.db-journal");
         let other = dir.path("run/listen.json");
-        for p in [&old, &fresh, &other] {
+        for p in [&left, &left_journal, &running, &running_journal, &other] {
             fs::write(p, b"x").unwrap();
         }
-        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-        for p in [&old, &other] {
-            File::options()
-                .write(true)
-                .open(p)
-                .unwrap()
-                .set_modified(two_hours_ago)
-                .unwrap();
-        }
+        // A running backup holds its copy locked; a second process sees the lock.
+        let held = File::open(&running).unwrap();
+        held.try_lock().unwrap();
         dir.sweep_stale_backup_copies();
-        assert!(!old.exists(), "the stale copy stays");
-        assert!(fresh.exists(), "a running backup's copy went");
+        assert!(!left.exists(), "a copy nobody holds stays, however fresh");
+        assert!(!left_journal.exists(), "its journal stays");
+        assert!(running.exists(), "a running backup's copy went");
+        assert!(running_journal.exists(), "a running backup's journal went");
         assert!(other.exists(), "a file that is no backup copy went");
+        drop(held);
+        dir.sweep_stale_backup_copies();
+        assert!(!running.exists() && !running_journal.exists());
     }
 }

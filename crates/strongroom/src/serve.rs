@@ -128,6 +128,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     crate::jobs::spawn_all(&vault);
     crate::webhooks::spawn(&vault);
+    spawn_backup_copy_sweep(&args.data_dir);
 
     let metrics = strongroom_server::install_metrics();
     let listen = ListenConfig {
@@ -171,4 +172,22 @@ pub(crate) async fn shutdown_signal() {
         _ = term.recv() => {},
         _ = tokio::signal::ctrl_c() => {},
     }
+}
+
+/// Every minute, removes the database copies of backups that ended without removing them (a
+/// kill, a power cut): they hold every wrapped tenant key, so a tenant shredded since would stay
+/// readable from the data dir while one lasts.
+fn spawn_backup_copy_sweep(root: &std::path::Path) {
+    let Ok(dir) = DataDir::open_unlocked(root) else {
+        return;
+    };
+    let dir = Arc::new(dir);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            ticks.tick().await;
+            let dir = Arc::clone(&dir);
+            let _ = tokio::task::spawn_blocking(move || dir.sweep_stale_backup_copies()).await;
+        }
+    });
 }

@@ -240,6 +240,14 @@ fn create_private(path: &Path) -> Result<File> {
         .with_context(|| format!("creating {}", path.display()))
 }
 
+/// Creates `path` empty (mode 0600) and locks it for as long as the returned file is held.
+fn hold_copy(path: &Path) -> Result<File> {
+    let file = create_private(path)?;
+    file.try_lock()
+        .map_err(|e| anyhow::anyhow!("locking {}: {e}", path.display()))?;
+    Ok(file)
+}
+
 /// Removes the listed files when dropped (temporary copies of the database), with the journal
 /// SQLite keeps beside a copy being written (its `-journal`, or `-wal` and `-shm`).
 struct Cleanup(Vec<PathBuf>);
@@ -302,6 +310,10 @@ pub async fn create(args: CreateArgs) -> Result<()> {
     let snapshot = dir.path(&format!("run/{}.db", random_name("backup")?));
     let partial = args.out.with_extension("partial");
     let _cleanup = Cleanup(vec![scratch.clone(), snapshot.clone()]);
+    // Each copy is made empty and locked before SQLite fills it (VACUUM INTO takes an empty
+    // file), and stays locked while this backup lives: a sweep removes only copies nobody holds,
+    // whatever their age, so one an interrupted backup left goes at the server's next sweep.
+    let _held = [hold_copy(&scratch)?, hold_copy(&snapshot)?];
     let tables = {
         let snapshotting = SqliteStore::snapshot_without_tenant_keys(&live_db, &scratch, &snapshot);
         tokio::pin!(snapshotting);
