@@ -95,9 +95,9 @@ impl DataDir {
         }
     }
 
-    /// Removes the temporary database copies of backups no process holds any more (each backup
-    /// locks its copies while it lives): an interrupted backup's copy holds every wrapped tenant
-    /// key, so it must not outlive a shred. Run at open, before each backup, and every minute by
+    /// Removes the temporary database copies of backups, and the plaintext of verifications, that
+    /// no process holds any more (each locks its files while it lives): an interrupted backup's
+    /// copy holds every wrapped tenant key, so it must not outlive a shred. Run at open, before each backup, and every minute by
     /// a serving instance.
     pub fn sweep_stale_backup_copies(&self) {
         let Ok(entries) = fs::read_dir(self.path("run")) else {
@@ -108,6 +108,17 @@ impl DataDir {
             let Some(name) = name.to_str() else {
                 continue;
             };
+            // A verification's extracted plaintext, held by its lock file.
+            if name.starts_with(crate::backup::VERIFY_DIR_PREFIX) {
+                let held = entry.path().join(crate::backup::VERIFY_DIR_LOCK);
+                if !backup_copy_in_use(&held) && fs::remove_dir_all(entry.path()).is_ok() {
+                    tracing::warn!(
+                        dir = %entry.path().display(),
+                        "removed what an interrupted backup verification extracted"
+                    );
+                }
+                continue;
+            }
             // The copy itself, or the journal SQLite kept beside it.
             let Some(copy) = name
                 .strip_prefix("backup-")
@@ -382,5 +393,22 @@ mod tests {
         drop(held);
         dir.sweep_stale_backup_copies();
         assert!(!running.exists() && !running_journal.exists());
+
+        // A verification's extracted plaintext: kept while its lock is held, then removed.
+        let verifying = dir.path("run/backup-verify-89ab");
+        fs::create_dir_all(verifying.join("keys")).unwrap();
+        fs::write(verifying.join("strongroom.db"), b"x").unwrap();
+        let lock = verifying.join(crate::backup::VERIFY_DIR_LOCK);
+        fs::write(&lock, b"").unwrap();
+        let held = File::open(&lock).unwrap();
+        held.try_lock().unwrap();
+        dir.sweep_stale_backup_copies();
+        assert!(verifying.exists(), "a running verification's files went");
+        drop(held);
+        dir.sweep_stale_backup_copies();
+        assert!(
+            !verifying.exists(),
+            "an interrupted verification's files stay"
+        );
     }
 }

@@ -457,8 +457,15 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
         None => None,
     };
     let root = root_key(&args.key, args.data_dir.as_deref(), config.as_ref())?;
-    let scratch = Scratch(std::env::temp_dir().join(random_name("strongroom-verify")?));
+    // Beside the live data when a data dir is named (the same protection; if a kill leaves it,
+    // the serving instance sweeps it like a backup's copies), else in the temporary directory.
+    let base = match &args.data_dir {
+        Some(dir) => dir.join("run"),
+        None => std::env::temp_dir(),
+    };
+    let scratch = Scratch(base.join(random_name(VERIFY_DIR_PREFIX)?));
     private_dir(&scratch.0.join("keys"))?;
+    let _held = hold_copy(&scratch.0.join(VERIFY_DIR_LOCK))?;
     let (file, into) = (args.file.clone(), scratch.0.clone());
     // The extraction runs off this task, so that an interruption is heard while it runs.
     let outcome = tokio::select! {
@@ -475,6 +482,11 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
     println!("OK: {}: {summary}", args.file.display());
     Ok(())
 }
+
+/// A verification's private directory (`DATA_DIR/run/backup-verify-…`), and the file it holds
+/// locked inside while it runs.
+pub(crate) const VERIFY_DIR_PREFIX: &str = "backup-verify";
+pub(crate) const VERIFY_DIR_LOCK: &str = "held";
 
 /// The plaintext a verification extracts (usernames, password hashes, the log-signing key):
 /// removed however the verification ends, by an error, a panic or an interruption.
