@@ -19,8 +19,8 @@ use crate::error::{ServiceError, ServiceResult};
 const CHECKPOINT_INTERVAL_MS: u64 = 200;
 /// The signer renews its lease this often, and a dead signer's lease lapses after `SIGNER_LEASE_MS`.
 const SIGNER_RENEW_MS: i64 = 1_000;
-pub(super) const SIGNER_LEASE_MS: i64 = 5_000;
-pub(super) const SIGNER_LEASE: &str = "audit-signer";
+const SIGNER_LEASE_MS: i64 = 5_000;
+const SIGNER_LEASE: &str = "audit-signer";
 /// How often the signer looks for other instances' appends when this one is idle.
 const FOLLOW_MS: u64 = 500;
 
@@ -128,6 +128,14 @@ impl SignerTask {
             size: checkpoint.size,
             root: checkpoint.root,
         };
+        // Another signer's checkpoint is shown (and recorded outside the store) only if it
+        // extends the one shown so far: over a store replaced behind this instance (a replica
+        // promoted behind its primary), it would be a fork, and would erase the evidence.
+        if !extends(self.store.as_ref(), signed, latest).await? {
+            return Err(ServiceError::internal(
+                "the stored checkpoint does not extend the one this instance showed; not following",
+            ));
+        }
         advance(&self.head, latest);
         self.publish(&row.note);
         Ok(latest)
@@ -149,10 +157,7 @@ pub(super) async fn run_signer(task: SignerTask) {
         let now = task.clock.now_ms();
         task.signing.beat(now);
         if now.saturating_sub(lease_checked_at) >= SIGNER_RENEW_MS || !leader {
-            let held = task
-                .store
-                .try_lease(SIGNER_LEASE, &task.instance, now, now + SIGNER_LEASE_MS)
-                .await;
+            let held = claim_signing(task.store.as_ref(), &task.instance, now).await;
             lease_checked_at = now;
             let held = held.unwrap_or_else(|err| {
                 tracing::error!(error = %err, "signer lease not renewed; not signing");
@@ -376,4 +381,20 @@ mod tests {
         assert!(refused.is_err(), "signed a fork: {refused:?}");
         assert!(forked.store.latest_checkpoint().await.unwrap().is_none());
     }
+}
+
+/// Whether this instance signs: on a store of its own (the data dir's lock keeps any other
+/// out) always, at once, also right after a restart whose predecessor's lease has not lapsed;
+/// on a shared one, while it holds the signer's lease.
+pub(super) async fn claim_signing(
+    store: &dyn Store,
+    instance: &str,
+    now: i64,
+) -> Result<bool, strongroom_store::StoreError> {
+    if !store.shared() {
+        return Ok(true);
+    }
+    store
+        .try_lease(SIGNER_LEASE, instance, now, now + SIGNER_LEASE_MS)
+        .await
 }

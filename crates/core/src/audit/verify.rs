@@ -84,6 +84,9 @@ pub enum FailureKind {
     CheckpointRoot { size: u64, since: u64 },
     /// The latest checkpoint covers more entries than are stored: the tail was removed.
     Truncated { checkpoint_size: u64 },
+    /// An entry is stored past the log's end (PostgreSQL keeps the head apart from the entries):
+    /// served to auditors and tenants, vouched for by nothing.
+    BeyondEnd,
 }
 
 impl fmt::Display for FailureKind {
@@ -131,6 +134,10 @@ impl fmt::Display for FailureKind {
             Self::Truncated { checkpoint_size } => write!(
                 f,
                 "a signed checkpoint covers {checkpoint_size} entries but the log ends here (tail removed)"
+            ),
+            Self::BeyondEnd => write!(
+                f,
+                "an entry is stored past the log's end (inserted behind the log's back?)"
             ),
         }
     }
@@ -490,6 +497,14 @@ async fn verify_in_pages(
     if walk.frontier.size() < end {
         // The store counts entries past the last one read: the last ones were removed.
         return Err(walk.fail(walk.frontier.size(), FailureKind::Gap));
+    }
+    // A row past the end that no append explains: one committed since `end` was read is
+    // below the size read after it (entries and the head commit together).
+    if let Some(row) = store.audit_entries(end, 1).await?.first() {
+        let idx = u64::try_from(row.idx).unwrap_or(u64::MAX);
+        if idx >= store.audit_size().await? {
+            return Err(walk.fail(idx, FailureKind::BeyondEnd));
+        }
     }
     Ok(VerifyReport {
         entries: walk.frontier.size(),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::types::{FromSqlError, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
 use super::unavailable;
@@ -150,8 +151,9 @@ fn read_entries(
             .map_err(corrupt("audit entry tenant"))?;
         let entry = row
             .get_ref(2)
-            .and_then(|value| Ok(value.as_blob()?))
-            .map_err(corrupt("audit entry bytes"))?;
+            .and_then(|value| Ok(bytes_or_null(value)?))
+            .map_err(corrupt("audit entry bytes"))?
+            .ok_or_else(|| StoreError::Corrupt("audit entry bytes".into()))?;
         scan.entry_bytes = scan
             .entry_bytes
             .saturating_add(u64::try_from(entry.len()).unwrap_or(u64::MAX));
@@ -194,15 +196,25 @@ fn read_watched(
     Ok(watched)
 }
 
-/// Column `at` of `row`: a blob, or NULL.
+/// Column `at` of `row`: its bytes, or NULL.
 fn blob_or_null<'r>(
     row: &'r rusqlite::Row<'_>,
     at: usize,
     what: &'static str,
 ) -> Result<Option<&'r [u8]>, StoreError> {
     row.get_ref(at)
-        .and_then(|value| Ok(value.as_blob_or_null()?))
+        .and_then(|value| Ok(bytes_or_null(value)?))
         .map_err(corrupt(what))
+}
+
+/// A blob's bytes, or a text's: a value edited by hand with the `sqlite3` shell is stored as
+/// text, and must be judged by its bytes (a mismatch at its index), not fail the whole scan.
+fn bytes_or_null(value: ValueRef<'_>) -> Result<Option<&[u8]>, FromSqlError> {
+    match value {
+        ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok(Some(bytes)),
+        ValueRef::Null => Ok(None),
+        _ => Err(FromSqlError::InvalidType),
+    }
 }
 
 fn corrupt(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {

@@ -281,12 +281,74 @@ async fn verify_passes_on_a_real_log_and_names_each_tampered_index() {
         .await;
     }
 
-    // Every checkpoint removed: the server signs as soon as it opens a log, so entries that no
-    // checkpoint vouches for are a failure from the first.
+    // A row inserted far past the end: PostgreSQL's head does not count it, so only a look
+    // past the end finds it (the tenant's access log would serve it).
+    if server.schema().is_some() {
+        let far = count + 1000;
+        expect_failure_at(&server, far, "an entry past the end", async |c| {
+            c.execute(
+                "INSERT INTO audit_entries (idx, tenant_id, entry, leaf_hash) \
+                 SELECT $1, tenant_id, entry, leaf_hash FROM audit_entries WHERE idx = 1",
+                &[far.into()],
+            )
+            .await;
+        })
+        .await;
+    }
+
+    // Every checkpoint removed, or every one above the empty tree's: the server signs as soon
+    // as it opens a log and within a second of an append, so entries that no checkpoint vouches
+    // for are a failure from the first. (The data dir's own anchor, the checkpoint it last
+    // published, would vouch for them: the SQLite copy has none; on PostgreSQL it is moved aside.)
+    let anchor = server.data_dir.join("keys/published-checkpoint.note");
+    let aside = server.data_dir.join("keys/published-checkpoint.aside");
+    if server.schema().is_some() {
+        std::fs::rename(&anchor, &aside).unwrap();
+    }
     expect_failure_at(&server, 0, "checkpoints removed", async |c| {
         c.execute("DELETE FROM audit_checkpoints", &[]).await;
     })
     .await;
+    expect_failure_at(&server, 0, "checkpoints above size 0 removed", async |c| {
+        c.execute("DELETE FROM audit_checkpoints WHERE size > 0", &[])
+            .await;
+    })
+    .await;
+    if server.schema().is_some() {
+        std::fs::rename(&aside, &anchor).unwrap();
+    } else {
+        // The anchor catches a tail removed with the checkpoints that signed it, which SQLite,
+        // keeping no count beside the entries, cannot tell from a shorter log.
+        let (_root, data) = copy_data_dir(&server.data_dir);
+        std::fs::copy(&anchor, data.join("keys/published-checkpoint.note")).unwrap();
+        let keep = count - 3;
+        let mut db = Db::sqlite(&data).await;
+        db.execute("DELETE FROM audit_entries WHERE idx >= $1", &[keep.into()])
+            .await;
+        db.execute(
+            "DELETE FROM audit_checkpoints WHERE size > $1",
+            &[keep.into()],
+        )
+        .await;
+        db.close().await;
+        let run = verify_dir(&data);
+        assert!(!run.ok, "a tail removed with its checkpoints passed\n{run}");
+        assert!(
+            run.stderr.contains(&format!("first bad index {keep}:")),
+            "{run}"
+        );
+        // An entry edited by hand in the sqlite3 shell is stored as text: named all the same.
+        let mid = count / 2;
+        expect_failure_at(&server, mid, "entry edited as text", async |c| {
+            c.execute(
+                "UPDATE audit_entries SET entry = \
+                 CAST(replace(CAST(entry AS TEXT), '\"v\":1', '\"v\": 1') AS TEXT) WHERE idx = $1",
+                &[mid.into()],
+            )
+            .await;
+        })
+        .await;
+    }
 
     // Two entries' bytes swapped: the first of them is named.
     let (a, b) = (count / 4, count / 4 + 3);
