@@ -556,6 +556,20 @@ impl Vault {
         let Some(mut incident) = incident else {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
         };
+        // Four eyes, as for a break-glass review: an officer does not close an incident about
+        // their own access.
+        if incident.subject_id.as_deref() == Some(p.user_id.as_str()) {
+            return Err(self
+                .refuse_because(
+                    record,
+                    "own_incident",
+                    ServiceError::new(
+                        ErrorCode::Forbidden,
+                        "an incident about your own access is closed by another officer",
+                    ),
+                )
+                .await);
+        }
         record.reason = Some(resolution);
         let now = self.now();
         incident.state = "closed".into();

@@ -51,7 +51,8 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         } => {
             let done = sqlx::query(
                 "UPDATE incidents SET state = 'closed', closed_by = $2, resolution = $3, \
-                 closed_at = $4, updated_at = $4 WHERE id = $1 AND state = 'open'",
+                 closed_at = $4, updated_at = $4 WHERE id = $1 AND state = 'open' \
+                 AND (subject_id IS NULL OR subject_id <> $2)",
             )
             .bind(id)
             .bind(closed_by)
@@ -60,7 +61,9 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .execute(&mut *conn)
             .await?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::Conflict("the incident is already closed"));
+                return Err(StoreError::Conflict(
+                    "the incident is already closed, or is about its closer",
+                ));
             }
         }
         Mutation::AdvanceWatch { name, from, to } => {

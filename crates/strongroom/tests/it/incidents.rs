@@ -590,3 +590,44 @@ async fn two_instances_judge_each_entry_once() {
     assert_eq!(mine.len(), 1, "{all:?}");
     assert_eq!(mine[0]["events"], 8, "{all:?}");
 }
+
+/// Four eyes: an officer whose own access raised an incident cannot close it; another can.
+#[tokio::test]
+async fn an_officer_does_not_close_an_incident_about_their_own_access() {
+    let server = Server::start_with(
+        &watch_env("STRONGROOM_WATCH_DENIALS_OUTSIDE_GRANT", "3"),
+        &[],
+    );
+    let w = world(&server, json!({})).await;
+    let platform = server.admin().await;
+    let probing = staff_session(&server, &platform, "security_officer").await;
+    let other = staff_session(&server, &platform, "security_officer").await;
+    let comments = comments_path(&w.tenant, &w.case_a);
+    let probing_api = probing.with_purpose(Some("security-investigation"));
+    for _ in 0..3 {
+        probing_api
+            .get(&comments)
+            .await
+            .err(403, "access_grant_required");
+    }
+    let incident = incident_where(&other, "/v1/incidents?state=open", |i| {
+        i["kind"] == "access_outside_grant" && i["subject_id"] == probing.id.as_str()
+    })
+    .await;
+    let close = format!("/v1/incidents/{}/close", str_id(&incident));
+    probing
+        .post(&close, json!({"resolution": "false_positive"}))
+        .await
+        .err(403, "forbidden");
+    let open = list_items(&other, "/v1/incidents?state=open").await;
+    assert!(open.iter().any(|i| i["id"] == incident["id"]), "{open:?}");
+    let closed = other
+        .post(&close, json!({"resolution": "false_positive"}))
+        .await
+        .ok(200);
+    assert_eq!(closed["closed_by"], other.id.as_str());
+}
+
+fn str_id(v: &Value) -> &str {
+    v["id"].as_str().unwrap_or_else(|| panic!("no id: {v}"))
+}
