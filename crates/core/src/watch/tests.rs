@@ -171,6 +171,12 @@ fn a_list_counts_the_records_it_returned_and_other_tenants_count_apart() {
     assert_eq!(reached.len(), 1, "{findings:?}");
     assert_eq!(reached[0].tenant_id.as_deref(), Some("t1"));
     assert_eq!(reached[0].crossed.unwrap().events, 6);
+    // A limited export counts the records it holds, like a list.
+    let mut export = record("export.create", Some("u3"), Some("t1"));
+    export.records = (0..6).map(|i| format!("r{i}")).collect();
+    let reached = f.pass(&export, 1, 0);
+    assert_eq!(crossed(&reached).len(), 1, "{reached:?}");
+    assert_eq!(crossed(&reached)[0].subject_id.as_deref(), Some("u3"));
     // Writes and refused reads are not reads.
     let write = record("contact.create", Some("u2"), Some("t1"));
     let refused = denied(record("contact.read", Some("u2"), Some("t1")), "forbidden");
