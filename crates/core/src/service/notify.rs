@@ -341,6 +341,9 @@ impl Vault {
                 Ok(key) => key,
                 Err(err) => {
                     tracing::error!(tenant_id = %n.tenant_id, error = %err.message, "webhook secret unavailable");
+                    // Counted and put back like a failed delivery: left due, this tenant's rows
+                    // would fill every batch ahead of the other tenants'.
+                    self.record_attempt(&n.id, n.attempts, None).await?;
                     continue;
                 }
             };
@@ -364,9 +367,20 @@ impl Vault {
         delivery: &WebhookDelivery,
         status: Option<u16>,
     ) -> ServiceResult<()> {
+        self.record_attempt(&delivery.notification_id, delivery.attempts, status)
+            .await
+    }
+
+    /// Records one attempt at notification `id`, the `attempts_before + 1`th.
+    async fn record_attempt(
+        &self,
+        id: &str,
+        attempts_before: i64,
+        status: Option<u16>,
+    ) -> ServiceResult<()> {
         let now = self.now();
         let delivered = status.is_some_and(|s| (200..300).contains(&s));
-        let attempts = u32::try_from(delivery.attempts.saturating_add(1)).unwrap_or(u32::MAX);
+        let attempts = u32::try_from(attempts_before.saturating_add(1)).unwrap_or(u32::MAX);
         let next_attempt_at =
             (!delivered && attempts < self.settings.webhook_max_attempts).then(|| {
                 let delay = backoff_ms(self.settings.webhook_backoff_base_ms, attempts);
@@ -376,7 +390,7 @@ impl Vault {
             .commit(
                 Vec::new(),
                 vec![Mutation::RecordDeliveryAttempt {
-                    id: delivery.notification_id.clone(),
+                    id: id.to_owned(),
                     delivered,
                     status: status.map(i64::from),
                     at: now,
