@@ -108,7 +108,14 @@ impl Vault {
                  file: set attachment_scanner to a clamd address in production"
             );
         }
-        let instance = uuid::Uuid::new_v4().simple().to_string();
+        // Leases (the log's signer, periodic jobs) are held by instance. On a store of its own
+        // (the data dir's lock keeps any other out) the name is fixed, so that a restart takes
+        // back at once what the process before it held, instead of waiting out its lease.
+        let instance = if store.shared() {
+            uuid::Uuid::new_v4().simple().to_string()
+        } else {
+            "sole-instance".to_owned()
+        };
         let audit = AuditLog::open_configured(
             Arc::clone(&store),
             &log_signer,

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::committer::{Committer, SubmitError};
 use super::entry::AuditRecord;
-use super::signer::{SignerTask, SigningProgress, run_signer};
+use super::signer::{SIGNER_LEASE, SIGNER_LEASE_MS, SignerTask, SigningProgress, run_signer};
 use super::witness::{CheckpointWitness, check_against_witness};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
@@ -133,7 +133,9 @@ impl AuditLog {
         let head_tx = Arc::new(head_tx);
         let signer = Arc::new(signer);
         let now = clock.now_ms();
-        let leader = super::signer::claim_signing(store.as_ref(), &instance, now).await?;
+        let leader = store
+            .try_lease(SIGNER_LEASE, &instance, now, now + SIGNER_LEASE_MS)
+            .await?;
         let existing = store.latest_checkpoint().await?;
         // The signer (or the first instance ever) signs at once; the others show the signer's latest.
         let (note, signed) = match existing {
@@ -333,9 +335,7 @@ impl AuditLog {
     /// follow interval), and a client holding that checkpoint asks for proofs at its size.
     async fn size_at_least(&self, wanted: u64) -> ServiceResult<u64> {
         let local = self.head().size;
-        // On a store of its own the head is this instance's: no caller's size sends it to the
-        // store (on SQLite, behind the writer every commit waits for).
-        if wanted <= local || !self.store.shared() {
+        if wanted <= local {
             return Ok(local);
         }
         Ok(self.store.audit_size().await?.max(local))

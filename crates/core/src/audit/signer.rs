@@ -13,14 +13,14 @@ use tokio::sync::watch;
 use super::log::{TreeHead, advance, extends, restore_frontier, save_checkpoint, sign};
 use super::witness::CheckpointWitness;
 use crate::clock::Clock;
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
 
 /// Fewest milliseconds between two signed checkpoints; a new one always follows within a second.
 const CHECKPOINT_INTERVAL_MS: u64 = 200;
 /// The signer renews its lease this often, and a dead signer's lease lapses after `SIGNER_LEASE_MS`.
 const SIGNER_RENEW_MS: i64 = 1_000;
-const SIGNER_LEASE_MS: i64 = 5_000;
-const SIGNER_LEASE: &str = "audit-signer";
+pub(super) const SIGNER_LEASE_MS: i64 = 5_000;
+pub(super) const SIGNER_LEASE: &str = "audit-signer";
 /// How often the signer looks for other instances' appends when this one is idle.
 const FOLLOW_MS: u64 = 500;
 
@@ -57,19 +57,29 @@ impl SignerTask {
         })
     }
 
-    /// Records the latest note with the witness, off the runtime's threads (it syncs a file).
-    async fn witness_latest(&self) -> std::io::Result<()> {
+    /// Records `note` outside the store before it is shown: a note shown but not recorded would
+    /// let a restart over an older store sign a fork of it. Off the runtime's threads (it syncs
+    /// a file). While recording fails nothing new is shown, and the unsigned wait that
+    /// `/healthz` watches grows.
+    async fn record_outside(&self, note: &str) -> ServiceResult<()> {
         let Some(witness) = self.witness.clone() else {
             return Ok(());
         };
-        let note = self
-            .latest
-            .read()
-            .map(|n| Arc::clone(&n))
-            .map_err(|_| std::io::Error::other("the latest note is poisoned"))?;
-        tokio::task::spawn_blocking(move || witness.record(&note))
-            .await
-            .map_err(std::io::Error::other)?
+        let note = note.to_owned();
+        let recorded = tokio::task::spawn_blocking(move || witness.record(&note)).await;
+        match recorded {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServiceError::new(
+                ErrorCode::Internal,
+                format!(
+                    "the checkpoint cannot be recorded outside the store ({e}); not showing it"
+                ),
+            )),
+            Err(_) => Err(ServiceError::new(
+                ErrorCode::Internal,
+                "recording the checkpoint outside the store failed; not showing it",
+            )),
+        }
     }
 
     fn publish(&self, note: &str) {
@@ -107,6 +117,7 @@ impl SignerTask {
             self.clock.now_ms(),
         )
         .await?;
+        self.record_outside(&note).await?;
         self.publish(&note);
         Ok(current)
     }
@@ -136,6 +147,7 @@ impl SignerTask {
                 "the stored checkpoint does not extend the one this instance showed; not following",
             ));
         }
+        self.record_outside(&row.note).await?;
         advance(&self.head, latest);
         self.publish(&row.note);
         Ok(latest)
@@ -148,7 +160,6 @@ pub(super) async fn run_signer(task: SignerTask) {
     let mut leader = false;
     let mut lease_checked_at = i64::MIN;
     let mut failure_logged_at: Option<i64> = None;
-    let mut witness_failure_logged_at: Option<i64> = None;
     let mut waiting: Option<(u64, i64)> = None;
     loop {
         // Wake on a local append, or on the interval (other instances' appends, the lease).
@@ -157,7 +168,10 @@ pub(super) async fn run_signer(task: SignerTask) {
         let now = task.clock.now_ms();
         task.signing.beat(now);
         if now.saturating_sub(lease_checked_at) >= SIGNER_RENEW_MS || !leader {
-            let held = claim_signing(task.store.as_ref(), &task.instance, now).await;
+            let held = task
+                .store
+                .try_lease(SIGNER_LEASE, &task.instance, now, now + SIGNER_LEASE_MS)
+                .await;
             lease_checked_at = now;
             let held = held.unwrap_or_else(|err| {
                 tracing::error!(error = %err, "signer lease not renewed; not signing");
@@ -176,21 +190,8 @@ pub(super) async fn run_signer(task: SignerTask) {
         };
         match step {
             Ok(latest) => {
-                let advanced = latest.size > signed.size;
                 signed = latest;
                 failure_logged_at = None;
-                if advanced {
-                    match task.witness_latest().await {
-                        Ok(()) => witness_failure_logged_at = None,
-                        Err(err) if may_say(&mut witness_failure_logged_at, now) => {
-                            tracing::error!(
-                                error = %err,
-                                "the published checkpoint was not recorded outside the store"
-                            );
-                        }
-                        Err(_) => {}
-                    }
-                }
             }
             // Said once a minute while it keeps failing, not five times a second.
             Err(err) => {
@@ -381,20 +382,4 @@ mod tests {
         assert!(refused.is_err(), "signed a fork: {refused:?}");
         assert!(forked.store.latest_checkpoint().await.unwrap().is_none());
     }
-}
-
-/// Whether this instance signs: on a store of its own (the data dir's lock keeps any other
-/// out) always, at once, also right after a restart whose predecessor's lease has not lapsed;
-/// on a shared one, while it holds the signer's lease.
-pub(super) async fn claim_signing(
-    store: &dyn Store,
-    instance: &str,
-    now: i64,
-) -> Result<bool, strongroom_store::StoreError> {
-    if !store.shared() {
-        return Ok(true);
-    }
-    store
-        .try_lease(SIGNER_LEASE, instance, now, now + SIGNER_LEASE_MS)
-        .await
 }

@@ -318,9 +318,11 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// On a reader: public proof requests ask for it, and must not queue behind the writer every
+    /// commit waits for (a committed size is what a reader's snapshot holds).
     async fn audit_size_impl(&self) -> Result<u64, StoreError> {
         let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(idx) + 1 FROM audit_entries")
-            .fetch_one(&mut *self.writer().await?)
+            .fetch_one(&mut *self.platform_reader().await?)
             .await?;
         Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
