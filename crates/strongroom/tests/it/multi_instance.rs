@@ -19,6 +19,15 @@ const WRITE_FOR: Duration = Duration::from_secs(4);
 const TAKEOVER: Duration = Duration::from_secs(10);
 const SIGNER_METRIC: &str = "strongroom_audit_signer";
 
+/// True (and says so) on SQLite, where several servers never share one store.
+fn skipped_on_sqlite() -> bool {
+    let skip = !on_postgres();
+    if skip {
+        eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
+    }
+    skip
+}
+
 /// Two instances over one schema, a tenant, and the tenant's admin signed in on each.
 struct Peers {
     first: Server,
@@ -138,8 +147,7 @@ async fn the_signer(servers: &[&Server], within: Duration) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_share_one_log_and_hand_over_signing() {
-    if !on_postgres() {
-        eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
+    if skipped_on_sqlite() {
         return;
     }
     let Peers {
@@ -273,8 +281,7 @@ async fn two_servers_share_one_log_and_hand_over_signing() {
 /// Periodic jobs run once per period across the instances, not once per instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_periodic_job_runs_once_per_period_across_instances() {
-    if !on_postgres() {
-        eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
+    if skipped_on_sqlite() {
         return;
     }
     const PERIOD_SECS: u64 = 1;
@@ -319,8 +326,7 @@ async fn rotate(admin: &Api, tenant: &str) -> u64 {
 /// so that each finds the second's keyring behind: only reading the keys again explains a success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_opens_records_sealed_after_another_instance_rotated() {
-    if !on_postgres() {
-        eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
+    if skipped_on_sqlite() {
         return;
     }
     // The servers are bound so that they live to the end of the test.
@@ -431,8 +437,7 @@ async fn a_peer_opens_records_sealed_after_another_instance_rotated() {
 /// old key, they would never open again. It changes nothing; on the new key, sealing works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_left_on_a_rotated_root_key_seals_nothing() {
-    if !on_postgres() {
-        eprintln!("skipped on SQLite: several servers share one store only on PostgreSQL");
+    if skipped_on_sqlite() {
         return;
     }
     let Peers {
