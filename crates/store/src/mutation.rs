@@ -306,6 +306,8 @@ pub enum Mutation {
     /// exported without a second person's approval); otherwise a conflict.
     InsertExport {
         row: ExportRow,
+        /// The ids of the records a limited export holds; None for an archive (all of them).
+        record_ids: Option<Vec<String>>,
         access_epoch: i64,
         tenant_version: i64,
         quota: Option<ExportQuota>,

@@ -238,6 +238,34 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
         common::access_request(T, "r3", "old-resolved", "sec", "approved", Some((0, 10)));
     unreviewed.break_glass = true;
     run(s, common::insert_request(unreviewed)).await.unwrap();
+    // Exports: one holding a purged case's comment, one holding only a kept case.
+    let version = s.tenant(T).await.unwrap().unwrap().updated_at;
+    let epoch = s.user("eng").await.unwrap().unwrap().access_epoch;
+    for (id, held) in [("x-held", "m1"), ("x-kept", "old-open")] {
+        let row = ExportRow {
+            id: id.into(),
+            tenant_id: T.into(),
+            requester_id: "eng".into(),
+            kind: "records".into(),
+            state: "ready".into(),
+            manifest: "{}".into(),
+            record_count: 1,
+            ciphertext: Some(vec![5; 8]),
+            created_at: 1,
+            expires_at: i64::MAX,
+            approved_by: None,
+            approved_at: None,
+        };
+        let insert = Mutation::InsertExport {
+            row,
+            record_ids: Some(vec!["other".into(), held.into()]),
+            access_epoch: epoch,
+            tenant_version: version,
+            quota: None,
+            without_approval: None,
+        };
+        run(s, insert).await.unwrap();
+    }
     let due: Vec<String> = s
         .expired_cases(&scope, 50, 10)
         .await
@@ -275,6 +303,11 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
     assert!(s.case(&scope, "old-open").await.unwrap().is_some());
     assert!(s.case(&scope, "old-resolved").await.unwrap().is_some());
     assert!(s.access_request(&scope, "r3").await.unwrap().is_some());
+    // The export holding the purged case's comment ended with it; the other is kept.
+    for (id, state, kept) in [("x-held", "expired", false), ("x-kept", "ready", true)] {
+        let row = s.export(&scope, id).await.unwrap().unwrap();
+        assert_eq!((row.state.as_str(), row.ciphertext.is_some()), (state, kept), "{id}");
+    }
 }
 
 #[tokio::test]

@@ -321,6 +321,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
     };
     let insert = |id: &str, access_epoch| Mutation::InsertExport {
         row: export(id),
+        record_ids: None,
         access_epoch,
         tenant_version: version,
         quota: None,
@@ -351,6 +352,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
     let quota = Some(ExportQuota { since: 0, limit: 3 });
     let within = |id: &str| Mutation::InsertExport {
         row: export(id),
+        record_ids: None,
         access_epoch: now,
         tenant_version: version,
         quota,
@@ -364,6 +366,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
     // instructions before is not inserted.
     let before = Mutation::InsertExport {
         row: export("x6"),
+        record_ids: None,
         access_epoch: now,
         tenant_version: version - 1,
         quota: None,
@@ -383,6 +386,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
         row.state = state.into();
         Mutation::InsertExport {
             row,
+            record_ids: None,
             access_epoch: now,
             tenant_version: version,
             quota: None,

@@ -265,6 +265,7 @@ impl Vault {
         } else {
             std::mem::take(&mut content.record_ids)
         };
+        let record_ids = (!archive).then(|| record.records.clone());
         // Encryption is CPU work: off the async workers. The content is wiped when the task drops it.
         let sealed_manifest = manifest.clone();
         let ciphertext =
@@ -298,6 +299,7 @@ impl Vault {
             vec![record],
             vec![Mutation::InsertExport {
                 row,
+                record_ids,
                 access_epoch,
                 tenant_version: tenant.row.updated_at,
                 quota,

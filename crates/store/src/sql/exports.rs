@@ -77,11 +77,31 @@ pub(super) async fn expired_exports(
     .await?)
 }
 
+/// Ends the tenant's exports still holding record `record_id` (a limited export that lists it,
+/// or an archive), as its erasure commits: erased data must not keep leaving the vault.
+pub(super) async fn end_exports_holding(
+    conn: &mut Conn,
+    tenant_id: &str,
+    record_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE exports SET ciphertext = NULL, state = 'expired' \
+         WHERE tenant_id = $1 AND state <> 'expired' \
+         AND (kind = 'tenant_archive' OR record_ids LIKE '%,' || $2 || ',%')",
+    )
+    .bind(tenant_id)
+    .bind(record_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Applies an export mutation (the write path routes them here).
 pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), StoreError> {
     match mutation {
         Mutation::InsertExport {
             row: r,
+            record_ids,
             access_epoch,
             tenant_version,
             quota,
@@ -126,8 +146,8 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             }
             sqlx::query(
                 "INSERT INTO exports (id, tenant_id, requester_id, kind, state, manifest, \
-                 record_count, ciphertext, created_at, expires_at, approved_by, approved_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 record_count, ciphertext, created_at, expires_at, approved_by, approved_at, \
+                 record_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&r.id)
             .bind(&r.tenant_id)
@@ -141,6 +161,11 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .bind(r.expires_at)
             .bind(&r.approved_by)
             .bind(r.approved_at)
+            .bind(
+                record_ids
+                    .as_ref()
+                    .map(|ids| format!(",{},", ids.join(","))),
+            )
             .execute(conn)
             .await?;
             Ok(())

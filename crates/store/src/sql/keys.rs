@@ -384,6 +384,20 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             if gone.rows_affected() != 1 {
                 return Err(StoreError::Conflict("the case is no longer due for purge"));
             }
+            // The exports still holding the case or what it held end with them.
+            let held: Vec<(String,)> = sqlx::query_as(
+                "SELECT id FROM comments WHERE tenant_id = $1 AND case_id = $2 \
+                 UNION ALL SELECT id FROM attachments WHERE tenant_id = $1 AND case_id = $2",
+            )
+            .bind(scope.id())
+            .bind(case_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            for record in
+                std::iter::once(case_id.as_str()).chain(held.iter().map(|(id,)| id.as_str()))
+            {
+                super::exports::end_exports_holding(conn, scope.id(), record).await?;
+            }
             sqlx::query("DELETE FROM comments WHERE tenant_id = $1 AND case_id = $2")
                 .bind(scope.id())
                 .bind(case_id)

@@ -332,11 +332,12 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             let done = sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
                 .bind(scope.id())
                 .bind(id)
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::Conflict("the contact was deleted meanwhile"));
             }
+            super::exports::end_exports_holding(conn, scope.id(), id).await?;
         }
         Mutation::InsertCase(c) => {
             require_contact(&mut *conn, &c.tenant_id, c.contact_id.as_deref()).await?;

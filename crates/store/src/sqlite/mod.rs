@@ -162,6 +162,11 @@ fn migrator() -> Migrator {
             "the root key's fingerprint",
             include_str!("../../migrations/sqlite/0018_root_key.sql"),
         ),
+        migration(
+            19,
+            "the records an export holds",
+            include_str!("../../migrations/sqlite/0019_export_records.sql"),
+        ),
     ])
 }
 

@@ -169,3 +169,48 @@ async fn a_new_confidentiality_agreement_holds_back_staff_exports_until_acknowle
     assert!(bytes.starts_with(b"age-encryption.org/v1"));
     assert!(server.stop().await.success());
 }
+
+/// Erasing a record ends the exports still holding it: a contact deleted on a data subject's
+/// request leaves no export of it to download. Exports that do not hold it are kept.
+#[tokio::test]
+async fn erasing_a_contact_ends_the_exports_holding_it() {
+    let server = shared(&SERVER, &[]);
+    let w = world(&server).await;
+    let (_, recipient) = key_pair();
+    let holding = w
+        .admin
+        .post(
+            &exports_path(&w.tenant),
+            json!({"scope": records_scope(&["contacts"]), "recipient": recipient}),
+        )
+        .await
+        .ok(201);
+    let holding = id_of(&holding);
+    let not_holding = engineers_export(&w, &["comments"]).await;
+
+    w.admin
+        .delete(&contact_path(&w.tenant, &w.contact))
+        .await
+        .ok(204);
+    let ended = w
+        .admin
+        .get(&export_path(&w.tenant, &holding, ""))
+        .await
+        .ok(200);
+    assert_eq!(ended["state"], "expired", "{ended}");
+    w.admin
+        .get(&export_path(&w.tenant, &holding, "/download"))
+        .await
+        .err(404, "not_found");
+    let kept = w
+        .admin
+        .get(&export_path(&w.tenant, &not_holding, ""))
+        .await
+        .ok(200);
+    assert_eq!(kept["state"], "ready", "{kept}");
+    let (status, _, _) = w
+        .engineer
+        .get_bytes(&export_path(&w.tenant, &not_holding, "/download"))
+        .await;
+    assert_eq!(status.as_u16(), 200);
+}
