@@ -284,6 +284,12 @@ pub enum Mutation {
     InsertNotification(NotificationRow),
     /// The outcome of one delivery attempt: delivered, retry at `next_attempt_at`, or given up
     /// (`next_attempt_at` None and not delivered).
+    /// Puts a pending notification off until `until` without counting an attempt: what stopped
+    /// it is this instance's (its keys), not the tenant's endpoint.
+    PostponeDelivery {
+        id: String,
+        until: i64,
+    },
     RecordDeliveryAttempt {
         id: String,
         delivered: bool,

@@ -69,6 +69,9 @@ pub struct WebhookDelivery {
     attempts: i64,
 }
 
+/// How long a notification waits when this instance cannot open its tenant's webhook secret.
+const KEYS_UNAVAILABLE_RETRY_MS: i64 = 60_000;
+
 impl std::fmt::Debug for WebhookDelivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookDelivery")
@@ -341,9 +344,18 @@ impl Vault {
                 Ok(key) => key,
                 Err(err) => {
                     tracing::error!(tenant_id = %n.tenant_id, error = %err.message, "webhook secret unavailable");
-                    // Counted and put back like a failed delivery: left due, this tenant's rows
-                    // would fill every batch ahead of the other tenants'.
-                    self.record_attempt(&n.id, n.attempts, None).await?;
+                    // Put off, not counted (what failed is this instance's keys, which another
+                    // instance or a restart may hold): left due, this tenant's rows would fill
+                    // every batch ahead of the other tenants'.
+                    self.audit
+                        .commit(
+                            Vec::new(),
+                            vec![Mutation::PostponeDelivery {
+                                id: n.id.clone(),
+                                until: now.saturating_add(KEYS_UNAVAILABLE_RETRY_MS),
+                            }],
+                        )
+                        .await?;
                     continue;
                 }
             };
@@ -367,20 +379,9 @@ impl Vault {
         delivery: &WebhookDelivery,
         status: Option<u16>,
     ) -> ServiceResult<()> {
-        self.record_attempt(&delivery.notification_id, delivery.attempts, status)
-            .await
-    }
-
-    /// Records one attempt at notification `id`, the `attempts_before + 1`th.
-    async fn record_attempt(
-        &self,
-        id: &str,
-        attempts_before: i64,
-        status: Option<u16>,
-    ) -> ServiceResult<()> {
         let now = self.now();
         let delivered = status.is_some_and(|s| (200..300).contains(&s));
-        let attempts = u32::try_from(attempts_before.saturating_add(1)).unwrap_or(u32::MAX);
+        let attempts = u32::try_from(delivery.attempts.saturating_add(1)).unwrap_or(u32::MAX);
         let next_attempt_at =
             (!delivered && attempts < self.settings.webhook_max_attempts).then(|| {
                 let delay = backoff_ms(self.settings.webhook_backoff_base_ms, attempts);
@@ -390,7 +391,7 @@ impl Vault {
             .commit(
                 Vec::new(),
                 vec![Mutation::RecordDeliveryAttempt {
-                    id: id.to_owned(),
+                    id: delivery.notification_id.clone(),
                     delivered,
                     status: status.map(i64::from),
                     at: now,

@@ -332,6 +332,17 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .await?;
             Ok(())
         }
+        Mutation::PostponeDelivery { id, until } => {
+            sqlx::query(
+                "UPDATE notifications SET next_attempt_at = $2 \
+                 WHERE id = $1 AND delivery = 'pending'",
+            )
+            .bind(id)
+            .bind(until)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
         Mutation::SetWebhookSecret { row: w, replaces } => {
             let done = match replaces {
                 None => {

@@ -59,6 +59,7 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         | Mutation::MarkExpiryNotified { .. }
         | Mutation::InsertNotification(_)
         | Mutation::RecordDeliveryAttempt { .. }
+        | Mutation::PostponeDelivery { .. }
         | Mutation::SetWebhookSecret { .. } => return super::lockbox::apply(conn, mutation).await,
         Mutation::InsertExport { .. }
         | Mutation::ApproveExport { .. }
