@@ -97,8 +97,8 @@ impl DataDir {
 
     /// Removes the temporary database copies of backups, and the plaintext of verifications, that
     /// no process holds any more (each locks its files while it lives): an interrupted backup's
-    /// copy holds every wrapped tenant key, so it must not outlive a shred. Run at open, before each backup, and every minute by
-    /// a serving instance.
+    /// copy holds every wrapped tenant key, so it must not outlive a shred. Run at open, before
+    /// each backup, and every minute by a serving instance.
     pub fn sweep_stale_backup_copies(&self) {
         let Ok(entries) = fs::read_dir(self.path("run")) else {
             return;
@@ -111,7 +111,7 @@ impl DataDir {
             // A verification's extracted plaintext, held by its lock file.
             if name.starts_with(crate::backup::VERIFY_DIR_PREFIX) {
                 let held = entry.path().join(crate::backup::VERIFY_DIR_LOCK);
-                if !backup_copy_in_use(&held) && fs::remove_dir_all(entry.path()).is_ok() {
+                if abandoned(&held, &entry.path()) && fs::remove_dir_all(entry.path()).is_ok() {
                     tracing::warn!(
                         dir = %entry.path().display(),
                         "removed what an interrupted backup verification extracted"
@@ -127,7 +127,7 @@ impl DataDir {
             else {
                 continue;
             };
-            if backup_copy_in_use(&self.path("run").join(copy)) {
+            if !abandoned(&self.path("run").join(copy), &entry.path()) {
                 continue;
             }
             if fs::remove_file(entry.path()).is_ok() {
@@ -322,13 +322,24 @@ fn check_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether a running backup holds the copy at `path` (its lock). A copy that is gone, or that
-/// cannot be opened, is held by nobody.
-fn backup_copy_in_use(path: &Path) -> bool {
-    let Ok(file) = fs::File::open(path) else {
+/// Whether the backup (or verification) that `lock` belongs to is gone, so that `file` (the
+/// lock itself, a journal beside it, a verification's directory) may go: the lock can be opened
+/// and taken, or is gone, and `file` is older than a few seconds (a backup makes its copy, then
+/// locks it). One that cannot be checked (another user's, say) is left alone.
+fn abandoned(lock: &Path, file: &Path) -> bool {
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+    let old_enough = fs::symlink_metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| at.elapsed().ok())
+        .is_some_and(|age| age > GRACE);
+    if !old_enough {
         return false;
-    };
-    matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock))
+    }
+    match fs::File::open(lock) {
+        Ok(held) => held.try_lock().is_ok(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
 #[cfg(test)]
@@ -373,22 +384,47 @@ mod tests {
     fn copies_an_interrupted_backup_left_are_swept_and_running_ones_kept() {
         let root = tempfile::tempdir().unwrap();
         let dir = DataDir::open_unlocked(root.path()).unwrap();
+        let a_minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let age = |p: &Path| {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(a_minute_ago)
+                .unwrap();
+        };
         let left = dir.path("run/backup-scratch-0123.db");
         let left_journal = dir.path("run/backup-scratch-0123.db-journal");
         let running = dir.path("run/backup-4567.db");
         let running_journal = dir.path("run/backup-4567.db-journal");
+        let just_made = dir.path("run/backup-89ab.db");
         let other = dir.path("run/listen.json");
-        for p in [&left, &left_journal, &running, &running_journal, &other] {
+        for p in [
+            &left,
+            &left_journal,
+            &running,
+            &running_journal,
+            &just_made,
+            &other,
+        ] {
             fs::write(p, b"x").unwrap();
         }
-        // A running backup holds its copy locked; a second process sees the lock.
+        for p in [&left, &left_journal, &running, &running_journal, &other] {
+            age(p);
+        }
+        // A running backup holds its copy locked; a second process sees the lock. A copy just
+        // made is not locked yet.
         let held = File::open(&running).unwrap();
         held.try_lock().unwrap();
         dir.sweep_stale_backup_copies();
-        assert!(!left.exists(), "a copy nobody holds stays, however fresh");
+        assert!(!left.exists(), "a copy nobody holds stays");
         assert!(!left_journal.exists(), "its journal stays");
         assert!(running.exists(), "a running backup's copy went");
         assert!(running_journal.exists(), "a running backup's journal went");
+        assert!(
+            just_made.exists(),
+            "a copy made a moment ago went before its lock"
+        );
         assert!(other.exists(), "a file that is no backup copy went");
         drop(held);
         dir.sweep_stale_backup_copies();
@@ -402,6 +438,10 @@ mod tests {
         fs::write(&lock, b"").unwrap();
         let held = File::open(&lock).unwrap();
         held.try_lock().unwrap();
+        std::fs::File::open(&verifying)
+            .unwrap()
+            .set_modified(a_minute_ago)
+            .unwrap();
         dir.sweep_stale_backup_copies();
         assert!(verifying.exists(), "a running verification's files went");
         drop(held);
