@@ -86,6 +86,9 @@ async fn offline(
         config.database_url = Some(crate::config::DatabaseUrl::new(url));
         config.database_schema = database_schema;
     }
+    // Its frozen SQLite file against the checkpoint the live deployment keeps publishing would
+    // read as a removed tail: a false alarm.
+    crate::backup::refuse_moved_store(dir, &config)?;
     let verifier = match vkey {
         Some(v) => NoteVerifier::parse(v.trim()).context("parsing --verifier-key")?,
         None => {
