@@ -194,6 +194,8 @@ impl Vault {
                     kept.reason = Some(
                         if refusal.message == strongroom_store::LAST_PLATFORM_ADMIN {
                             "last_platform_admin"
+                        } else if refusal.is_root_key_rotated() {
+                            "root_key_rotated"
                         } else {
                             reason
                         },
@@ -417,17 +419,22 @@ pub fn is_reference(text: &str) -> bool {
 
 /// A phone, card, bank account or national id number rather than a ticket's: digits and
 /// separators alone holding more than 8 digits (`07700-900123`, `078-05-1120`), or more than 12
-/// digits in a row anywhere (`4111111111111111`, an IBAN). `INC0012345`, `DPA-2026-0042` and
-/// `CASE-20261207-001` stay references.
+/// digits anywhere in one number, separators included (`card:4111-1111-1111-1111`, an IBAN
+/// written in groups). `INC0012345`, `DPA-2026-0042` and `CASE-20261207-001` stay references. A
+/// heuristic against the clear cases, not a proof: the shape rule is what keeps prose out.
 fn looks_like_a_personal_number(text: &str) -> bool {
     let digits = text.bytes().filter(u8::is_ascii_digit).count();
     let letters = text.bytes().any(|b| b.is_ascii_alphabetic());
-    let longest_run = text
-        .split(|c: char| !c.is_ascii_digit())
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    (!letters && digits > 8) || longest_run > 12
+    let (mut longest, mut number) = (0, 0);
+    for b in text.bytes() {
+        if b.is_ascii_digit() {
+            number += 1;
+            longest = longest.max(number);
+        } else if b.is_ascii_alphabetic() {
+            number = 0;
+        }
+    }
+    (!letters && digits > 8) || longest > 12
 }
 
 #[cfg(test)]
@@ -465,6 +472,8 @@ mod tests {
             "4111-1111-1111-1111",
             "DE89370400440532013000",
             "4111111111111111",
+            "card:4111-1111-1111-1111",
+            "DE89-3704-0044-0532-0130-00",
         ] {
             assert!(!is_reference(text), "{text:?}");
         }

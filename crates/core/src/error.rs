@@ -101,6 +101,9 @@ pub struct ServiceError {
     /// A ciphertext named a key version newer than the keyring in hand: another instance rotated
     /// the tenant's keys after this one cached them (see `KeyCache::with_keyring`).
     keyring_behind: bool,
+    /// A commit sealed under a root key another instance has rotated away (see
+    /// `KeyCache::root_guard`): recorded as such when the attempt is.
+    root_key_rotated: bool,
 }
 
 impl ServiceError {
@@ -111,6 +114,7 @@ impl ServiceError {
             details: None,
             retry_after: None,
             keyring_behind: false,
+            root_key_rotated: false,
         }
     }
     pub fn with_details(mut self, details: Value) -> Self {
@@ -156,6 +160,9 @@ impl ServiceError {
         err.keyring_behind = true;
         err
     }
+    pub(crate) fn is_root_key_rotated(&self) -> bool {
+        self.root_key_rotated
+    }
     pub(crate) fn is_keyring_behind(&self) -> bool {
         self.keyring_behind
     }
@@ -181,6 +188,11 @@ impl From<StoreError> for ServiceError {
                 ErrorCode::InvalidRequest,
                 "a text value holds a character that cannot be stored",
             ),
+            rotated @ StoreError::RootKeyRotated => {
+                let mut err = Self::internal(&rotated.to_string());
+                err.root_key_rotated = true;
+                err
+            }
             other => Self::internal(&other.to_string()),
         }
     }

@@ -64,10 +64,15 @@ pub trait Store: Send + Sync + 'static {
     /// The fingerprint of the root key everything sealed under a root key is sealed under,
     /// once recorded (`Mutation::RequireRootKey`, `Mutation::ReplaceRootKey`).
     async fn root_key_fingerprint(&self) -> Result<Option<String>, StoreError>;
-    /// Records `fingerprint` as the root key's, replacing any other: at start, once the root key
-    /// is shown to open what the database keeps sealed (after a restore, the record may be older
-    /// than the keys).
-    async fn record_root_key(&self, fingerprint: &str) -> Result<(), StoreError>;
+    /// Records `fingerprint` as the root key's at start, once the root key is shown to open what
+    /// the database keeps sealed: where none is recorded, or over `replacing` (after a restore,
+    /// the record may be older than the keys) if that is still the one recorded. Returns whether
+    /// `fingerprint` is the one recorded now.
+    async fn record_root_key(
+        &self,
+        fingerprint: &str,
+        replacing: Option<&str>,
+    ) -> Result<bool, StoreError>;
     /// Rows of `table` holding a ciphertext under a version other than `current`, by key.
     async fn stale_ciphertexts(
         &self,

@@ -306,7 +306,11 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
     // The export holding the purged case's comment ended with it; the other is kept.
     for (id, state, kept) in [("x-held", "expired", false), ("x-kept", "ready", true)] {
         let row = s.export(&scope, id).await.unwrap().unwrap();
-        assert_eq!((row.state.as_str(), row.ciphertext.is_some()), (state, kept), "{id}");
+        assert_eq!(
+            (row.state.as_str(), row.ciphertext.is_some()),
+            (state, kept),
+            "{id}"
+        );
     }
 }
 
@@ -361,8 +365,15 @@ async fn sealing_commits_check_the_root_key(s: &dyn Store) {
     assert!(rotated(run(s, require("aaaa")).await));
     common::apply(s, vec![require("cccc"), key(1)]).await;
     assert_eq!(s.all_tenant_keys().await.unwrap().len(), 1);
-    // At start, a key shown to open the store is recorded over an older record (a restore).
-    s.record_root_key("dddd").await.unwrap();
+    // At start, a key shown to open the store is recorded over the older record read before
+    // (a restore), unless another moved it meanwhile (a rotation).
+    assert!(!s.record_root_key("dddd", Some("bbbb")).await.unwrap());
+    assert!(!s.record_root_key("dddd", None).await.unwrap());
+    assert_eq!(
+        s.root_key_fingerprint().await.unwrap().as_deref(),
+        Some("cccc")
+    );
+    assert!(s.record_root_key("dddd", Some("cccc")).await.unwrap());
     assert_eq!(
         s.root_key_fingerprint().await.unwrap().as_deref(),
         Some("dddd")

@@ -45,22 +45,42 @@ pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
     let root_key = provider
         .root_key()
         .with_context(|| format!("root key from {}", provider.describe()))?;
-    if strongroom_core::root_key_opens_store(&root_key, store.as_ref())
+    // Read before the check, so that a rotation committed meanwhile is not written over.
+    let recorded = store
+        .root_key_fingerprint()
         .await
-        .context("checking the root key against the stored keys")?
-        == Some(false)
-    {
+        .context("reading the root key's fingerprint")?;
+    let opens = strongroom_core::root_key_opens_store(&root_key, store.as_ref())
+        .await
+        .context("checking the root key against the stored keys")?;
+    if opens == Some(false) {
         bail!(
             "the root key from {} does not open the keys the database holds: wrong key",
             provider.describe()
         );
     }
-    // Shown to open what is sealed: the commits that seal check against it from now on (a
-    // restored database may record an older one).
-    store
-        .record_root_key(&root_key.fingerprint())
+    // The commits that seal under the root key check its fingerprint from now on.
+    let ours = root_key.fingerprint();
+    let replacing = match recorded.as_deref() {
+        Some(fingerprint) if fingerprint == ours => None,
+        // Shown to open what is sealed: a restored database may record an older key.
+        Some(fingerprint) if opens == Some(true) => Some(fingerprint),
+        Some(_) => bail!(
+            "the root key from {} is not the one the database records (another instance's, or \
+             one a rotation replaced): wrong key",
+            provider.describe()
+        ),
+        None => None,
+    };
+    if !store
+        .record_root_key(&ours, replacing)
         .await
-        .context("recording the root key's fingerprint")?;
+        .context("recording the root key's fingerprint")?
+    {
+        bail!(
+            "the database's root key changed while this instance started (a rotation?): start again"
+        );
+    }
     let policy =
         PolicyEngine::load(config.policy_dir.as_deref()).context("policy set does not validate")?;
     let log_signer = dir.log_signer("strongroom")?;

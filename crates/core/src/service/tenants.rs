@@ -292,16 +292,16 @@ impl Vault {
         };
         let keys = self.keys.new_tenant_keys(&id, now)?;
         record.fields_requested = vec!["name", "instructions"];
-        self.audit
-            .commit(
-                vec![record],
-                vec![
-                    self.keys.root_guard(),
-                    Mutation::InsertTenant(row.clone()),
-                    Mutation::InsertTenantKey(keys),
-                ],
-            )
-            .await?;
+        self.commit_attempt(
+            vec![record],
+            vec![
+                self.keys.root_guard(),
+                Mutation::InsertTenant(row.clone()),
+                Mutation::InsertTenantKey(keys),
+            ],
+            ("tenant.create_not_applied", "changed_meanwhile"),
+        )
+        .await?;
         Ok(view(&tenant_state_from(row)?))
     }
 

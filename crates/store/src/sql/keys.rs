@@ -119,16 +119,32 @@ pub(super) async fn root_key_fingerprint(conn: &mut Conn) -> Result<Option<Strin
     Ok(row.map(|(fingerprint,)| fingerprint))
 }
 
-/// Records `fingerprint` as the database's root key, replacing any other.
-pub(super) async fn record_root_key(conn: &mut Conn, fingerprint: &str) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO root_key (id, fingerprint) VALUES (1, $1) \
-         ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint",
-    )
-    .bind(fingerprint)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// Records `fingerprint` as the database's root key where none is, or over `replacing` if that
+/// is the one recorded (compare and set: a rotation committed meanwhile wins). Whether
+/// `fingerprint` is the one recorded afterwards.
+pub(super) async fn record_root_key(
+    conn: &mut Conn,
+    fingerprint: &str,
+    replacing: Option<&str>,
+) -> Result<bool, StoreError> {
+    match replacing {
+        None => {
+            sqlx::query(
+                "INSERT INTO root_key (id, fingerprint) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(fingerprint)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Some(was) => {
+            sqlx::query("UPDATE root_key SET fingerprint = $1 WHERE id = 1 AND fingerprint = $2")
+                .bind(fingerprint)
+                .bind(was)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(root_key_fingerprint(conn).await?.as_deref() == Some(fingerprint))
 }
 
 /// Rows of `table` with at least one ciphertext not under `current`, by key after `after`.

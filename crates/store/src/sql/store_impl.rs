@@ -54,8 +54,12 @@ impl Store for Backend {
         keys::root_key_fingerprint(&mut *self.platform_reader().await?).await
     }
 
-    async fn record_root_key(&self, fingerprint: &str) -> Result<(), StoreError> {
-        keys::record_root_key(&mut *self.writer().await?, fingerprint).await
+    async fn record_root_key(
+        &self,
+        fingerprint: &str,
+        replacing: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        keys::record_root_key(&mut *self.writer().await?, fingerprint, replacing).await
     }
 
     async fn stale_ciphertexts(

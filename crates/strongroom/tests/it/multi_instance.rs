@@ -448,6 +448,7 @@ async fn a_peer_left_on_a_rotated_root_key_seals_nothing() {
     } = Peers::start(&[]).await;
     let admin_on_second = second.admin().await;
     let engineer = create_user(&admin_on_second, "support_engineer", None).await;
+    let auditor = staff_session(&second, &admin_on_second, "auditor").await;
     assert!(first.stop().await.success());
     let out = std::process::Command::new(binary())
         .args(["keys", "rotate-root", "--data-dir"])
@@ -481,6 +482,18 @@ async fn a_peer_left_on_a_rotated_root_key_seals_nothing() {
         .post("/v1/me/mfa/totp", json!({}))
         .await
         .err(500, "internal");
+    // Each refusal is in the log as not applied, saying why.
+    for action in [
+        "tenant.create_not_applied",
+        "tenant.keys.rotate_not_applied",
+        "auth.mfa.totp_start_not_applied",
+    ] {
+        let entries = entries_with_action(&auditor, action).await;
+        assert!(
+            entries.iter().any(|e| e["reason"] == "root_key_rotated"),
+            "{action}: {entries:?}"
+        );
+    }
     let seeds = "SELECT COUNT(*) FROM user_totp";
     assert_eq!(db.int(seeds, &[]).await, 0);
     db.close().await;
