@@ -19,12 +19,13 @@ export const TENANT_PURPOSES = ['case-resolution', 'customer-self-service', 'dat
 export const SUSPEND_REASONS = ['left', 'role_change', 'inactivity', 'other'];
 const REFERENCE_SHAPE = /^(?=.*[0-9])[A-Za-z0-9][A-Za-z0-9._:/-]{2,63}$/;
 // The server's rule (`is_reference`): a case or ticket number, never free text, and no number as
-// long as a phone, card or account number (over 8 digits with no letter, or over 12 in a row).
+// long as a phone, card or account number (over 8 digits with no letter, or over 12 in one
+// number, separators included).
 export function isReference(text) {
   if (!REFERENCE_SHAPE.test(text)) return false;
   const digits = (text.match(/[0-9]/g) || []).length;
-  const longestRun = Math.max(0, ...(text.match(/[0-9]+/g) || []).map((run) => run.length));
-  return !((!/[A-Za-z]/.test(text) && digits > 8) || longestRun > 12);
+  const numbers = text.split(/[A-Za-z]+/).map((part) => (part.match(/[0-9]/g) || []).length);
+  return !((!/[A-Za-z]/.test(text) && digits > 8) || Math.max(0, ...numbers) > 12);
 }
 
 export const session = {

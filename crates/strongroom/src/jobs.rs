@@ -66,8 +66,9 @@ fn spawn_keyring_eviction(vault: &Arc<Vault>) {
     let Some(max_age) = vault.keyring_max_age() else {
         return;
     };
-    // At most once a second: a zero age expires every ring at its next use anyway.
-    let period = max_age.max(Duration::from_secs(1));
+    // Twice an age, so that no ring outlives it by more than half of one; at most once a second
+    // (a zero age expires every ring at its next use anyway).
+    let period = (max_age / 2).max(Duration::from_secs(1));
     let Some(mut ticks) = ticks_after(period, "keyring-eviction") else {
         return;
     };

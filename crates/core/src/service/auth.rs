@@ -258,11 +258,6 @@ impl Vault {
         })
     }
 
-    /// Resolves a bearer token to a principal with full access; `unauthenticated` for anything not
-    /// currently valid, `account_suspended` when its user is suspended or deactivated,
-    /// `mfa_enrolment_required` for a session that may only enrol a second factor. This is what every
-    /// route uses, except the few an enrolling user needs. `request_id` goes into the audit entry of a
-    /// refusal.
     /// Answers a throttled login, recording it once a minute per username: a locked account
     /// hammered without credentials is refused every time, but grows the append-only log once a
     /// window, not once a request. (`audit_unavailable` if the log cannot take the entry due.)
@@ -282,6 +277,11 @@ impl Vault {
         ServiceError::too_many_attempts(retry_after_secs)
     }
 
+    /// Resolves a bearer token to a principal with full access; `unauthenticated` for anything not
+    /// currently valid, `account_suspended` when its user is suspended or deactivated,
+    /// `mfa_enrolment_required` for a session that may only enrol a second factor. This is what every
+    /// route uses, except the few an enrolling user needs. `request_id` goes into the audit entry of a
+    /// refusal.
     pub async fn authenticate(&self, token: &str, request_id: &str) -> ServiceResult<Principal> {
         let principal = self.authenticate_for_enrolment(token, request_id).await?;
         if principal.enrolment_only {
