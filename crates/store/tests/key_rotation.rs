@@ -242,22 +242,8 @@ async fn purge_takes_only_closed_cases(s: &dyn Store) {
     let version = s.tenant(T).await.unwrap().unwrap().updated_at;
     let epoch = s.user("eng").await.unwrap().unwrap().access_epoch;
     for (id, held) in [("x-held", "m1"), ("x-kept", "old-open")] {
-        let row = ExportRow {
-            id: id.into(),
-            tenant_id: T.into(),
-            requester_id: "eng".into(),
-            kind: "records".into(),
-            state: "ready".into(),
-            manifest: "{}".into(),
-            record_count: 1,
-            ciphertext: Some(vec![5; 8]),
-            created_at: 1,
-            expires_at: i64::MAX,
-            approved_by: None,
-            approved_at: None,
-        };
         let insert = Mutation::InsertExport {
-            row,
+            row: common::export_row(T, id, "eng"),
             record_ids: Some(vec!["other".into(), held.into()]),
             access_epoch: epoch,
             tenant_version: version,

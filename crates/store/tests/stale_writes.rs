@@ -305,20 +305,7 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
     apply(s, vec![Mutation::InsertUser(common::user_row("eng"))]).await;
     let epoch = s.user("eng").await.unwrap().unwrap().access_epoch;
     let version = s.tenant(T).await.unwrap().unwrap().updated_at;
-    let export = |id: &str| ExportRow {
-        id: id.into(),
-        tenant_id: T.into(),
-        requester_id: "eng".into(),
-        kind: "records".into(),
-        state: "ready".into(),
-        manifest: "{}".into(),
-        record_count: 1,
-        ciphertext: Some(vec![5; 8]),
-        created_at: 1,
-        expires_at: i64::MAX,
-        approved_by: None,
-        approved_at: None,
-    };
+    let export = |id: &str| common::export_row(T, id, "eng");
     let insert = |id: &str, access_epoch| Mutation::InsertExport {
         row: export(id),
         record_ids: None,

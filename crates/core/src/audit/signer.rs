@@ -143,7 +143,9 @@ impl SignerTask {
         // extends the one shown so far: over a store replaced behind this instance (a replica
         // promoted behind its primary), it would be a fork, and would erase the evidence.
         if !extends(self.store.as_ref(), signed, latest).await? {
-            return Err(ServiceError::internal(
+            // Said by the loop, once a minute while it lasts.
+            return Err(ServiceError::new(
+                ErrorCode::Internal,
                 "the stored checkpoint does not extend the one this instance showed; not following",
             ));
         }

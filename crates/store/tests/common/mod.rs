@@ -8,8 +8,8 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 use strongroom_store::{
-    AccessRequestRow, AuditAppend, AuditEntryRow, ContactRow, Mutation, NodeKey, PgOptions,
-    PgStore, Store, StoreError, TenantRow, UserRow, no_replan,
+    AccessRequestRow, AuditAppend, AuditEntryRow, ContactRow, ExportRow, Mutation, NodeKey,
+    PgOptions, PgStore, Store, StoreError, TenantRow, UserRow, no_replan,
 };
 
 pub const APP_ROLE: &str = "strongroom_app";
@@ -242,4 +242,22 @@ pub async fn assert_unit_conflicts(s: &dyn Store, unit: Vec<Mutation>) {
         matches!(results.as_slice(), [Err(StoreError::Conflict(_))]),
         "{results:?}"
     );
+}
+
+/// A ready limited export of `tenant` by `requester`, with a stand-in ciphertext.
+pub fn export_row(tenant: &str, id: &str, requester: &str) -> ExportRow {
+    ExportRow {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        requester_id: requester.into(),
+        kind: "records".into(),
+        state: "ready".into(),
+        manifest: "{}".into(),
+        record_count: 1,
+        ciphertext: Some(vec![5; 8]),
+        created_at: 1,
+        expires_at: i64::MAX,
+        approved_by: None,
+        approved_at: None,
+    }
 }
