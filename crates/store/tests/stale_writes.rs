@@ -403,6 +403,14 @@ async fn exports_need_the_access_they_were_built_under(s: &dyn Store) {
     let x4 = s.export(&scope, "x4").await.unwrap();
     assert_eq!(x4.as_ref().map(|e| e.state.as_str()), Some("expired"));
     assert!(x4.is_some_and(|e| e.ciphertext.is_none()));
+    // The export that waited for approval expired without it: it never left, and still does
+    // not count among the records exported without approval.
+    assert_eq!(
+        s.records_exported_without_approval_since("eng", 0)
+            .await
+            .unwrap(),
+        used + 1
+    );
 }
 
 /// Two administrators suspending each other at once both pass the check made before the batch;

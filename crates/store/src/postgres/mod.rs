@@ -169,6 +169,11 @@ fn migrator() -> Migrator {
             "the records an export holds",
             include_str!("../../migrations/postgres/0019_export_records.sql"),
         ),
+        migration(
+            20,
+            "exports whose approval lapsed",
+            include_str!("../../migrations/postgres/0020_export_approval_lapsed.sql"),
+        ),
     ])
 }
 

@@ -41,8 +41,23 @@ pub(super) async fn exports(
     .await?)
 }
 
+/// The `SET` of an export's expiry: its ciphertext goes, and one still waiting for approval is
+/// marked as never having left (`approval_lapsed`, read before the state changes).
+macro_rules! expire {
+    () => {
+        "ciphertext = NULL, state = 'expired', \
+         approval_lapsed = CASE WHEN state = 'pending_approval' THEN 1 ELSE approval_lapsed END"
+    };
+}
+#[allow(
+    unused_imports,
+    reason = "the SQLite backup's copy expires its exports with it; this file is built for both backends"
+)]
+pub(crate) use expire;
+
 /// Records in the limited exports `requester_id` created since `since`: all of them, or (with
-/// `without_approval`) those no second person approved, less those still waiting for one.
+/// `without_approval`) those no second person approved, less those still waiting for one and
+/// those whose approval lapsed.
 pub(super) async fn exported_records_since(
     conn: &mut Conn,
     requester_id: &str,
@@ -52,7 +67,8 @@ pub(super) async fn exported_records_since(
     let (n,): (i64,) = sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(record_count), 0) AS BIGINT) FROM exports \
          WHERE requester_id = $1 AND created_at >= $2 AND kind = 'records' \
-         AND (CAST($3 AS BIGINT) = 0 OR (approved_by IS NULL AND state <> 'pending_approval'))",
+         AND (CAST($3 AS BIGINT) = 0 OR (approved_by IS NULL AND state <> 'pending_approval' \
+         AND approval_lapsed = 0))",
     )
     .bind(requester_id)
     .bind(since)
@@ -84,11 +100,12 @@ pub(super) async fn end_exports_holding(
     tenant_id: &str,
     record_id: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE exports SET ciphertext = NULL, state = 'expired' \
-         WHERE tenant_id = $1 AND state <> 'expired' \
-         AND (kind = 'tenant_archive' OR record_ids LIKE '%,' || $2 || ',%')",
-    )
+    sqlx::query(concat!(
+        "UPDATE exports SET ",
+        expire!(),
+        " WHERE tenant_id = $1 AND state <> 'expired' \
+             AND (kind = 'tenant_archive' OR record_ids LIKE '%,' || $2 || ',%')"
+    ))
     .bind(tenant_id)
     .bind(record_id)
     .execute(conn)
@@ -195,10 +212,11 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             Ok(())
         }
         Mutation::ExpireExport { scope, id } => {
-            sqlx::query(
-                "UPDATE exports SET ciphertext = NULL, state = 'expired' \
-                 WHERE tenant_id = $1 AND id = $2",
-            )
+            sqlx::query(concat!(
+                "UPDATE exports SET ",
+                expire!(),
+                " WHERE tenant_id = $1 AND id = $2"
+            ))
             .bind(scope.id())
             .bind(id)
             .execute(conn)
@@ -206,10 +224,12 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             Ok(())
         }
         Mutation::ExpireUserExports { user_id, scope } => {
-            sqlx::query(
-                "UPDATE exports SET ciphertext = NULL, state = 'expired' \
-                 WHERE requester_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND state <> 'expired'",
-            )
+            sqlx::query(concat!(
+                "UPDATE exports SET ",
+                expire!(),
+                " WHERE requester_id = $1 AND ($2 IS NULL OR tenant_id = $2) \
+                     AND state <> 'expired'"
+            ))
             .bind(user_id)
             .bind(scope.as_ref().map(TenantScope::id))
             .execute(&mut *conn)
@@ -221,10 +241,11 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             Ok(())
         }
         Mutation::ExpireTenantExports { scope } => {
-            sqlx::query(
-                "UPDATE exports SET ciphertext = NULL, state = 'expired' \
-                 WHERE tenant_id = $1 AND state <> 'expired'",
-            )
+            sqlx::query(concat!(
+                "UPDATE exports SET ",
+                expire!(),
+                " WHERE tenant_id = $1 AND state <> 'expired'"
+            ))
             .bind(scope.id())
             .execute(conn)
             .await?;

@@ -80,7 +80,7 @@ impl SqliteStore {
         sqlx::query("DELETE FROM tenant_keys")
             .execute(&mut copy)
             .await?;
-        sqlx::query("UPDATE exports SET ciphertext = NULL, state = 'expired'")
+        sqlx::query(concat!("UPDATE exports SET ", super::exports::expire!()))
             .execute(&mut copy)
             .await?;
         sqlx::query("VACUUM INTO $1")
