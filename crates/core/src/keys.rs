@@ -36,6 +36,47 @@ pub async fn root_key_opens_store(
     Ok(None)
 }
 
+/// What the start makes of its root key ([`adopt_root_key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootKeyAdoption {
+    /// It opens what is sealed (or nothing is), and the database records it now.
+    Adopted,
+    /// It does not open the keys the database holds.
+    DoesNotOpen,
+    /// Nothing sealed shows it, and the database records another (another instance's, or one a
+    /// rotation replaced).
+    NotTheRecordedKey,
+    /// A rotation committed while this check ran: the record moved under it.
+    ChangedMeanwhile,
+}
+
+/// Checks `root` against the store at start and records its fingerprint, which the commits that
+/// seal under the root key check from then on. The record is read before the check and written
+/// by compare-and-set, so a rotation committed meanwhile is not written over; a key shown to open
+/// what is sealed replaces an older record (a restored database).
+pub async fn adopt_root_key(
+    root: &RootKey,
+    store: &dyn Store,
+) -> Result<RootKeyAdoption, strongroom_store::StoreError> {
+    let recorded = store.root_key_fingerprint().await?;
+    let opens = root_key_opens_store(root, store).await?;
+    if opens == Some(false) {
+        return Ok(RootKeyAdoption::DoesNotOpen);
+    }
+    let ours = root.fingerprint();
+    let replacing = match recorded.as_deref() {
+        Some(fingerprint) if fingerprint == ours => None,
+        Some(fingerprint) if opens == Some(true) => Some(fingerprint),
+        Some(_) => return Ok(RootKeyAdoption::NotTheRecordedKey),
+        None => None,
+    };
+    Ok(if store.record_root_key(&ours, replacing).await? {
+        RootKeyAdoption::Adopted
+    } else {
+        RootKeyAdoption::ChangedMeanwhile
+    })
+}
+
 pub struct KeyCache {
     root: RootKey,
     /// Seals platform secrets such as TOTP seeds (derived from the root key).

@@ -38,7 +38,7 @@ use strongroom_store::{Store, TenantRow, UserRow};
 
 pub use access::{Principal, RequestContext, is_reference};
 pub use error::{ErrorCode, ServiceError, ServiceResult};
-pub use keys::root_key_opens_store;
+pub use keys::{RootKeyAdoption, adopt_root_key, root_key_opens_store};
 pub use settings::Settings;
 
 use audit::AuditLog;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use strongroom_core::clock::SystemClock;
-use strongroom_core::{Vault, VaultParts};
+use strongroom_core::{RootKeyAdoption, Vault, VaultParts};
 use strongroom_crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider};
 use strongroom_policy::PolicyEngine;
 use strongroom_server::ListenConfig;
@@ -45,41 +45,23 @@ pub async fn open_vault(dir: &DataDir, config: &Config) -> Result<Arc<Vault>> {
     let root_key = provider
         .root_key()
         .with_context(|| format!("root key from {}", provider.describe()))?;
-    // Read before the check, so that a rotation committed meanwhile is not written over.
-    let recorded = store
-        .root_key_fingerprint()
+    match strongroom_core::adopt_root_key(&root_key, store.as_ref())
         .await
-        .context("reading the root key's fingerprint")?;
-    let opens = strongroom_core::root_key_opens_store(&root_key, store.as_ref())
-        .await
-        .context("checking the root key against the stored keys")?;
-    if opens == Some(false) {
-        bail!(
+        .context("checking the root key against the stored keys")?
+    {
+        RootKeyAdoption::Adopted => {}
+        RootKeyAdoption::DoesNotOpen => bail!(
             "the root key from {} does not open the keys the database holds: wrong key",
             provider.describe()
-        );
-    }
-    // The commits that seal under the root key check its fingerprint from now on.
-    let ours = root_key.fingerprint();
-    let replacing = match recorded.as_deref() {
-        Some(fingerprint) if fingerprint == ours => None,
-        // Shown to open what is sealed: a restored database may record an older key.
-        Some(fingerprint) if opens == Some(true) => Some(fingerprint),
-        Some(_) => bail!(
+        ),
+        RootKeyAdoption::NotTheRecordedKey => bail!(
             "the root key from {} is not the one the database records (another instance's, or \
              one a rotation replaced): wrong key",
             provider.describe()
         ),
-        None => None,
-    };
-    if !store
-        .record_root_key(&ours, replacing)
-        .await
-        .context("recording the root key's fingerprint")?
-    {
-        bail!(
+        RootKeyAdoption::ChangedMeanwhile => bail!(
             "the database's root key changed while this instance started (a rotation?): start again"
-        );
+        ),
     }
     let policy =
         PolicyEngine::load(config.policy_dir.as_deref()).context("policy set does not validate")?;
