@@ -224,6 +224,8 @@ pub enum Action {
     UpdateUserRoles,
     SuspendUser,
     ReactivateUser,
+    /// Removes a user's second factor (a lost device): the next login enrols again.
+    ResetSecondFactor,
     /// Revoke a user's sessions or API keys.
     RevokeCredentials,
     ReadAuditLog,
@@ -275,6 +277,7 @@ names!(Action, "action", {
     UpdateUserRoles => "update_user_roles",
     SuspendUser => "suspend_user",
     ReactivateUser => "reactivate_user",
+    ResetSecondFactor => "reset_second_factor",
     RevokeCredentials => "revoke_credentials",
     ReadAuditLog => "read_audit_log",
     ReadTenantAccessLog => "read_tenant_access_log",

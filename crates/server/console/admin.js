@@ -136,7 +136,8 @@ function userLookupPanel() {
           ? el('form', { class: 'inline', onsubmit: act('Suspended.', () => api('POST', path`/v1/users/${userId}/suspend`, { body: { reason: reason.value } })) },
             field('Reason', reason), el('button', { type: 'submit', class: 'danger', text: 'Suspend' }))
           : el('button', { text: 'Reactivate', onclick: act('Reactivated.', () => api('POST', path`/v1/users/${userId}/reactivate`)) }),
-        el('button', { class: 'quiet', text: 'End all sessions', onclick: act('Sessions ended.', () => api('DELETE', path`/v1/users/${userId}/sessions`)) })));
+        el('button', { class: 'quiet', text: 'End all sessions', onclick: act('Sessions ended.', () => api('DELETE', path`/v1/users/${userId}/sessions`)) }),
+        el('button', { class: 'quiet', text: 'Reset second factor', onclick: act('Second factor removed; the user enrols again at the next login.', () => api('POST', path`/v1/users/${userId}/mfa/reset`)) })));
   });
   return panel('A user', el('form', { class: 'inline', onsubmit: () => open(id.value.trim()) }, field('User', id), el('button', { type: 'submit', text: 'Open' })), holder);
 }

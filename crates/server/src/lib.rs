@@ -208,6 +208,10 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route("/v1/users/{user_id}/suspend", post(admin::suspend))
         .route("/v1/users/{user_id}/reactivate", post(admin::reactivate))
         .route(
+            "/v1/users/{user_id}/mfa/reset",
+            post(admin::reset_second_factor),
+        )
+        .route(
             "/v1/admin/inactivity-sweep",
             post(governance::sweep_inactive),
         )

@@ -110,6 +110,11 @@ pub enum Mutation {
         code_hash: Vec<u8>,
         at: i64,
     },
+    /// Removes the user's second factor, confirmed or pending, and its recovery codes;
+    /// `Conflict` when there is none.
+    ResetTotp {
+        user_id: String,
+    },
     InsertApiKey(ApiKeyRow),
     TouchApiKey {
         id: String,

@@ -1,10 +1,11 @@
 //! The second factor: TOTP enrolment and confirmation, its check at login, and password changes
 //! (whose length rule depends on it).
 
-use strongroom_policy::Role;
+use strongroom_policy::{Action, Denial, Role};
 use strongroom_store::{Mutation, UserRow};
 use zeroize::Zeroizing;
 
+use super::auth::user_view;
 use super::users::user_ref;
 use crate::Vault;
 use crate::access::{Principal, RequestContext, parse_roles};
@@ -13,7 +14,7 @@ use crate::auth::password;
 use crate::auth::throttle::StoredAttempts;
 use crate::auth::totp::{self, SEAL_PURPOSE};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
-use crate::model::{PasswordChange, RecoveryCodes, TotpConfirmation, TotpEnrolment};
+use crate::model::{PasswordChange, RecoveryCodes, TotpConfirmation, TotpEnrolment, User};
 
 /// The outcome of the second-factor step of a login whose password checked out.
 pub(crate) enum SecondFactor {
@@ -295,6 +296,60 @@ impl Vault {
         }
         self.forget_user(&user.id);
         Ok(())
+    }
+
+    /// Removes a user's second factor and its recovery codes, for a lost device: an administrator
+    /// who may reactivate the account may reset it. The user's sessions end with it; their next
+    /// login gives the password alone and, where their roles require a factor, enrols a new one
+    /// before anything else. Not one's own factor (a stolen session would drop it), and not with
+    /// an API key (it opens the account to whoever holds the password).
+    pub async fn reset_second_factor(
+        &self,
+        p: &Principal,
+        ctx: &RequestContext,
+        user_id: &str,
+    ) -> ServiceResult<User> {
+        let (user, record) = self
+            .user_target(
+                p,
+                ctx,
+                user_id,
+                Action::ResetSecondFactor,
+                "user.mfa_reset",
+                &[],
+            )
+            .await?;
+        self.refuse_minting_by_key(p, &record).await?;
+        if user.id == p.user_id {
+            return Err(self.refuse(record, Denial::Forbidden, Vec::new()).await);
+        }
+        if self.store.user_totp(user_id).await?.is_none() {
+            return Err(self
+                .refuse_because(
+                    record,
+                    "conflict",
+                    conflict("the user has no second factor"),
+                )
+                .await);
+        }
+        let at = self.now();
+        self.commit_attempt(
+            vec![record],
+            vec![
+                Mutation::ResetTotp {
+                    user_id: user_id.to_owned(),
+                },
+                Mutation::RevokeUserSessions {
+                    user_id: user_id.to_owned(),
+                    at,
+                },
+            ],
+            ("user.mfa_reset_not_applied", "changed_meanwhile"),
+        )
+        .await?;
+        self.sessions.revoke_user(user_id);
+        self.forget_user(user_id);
+        Ok(user_view(&user))
     }
 
     /// The audit entry of a login that used a recovery code.

@@ -20,6 +20,7 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::SuspendUser,
     Action::ReactivateUser,
     Action::RevokeCredentials,
+    Action::ResetSecondFactor,
     Action::ReadAuditLog,
     Action::ReadTenantAccessLog,
     Action::ReadIncidents,
@@ -76,6 +77,7 @@ fn is_user_admin(a: Action) -> bool {
             | Action::SuspendUser
             | Action::ReactivateUser
             | Action::RevokeCredentials
+            | Action::ResetSecondFactor
     )
 }
 

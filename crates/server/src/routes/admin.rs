@@ -136,6 +136,19 @@ pub async fn reactivate(
     ))
 }
 
+/// `POST /v1/users/{id}/mfa/reset`: the user's second factor removed (a lost device).
+pub async fn reset_second_factor(
+    State(vault): State<Arc<Vault>>,
+    c: Caller,
+    Path(user_id): Path<String>,
+) -> ApiResult<axum::Json<User>> {
+    Ok(axum::Json(
+        vault
+            .reset_second_factor(&c.principal, &c.ctx, &user_id)
+            .await?,
+    ))
+}
+
 /// `POST /v1/tenants/{id}/keys/rotate`: a new key version for all new writes; the server's job
 /// re-encrypts the rest in the background.
 pub async fn rotate_keys(

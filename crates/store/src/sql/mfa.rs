@@ -101,6 +101,18 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             .await?;
             one_row(done.rows_affected(), "recovery code unknown or used")
         }
+        Mutation::ResetTotp { user_id } => {
+            let done = sqlx::query("DELETE FROM user_totp WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *conn)
+                .await?;
+            one_row(done.rows_affected(), "no second factor to reset")?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
         _ => Err(StoreError::Corrupt("not a second-factor mutation".into())),
     }
 }

@@ -278,7 +278,8 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
         Mutation::BeginTotp { .. }
         | Mutation::ConfirmTotp { .. }
         | Mutation::UseTotpStep { .. }
-        | Mutation::UseRecoveryCode { .. } => super::mfa::apply(conn, mutation).await?,
+        | Mutation::UseRecoveryCode { .. }
+        | Mutation::ResetTotp { .. } => super::mfa::apply(conn, mutation).await?,
         Mutation::InsertContact(c) => {
             sqlx::query(
                 "INSERT INTO contacts (tenant_id, id, name, email, phone, address, notes, email_index, \

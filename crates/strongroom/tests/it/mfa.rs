@@ -399,3 +399,100 @@ async fn a_recovery_code_spent_on_a_refused_login_is_recorded() {
         .await
         .ok(200);
 }
+
+/// A lost device: an administrator removes the user's second factor. The user's sessions end,
+/// the next login enrols a new factor, and the old seed and recovery codes open nothing. Nobody
+/// resets their own factor, nor with an API key, nor a tenant admin a staff member's.
+#[tokio::test]
+async fn an_administrator_resets_a_lost_second_factor() {
+    let server = Server::start_with(MFA_ON, &[]);
+    let (admin, _, _) = enrolled_session(&server, "admin", ADMIN_PASSWORD).await;
+    let eng = create_user(&admin, "support_engineer", None).await;
+    let (eng_api, old_secret, old_codes) = enrolled_session(&server, &eng.username, PASSWORD).await;
+    let reset = format!("/v1/users/{}/mfa/reset", eng.id);
+
+    // Not one's own factor: a stolen session would drop it.
+    eng_api.post(&reset, json!({})).await.err(403, "forbidden");
+    let me = admin.get("/v1/me").await.ok(200);
+    admin
+        .post(
+            &format!("/v1/users/{}/mfa/reset", me["id"].as_str().expect("id")),
+            json!({}),
+        )
+        .await
+        .err(403, "forbidden");
+
+    // Not with an API key, even a platform administrator's.
+    let key = admin
+        .post(
+            "/v1/api-keys",
+            json!({"name": unique("key"), "roles": ["platform_admin"],
+                   "expires_at": (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+                       .format(&time::format_description::well_known::Rfc3339)
+                       .expect("a date")}),
+        )
+        .await
+        .ok(201);
+    server
+        .anon()
+        .with_token(key["key"].as_str())
+        .post(&reset, json!({}))
+        .await
+        .err(403, "forbidden");
+
+    // Not by a tenant admin: staff are the platform's.
+    let tenant = create_tenant(&admin, None).await;
+    let boss = create_user(&admin, "tenant_admin", Some(&tenant)).await;
+    let (boss_api, _, _) = enrolled_session(&server, &boss.username, PASSWORD).await;
+    let r = boss_api.post(&reset, json!({})).await;
+    match r.status.as_u16() {
+        404 => r.err(404, "not_found"),
+        _ => r.err(403, "forbidden"),
+    };
+    eng_api.get("/v1/me").await.ok(200);
+
+    // The platform administrator resets it: the engineer's sessions end.
+    let user = admin.post(&reset, json!({})).await.ok(200);
+    assert_eq!(user["id"], json!(eng.id), "{user}");
+    eng_api.get("/v1/me").await.err(401, "unauthenticated");
+    admin.post(&reset, json!({})).await.err(409, "conflict");
+
+    // The password alone now opens an enrolment-only session; the old seed and codes are gone.
+    let (fresh, new_secret, _) = enrolled_session(&server, &eng.username, PASSWORD).await;
+    assert_ne!(new_secret, old_secret);
+    fresh.get("/v1/me").await.ok(200);
+    for stale in [next_code(&old_secret), old_codes[1].clone()] {
+        login_totp(&server, &eng.username, PASSWORD, &stale)
+            .await
+            .err(401, "invalid_credentials");
+    }
+    login_totp(&server, &eng.username, PASSWORD, &next_code(&new_secret))
+        .await
+        .ok(200);
+
+    // A tenant admin resets a user of its own tenant, and no other tenant's.
+    let customer = create_user(&boss_api, "tenant_user", Some(&tenant)).await;
+    let (customer_api, _) = login(&server, &customer.username, PASSWORD).await;
+    enrol(&customer_api, &customer.username).await;
+    let other = create_tenant(&admin, None).await;
+    let other_boss = create_user(&admin, "tenant_admin", Some(&other)).await;
+    let (other_boss, _, _) = enrolled_session(&server, &other_boss.username, PASSWORD).await;
+    let customer_reset = format!("/v1/users/{}/mfa/reset", customer.id);
+    other_boss
+        .post(&customer_reset, json!({}))
+        .await
+        .err(404, "not_found");
+    boss_api.post(&customer_reset, json!({})).await.ok(200);
+    let body = try_login(&server, &customer.username, PASSWORD)
+        .await
+        .ok(200);
+    assert_eq!(body["mfa_enrolment_required"], json!(false), "{body}");
+
+    // Every attempt is on record, allowed or refused.
+    let auditor = create_user(&admin, "auditor", None).await;
+    let (auditor, _, _) = enrolled_session(&server, &auditor.username, PASSWORD).await;
+    let entries = entries_with_action(&auditor, "user.mfa_reset").await;
+    let decided = |decision: &str| entries.iter().filter(|e| e["decision"] == decision).count();
+    assert_eq!(decided("allow"), 2, "{entries:?}");
+    assert_eq!(decided("deny"), 6, "{entries:?}");
+}
