@@ -130,6 +130,13 @@ async fn opens(key: &RootKey, store: &dyn Store) -> Result<Option<bool>> {
         .context("reading the keys sealed under the root key")
 }
 
+async fn recorded_root_key(store: &dyn Store) -> Result<Option<String>> {
+    store
+        .root_key_fingerprint()
+        .await
+        .context("reading the root key's recorded fingerprint")
+}
+
 /// Finishes or undoes a root-key rotation that stopped half-way (see the module comment).
 pub async fn recover_root_rotation(dir: &DataDir, store: &dyn Store) -> Result<()> {
     let (current, new, old) = root_paths(dir);
@@ -140,7 +147,10 @@ pub async fn recover_root_rotation(dir: &DataDir, store: &dyn Store) -> Result<(
             let current_key = FileKeyProvider::open(&current)
                 .and_then(|p| p.root_key())
                 .context("reading keys/root.key after a root-key rotation")?;
-            if opens(&current_key, store).await? == Some(false) {
+            let recorded = recorded_root_key(store).await?;
+            if recorded.is_some_and(|recorded| recorded != current_key.fingerprint())
+                || opens(&current_key, store).await? == Some(false)
+            {
                 bail!(
                     "keys/root.key does not open the keys the database holds, and \
                      keys/root.key.old is left from a root-key rotation: restore the right one"
@@ -155,20 +165,32 @@ pub async fn recover_root_rotation(dir: &DataDir, store: &dyn Store) -> Result<(
     let new_key = FileKeyProvider::open(&new)
         .and_then(|p| p.root_key())
         .context("reading keys/root.key.new of an interrupted root-key rotation")?;
-    let committed = match opens(&new_key, store).await? {
-        Some(true) | None => true,
-        Some(false) => {
-            let current_key = FileKeyProvider::open(&current)
-                .and_then(|p| p.root_key())
-                .context("reading keys/root.key of an interrupted root-key rotation")?;
-            if opens(&current_key, store).await? != Some(true) {
-                bail!(
-                    "neither keys/root.key nor keys/root.key.new opens the keys the database \
-                     holds; both are kept (and keys/root.key.old, if present): restore the right one"
-                );
+    let current_key = || {
+        FileKeyProvider::open(&current)
+            .and_then(|p| p.root_key())
+            .context("reading keys/root.key of an interrupted root-key rotation")
+    };
+    let neither = || {
+        anyhow::anyhow!(
+            "neither keys/root.key nor keys/root.key.new is the key the database holds its keys \
+             under; both are kept (and keys/root.key.old, if present): restore the right one"
+        )
+    };
+    // The rotation's commit moves the recorded fingerprint: it says which key won, even when
+    // nothing is sealed yet to try the keys on.
+    let committed = match recorded_root_key(store).await? {
+        Some(recorded) if recorded == new_key.fingerprint() => true,
+        Some(recorded) if recorded == current_key()?.fingerprint() => false,
+        Some(_) => return Err(neither()),
+        None => match opens(&new_key, store).await? {
+            Some(true) | None => true,
+            Some(false) => {
+                if opens(&current_key()?, store).await? != Some(true) {
+                    return Err(neither());
+                }
+                false
             }
-            false
-        }
+        },
     };
     if committed {
         fs::rename(&new, &current).context("completing the root-key rotation")?;

@@ -568,6 +568,15 @@ async fn an_interrupted_root_rotation_is_undone_or_completed() {
     assert!(same_fields(&got, want), "{got} vs {want}");
 }
 
+/// With nothing sealed yet, the fingerprint the database records says which key it is under: a
+/// rotation stopped before its commit is undone, and the server starts again.
+#[tokio::test]
+async fn an_interrupted_root_rotation_with_nothing_sealed_is_undone() {
+    let server = Server::start();
+    let server = restart_after_a_rotation_stopped_before_its_commit(server).await;
+    server.admin().await.get("/v1/me").await.ok(200);
+}
+
 /// With no tenant, the second-factor seeds alone say which key the database is under: a
 /// rotation stopped before its commit is undone, and the seeds still open.
 #[tokio::test]
