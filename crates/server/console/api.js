@@ -70,15 +70,17 @@ export function query(params) {
 }
 
 // Sends one request. `content` marks a read or write of tenant content, which states the chosen
-// purpose (and justification); other calls state none, so the audit log records none.
+// purpose (or `purpose`, when the content was gathered for one already) and justification; other
+// calls state none, so the audit log records none.
 export async function api(method, url, options) {
-  const { body, content, text, binary } = options || {};
+  const { body, content, text, binary, purpose } = options || {};
   const { generation, view } = session;
   const headers = { Accept: binary ? 'application/octet-stream' : text ? 'text/plain' : 'application/json' };
   if (session.token) headers.Authorization = 'Bearer ' + session.token;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (content) {
-    if (session.purpose) headers['Access-Purpose'] = session.purpose;
+    const stated = purpose || session.purpose;
+    if (stated) headers['Access-Purpose'] = stated;
     if (session.justification) headers['Access-Justification'] = session.justification;
   }
   const response = await fetch(url, {

@@ -56,7 +56,9 @@ function exportActions(t, x) {
   }
   if (x.state === 'ready' && mine && Date.parse(x.expires_at) > Date.now()) {
     box.append(el('button', { class: 'quiet', text: 'Download', onclick: () => run(async () => {
-      const file = await api('GET', path`/v1/tenants/${t}/exports/${x.id}/download`, { binary: true });
+      const file = await api('GET', path`/v1/tenants/${t}/exports/${x.id}/download`, {
+        binary: true, content: true, purpose: x.manifest && x.manifest.purpose,
+      });
       const url = URL.createObjectURL(file);
       const link = el('a', { href: url, download: `export-${x.id}.age` });
       document.body.append(link);

@@ -40,6 +40,16 @@ fn view(row: &ExportRow) -> ExportView {
     }
 }
 
+/// The purpose the manifest says the export was made for.
+fn manifest_purpose(manifest: &str) -> ServiceResult<Option<String>> {
+    let manifest: Value = serde_json::from_str(manifest)
+        .map_err(|_| ServiceError::internal("export manifest unreadable"))?;
+    Ok(manifest
+        .get("purpose")
+        .and_then(Value::as_str)
+        .map(str::to_owned))
+}
+
 /// The manifest's `access_ends_at` (ms): when the grants the export was built under end.
 fn access_ends_at(manifest: &str) -> ServiceResult<Option<i64>> {
     let manifest: Value = serde_json::from_str(manifest)
@@ -478,7 +488,8 @@ impl Vault {
         Ok(view(&approved))
     }
 
-    /// The age file, for the requester only, while the export is ready and unexpired. An expired
+    /// The age file, for the requester only, while the export is ready and unexpired, stating the
+    /// purpose it was made for (still one the tenant and the caller's role allow). An expired
     /// export's ciphertext is dropped on the spot.
     pub async fn download_export(
         &self,
@@ -487,13 +498,9 @@ impl Vault {
         tenant_id: &str,
         export_id: &str,
     ) -> ServiceResult<Vec<u8>> {
-        let record = self.record(
-            p,
-            ctx,
-            "export.download",
-            Some(tenant_id),
-            export_ref(export_id),
-        );
+        let (mut record, purpose, tenant) = self
+            .open_content(p, ctx, "export.download", tenant_id, export_ref(export_id))
+            .await?;
         let row = self.export_for(p, &record, tenant_id, export_id).await?;
         if row.requester_id != p.user_id {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
@@ -528,6 +535,29 @@ impl Vault {
                 ErrorCode::NotFound,
                 "the export has expired and its content was deleted",
             ));
+        }
+        // Taking the content away is a use of it: for the purpose it was gathered for, and only
+        // while that purpose is one the caller may state for this tenant's content.
+        let probe = ResourceFacts::reachable(ResourceKind::Case, "", Some(tenant_id.to_owned()));
+        let decision = self.decide(
+            p,
+            strongroom_policy::Action::ExportRecords,
+            &probe,
+            Some(&tenant.facts),
+            Some(purpose),
+        );
+        self.enforce(&mut record, &decision).await?;
+        if manifest_purpose(&row.manifest)?.as_deref() != Some(purpose.as_str()) {
+            return Err(self
+                .refuse_because(
+                    record,
+                    "purpose_not_permitted",
+                    ServiceError::new(
+                        ErrorCode::PurposeNotPermitted,
+                        "an export is downloaded for the purpose it was made for",
+                    ),
+                )
+                .await);
         }
         if row.state != "ready" {
             return Err(self

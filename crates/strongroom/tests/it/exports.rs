@@ -348,6 +348,18 @@ async fn exports_obey_the_lockbox_and_the_purpose_guardrails() {
         .await
         .ok(201);
     let id = created["id"].as_str().unwrap();
+    // Taken away only for the purpose it was gathered for, stated again, and never marketing.
+    let file = export_path(&w.tenant, id, "/download");
+    w.engineer
+        .with_purpose(Some("marketing"))
+        .get(&file)
+        .await
+        .err(403, "purpose_not_permitted");
+    w.engineer
+        .with_purpose(None)
+        .get(&file)
+        .await
+        .err(400, "purpose_required");
     let opened = open_export(&identity, &download(&w.engineer, &w.tenant, id).await);
     assert!(
         opened.of_kind("contact").is_empty(),
@@ -374,6 +386,28 @@ async fn exports_obey_the_lockbox_and_the_purpose_guardrails() {
     for c in &w.canaries {
         assert!(!text.contains(c.as_str()), "export holds {c}");
     }
+
+    // A purpose the caller may state, but not the one the export was made for.
+    let body = json!({"scope": records_scope(&["cases"]), "recipient": recipient});
+    let made = w
+        .admin
+        .with_purpose(Some("account-management"))
+        .post(&exports_path(&w.tenant), body)
+        .await
+        .ok(201);
+    assert_eq!(made["state"], "ready", "{made}");
+    let file = export_path(&w.tenant, made["id"].as_str().unwrap(), "/download");
+    w.admin
+        .with_purpose(Some("legal-compliance"))
+        .get(&file)
+        .await
+        .err(403, "purpose_not_permitted");
+    let (status, _, _) = w
+        .admin
+        .with_purpose(Some("account-management"))
+        .get_bytes(&file)
+        .await;
+    assert_eq!(status.as_u16(), 200);
 }
 
 #[tokio::test]
