@@ -113,12 +113,24 @@ impl FileKeyProvider {
     }
 }
 
+/// Creates the key file whole or not at all: the key goes to `NAME.partial` first, synced, then
+/// is linked to its name (a link, unlike a rename, refuses to replace a key already there) and the
+/// directory synced. Written in place, a power cut could leave an empty key file that fails every
+/// start after it.
 fn create_key_file(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Err(ErrorKind::AlreadyExists.into());
+    }
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".partial");
+    let staged = PathBuf::from(staged);
+    // Left by a write that stopped before its link: never the key's only copy.
+    let _ = std::fs::remove_file(&staged);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)?;
+        .open(&staged)?;
     let written = (|| {
         let key = SecretKey::generate().map_err(std::io::Error::other)?;
         let mut text = encode_key(&key);
@@ -126,11 +138,10 @@ fn create_key_file(path: &Path) -> std::io::Result<()> {
         file.write_all(text.as_bytes())?;
         file.sync_all()
     })();
-    if let Err(e) = written {
-        // Do not leave an empty or partial key file behind to be "used" next start.
-        let _ = std::fs::remove_file(path);
-        return Err(e);
-    }
+    drop(file);
+    let linked = written.and_then(|()| std::fs::hard_link(&staged, path));
+    let _ = std::fs::remove_file(&staged);
+    linked?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // The entry must be durable before anything is sealed under the key it names.
         File::open(dir)?.sync_all()?;
@@ -248,6 +259,26 @@ mod tests {
             parse_key_text("o", ""),
             Err(CryptoError::InvalidKeyLength { actual: 0, .. })
         ));
+    }
+
+    #[test]
+    fn a_key_file_is_created_whole_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("root.key");
+        // What a write stopped by a power cut left staged: never read as the key.
+        std::fs::write(dir.path().join("root.key.partial"), b"").unwrap();
+        let first = FileKeyProvider::open_or_create(&path)
+            .unwrap()
+            .root_key()
+            .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!dir.path().join("root.key.partial").exists());
+        let again = FileKeyProvider::open_or_create(&path)
+            .unwrap()
+            .root_key()
+            .unwrap();
+        assert_eq!(first.fingerprint(), again.fingerprint());
     }
 
     #[test]

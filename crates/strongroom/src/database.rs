@@ -20,6 +20,9 @@ pub async fn open_store(dir: &DataDir, config: &Config) -> Result<Arc<dyn Store>
             Ok(Arc::new(store))
         }
         None => {
+            // The file `migrate` left behind is not the live store: serving or administering it
+            // would take writes that never reach PostgreSQL.
+            crate::backup::refuse_moved_store(dir.root(), config)?;
             let store = SqliteStore::open(
                 &dir.database(),
                 Duration::from_millis(config.store_busy_timeout_ms),

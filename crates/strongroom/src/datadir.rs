@@ -69,10 +69,6 @@ impl DataDir {
         Ok(())
     }
 
-    /// Removes the temporary database copies a `backup create` that was killed left in `run/`:
-    /// the first of them still holds every wrapped tenant key, so a tenant shredded later would
-    /// stay recoverable from it. Only copies untouched for an hour go; a backup still running
-    /// (it takes no lock) keeps its own.
     /// Removes what a [`write_secret`] stopped by a crash left staged (a copy of a key, once
     /// linked): under the lock, no write is in flight.
     fn sweep_partial_secrets(&self) {
@@ -86,9 +82,9 @@ impl DataDir {
                     .to_str()
                     .is_some_and(|n| n.ends_with(".partial"));
                 if staged && fs::remove_file(entry.path()).is_ok() {
-                    tracing::warn!(
-                        file = %entry.path().display(),
-                        "removed a secret file an interrupted write left staged"
+                    report_swept(
+                        "removed a secret file an interrupted write left staged",
+                        &entry.path(),
                     );
                 }
             }
@@ -112,9 +108,9 @@ impl DataDir {
             if name.starts_with(crate::backup::VERIFY_DIR_PREFIX) {
                 let held = entry.path().join(crate::backup::VERIFY_DIR_LOCK);
                 if abandoned(&held, &entry.path()) && fs::remove_dir_all(entry.path()).is_ok() {
-                    tracing::warn!(
-                        dir = %entry.path().display(),
-                        "removed what an interrupted backup verification extracted"
+                    report_swept(
+                        "removed what an interrupted backup verification extracted",
+                        &entry.path(),
                     );
                 }
                 continue;
@@ -131,9 +127,9 @@ impl DataDir {
                 continue;
             }
             if fs::remove_file(entry.path()).is_ok() {
-                tracing::warn!(
-                    file = %entry.path().display(),
-                    "removed a temporary copy an interrupted backup left behind"
+                report_swept(
+                    "removed a temporary copy an interrupted backup left behind",
+                    &entry.path(),
                 );
             }
         }
@@ -155,6 +151,10 @@ impl DataDir {
             root: root.to_path_buf(),
             _lock: None,
         })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -213,8 +213,9 @@ impl DataDir {
             rcgen::generate_simple_self_signed(names).context("generating the TLS certificate")?;
         let pem = Zeroizing::new(certified.signing_key.serialize_pem());
         write_secret(&key, pem.as_bytes())?;
-        fs::write(&cert, certified.cert.pem())
-            .with_context(|| format!("writing {}", cert.display()))?;
+        // Whole or not at all, like the key: a truncated certificate beside a good key would
+        // pass the check above and fail every start after it.
+        write_secret(&cert, certified.cert.pem().as_bytes())?;
         Ok((cert, key))
     }
 
@@ -264,6 +265,12 @@ impl strongroom_core::audit::CheckpointWitness for PublishedCheckpointFile {
         fs::rename(&staged, &self.0)?;
         sync_parent(&self.0).map_err(std::io::Error::other)
     }
+}
+
+/// Says what a sweep removed, on standard error: the sweeps at open run before the server's log
+/// is set up, and the commands that open a data dir keep no log.
+fn report_swept(what: &str, path: &Path) {
+    eprintln!("strongroom: {what}: {}", path.display());
 }
 
 /// Writes a new secret file (mode 0600) whole or not at all, a crash or power cut included: a

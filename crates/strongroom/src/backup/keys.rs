@@ -70,14 +70,25 @@ pub async fn create(args: KeysArgs) -> Result<()> {
     let root = root_key(&args.key, Some(&args.data_dir), Some(&config))?;
     let rows = match crate::database::pg_options(&config) {
         // A PostgreSQL deployment: its data is backed up by PostgreSQL's tools, its keys here.
-        Some(options) => PgStore::open(&options)
-            .await
-            .context("opening the PostgreSQL database")?
-            .all_tenant_keys()
-            .await
-            .context("reading the tenant keys")?,
+        Some(options) => {
+            let store = PgStore::open(&options)
+                .await
+                .context("opening the PostgreSQL database")?;
+            super::refuse_foreign_root(&root, &args.data_dir, &store).await?;
+            store
+                .all_tenant_keys()
+                .await
+                .context("reading the tenant keys")?
+        }
         None => {
-            SqliteStore::keys_and_shreds(&args.data_dir.join(DB))
+            let live = args.data_dir.join(DB);
+            let store = SqliteStore::open_read_only(&live, super::BUSY)
+                .await
+                .context("opening the database")?;
+            let refused = super::refuse_foreign_root(&root, &args.data_dir, &store).await;
+            store.close().await;
+            refused?;
+            SqliteStore::keys_and_shreds(&live)
                 .await
                 .context("reading the tenant keys")?
                 .0
@@ -101,17 +112,20 @@ pub async fn create(args: KeysArgs) -> Result<()> {
     let body = serde_json::to_vec(&backup)?;
     let id: [u8; 32] = strongroom_crypto::random_bytes().context("random")?;
     let key = BackupKey::derive(&root, &id).context("backup key")?;
-    let out = create_private(&args.out)?;
+    // Written beside, then renamed: a partial key backup would only be found out at the restore
+    // that needs it.
+    let staged = super::staged_beside(&args.out)?;
+    let out = create_private(&staged)?;
     let written = (|| -> Result<()> {
         let mut w = ChunkWriter::new(BufWriter::new(out), key, &id)?;
         w.section(SECTION, body.len() as u64, &mut body.as_slice())?;
         let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        Ok(())
+        std::fs::rename(&staged, &args.out)?;
+        crate::datadir::sync_parent(&args.out)
     })();
     if let Err(err) = written {
-        // A partial key backup would only be found out at the restore that needs it.
-        let _ = std::fs::remove_file(&args.out);
+        let _ = std::fs::remove_file(&staged);
         return Err(err.context(format!("writing {}", args.out.display())));
     }
     println!(

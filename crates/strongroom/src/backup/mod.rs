@@ -228,7 +228,45 @@ async fn write_backup(
         .context("writing the backup")?
         .context("writing the backup")?;
     fs::rename(partial, out_path)?;
+    crate::datadir::sync_parent(out_path)?;
     Ok(manifest)
+}
+
+/// Where a backup is written before it is renamed to `out`: beside it, under a name no `--out`
+/// can collide with (`NAME.partial` given as the output would otherwise be renamed onto itself,
+/// then removed as an unfinished copy).
+fn staged_beside(out: &Path) -> Result<PathBuf> {
+    let mut staged = out.as_os_str().to_owned();
+    staged.push(format!(".{}.partial", random_name("staged")?));
+    Ok(PathBuf::from(staged))
+}
+
+/// Refuses a root key the database's keys are not sealed under: a backup encrypted with it would
+/// be found useless only at the restore that needs it. A root-key rotation left half-done
+/// (`keys/root.key.new`) is finished or undone first, by the server's next start.
+pub(crate) async fn refuse_foreign_root(
+    root: &RootKey,
+    data_dir: &Path,
+    store: &dyn Store,
+) -> Result<()> {
+    if data_dir.join("keys/root.key.new").exists() {
+        bail!(
+            "{}: a root-key rotation was left half-done (keys/root.key.new); start the server \
+             once, which finishes or undoes it, then take the backup",
+            data_dir.display()
+        );
+    }
+    let recorded = store
+        .root_key_fingerprint()
+        .await
+        .context("reading the root key's recorded fingerprint")?;
+    if recorded.is_some_and(|recorded| recorded != root.fingerprint()) {
+        bail!(
+            "the root key given is not the one the database's keys are sealed under: a backup \
+             under it could never be restored"
+        );
+    }
+    Ok(())
 }
 
 fn create_private(path: &Path) -> Result<File> {
@@ -298,6 +336,14 @@ pub async fn create(args: CreateArgs) -> Result<()> {
         bail!("{} exists; refusing to overwrite it", args.out.display());
     }
     let root = root_key(&args.key, Some(&args.data_dir), Some(&config))?;
+    {
+        let live = SqliteStore::open_read_only(&live_db, BUSY)
+            .await
+            .context("opening the database")?;
+        let refused = refuse_foreign_root(&root, &args.data_dir, &live).await;
+        live.close().await;
+        refused?;
+    }
     let dir = DataDir::open_unlocked(&args.data_dir)?;
     let verifier =
         crate::audit_cmd::verifier_from_data_dir(&args.data_dir, &config.service.audit_origin)?;
@@ -308,7 +354,7 @@ pub async fn create(args: CreateArgs) -> Result<()> {
     dir.sweep_stale_backup_copies();
     let scratch = dir.path(&format!("run/{}.db", random_name("backup-scratch")?));
     let snapshot = dir.path(&format!("run/{}.db", random_name("backup")?));
-    let partial = args.out.with_extension("partial");
+    let partial = staged_beside(&args.out)?;
     let _cleanup = Cleanup(vec![scratch.clone(), snapshot.clone()]);
     // Each copy is made empty and locked before SQLite fills it (VACUUM INTO takes an empty
     // file), and stays locked while this backup lives: a sweep removes only copies nobody holds,

@@ -291,10 +291,14 @@ async fn check_empty(target: &Side, tables: &[Table], name: &str) -> Result<()> 
 fn mark_moved(dir: &DataDir, to: Target) -> Result<()> {
     let marker = dir.path(crate::datadir::MOVED_TO_POSTGRES);
     match to {
-        Target::Postgres => std::fs::write(&marker, b"the live data is in PostgreSQL\n"),
+        // Synced: lost in a crash, the old file would pass for the live store again.
+        Target::Postgres => {
+            let _ = std::fs::remove_file(&marker);
+            crate::datadir::write_secret(&marker, b"the live data is in PostgreSQL\n")
+        }
         Target::Sqlite => match std::fs::remove_file(&marker) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => crate::datadir::sync_parent(&marker),
         },
     }
     .with_context(|| format!("marking {}", marker.display()))

@@ -314,6 +314,23 @@ async fn sqlite_to_postgres_and_back_answers_the_same() {
         "{}",
         refused.out
     );
+    // Nor served or administered: writes there would never reach PostgreSQL.
+    let refused = cli(&[
+        OsStr::new("admin"),
+        OsStr::new("access-review"),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ]);
+    assert!(
+        !refused.ok,
+        "administered the old SQLite file:\n{}",
+        refused.out
+    );
+    assert!(
+        refused.out.contains("moved to PostgreSQL"),
+        "{}",
+        refused.out
+    );
     let url = app_url();
     let kept = backup_keys(&[
         ("STRONGROOM_DATABASE_URL", &url),
