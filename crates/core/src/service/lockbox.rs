@@ -380,8 +380,18 @@ impl Vault {
         let comment = super::optional_text(input.comment.as_deref(), "comment", MAX_COMMENT_CHARS)?
             .map(|c| shape::seal(&ring, KIND, request_id, "decision_comment", &c))
             .transpose()?;
-        let ends_at =
-            approve.then(|| now.saturating_add(row.duration_minutes.saturating_mul(60_000)));
+        // The tenant's limit when it approves, not when the request was made: one lowered
+        // meanwhile (after an incident, say) holds for the grant.
+        let Some(tenant) = self.tenant_state(tenant_id).await? else {
+            return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
+        };
+        let ceiling = if row.break_glass {
+            BREAK_GLASS_MAX_MINUTES
+        } else {
+            tenant.instructions.max_grant_hours.saturating_mul(60)
+        };
+        let minutes = row.duration_minutes.min(i64::from(ceiling));
+        let ends_at = approve.then(|| now.saturating_add(minutes.saturating_mul(60_000)));
         self.commit_attempt(
             vec![record],
             vec![Mutation::DecideAccessRequest {

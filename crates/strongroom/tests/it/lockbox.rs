@@ -430,6 +430,40 @@ async fn unanswered_requests_expire() {
         .err(403, "access_grant_required");
 }
 
+/// A grant lasts no longer than the tenant allows when it approves: a limit lowered after the
+/// request was made holds.
+#[tokio::test]
+async fn an_approval_applies_the_tenants_current_limit() {
+    let server = shared(&SERVER, ENV);
+    let w = world(&server, json!({"max_grant_hours": 2})).await;
+    let t = &w.tenant;
+    let rid = id_of(&request(&w.engineer, t, ask(&w.case_a, &["case_content"], 120)).await);
+    w.admin
+        .patch(
+            &format!("/v1/tenants/{t}/instructions"),
+            json!({"max_grant_hours": 1}),
+        )
+        .await
+        .ok(200);
+    let g = w
+        .admin
+        .post(&request_action(t, &rid, "approve"), json!({}))
+        .await
+        .ok(200);
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        (parse(&g["ends_at"]) - parse(&g["starts_at"])).whole_seconds(),
+        3600,
+        "{g}"
+    );
+}
+
 #[tokio::test]
 async fn grants_end_at_their_end_time() {
     let server = shared(&SERVER, ENV);
