@@ -72,6 +72,20 @@ async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such resource")
 }
 
+/// axum answers HEAD with a route's GET handler and drops the body: a read of customer data
+/// would be decrypted and recorded as disclosed although nothing left. HEAD is answered like
+/// any method a route does not have.
+async fn refuse_head(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request.method() == axum::http::Method::HEAD {
+        return not_found().await.into_response();
+    }
+    next.run(request).await
+}
+
 /// Uploads read, scanned and sealed at once, per instance.
 const UPLOADS_AT_ONCE: usize = 8;
 
@@ -234,6 +248,7 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .merge(console::router())
         .route_layer(middleware::from_fn(request_id::observe))
+        .route_layer(middleware::from_fn(refuse_head))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -549,3 +549,25 @@ async fn nul_characters_are_refused_and_change_nothing() {
     let kept = create_case(&s.boss, t, json!({"title": title})).await;
     assert_eq!(kept["title"], title);
 }
+
+/// HEAD is answered like a method the route lacks: as a GET without its body it would decrypt the
+/// record and record a disclosure although nothing left.
+#[tokio::test]
+async fn head_reads_nothing_and_records_no_disclosure() {
+    let server = server();
+    let s = setup(&server).await;
+    let t = &s.tenant;
+    let log = format!("/v1/tenants/{t}/access-log?limit=500");
+    let reads = |entries: Vec<Value>| {
+        entries
+            .iter()
+            .filter(|e| e["action"] == "contact.read" || e["entry"]["action"] == "contact.read")
+            .count()
+    };
+    let before = reads(list_items(&s.boss, &log).await);
+    let path = contact_path(t, &id_of(&s.contact));
+    let r = s.boss.send(Method::HEAD, &path, Body::None, &[]).await;
+    assert_eq!(r.status.as_u16(), 404, "{r:?}");
+    s.boss.get(&path).await.ok(200);
+    assert_eq!(reads(list_items(&s.boss, &log).await), before + 1);
+}
