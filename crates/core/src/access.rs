@@ -172,6 +172,30 @@ impl Vault {
             .map(|u| u.access_epoch))
     }
 
+    /// The guard of a change or disclosure built on the caller's access, from the epoch read
+    /// (by [`Self::current_access_epoch`]) before that access was judged: the commit is refused
+    /// if it moved since. No epoch (the account changed before the read): refused now, recorded.
+    pub(crate) async fn access_guard(
+        &self,
+        p: &Principal,
+        epoch: Option<i64>,
+        record: &AuditRecord,
+    ) -> ServiceResult<Mutation> {
+        match epoch {
+            Some(access_epoch) => Ok(Mutation::RequireAccessUnchanged {
+                user_id: p.user_id.clone(),
+                access_epoch,
+            }),
+            None => Err(self
+                .refuse_because(
+                    record.clone(),
+                    "access_changed",
+                    ServiceError::unauthenticated(),
+                )
+                .await),
+        }
+    }
+
     /// Commits `records` with `mutations`. When the store refuses the change because the state
     /// moved since the request read it (decided by someone else first, reassigned meanwhile, a
     /// record it links to deleted), the entries are in the log all the same; a second one, the

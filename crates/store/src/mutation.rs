@@ -348,6 +348,14 @@ pub enum Mutation {
     DeleteTenantExports {
         scope: TenantScope,
     },
+    /// Refuses the batch (`Conflict`) unless `user_id` is active with `access_epoch`, the one read
+    /// before the access the change is built on was judged: a grant revoked, a case reassigned, a
+    /// role change or a suspension committed meanwhile moves it. For writes and disclosures that
+    /// take a while (a file scanned for malware) between their check and their commit.
+    RequireAccessUnchanged {
+        user_id: String,
+        access_epoch: i64,
+    },
     /// Expires every open export of a requester (in one tenant, or everywhere): what they could
     /// read when they built it is no longer theirs once a grant, role or account ends. Bumps the
     /// requester's `access_epoch`, so an export being built meanwhile is not inserted.

@@ -225,6 +225,8 @@ impl Vault {
         case_id: &str,
         input: AttachmentInput,
     ) -> ServiceResult<RecordView> {
+        // The scan below may take many seconds: access withdrawn meanwhile refuses the commit.
+        let epoch = self.current_access_epoch(p).await?;
         let (mut gate, _) = self
             .case_gate(
                 p,
@@ -235,6 +237,7 @@ impl Vault {
                 "attachment.create",
             )
             .await?;
+        let guard = self.access_guard(p, epoch, &gate.record).await?;
         gate.record.fields_requested = vec!["name", "content"];
         // Decoded only for a caller who may add to the case; a refused body is recorded too.
         let upload = match checked(input, self.settings.attachment_max_bytes) {
@@ -277,10 +280,13 @@ impl Vault {
         let view = shape::disclose(&mut gate.record, shape::attachment(&ring, &row, &d.fields)?);
         self.commit_attempt(
             vec![gate.record],
-            vec![Mutation::InsertAttachment {
-                row,
-                content: sealed,
-            }],
+            vec![
+                guard,
+                Mutation::InsertAttachment {
+                    row,
+                    content: sealed,
+                },
+            ],
             ("attachment.create_not_applied", "changed_meanwhile"),
         )
         .await?;
@@ -436,6 +442,7 @@ impl Vault {
         case_id: &str,
         id: &str,
     ) -> ServiceResult<Zeroizing<Vec<u8>>> {
+        let epoch = self.current_access_epoch(p).await?;
         let (mut gate, decision, row) = self
             .attachment_gate(
                 p,
@@ -487,7 +494,15 @@ impl Vault {
         self.require_clean(&gate, &content, "attachment.download_refused")
             .await?;
         gate.record.fields_disclosed = vec!["content"];
-        self.audit.append(gate.record).await?;
+        // Recorded with the access it was judged on still in place: the scan may have taken
+        // long enough for a grant to be revoked.
+        let guard = self.access_guard(p, epoch, &gate.record).await?;
+        self.commit_attempt(
+            vec![gate.record],
+            vec![guard],
+            ("attachment.download_not_applied", "access_changed"),
+        )
+        .await?;
         Ok(content)
     }
 }

@@ -265,6 +265,7 @@ impl Vault {
         case_id: &str,
         input: CaseInput,
     ) -> ServiceResult<RecordView> {
+        let epoch = self.current_access_epoch(p).await?;
         let (mut gate, decision) = self
             .case_gate(
                 p,
@@ -316,7 +317,7 @@ impl Vault {
         if let Some(product) = input.product.as_deref() {
             row.product = optional_text(Some(product), "product", 200)?;
         }
-        let mut consequences = Vec::new();
+        let mut consequences = vec![self.access_guard(p, epoch, &gate.record).await?];
         if let Some(contact_id) = input.contact_id.as_deref() {
             let cid = optional_text(Some(contact_id), "contact_id", 64)?;
             self.check_contact_ref(tenant_id, cid.as_deref()).await?;
@@ -327,7 +328,7 @@ impl Vault {
                         .refuse(gate.record, Denial::Forbidden, Vec::new())
                         .await);
                 };
-                consequences = relinked;
+                consequences.extend(relinked);
             }
             row.contact_id = cid;
         }

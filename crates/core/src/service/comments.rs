@@ -20,6 +20,7 @@ impl Vault {
         case_id: &str,
         input: CommentInput,
     ) -> ServiceResult<RecordView> {
+        let epoch = self.current_access_epoch(p).await?;
         let (mut gate, _) = self
             .case_gate(
                 p,
@@ -30,6 +31,7 @@ impl Vault {
                 "comment.create",
             )
             .await?;
+        let guard = self.access_guard(p, epoch, &gate.record).await?;
         let body = required_text(Some(&input.body), "body", MAX_FIELD_CHARS)?;
         let ring = self.keys.keyring(self.store.as_ref(), tenant_id).await?;
         let id = new_id();
@@ -53,7 +55,7 @@ impl Vault {
         let view = shape::disclose(&mut gate.record, shape::comment(&ring, &row, &d.fields)?);
         self.commit_attempt(
             vec![gate.record],
-            vec![Mutation::InsertComment(row.clone())],
+            vec![guard, Mutation::InsertComment(row.clone())],
             ("comment.create_not_applied", "changed_meanwhile"),
         )
         .await?;

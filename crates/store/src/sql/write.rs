@@ -518,6 +518,18 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
                 return Err(StoreError::Conflict("the user was reactivated meanwhile"));
             }
         }
+        Mutation::RequireAccessUnchanged {
+            user_id,
+            access_epoch,
+        } => {
+            require_access_unchanged(
+                conn,
+                user_id,
+                *access_epoch,
+                "the caller's access changed meanwhile",
+            )
+            .await?;
+        }
         Mutation::RequireNoAssignments { user_id } => {
             let assigned: Option<(i64,)> = sqlx::query_as(
                 "SELECT CAST(1 AS BIGINT) FROM cases WHERE assignee_id = $1 LIMIT 1",

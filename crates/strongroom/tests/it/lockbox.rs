@@ -627,3 +627,97 @@ async fn staff_see_only_their_own_requests() {
         "ticket 4711: customer asked us to look"
     );
 }
+
+/// A clamd that answers "clean" after `delay`: a scan long enough to revoke a grant during it.
+async fn slow_clamd(delay: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("clamd:{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut command = [0u8; 10];
+                if stream.read_exact(&mut command).await.is_err() {
+                    return;
+                }
+                loop {
+                    let mut len = [0u8; 4];
+                    if stream.read_exact(&mut len).await.is_err() {
+                        return;
+                    }
+                    let len = u32::from_be_bytes(len) as usize;
+                    if len == 0 {
+                        break;
+                    }
+                    let mut chunk = vec![0u8; len];
+                    if stream.read_exact(&mut chunk).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = stream.write_all(b"stream: OK\0").await;
+            });
+        }
+    });
+    address
+}
+
+/// A grant revoked while a file is being scanned ends that upload and that download: what was
+/// judged on the grant commits only if the grant still stands.
+#[tokio::test]
+async fn a_grant_revoked_during_a_scan_ends_the_upload_and_the_download() {
+    let scanner = slow_clamd(Duration::from_secs(2)).await;
+    let mut env = ENV.to_vec();
+    env.push(("STRONGROOM_ATTACHMENT_SCANNER", &scanner));
+    let server = Server::start_with(&env, &[]);
+    let w = world(&server, json!({})).await;
+    let t = w.tenant.clone();
+    let files = attachments_path(&t, &w.case_a);
+    let kept = id_of(&add_attachment(&w.admin, &t, &w.case_a, "kept.log", b"kept").await);
+
+    let (admin, engineer, case) = (&w.admin, &w.engineer, w.case_a.as_str());
+    let granted = async || {
+        let rid = id_of(&request(engineer, &t, ask(case, &["case_content"], 60)).await);
+        admin
+            .post(&request_action(&t, &rid, "approve"), json!({}))
+            .await
+            .ok(200);
+        rid
+    };
+    let revoke = async |rid: String| {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        admin
+            .post(&request_action(&t, &rid, "revoke"), json!({}))
+            .await
+            .ok(200);
+    };
+
+    let rid = granted().await;
+    let body = json!({"name": "late.log", "media_type": "text/plain", "content": "bGF0ZQ=="});
+    let (upload, ()) = tokio::join!(w.engineer.post(&files, body), revoke(rid));
+    upload.err(409, "conflict");
+
+    let rid = granted().await;
+    let content = format!("{files}/{kept}/content");
+    let (download, ()) = tokio::join!(w.engineer.get_bytes(&content), revoke(rid));
+    assert_eq!(
+        download.0.as_u16(),
+        409,
+        "the file left after its grant ended"
+    );
+
+    let names: Vec<Value> = list_items(&w.admin, &files)
+        .await
+        .into_iter()
+        .map(|f| f["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("kept.log")]);
+    let log = access_log(&w.admin, &t).await;
+    let not_applied = |action: &str| {
+        log.iter()
+            .filter(|e| e["entry"]["action"] == action && e["entry"]["decision"] == "deny")
+            .count()
+    };
+    assert_eq!(not_applied("attachment.create_not_applied"), 1);
+    assert_eq!(not_applied("attachment.download_not_applied"), 1);
+}
