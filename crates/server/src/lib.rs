@@ -1,6 +1,7 @@
 //! Strongroom's HTTPS API and ops listener. Handlers parse, call the [`Vault`], and answer; every
 //! decision lives in the service layer.
 
+mod connection;
 mod console;
 pub mod error;
 pub mod extract;
@@ -49,6 +50,10 @@ pub struct ListenConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish at shutdown.
     pub grace: Duration,
+    /// How long a connection may go without a byte from its client.
+    pub read_idle: Duration,
+    /// How long an answer may wait for its client to read it.
+    pub write_stalled: Duration,
 }
 
 /// The addresses actually bound (port 0 picks a free one).
@@ -85,6 +90,9 @@ async fn refuse_head(
     }
     next.run(request).await
 }
+
+/// Requests one HTTP/2 connection may have in flight (hyper's default is 200).
+const MAX_STREAMS_PER_CONNECTION: u32 = 32;
 
 /// Uploads read, scanned and sealed at once, per instance.
 const UPLOADS_AT_ONCE: usize = 8;
@@ -314,12 +322,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let tls = tls::server_config(&config.tls_cert, &config.tls_key)?;
-    let ops_listener = tokio::net::TcpListener::bind(config.ops)
-        .await
-        .map_err(|source| ServerError::Bind {
+    let ops_listener =
+        std::net::TcpListener::bind(config.ops).map_err(|source| ServerError::Bind {
             addr: config.ops,
             source,
         })?;
+    ops_listener.set_nonblocking(true)?;
     let ops_addr = ops_listener.local_addr()?;
     let api_listener =
         std::net::TcpListener::bind(config.api).map_err(|source| ServerError::Bind {
@@ -330,35 +338,46 @@ pub async fn serve(
     let api_addr = api_listener.local_addr()?;
 
     let handle = axum_server::Handle::new();
-    let (ops_stop_tx, ops_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ops_handle = axum_server::Handle::new();
     let grace = config.grace;
-    let stopper = handle.clone();
+    let (stopper, ops_stopper) = (handle.clone(), ops_handle.clone());
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         stopper.graceful_shutdown(Some(grace));
-        let _ = ops_stop_tx.send(());
+        ops_stopper.graceful_shutdown(Some(grace));
     });
 
-    let ops = axum::serve(ops_listener, ops_app(Arc::clone(&vault), metrics))
-        .with_graceful_shutdown(async {
-            let _ = ops_stop_rx.await;
-        });
-    let mut api = axum_server::from_tcp_rustls(
-        api_listener,
+    // The same deadlines as the API's: a client that trickles half a request would otherwise
+    // hold an ops connection for ever, and enough of them make the health check unreachable.
+    let mut ops = axum_server::from_tcp(ops_listener)?
+        .first_request_timeout(REQUEST_HEAD_TIMEOUT)
+        .handle(ops_handle);
+    ops.http_builder()
+        .http1()
+        .header_read_timeout(REQUEST_HEAD_TIMEOUT);
+    let ops = ops.serve(ops_app(Arc::clone(&vault), metrics).into_make_service());
+    let tls = axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
-    )?
-    .first_request_timeout(REQUEST_HEAD_TIMEOUT)
-    .handle(handle);
+    )
+    .acceptor(connection::DeadlineAcceptor::new(
+        config.read_idle,
+        config.write_stalled,
+    ));
+    let mut api = axum_server::from_tcp(api_listener)?
+        .acceptor(tls)
+        .first_request_timeout(REQUEST_HEAD_TIMEOUT)
+        .handle(handle);
     // axum-server turns hyper's header timeout off; a client trickling its headers (or keeping
-    // a connection idle) would hold a connection for ever. HTTP/2 is kept honest by pings.
+    // a connection idle) would hold a connection for ever. After the first request the
+    // connection's own deadlines hold (`connection`), which pings would defeat: a peer's stack
+    // answers them for it.
     api.http_builder()
         .http1()
         .header_read_timeout(REQUEST_HEAD_TIMEOUT);
     api.http_builder()
         .http2()
-        .keep_alive_interval(REQUEST_HEAD_TIMEOUT)
-        .keep_alive_timeout(REQUEST_HEAD_TIMEOUT);
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let api = api.serve(app(vault, config.max_body_bytes).into_make_service());
     on_bound(Bound {
         api: api_addr,

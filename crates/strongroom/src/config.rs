@@ -29,6 +29,10 @@ pub struct Config {
     pub database_max_connections: u32,
     pub database_statement_timeout_ms: u64,
     pub shutdown_grace_secs: u64,
+    /// An API connection silent this long is closed (no request may take longer to answer).
+    pub connection_idle_secs: u64,
+    /// An API connection whose client reads nothing of an answer for this long is closed.
+    pub connection_write_stall_secs: u64,
     /// Service settings (`[service]` in the file; `STRONGROOM_<KEY>` in the environment).
     pub service: Settings,
 }
@@ -85,6 +89,8 @@ impl Default for Config {
             database_max_connections: 16,
             database_statement_timeout_ms: 30_000,
             shutdown_grace_secs: 30,
+            connection_idle_secs: 120,
+            connection_write_stall_secs: 60,
             service: Settings::default(),
         }
     }
@@ -138,6 +144,11 @@ impl Config {
             (
                 "database_statement_timeout_ms",
                 self.database_statement_timeout_ms,
+            ),
+            ("connection_idle_secs", self.connection_idle_secs),
+            (
+                "connection_write_stall_secs",
+                self.connection_write_stall_secs,
             ),
         ];
         for (key, value) in positive.into_iter().chain(service.must_be_positive()) {

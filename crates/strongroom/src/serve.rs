@@ -132,6 +132,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     crate::webhooks::spawn(&vault);
     spawn_backup_copy_sweep(&args.data_dir);
 
+    if !args.config.ops_listen.ip().is_loopback() {
+        tracing::warn!(
+            ops = %args.config.ops_listen,
+            "the ops listener (plain HTTP: health and metrics) is reachable beyond this host; \
+             keep it on a private network"
+        );
+    }
     let metrics = strongroom_server::install_metrics();
     let listen = ListenConfig {
         api: args.config.listen,
@@ -140,6 +147,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tls_key,
         max_body_bytes: args.config.max_body_bytes,
         grace: Duration::from_secs(args.config.shutdown_grace_secs),
+        read_idle: Duration::from_secs(args.config.connection_idle_secs),
+        write_stalled: Duration::from_secs(args.config.connection_write_stall_secs),
     };
     let mut bound_result = Ok(());
     strongroom_server::serve(

@@ -325,6 +325,54 @@ async fn sigterm_with_idle_http2_client_exits_promptly() {
     );
 }
 
+/// A connection silent past `connection_idle_secs` is closed by the server: after its first
+/// request, only hyper's header deadline (20 s, HTTP/1 only) bounded it, and an HTTP/2 client
+/// whose stack answers pings held it for ever.
+#[tokio::test]
+async fn a_silent_connection_is_closed() {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start_with(&[("STRONGROOM_CONNECTION_IDLE_SECS", "2")], &[]);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(server.cert_pem()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.api).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(b"GET /v1/audit/checkpoint HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tls.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    let answered = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match tls.read(&mut answer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    let took = answered.elapsed();
+    assert!(closed.is_ok(), "still open after {took:?}");
+    assert!(took < Duration::from_secs(8), "closed only after {took:?}");
+}
+
 /// The configuration file takes every documented key, optional ones included; the environment
 /// still reaches the `[service]` keys the file leaves out; what cannot be meant is refused.
 #[tokio::test]
