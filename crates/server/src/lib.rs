@@ -50,10 +50,8 @@ pub struct ListenConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish at shutdown.
     pub grace: Duration,
-    /// How long a connection may go without a byte from its client.
-    pub read_idle: Duration,
-    /// How long an answer may wait for its client to read it.
-    pub write_stalled: Duration,
+    /// How long a connection may go with nothing moving on it, either way.
+    pub idle: Duration,
 }
 
 /// The addresses actually bound (port 0 picks a free one).
@@ -348,9 +346,11 @@ pub async fn serve(
         ops_stopper.graceful_shutdown(Some(grace));
     });
 
-    // The same deadlines as the API's: a client that trickles half a request would otherwise
-    // hold an ops connection for ever, and enough of them make the health check unreachable.
+    // The same deadlines as the API's: a client that trickles half a request, or goes still
+    // after one, would otherwise hold an ops connection for ever, and enough of them make the
+    // health check unreachable.
     let mut ops = axum_server::from_tcp(ops_listener)?
+        .acceptor(connection::DeadlineAcceptor::new(config.idle))
         .first_request_timeout(REQUEST_HEAD_TIMEOUT)
         .handle(ops_handle);
     ops.http_builder()
@@ -360,17 +360,14 @@ pub async fn serve(
     let tls = axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
     )
-    .acceptor(connection::DeadlineAcceptor::new(
-        config.read_idle,
-        config.write_stalled,
-    ));
+    .acceptor(connection::DeadlineAcceptor::new(config.idle));
     let mut api = axum_server::from_tcp(api_listener)?
         .acceptor(tls)
         .first_request_timeout(REQUEST_HEAD_TIMEOUT)
         .handle(handle);
     // axum-server turns hyper's header timeout off; a client trickling its headers (or keeping
     // a connection idle) would hold a connection for ever. After the first request the
-    // connection's own deadlines hold (`connection`), which pings would defeat: a peer's stack
+    // connection's own deadline holds (`connection`), which pings would defeat: a peer's stack
     // answers them for it.
     api.http_builder()
         .http1()

@@ -67,6 +67,8 @@ pub enum Mutation {
         token_hash: Vec<u8>,
         at: i64,
     },
+    /// Ends every session of `user_id` and moves their `access_epoch`, so that a change or
+    /// disclosure already judged on one of them commits nothing.
     RevokeUserSessions {
         user_id: String,
         at: i64,
@@ -253,6 +255,7 @@ pub enum Mutation {
         at: i64,
     },
     /// Approves or denies a request still pending and unexpired at `at`; otherwise a conflict.
+    /// An approval's `ends_at` sets the grant's duration too (a tenant's limit may shorten it).
     DecideAccessRequest {
         scope: TenantScope,
         id: String,

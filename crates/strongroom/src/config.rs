@@ -29,10 +29,9 @@ pub struct Config {
     pub database_max_connections: u32,
     pub database_statement_timeout_ms: u64,
     pub shutdown_grace_secs: u64,
-    /// An API connection silent this long is closed (no request may take longer to answer).
+    /// A connection on which nothing moves, either way, for this long is closed: silent between
+    /// requests, or not reading an answer (no request may take longer to start answering).
     pub connection_idle_secs: u64,
-    /// An API connection whose client reads nothing of an answer for this long is closed.
-    pub connection_write_stall_secs: u64,
     /// Service settings (`[service]` in the file; `STRONGROOM_<KEY>` in the environment).
     pub service: Settings,
 }
@@ -90,7 +89,6 @@ impl Default for Config {
             database_statement_timeout_ms: 30_000,
             shutdown_grace_secs: 30,
             connection_idle_secs: 120,
-            connection_write_stall_secs: 60,
             service: Settings::default(),
         }
     }
@@ -146,15 +144,14 @@ impl Config {
                 self.database_statement_timeout_ms,
             ),
             ("connection_idle_secs", self.connection_idle_secs),
-            (
-                "connection_write_stall_secs",
-                self.connection_write_stall_secs,
-            ),
         ];
         for (key, value) in positive.into_iter().chain(service.must_be_positive()) {
             if value == 0 {
                 bail!("{key} must be greater than 0");
             }
+        }
+        if self.connection_idle_secs > 86_400 {
+            bail!("connection_idle_secs must be at most 86400 (a day)");
         }
         service.check().map_err(|why| anyhow::anyhow!(why))
     }

@@ -147,8 +147,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tls_key,
         max_body_bytes: args.config.max_body_bytes,
         grace: Duration::from_secs(args.config.shutdown_grace_secs),
-        read_idle: Duration::from_secs(args.config.connection_idle_secs),
-        write_stalled: Duration::from_secs(args.config.connection_write_stall_secs),
+        idle: Duration::from_secs(args.config.connection_idle_secs),
     };
     let mut bound_result = Ok(());
     strongroom_server::serve(

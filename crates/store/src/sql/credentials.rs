@@ -60,8 +60,14 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             )
             .bind(user_id)
             .bind(at)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
+            // A request already past its checks on one of those sessions (a file being scanned,
+            // an export being built) commits nothing after them.
+            sqlx::query("UPDATE users SET access_epoch = access_epoch + 1 WHERE id = $1")
+                .bind(user_id)
+                .execute(conn)
+                .await?;
         }
         Mutation::RevokeOtherSessions { user_id, keep, at } => {
             sqlx::query(

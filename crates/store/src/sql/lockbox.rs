@@ -222,7 +222,9 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             let done = sqlx::query(
                 "UPDATE access_requests SET state = $3, decided_by = $4, decided_at = $5, \
                  decision_comment = $6, starts_at = CASE WHEN $3 = 'approved' THEN $5 END, \
-                 ends_at = $7 \
+                 ends_at = $7, \
+                 duration_minutes = CASE WHEN $7 IS NULL THEN duration_minutes \
+                     ELSE ($7 - $5) / 60000 END \
                  WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND request_expires_at > $5 \
                  AND requester_id <> $4",
             )

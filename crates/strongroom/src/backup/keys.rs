@@ -121,8 +121,7 @@ pub async fn create(args: KeysArgs) -> Result<()> {
         w.section(SECTION, body.len() as u64, &mut body.as_slice())?;
         let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        std::fs::rename(&staged, &args.out)?;
-        crate::datadir::sync_parent(&args.out)
+        super::put_in_place(&staged, &args.out)
     })();
     if let Err(err) = written {
         let _ = std::fs::remove_file(&staged);

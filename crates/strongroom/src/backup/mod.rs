@@ -227,9 +227,22 @@ async fn write_backup(
         .await
         .context("writing the backup")?
         .context("writing the backup")?;
-    fs::rename(partial, out_path)?;
-    crate::datadir::sync_parent(out_path)?;
+    put_in_place(partial, out_path)?;
     Ok(manifest)
+}
+
+/// Gives the finished `staged` file its name `out`, refusing a file put there meanwhile (a link,
+/// unlike a rename, never replaces one), and makes the name durable.
+fn put_in_place(staged: &Path, out: &Path) -> Result<()> {
+    let linked = fs::hard_link(staged, out);
+    let _ = fs::remove_file(staged);
+    match linked {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("{} exists; refusing to overwrite it", out.display())
+        }
+        linked => linked.with_context(|| format!("naming {}", out.display()))?,
+    }
+    crate::datadir::sync_parent(out)
 }
 
 /// Where a backup is written before it is renamed to `out`: beside it, under a name no `--out`

@@ -462,6 +462,7 @@ async fn an_approval_applies_the_tenants_current_limit() {
         3600,
         "{g}"
     );
+    assert_eq!(g["duration_minutes"], 60, "{g}");
 }
 
 #[tokio::test]
@@ -628,52 +629,92 @@ async fn staff_see_only_their_own_requests() {
     );
 }
 
-/// A clamd that answers "clean" after `delay`: a scan long enough to revoke a grant during it.
-async fn slow_clamd(delay: Duration) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("clamd:{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut command = [0u8; 10];
-                if stream.read_exact(&mut command).await.is_err() {
-                    return;
-                }
-                loop {
-                    let mut len = [0u8; 4];
-                    if stream.read_exact(&mut len).await.is_err() {
+/// A clamd that says when a file has reached it and answers "clean" only when released: a scan
+/// held open for as long as a test needs to change something during it.
+struct HeldClamd {
+    address: String,
+    arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
+    release: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl HeldClamd {
+    async fn start() -> HeldClamd {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("clamd:{}", listener.local_addr().unwrap());
+        let (tell, arrived) = tokio::sync::mpsc::unbounded_channel();
+        let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        let held = std::sync::Arc::clone(&release);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (tell, held) = (tell.clone(), std::sync::Arc::clone(&held));
+                tokio::spawn(async move {
+                    let mut command = [0u8; 10];
+                    if stream.read_exact(&mut command).await.is_err() {
                         return;
                     }
-                    let len = u32::from_be_bytes(len) as usize;
-                    if len == 0 {
-                        break;
+                    loop {
+                        let mut len = [0u8; 4];
+                        if stream.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let len = u32::from_be_bytes(len) as usize;
+                        if len == 0 {
+                            break;
+                        }
+                        let mut chunk = vec![0u8; len];
+                        if stream.read_exact(&mut chunk).await.is_err() {
+                            return;
+                        }
                     }
-                    let mut chunk = vec![0u8; len];
-                    if stream.read_exact(&mut chunk).await.is_err() {
-                        return;
+                    let _ = tell.send(());
+                    if let Ok(permit) = held.acquire().await {
+                        permit.forget();
+                        let _ = stream.write_all(b"stream: OK\0").await;
                     }
-                }
-                tokio::time::sleep(delay).await;
-                let _ = stream.write_all(b"stream: OK\0").await;
-            });
+                });
+            }
+        });
+        HeldClamd {
+            address,
+            arrived,
+            release,
         }
-    });
-    address
+    }
+
+    /// Runs `request`; once its file is being scanned, runs `meanwhile`, then lets the scan end.
+    async fn during_scan<T>(
+        &mut self,
+        request: impl std::future::Future<Output = T>,
+        meanwhile: impl std::future::Future<Output = ()>,
+    ) -> T {
+        let (answer, ()) = tokio::join!(request, async {
+            self.arrived.recv().await.unwrap();
+            meanwhile.await;
+            self.release.add_permits(1);
+        });
+        answer
+    }
 }
 
 /// A grant revoked while a file is being scanned ends that upload and that download: what was
 /// judged on the grant commits only if the grant still stands.
 #[tokio::test]
 async fn a_grant_revoked_during_a_scan_ends_the_upload_and_the_download() {
-    let scanner = slow_clamd(Duration::from_secs(2)).await;
+    let mut clamd = HeldClamd::start().await;
     let mut env = ENV.to_vec();
-    env.push(("STRONGROOM_ATTACHMENT_SCANNER", &scanner));
+    env.push(("STRONGROOM_ATTACHMENT_SCANNER", &clamd.address));
     let server = Server::start_with(&env, &[]);
     let w = world(&server, json!({})).await;
     let t = w.tenant.clone();
     let files = attachments_path(&t, &w.case_a);
-    let kept = id_of(&add_attachment(&w.admin, &t, &w.case_a, "kept.log", b"kept").await);
+    let kept = clamd
+        .during_scan(
+            add_attachment(&w.admin, &t, &w.case_a, "kept.log", b"kept"),
+            async {},
+        )
+        .await;
+    let kept = id_of(&kept);
 
     let (admin, engineer, case) = (&w.admin, &w.engineer, w.case_a.as_str());
     let granted = async || {
@@ -685,7 +726,6 @@ async fn a_grant_revoked_during_a_scan_ends_the_upload_and_the_download() {
         rid
     };
     let revoke = async |rid: String| {
-        tokio::time::sleep(Duration::from_millis(700)).await;
         admin
             .post(&request_action(&t, &rid, "revoke"), json!({}))
             .await
@@ -694,12 +734,16 @@ async fn a_grant_revoked_during_a_scan_ends_the_upload_and_the_download() {
 
     let rid = granted().await;
     let body = json!({"name": "late.log", "media_type": "text/plain", "content": "bGF0ZQ=="});
-    let (upload, ()) = tokio::join!(w.engineer.post(&files, body), revoke(rid));
+    let upload = clamd
+        .during_scan(engineer.post(&files, body), revoke(rid))
+        .await;
     upload.err(409, "conflict");
 
     let rid = granted().await;
     let content = format!("{files}/{kept}/content");
-    let (download, ()) = tokio::join!(w.engineer.get_bytes(&content), revoke(rid));
+    let download = clamd
+        .during_scan(engineer.get_bytes(&content), revoke(rid))
+        .await;
     assert_eq!(
         download.0.as_u16(),
         409,
