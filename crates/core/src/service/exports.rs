@@ -3,7 +3,7 @@
 //! only; downloadable by the requester until the export expires.
 
 use serde_json::{Value, json};
-use strongroom_policy::{Denial, ResourceFacts, ResourceKind, Role};
+use strongroom_policy::{Denial, Purpose, ResourceFacts, ResourceKind, Role};
 use strongroom_store::{ExportQuota, ExportRow, Mutation, TenantScope};
 
 use super::export_build::{Gather, content_hash, parse_recipient, seal};
@@ -13,7 +13,7 @@ use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::exports::{EXPORT_RECORD_KINDS, ExportScope, ExportView, NewExport};
 use crate::model::{CASE_STATUSES, Page, PageRequest};
-use crate::{Vault, new_id};
+use crate::{TenantState, Vault, new_id};
 
 const KIND: &str = "export";
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -137,16 +137,7 @@ impl Vault {
         let (mut record, purpose, tenant) = self
             .open_content(p, ctx, "export.create", tenant_id, export_ref(&id))
             .await?;
-        // The gate: may this caller export from this tenant at all, for this purpose?
-        let probe = ResourceFacts::reachable(ResourceKind::Case, "", Some(tenant_id.to_owned()));
-        let decision = self.decide(
-            p,
-            strongroom_policy::Action::ExportRecords,
-            &probe,
-            Some(&tenant.facts),
-            Some(purpose),
-        );
-        self.enforce(&mut record, &decision).await?;
+        self.export_gate(p, &mut record, &tenant, purpose).await?;
         let archive = check_scope(&input.scope)?;
         let recipient = parse_recipient(&input.recipient)?;
         if !tenant.instructions.export_allowed {
@@ -319,6 +310,26 @@ impl Vault {
         )
         .await?;
         Ok(out)
+    }
+
+    /// The gate of making or taking an export: may `p` export from this tenant at all, for this
+    /// purpose? Refusals recorded from `record`.
+    async fn export_gate(
+        &self,
+        p: &Principal,
+        record: &mut AuditRecord,
+        tenant: &TenantState,
+        purpose: Purpose,
+    ) -> ServiceResult<()> {
+        let probe = ResourceFacts::reachable(ResourceKind::Case, "", Some(tenant.row.id.clone()));
+        let decision = self.decide(
+            p,
+            strongroom_policy::Action::ExportRecords,
+            &probe,
+            Some(&tenant.facts),
+            Some(purpose),
+        );
+        self.enforce(record, &decision).await
     }
 
     /// Whether `p` may approve exports of `tenant_id`: a support supervisor, or the tenant's admin.
@@ -538,15 +549,7 @@ impl Vault {
         }
         // Taking the content away is a use of it: for the purpose it was gathered for, and only
         // while that purpose is one the caller may state for this tenant's content.
-        let probe = ResourceFacts::reachable(ResourceKind::Case, "", Some(tenant_id.to_owned()));
-        let decision = self.decide(
-            p,
-            strongroom_policy::Action::ExportRecords,
-            &probe,
-            Some(&tenant.facts),
-            Some(purpose),
-        );
-        self.enforce(&mut record, &decision).await?;
+        self.export_gate(p, &mut record, &tenant, purpose).await?;
         if manifest_purpose(&row.manifest)?.as_deref() != Some(purpose.as_str()) {
             return Err(self
                 .refuse_because(

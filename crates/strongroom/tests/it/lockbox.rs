@@ -430,6 +430,18 @@ async fn unanswered_requests_expire() {
         .err(403, "access_grant_required");
 }
 
+/// How long a grant lasts, from its view.
+fn grant_seconds(grant: &Value) -> i64 {
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    (parse(&grant["ends_at"]) - parse(&grant["starts_at"])).whole_seconds()
+}
+
 /// A grant lasts no longer than the tenant allows when it approves: a limit lowered after the
 /// request was made holds.
 #[tokio::test]
@@ -450,18 +462,7 @@ async fn an_approval_applies_the_tenants_current_limit() {
         .post(&request_action(t, &rid, "approve"), json!({}))
         .await
         .ok(200);
-    let parse = |v: &Value| {
-        time::OffsetDateTime::parse(
-            v.as_str().unwrap(),
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap()
-    };
-    assert_eq!(
-        (parse(&g["ends_at"]) - parse(&g["starts_at"])).whole_seconds(),
-        3600,
-        "{g}"
-    );
+    assert_eq!(grant_seconds(&g), 3600, "{g}");
     assert_eq!(g["duration_minutes"], 60, "{g}");
 }
 
@@ -476,17 +477,7 @@ async fn grants_end_at_their_end_time() {
         .post(&request_action(t, &rid, "approve"), json!({}))
         .await
         .ok(200);
-    let parse = |v: &Value| {
-        time::OffsetDateTime::parse(
-            v.as_str().unwrap(),
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap()
-    };
-    assert_eq!(
-        (parse(&g["ends_at"]) - parse(&g["starts_at"])).whole_seconds(),
-        60
-    );
+    assert_eq!(grant_seconds(&g), 60);
     let comments = comments_path(t, &w.case_a);
     w.engineer.get(&comments).await.ok(200);
 

@@ -330,24 +330,10 @@ async fn sigterm_with_idle_http2_client_exits_promptly() {
 /// whose stack answers pings held it for ever.
 #[tokio::test]
 async fn a_silent_connection_is_closed() {
-    use rustls_pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let server = Server::start_with(&[("STRONGROOM_CONNECTION_IDLE_SECS", "2")], &[]);
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(server.cert_pem()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(server.api).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut tls = raw_tls(&server).await;
     tls.write_all(b"GET /v1/audit/checkpoint HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
