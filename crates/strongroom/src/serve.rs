@@ -173,14 +173,33 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
 /// SIGTERM or Ctrl-C (SIGINT).
 pub(crate) async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
+    match Interruption::listen() {
+        Ok(mut interruption) => interruption.recv().await,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// SIGTERM and SIGINT, heard from the moment this is made: one that lands before would end the
+/// process outright, leaving behind what it was making (a backup's copy of every wrapped key).
+pub(crate) struct Interruption {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Interruption {
+    pub(crate) fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    pub(crate) async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {},
+            _ = self.interrupt.recv() => {},
+        }
     }
 }
 

@@ -332,6 +332,9 @@ pub(crate) fn refuse_moved_store(data_dir: &Path, config: &Config) -> Result<()>
 }
 
 pub async fn create(args: CreateArgs) -> Result<()> {
+    // Before any copy exists, so that a signal never finds one without being heard.
+    let mut interruption =
+        crate::serve::Interruption::listen().context("listening for interruptions")?;
     let config = Config::load(args.config.as_deref(), &args.data_dir)?;
     refuse_moved_store(&args.data_dir, &config)?;
     if config.database_url.is_some() {
@@ -378,7 +381,7 @@ pub async fn create(args: CreateArgs) -> Result<()> {
         tokio::pin!(snapshotting);
         tokio::select! {
             tables = &mut snapshotting => tables.context("snapshotting the database")?,
-            () = crate::serve::shutdown_signal() => {
+            () = interruption.recv() => {
                 // SQLite's statements run on in their own thread whatever is dropped here: wait
                 // for them, so that every copy they make exists when the copies are removed.
                 let _ = snapshotting.await;
@@ -394,7 +397,7 @@ pub async fn create(args: CreateArgs) -> Result<()> {
     let _ = fs::remove_file(&scratch);
     let written = tokio::select! {
         written = write_backup(tables, sources, (&partial, &args.out), &root, verifier) => written,
-        () = crate::serve::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+        () = interruption.recv() => Err(anyhow::anyhow!("interrupted")),
     };
     let manifest = written.context("backup failed; its temporary copies were removed")?;
     println!(
@@ -511,6 +514,9 @@ fn private_dir(path: &Path) -> Result<()> {
 }
 
 pub async fn verify(args: VerifyArgs) -> Result<()> {
+    // Before the plaintext is extracted, so that a signal never finds it without being heard.
+    let mut interruption =
+        crate::serve::Interruption::listen().context("listening for interruptions")?;
     let config = match &args.data_dir {
         Some(d) => Some(Config::load(args.config.as_deref(), d)?),
         None => None,
@@ -534,7 +540,7 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
                 .context("extracting the backup")??;
             check(&scratch.0, &manifest, args.verifier_key.as_deref()).await
         } => outcome,
-        () = crate::serve::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+        () = interruption.recv() => Err(anyhow::anyhow!("interrupted")),
     };
     drop(scratch);
     let summary = outcome.context("backup verification failed")?;
