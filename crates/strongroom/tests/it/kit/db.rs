@@ -15,7 +15,11 @@
 //!   copies the SQLite database of a data dir; backups of a PostgreSQL deployment are pg_dump's
 //!   job (`backup::on_postgres_data_backups_are_refused_and_key_backups_work` checks that
 //!   `backup create` says so and that `backup keys` works there);
-//!   `backup::a_restore_refuses_records_sealed_under_a_version_retired_since_the_backup` too.
+//!   `backup::a_restore_refuses_records_sealed_under_a_version_retired_since_the_backup`,
+//!   `backup::an_interrupted_backup_leaves_no_copy_behind` and
+//!   `backup_root::backups_are_taken_under_the_live_root_key_and_land_whole` too.
+//! - `audit_recovery::a_database_copied_back_over_a_newer_one_is_refused_at_start`: it copies the
+//!   SQLite database file back over a newer one.
 //! - `migrate::*`: they start from a SQLite deployment and open PostgreSQL themselves, so the
 //!   SQLite pass already covers both sides.
 //!
