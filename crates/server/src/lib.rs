@@ -24,6 +24,7 @@ use strongroom_core::{ErrorCode, Vault};
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use connection::MAX_IDLE as MAX_CONNECTION_IDLE;
 pub use error::{ApiError, ApiResult};
 
 #[derive(Debug, thiserror::Error)]

@@ -150,8 +150,9 @@ impl Config {
                 bail!("{key} must be greater than 0");
             }
         }
-        if self.connection_idle_secs > 86_400 {
-            bail!("connection_idle_secs must be at most 86400 (a day)");
+        let most = strongroom_server::MAX_CONNECTION_IDLE.as_secs();
+        if self.connection_idle_secs > most {
+            bail!("connection_idle_secs must be at most {most} (a day)");
         }
         service.check().map_err(|why| anyhow::anyhow!(why))
     }
