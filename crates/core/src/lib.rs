@@ -44,6 +44,7 @@ pub use settings::Settings;
 use audit::AuditLog;
 use auth::api_key::ApiKeyCache;
 use auth::session::SessionCache;
+use auth::source_throttle::SourceThrottle;
 use auth::throttle::LoginThrottle;
 use cache::Cache;
 use clock::Clock;
@@ -68,6 +69,7 @@ pub struct Vault {
     users: Cache<String, Arc<UserRow>>,
     tenants: Cache<String, Arc<TenantState>>,
     throttle: LoginThrottle,
+    source_throttle: SourceThrottle,
     refusals: auth::refusals::RecentRefusals,
     settings: Settings,
     clock: Arc<dyn Clock>,
@@ -134,6 +136,12 @@ impl Vault {
                 settings.login_lockout_threshold,
                 settings.login_lockout_secs,
                 settings.login_backoff_base_ms,
+            ),
+            source_throttle: SourceThrottle::new(
+                settings.login_source_max_failures,
+                settings.login_source_window_secs,
+                strongroom_crypto::random_bytes::<32>()
+                    .map_err(|_| ServiceError::internal("source throttle key"))?,
             ),
             refusals: auth::refusals::RecentRefusals::default(),
             store,

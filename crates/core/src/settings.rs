@@ -16,6 +16,11 @@ pub struct Settings {
     pub login_lockout_secs: u64,
     /// Backoff after the third consecutive failure: base × 2^(failures − 3), capped at 5 minutes.
     pub login_backoff_base_ms: u64,
+    /// Failed logins from one client address (an IPv6 /64) in `login_source_window_secs` after
+    /// which that address's logins are refused until the window ends: a password spray over many
+    /// usernames meets no per-username backoff.
+    pub login_source_max_failures: u32,
+    pub login_source_window_secs: u64,
     /// Current confidentiality agreement: staff must acknowledge this version.
     pub confidentiality_version: String,
     pub confidentiality_text: String,
@@ -114,7 +119,7 @@ pub struct Settings {
 impl Settings {
     /// The settings to which 0 gives no meaning: it would switch a protection off (a lockout of
     /// no time), refuse everything (uploads with no time to be scanned) or expire at once.
-    pub fn must_be_positive(&self) -> [(&'static str, u64); 17] {
+    pub fn must_be_positive(&self) -> [(&'static str, u64); 19] {
         [
             // 0 would not turn the sweep off (its interval does): it would suspend everyone.
             (
@@ -131,6 +136,11 @@ impl Settings {
                 u64::from(self.login_lockout_threshold),
             ),
             ("login_lockout_secs", self.login_lockout_secs),
+            (
+                "login_source_max_failures",
+                u64::from(self.login_source_max_failures),
+            ),
+            ("login_source_window_secs", self.login_source_window_secs),
             (
                 "audit_max_batch",
                 u64::try_from(self.audit_max_batch).unwrap_or(u64::MAX),
@@ -190,6 +200,8 @@ impl Default for Settings {
             login_lockout_threshold: 10,
             login_lockout_secs: 30 * 60,
             login_backoff_base_ms: 1000,
+            login_source_max_failures: 50,
+            login_source_window_secs: 15 * 60,
             confidentiality_version: "2026-01".into(),
             confidentiality_text: "I will use customer data only for the purpose stated with each \
                 access, disclose it to no one who is not authorised, and keep this obligation after \

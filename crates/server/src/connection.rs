@@ -10,27 +10,37 @@
 use std::future::{Future, Ready, ready};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 /// The longest `idle` may be (a day), so that the deadline's arithmetic never overflows.
 pub const MAX_IDLE: Duration = Duration::from_secs(86_400);
 
-/// Gives each accepted TCP stream (before TLS) the idle deadline.
-#[derive(Clone, Copy, Debug)]
+/// Gives each accepted TCP stream (before TLS) the idle deadline, and refuses (closes) one that
+/// would pass the listener's connection limit: every connection holds a task, its buffers and
+/// TLS state, and the deadline alone bounds how long each lives, not how many there are.
+#[derive(Clone, Debug)]
 pub struct DeadlineAcceptor {
     idle: Duration,
+    permits: Arc<Semaphore>,
+    refusals: Arc<RefusalReport>,
 }
 
 impl DeadlineAcceptor {
-    pub fn new(idle: Duration) -> Self {
+    pub fn new(idle: Duration, max_connections: usize) -> Self {
         Self {
             idle: idle.min(MAX_IDLE),
+            permits: Arc::new(Semaphore::new(
+                max_connections.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            refusals: Arc::default(),
         }
     }
 }
@@ -41,23 +51,51 @@ impl<S> Accept<TcpStream, S> for DeadlineAcceptor {
     type Future = Ready<io::Result<(Deadlined, S)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            self.refusals.refused();
+            return ready(Err(io::Error::other("connection limit reached")));
+        };
         let deadline = Box::pin(tokio::time::sleep(self.idle));
         ready(Ok((
             Deadlined {
                 stream,
                 idle: self.idle,
                 deadline,
+                _permit: permit,
             },
             service,
         )))
     }
 }
 
+/// Counts connections refused at the limit, and warns of them at most once a minute.
+#[derive(Debug, Default)]
+struct RefusalReport {
+    last_warned: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl RefusalReport {
+    fn refused(&self) {
+        metrics::counter!("strongroom_connections_refused_total").increment(1);
+        let Ok(mut last) = self.last_warned.lock() else {
+            return;
+        };
+        if last.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!("connection limit reached: new connections are closed until some end");
+        }
+    }
+}
+
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// A TCP stream that fails with `TimedOut` once nothing has moved on it, either way, for `idle`.
+/// It holds its place under the listener's connection limit until dropped.
 pub struct Deadlined {
     stream: TcpStream,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Deadlined {
@@ -160,17 +198,33 @@ mod tests {
 
     use super::*;
 
-    async fn pair(idle: Duration) -> (Deadlined, TcpStream) {
+    /// A connection accepted by `acceptor`, and its client end.
+    async fn accepted(acceptor: &DeadlineAcceptor) -> (io::Result<Deadlined>, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        let (stream, ()) = DeadlineAcceptor::new(idle)
-            .accept(accepted, ())
-            .await
-            .unwrap();
-        (stream, client)
+        let (stream, _) = listener.accept().await.unwrap();
+        let accepted = acceptor.accept(stream, ()).await.map(|(stream, ())| stream);
+        (accepted, client)
+    }
+
+    async fn pair(idle: Duration) -> (Deadlined, TcpStream) {
+        let (server, client) = accepted(&DeadlineAcceptor::new(idle, 8)).await;
+        (server.unwrap(), client)
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_limit_are_refused_until_one_ends() {
+        let acceptor = DeadlineAcceptor::new(Duration::from_secs(60), 2);
+        let (first, _c1) = accepted(&acceptor).await;
+        let (second, _c2) = accepted(&acceptor).await;
+        assert!(first.is_ok() && second.is_ok());
+        let (third, _c3) = accepted(&acceptor).await;
+        assert!(third.is_err(), "a third connection was accepted");
+        drop(first);
+        let (fourth, _c4) = accepted(&acceptor).await;
+        assert!(fourth.is_ok(), "no room after a connection ended");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Strongroom's HTTPS API and ops listener. Handlers parse, call the [`Vault`], and answer; every
 //! decision lives in the service layer.
 
+mod client_address;
 mod connection;
 mod console;
 pub mod error;
@@ -24,6 +25,7 @@ use strongroom_core::{ErrorCode, Vault};
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use client_address::{ProxyRange, TrustedProxies};
 pub use connection::MAX_IDLE as MAX_CONNECTION_IDLE;
 pub use error::{ApiError, ApiResult};
 
@@ -53,6 +55,10 @@ pub struct ListenConfig {
     pub grace: Duration,
     /// How long a connection may go with nothing moving on it, either way.
     pub idle: Duration,
+    /// Most connections open at once on each listener; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the login throttle).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The addresses actually bound (port 0 picks a free one).
@@ -107,7 +113,7 @@ fn attachment_body_limit(max_file: u64) -> usize {
 }
 
 /// The API router; shared by `serve` and the tests.
-pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
+pub fn app(vault: Arc<Vault>, max_body_bytes: usize, trusted_proxies: TrustedProxies) -> Router {
     use routes::{admin, audit, auth, credentials, data, exports, governance, incidents, lockbox};
     let upload_limit = attachment_body_limit(vault.settings().attachment_max_bytes);
     let upload_body = data::UploadBody {
@@ -276,6 +282,7 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
             HeaderValue::from_static("max-age=31536000"),
         ))
         .layer(middleware::from_fn(request_id::middleware))
+        .layer(axum::Extension(Arc::new(trusted_proxies)))
         .with_state(vault)
 }
 
@@ -351,7 +358,10 @@ pub async fn serve(
     // after one, would otherwise hold an ops connection for ever, and enough of them make the
     // health check unreachable.
     let mut ops = axum_server::from_tcp(ops_listener)?
-        .acceptor(connection::DeadlineAcceptor::new(config.idle))
+        .acceptor(connection::DeadlineAcceptor::new(
+            config.idle,
+            config.max_connections,
+        ))
         .first_request_timeout(REQUEST_HEAD_TIMEOUT)
         .handle(ops_handle);
     ops.http_builder()
@@ -361,7 +371,10 @@ pub async fn serve(
     let tls = axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
     )
-    .acceptor(connection::DeadlineAcceptor::new(config.idle));
+    .acceptor(connection::DeadlineAcceptor::new(
+        config.idle,
+        config.max_connections,
+    ));
     let mut api = axum_server::from_tcp(api_listener)?
         .acceptor(tls)
         .first_request_timeout(REQUEST_HEAD_TIMEOUT)
@@ -376,7 +389,11 @@ pub async fn serve(
     api.http_builder()
         .http2()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
-    let api = api.serve(app(vault, config.max_body_bytes).into_make_service());
+    // The peer's address reaches the login throttle (`client_address`).
+    let api = api.serve(
+        app(vault, config.max_body_bytes, config.trusted_proxies)
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    );
     on_bound(Bound {
         api: api_addr,
         ops: ops_addr,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use strongroom_core::Settings;
+use strongroom_server::ProxyRange;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,6 +33,11 @@ pub struct Config {
     /// A connection on which nothing moves, either way, for this long is closed: silent between
     /// requests, or not reading an answer (no request may take longer to start answering).
     pub connection_idle_secs: u64,
+    /// Most connections open at once on each listener; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client, for
+    /// the login throttle's count by address. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ProxyRange>,
     /// Service settings (`[service]` in the file; `STRONGROOM_<KEY>` in the environment).
     pub service: Settings,
 }
@@ -89,6 +95,8 @@ impl Default for Config {
             database_statement_timeout_ms: 30_000,
             shutdown_grace_secs: 30,
             connection_idle_secs: 120,
+            max_connections: 1024,
+            trusted_proxies: Vec::new(),
             service: Settings::default(),
         }
     }
@@ -144,6 +152,10 @@ impl Config {
                 self.database_statement_timeout_ms,
             ),
             ("connection_idle_secs", self.connection_idle_secs),
+            (
+                "max_connections",
+                u64::try_from(self.max_connections).unwrap_or(u64::MAX),
+            ),
         ];
         for (key, value) in positive.into_iter().chain(service.must_be_positive()) {
             if value == 0 {
@@ -244,6 +256,14 @@ fn overlay_env_prefixed(table: &mut toml::Table, prefix: &str) -> Result<()> {
                     .parse()
                     .with_context(|| format!("{var} must be true or false"))?,
             ),
+            // A list: comma-separated (`STRONGROOM_TRUSTED_PROXIES=10.0.0.5,10.1.0.0/16`).
+            Some(toml::Value::Array(_)) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.to_owned()))
+                    .collect(),
+            ),
             _ => toml::Value::String(raw),
         };
         table.insert(key, value);
@@ -296,6 +316,22 @@ mod tests {
         // Intervals take 0 for "off".
         let config = load_file("[service]\ninactivity_sweep_interval_secs = 0\n");
         assert_eq!(config.service.inactivity_sweep_interval_secs, 0);
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks_and_refuse_the_rest() {
+        let config = load_file("trusted_proxies = [\"10.0.0.5\", \"10.1.2.3/16\", \"::1\"]\n");
+        let shown: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.5/32", "10.1.0.0/16", "::1/128"]);
+        assert!(load_file("").trusted_proxies.is_empty());
+        let e = load_error("trusted_proxies = [\"proxy.internal\"]\n");
+        assert!(e.contains("neither an IP address nor a network"), "{e}");
+        let e = load_error("max_connections = 0\n");
+        assert!(e.contains("max_connections must be greater than 0"), "{e}");
     }
 
     #[test]

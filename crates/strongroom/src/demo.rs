@@ -34,6 +34,7 @@ async fn login(vault: &Vault, username: &str, password: &str) -> Result<Principa
                 totp: None,
             },
             "demo",
+            None,
         )
         .await
         .map_err(|e| anyhow!("demo login {username}: {e}"))?;

@@ -10,7 +10,7 @@ use strongroom_core::clock::SystemClock;
 use strongroom_core::{RootKeyAdoption, Vault, VaultParts};
 use strongroom_crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider};
 use strongroom_policy::PolicyEngine;
-use strongroom_server::ListenConfig;
+use strongroom_server::{ListenConfig, TrustedProxies};
 use strongroom_store::Store;
 use zeroize::Zeroizing;
 
@@ -148,6 +148,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.config.max_body_bytes,
         grace: Duration::from_secs(args.config.shutdown_grace_secs),
         idle: Duration::from_secs(args.config.connection_idle_secs),
+        max_connections: args.config.max_connections,
+        trusted_proxies: TrustedProxies::new(args.config.trusted_proxies.clone()),
     };
     let mut bound_result = Ok(());
     strongroom_server::serve(

@@ -1,5 +1,6 @@
 //! Login, sessions and the confidentiality acknowledgement.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use strongroom_crypto::{Token, token_hash, token_well_formed};
@@ -102,10 +103,13 @@ impl Vault {
         }
     }
 
+    /// Logs in. `source` is the client's address where the edge knows it: its failures are
+    /// counted across usernames (`SourceThrottle`).
     pub async fn login(
         &self,
         credentials: Credentials,
         request_id: &str,
+        source: Option<IpAddr>,
     ) -> ServiceResult<LoginResponse> {
         let now = self.now();
         let username = credentials.username;
@@ -114,6 +118,11 @@ impl Vault {
         let mut record = AuditRecord::new("auth.login", request_id);
         record.decision = AuditDecision::Deny;
 
+        if let Some(source) = source
+            && let Some(secs) = self.source_throttle.retry_after(source, now)
+        {
+            return Err(self.refuse_source(record, source, now, secs).await);
+        }
         if let Some(secs) = self.throttle.retry_after(&username, now) {
             return Err(self.refuse_throttled(record, &username, now, secs).await);
         }
@@ -127,10 +136,19 @@ impl Vault {
             }
         }
         // Checked and counted as failed in one step before the slow check, so parallel attempts cannot
-        // outrun the throttle; a success clears it.
+        // outrun the throttles; a success clears the username's and takes back the source's.
+        if let Some(source) = source
+            && let Err(secs) = self.source_throttle.begin_attempt(source, now)
+        {
+            record.actor = user.as_ref().map(actor_of);
+            return Err(self.refuse_source(record, source, now, secs).await);
+        }
         let locked_until = match self.throttle.begin_attempt(&username, now) {
             Ok(locked_until) => locked_until,
             Err(secs) => {
+                if let Some(source) = source {
+                    self.source_throttle.take_back(source);
+                }
                 record.actor = user.as_ref().map(actor_of);
                 return Err(self.refuse_throttled(record, &username, now, secs).await);
             }
@@ -174,6 +192,9 @@ impl Vault {
             return Err(err);
         }
         self.throttle.record_success(&username);
+        if let Some(source) = source {
+            self.source_throttle.take_back(source);
+        }
         if user.status != "active" {
             record.reason = Some("account_suspended");
             self.audit.append(record).await?;
@@ -270,6 +291,26 @@ impl Vault {
     ) -> ServiceError {
         record.reason = Some("too_many_attempts");
         if self.refusals.first_in_window(&refusal_key(username), now)
+            && let Err(err) = self.audit.append(record).await
+        {
+            return err;
+        }
+        ServiceError::too_many_attempts(retry_after_secs)
+    }
+
+    /// Answers a login from a source past its failures, recording it once a minute per source
+    /// (the address itself never: the entry names neither it nor the username tried).
+    async fn refuse_source(
+        &self,
+        mut record: AuditRecord,
+        source: IpAddr,
+        now: i64,
+        retry_after_secs: u64,
+    ) -> ServiceError {
+        record.reason = Some("too_many_attempts_from_source");
+        if self
+            .refusals
+            .first_in_window(&self.source_throttle.refusal_key(source), now)
             && let Err(err) = self.audit.append(record).await
         {
             return err;

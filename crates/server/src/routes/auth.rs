@@ -9,16 +9,20 @@ use strongroom_core::model::{
     PasswordChange, RecoveryCodes, TotpConfirmation, TotpEnrolment, User,
 };
 
+use crate::client_address::ClientAddress;
 use crate::error::ApiResult;
 use crate::extract::{Caller, EnrollingCaller, Json, PageQuery, Query};
 use crate::request_id;
 
 pub async fn login(
     State(vault): State<Arc<Vault>>,
+    ClientAddress(source): ClientAddress,
     Json(credentials): Json<Credentials>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
     Ok(axum::Json(
-        vault.login(credentials, &request_id::current()).await?,
+        vault
+            .login(credentials, &request_id::current(), source)
+            .await?,
     ))
 }
 

@@ -17,6 +17,7 @@ mod backup;
 mod backup_root;
 mod bad_input;
 mod console;
+mod edge_limits;
 mod encryption;
 mod export_approvals;
 mod exports;

@@ -412,6 +412,9 @@ fn launch(
     cmd.env("STRONGROOM_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("STRONGROOM_MFA_REQUIRED_FOR_STAFF", "false")
         .env("STRONGROOM_MFA_REQUIRED_FOR_TENANT_ADMINS", "false")
+        // Every test logs in from 127.0.0.1, many failing on purpose against a shared server:
+        // the count by address is exercised where it is set low (edge_limits.rs).
+        .env("STRONGROOM_LOGIN_SOURCE_MAX_FAILURES", "100000")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(open(&stdout_path))
@@ -627,6 +630,13 @@ pub fn refused_serve(data_dir: &Path, env: &[(&str, &std::ffi::OsStr)]) -> (Stri
 /// A TLS connection to the server's API trusting only its certificate, for writing a request by
 /// hand.
 pub async fn raw_tls(server: &Server) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    try_raw_tls(server).await.unwrap()
+}
+
+/// [`raw_tls`], or why the connection or its handshake failed.
+pub async fn try_raw_tls(
+    server: &Server,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     use rustls_pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(server.cert_pem()) {
@@ -638,10 +648,9 @@ pub async fn raw_tls(server: &Server) -> tokio_rustls::client::TlsStream<tokio::
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(server.api).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.api).await?;
     let name = rustls_pki_types::ServerName::IpAddress(server.api.ip().into());
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
         .connect(name, tcp)
         .await
-        .unwrap()
 }
