@@ -6,7 +6,7 @@ use strongroom_policy::{
     AccessRequest, Action, Decision, Denial, FieldClass, PrincipalFacts, Purpose, ResourceFacts,
     Role, TenantFacts,
 };
-use strongroom_store::{Mutation, UserRow};
+use strongroom_store::{Mutation, TenantScope, UserRow};
 
 use crate::audit::{Actor, AuditDecision, AuditRecord, CommitError, ResourceRef};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -174,17 +174,23 @@ impl Vault {
 
     /// The guard of a change or disclosure built on the caller's access, from the epoch read
     /// (by [`Self::current_access_epoch`]) before that access was judged: the commit is refused
-    /// if it moved since. No epoch (the account changed before the read): refused now, recorded.
+    /// if it moved since, or if the grant the record names has reached its end by the time the
+    /// commit is assembled. No epoch (the account changed before the read): refused now,
+    /// recorded.
     pub(crate) async fn access_guard(
         &self,
         p: &Principal,
         epoch: Option<i64>,
         record: &AuditRecord,
-    ) -> ServiceResult<Mutation> {
+    ) -> ServiceResult<AccessGuard> {
         match epoch {
-            Some(access_epoch) => Ok(Mutation::RequireAccessUnchanged {
+            Some(access_epoch) => Ok(AccessGuard {
                 user_id: p.user_id.clone(),
                 access_epoch,
+                grant: record
+                    .grant_id
+                    .clone()
+                    .zip(record.tenant_id.as_deref().map(TenantScope::new)),
             }),
             None => Err(self
                 .refuse_because(
@@ -459,6 +465,38 @@ fn looks_like_a_personal_number(text: &str) -> bool {
         }
     }
     (!letters && digits > 8) || longest > 12
+}
+
+/// What a change or disclosure built on the caller's access requires of its commit (see
+/// [`Vault::access_guard`]).
+#[derive(Debug)]
+pub(crate) struct AccessGuard {
+    user_id: String,
+    access_epoch: i64,
+    /// The grant named in the access's record: a grant on the case, newest first, which may be
+    /// what allowed it. Required open even where something else would allow the access too
+    /// (an assignment, a role): a request across the grant's end is refused, and its retry
+    /// judged afresh.
+    grant: Option<(String, TenantScope)>,
+}
+
+impl AccessGuard {
+    /// The guard's mutations for a commit assembled at `now`: after any slow step (a scan), so
+    /// that a grant's natural end during it is seen, not only a revocation.
+    pub(crate) fn at(self, now: i64) -> Vec<Mutation> {
+        let mut guard = vec![Mutation::RequireAccessUnchanged {
+            user_id: self.user_id,
+            access_epoch: self.access_epoch,
+        }];
+        if let Some((grant_id, scope)) = self.grant {
+            guard.push(Mutation::RequireGrantOpen {
+                scope,
+                grant_id,
+                at: now,
+            });
+        }
+        guard
+    }
 }
 
 #[cfg(test)]

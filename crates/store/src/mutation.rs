@@ -359,6 +359,14 @@ pub enum Mutation {
         user_id: String,
         access_epoch: i64,
     },
+    /// Refuses the batch (`Conflict`) unless approved grant `grant_id` is open at `at`: the
+    /// service's clock as it assembles the commit, after the slow step a write or disclosure on
+    /// the grant took, so that the grant's natural end meanwhile refuses it like a revocation.
+    RequireGrantOpen {
+        scope: TenantScope,
+        grant_id: String,
+        at: i64,
+    },
     /// Expires every open export of a requester (in one tenant, or everywhere): what they could
     /// read when they built it is no longer theirs once a grant, role or account ends. Bumps the
     /// requester's `access_epoch`, so an export being built meanwhile is not inserted.

@@ -280,13 +280,14 @@ impl Vault {
         let view = shape::disclose(&mut gate.record, shape::attachment(&ring, &row, &d.fields)?);
         self.commit_attempt(
             vec![gate.record],
-            vec![
-                guard,
-                Mutation::InsertAttachment {
+            [
+                guard.at(self.now()),
+                vec![Mutation::InsertAttachment {
                     row,
                     content: sealed,
-                },
-            ],
+                }],
+            ]
+            .concat(),
             ("attachment.create_not_applied", "changed_meanwhile"),
         )
         .await?;
@@ -499,7 +500,7 @@ impl Vault {
         let guard = self.access_guard(p, epoch, &gate.record).await?;
         self.commit_attempt(
             vec![gate.record],
-            vec![guard],
+            guard.at(self.now()),
             ("attachment.download_not_applied", "access_changed"),
         )
         .await?;

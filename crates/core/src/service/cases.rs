@@ -317,7 +317,10 @@ impl Vault {
         if let Some(product) = input.product.as_deref() {
             row.product = optional_text(Some(product), "product", 200)?;
         }
-        let mut consequences = vec![self.access_guard(p, epoch, &gate.record).await?];
+        let mut consequences = self
+            .access_guard(p, epoch, &gate.record)
+            .await?
+            .at(self.now());
         if let Some(contact_id) = input.contact_id.as_deref() {
             let cid = optional_text(Some(contact_id), "contact_id", 64)?;
             self.check_contact_ref(tenant_id, cid.as_deref()).await?;

@@ -55,7 +55,11 @@ impl Vault {
         let view = shape::disclose(&mut gate.record, shape::comment(&ring, &row, &d.fields)?);
         self.commit_attempt(
             vec![gate.record],
-            vec![guard, Mutation::InsertComment(row.clone())],
+            [
+                guard.at(self.now()),
+                vec![Mutation::InsertComment(row.clone())],
+            ]
+            .concat(),
             ("comment.create_not_applied", "changed_meanwhile"),
         )
         .await?;

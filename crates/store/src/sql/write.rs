@@ -530,6 +530,24 @@ pub(super) async fn apply(conn: &mut Conn, mutation: &Mutation) -> Result<(), St
             )
             .await?;
         }
+        Mutation::RequireGrantOpen {
+            scope,
+            grant_id,
+            at,
+        } => {
+            let open: Option<(i64,)> = sqlx::query_as(
+                "SELECT CAST(1 AS BIGINT) FROM access_requests WHERE tenant_id = $1 AND id = $2 \
+                 AND state = 'approved' AND starts_at <= $3 AND ends_at > $3",
+            )
+            .bind(scope.id())
+            .bind(grant_id)
+            .bind(at)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if open.is_none() {
+                return Err(StoreError::Conflict("the grant ended meanwhile"));
+            }
+        }
         Mutation::RequireNoAssignments { user_id } => {
             let assigned: Option<(i64,)> = sqlx::query_as(
                 "SELECT CAST(1 AS BIGINT) FROM cases WHERE assignee_id = $1 LIMIT 1",

@@ -142,3 +142,50 @@ async fn a_grant_revoked_during_a_scan_ends_the_upload_and_the_download() {
     assert_eq!(not_applied("attachment.create_not_applied"), 1);
     assert_eq!(not_applied("attachment.download_not_applied"), 1);
 }
+
+/// A grant that reaches its end while a file is scanned ends that upload too: the commit checks
+/// the grant open when it is assembled, after the scan, not only that nobody revoked it.
+#[tokio::test]
+async fn a_grant_that_ends_during_a_scan_ends_the_upload() {
+    let mut clamd = HeldClamd::start().await;
+    let mut env = ENV.to_vec();
+    env.push(("STRONGROOM_ATTACHMENT_SCANNER", &clamd.address));
+    let server = Server::start_with(&env, &[]);
+    let w = world(&server, json!({})).await;
+    let t = w.tenant.clone();
+    let files = attachments_path(&t, &w.case_a);
+
+    // The shortest grant there is: one minute.
+    let rid = id_of(&request(&w.engineer, &t, ask(&w.case_a, &["case_content"], 1)).await);
+    let grant = w
+        .admin
+        .post(&request_action(&t, &rid, "approve"), json!({}))
+        .await
+        .ok(200);
+    let ends_at = time::OffsetDateTime::parse(
+        grant["ends_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let until_end = || {
+        std::time::Duration::try_from(ends_at - time::OffsetDateTime::now_utc()).unwrap_or_default()
+    };
+    // Sent with a few seconds of the grant left, scanned until it has ended.
+    tokio::time::sleep(until_end().saturating_sub(std::time::Duration::from_secs(5))).await;
+    let body = json!({"name": "late.log", "media_type": "text/plain", "content": "bGF0ZQ=="});
+    let upload = clamd
+        .during_scan(w.engineer.post(&files, body), async {
+            tokio::time::sleep(until_end() + std::time::Duration::from_secs(1)).await;
+        })
+        .await;
+    upload.err(409, "conflict");
+
+    assert!(list_items(&w.admin, &files).await.is_empty());
+    let log = access_log(&w.admin, &t).await;
+    let not_applied: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["entry"]["action"] == "attachment.create_not_applied")
+        .collect();
+    assert_eq!(not_applied.len(), 1, "{log:?}");
+    assert_eq!(not_applied[0]["entry"]["grant_id"], rid.as_str());
+}
