@@ -28,6 +28,8 @@ pub struct Principal {
     pub(crate) token_hash: [u8; 32],
     /// Set when the caller authenticated with an API key (its id).
     pub(crate) api_key_id: Option<String>,
+    /// When the session's login happened (its password checked); `None` for an API key.
+    pub(crate) logged_in_at: Option<i64>,
 }
 
 impl std::fmt::Debug for Principal {
@@ -571,6 +573,7 @@ mod tests {
             enrolment_only: false,
             token_hash: [0xEE; 32],
             api_key_id: None,
+            logged_in_at: Some(0),
         };
         let printed = format!("{principal:?}");
         assert!(printed.contains("u-1"), "{printed}");

@@ -42,6 +42,9 @@ pub struct Settings {
     pub mfa_required_for_staff: bool,
     /// The same for tenant administrators.
     pub mfa_required_for_tenant_admins: bool,
+    /// A second factor is enrolled only within this long of the login that opened the session:
+    /// a session taken later (a stolen token) cannot put its own factor on the account.
+    pub mfa_enrolment_window_secs: u64,
     /// Customer lockbox: an unanswered operator access request expires after this long (12 hours).
     pub access_request_ttl_secs: u64,
     /// Tenant admins are notified this long before an approved grant ends.
@@ -119,7 +122,7 @@ pub struct Settings {
 impl Settings {
     /// The settings to which 0 gives no meaning: it would switch a protection off (a lockout of
     /// no time), refuse everything (uploads with no time to be scanned) or expire at once.
-    pub fn must_be_positive(&self) -> [(&'static str, u64); 19] {
+    pub fn must_be_positive(&self) -> [(&'static str, u64); 20] {
         [
             // 0 would not turn the sweep off (its interval does): it would suspend everyone.
             (
@@ -141,6 +144,7 @@ impl Settings {
                 u64::from(self.login_source_max_failures),
             ),
             ("login_source_window_secs", self.login_source_window_secs),
+            ("mfa_enrolment_window_secs", self.mfa_enrolment_window_secs),
             (
                 "audit_max_batch",
                 u64::try_from(self.audit_max_batch).unwrap_or(u64::MAX),
@@ -215,6 +219,7 @@ impl Default for Settings {
             inactivity_sweep_interval_secs: 60 * 60,
             mfa_required_for_staff: true,
             mfa_required_for_tenant_admins: true,
+            mfa_enrolment_window_secs: 10 * 60,
             access_request_ttl_secs: 12 * 60 * 60,
             grant_expiry_warning_secs: 15 * 60,
             webhook_poll_interval_ms: 1000,

@@ -194,7 +194,12 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize, trusted_proxies: TrustedPro
         .route("/keys", get(admin::keys))
         .route("/keys/rotate", post(admin::rotate_keys));
     Router::new()
-        .route("/v1/auth/login", post(auth::login))
+        // Only the login reads the client's address (`client_address`): the trusted proxies are
+        // added to its requests alone.
+        .route(
+            "/v1/auth/login",
+            post(auth::login).layer(axum::Extension(Arc::new(trusted_proxies))),
+        )
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/me", get(auth::me))
         .route("/v1/me/cases", get(auth::my_cases))
@@ -282,7 +287,6 @@ pub fn app(vault: Arc<Vault>, max_body_bytes: usize, trusted_proxies: TrustedPro
             HeaderValue::from_static("max-age=31536000"),
         ))
         .layer(middleware::from_fn(request_id::middleware))
-        .layer(axum::Extension(Arc::new(trusted_proxies)))
         .with_state(vault)
 }
 

@@ -409,6 +409,7 @@ impl Vault {
             // Keys are issued to service principals, which never log in: no second factor to enrol.
             enrolment_only: false,
             api_key_id: Some(cached.id.clone()),
+            logged_in_at: None,
         })
     }
 }

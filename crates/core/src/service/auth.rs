@@ -449,6 +449,7 @@ impl Vault {
             enrolment_only: session.is_enrolment_only(),
             token_hash: hash,
             api_key_id: None,
+            logged_in_at: Some(session.created_at),
         })
     }
 

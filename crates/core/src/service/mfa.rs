@@ -54,6 +54,30 @@ impl Vault {
             .is_some_and(|t| t.confirmed_at.is_some()))
     }
 
+    /// Refuses enrolment to a session whose login is older than `mfa_enrolment_window_secs`: the
+    /// factor then belongs to whoever holds the password, not to whoever holds a token. (API
+    /// keys are refused before.)
+    async fn require_recent_login(&self, p: &Principal, record: &AuditRecord) -> ServiceResult<()> {
+        let window_ms = i64::try_from(self.settings.mfa_enrolment_window_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        let recent = p
+            .logged_in_at
+            .is_some_and(|at| self.now().saturating_sub(at) <= window_ms);
+        if recent {
+            return Ok(());
+        }
+        Err(self
+            .refuse_because(
+                record.clone(),
+                "login_too_old",
+                ServiceError::new(
+                    ErrorCode::Forbidden,
+                    "log in again to enrol a second factor: enrolment follows a fresh login",
+                ),
+            )
+            .await)
+    }
+
     /// Starts (or restarts, before confirmation) TOTP enrolment for the caller. The seed is stored
     /// sealed under the platform key and shown only in this answer.
     pub async fn start_totp_enrolment(
@@ -62,6 +86,8 @@ impl Vault {
         ctx: &RequestContext,
     ) -> ServiceResult<TotpEnrolment> {
         let mut record = self.record(p, ctx, "auth.mfa.totp_start", None, user_ref(&p.user_id));
+        self.refuse_minting_by_key(p, &record).await?;
+        self.require_recent_login(p, &record).await?;
         if self.has_totp(&p.user_id).await? {
             record.decision = AuditDecision::Deny;
             record.reason = Some("conflict");
@@ -106,6 +132,8 @@ impl Vault {
     ) -> ServiceResult<RecoveryCodes> {
         let code = Zeroizing::new(input.code);
         let mut record = self.record(p, ctx, "auth.mfa.totp_confirm", None, user_ref(&p.user_id));
+        self.refuse_minting_by_key(p, &record).await?;
+        self.require_recent_login(p, &record).await?;
         let pending = self
             .store
             .user_totp(&p.user_id)

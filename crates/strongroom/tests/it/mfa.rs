@@ -496,3 +496,57 @@ async fn an_administrator_resets_a_lost_second_factor() {
     assert_eq!(decided("allow"), 2, "{entries:?}");
     assert_eq!(decided("deny"), 6, "{entries:?}");
 }
+
+/// A second factor is put on an account only by a fresh login: not with an API key, and not with
+/// a session whose login is older than the enrolment window (a token taken later cannot lock
+/// the account's owner out behind a factor of its own).
+#[tokio::test]
+async fn enrolment_needs_a_fresh_login_and_never_an_api_key() {
+    let server = Server::start_with(&[("STRONGROOM_MFA_ENROLMENT_WINDOW_SECS", "3")], &[]);
+    let admin = server.admin().await;
+    let tenant = create_tenant(&admin, None).await;
+    let user = create_user(&admin, "tenant_user", Some(&tenant)).await;
+    let (session, _) = login(&server, &user.username, PASSWORD).await;
+
+    // An API key, even a platform administrator's, enrols nothing.
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let admin_key = admin
+        .post(
+            "/v1/api-keys",
+            json!({"name": unique("key"), "roles": ["auditor"], "expires_at": expires}),
+        )
+        .await
+        .ok(201);
+    let by_key = server
+        .anon()
+        .with_token(Some(admin_key["key"].as_str().unwrap()));
+    by_key
+        .post("/v1/me/mfa/totp", json!({}))
+        .await
+        .err(403, "forbidden");
+    by_key
+        .post("/v1/me/mfa/totp/confirm", json!({"code": "123456"}))
+        .await
+        .err(403, "forbidden");
+
+    // Past the window the session still works, but enrols nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    session.get("/v1/me").await.ok(200);
+    let stale = session.post("/v1/me/mfa/totp", json!({})).await;
+    stale.err(403, "forbidden");
+    assert!(stale.text.contains("log in again"), "{}", stale.text);
+    let me = session.get("/v1/me").await.ok(200);
+    assert_eq!(me["mfa"], json!({"totp": false}), "{me}");
+
+    // A fresh login enrols.
+    let (fresh, _) = login(&server, &user.username, PASSWORD).await;
+    enrol(&fresh, &user.username).await;
+
+    let auditor = staff_session(&server, &admin, "auditor").await;
+    let starts = entries_with_action(&auditor.api, "auth.mfa.totp_start").await;
+    let refused = |reason: &str| starts.iter().filter(|e| e["reason"] == reason).count();
+    assert_eq!(refused("login_too_old"), 1, "{starts:?}");
+    assert_eq!(refused("forbidden"), 1, "{starts:?}");
+}
