@@ -185,14 +185,17 @@ impl Vault {
         epoch: Option<i64>,
         record: &AuditRecord,
     ) -> ServiceResult<AccessGuard> {
+        // A grant is always a tenant's: one without would go unchecked, so it is refused.
+        let grant = match (&record.grant_id, record.tenant_id.as_deref()) {
+            (Some(grant), Some(tenant)) => Some((grant.clone(), TenantScope::new(tenant))),
+            (Some(_), None) => return Err(ServiceError::internal("a grant without its tenant")),
+            (None, _) => None,
+        };
         match epoch {
             Some(access_epoch) => Ok(AccessGuard {
                 user_id: p.user_id.clone(),
                 access_epoch,
-                grant: record
-                    .grant_id
-                    .clone()
-                    .zip(record.tenant_id.as_deref().map(TenantScope::new)),
+                grant,
             }),
             None => Err(self
                 .refuse_because(

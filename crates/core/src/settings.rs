@@ -18,7 +18,8 @@ pub struct Settings {
     pub login_backoff_base_ms: u64,
     /// Failed logins from one client address (an IPv6 /64) in `login_source_window_secs` after
     /// which that address's logins are refused until the window ends: a password spray over many
-    /// usernames meets no per-username backoff.
+    /// usernames meets no per-username backoff. 0 turns it off, for servers that see every
+    /// client through one address (a TCP load balancer that does not preserve it).
     pub login_source_max_failures: u32,
     pub login_source_window_secs: u64,
     /// Current confidentiality agreement: staff must acknowledge this version.
@@ -122,7 +123,7 @@ pub struct Settings {
 impl Settings {
     /// The settings to which 0 gives no meaning: it would switch a protection off (a lockout of
     /// no time), refuse everything (uploads with no time to be scanned) or expire at once.
-    pub fn must_be_positive(&self) -> [(&'static str, u64); 20] {
+    pub fn must_be_positive(&self) -> [(&'static str, u64); 19] {
         [
             // 0 would not turn the sweep off (its interval does): it would suspend everyone.
             (
@@ -139,10 +140,6 @@ impl Settings {
                 u64::from(self.login_lockout_threshold),
             ),
             ("login_lockout_secs", self.login_lockout_secs),
-            (
-                "login_source_max_failures",
-                u64::from(self.login_source_max_failures),
-            ),
             ("login_source_window_secs", self.login_source_window_secs),
             ("mfa_enrolment_window_secs", self.mfa_enrolment_window_secs),
             (

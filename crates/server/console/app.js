@@ -109,8 +109,18 @@ function enrolmentView() {
   renderBar();
   const code = el('input', { inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}', required: true });
   const details = el('div');
+  // A session whose sign-in is too old to enrol (the server's enrolment window) signs in again.
+  const freshSignIn = (failure) => {
+    if (failure.code !== 'forbidden') throw failure;
+    signedOut('Sign in again to enrol: a second factor is enrolled right after signing in.');
+  };
   const confirm = () => run(async () => {
-    const answer = await api('POST', path`/v1/me/mfa/totp/confirm`, { body: { code: code.value.trim() } });
+    let answer;
+    try {
+      answer = await api('POST', path`/v1/me/mfa/totp/confirm`, { body: { code: code.value.trim() } });
+    } catch (failure) {
+      return freshSignIn(failure);
+    }
     session.enrolling = false;
     renderBar();
     show(panel('Recovery codes',
@@ -119,7 +129,12 @@ function enrolmentView() {
       el('button', { text: 'Continue', onclick: landingView })));
   });
   const start = () => run(async () => {
-    const enrolment = await api('POST', path`/v1/me/mfa/totp`);
+    let enrolment;
+    try {
+      enrolment = await api('POST', path`/v1/me/mfa/totp`);
+    } catch (failure) {
+      return freshSignIn(failure);
+    }
     details.replaceChildren(
       enrolment.qr_svg ? el('img', { class: 'qr', alt: 'QR code for your authenticator app', src: 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(enrolment.qr_svg) }) : null,
       el('p', { class: 'hint', text: 'Or enter this secret by hand:' }),

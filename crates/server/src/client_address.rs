@@ -67,18 +67,18 @@ impl TrustedProxies {
 
     /// The client of a request that reached us from `peer`. A forwarded hop that does not parse
     /// ends the walk at the trusted address before it: the proxy answers for what it forwarded.
+    /// Hops are split as bytes, so that what a client put to the left of its proxy's hop (any
+    /// bytes at all) is never read.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let mut client = peer.to_canonical();
         if !self.trusts(client) {
             return client;
         }
-        let mut hops = Vec::new();
-        for value in headers.get_all("x-forwarded-for") {
-            let Ok(value) = value.to_str() else {
-                return client;
-            };
-            hops.extend(value.split(','));
-        }
+        let hops: Vec<&[u8]> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
+            .collect();
         for hop in hops.into_iter().rev() {
             let Some(address) = parse_hop(hop) else {
                 return client;
@@ -93,8 +93,8 @@ impl TrustedProxies {
 }
 
 /// A forwarded hop: an address, or one with a port (`192.0.2.1:443`, `[2001:db8::1]:443`).
-fn parse_hop(hop: &str) -> Option<IpAddr> {
-    let hop = hop.trim();
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let hop = std::str::from_utf8(hop).ok()?.trim();
     hop.parse::<IpAddr>()
         .ok()
         .or_else(|| hop.parse::<SocketAddr>().ok().map(|socket| socket.ip()))
@@ -170,6 +170,16 @@ mod tests {
         // A hop that does not parse: the last trusted address answers for it.
         let headers = forwarded(&["not-an-address, 10.2.2.2"]);
         assert_eq!(trusted.client(ip("10.0.0.1"), &headers), ip("10.2.2.2"));
+        // Bytes that are not text, sent by the client left of its proxy's hop, are never read.
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\x80\xff, 198.51.100.23").unwrap(),
+        );
+        assert_eq!(
+            trusted.client(ip("10.0.0.1"), &headers),
+            ip("198.51.100.23")
+        );
     }
 
     #[test]

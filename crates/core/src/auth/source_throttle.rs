@@ -39,9 +39,11 @@ impl std::fmt::Debug for SourceThrottle {
 }
 
 impl SourceThrottle {
+    /// `max_failures` 0 turns the count off (every client behind one address the server cannot
+    /// see past, where one source's failures would refuse everyone's logins).
     pub fn new(max_failures: u32, window_secs: u64, key: [u8; 32]) -> Self {
         Self {
-            max_failures: max_failures.max(1),
+            max_failures,
             window_ms: i64::try_from(window_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             key: Zeroizing::new(key),
             by_source: Mutex::new(HashMap::new()),
@@ -50,9 +52,10 @@ impl SourceThrottle {
 
     /// `Some(seconds)` when an attempt from `source` now must be refused.
     pub fn retry_after(&self, source: IpAddr, now_ms: i64) -> Option<u64> {
-        let Ok(map) = self.by_source.lock() else {
-            return Some(1);
-        };
+        if self.max_failures == 0 {
+            return None;
+        }
+        let map = self.windows();
         let window = map.get(&self.key_of(source))?;
         (self.is_open(window, now_ms) && window.failures >= self.max_failures).then(|| {
             let ends = window.opened_ms.saturating_add(self.window_ms);
@@ -61,12 +64,13 @@ impl SourceThrottle {
     }
 
     /// Checks and counts an attempt from `source` in one step, as failed until
-    /// [`Self::record_success`], so that parallel attempts cannot all pass before any is counted.
-    /// `Err(seconds)` when the attempt must be refused. A poisoned table refuses (for a second).
+    /// [`Self::take_back`], so that parallel attempts cannot all pass before any is counted.
+    /// `Err(seconds)` when the attempt must be refused.
     pub fn begin_attempt(&self, source: IpAddr, now_ms: i64) -> Result<(), u64> {
-        let Ok(mut map) = self.by_source.lock() else {
-            return Err(1);
-        };
+        if self.max_failures == 0 {
+            return Ok(());
+        }
+        let mut map = self.windows();
         let key = self.key_of(source);
         if let Some(window) = map.get(&key)
             && self.is_open(window, now_ms)
@@ -76,8 +80,12 @@ impl SourceThrottle {
             return Err(secs_ceil(ends.saturating_sub(now_ms)));
         }
         if map.len() >= MAX_SOURCES && !map.contains_key(&key) {
+            // Ended windows go first, then those under the limit: a flood of new sources must
+            // not free the ones it refuses. Still full (all refused): start over.
             map.retain(|_, window| self.is_open(window, now_ms));
-            // Still full under a flood of sources: start over rather than grow or rescan.
+            if map.len() >= MAX_SOURCES {
+                map.retain(|_, window| window.failures >= self.max_failures);
+            }
             if map.len() >= MAX_SOURCES {
                 map.clear();
             }
@@ -100,11 +108,17 @@ impl SourceThrottle {
     /// was refused before any password was checked. A success does not clear the source's other
     /// failures: one valid account must not reset a spray.
     pub fn take_back(&self, source: IpAddr) {
-        if let Ok(mut map) = self.by_source.lock()
-            && let Some(window) = map.get_mut(&self.key_of(source))
-        {
+        if let Some(window) = self.windows().get_mut(&self.key_of(source)) {
             window.failures = window.failures.saturating_sub(1);
         }
+    }
+
+    /// The table, also after a panic elsewhere left its lock poisoned: it holds counts only, each
+    /// update a single step, so it is never half-written.
+    fn windows(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Window>> {
+        self.by_source
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The key under which refusals of `source` are recorded once a window (`RecentRefusals`).
@@ -183,6 +197,29 @@ mod tests {
         // One failure and one attempt in flight: the limit of two is reached.
         assert_eq!(throttle.begin_attempt(source, now), Ok(()));
         assert!(throttle.begin_attempt(source, now).is_err());
+    }
+
+    #[test]
+    fn zero_failures_turns_the_count_off() {
+        let throttle = SourceThrottle::new(0, 60, [7; 32]);
+        for _ in 0..100 {
+            assert_eq!(throttle.begin_attempt(ip("192.0.2.5"), 1_000), Ok(()));
+        }
+        assert_eq!(throttle.retry_after(ip("192.0.2.5"), 1_000), None);
+    }
+
+    #[test]
+    fn a_flood_of_new_sources_does_not_free_a_refused_one() {
+        let throttle = SourceThrottle::new(2, 60, [7; 32]);
+        let now = 7_000_000;
+        let refused = ip("203.0.113.66");
+        for _ in 0..2 {
+            assert_eq!(throttle.begin_attempt(refused, now), Ok(()));
+        }
+        for n in 0..=u32::try_from(MAX_SOURCES).unwrap() {
+            let _ = throttle.begin_attempt(IpAddr::from(n.to_be_bytes()), now);
+        }
+        assert!(throttle.retry_after(refused, now).is_some());
     }
 
     #[test]

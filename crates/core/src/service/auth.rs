@@ -140,28 +140,37 @@ impl Vault {
         if let Some(source) = source
             && let Err(secs) = self.source_throttle.begin_attempt(source, now)
         {
-            record.actor = user.as_ref().map(actor_of);
             return Err(self.refuse_source(record, source, now, secs).await);
         }
+        // Counted as failed from here on: only a success, or the server failing to judge the
+        // attempt at all, takes it back. (A client that leaves mid-check stays counted.)
+        let take_back = || {
+            if let Some(source) = source {
+                self.source_throttle.take_back(source);
+            }
+        };
         let locked_until = match self.throttle.begin_attempt(&username, now) {
             Ok(locked_until) => locked_until,
             Err(secs) => {
-                if let Some(source) = source {
-                    self.source_throttle.take_back(source);
-                }
+                take_back();
                 record.actor = user.as_ref().map(actor_of);
                 return Err(self.refuse_throttled(record, &username, now, secs).await);
             }
         };
         let Some(user) = user else {
             // Same work and the same answer as a wrong password.
-            let _ = password::verify(password, password::DUMMY_HASH.clone()).await?;
+            let _ = password::verify(password, password::DUMMY_HASH.clone())
+                .await
+                .inspect_err(|_| take_back())?;
             record.reason = Some("invalid_credentials");
             self.audit.append(record).await?;
             return Err(invalid_credentials());
         };
         record.actor = Some(actor_of(&user));
-        if !password::verify(password, user.password_hash.clone()).await? {
+        if !password::verify(password, user.password_hash.clone())
+            .await
+            .inspect_err(|_| take_back())?
+        {
             record.reason = Some(if locked_until.is_some() {
                 "locked_out"
             } else {
@@ -175,7 +184,8 @@ impl Vault {
         // attempt like a wrong password: the throttle counted it already, and it is recorded.
         let factor = self
             .second_factor(&user, second.as_ref().map(|c| c.as_str()), now, &record)
-            .await?;
+            .await
+            .inspect_err(|_| take_back())?;
         let refusal = match factor {
             SecondFactor::Missing => Some(("mfa_required", mfa_required())),
             SecondFactor::Failed => Some(("mfa_failure", invalid_credentials())),
@@ -192,9 +202,7 @@ impl Vault {
             return Err(err);
         }
         self.throttle.record_success(&username);
-        if let Some(source) = source {
-            self.source_throttle.take_back(source);
-        }
+        take_back();
         if user.status != "active" {
             record.reason = Some("account_suspended");
             self.audit.append(record).await?;
@@ -298,8 +306,9 @@ impl Vault {
         ServiceError::too_many_attempts(retry_after_secs)
     }
 
-    /// Answers a login from a source past its failures, recording it once a minute per source
-    /// (the address itself never: the entry names neither it nor the username tried).
+    /// Answers a login from a source past its failures, recording it once a minute per source.
+    /// The entry names no account (the refusal is the address's, whichever username it tried)
+    /// and never the address.
     async fn refuse_source(
         &self,
         mut record: AuditRecord,

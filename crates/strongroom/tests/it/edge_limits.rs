@@ -63,6 +63,9 @@ async fn a_password_spray_from_one_address_is_refused_whatever_it_forwards() {
         .filter(|e| e["reason"] == "too_many_attempts_from_source")
         .collect();
     assert_eq!(refused.len(), 1, "{logins:?}");
+    // The refusal is the address's: it names no account, not even the one the right password
+    // was tried for.
+    assert!(refused[0]["actor"].is_null(), "{logins:?}");
     let text = serde_json::to_string(&logins).unwrap();
     assert!(
         !text.contains("127.0.0.1") && !text.contains("198.51.100."),

@@ -170,8 +170,9 @@ async fn a_grant_that_ends_during_a_scan_ends_the_upload() {
     let until_end = || {
         std::time::Duration::try_from(ends_at - time::OffsetDateTime::now_utc()).unwrap_or_default()
     };
-    // Sent with a few seconds of the grant left, scanned until it has ended.
-    tokio::time::sleep(until_end().saturating_sub(std::time::Duration::from_secs(5))).await;
+    // Sent with ten seconds of the grant left (time for the gate on a loaded machine), scanned
+    // until it has ended.
+    tokio::time::sleep(until_end().saturating_sub(std::time::Duration::from_secs(10))).await;
     let body = json!({"name": "late.log", "media_type": "text/plain", "content": "bGF0ZQ=="});
     let upload = clamd
         .during_scan(w.engineer.post(&files, body), async {

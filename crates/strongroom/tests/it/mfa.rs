@@ -502,7 +502,8 @@ async fn an_administrator_resets_a_lost_second_factor() {
 /// the account's owner out behind a factor of its own).
 #[tokio::test]
 async fn enrolment_needs_a_fresh_login_and_never_an_api_key() {
-    let server = Server::start_with(&[("STRONGROOM_MFA_ENROLMENT_WINDOW_SECS", "3")], &[]);
+    // Long enough for a fresh login's enrolment on a loaded machine, short enough to wait out.
+    let server = Server::start_with(&[("STRONGROOM_MFA_ENROLMENT_WINDOW_SECS", "10")], &[]);
     let admin = server.admin().await;
     let tenant = create_tenant(&admin, None).await;
     let user = create_user(&admin, "tenant_user", Some(&tenant)).await;
@@ -532,7 +533,7 @@ async fn enrolment_needs_a_fresh_login_and_never_an_api_key() {
         .err(403, "forbidden");
 
     // Past the window the session still works, but enrols nothing.
-    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
     session.get("/v1/me").await.ok(200);
     let stale = session.post("/v1/me/mfa/totp", json!({})).await;
     stale.err(403, "forbidden");
