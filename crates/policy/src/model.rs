@@ -245,6 +245,8 @@ pub enum Action {
     ListAccessRequests,
     /// Four eyes on a large export: a second person approves it.
     ApproveExport,
+    /// Every export of a tenant (state and manifest, no content), for those who approve them.
+    ReviewExports,
     // key management (platform-wide operation on one tenant's keys)
     /// Rotate a tenant's keys and see the re-encryption progress.
     ManageTenantKeys,
@@ -291,6 +293,7 @@ names!(Action, "action", {
     RevokeAccess => "revoke_access",
     ListAccessRequests => "list_access_requests",
     ApproveExport => "approve_export",
+    ReviewExports => "review_exports",
     ManageTenantKeys => "manage_tenant_keys",
 });
 

@@ -332,26 +332,50 @@ impl Vault {
         self.enforce(record, &decision).await
     }
 
-    /// Whether `p` may approve exports of `tenant_id`: a support supervisor, or the tenant's admin.
-    fn export_approver(p: &Principal, tenant_id: &str) -> bool {
-        p.roles.contains(&Role::SupportSupervisor)
-            || (p.roles.contains(&Role::TenantAdmin) && p.tenant_id.as_deref() == Some(tenant_id))
+    /// Whether `p` sees every export of `tenant` (`review_exports`: those who approve them), the
+    /// decision's policies noted in `record` when it does.
+    fn reviews_exports(
+        &self,
+        p: &Principal,
+        tenant: &TenantState,
+        record: &mut AuditRecord,
+    ) -> bool {
+        let facts = ResourceFacts::new(
+            ResourceKind::Tenant,
+            &tenant.row.id,
+            Some(tenant.row.id.clone()),
+        );
+        let decision = self.decide(
+            p,
+            strongroom_policy::Action::ReviewExports,
+            &facts,
+            Some(&tenant.facts),
+            None,
+        );
+        if decision.allowed {
+            record.policy_ids = decision.policy_ids;
+        }
+        decision.allowed
     }
 
-    /// The export, if `p` may see it (its requester or an eligible approver); `not_found` (recorded) if not.
+    /// The export, if `p` may see it (its requester, or one who reviews the tenant's exports);
+    /// `not_found` (recorded) if not.
     async fn export_for(
         &self,
         p: &Principal,
-        record: &AuditRecord,
+        record: &mut AuditRecord,
         tenant_id: &str,
         export_id: &str,
     ) -> ServiceResult<ExportRow> {
+        let tenant = self.tenant_for(&*record, tenant_id).await?;
         let row = self
             .store
             .export(&TenantScope::new(tenant_id), export_id)
             .await?;
         match row {
-            Some(row) if row.requester_id == p.user_id || Self::export_approver(p, tenant_id) => {
+            Some(row)
+                if row.requester_id == p.user_id || self.reviews_exports(p, &tenant, record) =>
+            {
                 Ok(row)
             }
             _ => Err(self
@@ -368,14 +392,16 @@ impl Vault {
         tenant_id: &str,
         export_id: &str,
     ) -> ServiceResult<ExportView> {
-        let record = self.record(
+        let mut record = self.record(
             p,
             ctx,
             "export.read",
             Some(tenant_id),
             export_ref(export_id),
         );
-        let row = self.export_for(p, &record, tenant_id, export_id).await?;
+        let row = self
+            .export_for(p, &mut record, tenant_id, export_id)
+            .await?;
         self.audit.append(record).await?;
         Ok(view(&row))
     }
@@ -398,10 +424,11 @@ impl Vault {
                 id: None,
             }),
         );
-        let all = Self::export_approver(p, tenant_id);
         if p.tenant_id.as_deref().is_some_and(|t| t != tenant_id) {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
         }
+        let tenant = self.tenant_for(&record, tenant_id).await?;
+        let all = self.reviews_exports(p, &tenant, &mut record);
         // Filtered in the query, so that the cursor is one of the caller's own exports.
         let rows = self
             .store
@@ -435,7 +462,9 @@ impl Vault {
             export_ref(export_id),
         );
         let tenant = self.tenant_for(&record, tenant_id).await?;
-        let row = self.export_for(p, &record, tenant_id, export_id).await?;
+        let row = self
+            .export_for(p, &mut record, tenant_id, export_id)
+            .await?;
         // The policy decides who approves (guardrail.self_approval: never the requester).
         let mut facts =
             ResourceFacts::new(ResourceKind::Tenant, tenant_id, Some(tenant_id.to_owned()));
@@ -512,10 +541,15 @@ impl Vault {
         let (mut record, purpose, tenant) = self
             .open_content(p, ctx, "export.download", tenant_id, export_ref(export_id))
             .await?;
-        let row = self.export_for(p, &record, tenant_id, export_id).await?;
-        if row.requester_id != p.user_id {
+        // Only its requester takes an export away: nobody else learns here that it exists.
+        let row = self
+            .store
+            .export(&TenantScope::new(tenant_id), export_id)
+            .await?
+            .filter(|row| row.requester_id == p.user_id);
+        let Some(row) = row else {
             return Err(self.refuse(record, Denial::NotFound, Vec::new()).await);
-        }
+        };
         // The content was read when the export was made; taking it away is reading it again, so
         // staff must hold the current agreement then too, as for every read of content.
         let customer = p.roles.iter().any(Role::is_customer);

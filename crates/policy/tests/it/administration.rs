@@ -33,6 +33,7 @@ const ADMIN_ACTIONS: &[Action] = &[
     Action::RevokeAccess,
     Action::ListAccessRequests,
     Action::ApproveExport,
+    Action::ReviewExports,
     Action::ManageTenantKeys,
 ];
 
@@ -58,7 +59,9 @@ fn kind(action: Action) -> ResourceKind {
         Action::ReadAuditLog | Action::ReadIncidents | Action::CloseIncident => {
             ResourceKind::AuditLog
         }
-        Action::ReadTenantAccessLog | Action::ApproveExport => ResourceKind::Tenant,
+        Action::ReadTenantAccessLog | Action::ApproveExport | Action::ReviewExports => {
+            ResourceKind::Tenant
+        }
         Action::RequestAccess
         | Action::ApproveAccess
         | Action::RevokeAccess
@@ -163,6 +166,7 @@ fn expected(
                     | Action::ApproveAccess
                     | Action::RevokeAccess
                     | Action::ApproveExport
+                    | Action::ReviewExports
             ) || (is_user_admin(action) && action != Action::CreateStaffUser))
         }
         Role::TenantUser => own && action == Action::ReadTenant,
@@ -181,8 +185,10 @@ fn expected(
         _ if operator => {
             matches!(action, Action::RequestAccess | Action::ListAccessRequests)
                 || (action == Action::RevokeAccess && requested_by_me)
-                || (matches!(action, Action::ApproveExport | Action::ListAssignees)
-                    && role == Role::SupportSupervisor)
+                || (matches!(
+                    action,
+                    Action::ApproveExport | Action::ReviewExports | Action::ListAssignees
+                ) && role == Role::SupportSupervisor)
         }
         _ => false,
     };

@@ -52,6 +52,7 @@ fn suspended_accounts_can_do_nothing() {
                             | Action::UpdateTenantInstructions
                             | Action::ReadTenantAccessLog
                             | Action::ApproveExport
+                            | Action::ReviewExports
                             | Action::DeleteTenant
                             | Action::ManageTenantKeys => ResourceKind::Tenant,
                             _ => ResourceKind::User,

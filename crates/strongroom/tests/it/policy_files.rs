@@ -109,3 +109,62 @@ async fn a_permissive_extra_policy_lets_no_guardrail_through() {
         .await
         .ok(200);
 }
+
+/// Who sees every export of a tenant is a policy decision (`review_exports`), so an operator's
+/// policy can narrow it: here supervisors see only their own, while the tenant's admin still sees
+/// all of them, and the requester theirs.
+#[tokio::test]
+async fn an_extra_policy_can_keep_supervisors_out_of_a_tenants_exports() {
+    use crate::exports::{export_path, exports_path, key_pair, records_scope, world};
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("exports.cedar"),
+        "@id(\"ops.exports_for_tenant_admins_only\")\n\
+         forbid (principal, action == Action::\"review_exports\", resource)\n\
+         when { context.caller.roles.contains(Role::\"support_supervisor\") };\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &[("STRONGROOM_POLICY_DIR", dir.path().to_str().unwrap())],
+        &[],
+    );
+    let w = world(&server).await;
+    let (_, recipient) = key_pair();
+    let created = w
+        .engineer
+        .post(
+            &exports_path(&w.tenant),
+            json!({"scope": records_scope(&["cases"]), "recipient": recipient}),
+        )
+        .await
+        .ok(201);
+    let id = id_of(&created);
+
+    let platform = server.admin().await;
+    let supervisor = staff_session(&server, &platform, "support_supervisor").await;
+    assert!(
+        list_items(&supervisor, &exports_path(&w.tenant))
+            .await
+            .is_empty()
+    );
+    supervisor
+        .get(&export_path(&w.tenant, &id, ""))
+        .await
+        .err(404, "not_found");
+    let listed = list_items(&w.admin, &exports_path(&w.tenant)).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
+    let own = list_items(&w.engineer, &exports_path(&w.tenant)).await;
+    assert_eq!(own.len(), 1, "{own:?}");
+
+    // The tenant admin's view names the policy that gave it.
+    let auditor = staff_session(&server, &platform, "auditor").await;
+    let reads = entries_with_action(&auditor, "export.read").await;
+    assert!(
+        reads
+            .iter()
+            .any(|e| e["policy_ids"].to_string().contains("role.review_exports")),
+        "{reads:?}"
+    );
+}
