@@ -110,8 +110,10 @@ function enrolmentView() {
   const code = el('input', { inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}', required: true });
   const details = el('div');
   // A session whose sign-in is too old to enrol (the server's enrolment window) signs in again.
-  const freshSignIn = (failure) => {
+  const freshSignIn = async (failure) => {
     if (failure.code !== 'forbidden') throw failure;
+    // The stale session ends on the server too (best effort: its idle timeout ends it anyway).
+    await api('POST', path`/v1/auth/logout`).catch(() => {});
     signedOut('Sign in again to enrol: a second factor is enrolled right after signing in.');
   };
   const confirm = () => run(async () => {

@@ -332,8 +332,8 @@ impl Vault {
         self.enforce(record, &decision).await
     }
 
-    /// Whether `p` sees every export of `tenant` (`review_exports`: those who approve them), the
-    /// decision's policies noted in `record` when it does.
+    /// Whether `p` sees every export of `tenant` (`review_exports`: those who approve them); the
+    /// decision's policies are noted in `record` either way.
     fn reviews_exports(
         &self,
         p: &Principal,
@@ -352,14 +352,12 @@ impl Vault {
             Some(&tenant.facts),
             None,
         );
-        if decision.allowed {
-            record.policy_ids = decision.policy_ids;
-        }
+        record.policy_ids = decision.policy_ids;
         decision.allowed
     }
 
     /// The export, if `p` may see it (its requester, or one who reviews the tenant's exports);
-    /// `not_found` (recorded) if not.
+    /// `not_found` (recorded, with the policies that decided) if not.
     async fn export_for(
         &self,
         p: &Principal,
@@ -368,17 +366,29 @@ impl Vault {
         export_id: &str,
     ) -> ServiceResult<ExportRow> {
         let tenant = self.tenant_for(&*record, tenant_id).await?;
+        let row = self.stored_export(record, tenant_id, export_id).await?;
+        if row.requester_id == p.user_id || self.reviews_exports(p, &tenant, record) {
+            return Ok(row);
+        }
+        Err(self
+            .refuse(record.clone(), Denial::NotFound, Vec::new())
+            .await)
+    }
+
+    /// The export as stored, whoever asks; `not_found` (recorded) if there is none.
+    async fn stored_export(
+        &self,
+        record: &AuditRecord,
+        tenant_id: &str,
+        export_id: &str,
+    ) -> ServiceResult<ExportRow> {
         let row = self
             .store
             .export(&TenantScope::new(tenant_id), export_id)
             .await?;
         match row {
-            Some(row)
-                if row.requester_id == p.user_id || self.reviews_exports(p, &tenant, record) =>
-            {
-                Ok(row)
-            }
-            _ => Err(self
+            Some(row) => Ok(row),
+            None => Err(self
                 .refuse(record.clone(), Denial::NotFound, Vec::new())
                 .await),
         }
@@ -406,7 +416,8 @@ impl Vault {
         Ok(view(&row))
     }
 
-    /// The tenant's exports for its admin and supervisors, or the caller's own; newest first.
+    /// All of the tenant's exports for those who review them (`review_exports`), or the caller's
+    /// own; newest first.
     pub async fn exports(
         &self,
         p: &Principal,
@@ -462,10 +473,9 @@ impl Vault {
             export_ref(export_id),
         );
         let tenant = self.tenant_for(&record, tenant_id).await?;
-        let row = self
-            .export_for(p, &mut record, tenant_id, export_id)
-            .await?;
-        // The policy decides who approves (guardrail.self_approval: never the requester).
+        let row = self.stored_export(&record, tenant_id, export_id).await?;
+        // The policy decides who approves (guardrail.self_approval: never the requester). Anyone
+        // else refused learns nothing of the export: not found.
         let mut facts =
             ResourceFacts::new(ResourceKind::Tenant, tenant_id, Some(tenant_id.to_owned()));
         facts.requested_by_principal = row.requester_id == p.user_id;
@@ -476,6 +486,11 @@ impl Vault {
             Some(&tenant.facts),
             None,
         );
+        if !decision.allowed && !facts.requested_by_principal {
+            return Err(self
+                .refuse(record, Denial::NotFound, decision.policy_ids)
+                .await);
+        }
         if !decision.allowed {
             record.policy_ids = decision.policy_ids.clone();
             return Err(self
@@ -484,8 +499,7 @@ impl Vault {
                     decision.denial.unwrap_or(Denial::Forbidden).code(),
                     ServiceError::new(
                         ErrorCode::Forbidden,
-                        "an export is approved by a support supervisor or the tenant's admin, \
-                         never by its requester",
+                        "an export is approved by someone other than its requester",
                     ),
                 )
                 .await);

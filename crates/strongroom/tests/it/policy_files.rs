@@ -157,6 +157,11 @@ async fn an_extra_policy_can_keep_supervisors_out_of_a_tenants_exports() {
     w.admin.get(&export_path(&w.tenant, &id, "")).await.ok(200);
     let own = list_items(&w.engineer, &exports_path(&w.tenant)).await;
     assert_eq!(own.len(), 1, "{own:?}");
+    // A tenant that does not exist has no exports to list.
+    supervisor
+        .get(&exports_path(&rand_hex(16)))
+        .await
+        .err(404, "not_found");
 
     // The tenant admin's view names the policy that gave it.
     let auditor = staff_session(&server, &platform, "auditor").await;
