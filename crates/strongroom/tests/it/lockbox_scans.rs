@@ -74,15 +74,21 @@ impl HeldClamd {
     }
 }
 
-/// A grant revoked while a file is being scanned ends that upload and that download: what was
-/// judged on the grant commits only if the grant still stands.
-#[tokio::test]
-async fn a_grant_revoked_during_a_scan_ends_the_upload_and_the_download() {
-    let mut clamd = HeldClamd::start().await;
+/// A server whose scans go to a held clamd, and the lockbox world on it.
+async fn scanned_world() -> (HeldClamd, Server, crate::lockbox::World) {
+    let clamd = HeldClamd::start().await;
     let mut env = ENV.to_vec();
     env.push(("STRONGROOM_ATTACHMENT_SCANNER", &clamd.address));
     let server = Server::start_with(&env, &[]);
     let w = world(&server, json!({})).await;
+    (clamd, server, w)
+}
+
+/// A grant revoked while a file is being scanned ends that upload and that download: what was
+/// judged on the grant commits only if the grant still stands.
+#[tokio::test]
+async fn a_grant_revoked_during_a_scan_ends_the_upload_and_the_download() {
+    let (mut clamd, _server, w) = scanned_world().await;
     let t = w.tenant.clone();
     let files = attachments_path(&t, &w.case_a);
     let kept = clamd
@@ -147,11 +153,7 @@ async fn a_grant_revoked_during_a_scan_ends_the_upload_and_the_download() {
 /// the grant open when it is assembled, after the scan, not only that nobody revoked it.
 #[tokio::test]
 async fn a_grant_that_ends_during_a_scan_ends_the_upload() {
-    let mut clamd = HeldClamd::start().await;
-    let mut env = ENV.to_vec();
-    env.push(("STRONGROOM_ATTACHMENT_SCANNER", &clamd.address));
-    let server = Server::start_with(&env, &[]);
-    let w = world(&server, json!({})).await;
+    let (mut clamd, _server, w) = scanned_world().await;
     let t = w.tenant.clone();
     let files = attachments_path(&t, &w.case_a);
 
