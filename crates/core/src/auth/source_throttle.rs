@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-/// Bounded memory: past this, windows that ended are dropped (and if none has, all are).
+/// Bounded memory: past this, windows that ended are dropped, then those under the limit (and
+/// if every one refuses, all are).
 const MAX_SOURCES: usize = 100_000;
 
 #[derive(Clone, Copy, Debug)]
@@ -55,12 +56,7 @@ impl SourceThrottle {
         if self.max_failures == 0 {
             return None;
         }
-        let map = self.windows();
-        let window = map.get(&self.key_of(source))?;
-        (self.is_open(window, now_ms) && window.failures >= self.max_failures).then(|| {
-            let ends = window.opened_ms.saturating_add(self.window_ms);
-            secs_ceil(ends.saturating_sub(now_ms))
-        })
+        self.refusal(self.windows().get(&self.key_of(source))?, now_ms)
     }
 
     /// Checks and counts an attempt from `source` in one step, as failed until
@@ -72,12 +68,11 @@ impl SourceThrottle {
         }
         let mut map = self.windows();
         let key = self.key_of(source);
-        if let Some(window) = map.get(&key)
-            && self.is_open(window, now_ms)
-            && window.failures >= self.max_failures
+        if let Some(secs) = map
+            .get(&key)
+            .and_then(|window| self.refusal(window, now_ms))
         {
-            let ends = window.opened_ms.saturating_add(self.window_ms);
-            return Err(secs_ceil(ends.saturating_sub(now_ms)));
+            return Err(secs);
         }
         if map.len() >= MAX_SOURCES && !map.contains_key(&key) {
             // Ended windows go first, then those under the limit: a flood of new sources must
@@ -104,9 +99,10 @@ impl SourceThrottle {
         Ok(())
     }
 
-    /// Takes back the failure [`Self::begin_attempt`] counted, for an attempt that succeeded or
-    /// was refused before any password was checked. A success does not clear the source's other
-    /// failures: one valid account must not reset a spray.
+    /// Takes back the failure [`Self::begin_attempt`] counted, for an attempt that succeeded, or
+    /// that was never judged (refused by the username's throttle, or the server could not check
+    /// it). A success does not clear the source's other failures: one valid account must not
+    /// reset a spray.
     pub fn take_back(&self, source: IpAddr) {
         if let Some(window) = self.windows().get_mut(&self.key_of(source)) {
             window.failures = window.failures.saturating_sub(1);
@@ -124,6 +120,14 @@ impl SourceThrottle {
     /// The key under which refusals of `source` are recorded once a window (`RecentRefusals`).
     pub fn refusal_key(&self, source: IpAddr) -> String {
         format!("source:{}", hex::encode(self.key_of(source)))
+    }
+
+    /// Seconds until `window` ends, if it refuses attempts now.
+    fn refusal(&self, window: &Window, now_ms: i64) -> Option<u64> {
+        (self.is_open(window, now_ms) && window.failures >= self.max_failures).then(|| {
+            let ends = window.opened_ms.saturating_add(self.window_ms);
+            secs_ceil(ends.saturating_sub(now_ms))
+        })
     }
 
     fn is_open(&self, window: &Window, now_ms: i64) -> bool {

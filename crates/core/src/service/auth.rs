@@ -13,6 +13,11 @@ use crate::audit::{Actor, AuditDecision, AuditRecord, ResourceRef};
 use crate::auth::password;
 use crate::auth::session::{CachedSession, TOUCH_EVERY_MS};
 use crate::auth::throttle::{StoredAttempts, refusal_key};
+
+/// Audit reasons of throttled logins: the username's backoff or lockout, or the client address
+/// past its failures (that entry names no account and never the address).
+const USERNAME_THROTTLED: &str = "too_many_attempts";
+const SOURCE_THROTTLED: &str = "too_many_attempts_from_source";
 use crate::clock::rfc3339;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::model::{
@@ -121,10 +126,26 @@ impl Vault {
         if let Some(source) = source
             && let Some(secs) = self.source_throttle.retry_after(source, now)
         {
-            return Err(self.refuse_source(record, source, now, secs).await);
+            return Err(self
+                .refuse_throttled(
+                    record,
+                    &self.source_throttle.refusal_key(source),
+                    SOURCE_THROTTLED,
+                    now,
+                    secs,
+                )
+                .await);
         }
         if let Some(secs) = self.throttle.retry_after(&username, now) {
-            return Err(self.refuse_throttled(record, &username, now, secs).await);
+            return Err(self
+                .refuse_throttled(
+                    record,
+                    &refusal_key(&username),
+                    USERNAME_THROTTLED,
+                    now,
+                    secs,
+                )
+                .await);
         }
         let user = self.store.user_by_username(&username).await?;
         if let Some(u) = &user {
@@ -132,7 +153,15 @@ impl Vault {
             self.throttle.restore(&username, StoredAttempts::of(u), now);
             if let Some(secs) = self.throttle.retry_after(&username, now) {
                 record.actor = Some(actor_of(u));
-                return Err(self.refuse_throttled(record, &username, now, secs).await);
+                return Err(self
+                    .refuse_throttled(
+                        record,
+                        &refusal_key(&username),
+                        USERNAME_THROTTLED,
+                        now,
+                        secs,
+                    )
+                    .await);
             }
         }
         // Checked and counted as failed in one step before the slow check, so parallel attempts cannot
@@ -140,7 +169,15 @@ impl Vault {
         if let Some(source) = source
             && let Err(secs) = self.source_throttle.begin_attempt(source, now)
         {
-            return Err(self.refuse_source(record, source, now, secs).await);
+            return Err(self
+                .refuse_throttled(
+                    record,
+                    &self.source_throttle.refusal_key(source),
+                    SOURCE_THROTTLED,
+                    now,
+                    secs,
+                )
+                .await);
         }
         // Counted as failed from here on: only a success, or the server failing to judge the
         // attempt at all, takes it back. (A client that leaves mid-check stays counted.)
@@ -154,7 +191,15 @@ impl Vault {
             Err(secs) => {
                 take_back();
                 record.actor = user.as_ref().map(actor_of);
-                return Err(self.refuse_throttled(record, &username, now, secs).await);
+                return Err(self
+                    .refuse_throttled(
+                        record,
+                        &refusal_key(&username),
+                        USERNAME_THROTTLED,
+                        now,
+                        secs,
+                    )
+                    .await);
             }
         };
         let Some(user) = user else {
@@ -287,39 +332,21 @@ impl Vault {
         })
     }
 
-    /// Answers a throttled login, recording it once a minute per username: a locked account
-    /// hammered without credentials is refused every time, but grows the append-only log once a
-    /// window, not once a request. (`audit_unavailable` if the log cannot take the entry due.)
+    /// Answers a throttled login, recording it once a minute per throttled key (`refusal_key`: a
+    /// username's or a client address's, both hashed) with `reason`: a locked account, or an
+    /// address past its failures, hammered without credentials is refused every time, but grows
+    /// the append-only log once a window, not once a request. (`audit_unavailable` if the log
+    /// cannot take the entry due.)
     async fn refuse_throttled(
         &self,
         mut record: AuditRecord,
-        username: &str,
+        refusal_key: &str,
+        reason: &'static str,
         now: i64,
         retry_after_secs: u64,
     ) -> ServiceError {
-        record.reason = Some("too_many_attempts");
-        if self.refusals.first_in_window(&refusal_key(username), now)
-            && let Err(err) = self.audit.append(record).await
-        {
-            return err;
-        }
-        ServiceError::too_many_attempts(retry_after_secs)
-    }
-
-    /// Answers a login from a source past its failures, recording it once a minute per source.
-    /// The entry names no account (the refusal is the address's, whichever username it tried)
-    /// and never the address.
-    async fn refuse_source(
-        &self,
-        mut record: AuditRecord,
-        source: IpAddr,
-        now: i64,
-        retry_after_secs: u64,
-    ) -> ServiceError {
-        record.reason = Some("too_many_attempts_from_source");
-        if self
-            .refusals
-            .first_in_window(&self.source_throttle.refusal_key(source), now)
+        record.reason = Some(reason);
+        if self.refusals.first_in_window(refusal_key, now)
             && let Err(err) = self.audit.append(record).await
         {
             return err;

@@ -54,10 +54,11 @@ impl Vault {
             .is_some_and(|t| t.confirmed_at.is_some()))
     }
 
-    /// Refuses enrolment to a session whose login is older than `mfa_enrolment_window_secs`: the
-    /// factor then belongs to whoever holds the password, not to whoever holds a token. (API
-    /// keys are refused before.)
-    async fn require_recent_login(&self, p: &Principal, record: &AuditRecord) -> ServiceResult<()> {
+    /// Refuses enrolment to an API key, and to a session whose login is older than
+    /// `mfa_enrolment_window_secs`: the factor then belongs to whoever holds the password, not
+    /// to whoever holds a token.
+    async fn may_enrol(&self, p: &Principal, record: &AuditRecord) -> ServiceResult<()> {
+        self.refuse_minting_by_key(p, record).await?;
         let window_ms = i64::try_from(self.settings.mfa_enrolment_window_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
         let recent = p
@@ -86,8 +87,7 @@ impl Vault {
         ctx: &RequestContext,
     ) -> ServiceResult<TotpEnrolment> {
         let mut record = self.record(p, ctx, "auth.mfa.totp_start", None, user_ref(&p.user_id));
-        self.refuse_minting_by_key(p, &record).await?;
-        self.require_recent_login(p, &record).await?;
+        self.may_enrol(p, &record).await?;
         if self.has_totp(&p.user_id).await? {
             record.decision = AuditDecision::Deny;
             record.reason = Some("conflict");
@@ -132,8 +132,7 @@ impl Vault {
     ) -> ServiceResult<RecoveryCodes> {
         let code = Zeroizing::new(input.code);
         let mut record = self.record(p, ctx, "auth.mfa.totp_confirm", None, user_ref(&p.user_id));
-        self.refuse_minting_by_key(p, &record).await?;
-        self.require_recent_login(p, &record).await?;
+        self.may_enrol(p, &record).await?;
         let pending = self
             .store
             .user_totp(&p.user_id)
