@@ -61,7 +61,7 @@ impl TrustedProxies {
         Self(ranges)
     }
 
-    fn trusts(&self, address: IpAddr) -> bool {
+    pub(crate) fn trusts(&self, address: IpAddr) -> bool {
         self.0.iter().any(|range| range.0.contains(&address))
     }
 

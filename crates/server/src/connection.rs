@@ -17,30 +17,26 @@ use std::time::Duration;
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+
+use crate::connection_limits::{Admission, ConnectionLimits};
 
 /// The longest `idle` may be (a day), so that the deadline's arithmetic never overflows.
 pub const MAX_IDLE: Duration = Duration::from_secs(86_400);
 
-/// Gives each accepted TCP stream (before TLS) the idle deadline, and refuses (closes) one that
-/// would pass the listener's connection limit: every connection holds a task, its buffers and
-/// TLS state, and the deadline alone bounds how long each lives, not how many there are.
+/// Gives each accepted TCP stream (before TLS) the idle deadline, once the listener's
+/// [`ConnectionLimits`] admit it; one they do not is closed as it arrives.
 #[derive(Clone, Debug)]
 pub struct DeadlineAcceptor {
     idle: Duration,
-    permits: Arc<Semaphore>,
-    refusals: Arc<RefusalReport>,
+    limits: Arc<ConnectionLimits>,
 }
 
 impl DeadlineAcceptor {
-    pub fn new(idle: Duration, max_connections: usize) -> Self {
+    pub fn new(idle: Duration, limits: ConnectionLimits) -> Self {
         Self {
             idle: idle.min(MAX_IDLE),
-            permits: Arc::new(Semaphore::new(
-                max_connections.clamp(1, Semaphore::MAX_PERMITS),
-            )),
-            refusals: Arc::default(),
+            limits: Arc::new(limits),
         }
     }
 }
@@ -51,9 +47,12 @@ impl<S> Accept<TcpStream, S> for DeadlineAcceptor {
     type Future = Ready<io::Result<(Deadlined, S)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            self.refusals.refused();
-            return ready(Err(io::Error::other("connection limit reached")));
+        let admission = stream
+            .peer_addr()
+            .ok()
+            .and_then(|peer| self.limits.admit(peer.ip()));
+        let Some(admission) = admission else {
+            return ready(Err(io::Error::other("connection not admitted")));
         };
         let deadline = Box::pin(tokio::time::sleep(self.idle));
         ready(Ok((
@@ -61,41 +60,20 @@ impl<S> Accept<TcpStream, S> for DeadlineAcceptor {
                 stream,
                 idle: self.idle,
                 deadline,
-                _permit: permit,
+                _admission: admission,
             },
             service,
         )))
     }
 }
 
-/// Counts connections refused at the limit, and warns of them at most once a minute.
-#[derive(Debug, Default)]
-struct RefusalReport {
-    last_warned: std::sync::Mutex<Option<std::time::Instant>>,
-}
-
-impl RefusalReport {
-    fn refused(&self) {
-        metrics::counter!("strongroom_connections_refused_total").increment(1);
-        let Ok(mut last) = self.last_warned.lock() else {
-            return;
-        };
-        if last.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-            *last = Some(std::time::Instant::now());
-            tracing::warn!("connection limit reached: new connections are closed until some end");
-        }
-    }
-}
-
-const WARN_EVERY: Duration = Duration::from_secs(60);
-
 /// A TCP stream that fails with `TimedOut` once nothing has moved on it, either way, for `idle`.
-/// It holds its place under the listener's connection limit until dropped.
+/// It holds its place under the listener's limits until dropped.
 pub struct Deadlined {
     stream: TcpStream,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
-    _permit: OwnedSemaphorePermit,
+    _admission: Admission,
 }
 
 impl Deadlined {
@@ -210,13 +188,15 @@ mod tests {
     }
 
     async fn pair(idle: Duration) -> (Deadlined, TcpStream) {
-        let (server, client) = accepted(&DeadlineAcceptor::new(idle, 8)).await;
+        let limits = ConnectionLimits::new(8, 8, Default::default());
+        let (server, client) = accepted(&DeadlineAcceptor::new(idle, limits)).await;
         (server.unwrap(), client)
     }
 
     #[tokio::test]
     async fn connections_past_the_limit_are_refused_until_one_ends() {
-        let acceptor = DeadlineAcceptor::new(Duration::from_secs(60), 2);
+        let limits = ConnectionLimits::new(2, 2, Default::default());
+        let acceptor = DeadlineAcceptor::new(Duration::from_secs(60), limits);
         let (first, _c1) = accepted(&acceptor).await;
         let (second, _c2) = accepted(&acceptor).await;
         assert!(first.is_ok() && second.is_ok());

@@ -3,6 +3,7 @@
 
 mod client_address;
 mod connection;
+mod connection_limits;
 mod console;
 pub mod error;
 pub mod extract;
@@ -24,6 +25,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use strongroom_core::{ErrorCode, Vault};
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::connection_limits::ConnectionLimits;
 
 pub use client_address::{ProxyRange, TrustedProxies};
 pub use connection::MAX_IDLE as MAX_CONNECTION_IDLE;
@@ -57,6 +60,9 @@ pub struct ListenConfig {
     pub idle: Duration,
     /// Most connections open at once on each listener; more are closed as they arrive.
     pub max_connections: usize,
+    /// Most of them from one client (an IPv4 address, an IPv6 /64; not a trusted proxy); 0: no
+    /// share, the total alone.
+    pub max_connections_per_client: usize,
     /// Reverse proxies whose `X-Forwarded-For` names the client (for the login throttle).
     pub trusted_proxies: TrustedProxies,
 }
@@ -364,7 +370,11 @@ pub async fn serve(
     let mut ops = axum_server::from_tcp(ops_listener)?
         .acceptor(connection::DeadlineAcceptor::new(
             config.idle,
-            config.max_connections,
+            ConnectionLimits::new(
+                config.max_connections,
+                config.max_connections_per_client,
+                TrustedProxies::default(),
+            ),
         ))
         .first_request_timeout(REQUEST_HEAD_TIMEOUT)
         .handle(ops_handle);
@@ -377,7 +387,11 @@ pub async fn serve(
     )
     .acceptor(connection::DeadlineAcceptor::new(
         config.idle,
-        config.max_connections,
+        ConnectionLimits::new(
+            config.max_connections,
+            config.max_connections_per_client,
+            config.trusted_proxies.clone(),
+        ),
     ));
     let mut api = axum_server::from_tcp(api_listener)?
         .acceptor(tls)

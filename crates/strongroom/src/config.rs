@@ -35,6 +35,9 @@ pub struct Config {
     pub connection_idle_secs: u64,
     /// Most connections open at once on each listener; more are closed as they arrive.
     pub max_connections: usize,
+    /// Most of them from one client (an IPv4 address, an IPv6 /64; a trusted proxy excepted),
+    /// so that one client cannot take every place; 0 leaves the total alone.
+    pub max_connections_per_client: usize,
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client, for
     /// the login throttle's count by address. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<ProxyRange>,
@@ -96,6 +99,7 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             connection_idle_secs: 120,
             max_connections: 1024,
+            max_connections_per_client: 256,
             trusted_proxies: Vec::new(),
             service: Settings::default(),
         }

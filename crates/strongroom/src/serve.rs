@@ -149,6 +149,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         grace: Duration::from_secs(args.config.shutdown_grace_secs),
         idle: Duration::from_secs(args.config.connection_idle_secs),
         max_connections: args.config.max_connections,
+        max_connections_per_client: args.config.max_connections_per_client,
         trusted_proxies: TrustedProxies::new(args.config.trusted_proxies.clone()),
     };
     let mut bound_result = Ok(());

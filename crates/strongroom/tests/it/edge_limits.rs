@@ -113,49 +113,46 @@ async fn behind_a_trusted_proxy_each_forwarded_client_is_counted_apart() {
     login_attempt(&anon, &user.username, PASSWORD).await.ok(200);
 }
 
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Whether a request on `tls` is answered `200`.
+async fn answers(tls: &mut Tls) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if tls
+        .write_all(b"GET /v1/audit/checkpoint HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = vec![0u8; 4096];
+    matches!(tls.read(&mut answer).await, Ok(n) if answer[..n].starts_with(b"HTTP/1.1 200"))
+}
+
+/// Whether a new connection from `from` is closed as it arrives: its handshake fails, or at the
+/// latest its first request goes unanswered.
+async fn closed_on_arrival(server: &Server, from: Option<std::net::IpAddr>) -> bool {
+    match try_raw_tls_from(server, from).await {
+        Err(_) => true,
+        Ok(mut tls) => !answers(&mut tls).await,
+    }
+}
+
 #[tokio::test]
 async fn connections_past_the_cap_are_closed_until_one_ends() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let server = Server::start_with(&[("STRONGROOM_MAX_CONNECTIONS", "2")], &[]);
     let mut first = try_raw_tls(&server).await.expect("first connection");
     let _second = try_raw_tls(&server).await.expect("second connection");
-    // The third is closed as it arrives: its handshake fails (or, at the latest, its first read).
-    let third = match try_raw_tls(&server).await {
-        Err(_) => true,
-        Ok(mut tls) => {
-            let _ = tls
-                .write_all(b"GET /v1/audit/checkpoint HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                .await;
-            let mut answer = [0u8; 64];
-            matches!(tls.read(&mut answer).await, Ok(0) | Err(_))
-        }
-    };
-    assert!(third, "a third connection was served with a cap of two");
+    assert!(
+        closed_on_arrival(&server, None).await,
+        "a third connection was served with a cap of two"
+    );
 
     // The open ones still work, and once one ends there is room again.
-    first
-        .write_all(b"GET /v1/audit/checkpoint HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = vec![0u8; 4096];
-    let n = first.read(&mut answer).await.unwrap();
-    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    assert!(answers(&mut first).await);
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let admitted = match try_raw_tls(&server).await {
-            Ok(mut tls) => {
-                tls.write_all(b"GET /v1/audit/checkpoint HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                    .await
-                    .is_ok()
-                    && matches!(tls.read(&mut answer).await, Ok(n) if answer[..n].starts_with(b"HTTP/1.1 200"))
-            }
-            Err(_) => false,
-        };
-        if admitted {
-            break;
-        }
+    while closed_on_arrival(&server, None).await {
         assert!(
             Instant::now() < deadline,
             "no room after a connection ended"
@@ -169,4 +166,28 @@ async fn connections_past_the_cap_are_closed_until_one_ends() {
         metrics.contains("strongroom_connections_refused_total"),
         "{metrics}"
     );
+}
+
+/// One client takes at most its share of the connections: the others still get in.
+#[tokio::test]
+async fn one_client_cannot_take_every_connection() {
+    let server = Server::start_with(
+        &[
+            ("STRONGROOM_MAX_CONNECTIONS", "8"),
+            ("STRONGROOM_MAX_CONNECTIONS_PER_CLIENT", "2"),
+        ],
+        &[],
+    );
+    let _first = try_raw_tls(&server).await.expect("first connection");
+    let _second = try_raw_tls(&server).await.expect("second connection");
+    assert!(
+        closed_on_arrival(&server, None).await,
+        "a client was served a third connection with a share of two"
+    );
+    // Another client (another loopback address) is served.
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut tls = try_raw_tls_from(&server, Some(other))
+        .await
+        .expect("another client's connection");
+    assert!(answers(&mut tls).await);
 }

@@ -637,6 +637,14 @@ pub async fn raw_tls(server: &Server) -> tokio_rustls::client::TlsStream<tokio::
 pub async fn try_raw_tls(
     server: &Server,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    try_raw_tls_from(server, None).await
+}
+
+/// [`try_raw_tls`] from the loopback address `from` (`127.0.0.2`: another client to the server).
+pub async fn try_raw_tls_from(
+    server: &Server,
+    from: Option<std::net::IpAddr>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     use rustls_pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(server.cert_pem()) {
@@ -648,7 +656,14 @@ pub async fn try_raw_tls(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(server.api).await?;
+    let tcp = match from {
+        None => tokio::net::TcpStream::connect(server.api).await?,
+        Some(from) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(std::net::SocketAddr::new(from, 0))?;
+            socket.connect(server.api).await?
+        }
+    };
     let name = rustls_pki_types::ServerName::IpAddress(server.api.ip().into());
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
         .connect(name, tcp)
