@@ -72,6 +72,9 @@ impl ServerProcess {
             .env("STRONGROOM_MFA_REQUIRED_FOR_STAFF", "false")
             .env("STRONGROOM_MFA_REQUIRED_FOR_TENANT_ADMINS", "false")
             .env("STRONGROOM_LOG_LEVEL", "warn")
+            // Its load connections stand for a fleet of callers, all from this one address.
+            .env("STRONGROOM_MAX_CONNECTIONS", "100000")
+            .env("STRONGROOM_MAX_CONNECTIONS_PER_CLIENT", "0")
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("server.log")?)
             .stderr(log);
